@@ -1,0 +1,36 @@
+GO ?= go
+BIN := bin/switchover
+PROTO_DIR := plugins/protocol/v1
+
+.PHONY: build test generate lint bench-plan fuzz clean check-generate
+
+build:
+	$(GO) build -o $(BIN) ./cmd/switchover
+
+test:
+	$(GO) test -count=1 ./...
+
+generate:
+	cd $(PROTO_DIR) && protoc --proto_path=. \
+		--go_out=. --go_opt=paths=source_relative \
+		--go-grpc_out=. --go-grpc_opt=paths=source_relative \
+		plugin.proto
+
+# Fails when `make generate` would change committed generated code.
+check-generate: generate
+	git diff --exit-code -- $(PROTO_DIR)
+
+lint:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+	@bad=$$($(GO) list -f '{{.ImportPath}}: {{join .Imports " "}}' ./plugins/... | grep '/internal/' || true); \
+		if [ -n "$$bad" ]; then echo "plugins must not import internal/: $$bad"; exit 1; fi
+
+bench-plan: build
+	$(GO) run ./internal/tools/benchplan -bin $(BIN)
+
+fuzz:
+	$(GO) test ./internal/runbook -run '^$$' -fuzz FuzzLoad -fuzztime 30s
+
+clean:
+	rm -rf bin

@@ -1,0 +1,132 @@
+// Package runbook reads a runbook directory into a model: blocks with their
+// unevaluated expressions and source ranges. It evaluates nothing and does no
+// I/O beyond reading the files.
+package runbook
+
+import (
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/ext/typeexpr"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// Runbook is a parsed runbook directory.
+type Runbook struct {
+	Dir string
+	// Files maps each file name to its parsed file, for diagnostics snippets.
+	Files map[string]*hcl.File
+	// Hash is the SHA-256 of every runbook file's name and content.
+	Hash string
+
+	Meta      *Meta
+	Variables []*Variable
+	Locals    []*Local
+	Plugins   []*PluginBlock
+	Steps     []*Step
+	Outputs   []*Output
+}
+
+// Meta is the `runbook "NAME"` block.
+type Meta struct {
+	Name        string
+	Client      string
+	OldProvider string
+	NewProvider string
+	Description string
+	DeclRange   hcl.Range
+}
+
+// Variable is a `variable "NAME"` block.
+type Variable struct {
+	Name        string
+	Type        cty.Type
+	Defaults    *typeexpr.Defaults // optional attribute defaults of the type
+	Default     cty.Value // cty.NilVal when none
+	Description string
+	Sensitive   bool
+	Validations []*Validation
+	DeclRange   hcl.Range
+}
+
+// Validation is a variable's `validation` block.
+type Validation struct {
+	Condition    hcl.Expression
+	ErrorMessage hcl.Expression
+	DeclRange    hcl.Range
+}
+
+// Local is one attribute of a `locals` block.
+type Local struct {
+	Name      string
+	Expr      hcl.Expression
+	DeclRange hcl.Range
+}
+
+// PluginBlock is a `plugin "NAME"` block: one configured instance of a plugin.
+type PluginBlock struct {
+	Name      string
+	Alias     string
+	Config    hcl.Body // decoded later against the plugin's schema
+	DeclRange hcl.Range
+	NameRange hcl.Range
+}
+
+// Key is NAME or NAME.ALIAS, how steps refer to this configuration.
+func (p *PluginBlock) Key() string {
+	if p.Alias == "" {
+		return p.Name
+	}
+	return p.Name + "." + p.Alias
+}
+
+// OnFailure says what a failed step does to the rest of the run.
+type OnFailure string
+
+const (
+	Halt     OnFailure = "halt"
+	Continue OnFailure = "continue"
+)
+
+// Retry is a step's `retry` block.
+type Retry struct {
+	Attempts int
+	Backoff  time.Duration
+}
+
+// Step is a `step "PLUGIN.ACTION" "NAME"` block.
+type Step struct {
+	Name   string
+	Plugin string
+	Action string
+	// PluginKey is the plugin configuration it uses: Plugin, or Plugin.ALIAS
+	// when the step says `plugin = PLUGIN.ALIAS`.
+	PluginKey   string
+	PluginRange *hcl.Range
+
+	DependsOn []hcl.Traversal
+	ForEach   hcl.Expression // nil when absent
+	When      hcl.Expression // nil when absent
+	Timeout   time.Duration  // 0 when absent
+	Retry     *Retry
+	OnFailure OnFailure
+
+	// Config is the rest of the body, decoded against the action's schema.
+	Config hcl.Body
+
+	DeclRange hcl.Range
+	TypeRange hcl.Range
+	NameRange hcl.Range
+}
+
+// Address is step.NAME.
+func (s *Step) Address() string { return "step." + s.Name }
+
+// Output is an `output "NAME"` block.
+type Output struct {
+	Name        string
+	Value       hcl.Expression
+	Description string
+	Sensitive   bool
+	DeclRange   hcl.Range
+}

@@ -1,0 +1,261 @@
+package sdk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/hashicorp/go-plugin"
+	"github.com/zclconf/go-cty/cty"
+	"google.golang.org/grpc"
+
+	pb "github.com/switchover/switchover/plugins/protocol/v1"
+)
+
+// Handshake is the go-plugin handshake shared by switchover and its plugins.
+// A binary started by anything else refuses to run as a plugin.
+var Handshake = plugin.HandshakeConfig{
+	ProtocolVersion:  ProtocolVersion,
+	MagicCookieKey:   "SWITCHOVER_PLUGIN_MAGIC_COOKIE",
+	MagicCookieValue: "c0b1f1a5e7d84e1f9a0d2b6c4e8f3a17",
+}
+
+// PluginSetName is the name under which the plugin is dispensed.
+const PluginSetName = "switchover"
+
+// GRPCPlugin adapts a Provider to go-plugin. Impl is set on the serving side.
+type GRPCPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+	Impl Provider
+}
+
+// GRPCServer implements plugin.GRPCPlugin.
+func (p *GRPCPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	pb.RegisterPluginServer(s, &grpcServer{impl: p.Impl})
+	return nil
+}
+
+// GRPCClient implements plugin.GRPCPlugin; it returns a Provider.
+func (p *GRPCPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
+	return &GRPCClient{client: pb.NewPluginClient(c)}, nil
+}
+
+// --- serving side ---
+
+type grpcServer struct {
+	pb.UnimplementedPluginServer
+	impl Provider
+}
+
+func (s *grpcServer) GetSchema(ctx context.Context, _ *pb.GetSchemaRequest) (*pb.GetSchemaResponse, error) {
+	sc, err := s.impl.Schema(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return encodeSchema(sc), nil
+}
+
+func (s *grpcServer) Configure(ctx context.Context, req *pb.ConfigureRequest) (*pb.ConfigureResponse, error) {
+	v, err := decodeValue(req.Config)
+	if err != nil {
+		return nil, err
+	}
+	diags, err := s.impl.Configure(ctx, v)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.ConfigureResponse{Diagnostics: encodeDiags(diags)}, nil
+}
+
+func (s *grpcServer) Plan(ctx context.Context, req *pb.PlanRequest) (*pb.PlanResponse, error) {
+	v, err := decodeValue(req.Attributes)
+	if err != nil {
+		return nil, err
+	}
+	r, err := s.impl.Plan(ctx, &PlanRequest{Action: req.Action, Address: req.Address, Attributes: NewValues(v), Checkpoint: req.Checkpoint})
+	if err != nil {
+		return nil, err
+	}
+	return &pb.PlanResponse{Action: planKinds[r.Kind], Summary: r.Summary, Details: r.Details, Private: r.Private, Diagnostics: encodeDiags(r.Diagnostics)}, nil
+}
+
+func (s *grpcServer) Apply(stream pb.Plugin_ApplyServer) error {
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	req := first.GetRequest()
+	if req == nil {
+		return errors.New("protocol error: Apply stream must start with a request")
+	}
+	attrs, err := decodeValue(req.Attributes)
+	if err != nil {
+		return err
+	}
+	ev := &serverEvents{stream: stream, acks: make(chan *pb.CheckpointAck, 1)}
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	recvDone := make(chan struct{})
+	go func() {
+		defer close(recvDone)
+		for {
+			m, err := stream.Recv()
+			if err != nil {
+				cancel()
+				return
+			}
+			if ack := m.GetAck(); ack != nil {
+				ev.acks <- ack
+			}
+		}
+	}()
+	resp, err := s.impl.Apply(ctx, &ApplyRequest{Action: req.Action, Address: req.Address, Attributes: NewValues(attrs), Private: req.Private, Checkpoint: req.Checkpoint}, ev)
+	if err != nil {
+		return err
+	}
+	outs, err := encodeOutputs(resp.Outputs)
+	if err != nil {
+		return fmt.Errorf("encoding outputs: %w", err)
+	}
+	return ev.send(&pb.ApplyServerMessage{Msg: &pb.ApplyServerMessage_Result{Result: &pb.ApplyResult{Summary: resp.Summary, Outputs: outs, Diagnostics: encodeDiags(resp.Diagnostics)}}})
+}
+
+type serverEvents struct {
+	mu     sync.Mutex
+	stream pb.Plugin_ApplyServer
+	seq    uint64
+	acks   chan *pb.CheckpointAck
+}
+
+func (e *serverEvents) send(m *pb.ApplyServerMessage) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.stream.Send(m)
+}
+
+func (e *serverEvents) Checkpoint(ctx context.Context, data []byte) error {
+	e.mu.Lock()
+	e.seq++
+	seq := e.seq
+	err := e.stream.Send(&pb.ApplyServerMessage{Msg: &pb.ApplyServerMessage_Checkpoint{Checkpoint: &pb.Checkpoint{Seq: seq, Data: data}}})
+	e.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	select {
+	case ack := <-e.acks:
+		if ack.Seq != seq {
+			return fmt.Errorf("protocol error: checkpoint %d acknowledged as %d", seq, ack.Seq)
+		}
+		if ack.Error != "" {
+			return fmt.Errorf("checkpoint not recorded: %s", ack.Error)
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (e *serverEvents) Log(msg string) {
+	_ = e.send(&pb.ApplyServerMessage{Msg: &pb.ApplyServerMessage_Log{Log: &pb.LogLine{Message: msg}}})
+}
+
+// --- client side ---
+
+// GRPCClient is a Provider backed by a plugin in another process.
+type GRPCClient struct {
+	client pb.PluginClient
+}
+
+var _ Provider = (*GRPCClient)(nil)
+
+// Schema implements Provider.
+func (c *GRPCClient) Schema(ctx context.Context) (*Schema, error) {
+	r, err := c.client.GetSchema(ctx, &pb.GetSchemaRequest{})
+	if err != nil {
+		return nil, err
+	}
+	return decodeSchema(r)
+}
+
+// Configure implements Provider.
+func (c *GRPCClient) Configure(ctx context.Context, config cty.Value) (Diagnostics, error) {
+	dv, err := encodeValue(config)
+	if err != nil {
+		return nil, err
+	}
+	r, err := c.client.Configure(ctx, &pb.ConfigureRequest{Config: dv})
+	if err != nil {
+		return nil, err
+	}
+	return decodeDiags(r.Diagnostics), nil
+}
+
+// Plan implements Provider.
+func (c *GRPCClient) Plan(ctx context.Context, req *PlanRequest) (*PlanResponse, error) {
+	dv, err := encodeValue(req.Attributes.Raw())
+	if err != nil {
+		return nil, err
+	}
+	r, err := c.client.Plan(ctx, &pb.PlanRequest{Action: req.Action, Address: req.Address, Attributes: dv, Checkpoint: req.Checkpoint})
+	if err != nil {
+		return nil, err
+	}
+	resp := &PlanResponse{Summary: r.Summary, Details: r.Details, Private: r.Private, Diagnostics: decodeDiags(r.Diagnostics)}
+	for k, v := range planKinds {
+		if v == r.Action {
+			resp.Kind = k
+		}
+	}
+	if resp.Kind == 0 && !resp.Diagnostics.HasErrors() {
+		return nil, fmt.Errorf("protocol error: plan answered with unknown kind %v", r.Action)
+	}
+	return resp, nil
+}
+
+// Apply implements Provider.
+func (c *GRPCClient) Apply(ctx context.Context, req *ApplyRequest, ev Events) (*ApplyResponse, error) {
+	dv, err := encodeValue(req.Attributes.Raw())
+	if err != nil {
+		return nil, err
+	}
+	stream, err := c.client.Apply(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := stream.Send(&pb.ApplyClientMessage{Msg: &pb.ApplyClientMessage_Request{Request: &pb.ApplyRequest{
+		Action: req.Action, Address: req.Address, Attributes: dv, Private: req.Private, Checkpoint: req.Checkpoint,
+	}}}); err != nil {
+		return nil, err
+	}
+	for {
+		m, err := stream.Recv()
+		if err == io.EOF {
+			return nil, errors.New("protocol error: plugin closed the apply stream without a result")
+		}
+		if err != nil {
+			return nil, err
+		}
+		switch msg := m.Msg.(type) {
+		case *pb.ApplyServerMessage_Log:
+			ev.Log(msg.Log.Message)
+		case *pb.ApplyServerMessage_Checkpoint:
+			ack := &pb.CheckpointAck{Seq: msg.Checkpoint.Seq}
+			if err := ev.Checkpoint(ctx, msg.Checkpoint.Data); err != nil {
+				ack.Error = err.Error()
+			}
+			if err := stream.Send(&pb.ApplyClientMessage{Msg: &pb.ApplyClientMessage_Ack{Ack: ack}}); err != nil {
+				return nil, err
+			}
+		case *pb.ApplyServerMessage_Result:
+			outs, err := decodeOutputs(msg.Result.Outputs)
+			if err != nil {
+				return nil, err
+			}
+			_ = stream.CloseSend()
+			return &ApplyResponse{Summary: msg.Result.Summary, Outputs: outs, Diagnostics: decodeDiags(msg.Result.Diagnostics)}, nil
+		}
+	}
+}

@@ -1,0 +1,128 @@
+package sdk
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime/debug"
+	"sort"
+
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+)
+
+// Plugin is a plugin implemented in Go. Fill it in and pass it to Serve.
+type Plugin struct {
+	Name        string
+	Version     string
+	Description string
+	// Config is the schema of the runbook's `plugin "NAME" { ... }` block.
+	Config []Attribute
+	// ConfigureFunc receives the plugin block's settings. Optional.
+	ConfigureFunc func(ctx context.Context, config Values) Diagnostics
+	Actions       []*Action
+}
+
+// Action is one action of a plugin.
+type Action struct {
+	Name        string
+	Description string
+	Attributes  []Attribute
+	Outputs     []Output
+	// PlanFunc must not change anything.
+	PlanFunc  func(ctx context.Context, req *PlanRequest) *PlanResponse
+	ApplyFunc func(ctx context.Context, req *ApplyRequest, ev Events) *ApplyResponse
+}
+
+var _ Provider = (*Plugin)(nil)
+
+func (p *Plugin) action(name string) *Action {
+	for _, a := range p.Actions {
+		if a.Name == name {
+			return a
+		}
+	}
+	return nil
+}
+
+// Schema implements Provider.
+func (p *Plugin) Schema(ctx context.Context) (*Schema, error) {
+	s := &Schema{Name: p.Name, Version: p.Version, Description: p.Description, Config: p.Config}
+	for _, a := range p.Actions {
+		s.Actions = append(s.Actions, ActionSchema{Name: a.Name, Description: a.Description, Attributes: a.Attributes, Outputs: a.Outputs})
+	}
+	sort.Slice(s.Actions, func(i, j int) bool { return s.Actions[i].Name < s.Actions[j].Name })
+	return s, nil
+}
+
+// Configure implements Provider.
+func (p *Plugin) Configure(ctx context.Context, config cty.Value) (diags Diagnostics, err error) {
+	if p.ConfigureFunc == nil {
+		return nil, nil
+	}
+	defer recoverInto(p.Name, "Configure", &err)
+	return p.ConfigureFunc(ctx, NewValues(config)), nil
+}
+
+// Plan implements Provider.
+func (p *Plugin) Plan(ctx context.Context, req *PlanRequest) (resp *PlanResponse, err error) {
+	a := p.action(req.Action)
+	if a == nil || a.PlanFunc == nil {
+		return nil, fmt.Errorf("plugin %q has no action %q", p.Name, req.Action)
+	}
+	defer recoverInto(p.Name, req.Action, &err)
+	resp = a.PlanFunc(ctx, req)
+	if resp == nil {
+		return nil, fmt.Errorf("plugin %q action %q returned no plan", p.Name, req.Action)
+	}
+	if resp.Kind == 0 && !resp.Diagnostics.HasErrors() {
+		return nil, fmt.Errorf("plugin %q action %q returned a plan without a kind", p.Name, req.Action)
+	}
+	return resp, nil
+}
+
+// Apply implements Provider.
+func (p *Plugin) Apply(ctx context.Context, req *ApplyRequest, ev Events) (resp *ApplyResponse, err error) {
+	a := p.action(req.Action)
+	if a == nil || a.ApplyFunc == nil {
+		return nil, fmt.Errorf("plugin %q has no action %q", p.Name, req.Action)
+	}
+	defer recoverInto(p.Name, req.Action, &err)
+	resp = a.ApplyFunc(ctx, req, ev)
+	if resp == nil {
+		return nil, fmt.Errorf("plugin %q action %q returned no result", p.Name, req.Action)
+	}
+	if err := checkOutputs(a, resp.Outputs); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+func checkOutputs(a *Action, outs map[string]cty.Value) error {
+	for name, v := range outs {
+		var decl *Output
+		for i := range a.Outputs {
+			if a.Outputs[i].Name == name {
+				decl = &a.Outputs[i]
+			}
+		}
+		if decl == nil {
+			return fmt.Errorf("action %q returned undeclared output %q", a.Name, name)
+		}
+		if _, err := convert.Convert(v, decl.Type); err != nil {
+			return fmt.Errorf("action %q output %q: %v", a.Name, name, err)
+		}
+	}
+	return nil
+}
+
+// recoverInto turns a panic in plugin code into an error that names the
+// plugin, so that one bad plugin call fails one step, not the whole process.
+func recoverInto(plugin, call string, err *error) {
+	if r := recover(); r != nil {
+		// The stack goes to the plugin's stderr (switchover's debug log), not
+		// into the error a user reads.
+		fmt.Fprintf(os.Stderr, "plugin %q panicked in %s: %v\n%s", plugin, call, r, debug.Stack())
+		*err = fmt.Errorf("plugin %q panicked in %s: %v", plugin, call, r)
+	}
+}

@@ -1,0 +1,167 @@
+// Package sdk is what a switchover plugin author imports.
+//
+// A plugin declares its configuration schema and its actions, each with typed
+// attributes and outputs, and implements three calls:
+//
+//   - Configure receives the plugin block's settings (connection, credentials).
+//   - Plan is read-only: it observes the real system and answers NoChange,
+//     Change or Manual (a person must act), with a one-line summary and details.
+//   - Apply makes the change. It may record checkpoints with Events.Checkpoint,
+//     which returns only once switchover has made the checkpoint durable.
+//
+// Every action must be idempotent as seen from the world: Plan after a
+// finished Apply answers NoChange. That is what makes an interrupted run safe
+// to resume.
+//
+// A plugin binary's main function is a single call to Serve.
+package sdk
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/zclconf/go-cty/cty"
+)
+
+// ProtocolVersion is the plugin protocol version this SDK speaks.
+const ProtocolVersion = 1
+
+// Attribute describes one attribute of a plugin's configuration or of an action.
+type Attribute struct {
+	Name        string
+	Type        cty.Type
+	Required    bool
+	Sensitive   bool
+	Description string
+}
+
+// Output describes one output of an action, available to later steps as
+// step.NAME.outputs.OUTPUT.
+type Output struct {
+	Name        string
+	Type        cty.Type
+	Sensitive   bool
+	Description string
+}
+
+// ActionSchema is the declared shape of one action.
+type ActionSchema struct {
+	Name        string
+	Description string
+	Attributes  []Attribute
+	Outputs     []Output
+}
+
+// Schema is the declared shape of a whole plugin.
+type Schema struct {
+	Name        string
+	Version     string
+	Description string
+	Config      []Attribute
+	Actions     []ActionSchema
+}
+
+// Action returns the named action's schema, or nil.
+func (s *Schema) Action(name string) *ActionSchema {
+	for i := range s.Actions {
+		if s.Actions[i].Name == name {
+			return &s.Actions[i]
+		}
+	}
+	return nil
+}
+
+// PlanKind is a plan's verdict for one step instance.
+type PlanKind int
+
+const (
+	// NoChange: the world already is as the step wants it.
+	NoChange PlanKind = iota + 1
+	// Change: applying the step will change the world.
+	Change
+	// Manual: a person has to act; switchover cannot do it.
+	Manual
+)
+
+func (k PlanKind) String() string {
+	switch k {
+	case NoChange:
+		return "no-change"
+	case Change:
+		return "change"
+	case Manual:
+		return "manual"
+	}
+	return fmt.Sprintf("PlanKind(%d)", int(k))
+}
+
+// PlanRequest asks a plugin to observe the world for one step instance.
+type PlanRequest struct {
+	Action  string
+	Address string
+	// Attributes are the step's attributes, of the action's declared types.
+	// An attribute may be unknown when it depends on another step's outputs.
+	Attributes Values
+	// Checkpoint is the last checkpoint recorded for this instance (nil if none).
+	Checkpoint []byte
+}
+
+// PlanResponse is the plugin's verdict.
+type PlanResponse struct {
+	Kind    PlanKind
+	Summary string
+	Details []string
+	// Private is handed back in ApplyRequest.Private.
+	Private     []byte
+	Diagnostics Diagnostics
+}
+
+// ApplyRequest asks a plugin to make the change for one step instance.
+type ApplyRequest struct {
+	Action     string
+	Address    string
+	Attributes Values
+	Private    []byte
+	Checkpoint []byte
+}
+
+// ApplyResponse is the result of Apply.
+type ApplyResponse struct {
+	Summary     string
+	Outputs     map[string]cty.Value
+	Diagnostics Diagnostics
+}
+
+// Events lets Apply report progress to switchover.
+type Events interface {
+	// Checkpoint records data for this step instance. It returns only once
+	// switchover has made it durable; a resumed run hands it back to Plan
+	// and Apply.
+	Checkpoint(ctx context.Context, data []byte) error
+	// Log sends a progress line.
+	Log(msg string)
+}
+
+// Provider is the Go interface that both ends of the wire speak: a plugin
+// in-process (*Plugin) and a plugin in another process (the gRPC client).
+type Provider interface {
+	Schema(ctx context.Context) (*Schema, error)
+	Configure(ctx context.Context, config cty.Value) (Diagnostics, error)
+	Plan(ctx context.Context, req *PlanRequest) (*PlanResponse, error)
+	Apply(ctx context.Context, req *ApplyRequest, ev Events) (*ApplyResponse, error)
+}
+
+// NoChangef is a PlanResponse saying nothing remains to do.
+func NoChangef(format string, a ...any) *PlanResponse {
+	return &PlanResponse{Kind: NoChange, Summary: fmt.Sprintf(format, a...)}
+}
+
+// Changef is a PlanResponse announcing a change.
+func Changef(format string, a ...any) *PlanResponse {
+	return &PlanResponse{Kind: Change, Summary: fmt.Sprintf(format, a...)}
+}
+
+// Manualf is a PlanResponse saying a person has to act.
+func Manualf(format string, a ...any) *PlanResponse {
+	return &PlanResponse{Kind: Manual, Summary: fmt.Sprintf(format, a...)}
+}
