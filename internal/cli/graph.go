@@ -1,0 +1,47 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/switchover/switchover/internal/engine"
+	"github.com/switchover/switchover/internal/pluginhost"
+)
+
+func runGraph(ctx context.Context, env *Env, args []string) int {
+	var o validateOptions
+	fs := newFlags(env, "graph", "Prints the steps of the runbook in DIR and their dependencies in DOT format\n(render with: switchover graph | dot -Tsvg > graph.svg).", "[DIR]")
+	addVarFlags(fs, &o.Vars)
+	addPluginDirFlag(fs, &o.PluginDir)
+	pos, code, ok := parse(fs, args, 1)
+	if !ok {
+		return code
+	}
+	o.Dir = dirArg(pos)
+	host := pluginhost.New(pluginhost.Options{Dirs: pluginDirs(o.PluginDir)})
+	defer host.Close()
+	g, diags := engine.Build(ctx, engine.Options{Dir: o.Dir, Vars: o.Vars, Host: host, Mode: engine.ModeValidate})
+	if diags.HasErrors() {
+		printDiags(env.Stderr, filesOf(g), diags)
+		return ExitError
+	}
+	var b strings.Builder
+	b.WriteString("digraph switchover {\n  rankdir = \"LR\";\n  node [shape = box];\n")
+	for _, n := range g.Order {
+		s := n.Step
+		label := fmt.Sprintf("step.%s\\n%s.%s", s.Name, s.Plugin, s.Action)
+		if s.ForEach != nil {
+			label += fmt.Sprintf("\\n(%d instances)", len(n.Instances))
+		}
+		fmt.Fprintf(&b, "  %q [label = %q];\n", "step."+s.Name, label)
+	}
+	for _, n := range g.Order {
+		for _, d := range n.Deps {
+			fmt.Fprintf(&b, "  %q -> %q;\n", "step."+d, "step."+n.Step.Name)
+		}
+	}
+	b.WriteString("}\n")
+	fmt.Fprint(env.Stdout, strings.ReplaceAll(b.String(), `\\n`, `\n`))
+	return ExitOK
+}

@@ -1,0 +1,225 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+	ctyjson "github.com/zclconf/go-cty/cty/json"
+
+	"github.com/switchover/switchover/internal/engine"
+	"github.com/switchover/switchover/internal/lang"
+	"github.com/switchover/switchover/internal/pluginhost"
+	"github.com/switchover/switchover/internal/plans"
+	"github.com/switchover/switchover/plugins/sdk"
+)
+
+type planOptions struct {
+	Dir              string
+	Vars             []engine.VarInput
+	PluginDir        string
+	Out              string
+	JSON             bool
+	DetailedExitCode bool
+	Targets          []string
+	Parallelism      int
+}
+
+func runPlan(ctx context.Context, env *Env, args []string) int {
+	var o planOptions
+	var targets listFlag
+	fs := newFlags(env, "plan", "Asks every step instance's plugin to observe the real system, in parallel, and shows what\napply would change, what is already done and what needs a person. Changes nothing.", "[DIR]")
+	addVarFlags(fs, &o.Vars)
+	addPluginDirFlag(fs, &o.PluginDir)
+	fs.StringVar(&o.Out, "out", "", "Save the plan to FILE for `switchover apply FILE`")
+	fs.BoolVar(&o.JSON, "json", false, "Print the plan as JSON")
+	fs.BoolVar(&o.DetailedExitCode, "detailed-exitcode", false, "Exit 2 when the plan has changes or steps for a person, 0 when it has none, 1 on error")
+	fs.Var(&targets, "target", "Plan only step.NAME and the steps it depends on (repeatable)")
+	fs.IntVar(&o.Parallelism, "parallelism", 10, "How many step instances are observed at once")
+	pos, code, ok := parse(fs, args, 1)
+	if !ok {
+		return code
+	}
+	o.Dir, o.Targets = dirArg(pos), targets
+	if o.Parallelism < 1 {
+		fmt.Fprintln(env.Stderr, "switchover plan: -parallelism must be at least 1")
+		return ExitError
+	}
+	return plan(ctx, env, o)
+}
+
+func plan(ctx context.Context, env *Env, o planOptions) int {
+	host := pluginhost.New(pluginhost.Options{Dirs: pluginDirs(o.PluginDir)})
+	defer host.Close()
+	fail := func(files map[string]*hcl.File, diags hcl.Diagnostics) int {
+		if o.JSON {
+			writeJSON(env.Stdout, map[string]any{"format_version": 1, "errored": true, "diagnostics": toJSONDiags(files, diags)})
+		} else {
+			printDiags(env.Stderr, files, diags)
+		}
+		return ExitError
+	}
+	g, diags := engine.Build(ctx, engine.Options{Dir: o.Dir, Vars: o.Vars, Host: host, Mode: engine.ModePlan, Targets: o.Targets})
+	if diags.HasErrors() {
+		return fail(filesOf(g), diags)
+	}
+	files := g.Runbook.Files
+	if d := g.Configure(ctx); d.HasErrors() {
+		return fail(files, append(diags, d...))
+	} else {
+		diags = append(diags, d...)
+	}
+	ips, d := g.Plan(ctx, o.Parallelism, nil)
+	diags = append(diags, d...)
+	c := engine.Count(ips)
+	if o.JSON {
+		writeJSON(env.Stdout, planJSON(g, ips, c, files, diags))
+	} else {
+		renderPlan(env.Stdout, g, ips, c)
+		printDiags(env.Stderr, files, diags)
+	}
+	if diags.HasErrors() {
+		return ExitError
+	}
+	if o.Out != "" {
+		if err := plans.Write(o.Out, savedPlan(g, ips, o.Targets)); err != nil {
+			fmt.Fprintf(env.Stderr, "switchover plan: cannot save the plan: %v\n", err)
+			return ExitError
+		}
+		if !o.JSON {
+			fmt.Fprintf(env.Stdout, "\nSaved the plan to %s. Apply exactly this plan with: switchover apply %s\n", o.Out, o.Out)
+		}
+	}
+	if o.DetailedExitCode && (c.Change > 0 || c.Manual > 0) {
+		return ExitChanges
+	}
+	return ExitOK
+}
+
+func kindWord(p *engine.InstancePlan) string {
+	switch {
+	case p.Failed:
+		return "failed"
+	case p.Disabled:
+		return "skipped"
+	case p.Deferred:
+		return "deferred"
+	}
+	return p.Kind.String()
+}
+
+func renderPlan(w io.Writer, g *engine.Graph, ips []*engine.InstancePlan, c engine.Counts) {
+	m := g.Runbook.Meta
+	if m != nil {
+		fmt.Fprintf(w, "Runbook %q", m.Name)
+		if m.OldProvider != "" || m.NewProvider != "" {
+			fmt.Fprintf(w, ": %s -> %s", orDash(m.OldProvider), orDash(m.NewProvider))
+		}
+		if m.Client != "" {
+			fmt.Fprintf(w, " for %s", m.Client)
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Symbols: ~ will change, ! needs a person, = already done, - skipped")
+	fmt.Fprintln(w)
+	var b strings.Builder
+	for _, p := range ips {
+		if p.Failed {
+			continue
+		}
+		sym := map[sdk.PlanKind]string{sdk.Change: "~", sdk.Manual: "!", sdk.NoChange: "="}[p.Kind]
+		if p.Disabled {
+			sym = "-"
+		}
+		n := p.Instance.Node.Step
+		fmt.Fprintf(&b, "  %s %s (%s.%s)\n      %s\n", sym, p.Instance.Address, n.Plugin, n.Action, p.Summary)
+		for _, d := range p.Details {
+			fmt.Fprintf(&b, "        %s\n", d)
+		}
+	}
+	io.WriteString(w, b.String())
+	fmt.Fprintf(w, "\nPlan: %d to change, %d for a person, %d already done, %d skipped", c.Change, c.Manual, c.NoChange, c.Skipped)
+	if c.Failed > 0 {
+		fmt.Fprintf(w, ", %d failed to plan", c.Failed)
+	}
+	fmt.Fprintln(w, ".")
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+type jsonInstance struct {
+	Address string   `json:"address"`
+	Step    string   `json:"step"`
+	Key     string   `json:"key,omitempty"`
+	Plugin  string   `json:"plugin"`
+	Action  string   `json:"action"`
+	Kind    string   `json:"kind"`
+	Summary string   `json:"summary"`
+	Details []string `json:"details,omitempty"`
+}
+
+func planJSON(g *engine.Graph, ips []*engine.InstancePlan, c engine.Counts, files map[string]*hcl.File, diags hcl.Diagnostics) map[string]any {
+	inst := make([]jsonInstance, 0, len(ips))
+	for _, p := range ips {
+		n := p.Instance.Node.Step
+		inst = append(inst, jsonInstance{Address: p.Instance.Address, Step: n.Name, Key: p.Instance.KeyString(),
+			Plugin: n.PluginKey, Action: n.Plugin + "." + n.Action, Kind: kindWord(p), Summary: p.Summary, Details: p.Details})
+	}
+	return map[string]any{
+		"format_version": 1,
+		"runbook":        g.Runbook.Meta.Name,
+		"runbook_hash":   g.Runbook.Hash,
+		"errored":        diags.HasErrors(),
+		"instances":      inst,
+		"counts":         c,
+		"diagnostics":    toJSONDiags(files, diags),
+	}
+}
+
+func savedPlan(g *engine.Graph, ips []*engine.InstancePlan, targets []string) *plans.Plan {
+	p := &plans.Plan{
+		FormatVersion:     plans.FormatVersion,
+		SwitchoverVersion: pluginhost.Version,
+		CreatedAt:         time.Now().UTC(),
+		Runbook:           plans.RunbookRef{Name: g.Runbook.Meta.Name, Dir: g.Runbook.Dir, Hash: g.Runbook.Hash},
+		Variables:         map[string]plans.Variable{},
+		Targets:           targets,
+	}
+	for name, v := range g.Vars {
+		p.Variables[name] = planVariable(v)
+	}
+	for _, ip := range ips {
+		n := ip.Instance.Node.Step
+		p.Instances = append(p.Instances, plans.Instance{
+			Address: ip.Instance.Address, Step: n.Name, Key: ip.Instance.KeyString(), Plugin: n.PluginKey,
+			Action: n.Plugin + "." + n.Action, Kind: kindWord(ip), Summary: ip.Summary, Details: ip.Details,
+			Private: ip.Private, Deferred: ip.Deferred,
+		})
+	}
+	return p
+}
+
+// planVariable stores a value, or for a sensitive one (marked anywhere
+// inside) only its salted hash.
+func planVariable(v cty.Value) plans.Variable {
+	sensitive := v.HasMark(lang.SensitiveMark) || v.ContainsMarked()
+	clear, _ := v.UnmarkDeep()
+	b, err := ctyjson.Marshal(clear, cty.DynamicPseudoType)
+	if err != nil {
+		b = []byte(`null`)
+	}
+	if sensitive {
+		return plans.Variable{Sensitive: true, Hash: plans.HashSecret(b)}
+	}
+	return plans.Variable{Value: b}
+}

@@ -1,0 +1,675 @@
+// Package engine turns a runbook into a graph of step instances and runs the
+// plan walk over it (and, later, apply).
+package engine
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+
+	"github.com/switchover/switchover/internal/dag"
+	"github.com/switchover/switchover/internal/lang"
+	"github.com/switchover/switchover/internal/pluginhost"
+	"github.com/switchover/switchover/internal/runbook"
+	"github.com/switchover/switchover/plugins/sdk"
+)
+
+// Mode says how much Build may assume.
+type Mode int
+
+const (
+	// ModeValidate: a variable without a value is unknown, not an error, and
+	// a for_each that is not known yet is checked as one sample instance.
+	ModeValidate Mode = iota
+	// ModePlan: every variable needs a value and every instance is expanded.
+	ModePlan
+)
+
+// Options configure Build.
+type Options struct {
+	Dir     string
+	Vars    []VarInput
+	Host    *pluginhost.Host
+	Mode    Mode
+	Targets []string // step names (with or without "step.")
+}
+
+// Graph is a runbook with its values resolved and its steps expanded.
+type Graph struct {
+	Runbook   *runbook.Runbook
+	Vars      map[string]cty.Value
+	Locals    map[string]cty.Value
+	Plugins   map[string]*PluginConfig
+	Steps     map[string]*StepNode
+	Order     []*StepNode // dependencies first
+	Instances []*Instance // in Order
+	Redactor  *Redactor
+	DAG       *dag.Graph
+
+	scope *lang.Scope
+}
+
+// PluginConfig is one configured plugin instance (a plugin block, or the
+// implicit unconfigured one a step uses when there is no block).
+type PluginConfig struct {
+	Key      string
+	Name     string
+	Block    *runbook.PluginBlock // nil when implicit
+	Attrs    hcl.Attributes
+	Schema   *sdk.Schema
+	Config   cty.Value
+	Instance *pluginhost.Instance
+}
+
+// StepNode is a step with its action schema and decoded attributes.
+type StepNode struct {
+	Step      *runbook.Step
+	Plugin    *PluginConfig
+	Schema    *sdk.ActionSchema
+	Attrs     hcl.Attributes
+	Deps      []string
+	Instances []*Instance
+	Targeted  bool
+}
+
+// Instance is one expanded step instance.
+type Instance struct {
+	Node    *StepNode
+	Key     cty.Value // cty.NilVal without for_each
+	Address string
+	Attrs   cty.Value // object of the action's attributes (with sensitive marks)
+	// Disabled: `when` is false.
+	Disabled bool
+	// Deferred says why the plugin cannot plan it yet (empty when it can).
+	Deferred string
+}
+
+// KeyString is the instance key as text ("" without for_each).
+func (in *Instance) KeyString() string {
+	if in.Key == cty.NilVal || !in.Key.IsKnown() {
+		return ""
+	}
+	return in.Key.AsString()
+}
+
+func errDiag(rng *hcl.Range, summary, format string, a ...any) *hcl.Diagnostic {
+	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: fmt.Sprintf(format, a...), Subject: rng}
+}
+
+// Build reads, checks and expands a runbook. Plugins are started (to read
+// their schemas) but not configured.
+func Build(ctx context.Context, opts Options) (*Graph, hcl.Diagnostics) {
+	rb, diags := runbook.Load(opts.Dir)
+	if diags.HasErrors() {
+		return &Graph{Runbook: rb}, diags
+	}
+	g := &Graph{Runbook: rb, Plugins: map[string]*PluginConfig{}, Steps: map[string]*StepNode{}, Redactor: NewRedactor()}
+	g.scope = &lang.Scope{Funcs: lang.Functions(rb.Dir)}
+	vars, d := resolveVariables(rb, opts.Vars, opts.Mode == ModeValidate, g.scope)
+	diags = append(diags, d...)
+	g.Vars, g.scope.Vars = vars, vars
+	for _, v := range vars {
+		g.Redactor.AddValue(v)
+	}
+	g.Locals, d = g.evalLocals()
+	diags = append(diags, d...)
+	g.scope.Locals = g.Locals
+	diags = append(diags, g.loadPlugins(ctx, opts.Host)...)
+	diags = append(diags, g.decodeSteps()...)
+	if diags.HasErrors() {
+		return g, diags
+	}
+	diags = append(diags, g.order(opts.Targets)...)
+	if diags.HasErrors() {
+		return g, diags
+	}
+	diags = append(diags, g.expand(opts.Mode)...)
+	return g, diags
+}
+
+// --- locals ---
+
+func (g *Graph) evalLocals() (map[string]cty.Value, hcl.Diagnostics) {
+	var diags hcl.Diagnostics
+	byName := map[string]*runbook.Local{}
+	for _, l := range g.Runbook.Locals {
+		byName[l.Name] = l
+	}
+	// Check references first.
+	deps := map[string][]string{}
+	for _, l := range g.Runbook.Locals {
+		for _, r := range lang.References(l.Expr) {
+			switch r.Kind {
+			case "local":
+				if byName[r.Name] == nil {
+					diags = append(diags, errDiag(r.Range.Ptr(), "Reference to undeclared local value", "No local value %q is declared.%s", r.Name, didYouMean(r.Name, keys(byName))))
+				} else {
+					deps[l.Name] = append(deps[l.Name], r.Name)
+				}
+			case "var":
+				diags = append(diags, g.checkVarRef(r)...)
+			default:
+				diags = append(diags, errDiag(r.Range.Ptr(), "Invalid reference in local value", "A local value can refer to var.NAME and local.NAME, not to %s.", r.Kind))
+			}
+		}
+	}
+	out := map[string]cty.Value{}
+	if diags.HasErrors() {
+		return out, diags
+	}
+	dg := dag.New()
+	for _, l := range g.Runbook.Locals {
+		dg.Add(l.Name)
+		for _, d := range deps[l.Name] {
+			dg.Connect(l.Name, d)
+		}
+	}
+	for _, c := range dg.Cycles() {
+		l := byName[c[0]]
+		diags = append(diags, errDiag(l.DeclRange.Ptr(), "Cycle in local values", "These local values refer to each other: %s.", cyclePath("local.", c)))
+	}
+	if diags.HasErrors() {
+		return out, diags
+	}
+	for _, name := range dg.TopoOrder() {
+		l := byName[name]
+		g.scope.Locals = out
+		v, d := l.Expr.Value(g.scope.EvalContext(nil))
+		diags = append(diags, d...)
+		if d.HasErrors() {
+			v = cty.DynamicVal
+		}
+		out[name] = v
+	}
+	return out, diags
+}
+
+func cyclePath(prefix string, c []string) string {
+	parts := make([]string, 0, len(c)+1)
+	for _, n := range c {
+		parts = append(parts, prefix+n)
+	}
+	parts = append(parts, prefix+c[0])
+	return strings.Join(parts, " -> ")
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func didYouMean(name string, candidates []string) string {
+	if s := nearest(name, candidates); s != "" {
+		return fmt.Sprintf(" Did you mean %q?", s)
+	}
+	return ""
+}
+
+func (g *Graph) checkVarRef(r lang.Ref) hcl.Diagnostics {
+	if _, ok := g.Vars[r.Name]; ok {
+		return nil
+	}
+	return hcl.Diagnostics{errDiag(r.Range.Ptr(), "Reference to undeclared input variable", "No variable %q is declared. Declare it with variable %q { ... }.%s", r.Name, r.Name, didYouMean(r.Name, keys(g.Vars)))}
+}
+
+// --- plugins ---
+
+func attrSchema(attrs []sdk.Attribute) *hcl.BodySchema {
+	s := &hcl.BodySchema{}
+	for _, a := range attrs {
+		s.Attributes = append(s.Attributes, hcl.AttributeSchema{Name: a.Name, Required: a.Required})
+	}
+	return s
+}
+
+func (g *Graph) loadPlugins(ctx context.Context, host *pluginhost.Host) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	type use struct {
+		name string
+		rng  hcl.Range
+	}
+	needed := map[string]use{}
+	var order []string
+	for _, p := range g.Runbook.Plugins {
+		if _, ok := needed[p.Key()]; !ok {
+			order = append(order, p.Key())
+		}
+		needed[p.Key()] = use{p.Name, p.NameRange}
+	}
+	for _, s := range g.Runbook.Steps {
+		if _, ok := needed[s.PluginKey]; ok {
+			continue
+		}
+		if s.PluginKey != s.Plugin {
+			rng := s.DeclRange
+			if s.PluginRange != nil {
+				rng = *s.PluginRange
+			}
+			diags = append(diags, errDiag(&rng, "Reference to undeclared plugin configuration",
+				"Step %q uses plugin = %s, but no plugin %q block has alias = %q.", s.Name, s.PluginKey, s.Plugin, strings.TrimPrefix(s.PluginKey, s.Plugin+".")))
+			continue
+		}
+		needed[s.PluginKey] = use{s.Plugin, s.TypeRange}
+		order = append(order, s.PluginKey)
+	}
+	blocks := map[string]*runbook.PluginBlock{}
+	for _, p := range g.Runbook.Plugins {
+		blocks[p.Key()] = p
+	}
+	failed := map[string]bool{}
+	for _, key := range order {
+		u := needed[key]
+		if failed[u.name] {
+			continue
+		}
+		in, err := host.Start(u.name, key)
+		var schema *sdk.Schema
+		if err == nil {
+			schema, err = in.Schema(ctx)
+		}
+		if err != nil {
+			failed[u.name] = true
+			summary := "Plugin failed"
+			if _, nf := err.(*pluginhost.NotFoundError); nf {
+				summary = "Unknown plugin"
+			}
+			diags = append(diags, errDiag(&u.rng, summary, "%s.", err))
+			continue
+		}
+		pc := &PluginConfig{Key: key, Name: u.name, Block: blocks[key], Schema: schema, Instance: in}
+		diags = append(diags, g.decodePluginConfig(pc)...)
+		g.Plugins[key] = pc
+	}
+	return diags
+}
+
+func (g *Graph) decodePluginConfig(pc *PluginConfig) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	if pc.Block == nil {
+		var req []string
+		for _, a := range pc.Schema.Config {
+			if a.Required {
+				req = append(req, a.Name)
+			}
+		}
+		if len(req) > 0 {
+			// Reported by the steps that use it, which know their range.
+			pc.Config = cty.DynamicVal
+			return nil
+		}
+		pc.Config = nullObject(pc.Schema.Config)
+		return nil
+	}
+	content, d := pc.Block.Config.Content(attrSchema(pc.Schema.Config))
+	diags = append(diags, d...)
+	pc.Attrs = content.Attributes
+	for _, a := range content.Attributes {
+		for _, r := range lang.References(a.Expr) {
+			switch r.Kind {
+			case "var":
+				diags = append(diags, g.checkVarRef(r)...)
+			case "local":
+				if _, ok := g.Locals[r.Name]; !ok {
+					diags = append(diags, errDiag(r.Range.Ptr(), "Reference to undeclared local value", "No local value %q is declared.", r.Name))
+				}
+			default:
+				diags = append(diags, errDiag(r.Range.Ptr(), "Invalid reference in plugin configuration", "A plugin block can refer to var.NAME and local.NAME, not to %s.", r.Kind))
+			}
+		}
+	}
+	if diags.HasErrors() {
+		pc.Config = cty.DynamicVal
+		return diags
+	}
+	v, d := g.evalAttrs(pc.Schema.Config, content.Attributes, g.scope.EvalContext(nil))
+	pc.Config = v
+	return append(diags, d...)
+}
+
+func nullObject(attrs []sdk.Attribute) cty.Value {
+	m := map[string]cty.Value{}
+	for _, a := range attrs {
+		m[a.Name] = cty.NullVal(a.Type)
+	}
+	return cty.ObjectVal(m)
+}
+
+// evalAttrs evaluates attributes against their schema into one object:
+// absent ones are null, sensitive ones are marked.
+func (g *Graph) evalAttrs(schema []sdk.Attribute, attrs hcl.Attributes, ctx *hcl.EvalContext) (cty.Value, hcl.Diagnostics) {
+	var diags hcl.Diagnostics
+	m := make(map[string]cty.Value, len(schema))
+	for _, sa := range schema {
+		a, ok := attrs[sa.Name]
+		if !ok {
+			m[sa.Name] = cty.NullVal(sa.Type)
+			continue
+		}
+		v, d := a.Expr.Value(ctx)
+		diags = append(diags, d...)
+		if d.HasErrors() {
+			m[sa.Name] = cty.UnknownVal(sa.Type)
+			continue
+		}
+		conv, err := convert.Convert(v, sa.Type)
+		if err != nil {
+			diags = append(diags, errDiag(a.Expr.Range().Ptr(), "Incorrect attribute value type", "Attribute %q takes %s: %s.", sa.Name, typeName(sa.Type), err))
+			m[sa.Name] = cty.UnknownVal(sa.Type)
+			continue
+		}
+		if sa.Required && conv.IsNull() {
+			diags = append(diags, errDiag(a.Expr.Range().Ptr(), "Missing required argument value", "Attribute %q is required and cannot be null.", sa.Name))
+		}
+		if sa.Sensitive {
+			conv = conv.Mark(lang.SensitiveMark)
+		}
+		g.Redactor.AddValue(conv)
+		m[sa.Name] = conv
+	}
+	return cty.ObjectVal(m), diags
+}
+
+func typeName(t cty.Type) string {
+	switch {
+	case t == cty.String:
+		return "a string"
+	case t == cty.Number:
+		return "a number"
+	case t == cty.Bool:
+		return "true or false"
+	}
+	return t.FriendlyName()
+}
+
+// --- steps ---
+
+func (g *Graph) decodeSteps() hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	for _, s := range g.Runbook.Steps {
+		node := &StepNode{Step: s}
+		g.Steps[s.Name] = node
+		pc := g.Plugins[s.PluginKey]
+		if pc == nil {
+			continue // reported when the plugin failed to start
+		}
+		node.Plugin = pc
+		if pc.Block == nil && pc.Config == cty.DynamicVal {
+			var req []string
+			for _, a := range pc.Schema.Config {
+				if a.Required {
+					req = append(req, a.Name)
+				}
+			}
+			diags = append(diags, errDiag(s.TypeRange.Ptr(), "Missing plugin configuration",
+				"Step %q uses plugin %q, which needs settings (%s): add a plugin %q { ... } block.", s.Name, s.Plugin, strings.Join(req, ", "), s.Plugin))
+		}
+		node.Schema = pc.Schema.Action(s.Action)
+		if node.Schema == nil {
+			var names []string
+			for _, a := range pc.Schema.Actions {
+				names = append(names, a.Name)
+			}
+			diags = append(diags, errDiag(s.TypeRange.Ptr(), "Unknown action",
+				"Plugin %q has no action %q; its actions are %s.%s", s.Plugin, s.Action, strings.Join(names, ", "), didYouMean(s.Action, names)))
+			continue
+		}
+		for _, a := range node.Schema.Attributes {
+			for _, m := range runbook.MetaArguments {
+				if a.Name == m {
+					diags = append(diags, errDiag(s.TypeRange.Ptr(), "Plugin schema conflict", "Action %s.%s declares attribute %q, which is a step meta-argument; the plugin must rename it.", s.Plugin, s.Action, a.Name))
+				}
+			}
+		}
+		content, d := s.Config.Content(attrSchema(node.Schema.Attributes))
+		diags = append(diags, d...)
+		node.Attrs = content.Attributes
+		exprs := []hcl.Expression{s.ForEach, s.When}
+		for _, a := range content.Attributes {
+			exprs = append(exprs, a.Expr)
+		}
+		deps := map[string]bool{}
+		for _, r := range lang.References(exprs...) {
+			switch r.Kind {
+			case "var":
+				diags = append(diags, g.checkVarRef(r)...)
+			case "local":
+				if _, ok := g.Locals[r.Name]; !ok {
+					diags = append(diags, errDiag(r.Range.Ptr(), "Reference to undeclared local value", "No local value %q is declared.%s", r.Name, didYouMean(r.Name, keys(g.Locals))))
+				}
+			case "each":
+				if s.ForEach == nil {
+					diags = append(diags, errDiag(r.Range.Ptr(), "Reference to each without for_each", "each.key and each.value exist only in a step with for_each."))
+				}
+			case "step":
+				if r.Name == "" {
+					diags = append(diags, errDiag(r.Range.Ptr(), "Invalid step reference", "Refer to a step as step.NAME.outputs.OUTPUT."))
+				} else {
+					deps[r.Name] = true
+				}
+				diags = append(diags, g.checkStepRef(r, s)...)
+			default:
+				diags = append(diags, errDiag(r.Range.Ptr(), "Unknown reference", "%q is not something a step can refer to; use var.NAME, local.NAME, step.NAME or each.key / each.value.%s",
+					r.Kind, didYouMean(r.Kind, []string{"var", "local", "step", "each"})))
+			}
+		}
+		for _, tr := range s.DependsOn {
+			name, _ := stepNameOf(tr)
+			r := lang.Ref{Kind: "step", Name: name, Range: tr.SourceRange()}
+			diags = append(diags, g.checkStepRef(r, s)...)
+			deps[name] = true
+		}
+		node.Deps = keys(deps)
+	}
+	return diags
+}
+
+func stepNameOf(tr hcl.Traversal) (string, bool) {
+	if len(tr) < 2 {
+		return "", false
+	}
+	if a, ok := tr[1].(hcl.TraverseAttr); ok {
+		return a.Name, true
+	}
+	return "", false
+}
+
+func (g *Graph) checkStepRef(r lang.Ref, from *runbook.Step) hcl.Diagnostics {
+	if r.Name == "" {
+		return nil
+	}
+	for _, s := range g.Runbook.Steps {
+		if s.Name == r.Name {
+			return nil
+		}
+	}
+	var names []string
+	for _, s := range g.Runbook.Steps {
+		names = append(names, s.Name)
+	}
+	return hcl.Diagnostics{errDiag(r.Range.Ptr(), "Reference to undeclared step", "Step %q refers to step %q, which is not declared.%s", from.Name, r.Name, didYouMean(r.Name, names))}
+}
+
+// order builds the dependency graph, reports cycles and marks targets.
+func (g *Graph) order(targets []string) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	dg := dag.New()
+	for _, s := range g.Runbook.Steps {
+		dg.Add(s.Name)
+	}
+	for _, s := range g.Runbook.Steps {
+		for _, d := range g.Steps[s.Name].Deps {
+			dg.Connect(s.Name, d)
+		}
+	}
+	g.DAG = dg
+	for _, c := range dg.Cycles() {
+		first := g.Steps[c[0]].Step
+		diags = append(diags, errDiag(first.DeclRange.Ptr(), "Dependency cycle", "These steps depend on each other, so none of them can start: %s. Break the cycle by removing a reference or a depends_on entry.", cyclePath("step.", c)))
+	}
+	if diags.HasErrors() {
+		return diags
+	}
+	var roots []string
+	for _, t := range targets {
+		name := strings.TrimPrefix(t, "step.")
+		if g.Steps[name] == nil {
+			diags = append(diags, errDiag(nil, "Unknown target", "-target %s names no step of this runbook.%s", t, didYouMean(name, keys(g.Steps))))
+			continue
+		}
+		roots = append(roots, name)
+	}
+	closure := dg.Closure(roots)
+	for _, name := range dg.TopoOrder() {
+		n := g.Steps[name]
+		n.Targeted = len(targets) == 0 || closure[name]
+		g.Order = append(g.Order, n)
+	}
+	return diags
+}
+
+// --- expansion ---
+
+// outputsPlaceholder is a step instance's outputs before it has run:
+// unknown values of the declared types.
+func outputsPlaceholder(as *sdk.ActionSchema) cty.Value {
+	m := map[string]cty.Value{}
+	for _, o := range as.Outputs {
+		v := cty.UnknownVal(o.Type)
+		if o.Sensitive {
+			v = v.Mark(lang.SensitiveMark)
+		}
+		m[o.Name] = v
+	}
+	return cty.ObjectVal(map[string]cty.Value{"outputs": cty.ObjectVal(m)})
+}
+
+func (g *Graph) expand(mode Mode) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	stepVals := map[string]cty.Value{}
+	for _, n := range g.Order {
+		s := n.Step
+		g.scope.Steps = stepVals
+		base := g.scope.EvalContext(nil)
+		placeholder := outputsPlaceholder(n.Schema)
+		if s.ForEach == nil {
+			in := &Instance{Node: n, Address: s.Address()}
+			diags = append(diags, g.evalInstance(in, base, nil, mode)...)
+			n.Instances = []*Instance{in}
+			stepVals[s.Name] = placeholder
+			continue
+		}
+		fe, d := s.ForEach.Value(base)
+		diags = append(diags, d...)
+		if d.HasErrors() {
+			stepVals[s.Name] = cty.DynamicVal
+			continue
+		}
+		if fe.IsMarked() {
+			diags = append(diags, errDiag(s.ForEach.Range().Ptr(), "Invalid for_each argument", "for_each cannot use a sensitive value: its keys become step addresses, which are shown and stored in clear."))
+			stepVals[s.Name] = cty.DynamicVal
+			continue
+		}
+		if !fe.IsWhollyKnown() {
+			if mode == ModePlan {
+				diags = append(diags, errDiag(s.ForEach.Range().Ptr(), "Invalid for_each argument", "for_each depends on values known only after apply (another step's outputs, or a variable without a value), so the instances of step %q cannot be determined now.", s.Name))
+				stepVals[s.Name] = cty.DynamicVal
+				continue
+			}
+			// Validate the body once, with each.key and each.value unknown.
+			in := &Instance{Node: n, Address: s.Address() + "[*]", Key: cty.UnknownVal(cty.String)}
+			diags = append(diags, g.evalInstance(in, base, &lang.Each{Key: cty.UnknownVal(cty.String), Value: cty.DynamicVal}, mode)...)
+			n.Instances = []*Instance{in}
+			stepVals[s.Name] = cty.DynamicVal
+			continue
+		}
+		each, d := forEachElems(fe, s.ForEach.Range())
+		diags = append(diags, d...)
+		vals := map[string]cty.Value{}
+		for _, e := range each {
+			k := e.Key.AsString()
+			in := &Instance{Node: n, Key: e.Key, Address: fmt.Sprintf("%s[%q]", s.Address(), k)}
+			diags = append(diags, g.evalInstance(in, base, &lang.Each{Key: e.Key, Value: e.Value}, mode)...)
+			n.Instances = append(n.Instances, in)
+			vals[k] = placeholder
+		}
+		if len(vals) == 0 {
+			stepVals[s.Name] = cty.MapValEmpty(placeholder.Type())
+		} else {
+			stepVals[s.Name] = cty.MapVal(vals)
+		}
+	}
+	for _, n := range g.Order {
+		if n.Targeted {
+			g.Instances = append(g.Instances, n.Instances...)
+		}
+	}
+	return diags
+}
+
+func forEachElems(fe cty.Value, rng hcl.Range) ([]lang.Each, hcl.Diagnostics) {
+	ty := fe.Type()
+	if fe.IsNull() {
+		return nil, hcl.Diagnostics{errDiag(rng.Ptr(), "Invalid for_each argument", "for_each is null; it takes a map or a set of strings.")}
+	}
+	switch {
+	case ty.IsMapType() || ty.IsObjectType():
+		var out []lang.Each
+		for it := fe.ElementIterator(); it.Next(); {
+			k, v := it.Element()
+			out = append(out, lang.Each{Key: k, Value: v})
+		}
+		return out, nil
+	case ty.IsSetType():
+		if !ty.ElementType().Equals(cty.String) {
+			return nil, hcl.Diagnostics{errDiag(rng.Ptr(), "Invalid for_each argument", "for_each takes a set of strings; this set holds %s.", ty.ElementType().FriendlyName())}
+		}
+		var out []lang.Each
+		for it := fe.ElementIterator(); it.Next(); {
+			_, v := it.Element()
+			if v.IsNull() {
+				return nil, hcl.Diagnostics{errDiag(rng.Ptr(), "Invalid for_each argument", "for_each sets cannot contain null.")}
+			}
+			out = append(out, lang.Each{Key: v, Value: v})
+		}
+		return out, nil
+	case ty.IsListType() || ty.IsTupleType():
+		return nil, hcl.Diagnostics{errDiag(rng.Ptr(), "Invalid for_each argument", "for_each takes a map or a set of strings, not a list: a list's positions would become instance keys and shift when it changes. Convert it with toset(...).")}
+	}
+	return nil, hcl.Diagnostics{errDiag(rng.Ptr(), "Invalid for_each argument", "for_each takes a map or a set of strings, not %s.", ty.FriendlyName())}
+}
+
+func (g *Graph) evalInstance(in *Instance, base *hcl.EvalContext, each *lang.Each, mode Mode) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	n := in.Node
+	ctx := base
+	if each != nil {
+		ctx = base.NewChild()
+		ctx.Variables = map[string]cty.Value{"each": cty.ObjectVal(map[string]cty.Value{"key": each.Key, "value": each.Value})}
+	}
+	if n.Step.When != nil {
+		w, d := n.Step.When.Value(ctx)
+		diags = append(diags, d...)
+		if !d.HasErrors() {
+			w, _ = w.Unmark()
+			if !w.IsKnown() {
+				in.Deferred = "its `when` condition depends on values known only after earlier steps ran"
+			} else if bw, err := convert.Convert(w, cty.Bool); err != nil || bw.IsNull() {
+				diags = append(diags, errDiag(n.Step.When.Range().Ptr(), "Invalid when condition", "when must be true or false."))
+			} else if bw.False() {
+				in.Disabled = true
+			}
+		}
+	}
+	attrs, d := g.evalAttrs(n.Schema.Attributes, n.Attrs, ctx)
+	in.Attrs = attrs
+	return append(diags, d...)
+}

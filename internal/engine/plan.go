@@ -1,0 +1,189 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/switchover/switchover/plugins/sdk"
+)
+
+// DefaultPlanTimeout bounds one instance's Plan call when the step sets no timeout.
+const DefaultPlanTimeout = 5 * time.Minute
+
+// InstancePlan is the plan of one step instance.
+type InstancePlan struct {
+	Instance *Instance
+	Kind     sdk.PlanKind // 0 when disabled or failed
+	Summary  string
+	Details  []string
+	Private  []byte
+	Disabled bool // when = false: nothing to do
+	Deferred bool // decided during apply
+	Failed   bool
+}
+
+// Counts summarises a plan.
+type Counts struct {
+	Change   int `json:"change"`
+	NoChange int `json:"no_change"`
+	Manual   int `json:"manual"`
+	Skipped  int `json:"skipped"`
+	Failed   int `json:"failed"`
+}
+
+// Count tallies plans.
+func Count(plans []*InstancePlan) Counts {
+	var c Counts
+	for _, p := range plans {
+		switch {
+		case p.Failed:
+			c.Failed++
+		case p.Disabled:
+			c.Skipped++
+		case p.Kind == sdk.Change:
+			c.Change++
+		case p.Kind == sdk.NoChange:
+			c.NoChange++
+		case p.Kind == sdk.Manual:
+			c.Manual++
+		}
+	}
+	return c
+}
+
+// Configure sends each used plugin configuration its settings.
+func (g *Graph) Configure(ctx context.Context) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	used := map[string]bool{}
+	for _, in := range g.Instances {
+		used[in.Node.Plugin.Key] = true
+	}
+	for _, key := range keys(used) {
+		pc := g.Plugins[key]
+		pd, err := pc.Instance.Configure(ctx, pc.Config)
+		rng := pc.DeclRange()
+		if err != nil {
+			diags = append(diags, errDiag(rng, "Plugin failed", "%s.", g.Redactor.String(err.Error())))
+			continue
+		}
+		diags = append(diags, g.pluginDiags(pd, pc.Attrs, rng, "plugin "+key)...)
+	}
+	return diags
+}
+
+// DeclRange is the plugin block's range, or nil when implicit.
+func (pc *PluginConfig) DeclRange() *hcl.Range {
+	if pc.Block == nil {
+		return nil
+	}
+	return pc.Block.DeclRange.Ptr()
+}
+
+// pluginDiags converts a plugin's diagnostics, pointing at the attribute they
+// name, and redacts them.
+func (g *Graph) pluginDiags(ds sdk.Diagnostics, attrs hcl.Attributes, fallback *hcl.Range, who string) hcl.Diagnostics {
+	var out hcl.Diagnostics
+	for _, d := range ds {
+		sev := hcl.DiagError
+		if d.Severity == sdk.Warning {
+			sev = hcl.DiagWarning
+		}
+		rng := fallback
+		if a, ok := attrs[d.Attribute]; ok && d.Attribute != "" {
+			rng = a.Expr.Range().Ptr()
+		}
+		detail := d.Detail
+		if detail == "" {
+			detail = "Reported by " + who + "."
+		}
+		out = append(out, &hcl.Diagnostic{Severity: sev, Summary: g.Redactor.String(d.Summary), Detail: g.Redactor.String(detail), Subject: rng})
+	}
+	return out
+}
+
+// Plan asks every instance's plugin to observe the world, up to parallelism
+// at once. checkpoints gives an instance's last checkpoint (may be nil).
+func (g *Graph) Plan(ctx context.Context, parallelism int, checkpoints func(addr string) []byte) ([]*InstancePlan, hcl.Diagnostics) {
+	if parallelism < 1 {
+		parallelism = 1
+	}
+	plans := make([]*InstancePlan, len(g.Instances))
+	diagsAt := make([]hcl.Diagnostics, len(g.Instances))
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < parallelism; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				plans[i], diagsAt[i] = g.planInstance(ctx, g.Instances[i], checkpoints)
+			}
+		}()
+	}
+	for i := range g.Instances {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	var diags hcl.Diagnostics
+	for _, d := range diagsAt {
+		diags = append(diags, d...)
+	}
+	return plans, diags
+}
+
+func (g *Graph) planInstance(ctx context.Context, in *Instance, checkpoints func(string) []byte) (*InstancePlan, hcl.Diagnostics) {
+	p := &InstancePlan{Instance: in}
+	switch {
+	case in.Disabled:
+		p.Disabled = true
+		p.Summary = "skipped: its `when` condition is false"
+		return p, nil
+	case in.Deferred != "":
+		p.Deferred = true
+		p.Kind = sdk.Change
+		p.Summary = "decided during apply: " + in.Deferred
+		return p, nil
+	}
+	timeout := in.Node.Step.Timeout
+	if timeout == 0 {
+		timeout = DefaultPlanTimeout
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var cp []byte
+	if checkpoints != nil {
+		cp = checkpoints(in.Address)
+	}
+	n := in.Node
+	resp, err := n.Plugin.Instance.Plan(cctx, &sdk.PlanRequest{
+		Action: n.Step.Action, Address: in.Address, Attributes: sdk.NewValues(in.Attrs), Checkpoint: cp,
+	})
+	if err != nil {
+		p.Failed = true
+		msg := g.Redactor.String(err.Error())
+		if cctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
+			msg = fmt.Sprintf("%s (the step's timeout is %s)", msg, timeout)
+		}
+		return p, hcl.Diagnostics{errDiag(n.Step.DeclRange.Ptr(), "Plan failed for "+in.Address, "%s.", msg)}
+	}
+	diags := g.pluginDiags(resp.Diagnostics, n.Attrs, n.Step.DeclRange.Ptr(), fmt.Sprintf("%s.%s for %s", n.Step.Plugin, n.Step.Action, in.Address))
+	if diags.HasErrors() {
+		p.Failed = true
+		for _, d := range diags {
+			if d.Severity == hcl.DiagError && d.Summary != "" {
+				d.Summary = d.Summary + " (" + in.Address + ")"
+			}
+		}
+		return p, diags
+	}
+	p.Kind = resp.Kind
+	p.Summary = g.Redactor.String(resp.Summary)
+	p.Details = g.Redactor.Strings(resp.Details)
+	p.Private = resp.Private
+	return p, diags
+}

@@ -1,0 +1,159 @@
+// Package plans is the saved plan file: what `plan -out` writes and `apply`
+// reads. It holds the runbook's content hash, the variable values (sensitive
+// ones only as a salted, slow hash) and every instance's plan, so that apply
+// can refuse a runbook or variables that changed since.
+package plans
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/argon2"
+)
+
+// FormatVersion of the plan file.
+const FormatVersion = 1
+
+// magic starts every plan file (before the gzip stream), so that a wrong
+// file is refused with a clear message.
+const magic = "switchover-plan\n"
+
+// Plan is a saved plan.
+type Plan struct {
+	FormatVersion     int                 `json:"format_version"`
+	SwitchoverVersion string              `json:"switchover_version"`
+	CreatedAt         time.Time           `json:"created_at"`
+	Runbook           RunbookRef          `json:"runbook"`
+	Variables         map[string]Variable `json:"variables"`
+	Targets           []string            `json:"targets,omitempty"`
+	Instances         []Instance          `json:"instances"`
+}
+
+// RunbookRef identifies the runbook a plan was made from.
+type RunbookRef struct {
+	Name string `json:"name"`
+	Dir  string `json:"dir"`
+	Hash string `json:"hash"`
+}
+
+// Variable is one variable's value. A sensitive value is never stored: only
+// an Argon2id hash with a random salt, so apply can tell whether the value it
+// is given again is the same.
+type Variable struct {
+	Value     json.RawMessage `json:"value,omitempty"` // cty JSON with type
+	Sensitive bool            `json:"sensitive,omitempty"`
+	Hash      string          `json:"hash,omitempty"`
+}
+
+// Instance is one step instance's plan.
+type Instance struct {
+	Address  string   `json:"address"`
+	Step     string   `json:"step"`
+	Key      string   `json:"key,omitempty"`
+	Plugin   string   `json:"plugin"`
+	Action   string   `json:"action"`
+	Kind     string   `json:"kind"` // change, no-change, manual, skipped, deferred
+	Summary  string   `json:"summary"`
+	Details  []string `json:"details,omitempty"`
+	Private  []byte   `json:"private,omitempty"`
+	Deferred bool     `json:"deferred,omitempty"`
+}
+
+// HashSecret returns a salted Argon2id hash of a sensitive value.
+func HashSecret(value []byte) string {
+	salt := make([]byte, 16)
+	if _, err := rand.Read(salt); err != nil {
+		panic(err) // the OS random source does not fail
+	}
+	return encodeHash(salt, value)
+}
+
+func encodeHash(salt, value []byte) string {
+	h := argon2.IDKey(value, salt, 1, 19*1024, 1, 32)
+	return "argon2id$" + base64.RawStdEncoding.EncodeToString(salt) + "$" + base64.RawStdEncoding.EncodeToString(h)
+}
+
+// SecretMatches reports whether value has the given hash.
+func SecretMatches(hash string, value []byte) bool {
+	parts := strings.SplitN(hash, "$", 3)
+	if len(parts) != 3 || parts[0] != "argon2id" {
+		return false
+	}
+	salt, err := base64.RawStdEncoding.DecodeString(parts[1])
+	if err != nil {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(encodeHash(salt, value)), []byte(hash)) == 1
+}
+
+// Write saves p to path atomically (temporary file, fsync, rename), mode 0600.
+func Write(path string, p *Plan) error {
+	var buf bytes.Buffer
+	buf.WriteString(magic)
+	zw := gzip.NewWriter(&buf)
+	if err := json.NewEncoder(zw).Encode(p); err != nil {
+		return err
+	}
+	if err := zw.Close(); err != nil {
+		return err
+	}
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, ".plan-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(buf.Bytes()); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+// Read loads a plan file.
+func Read(path string) (*Plan, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.HasPrefix(b, []byte(magic)) {
+		return nil, fmt.Errorf("%s is not a switchover plan file", path)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(b[len(magic):]))
+	if err != nil {
+		return nil, fmt.Errorf("%s: damaged plan file: %v", path, err)
+	}
+	raw, err := io.ReadAll(zr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: damaged plan file: %v", path, err)
+	}
+	var p Plan
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return nil, fmt.Errorf("%s: damaged plan file: %v", path, err)
+	}
+	if p.FormatVersion != FormatVersion {
+		return nil, fmt.Errorf("%s: plan file format %d; this switchover reads format %d", path, p.FormatVersion, FormatVersion)
+	}
+	return &p, nil
+}
