@@ -2,6 +2,8 @@ package cli
 
 import (
 	"encoding/json"
+	"fmt"
+	"path/filepath"
 	"io"
 	"os"
 	"strings"
@@ -10,24 +12,67 @@ import (
 	"golang.org/x/term"
 )
 
-// printDiags writes diagnostics as text with file:line:col and a snippet.
+// printDiags writes diagnostics as text: severity and summary, the place as
+// file:line:col, the source line with the range underlined, and the detail.
 func printDiags(w io.Writer, files map[string]*hcl.File, diags hcl.Diagnostics) {
-	if len(diags) == 0 {
-		return
-	}
 	color := false
-	width := uint(0)
 	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) && os.Getenv("NO_COLOR") == "" {
 		color = true
-		if cols, _, err := term.GetSize(int(f.Fd())); err == nil && cols > 20 {
-			width = uint(cols)
+	}
+	var b strings.Builder
+	for _, d := range diags {
+		writeDiag(&b, files, d, color)
+	}
+	io.WriteString(w, b.String())
+}
+
+func writeDiag(b *strings.Builder, files map[string]*hcl.File, d *hcl.Diagnostic, color bool) {
+	sev, on, off := "Error", "\x1b[1;31m", "\x1b[0m"
+	if d.Severity == hcl.DiagWarning {
+		sev, on = "Warning", "\x1b[1;33m"
+	}
+	if !color {
+		on, off = "", ""
+	}
+	fmt.Fprintf(b, "%s%s:%s %s\n", on, sev, off, d.Summary)
+	if r := d.Subject; r != nil && r.Filename != "" {
+		fmt.Fprintf(b, "\n  on %s:%d:%d\n", displayPath(r.Filename), r.Start.Line, r.Start.Column)
+		if f := files[r.Filename]; f != nil {
+			lines := strings.Split(string(f.Bytes), "\n")
+			if r.Start.Line >= 1 && r.Start.Line <= len(lines) {
+				line := strings.TrimRight(lines[r.Start.Line-1], "\r")
+				prefix := fmt.Sprintf("  %4d | ", r.Start.Line)
+				fmt.Fprintf(b, "%s%s\n", prefix, strings.ReplaceAll(line, "\t", " "))
+				startCol := r.Start.Column
+				endCol := r.End.Column
+				if r.End.Line != r.Start.Line || endCol <= startCol {
+					endCol = len(line) + 1
+				}
+				if startCol >= 1 && startCol <= len(line)+1 {
+					width := max(1, endCol-startCol)
+					fmt.Fprintf(b, "%s%s%s\n", strings.Repeat(" ", len(prefix)+startCol-1), strings.Repeat("^", width), "")
+				}
+			}
 		}
 	}
-	if files == nil {
-		files = map[string]*hcl.File{}
+	if d.Detail != "" {
+		fmt.Fprintf(b, "\n  %s\n", d.Detail)
 	}
-	tw := hcl.NewDiagnosticTextWriter(w, files, width, color)
-	_ = tw.WriteDiagnostics(diags)
+	b.WriteString("\n")
+}
+
+// displayPath shows a file relative to the working directory when it is
+// below it.
+func displayPath(p string) string {
+	if !filepath.IsAbs(p) {
+		return p
+	}
+	if wd, err := os.Getwd(); err == nil {
+		if rel, err := filepath.Rel(wd, p); err == nil && !strings.HasPrefix(rel, "..") {
+			return rel
+		}
+	}
+	return p
 }
 
 // jsonDiag is the JSON form of a diagnostic.

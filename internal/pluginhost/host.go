@@ -278,8 +278,9 @@ func (in *Instance) what() string {
 func (in *Instance) startError(err error) error {
 	msg := err.Error()
 	switch {
-	case strings.Contains(msg, "Incompatible API version"):
-		return fmt.Errorf("%s speaks another plugin protocol version: %s; this switchover speaks version %d", in.what(), strings.TrimPrefix(msg, "Incompatible API version with plugin. "), sdk.ProtocolVersion)
+	case strings.Contains(strings.ToLower(msg), "incompatible api version"):
+		_, detail, _ := strings.Cut(msg, ". ")
+		return fmt.Errorf("%s speaks another plugin protocol version (%s); this switchover speaks version %d", in.what(), detail, sdk.ProtocolVersion)
 	case strings.Contains(msg, "timeout while waiting for plugin to start"):
 		return fmt.Errorf("%s did not start within %s (no handshake); it was stopped", in.what(), in.host.opts.StartTimeout)
 	}
@@ -382,7 +383,7 @@ func (t *tail) Write(p []byte) (int, error) {
 		}
 		line := strings.TrimSpace(string(t.part[:i]))
 		t.part = t.part[i+1:]
-		if line == "" {
+		if line == "" || isChatter(line) {
 			continue
 		}
 		t.lines = append(t.lines, line)
@@ -414,4 +415,14 @@ func (t *tail) crashLine() string {
 	}
 	t.mu.Unlock()
 	return t.last()
+}
+
+// isChatter is a plugin's own debug or info log line: not worth quoting in an error.
+func isChatter(line string) bool {
+	for _, lvl := range []string{"trace", "debug", "info"} {
+		if strings.HasPrefix(line, `{"@level":"`+lvl+`"`) {
+			return true
+		}
+	}
+	return false
 }

@@ -349,11 +349,7 @@ func (l *loader) plugin(blk *hcl.Block) {
 		}
 		p.Alias = alias
 	}
-	what := "configuration for plugin " + name
-	if p.Alias != "" {
-		what = "configuration for plugin " + p.Key()
-	}
-	if !l.unique("plugin", what, p.Key(), blk.DefRange) {
+	if !l.unique("plugin", "plugin configuration", p.Key(), blk.DefRange) {
 		return
 	}
 	l.rb.Plugins = append(l.rb.Plugins, p)

@@ -1,0 +1,2 @@
+# expect: 1:1 Missing runbook block
+step "core.noop" "a" {}
