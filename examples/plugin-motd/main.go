@@ -39,7 +39,7 @@ func New() *sdk.Plugin {
 				{Name: "file", Type: cty.String, Required: true, Description: "The file, relative to root."},
 				{Name: "line", Type: cty.String, Required: true, Description: "The line it must hold."},
 			},
-			Outputs: []sdk.Output{{Name: "path", Type: cty.String, Description: "The file's full path."}},
+			Outputs:   []sdk.Output{{Name: "path", Type: cty.String, Description: "The file's full path."}},
 			PlanFunc:  p.plan,
 			ApplyFunc: p.apply,
 		}},

@@ -13,8 +13,8 @@ import (
 
 	"github.com/switchover/switchover/internal/engine"
 	"github.com/switchover/switchover/internal/lang"
-	"github.com/switchover/switchover/internal/pluginhost"
 	"github.com/switchover/switchover/internal/plans"
+	"github.com/switchover/switchover/internal/pluginhost"
 	"github.com/switchover/switchover/plugins/sdk"
 )
 

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-
 	"github.com/switchover/switchover/plugins/sdk"
 )
 
@@ -75,8 +74,8 @@ variable "n" { type = number }
 `})
 	cases := map[string][]VarInput{
 		`-var sets "m", but the runbook declares no such variable. Did you mean "n"?`: {{Flag: "m=1"}},
-		`-var takes NAME=VALUE`: {{Flag: "n"}},
-		`is not a valid number`: {{Flag: "n=[1"}},
+		`-var takes NAME=VALUE`:                    {{Flag: "n"}},
+		`is not a valid number`:                    {{Flag: "n=[1"}},
 		`does not fit variable "n" of type number`: {{Flag: `n="abc"`}},
 	}
 	for want, in := range cases {

@@ -185,7 +185,7 @@ func variableValue(v *runbook.Variable, raws map[string]rawValue, allowMissing b
 			return cty.UnknownVal(v.Type), nil
 		}
 		return cty.NilVal, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "No value for required variable",
-			Detail: fmt.Sprintf("Variable %q has no default. Give it a value with -var '%s=...', in a -var-file, or in the environment variable %s%s.", v.Name, v.Name, EnvVarPrefix, v.Name),
+			Detail:  fmt.Sprintf("Variable %q has no default. Give it a value with -var '%s=...', in a -var-file, or in the environment variable %s%s.", v.Name, v.Name, EnvVarPrefix, v.Name),
 			Subject: v.DeclRange.Ptr()}}
 	}
 	var val cty.Value
@@ -204,7 +204,7 @@ func variableValue(v *runbook.Variable, raws map[string]rawValue, allowMissing b
 		}
 		if d.HasErrors() {
 			return cty.NilVal, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid value for variable",
-				Detail: fmt.Sprintf("The value from %s is not a valid %s (write it as in a runbook, such as [\"a\", \"b\"] or {k = \"v\"}): %s", r.source, typeexpr.TypeString(v.Type), d[0].Summary),
+				Detail:  fmt.Sprintf("The value from %s is not a valid %s (write it as in a runbook, such as [\"a\", \"b\"] or {k = \"v\"}): %s", r.source, typeexpr.TypeString(v.Type), d[0].Summary),
 				Subject: v.DeclRange.Ptr()}}
 		}
 	}

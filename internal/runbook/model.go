@@ -42,7 +42,7 @@ type Variable struct {
 	Name        string
 	Type        cty.Type
 	Defaults    *typeexpr.Defaults // optional attribute defaults of the type
-	Default     cty.Value // cty.NilVal when none
+	Default     cty.Value          // cty.NilVal when none
 	Description string
 	Sensitive   bool
 	Validations []*Validation
