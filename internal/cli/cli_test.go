@@ -1,0 +1,49 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/switchover/switchover/internal/pluginhost"
+	"github.com/switchover/switchover/internal/plans"
+)
+
+// The scripts in testdata/script drive the switchover binary: testscript runs
+// this test binary as `switchover` in a subprocess, exactly as main does.
+func TestMain(m *testing.M) {
+	if pluginhost.ServeBuiltinIfRequested(os.Args) {
+		return
+	}
+	testscript.Main(m, map[string]func(){
+		"switchover": func() {
+			os.Exit(Main(os.Args[1:], &Env{Stdout: os.Stdout, Stderr: os.Stderr, Stdin: os.Stdin}))
+		},
+		// gunzip-plan prints a saved plan's JSON, to check what it holds.
+		"gunzip-plan": func() {
+			p, err := plans.Read(os.Args[1])
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+			b, _ := json.MarshalIndent(p, "", "  ")
+			os.Stdout.Write(b)
+			os.Exit(0)
+		},
+	})
+}
+
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir: "testdata/script",
+		Setup: func(env *testscript.Env) error {
+			// No user plugin directory leaks in from the machine.
+			env.Setenv("XDG_CONFIG_HOME", env.WorkDir+"/.config")
+			env.Setenv("HOME", env.WorkDir)
+			return nil
+		},
+	})
+}
