@@ -469,6 +469,24 @@ func (g *Graph) decodeSteps() hcl.Diagnostics {
 		}
 		node.Deps = keys(deps)
 	}
+	for _, o := range g.Runbook.Outputs {
+		for _, r := range lang.References(o.Value) {
+			switch r.Kind {
+			case "var":
+				diags = append(diags, g.checkVarRef(r)...)
+			case "local":
+				if _, ok := g.Locals[r.Name]; !ok {
+					diags = append(diags, errDiag(r.Range.Ptr(), "Reference to undeclared local value", "No local value %q is declared.%s", r.Name, didYouMean(r.Name, keys(g.Locals))))
+				}
+			case "step":
+				if g.Steps[r.Name] == nil {
+					diags = append(diags, errDiag(r.Range.Ptr(), "Reference to undeclared step", "Output %q refers to step %q, which is not declared.%s", o.Name, r.Name, didYouMean(r.Name, keys(g.Steps))))
+				}
+			default:
+				diags = append(diags, errDiag(r.Range.Ptr(), "Unknown reference", "An output can refer to var.NAME, local.NAME and step.NAME, not to %q.", r.Kind))
+			}
+		}
+	}
 	return diags
 }
 
