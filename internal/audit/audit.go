@@ -1,0 +1,201 @@
+// Package audit is the append-only, hash-chained journal of everything a run
+// did: plans, approvals, step starts, finishes and failures, confirmations,
+// secrets created (by name only).
+//
+// Each line is one JSON object whose "prev" is the SHA-256 of the previous
+// line's exact bytes, and whose "seq" counts from 1. Verify finds a changed,
+// deleted, inserted or reordered line and says which. The head (last seq and
+// the hash of the last line) is anchored elsewhere (the state), so that a
+// deleted or changed last line is found too.
+package audit
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+)
+
+// FileName of the journal in the state directory.
+const FileName = "audit.jsonl"
+
+// Entry is one line.
+type Entry struct {
+	Seq     int64          `json:"seq"`
+	Time    time.Time      `json:"time"`
+	Event   string         `json:"event"`
+	Actor   string         `json:"actor,omitempty"`
+	Address string         `json:"address,omitempty"`
+	Fields  map[string]any `json:"fields,omitempty"`
+	Prev    string         `json:"prev"`
+}
+
+// Log appends to a journal.
+type Log struct {
+	mu    sync.Mutex
+	f     *os.File
+	seq   int64
+	last  string // hash of the last line
+	actor string
+}
+
+var genesis = hex.EncodeToString(make([]byte, 32))
+
+// Open opens (creating) the journal at path. A torn last line (a write cut
+// off by a crash, with no newline) is removed.
+func Open(path, actor string) (*Log, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	l := &Log{f: f, last: genesis, actor: actor}
+	r := bufio.NewReaderSize(f, 1<<20)
+	var valid int64
+	for {
+		line, err := r.ReadBytes('\n')
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		var e Entry
+		if json.Unmarshal(line, &e) == nil {
+			l.seq = e.Seq
+		}
+		l.last = hashLine(line)
+		valid += int64(len(line))
+	}
+	if err := f.Truncate(valid); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if _, err := f.Seek(valid, io.SeekStart); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+func hashLine(line []byte) string {
+	h := sha256.Sum256(line)
+	return hex.EncodeToString(h[:])
+}
+
+// Append writes one entry. It is written to the file at once (a killed
+// process loses nothing); Sync makes it survive a power loss.
+func (l *Log) Append(event, address string, fields map[string]any) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e := Entry{Seq: l.seq + 1, Time: time.Now().UTC(), Event: event, Actor: l.actor, Address: address, Fields: fields, Prev: l.last}
+	b, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	b = append(b, '\n')
+	if _, err := l.f.Write(b); err != nil {
+		return fmt.Errorf("writing the audit trail: %w", err)
+	}
+	l.seq, l.last = e.Seq, hashLine(b)
+	return nil
+}
+
+// Head returns the last seq and line hash.
+func (l *Log) Head() (int64, string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.seq, l.last
+}
+
+// Sync flushes the journal to disk.
+func (l *Log) Sync() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.f.Sync()
+}
+
+// Close syncs and closes.
+func (l *Log) Close() error {
+	if err := l.Sync(); err != nil {
+		return err
+	}
+	return l.f.Close()
+}
+
+// Problem is one finding of Verify.
+type Problem struct {
+	Line    int // 1-based line number in the file (0: the file as a whole)
+	Message string
+}
+
+func (p Problem) String() string {
+	if p.Line == 0 {
+		return p.Message
+	}
+	return fmt.Sprintf("line %d: %s", p.Line, p.Message)
+}
+
+// Verify checks the journal's chain and, when anchorSeq > 0, that it ends at
+// the anchored head. It returns the entries read and the problems found.
+func Verify(data []byte, anchorSeq int64, anchorHash string) ([]Entry, []Problem) {
+	var entries []Entry
+	var problems []Problem
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	if n := len(lines); n > 0 && len(lines[n-1]) == 0 {
+		lines = lines[:n-1]
+	}
+	prevHash := genesis
+	var prevSeq int64
+	for i, line := range lines {
+		no := i + 1
+		var e Entry
+		if err := json.Unmarshal(line, &e); err != nil || line[len(line)-1] != '\n' {
+			problems = append(problems, Problem{no, "not a valid journal entry (changed or cut off)"})
+			prevHash, prevSeq = hashLine(line), prevSeq+1
+			continue
+		}
+		entries = append(entries, e)
+		switch {
+		case e.Seq == prevSeq+1:
+			if e.Prev != prevHash {
+				if no == 1 {
+					problems = append(problems, Problem{no, "does not start the chain: an earlier line was deleted, or this one inserted"})
+				} else {
+					problems = append(problems, Problem{no - 1, fmt.Sprintf("changed: its hash no longer matches the chain (line %d's prev)", no)})
+				}
+			}
+		case e.Seq > prevSeq+1:
+			if e.Prev == prevHash {
+				problems = append(problems, Problem{no, fmt.Sprintf("seq %d follows seq %d: the seq was changed", e.Seq, prevSeq)})
+			} else {
+				problems = append(problems, Problem{no, fmt.Sprintf("seq %d follows seq %d: %d line(s) deleted before this line", e.Seq, prevSeq, e.Seq-prevSeq-1)})
+			}
+		default:
+			problems = append(problems, Problem{no, fmt.Sprintf("seq %d follows seq %d: a line inserted here, or lines reordered", e.Seq, prevSeq)})
+		}
+		prevHash, prevSeq = hashLine(line), e.Seq
+	}
+	if anchorSeq > 0 {
+		switch {
+		case prevSeq < anchorSeq:
+			problems = append(problems, Problem{0, fmt.Sprintf("the journal ends at seq %d but the state recorded seq %d: the last %d line(s) were deleted", prevSeq, anchorSeq, anchorSeq-prevSeq)})
+		case prevSeq >= anchorSeq:
+			// The anchored line must still hash to the anchor.
+			for i, e := range entries {
+				if e.Seq == anchorSeq && i < len(lines) {
+					if h := hashLine(lines[i]); h != anchorHash && len(problems) == 0 {
+						problems = append(problems, Problem{i + 1, "changed: it no longer matches the head recorded in the state"})
+					}
+				}
+			}
+		}
+	}
+	return entries, problems
+}

@@ -1,0 +1,261 @@
+package state
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+)
+
+// FileBackend is the embedded default: an append-only log in a directory
+// (normally the runbook's .switchover/). Each record is one line:
+//
+//	CRC32C(hex, 8) SPACE JSON NEWLINE
+//
+// A line whose checksum does not match, or that has no newline, ends the
+// valid log: it is the torn tail of a write cut off by a crash, and it is
+// cut away when the log is opened. Appends are one write and one fsync.
+type FileBackend struct {
+	dir  string
+	mu   sync.Mutex
+	f    *os.File
+	recs []*Record
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+const logName = "state.log"
+const lockName = "lock.json"
+
+// OpenFile opens (creating) the file backend in dir.
+func OpenFile(dir string) (*FileBackend, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, logName)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	recs, valid, err := readLog(f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if st.Size() != valid {
+		// Drop the torn tail, durably, before anything is appended after it.
+		if err := f.Truncate(valid); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("cutting the torn end of %s: %w", path, err)
+		}
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	if _, err := f.Seek(valid, io.SeekStart); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if err := syncDir(dir); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &FileBackend{dir: dir, f: f, recs: recs}, nil
+}
+
+func readLog(f *os.File) ([]*Record, int64, error) {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, 0, err
+	}
+	r := bufio.NewReaderSize(f, 1<<20)
+	var recs []*Record
+	var valid int64
+	for {
+		line, err := r.ReadBytes('\n')
+		if err == io.EOF {
+			return recs, valid, nil // a partial last line (no newline) is torn
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		rec, ok := parseLine(line)
+		if !ok {
+			return recs, valid, nil
+		}
+		recs = append(recs, rec)
+		valid += int64(len(line))
+	}
+}
+
+func parseLine(line []byte) (*Record, bool) {
+	if len(line) < 10 || line[8] != ' ' || line[len(line)-1] != '\n' {
+		return nil, false
+	}
+	body := line[9 : len(line)-1]
+	// Compare the exact encoding, so that no variant spelling of the sum
+	// (upper-case hex) passes.
+	if fmt.Sprintf("%08x", crc32.Checksum(body, castagnoli)) != string(line[:8]) {
+		return nil, false
+	}
+	var rec Record
+	if err := json.Unmarshal(body, &rec); err != nil {
+		return nil, false
+	}
+	return &rec, true
+}
+
+func encodeLine(buf *bytes.Buffer, rec *Record) error {
+	body, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(buf, "%08x ", crc32.Checksum(body, castagnoli))
+	buf.Write(body)
+	buf.WriteByte('\n')
+	return nil
+}
+
+// Append implements Backend.
+func (b *FileBackend) Append(recs []*Record) error {
+	var buf bytes.Buffer
+	for _, r := range recs {
+		if err := encodeLine(&buf, r); err != nil {
+			return err
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.f == nil {
+		return errors.New("state backend is closed")
+	}
+	if _, err := b.f.Write(buf.Bytes()); err != nil {
+		return fmt.Errorf("writing the state log: %w", err)
+	}
+	if err := b.f.Sync(); err != nil {
+		return fmt.Errorf("syncing the state log: %w", err)
+	}
+	b.recs = append(b.recs, recs...)
+	return nil
+}
+
+// Records implements Backend.
+func (b *FileBackend) Records() ([]*Record, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]*Record(nil), b.recs...), nil
+}
+
+// Close implements Backend.
+func (b *FileBackend) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.f == nil {
+		return nil
+	}
+	err := b.f.Close()
+	b.f = nil
+	return err
+}
+
+// Lock implements Backend with a lock file created exclusively.
+func (b *FileBackend) Lock(info LockInfo) error {
+	path := filepath.Join(b.dir, lockName)
+	data, _ := json.Marshal(info)
+	for try := 0; try < 3; try++ {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err == nil {
+			_, werr := f.Write(data)
+			serr := f.Sync()
+			cerr := f.Close()
+			if err := errors.Join(werr, serr, cerr); err != nil {
+				os.Remove(path)
+				return err
+			}
+			return syncDir(b.dir)
+		}
+		if !errors.Is(err, os.ErrExist) {
+			return err
+		}
+		holder, rerr := readLock(path)
+		if rerr != nil {
+			// A lock file cut off by a crash right after its creation.
+			if fi, serr := os.Stat(path); serr == nil && fi.Size() == 0 {
+				os.Remove(path)
+				continue
+			}
+			return fmt.Errorf("the state lock %s is unreadable (%v); remove it with `switchover unlock`", path, rerr)
+		}
+		if !holder.deadOnThisHost() {
+			return &LockedError{Holder: holder}
+		}
+		// Its process is gone: take the lock over (atomically, so that of two
+		// processes doing this at once only one wins).
+		stale := path + ".stale-" + info.ID
+		if err := os.Rename(path, stale); err == nil {
+			os.Remove(stale)
+		}
+	}
+	return fmt.Errorf("could not take the state lock %s", path)
+}
+
+func readLock(path string) (LockInfo, error) {
+	var li LockInfo
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return li, err
+	}
+	err = json.Unmarshal(b, &li)
+	return li, err
+}
+
+func (li LockInfo) deadOnThisHost() bool {
+	host, _ := os.Hostname()
+	if li.Host != host || li.PID <= 0 {
+		return false
+	}
+	return errors.Is(syscall.Kill(li.PID, 0), syscall.ESRCH)
+}
+
+// Unlock implements Backend.
+func (b *FileBackend) Unlock(id string, force bool) error {
+	path := filepath.Join(b.dir, lockName)
+	holder, err := readLock(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return ErrNotLocked
+	}
+	if err == nil && !force && holder.ID != id {
+		return &LockedError{Holder: holder}
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return syncDir(b.dir)
+}
+
+// LockHolder returns the current lock holder, if any.
+func (b *FileBackend) LockHolder() (LockInfo, bool) {
+	li, err := readLock(filepath.Join(b.dir, lockName))
+	return li, err == nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,76 @@
+package state
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestFileBackendConformance(t *testing.T) {
+	Conformance(t, func(t *testing.T) Backend {
+		dir := filepath.Join(os.TempDir(), "switchover-state-"+filepath.Base(t.Name()))
+		if !opened[dir] {
+			os.RemoveAll(dir)
+			opened[dir] = true
+			t.Cleanup(func() { os.RemoveAll(dir) })
+		}
+		b, err := OpenFile(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	})
+}
+
+var opened = map[string]bool{}
+
+// TestTornTail cuts the log at every byte of its last record, and also
+// flips a byte in it: the records before it are read back intact, the torn
+// one is dropped, and the next append lands on a clean boundary.
+func TestTornTail(t *testing.T) {
+	dir := t.TempDir()
+	b, err := OpenFile(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Append([]*Record{{Kind: KindStatus, Address: "step.a", Status: Done}, {Kind: KindStatus, Address: "step.b", Status: Running}})
+	b.Append([]*Record{{Kind: KindStatus, Address: "step.c", Status: Done, Summary: "the last one"}})
+	b.Close()
+	path := filepath.Join(dir, logName)
+	full, _ := os.ReadFile(path)
+	lastStart := len(full) - 1
+	for full[lastStart-1] != '\n' {
+		lastStart--
+	}
+	check := func(t *testing.T, content []byte, want int) {
+		t.Helper()
+		os.WriteFile(path, content, 0o600)
+		b, err := OpenFile(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs, _ := b.Records()
+		if len(recs) != want {
+			t.Fatalf("%d records, want %d", len(recs), want)
+		}
+		if err := b.Append([]*Record{{Kind: KindStatus, Address: "step.d", Status: Done}}); err != nil {
+			t.Fatal(err)
+		}
+		b.Close()
+		b, _ = OpenFile(dir)
+		recs, _ = b.Records()
+		b.Close()
+		if len(recs) != want+1 || recs[want].Address != "step.d" {
+			t.Fatalf("after append: %d records, last %+v", len(recs), recs[len(recs)-1])
+		}
+	}
+	for cut := lastStart; cut < len(full); cut++ {
+		check(t, full[:cut], 2)
+	}
+	for i := lastStart; i < len(full)-1; i++ {
+		flipped := append([]byte(nil), full...)
+		flipped[i] ^= 0x20
+		check(t, flipped, 2)
+	}
+	check(t, full, 3)
+}
