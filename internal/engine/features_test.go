@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/switchover/switchover/internal/state"
 	"github.com/switchover/switchover/plugins/sdk"
 )
 
@@ -260,12 +261,16 @@ step "core.assert" "a" {
 }
 `})
 	g := build(t, dir, Options{Mode: ModePlan})
-	plans, diags := g.Plan(context.Background(), 3, func(addr string) []byte {
-		if addr == "step.n" {
-			return []byte("applied") // as recorded by a finished apply
-		}
-		return nil
-	})
+	// As recorded by an apply cut off after the plugin's checkpoint.
+	st, err := state.OpenFile(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := state.NewManager(st)
+	defer m.Close()
+	m.Append(&state.Record{Kind: state.KindStatus, Address: "step.n", Status: state.Running, Attempt: 1},
+		&state.Record{Kind: state.KindCheckpoint, Address: "step.n", Data: []byte("applied")})
+	plans, diags := g.Plan(context.Background(), 3, &Run{State: m, Redactor: g.Redactor})
 	if diags.HasErrors() {
 		t.Fatal(describe(diags))
 	}

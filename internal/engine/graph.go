@@ -11,11 +11,13 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
+	"github.com/zclconf/go-cty/cty/function"
 
 	"github.com/switchover/switchover/internal/dag"
 	"github.com/switchover/switchover/internal/lang"
 	"github.com/switchover/switchover/internal/pluginhost"
 	"github.com/switchover/switchover/internal/runbook"
+	"github.com/switchover/switchover/internal/secrets"
 	"github.com/switchover/switchover/plugins/sdk"
 )
 
@@ -37,6 +39,13 @@ type Options struct {
 	Host    *pluginhost.Host
 	Mode    Mode
 	Targets []string // step names (with or without "step.")
+	// Secrets returns the secret() resolver for one step instance
+	// (default: every secret unknown, generated at apply).
+	Secrets func(address string) lang.SecretResolver
+	// KnownOutputs returns the recorded outputs of a finished instance.
+	KnownOutputs func(address string) (cty.Value, bool)
+	// Redactor to use (default: a new one).
+	Redactor *Redactor
 }
 
 // Graph is a runbook with its values resolved and its steps expanded.
@@ -52,6 +61,7 @@ type Graph struct {
 	DAG       *dag.Graph
 
 	scope *lang.Scope
+	opts  Options
 }
 
 // PluginConfig is one configured plugin instance (a plugin block, or the
@@ -87,6 +97,8 @@ type Instance struct {
 	Disabled bool
 	// Deferred says why the plugin cannot plan it yet (empty when it can).
 	Deferred string
+
+	each *lang.Each
 }
 
 // KeyString is the instance key as text ("" without for_each).
@@ -108,8 +120,19 @@ func Build(ctx context.Context, opts Options) (*Graph, hcl.Diagnostics) {
 	if diags.HasErrors() {
 		return &Graph{Runbook: rb}, diags
 	}
-	g := &Graph{Runbook: rb, Plugins: map[string]*PluginConfig{}, Steps: map[string]*StepNode{}, Redactor: NewRedactor()}
+	if opts.Secrets == nil {
+		opts.Secrets = func(string) lang.SecretResolver { return lang.UnknownSecrets }
+	}
+	if opts.Redactor == nil {
+		opts.Redactor = NewRedactor()
+	}
+	g := &Graph{Runbook: rb, Plugins: map[string]*PluginConfig{}, Steps: map[string]*StepNode{}, Redactor: opts.Redactor, opts: opts}
 	g.scope = &lang.Scope{Funcs: lang.Functions(rb.Dir)}
+	for _, r := range rb.Meta.SecretRecipients {
+		if _, err := secrets.ParseRecipient(r); err != nil {
+			diags = append(diags, errDiag(rb.Meta.RecipientsRange.Ptr(), "Invalid secret recipient", "%q is not an age (age1...) or SSH (ssh-ed25519, ssh-rsa) public key: %v.", r, err))
+		}
+	}
 	vars, d := resolveVariables(rb, opts.Vars, opts.Mode == ModeValidate, g.scope)
 	diags = append(diags, d...)
 	g.Vars, g.scope.Vars = vars, vars
@@ -582,7 +605,7 @@ func (g *Graph) expand(mode Mode) hcl.Diagnostics {
 			in := &Instance{Node: n, Address: s.Address()}
 			diags = append(diags, g.evalInstance(in, base, nil, mode)...)
 			n.Instances = []*Instance{in}
-			stepVals[s.Name] = placeholder
+			stepVals[s.Name] = g.instanceValue(in.Address, placeholder)
 			continue
 		}
 		fe, d := s.ForEach.Value(base)
@@ -617,13 +640,9 @@ func (g *Graph) expand(mode Mode) hcl.Diagnostics {
 			in := &Instance{Node: n, Key: e.Key, Address: fmt.Sprintf("%s[%q]", s.Address(), k)}
 			diags = append(diags, g.evalInstance(in, base, &lang.Each{Key: e.Key, Value: e.Value}, mode)...)
 			n.Instances = append(n.Instances, in)
-			vals[k] = placeholder
+			vals[k] = g.instanceValue(in.Address, placeholder)
 		}
-		if len(vals) == 0 {
-			stepVals[s.Name] = cty.MapValEmpty(placeholder.Type())
-		} else {
-			stepVals[s.Name] = cty.MapVal(vals)
-		}
+		stepVals[s.Name] = instancesValue(vals, placeholder.Type())
 	}
 	for _, n := range g.Order {
 		if n.Targeted {
@@ -631,6 +650,40 @@ func (g *Graph) expand(mode Mode) hcl.Diagnostics {
 		}
 	}
 	return diags
+}
+
+// instanceValue is {outputs = ...} of an instance: its recorded outputs when
+// it has finished, else the placeholder.
+func (g *Graph) instanceValue(addr string, placeholder cty.Value) cty.Value {
+	if g.opts.KnownOutputs != nil {
+		if outs, ok := g.opts.KnownOutputs(addr); ok {
+			return cty.ObjectVal(map[string]cty.Value{"outputs": outs})
+		}
+	}
+	return placeholder
+}
+
+// instancesValue is the value of a step with for_each: a map when every
+// instance has the same type, else an object (known outputs may differ in
+// type from the placeholders).
+func instancesValue(vals map[string]cty.Value, placeholderType cty.Type) cty.Value {
+	if len(vals) == 0 {
+		return cty.MapValEmpty(placeholderType)
+	}
+	var ty cty.Type
+	same := true
+	for _, v := range vals {
+		if ty == cty.NilType {
+			ty = v.Type()
+		} else if !ty.Equals(v.Type()) {
+			same = false
+			break
+		}
+	}
+	if same {
+		return cty.MapVal(vals)
+	}
+	return cty.ObjectVal(vals)
 }
 
 func forEachElems(fe cty.Value, rng hcl.Range) ([]lang.Each, hcl.Diagnostics) {
@@ -668,10 +721,11 @@ func forEachElems(fe cty.Value, rng hcl.Range) ([]lang.Each, hcl.Diagnostics) {
 func (g *Graph) evalInstance(in *Instance, base *hcl.EvalContext, each *lang.Each, mode Mode) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	n := in.Node
-	ctx := base
+	ctx := base.NewChild()
+	ctx.Functions = map[string]function.Function{"secret": lang.SecretFunc(g.opts.Secrets(in.Address))}
 	if each != nil {
-		ctx = base.NewChild()
 		ctx.Variables = map[string]cty.Value{"each": cty.ObjectVal(map[string]cty.Value{"key": each.Key, "value": each.Value})}
+		in.each = each
 	}
 	if n.Step.When != nil {
 		w, d := n.Step.When.Value(ctx)

@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/switchover/switchover/internal/state"
 
 	"github.com/switchover/switchover/plugins/sdk"
 )
@@ -24,6 +27,10 @@ type InstancePlan struct {
 	Disabled bool // when = false: nothing to do
 	Deferred bool // decided during apply
 	Failed   bool
+	// AlreadyDone: the state records it as done; it is not called again.
+	AlreadyDone bool
+	// Outputs a NoChange plan reported.
+	Outputs map[string]cty.Value
 }
 
 // Counts summarises a plan.
@@ -106,8 +113,9 @@ func (g *Graph) pluginDiags(ds sdk.Diagnostics, attrs hcl.Attributes, fallback *
 }
 
 // Plan asks every instance's plugin to observe the world, up to parallelism
-// at once. checkpoints gives an instance's last checkpoint (may be nil).
-func (g *Graph) Plan(ctx context.Context, parallelism int, checkpoints func(addr string) []byte) ([]*InstancePlan, hcl.Diagnostics) {
+// at once. run (may be nil) gives the state: done instances are not asked
+// again, and the others get their last checkpoint.
+func (g *Graph) Plan(ctx context.Context, parallelism int, run *Run) ([]*InstancePlan, hcl.Diagnostics) {
 	if parallelism < 1 {
 		parallelism = 1
 	}
@@ -120,7 +128,7 @@ func (g *Graph) Plan(ctx context.Context, parallelism int, checkpoints func(addr
 		go func() {
 			defer wg.Done()
 			for i := range jobs {
-				plans[i], diagsAt[i] = g.planInstance(ctx, g.Instances[i], checkpoints)
+				plans[i], diagsAt[i] = g.planInstance(ctx, g.Instances[i], run)
 			}
 		}()
 	}
@@ -136,8 +144,17 @@ func (g *Graph) Plan(ctx context.Context, parallelism int, checkpoints func(addr
 	return plans, diags
 }
 
-func (g *Graph) planInstance(ctx context.Context, in *Instance, checkpoints func(string) []byte) (*InstancePlan, hcl.Diagnostics) {
+func (g *Graph) planInstance(ctx context.Context, in *Instance, run *Run) (*InstancePlan, hcl.Diagnostics) {
 	p := &InstancePlan{Instance: in}
+	st := run.Instance(in.Address)
+	if st != nil && st.Status == state.Done {
+		p.AlreadyDone, p.Kind = true, sdk.NoChange
+		p.Summary = "done (recorded " + st.FinishedAt.Local().Format("2006-01-02 15:04:05") + ")"
+		if st.Confirm != nil {
+			p.Summary = fmt.Sprintf("done: confirmed by %s (%s)", st.Confirm.By, st.Confirm.Time.Local().Format("2006-01-02 15:04"))
+		}
+		return p, nil
+	}
 	switch {
 	case in.Disabled:
 		p.Disabled = true
@@ -155,11 +172,12 @@ func (g *Graph) planInstance(ctx context.Context, in *Instance, checkpoints func
 	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	var cp []byte
-	if checkpoints != nil {
-		cp = checkpoints(in.Address)
-	}
+	cp, err := run.Checkpoint(in.Address)
 	n := in.Node
+	if err != nil {
+		p.Failed = true
+		return p, hcl.Diagnostics{errDiag(n.Step.DeclRange.Ptr(), "Plan failed for "+in.Address, "%s.", err)}
+	}
 	resp, err := n.Plugin.Instance.Plan(cctx, &sdk.PlanRequest{
 		Action: n.Step.Action, Address: in.Address, Attributes: sdk.NewValues(in.Attrs), Checkpoint: cp,
 	})
@@ -185,5 +203,6 @@ func (g *Graph) planInstance(ctx context.Context, in *Instance, checkpoints func
 	p.Summary = g.Redactor.String(resp.Summary)
 	p.Details = g.Redactor.Strings(resp.Details)
 	p.Private = resp.Private
+	p.Outputs = resp.Outputs
 	return p, diags
 }

@@ -60,6 +60,7 @@ func Functions(baseDir string) map[string]function.Function {
 		"regex_replace":   stdlib.RegexReplaceFunc,
 		"replace":         stdlib.ReplaceFunc,
 		"reverse":         stdlib.ReverseListFunc,
+		"secret":          secretOutsideSteps,
 		"sensitive":       sensitiveFunc,
 		"setintersection": stdlib.SetIntersectionFunc,
 		"setproduct":      stdlib.SetProductFunc,

@@ -227,7 +227,7 @@ func constantOnly(attr *hcl.Attribute, d hcl.Diagnostics) hcl.Diagnostics {
 }
 
 var runbookSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
-	{Name: "client"}, {Name: "old_provider"}, {Name: "new_provider"}, {Name: "description"},
+	{Name: "client"}, {Name: "old_provider"}, {Name: "new_provider"}, {Name: "description"}, {Name: "secret_recipients"},
 }}
 
 func (l *loader) runbookBlock(blk *hcl.Block) {
@@ -242,6 +242,25 @@ func (l *loader) runbookBlock(blk *hcl.Block) {
 	for name, dst := range map[string]*string{"client": &m.Client, "old_provider": &m.OldProvider, "new_provider": &m.NewProvider, "description": &m.Description} {
 		if a, ok := c.Attributes[name]; ok {
 			*dst, _ = l.literalString(a)
+		}
+	}
+	if a, ok := c.Attributes["secret_recipients"]; ok {
+		m.RecipientsRange = a.Expr.Range()
+		v, d := a.Expr.Value(nil)
+		if d.HasErrors() {
+			l.diags = append(l.diags, constantOnly(a, d)...)
+			return
+		}
+		v, err := convert.Convert(v, cty.List(cty.String))
+		if err != nil || v.IsNull() {
+			l.errf(a.Expr.Range().Ptr(), "Incorrect attribute value type", "secret_recipients is a list of age (age1...) or SSH (ssh-ed25519 ...) public keys.")
+			return
+		}
+		for it := v.ElementIterator(); it.Next(); {
+			_, e := it.Element()
+			if !e.IsNull() {
+				m.SecretRecipients = append(m.SecretRecipients, e.AsString())
+			}
 		}
 	}
 }

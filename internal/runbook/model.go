@@ -34,7 +34,11 @@ type Meta struct {
 	OldProvider string
 	NewProvider string
 	Description string
-	DeclRange   hcl.Range
+	// SecretRecipients: age or SSH public keys that every secret is also
+	// encrypted to (such as the new MSP's key).
+	SecretRecipients []string
+	RecipientsRange  hcl.Range
+	DeclRange        hcl.Range
 }
 
 // Variable is a `variable "NAME"` block.

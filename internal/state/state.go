@@ -50,6 +50,8 @@ type Record struct {
 	Summary string          `json:"sum,omitempty"`
 	Error   string          `json:"err,omitempty"`
 	Outputs json.RawMessage `json:"out,omitempty"`
+	// SealedOutputs are the sensitive outputs, age-encrypted JSON.
+	SealedOutputs []byte `json:"sout,omitempty"`
 
 	// checkpoint (Sealed: Data is age-encrypted because it held a secret)
 	Data   []byte `json:"d,omitempty"`
@@ -83,8 +85,9 @@ type Instance struct {
 	UpdatedAt  time.Time
 	Summary    string
 	Error      string
-	Outputs    json.RawMessage
-	Checkpoint []byte
+	Outputs       json.RawMessage
+	SealedOutputs []byte
+	Checkpoint    []byte
 	Sealed     bool
 	Confirm    *Confirmation
 }
@@ -163,8 +166,8 @@ func (s *Snapshot) Apply(r *Record) {
 			in.Summary = r.Summary
 		}
 		in.Error = r.Error
-		if r.Outputs != nil {
-			in.Outputs = r.Outputs
+		if r.Status == Done {
+			in.Outputs, in.SealedOutputs = r.Outputs, r.SealedOutputs
 		}
 	case KindCheckpoint:
 		in := s.instance(r.Address)

@@ -102,7 +102,9 @@ func noop() *sdk.Action {
 		},
 		PlanFunc: func(ctx context.Context, req *sdk.PlanRequest) *sdk.PlanResponse {
 			if string(req.Checkpoint) == string(doneMark) {
-				return sdk.NoChangef("already applied")
+				r := sdk.NoChangef("already applied")
+				r.Outputs = noopOutputs(req.Attributes)
+				return r
 			}
 			return sdk.Changef("nothing (no-op)")
 		},
@@ -110,12 +112,13 @@ func noop() *sdk.Action {
 			if err := ev.Checkpoint(ctx, doneMark); err != nil {
 				return &sdk.ApplyResponse{Diagnostics: sdk.Errorf("checkpoint: %v", err)}
 			}
-			return &sdk.ApplyResponse{Summary: "did nothing", Outputs: map[string]cty.Value{
-				"message": orNull(req.Attributes.Get("message")),
-				"secret":  orNull(req.Attributes.Get("secret")),
-			}}
+			return &sdk.ApplyResponse{Summary: "did nothing", Outputs: noopOutputs(req.Attributes)}
 		},
 	}
+}
+
+func noopOutputs(attrs sdk.Values) map[string]cty.Value {
+	return map[string]cty.Value{"message": orNull(attrs.Get("message")), "secret": orNull(attrs.Get("secret"))}
 }
 
 func orNull(v cty.Value) cty.Value {

@@ -78,7 +78,11 @@ func (s *grpcServer) Plan(ctx context.Context, req *pb.PlanRequest) (*pb.PlanRes
 	if err != nil {
 		return nil, err
 	}
-	return &pb.PlanResponse{Action: planKinds[r.Kind], Summary: r.Summary, Details: r.Details, Private: r.Private, Diagnostics: encodeDiags(r.Diagnostics)}, nil
+	outs, err := encodeOutputs(r.Outputs)
+	if err != nil {
+		return nil, fmt.Errorf("encoding outputs: %w", err)
+	}
+	return &pb.PlanResponse{Action: planKinds[r.Kind], Summary: r.Summary, Details: r.Details, Private: r.Private, Diagnostics: encodeDiags(r.Diagnostics), Outputs: outs}, nil
 }
 
 func (s *grpcServer) Apply(stream pb.Plugin_ApplyServer) error {
@@ -203,7 +207,11 @@ func (c *GRPCClient) Plan(ctx context.Context, req *PlanRequest) (*PlanResponse,
 	if err != nil {
 		return nil, err
 	}
-	resp := &PlanResponse{Summary: r.Summary, Details: r.Details, Private: r.Private, Diagnostics: decodeDiags(r.Diagnostics)}
+	outs, err := decodeOutputs(r.Outputs)
+	if err != nil {
+		return nil, err
+	}
+	resp := &PlanResponse{Summary: r.Summary, Details: r.Details, Private: r.Private, Diagnostics: decodeDiags(r.Diagnostics), Outputs: outs}
 	for k, v := range planKinds {
 		if v == r.Action {
 			resp.Kind = k

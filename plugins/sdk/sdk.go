@@ -114,6 +114,9 @@ type PlanResponse struct {
 	// Private is handed back in ApplyRequest.Private.
 	Private     []byte
 	Diagnostics Diagnostics
+	// Outputs, with NoChange: the outputs the step has in the world as it is
+	// (used when a resumed run finds the step already done).
+	Outputs map[string]cty.Value
 }
 
 // ApplyRequest asks a plugin to make the change for one step instance.

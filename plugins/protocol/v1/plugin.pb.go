@@ -751,8 +751,11 @@ type PlanResponse struct {
 	Summary string                 `protobuf:"bytes,2,opt,name=summary,proto3" json:"summary,omitempty"`
 	Details []string               `protobuf:"bytes,3,rep,name=details,proto3" json:"details,omitempty"`
 	// Opaque data the plugin wants back in ApplyRequest.
-	Private       []byte        `protobuf:"bytes,4,opt,name=private,proto3" json:"private,omitempty"`
-	Diagnostics   []*Diagnostic `protobuf:"bytes,5,rep,name=diagnostics,proto3" json:"diagnostics,omitempty"`
+	Private     []byte        `protobuf:"bytes,4,opt,name=private,proto3" json:"private,omitempty"`
+	Diagnostics []*Diagnostic `protobuf:"bytes,5,rep,name=diagnostics,proto3" json:"diagnostics,omitempty"`
+	// With NO_CHANGE: the outputs the step has in the world as it is, so that
+	// a step found already done (after a resume) still provides its outputs.
+	Outputs       *DynamicValue `protobuf:"bytes,6,opt,name=outputs,proto3" json:"outputs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -818,6 +821,13 @@ func (x *PlanResponse) GetPrivate() []byte {
 func (x *PlanResponse) GetDiagnostics() []*Diagnostic {
 	if x != nil {
 		return x.Diagnostics
+	}
+	return nil
+}
+
+func (x *PlanResponse) GetOutputs() *DynamicValue {
+	if x != nil {
+		return x.Outputs
 	}
 	return nil
 }
@@ -1342,13 +1352,14 @@ const file_plugin_proto_rawDesc = "" +
 	"attributes\x12\x1e\n" +
 	"\n" +
 	"checkpoint\x18\x04 \x01(\fR\n" +
-	"checkpoint\"\xda\x01\n" +
+	"checkpoint\"\x98\x02\n" +
 	"\fPlanResponse\x128\n" +
 	"\x06action\x18\x01 \x01(\x0e2 .switchover.plugin.v1.PlanActionR\x06action\x12\x18\n" +
 	"\asummary\x18\x02 \x01(\tR\asummary\x12\x18\n" +
 	"\adetails\x18\x03 \x03(\tR\adetails\x12\x18\n" +
 	"\aprivate\x18\x04 \x01(\fR\aprivate\x12B\n" +
-	"\vdiagnostics\x18\x05 \x03(\v2 .switchover.plugin.v1.DiagnosticR\vdiagnostics\"\xbe\x01\n" +
+	"\vdiagnostics\x18\x05 \x03(\v2 .switchover.plugin.v1.DiagnosticR\vdiagnostics\x12<\n" +
+	"\aoutputs\x18\x06 \x01(\v2\".switchover.plugin.v1.DynamicValueR\aoutputs\"\xbe\x01\n" +
 	"\fApplyRequest\x12\x16\n" +
 	"\x06action\x18\x01 \x01(\tR\x06action\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12B\n" +
@@ -1445,27 +1456,28 @@ var file_plugin_proto_depIdxs = []int32{
 	2,  // 8: switchover.plugin.v1.PlanRequest.attributes:type_name -> switchover.plugin.v1.DynamicValue
 	0,  // 9: switchover.plugin.v1.PlanResponse.action:type_name -> switchover.plugin.v1.PlanAction
 	3,  // 10: switchover.plugin.v1.PlanResponse.diagnostics:type_name -> switchover.plugin.v1.Diagnostic
-	2,  // 11: switchover.plugin.v1.ApplyRequest.attributes:type_name -> switchover.plugin.v1.DynamicValue
-	13, // 12: switchover.plugin.v1.ApplyClientMessage.request:type_name -> switchover.plugin.v1.ApplyRequest
-	14, // 13: switchover.plugin.v1.ApplyClientMessage.ack:type_name -> switchover.plugin.v1.CheckpointAck
-	2,  // 14: switchover.plugin.v1.ApplyResult.outputs:type_name -> switchover.plugin.v1.DynamicValue
-	3,  // 15: switchover.plugin.v1.ApplyResult.diagnostics:type_name -> switchover.plugin.v1.Diagnostic
-	16, // 16: switchover.plugin.v1.ApplyServerMessage.checkpoint:type_name -> switchover.plugin.v1.Checkpoint
-	17, // 17: switchover.plugin.v1.ApplyServerMessage.log:type_name -> switchover.plugin.v1.LogLine
-	18, // 18: switchover.plugin.v1.ApplyServerMessage.result:type_name -> switchover.plugin.v1.ApplyResult
-	7,  // 19: switchover.plugin.v1.Plugin.GetSchema:input_type -> switchover.plugin.v1.GetSchemaRequest
-	9,  // 20: switchover.plugin.v1.Plugin.Configure:input_type -> switchover.plugin.v1.ConfigureRequest
-	11, // 21: switchover.plugin.v1.Plugin.Plan:input_type -> switchover.plugin.v1.PlanRequest
-	15, // 22: switchover.plugin.v1.Plugin.Apply:input_type -> switchover.plugin.v1.ApplyClientMessage
-	8,  // 23: switchover.plugin.v1.Plugin.GetSchema:output_type -> switchover.plugin.v1.GetSchemaResponse
-	10, // 24: switchover.plugin.v1.Plugin.Configure:output_type -> switchover.plugin.v1.ConfigureResponse
-	12, // 25: switchover.plugin.v1.Plugin.Plan:output_type -> switchover.plugin.v1.PlanResponse
-	19, // 26: switchover.plugin.v1.Plugin.Apply:output_type -> switchover.plugin.v1.ApplyServerMessage
-	23, // [23:27] is the sub-list for method output_type
-	19, // [19:23] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	2,  // 11: switchover.plugin.v1.PlanResponse.outputs:type_name -> switchover.plugin.v1.DynamicValue
+	2,  // 12: switchover.plugin.v1.ApplyRequest.attributes:type_name -> switchover.plugin.v1.DynamicValue
+	13, // 13: switchover.plugin.v1.ApplyClientMessage.request:type_name -> switchover.plugin.v1.ApplyRequest
+	14, // 14: switchover.plugin.v1.ApplyClientMessage.ack:type_name -> switchover.plugin.v1.CheckpointAck
+	2,  // 15: switchover.plugin.v1.ApplyResult.outputs:type_name -> switchover.plugin.v1.DynamicValue
+	3,  // 16: switchover.plugin.v1.ApplyResult.diagnostics:type_name -> switchover.plugin.v1.Diagnostic
+	16, // 17: switchover.plugin.v1.ApplyServerMessage.checkpoint:type_name -> switchover.plugin.v1.Checkpoint
+	17, // 18: switchover.plugin.v1.ApplyServerMessage.log:type_name -> switchover.plugin.v1.LogLine
+	18, // 19: switchover.plugin.v1.ApplyServerMessage.result:type_name -> switchover.plugin.v1.ApplyResult
+	7,  // 20: switchover.plugin.v1.Plugin.GetSchema:input_type -> switchover.plugin.v1.GetSchemaRequest
+	9,  // 21: switchover.plugin.v1.Plugin.Configure:input_type -> switchover.plugin.v1.ConfigureRequest
+	11, // 22: switchover.plugin.v1.Plugin.Plan:input_type -> switchover.plugin.v1.PlanRequest
+	15, // 23: switchover.plugin.v1.Plugin.Apply:input_type -> switchover.plugin.v1.ApplyClientMessage
+	8,  // 24: switchover.plugin.v1.Plugin.GetSchema:output_type -> switchover.plugin.v1.GetSchemaResponse
+	10, // 25: switchover.plugin.v1.Plugin.Configure:output_type -> switchover.plugin.v1.ConfigureResponse
+	12, // 26: switchover.plugin.v1.Plugin.Plan:output_type -> switchover.plugin.v1.PlanResponse
+	19, // 27: switchover.plugin.v1.Plugin.Apply:output_type -> switchover.plugin.v1.ApplyServerMessage
+	24, // [24:28] is the sub-list for method output_type
+	20, // [20:24] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_plugin_proto_init() }

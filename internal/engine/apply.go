@@ -1,0 +1,545 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+	"github.com/zclconf/go-cty/cty/function"
+
+	"github.com/switchover/switchover/internal/audit"
+	"github.com/switchover/switchover/internal/lang"
+	"github.com/switchover/switchover/internal/runbook"
+	"github.com/switchover/switchover/internal/state"
+	"github.com/switchover/switchover/plugins/sdk"
+)
+
+// DefaultApplyTimeout bounds one Apply call when the step sets no timeout.
+const DefaultApplyTimeout = 30 * time.Minute
+
+// Event reports progress of an apply.
+type Event struct {
+	Type    string    `json:"type"` // started, done, failed, skipped, waiting, retry, log, not_started
+	Time    time.Time `json:"time"`
+	Address string    `json:"address"`
+	Attempt int       `json:"attempt,omitempty"`
+	Summary string    `json:"summary,omitempty"`
+	Error   string    `json:"error,omitempty"`
+}
+
+// ApplyOptions configure Apply.
+type ApplyOptions struct {
+	Parallelism int
+	// Stop asks for a graceful stop: nothing new is started, running steps
+	// finish. Cancelling ctx cancels running steps.
+	Stop  <-chan struct{}
+	Run   *Run
+	Audit *audit.Log
+	// Events receives progress; it is called from several goroutines.
+	Events func(Event)
+}
+
+// ApplyResult counts the outcome.
+type ApplyResult struct {
+	Done, Failed, Skipped, Waiting, NotStarted int
+	Stopped                                    bool // by Stop or ctx
+	Halted                                     bool // by a failed step with on_failure = halt
+}
+
+type outcome int
+
+const (
+	outDone outcome = iota
+	outDisabled
+	outFailed
+	outSkipped    // because a dependency failed
+	outWaiting    // for a person
+	outNotStarted // stopped, halted, or blocked by a step waiting for a person
+)
+
+type nodeRun struct {
+	node        *StepNode
+	waitingDeps int
+	remaining   int
+	failed      string // a failed (or failure-skipped) step this node depends on, transitively
+	waitsFor    string // a step waiting for a person that this node depends on
+	dependents  []*nodeRun
+	scopeOnce   sync.Once
+	scope       *hcl.EvalContext
+}
+
+type result struct {
+	ip  *InstancePlan
+	nr  *nodeRun
+	out outcome
+}
+
+// Apply walks the instances in dependency order, up to Parallelism at once.
+func (g *Graph) Apply(ctx context.Context, plans []*InstancePlan, o ApplyOptions) ApplyResult {
+	if o.Parallelism < 1 {
+		o.Parallelism = 1
+	}
+	if o.Events == nil {
+		o.Events = func(Event) {}
+	}
+	runs := map[string]*nodeRun{}
+	for _, n := range g.Order {
+		if n.Targeted {
+			runs[n.Step.Name] = &nodeRun{node: n}
+		}
+	}
+	byNode := map[*nodeRun][]*InstancePlan{}
+	for _, ip := range plans {
+		nr := runs[ip.Instance.Node.Step.Name]
+		byNode[nr] = append(byNode[nr], ip)
+		nr.remaining++
+	}
+	for _, nr := range runs {
+		for _, d := range nr.node.Deps {
+			if dr := runs[d]; dr != nil {
+				nr.waitingDeps++
+				dr.dependents = append(dr.dependents, nr)
+			}
+		}
+	}
+	var ready []result
+	var res ApplyResult
+	results := make(chan result)
+	var settle func(nr *nodeRun)
+	finish := func(r result) {
+		switch r.out {
+		case outDone, outDisabled:
+			res.Done++
+		case outFailed:
+			res.Failed++
+			r.nr.failed = r.ip.Instance.Address
+		case outSkipped:
+			res.Skipped++
+		case outWaiting:
+			res.Waiting++
+			if r.nr.waitsFor == "" {
+				r.nr.waitsFor = r.ip.Instance.Address
+			}
+		case outNotStarted:
+			res.NotStarted++
+		}
+		r.nr.remaining--
+		if r.nr.remaining == 0 {
+			settle(r.nr)
+		}
+	}
+	// settle: a node has finished; release or block its dependents.
+	settle = func(nr *nodeRun) {
+		for _, dep := range nr.dependents {
+			if nr.failed != "" && dep.failed == "" {
+				dep.failed = nr.failed
+			}
+			if nr.waitsFor != "" && dep.waitsFor == "" {
+				dep.waitsFor = nr.waitsFor
+			}
+			dep.waitingDeps--
+			if dep.waitingDeps == 0 {
+				release(dep, byNode[dep], &ready, finish, g, o)
+			}
+		}
+	}
+	for _, n := range g.Order {
+		if nr := runs[n.Step.Name]; nr != nil && nr.waitingDeps == 0 {
+			release(nr, byNode[nr], &ready, finish, g, o)
+		}
+	}
+	running := 0
+	stop := o.Stop
+	stopping := false
+	for {
+		for running < o.Parallelism && len(ready) > 0 && !stopping && !res.Halted && ctx.Err() == nil {
+			r := ready[0]
+			ready = ready[1:]
+			running++
+			go func(r result) {
+				r.out = g.applyInstance(ctx, r.ip, r.nr, o)
+				results <- r
+			}(r)
+		}
+		if running == 0 && (len(ready) == 0 || stopping || res.Halted || ctx.Err() != nil) {
+			break
+		}
+		select {
+		case r := <-results:
+			running--
+			if r.out == outFailed && r.ip.Instance.Node.Step.OnFailure == runbook.Halt {
+				res.Halted = true
+			}
+			finish(r)
+		case <-stop:
+			stopping, stop = true, nil
+		case <-ctx.Done():
+			stopping = true
+		}
+	}
+	// What never started stays pending for the next apply.
+	for len(ready) > 0 {
+		r := ready[0]
+		ready = ready[1:]
+		why := "the run was stopped"
+		if res.Halted {
+			why = "the run halted after a step failed"
+		}
+		o.Events(Event{Type: "not_started", Time: time.Now(), Address: r.ip.Instance.Address, Summary: why})
+		r.out = outNotStarted
+		finish(r)
+	}
+	// Nodes whose dependencies never finished (they were not started).
+	for _, nr := range runs {
+		if nr.remaining > 0 && nr.waitingDeps > 0 {
+			res.NotStarted += nr.remaining
+		}
+	}
+	res.Stopped = stopping || ctx.Err() != nil
+	return res
+}
+
+// release queues a node's instances, or settles them at once when a
+// dependency failed or waits for a person.
+func release(nr *nodeRun, ips []*InstancePlan, ready *[]result, finish func(result), g *Graph, o ApplyOptions) {
+	if len(ips) == 0 {
+		// A for_each over nothing: settle through a zero-instance node.
+		nr.remaining = 1
+		finish(result{nr: nr, out: outDone, ip: &InstancePlan{Instance: &Instance{Node: nr.node}}})
+		return
+	}
+	for _, ip := range ips {
+		r := result{ip: ip, nr: nr}
+		switch {
+		case ip.AlreadyDone:
+			r.out = outDone
+			finish(r)
+		case nr.failed != "":
+			why := "skipped: it depends on " + nr.failed + ", which failed"
+			g.record(o, &state.Record{Kind: state.KindStatus, Address: ip.Instance.Address, Status: state.Skipped, Summary: why})
+			o.Events(Event{Type: "skipped", Time: time.Now(), Address: ip.Instance.Address, Summary: why})
+			g.auditf(o, "step_skipped", ip.Instance.Address, map[string]any{"reason": why})
+			r.out = outSkipped
+			finish(r)
+		case nr.waitsFor != "":
+			o.Events(Event{Type: "not_started", Time: time.Now(), Address: ip.Instance.Address, Summary: "waits for " + nr.waitsFor + " (a person)"})
+			r.out = outNotStarted
+			finish(r)
+		default:
+			*ready = append(*ready, r)
+		}
+	}
+}
+
+func (g *Graph) record(o ApplyOptions, recs ...*state.Record) error {
+	for _, r := range recs {
+		r.Summary, r.Error = g.Redactor.String(r.Summary), g.Redactor.String(r.Error)
+	}
+	return o.Run.State.Append(recs...)
+}
+
+func (g *Graph) auditf(o ApplyOptions, event, addr string, fields map[string]any) {
+	if o.Audit == nil {
+		return
+	}
+	for k, v := range fields {
+		if s, ok := v.(string); ok {
+			fields[k] = g.Redactor.String(s)
+		}
+	}
+	_ = o.Audit.Append(event, addr, fields)
+}
+
+// applyInstance takes one instance to done, failed, waiting or skipped.
+func (g *Graph) applyInstance(ctx context.Context, ip *InstancePlan, nr *nodeRun, o ApplyOptions) outcome {
+	in := ip.Instance
+	addr := in.Address
+	step := in.Node.Step
+	fail := func(attempt int, err string) outcome {
+		err = g.Redactor.String(err)
+		if rerr := g.record(o, &state.Record{Kind: state.KindStatus, Address: addr, Status: state.Failed, Attempt: attempt, Error: err}); rerr != nil {
+			err += "; recording the failure also failed: " + rerr.Error()
+		}
+		o.Events(Event{Type: "failed", Time: time.Now(), Address: addr, Attempt: attempt, Error: err})
+		g.auditf(o, "step_failed", addr, map[string]any{"error": err, "attempt": attempt})
+		return outFailed
+	}
+	if ip.Failed {
+		return fail(0, "it could not be planned")
+	}
+	attrs := in.Attrs
+	disabled := ip.Disabled
+	if !attrs.IsWhollyKnown() || ip.Deferred {
+		var err error
+		attrs, disabled, err = g.applyAttrs(in, nr, o)
+		if err != nil {
+			return fail(0, err.Error())
+		}
+	}
+	if disabled {
+		why := "skipped: its `when` condition is false"
+		g.record(o, &state.Record{Kind: state.KindStatus, Address: addr, Status: state.Skipped, Summary: why})
+		o.Events(Event{Type: "skipped", Time: time.Now(), Address: addr, Summary: why})
+		return outDisabled
+	}
+	if ip.Kind == sdk.Manual {
+		st := o.Run.Instance(addr)
+		if st != nil && st.Confirm != nil {
+			sum := fmt.Sprintf("confirmed by %s", st.Confirm.By)
+			if st.Confirm.Note != "" {
+				sum += ": " + st.Confirm.Note
+			}
+			return g.markDone(o, addr, st.Attempts, sum, nil, in.Node)
+		}
+		g.record(o, &state.Record{Kind: state.KindStatus, Address: addr, Status: state.Waiting, Summary: ip.Summary})
+		o.Events(Event{Type: "waiting", Time: time.Now(), Address: addr, Summary: ip.Summary})
+		g.auditf(o, "step_waiting", addr, map[string]any{"summary": ip.Summary})
+		return outWaiting
+	}
+	prev := o.Run.Instance(addr)
+	attempt := 0
+	if prev != nil {
+		attempt = prev.Attempts
+	}
+	if ip.Kind == sdk.NoChange && !ip.Deferred {
+		return g.markDone(o, addr, attempt, "no change needed: "+ip.Summary, ip.Outputs, in.Node)
+	}
+	tries := 1
+	var backoff time.Duration
+	if step.Retry != nil {
+		tries, backoff = step.Retry.Attempts, step.Retry.Backoff
+	}
+	var lastErr string
+	for try := 1; try <= tries; try++ {
+		attempt++
+		// Durable before the plugin is called: a crash from here on is seen
+		// as "running", and the next apply asks the plugin to look again.
+		if err := g.record(o, &state.Record{Kind: state.KindStatus, Address: addr, Status: state.Running, Attempt: attempt}); err != nil {
+			return fail(attempt, "cannot record the start: "+err.Error())
+		}
+		o.Events(Event{Type: "started", Time: time.Now(), Address: addr, Attempt: attempt})
+		g.auditf(o, "step_started", addr, map[string]any{"attempt": attempt, "action": step.Plugin + "." + step.Action})
+		outs, summary, err := g.applyOnce(ctx, ip, attrs, o)
+		if err == nil {
+			return g.markDone(o, addr, attempt, summary, outs, in.Node)
+		}
+		lastErr = g.Redactor.String(err.Error())
+		if try == tries || ctx.Err() != nil {
+			break
+		}
+		wait := backoff << (try - 1)
+		o.Events(Event{Type: "retry", Time: time.Now(), Address: addr, Attempt: attempt, Error: lastErr, Summary: fmt.Sprintf("retrying in %s", wait)})
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+		}
+	}
+	return fail(attempt, lastErr)
+}
+
+// applyOnce calls Apply, then verifies with a fresh Plan that no change
+// remains.
+func (g *Graph) applyOnce(ctx context.Context, ip *InstancePlan, attrs cty.Value, o ApplyOptions) (map[string]cty.Value, string, error) {
+	in := ip.Instance
+	n := in.Node
+	timeout := n.Step.Timeout
+	if timeout == 0 {
+		timeout = DefaultApplyTimeout
+	}
+	cp, err := o.Run.Checkpoint(in.Address)
+	if err != nil {
+		return nil, "", err
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	ev := &applyEvents{g: g, o: o, addr: in.Address, last: cp}
+	resp, err := n.Plugin.Instance.Apply(cctx, &sdk.ApplyRequest{
+		Action: n.Step.Action, Address: in.Address, Attributes: sdk.NewValues(attrs), Private: ip.Private, Checkpoint: cp,
+	}, ev)
+	if err != nil {
+		if cctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
+			return nil, "", fmt.Errorf("%v (the step's timeout is %s)", err, timeout)
+		}
+		return nil, "", err
+	}
+	if err := resp.Diagnostics.Err(); err != nil {
+		return nil, "", err
+	}
+	// Verify: the step is done only when the plugin, looking again, sees no
+	// change left.
+	vctx, vcancel := context.WithTimeout(ctx, timeout)
+	defer vcancel()
+	verify, err := n.Plugin.Instance.Plan(vctx, &sdk.PlanRequest{Action: n.Step.Action, Address: in.Address, Attributes: sdk.NewValues(attrs), Checkpoint: ev.latest()})
+	if err != nil {
+		return nil, "", fmt.Errorf("verifying after apply: %v", err)
+	}
+	if err := verify.Diagnostics.Err(); err != nil {
+		return nil, "", fmt.Errorf("verifying after apply: %v", err)
+	}
+	if verify.Kind != sdk.NoChange {
+		return nil, "", fmt.Errorf("the plugin reported success, but looking again it still sees a change to make (%s): the change did not take effect", verify.Summary)
+	}
+	outs := verify.Outputs
+	if len(resp.Outputs) > 0 {
+		outs = resp.Outputs
+	}
+	sum := resp.Summary
+	if sum == "" {
+		sum = ip.Summary
+	}
+	return outs, sum, nil
+}
+
+func (g *Graph) markDone(o ApplyOptions, addr string, attempt int, summary string, outs map[string]cty.Value, n *StepNode) outcome {
+	sensitive := map[string]bool{}
+	for _, out := range n.Schema.Outputs {
+		sensitive[out.Name] = out.Sensitive
+		if outs != nil && out.Sensitive {
+			if v, ok := outs[out.Name]; ok {
+				g.Redactor.AddValue(v.Mark(lang.SensitiveMark))
+			}
+		}
+	}
+	clear, sealed, err := o.Run.encodeOutputs(outs, sensitive)
+	if err != nil {
+		return g.failDone(o, addr, attempt, "cannot record outputs: "+err.Error())
+	}
+	recs := []*state.Record{{Kind: state.KindStatus, Address: addr, Status: state.Done, Attempt: attempt, Summary: summary, Outputs: clear, SealedOutputs: sealed}}
+	names := o.Run.pendingSecretsOf(addr)
+	for _, name := range names {
+		recs = append(recs, &state.Record{Kind: state.KindSecret, Name: name, Address: addr, Verified: true})
+	}
+	if err := g.record(o, recs...); err != nil {
+		return g.failDone(o, addr, attempt, "cannot record the result: "+err.Error())
+	}
+	o.Events(Event{Type: "done", Time: time.Now(), Address: addr, Attempt: attempt, Summary: g.Redactor.String(summary)})
+	g.auditf(o, "step_done", addr, map[string]any{"summary": summary, "attempt": attempt})
+	for _, name := range names {
+		g.auditf(o, "secret_verified", addr, map[string]any{"name": name})
+	}
+	return outDone
+}
+
+func (g *Graph) failDone(o ApplyOptions, addr string, attempt int, err string) outcome {
+	o.Events(Event{Type: "failed", Time: time.Now(), Address: addr, Attempt: attempt, Error: err})
+	return outFailed
+}
+
+// applyAttrs evaluates an instance's attributes again for apply: with the
+// recorded outputs of the steps it depends on (all finished by now) and with
+// secrets resolved (generated and stored when new).
+func (g *Graph) applyAttrs(in *Instance, nr *nodeRun, o ApplyOptions) (cty.Value, bool, error) {
+	nr.scopeOnce.Do(func() {
+		steps := map[string]cty.Value{}
+		for _, d := range nr.node.Deps {
+			dn := g.Steps[d]
+			var names []string
+			for _, out := range dn.Schema.Outputs {
+				names = append(names, out.Name)
+			}
+			value := func(addr string) cty.Value {
+				if v, ok := o.Run.Outputs(addr, names); ok {
+					return cty.ObjectVal(map[string]cty.Value{"outputs": v})
+				}
+				return cty.ObjectVal(map[string]cty.Value{"outputs": cty.NullVal(cty.DynamicPseudoType)})
+			}
+			if dn.Step.ForEach == nil {
+				steps[d] = value(dn.Step.Address())
+				continue
+			}
+			vals := map[string]cty.Value{}
+			for _, di := range dn.Instances {
+				vals[di.KeyString()] = value(di.Address)
+			}
+			steps[d] = instancesValue(vals, cty.DynamicPseudoType)
+		}
+		scope := *g.scope
+		scope.Steps = steps
+		nr.scope = scope.EvalContext(nil)
+	})
+	ctx := nr.scope.NewChild()
+	ctx.Functions = map[string]function.Function{"secret": lang.SecretFunc(o.Run.SecretResolver(in.Address, true))}
+	if in.each != nil {
+		ctx.Variables = map[string]cty.Value{"each": cty.ObjectVal(map[string]cty.Value{"key": in.each.Key, "value": in.each.Value})}
+	}
+	n := in.Node
+	if n.Step.When != nil {
+		w, d := n.Step.When.Value(ctx)
+		if d.HasErrors() {
+			return cty.NilVal, false, errors.New(diagText(d))
+		}
+		w, _ = w.Unmark()
+		bw, err := convert.Convert(w, cty.Bool)
+		if err != nil || bw.IsNull() || !bw.IsKnown() {
+			return cty.NilVal, false, fmt.Errorf("its when condition is not true or false at apply")
+		}
+		if bw.False() {
+			return cty.NilVal, true, nil
+		}
+	}
+	v, d := g.evalAttrs(n.Schema.Attributes, n.Attrs, ctx)
+	if d.HasErrors() {
+		return cty.NilVal, false, errors.New(diagText(d))
+	}
+	if !v.IsWhollyKnown() {
+		return cty.NilVal, false, fmt.Errorf("some attributes are still unknown at apply (a step it depends on recorded no such output)")
+	}
+	return v, false, nil
+}
+
+func diagText(d hcl.Diagnostics) string {
+	var parts []string
+	for _, x := range d {
+		if x.Severity != hcl.DiagError {
+			continue
+		}
+		s := x.Summary
+		if x.Detail != "" {
+			s += ": " + x.Detail
+		}
+		if x.Subject != nil {
+			s = fmt.Sprintf("%s:%d:%d: %s", x.Subject.Filename, x.Subject.Start.Line, x.Subject.Start.Column, s)
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// applyEvents records a plugin's checkpoints durably before acknowledging them.
+type applyEvents struct {
+	g    *Graph
+	o    ApplyOptions
+	addr string
+	mu   sync.Mutex
+	last []byte
+}
+
+func (e *applyEvents) Checkpoint(ctx context.Context, data []byte) error {
+	stored, sealed, err := e.o.Run.seal(data)
+	if err != nil {
+		return err
+	}
+	if err := e.o.Run.State.Append(&state.Record{Kind: state.KindCheckpoint, Address: e.addr, Data: stored, Sealed: sealed}); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.last = append([]byte(nil), data...)
+	e.mu.Unlock()
+	return nil
+}
+
+func (e *applyEvents) latest() []byte {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.last
+}
+
+func (e *applyEvents) Log(msg string) {
+	e.o.Events(Event{Type: "log", Time: time.Now(), Address: e.addr, Summary: e.g.Redactor.String(msg)})
+}

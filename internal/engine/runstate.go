@@ -1,0 +1,210 @@
+package engine
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	"filippo.io/age"
+	"github.com/zclconf/go-cty/cty"
+	ctyjson "github.com/zclconf/go-cty/cty/json"
+
+	"github.com/switchover/switchover/internal/lang"
+	"github.com/switchover/switchover/internal/secrets"
+	"github.com/switchover/switchover/internal/state"
+)
+
+// Run is what plan and apply need of the workspace: the state, and the keys
+// that seal and unseal what must not be stored in clear.
+type Run struct {
+	State      *state.Manager
+	Identity   *age.X25519Identity // decrypts; nil: sealed data cannot be read
+	Recipients []age.Recipient     // encrypt to these (the identity's own recipient included)
+	Redactor   *Redactor
+	// OnSecret is told the name of every secret created (for the audit trail).
+	OnSecret func(name, address string)
+}
+
+// Instance returns the recorded state of an instance, or nil.
+func (r *Run) Instance(addr string) *state.Instance {
+	if r == nil || r.State == nil {
+		return nil
+	}
+	return r.State.Instance(addr)
+}
+
+// Checkpoint returns an instance's last checkpoint, unsealed.
+func (r *Run) Checkpoint(addr string) ([]byte, error) {
+	if r == nil {
+		return nil, nil
+	}
+	in := r.Instance(addr)
+	if in == nil || in.Checkpoint == nil {
+		return nil, nil
+	}
+	if !in.Sealed {
+		return in.Checkpoint, nil
+	}
+	if r.Identity == nil {
+		return nil, fmt.Errorf("the checkpoint of %s is encrypted and the workspace identity is not available", addr)
+	}
+	return secrets.Decrypt(in.Checkpoint, r.Identity)
+}
+
+// seal encrypts data when it holds a known secret, so that no secret is
+// stored in clear; it reports whether it did.
+func (r *Run) seal(data []byte) ([]byte, bool, error) {
+	if r.Redactor == nil || r.Redactor.String(string(data)) == string(data) {
+		return data, false, nil
+	}
+	ct, err := secrets.Encrypt(data, r.Recipients...)
+	return ct, true, err
+}
+
+// encodeOutputs splits outputs into clear JSON and sealed JSON (the
+// sensitive ones, encrypted).
+func (r *Run) encodeOutputs(outs map[string]cty.Value, sensitive map[string]bool) (clear json.RawMessage, sealed []byte, err error) {
+	plain := map[string]cty.Value{}
+	secret := map[string]cty.Value{}
+	for k, v := range outs {
+		v, marks := v.UnmarkDeep()
+		if sensitive[k] || len(marks) > 0 {
+			secret[k] = v
+		} else {
+			plain[k] = v
+		}
+	}
+	if len(plain) > 0 {
+		if clear, err = ctyjson.Marshal(cty.ObjectVal(plain), cty.DynamicPseudoType); err != nil {
+			return nil, nil, err
+		}
+		// A plugin may echo a secret in an output it did not declare sensitive.
+		if _, was, err := r.seal(clear); err != nil {
+			return nil, nil, err
+		} else if was {
+			for k, v := range plain {
+				secret[k] = v
+			}
+			clear = nil
+		}
+	}
+	if len(secret) > 0 {
+		b, err := ctyjson.Marshal(cty.ObjectVal(secret), cty.DynamicPseudoType)
+		if err != nil {
+			return nil, nil, err
+		}
+		if sealed, err = secrets.Encrypt(b, r.Recipients...); err != nil {
+			return nil, nil, err
+		}
+	}
+	return clear, sealed, nil
+}
+
+// Outputs returns a finished instance's recorded outputs (sensitive ones
+// marked), or false when it has none recorded.
+func (r *Run) Outputs(addr string, schema []string) (cty.Value, bool) {
+	in := r.Instance(addr)
+	if in == nil || in.Status != state.Done {
+		return cty.NilVal, false
+	}
+	m := map[string]cty.Value{}
+	if len(in.Outputs) > 0 {
+		v, err := ctyjson.Unmarshal(in.Outputs, cty.DynamicPseudoType)
+		if err == nil && v.Type().IsObjectType() {
+			for k, x := range v.AsValueMap() {
+				m[k] = x
+			}
+		}
+	}
+	if len(in.SealedOutputs) > 0 && r.Identity != nil {
+		if b, err := secrets.Decrypt(in.SealedOutputs, r.Identity); err == nil {
+			if v, err := ctyjson.Unmarshal(b, cty.DynamicPseudoType); err == nil && v.Type().IsObjectType() {
+				for k, x := range v.AsValueMap() {
+					m[k] = x.Mark(lang.SensitiveMark)
+					r.Redactor.AddValue(m[k])
+				}
+			}
+		}
+	}
+	for _, name := range schema {
+		if _, ok := m[name]; !ok {
+			m[name] = cty.NullVal(cty.DynamicPseudoType)
+		}
+	}
+	return cty.ObjectVal(m), true
+}
+
+// SecretResolver returns the secret() resolver for one instance. With
+// generate, a secret without a pending value is generated, encrypted and
+// made durable before it is returned; without, it is unknown.
+//
+// The rules: a pending value (being set by a step, not verified yet) is
+// always the answer, so a resumed or retried step sets the same value it may
+// already have set; a current value set by another step is read as it is;
+// else (first use, or this step rotates it again) a new value is generated.
+func (r *Run) SecretResolver(addr string, generate bool) lang.SecretResolver {
+	return func(name string, opts secrets.Options) (cty.Value, error) {
+		var sec *state.Secret
+		if r != nil && r.State != nil {
+			r.State.View(func(s *state.Snapshot) {
+				if x := s.Secrets[name]; x != nil {
+					c := *x
+					sec = &c
+				}
+			})
+		}
+		var use *state.SecretVersion
+		switch {
+		case sec != nil && sec.Pending != nil:
+			use = sec.Pending
+		case sec != nil && sec.Current != nil && sec.Current.SetBy != addr:
+			use = sec.Current
+		}
+		if use != nil {
+			if r.Identity == nil {
+				return cty.NilVal, fmt.Errorf("secret %q is stored encrypted and the workspace identity is not available", name)
+			}
+			pt, err := secrets.Decrypt(use.Ciphertext, r.Identity)
+			if err != nil {
+				return cty.NilVal, fmt.Errorf("cannot decrypt secret %q: %v", name, err)
+			}
+			r.Redactor.Add(string(pt))
+			return cty.StringVal(string(pt)), nil
+		}
+		if !generate || r == nil || r.State == nil {
+			return cty.UnknownVal(cty.String), nil
+		}
+		pw, err := secrets.Generate(opts)
+		if err != nil {
+			return cty.NilVal, err
+		}
+		r.Redactor.Add(pw)
+		ct, err := secrets.Encrypt([]byte(pw), r.Recipients...)
+		if err != nil {
+			return cty.NilVal, fmt.Errorf("encrypting secret %q: %v", name, err)
+		}
+		// Write-ahead: durable before any plugin can receive it.
+		if err := r.State.Append(&state.Record{Kind: state.KindSecret, Name: name, Address: addr, Ciphertext: ct}); err != nil {
+			return cty.NilVal, fmt.Errorf("recording secret %q: %v", name, err)
+		}
+		if r.OnSecret != nil {
+			r.OnSecret(name, addr)
+		}
+		return cty.StringVal(pw), nil
+	}
+}
+
+// pendingSecretsOf lists the secrets an instance is setting.
+func (r *Run) pendingSecretsOf(addr string) []string {
+	var out []string
+	r.State.View(func(s *state.Snapshot) {
+		for name, sec := range s.Secrets {
+			if sec.Pending != nil && sec.Pending.SetBy == addr {
+				out = append(out, name)
+			}
+		}
+	})
+	sort.Strings(out)
+	return out
+}
+
