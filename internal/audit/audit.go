@@ -199,3 +199,15 @@ func Verify(data []byte, anchorSeq int64, anchorHash string) ([]Entry, []Problem
 	}
 	return entries, problems
 }
+
+// LineHash returns the hash of the last line of data: the head to compare
+// with one written down elsewhere.
+func LineHash(data []byte) string {
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	for i := len(lines) - 1; i >= 0; i-- {
+		if len(lines[i]) > 0 {
+			return hashLine(lines[i])
+		}
+	}
+	return genesis
+}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/switchover/switchover/internal/engine"
@@ -25,6 +26,8 @@ const (
 	ExitError   = 1
 	ExitChanges = 2 // plan -detailed-exitcode: changes present
 	ExitFormat  = 3 // fmt -check: files need formatting
+	ExitWaiting = 4 // apply: stopped at steps that wait for a person
+	ExitStopped = 5 // apply: interrupted; run apply again to resume
 )
 
 // Env is what a command sees of the world.
@@ -45,6 +48,12 @@ func init() {
 	commands = []command{
 		{"validate", "Check a runbook without touching any remote system", runValidate},
 		{"plan", "Observe the real systems and show what apply would change", runPlan},
+		{"apply", "Apply a runbook or a saved plan, with durable checkpoints", runApply},
+		{"status", "Show the state of the run: each step's status, attempts, errors", runStatus},
+		{"confirm", "Record that a person did a step that waits for a person", runConfirm},
+		{"unlock", "Remove a state lock left behind", runUnlock},
+		{"secrets", "List the secrets, or show one (decrypted)", runSecrets},
+		{"audit", "Verify or show the audit trail", runAudit},
 		{"fmt", "Rewrite runbook files in the canonical format", runFmt},
 		{"graph", "Print the step dependency graph in DOT format", runGraph},
 		{"plugins", "List plugins, their actions and attributes", runPlugins},
@@ -52,10 +61,46 @@ func init() {
 	}
 }
 
+// interrupts lets a command ask that the first Ctrl-C stop it gracefully
+// (the second one cancels).
+var interrupts interruptState
+
+type interruptState struct {
+	mu sync.Mutex
+	fn func()
+}
+
+func (i *interruptState) graceful() func() {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.fn
+}
+
+func onFirstInterrupt(fn func()) {
+	interrupts.mu.Lock()
+	interrupts.fn = fn
+	interrupts.mu.Unlock()
+}
+
+
 // Main runs the command line and returns the exit code.
 func Main(args []string, env *Env) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		first := true
+		for range sigs {
+			if h := interrupts.graceful(); first && h != nil {
+				h()
+			} else {
+				cancel()
+			}
+			first = false
+		}
+	}()
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
 		if len(args) > 1 {
 			return Main([]string{args[1], "--help"}, env)

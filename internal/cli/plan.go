@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -53,40 +54,44 @@ func runPlan(ctx context.Context, env *Env, args []string) int {
 }
 
 func plan(ctx context.Context, env *Env, o planOptions) int {
-	host := pluginhost.New(pluginhost.Options{Dirs: pluginDirs(o.PluginDir)})
-	defer host.Close()
-	fail := func(files map[string]*hcl.File, diags hcl.Diagnostics) int {
+	sess, diags, err := openSession(ctx, env, sessionOptions{Dir: o.Dir, Vars: o.Vars, PluginDir: o.PluginDir, Targets: o.Targets}, o.JSON)
+	defer sess.close()
+	fail := func(diags hcl.Diagnostics) int {
 		if o.JSON {
-			writeJSON(env.Stdout, map[string]any{"format_version": 1, "errored": true, "diagnostics": toJSONDiags(files, diags)})
+			writeJSON(env.Stdout, map[string]any{"format_version": 1, "errored": true, "diagnostics": toJSONDiags(sess.files(), diags)})
 		} else {
-			printDiags(env.Stderr, files, diags)
+			printDiags(env.Stderr, sess.files(), diags)
 		}
 		return ExitError
 	}
-	g, diags := engine.Build(ctx, engine.Options{Dir: o.Dir, Vars: o.Vars, Host: host, Mode: engine.ModePlan, Targets: o.Targets})
-	if diags.HasErrors() {
-		return fail(filesOf(g), diags)
+	if err != nil {
+		return fail(hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot open the workspace", Detail: err.Error()}})
 	}
-	files := g.Runbook.Files
+	if diags.HasErrors() {
+		return fail(diags)
+	}
+	g := sess.g
 	if d := g.Configure(ctx); d.HasErrors() {
-		return fail(files, append(diags, d...))
+		return fail(append(diags, d...))
 	} else {
 		diags = append(diags, d...)
 	}
-	ips, d := g.Plan(ctx, o.Parallelism, nil)
+	ips, d := g.Plan(ctx, o.Parallelism, sess.run)
 	diags = append(diags, d...)
 	c := engine.Count(ips)
 	if o.JSON {
-		writeJSON(env.Stdout, planJSON(g, ips, c, files, diags))
+		writeJSON(env.Stdout, planJSON(g, ips, c, sess.files(), diags))
 	} else {
 		renderPlan(env.Stdout, g, ips, c)
-		printDiags(env.Stderr, files, diags)
+		printDiags(env.Stderr, sess.files(), diags)
 	}
 	if diags.HasErrors() {
 		return ExitError
 	}
 	if o.Out != "" {
-		if err := plans.Write(o.Out, savedPlan(g, ips, o.Targets)); err != nil {
+		sp := savedPlan(g, ips, o.Targets)
+		sp.StateSerial = sess.stateSerial()
+		if err := plans.Write(o.Out, sp); err != nil {
 			fmt.Fprintf(env.Stderr, "switchover plan: cannot save the plan: %v\n", err)
 			return ExitError
 		}
@@ -133,6 +138,9 @@ func renderPlan(w io.Writer, g *engine.Graph, ips []*engine.InstancePlan, c engi
 			continue
 		}
 		sym := map[sdk.PlanKind]string{sdk.Change: "~", sdk.Manual: "!", sdk.NoChange: "="}[p.Kind]
+		if p.AlreadyDone {
+			sym = "="
+		}
 		if p.Disabled {
 			sym = "-"
 		}
@@ -191,7 +199,7 @@ func savedPlan(g *engine.Graph, ips []*engine.InstancePlan, targets []string) *p
 		FormatVersion:     plans.FormatVersion,
 		SwitchoverVersion: pluginhost.Version,
 		CreatedAt:         time.Now().UTC(),
-		Runbook:           plans.RunbookRef{Name: g.Runbook.Meta.Name, Dir: g.Runbook.Dir, Hash: g.Runbook.Hash},
+		Runbook:           plans.RunbookRef{Name: g.Runbook.Meta.Name, Dir: absDir(g.Runbook.Dir), Hash: g.Runbook.Hash},
 		Variables:         map[string]plans.Variable{},
 		Targets:           targets,
 	}
@@ -214,7 +222,7 @@ func savedPlan(g *engine.Graph, ips []*engine.InstancePlan, targets []string) *p
 func planVariable(v cty.Value) plans.Variable {
 	sensitive := v.HasMark(lang.SensitiveMark) || v.ContainsMarked()
 	clear, _ := v.UnmarkDeep()
-	b, err := ctyjson.Marshal(clear, cty.DynamicPseudoType)
+	b, err := ctyJSON(clear)
 	if err != nil {
 		b = []byte(`null`)
 	}
@@ -223,3 +231,12 @@ func planVariable(v cty.Value) plans.Variable {
 	}
 	return plans.Variable{Value: b}
 }
+
+func absDir(d string) string {
+	if a, err := filepath.Abs(d); err == nil {
+		return a
+	}
+	return d
+}
+
+func ctyJSON(v cty.Value) ([]byte, error) { return ctyjson.Marshal(v, cty.DynamicPseudoType) }

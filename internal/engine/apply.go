@@ -47,7 +47,8 @@ type ApplyOptions struct {
 
 // ApplyResult counts the outcome.
 type ApplyResult struct {
-	Done, Failed, Skipped, Waiting, NotStarted int
+	// AlreadyDone were done before this apply and not called again.
+	AlreadyDone, Done, Failed, Skipped, Waiting, NotStarted int
 	Stopped                                    bool // by Stop or ctx
 	Halted                                     bool // by a failed step with on_failure = halt
 }
@@ -61,6 +62,7 @@ const (
 	outSkipped    // because a dependency failed
 	outWaiting    // for a person
 	outNotStarted // stopped, halted, or blocked by a step waiting for a person
+	outAlreadyDone
 )
 
 type nodeRun struct {
@@ -116,6 +118,8 @@ func (g *Graph) Apply(ctx context.Context, plans []*InstancePlan, o ApplyOptions
 		switch r.out {
 		case outDone, outDisabled:
 			res.Done++
+		case outAlreadyDone:
+			res.AlreadyDone++
 		case outFailed:
 			res.Failed++
 			r.nr.failed = r.ip.Instance.Address
@@ -218,7 +222,7 @@ func release(nr *nodeRun, ips []*InstancePlan, ready *[]result, finish func(resu
 		r := result{ip: ip, nr: nr}
 		switch {
 		case ip.AlreadyDone:
-			r.out = outDone
+			r.out = outAlreadyDone
 			finish(r)
 		case nr.failed != "":
 			why := "skipped: it depends on " + nr.failed + ", which failed"

@@ -36,6 +36,9 @@ type Plan struct {
 	Runbook           RunbookRef          `json:"runbook"`
 	Variables         map[string]Variable `json:"variables"`
 	Targets           []string            `json:"targets,omitempty"`
+	// StateSerial is the number of state records when the plan was made:
+	// apply refuses the plan when the state changed since.
+	StateSerial int `json:"state_serial"`
 	Instances         []Instance          `json:"instances"`
 }
 

@@ -27,6 +27,11 @@ type FileBackend struct {
 	mu   sync.Mutex
 	f    *os.File
 	recs []*Record
+	// valid is the length of the valid log; size the file's length when
+	// read. A torn tail is cut away before the first append, which only a
+	// lock holder makes: a reader must not cut a write in flight.
+	valid, size int64
+	repaired    bool
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -54,26 +59,31 @@ func OpenFile(dir string) (*FileBackend, error) {
 		f.Close()
 		return nil, err
 	}
-	if st.Size() != valid {
-		// Drop the torn tail, durably, before anything is appended after it.
-		if err := f.Truncate(valid); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("cutting the torn end of %s: %w", path, err)
-		}
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return nil, err
-		}
-	}
-	if _, err := f.Seek(valid, io.SeekStart); err != nil {
-		f.Close()
-		return nil, err
-	}
 	if err := syncDir(dir); err != nil {
 		f.Close()
 		return nil, err
 	}
-	return &FileBackend{dir: dir, f: f, recs: recs}, nil
+	return &FileBackend{dir: dir, f: f, recs: recs, valid: valid, size: st.Size()}, nil
+}
+
+// repair drops a torn tail, durably, before anything is appended after it.
+func (b *FileBackend) repair() error {
+	if b.repaired {
+		return nil
+	}
+	if b.size != b.valid {
+		if err := b.f.Truncate(b.valid); err != nil {
+			return fmt.Errorf("cutting the torn end of the state log: %w", err)
+		}
+		if err := b.f.Sync(); err != nil {
+			return err
+		}
+	}
+	if _, err := b.f.Seek(b.valid, io.SeekStart); err != nil {
+		return err
+	}
+	b.repaired = true
+	return nil
 }
 
 func readLog(f *os.File) ([]*Record, int64, error) {
@@ -140,6 +150,9 @@ func (b *FileBackend) Append(recs []*Record) error {
 	defer b.mu.Unlock()
 	if b.f == nil {
 		return errors.New("state backend is closed")
+	}
+	if err := b.repair(); err != nil {
+		return err
 	}
 	if _, err := b.f.Write(buf.Bytes()); err != nil {
 		return fmt.Errorf("writing the state log: %w", err)
@@ -258,4 +271,10 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// RemoveLock releases the lock held with id in dir, without an open backend.
+func RemoveLock(dir, id string) error {
+	b := &FileBackend{dir: dir}
+	return b.Unlock(id, false)
 }

@@ -36,7 +36,9 @@ func Exists(runbookDir string) bool {
 	return err == nil
 }
 
-// Open opens (creating) the workspace of a runbook directory.
+// Open opens (creating) the workspace of a runbook directory for reading.
+// Lock it before changing anything: only then are State appends and the
+// Audit trail available.
 func Open(runbookDir string) (*Workspace, error) {
 	dir := Path(runbookDir)
 	b, err := state.OpenFile(dir)
@@ -48,12 +50,7 @@ func Open(runbookDir string) (*Workspace, error) {
 		b.Close()
 		return nil, err
 	}
-	a, err := audit.Open(filepath.Join(dir, audit.FileName), Actor())
-	if err != nil {
-		m.Close()
-		return nil, fmt.Errorf("opening the audit trail: %w", err)
-	}
-	return &Workspace{Dir: dir, State: m, Audit: a, backend: b}, nil
+	return &Workspace{Dir: dir, State: m, backend: b}, nil
 }
 
 // Actor is user@host, who the audit trail says acted.
@@ -73,13 +70,36 @@ func (w *Workspace) Lock(op string) error {
 		return err
 	}
 	w.lock = &li
+	// Read the state again: what was read before the lock may be stale.
+	w.State.Close()
+	b, err := state.OpenFile(w.Dir)
+	if err == nil {
+		w.backend = b
+		w.State, err = state.NewManager(b)
+	}
+	if err != nil {
+		state.RemoveLock(w.Dir, li.ID)
+		w.lock = nil
+		return fmt.Errorf("reading the state: %w", err)
+	}
+	a, err := audit.Open(filepath.Join(w.Dir, audit.FileName), Actor())
+	if err != nil {
+		w.backend.Unlock(li.ID, false)
+		w.lock = nil
+		return fmt.Errorf("opening the audit trail: %w", err)
+	}
+	w.Audit = a
 	return nil
 }
 
-// ForceUnlock removes any lock.
+// ForceUnlock removes any lock, then holds it itself (so that the removal
+// can be recorded in the audit trail); Close releases it.
 func (w *Workspace) ForceUnlock() (state.LockInfo, error) {
 	holder, _ := w.backend.LockHolder()
-	return holder, w.backend.Unlock("", true)
+	if err := w.backend.Unlock("", true); err != nil {
+		return holder, err
+	}
+	return holder, w.Lock("unlock")
 }
 
 // Identity loads the workspace identity, creating it on first use.
@@ -105,19 +125,19 @@ func (w *Workspace) Close() error {
 			first = err
 		}
 	}
-	if err := w.Audit.Sync(); err == nil {
-		seq, hash := w.Audit.Head()
-		if seq > 0 {
+	if w.Audit != nil {
+		if err := w.Audit.Sync(); err == nil {
+			seq, hash := w.Audit.Head()
 			var anchored int64
 			w.State.View(func(s *state.Snapshot) { anchored = s.AuditSeq })
-			if anchored != seq {
+			if seq > 0 && anchored != seq {
 				keep(w.State.Append(&state.Record{Kind: state.KindAuditHead, Seq: seq, Hash: hash}))
 			}
+		} else {
+			keep(err)
 		}
-	} else {
-		keep(err)
+		keep(w.Audit.Close())
 	}
-	keep(w.Audit.Close())
 	if w.lock != nil {
 		keep(w.backend.Unlock(w.lock.ID, false))
 	}

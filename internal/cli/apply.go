@@ -1,0 +1,355 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hashicorp/hcl/v2"
+	"golang.org/x/term"
+
+	"github.com/switchover/switchover/internal/engine"
+	"github.com/switchover/switchover/internal/plans"
+	"github.com/switchover/switchover/internal/state"
+	"github.com/switchover/switchover/plugins/sdk"
+)
+
+type applyOptions struct {
+	Target      string // a runbook directory or a saved plan file
+	Vars        []engine.VarInput
+	PluginDir   string
+	AutoApprove bool
+	Parallelism int
+	JSON        bool
+	Targets     []string
+}
+
+func runApply(ctx context.Context, env *Env, args []string) int {
+	var o applyOptions
+	var targets listFlag
+	fs := newFlags(env, "apply", "Applies the runbook in DIR, or exactly the saved plan PLANFILE. Without a plan file it plans,\nshows the plan and asks for confirmation. Steps run in dependency order, up to -parallelism at\nonce, with durable checkpoints: killed at any moment, `switchover apply` again resumes the run.\nCtrl-C once: finish the running steps and stop; twice: cancel them.", "[DIR | PLANFILE]")
+	addVarFlags(fs, &o.Vars)
+	addPluginDirFlag(fs, &o.PluginDir)
+	fs.BoolVar(&o.AutoApprove, "auto-approve", false, "Apply without asking for confirmation")
+	fs.IntVar(&o.Parallelism, "parallelism", 10, "How many step instances run at once")
+	fs.BoolVar(&o.JSON, "json", false, "Print progress as JSON events, one per line")
+	fs.Var(&targets, "target", "Apply only step.NAME and the steps it depends on (repeatable)")
+	pos, code, ok := parse(fs, args, 1)
+	if !ok {
+		return code
+	}
+	o.Target, o.Targets = dirArg(pos), targets
+	if o.Parallelism < 1 {
+		fmt.Fprintln(env.Stderr, "switchover apply: -parallelism must be at least 1")
+		return ExitError
+	}
+	return apply(ctx, env, o)
+}
+
+func apply(ctx context.Context, env *Env, o applyOptions) int {
+	var saved *plans.Plan
+	dir := o.Target
+	if st, err := os.Stat(o.Target); err == nil && !st.IsDir() {
+		p, err := plans.Read(o.Target)
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "switchover apply: %v\n", err)
+			return ExitError
+		}
+		saved, dir = p, p.Runbook.Dir
+		if len(o.Targets) > 0 {
+			fmt.Fprintln(env.Stderr, "switchover apply: -target cannot be used with a saved plan (the plan already has its targets)")
+			return ExitError
+		}
+		o.Targets = p.Targets
+	}
+	out := newProgress(env, o.JSON)
+	fail := func(files map[string]*hcl.File, diags hcl.Diagnostics) int {
+		if o.JSON {
+			out.json(map[string]any{"type": "diagnostics", "diagnostics": toJSONDiags(files, diags)})
+		} else {
+			printDiags(env.Stderr, files, diags)
+		}
+		return ExitError
+	}
+	failf := func(summary, format string, a ...any) int {
+		return fail(nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: summary, Detail: fmt.Sprintf(format, a...)}})
+	}
+	if !hasRunbookFiles(dir) {
+		return failf("No runbook files", "The directory %s holds no *.sw.hcl or *.sw.json file.", dir)
+	}
+	sess, diags, err := openSession(ctx, env, sessionOptions{Dir: dir, Vars: o.Vars, PluginDir: o.PluginDir, Targets: o.Targets, ForApply: true}, o.JSON)
+	defer sess.close()
+	if err != nil {
+		return failf("Cannot start the apply", "%v.", err)
+	}
+	if diags.HasErrors() {
+		return fail(sess.files(), diags)
+	}
+	g, run, ws := sess.g, sess.run, sess.ws
+	if d := g.Configure(ctx); d.HasErrors() {
+		return fail(sess.files(), append(diags, d...))
+	}
+	var ips []*engine.InstancePlan
+	approval := "auto-approve"
+	if saved != nil {
+		if msg := checkSavedPlan(saved, g, sess.stateSerial()); msg != "" {
+			return failf("Saved plan cannot be applied", "%s Make a new plan with: switchover plan -out FILE %s", msg, dir)
+		}
+		if ips, err = plansFromSaved(saved, g, run); err != nil {
+			return failf("Saved plan cannot be applied", "%v.", err)
+		}
+		approval = "saved plan " + o.Target
+	} else {
+		var d hcl.Diagnostics
+		ips, d = g.Plan(ctx, o.Parallelism, run)
+		c := engine.Count(ips)
+		if !o.JSON {
+			renderPlan(env.Stdout, g, ips, c)
+		}
+		if d.HasErrors() {
+			return fail(sess.files(), d)
+		}
+		ws.Audit.Append("plan", "", map[string]any{"change": c.Change, "manual": c.Manual, "no_change": c.NoChange, "skipped": c.Skipped, "runbook_hash": g.Runbook.Hash})
+		if !o.AutoApprove {
+			if o.JSON {
+				return failf("Approval needed", "With -json, apply needs -auto-approve or a saved plan file.")
+			}
+			fmt.Fprint(env.Stdout, "\nApply this plan? Only 'yes' is accepted: ")
+			answer, _ := bufio.NewReader(env.Stdin).ReadString('\n')
+			if strings.TrimSpace(answer) != "yes" {
+				fmt.Fprintln(env.Stdout, "Apply cancelled; nothing was changed.")
+				ws.Audit.Append("apply_declined", "", nil)
+				return ExitError
+			}
+			approval = "interactive"
+		}
+	}
+	runID := uuid.NewString()
+	ws.Audit.Append("apply_approved", "", map[string]any{"how": approval, "run": runID, "runbook_hash": g.Runbook.Hash})
+	if err := ws.State.Append(&state.Record{Kind: state.KindRun, RunID: runID, RunbookHash: g.Runbook.Hash}); err != nil {
+		return failf("Cannot write the state", "%v.", err)
+	}
+	stop := make(chan struct{})
+	var stopOnce sync.Once
+	onFirstInterrupt(func() {
+		stopOnce.Do(func() {
+			close(stop)
+			out.note("Interrupted: finishing the running steps, then stopping. Ctrl-C again cancels them.")
+		})
+	})
+	defer onFirstInterrupt(nil)
+	out.start(len(ips))
+	res := g.Apply(ctx, ips, engine.ApplyOptions{Parallelism: o.Parallelism, Stop: stop, Run: run, Audit: ws.Audit, Events: out.event})
+	out.finish()
+	ws.Audit.Append("apply_finished", "", map[string]any{"run": runID, "done": res.Done, "already_done": res.AlreadyDone, "failed": res.Failed, "skipped": res.Skipped, "waiting": res.Waiting, "not_started": res.NotStarted, "stopped": res.Stopped})
+	return out.summary(res, dir)
+}
+
+// checkSavedPlan says why a saved plan no longer fits, or "".
+func checkSavedPlan(p *plans.Plan, g *engine.Graph, serial int) string {
+	if p.Runbook.Hash != g.Runbook.Hash {
+		return "The runbook changed since the plan was made."
+	}
+	if p.StateSerial != serial {
+		return fmt.Sprintf("The state changed since the plan was made (%d records then, %d now): another apply or a confirmation ran.", p.StateSerial, serial)
+	}
+	for name, v := range g.Vars {
+		pv, ok := p.Variables[name]
+		now := planVariable(v)
+		switch {
+		case !ok:
+			return fmt.Sprintf("Variable %q is new since the plan was made.", name)
+		case pv.Sensitive != now.Sensitive:
+			return fmt.Sprintf("Variable %q changed since the plan was made.", name)
+		case pv.Sensitive:
+			clear, _ := v.UnmarkDeep()
+			b, _ := ctyJSON(clear)
+			if !plans.SecretMatches(pv.Hash, b) {
+				return fmt.Sprintf("Sensitive variable %q has another value than when the plan was made (give it the same value again: saved plans never hold sensitive values).", name)
+			}
+		case string(pv.Value) != string(now.Value):
+			return fmt.Sprintf("Variable %q changed since the plan was made.", name)
+		}
+	}
+	return ""
+}
+
+// plansFromSaved rebuilds the instance plans from a saved plan.
+func plansFromSaved(p *plans.Plan, g *engine.Graph, run *engine.Run) ([]*engine.InstancePlan, error) {
+	byAddr := map[string]plans.Instance{}
+	for _, in := range p.Instances {
+		byAddr[in.Address] = in
+	}
+	var out []*engine.InstancePlan
+	for _, in := range g.Instances {
+		sp, ok := byAddr[in.Address]
+		if !ok {
+			return nil, fmt.Errorf("the plan has no entry for %s", in.Address)
+		}
+		ip := &engine.InstancePlan{Instance: in, Summary: sp.Summary, Details: sp.Details, Private: sp.Private, Deferred: sp.Deferred}
+		switch sp.Kind {
+		case "change", "deferred":
+			ip.Kind = sdk.Change
+		case "no-change":
+			ip.Kind = sdk.NoChange
+		case "manual":
+			ip.Kind = sdk.Manual
+		case "skipped":
+			ip.Disabled = true
+		default:
+			return nil, fmt.Errorf("the plan entry of %s has kind %q", in.Address, sp.Kind)
+		}
+		if st := run.Instance(in.Address); st != nil && st.Status == state.Done {
+			ip.AlreadyDone = true
+		}
+		out = append(out, ip)
+	}
+	return out, nil
+}
+
+// progress renders apply events: JSON lines, plain lines, or on a terminal
+// lines plus a status line.
+type progress struct {
+	env     *Env
+	asJSON  bool
+	tty     bool
+	mu      sync.Mutex
+	began   time.Time
+	total   int
+	counts  map[string]int
+	running int
+	lastBar time.Time
+}
+
+func newProgress(env *Env, asJSON bool) *progress {
+	p := &progress{env: env, asJSON: asJSON, counts: map[string]int{}}
+	if f, ok := env.Stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) && !asJSON {
+		p.tty = true
+	}
+	return p
+}
+
+func (p *progress) json(v any) {
+	b, _ := json.Marshal(v)
+	p.env.Stdout.Write(append(b, '\n'))
+}
+
+func (p *progress) start(total int) {
+	p.began, p.total = time.Now(), total
+	if p.asJSON {
+		p.json(map[string]any{"type": "apply_started", "time": p.began, "instances": total})
+	} else {
+		fmt.Fprintf(p.env.Stdout, "\nApplying %d step instances.\n", total)
+	}
+}
+
+func (p *progress) note(msg string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.asJSON {
+		p.json(map[string]any{"type": "note", "time": time.Now(), "message": msg})
+		return
+	}
+	p.clearBar()
+	fmt.Fprintln(p.env.Stderr, msg)
+}
+
+func (p *progress) clearBar() {
+	if p.tty {
+		io.WriteString(p.env.Stdout, "\r\x1b[K")
+	}
+}
+
+func (p *progress) event(ev engine.Event) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch ev.Type {
+	case "started":
+		p.running++
+	case "done", "failed":
+		p.running--
+	}
+	if ev.Type != "started" && ev.Type != "log" && ev.Type != "retry" {
+		p.counts[ev.Type]++
+	}
+	if p.asJSON {
+		p.json(ev)
+		return
+	}
+	p.clearBar()
+	line := ""
+	switch ev.Type {
+	case "started":
+		if !p.tty {
+			line = fmt.Sprintf("%s: started (attempt %d)", ev.Address, ev.Attempt)
+		}
+	case "done":
+		line = fmt.Sprintf("%s: done: %s", ev.Address, ev.Summary)
+	case "failed":
+		line = fmt.Sprintf("%s: FAILED: %s", ev.Address, ev.Error)
+	case "retry":
+		line = fmt.Sprintf("%s: attempt %d failed (%s); %s", ev.Address, ev.Attempt, ev.Error, ev.Summary)
+	case "waiting":
+		line = fmt.Sprintf("%s: waiting for a person: %s", ev.Address, ev.Summary)
+	case "skipped", "not_started":
+		line = fmt.Sprintf("%s: %s", ev.Address, strings.TrimPrefix(ev.Summary, "skipped: "))
+		if ev.Type == "skipped" {
+			line = fmt.Sprintf("%s: skipped: %s", ev.Address, strings.TrimPrefix(ev.Summary, "skipped: "))
+		}
+	case "log":
+		line = fmt.Sprintf("%s: %s", ev.Address, ev.Summary)
+	}
+	if line != "" {
+		fmt.Fprintln(p.env.Stdout, line)
+	}
+	if p.tty {
+		fmt.Fprintf(p.env.Stdout, "[%d/%d done, %d running, %d failed, %s]", p.counts["done"], p.total, p.running, p.counts["failed"], time.Since(p.began).Round(100*time.Millisecond))
+	}
+}
+
+func (p *progress) finish() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.clearBar()
+}
+
+func (p *progress) summary(res engine.ApplyResult, dir string) int {
+	elapsed := time.Since(p.began).Round(time.Millisecond)
+	code := ExitOK
+	switch {
+	case res.Failed > 0:
+		code = ExitError
+	case res.Stopped:
+		code = ExitStopped
+	case res.Waiting > 0 || res.NotStarted > 0:
+		code = ExitWaiting
+	}
+	if p.asJSON {
+		p.json(map[string]any{"type": "apply_finished", "time": time.Now(), "elapsed_seconds": elapsed.Seconds(), "done": res.Done, "already_done": res.AlreadyDone, "failed": res.Failed,
+			"skipped": res.Skipped, "waiting": res.Waiting, "not_started": res.NotStarted, "stopped": res.Stopped, "halted": res.Halted, "exit_code": code})
+		return code
+	}
+	w := p.env.Stdout
+	fmt.Fprintf(w, "\nApply finished in %s: %d done, %d failed, %d skipped, %d waiting for a person, %d not started", elapsed, res.Done, res.Failed, res.Skipped, res.Waiting, res.NotStarted)
+	if res.AlreadyDone > 0 {
+		fmt.Fprintf(w, " (and %d done before)", res.AlreadyDone)
+	}
+	fmt.Fprintln(w, ".")
+	switch {
+	case res.Halted:
+		fmt.Fprintln(w, "The run halted because a step with on_failure = halt failed; fix the cause and run apply again to continue.")
+	case res.Stopped:
+		fmt.Fprintln(w, "The run was interrupted; run `switchover apply` again to resume it.")
+	}
+	if res.Waiting > 0 {
+		fmt.Fprintf(w, "Steps wait for a person: see `switchover status %s`, then record each with `switchover confirm STEP --by NAME` and apply again.\n", dir)
+	}
+	return code
+}

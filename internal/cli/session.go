@@ -1,0 +1,124 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"filippo.io/age"
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/switchover/switchover/internal/engine"
+	"github.com/switchover/switchover/internal/lang"
+	"github.com/switchover/switchover/internal/pluginhost"
+	"github.com/switchover/switchover/internal/runbook"
+	"github.com/switchover/switchover/internal/secrets"
+	"github.com/switchover/switchover/internal/workspace"
+)
+
+// session is a runbook with its workspace (when there is one) and plugins.
+type session struct {
+	ws   *workspace.Workspace // nil for a plan of a runbook never applied
+	run  *engine.Run
+	host *pluginhost.Host
+	g    *engine.Graph
+}
+
+type sessionOptions struct {
+	Dir       string
+	Vars      []engine.VarInput
+	PluginDir string
+	Targets   []string
+	// ForApply: create the workspace if needed, lock it, create the identity.
+	ForApply bool
+}
+
+// hasRunbookFiles reports whether dir holds runbook files, so that no
+// workspace is created in a directory that is not a runbook.
+func hasRunbookFiles(dir string) bool {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, e := range ents {
+		if !e.IsDir() && runbook.IsRunbookFile(e.Name()) {
+			return true
+		}
+	}
+	return false
+}
+
+// openSession builds the graph against the workspace's state. On error it
+// prints and returns an exit code; the caller must call close.
+func openSession(ctx context.Context, env *Env, o sessionOptions, jsonOut bool) (*session, hcl.Diagnostics, error) {
+	s := &session{host: pluginhost.New(pluginhost.Options{Dirs: pluginDirs(o.PluginDir)})}
+	red := engine.NewRedactor()
+	s.run = &engine.Run{Redactor: red}
+	if hasRunbookFiles(o.Dir) && (o.ForApply || workspace.Exists(o.Dir)) {
+		ws, err := workspace.Open(o.Dir)
+		if err != nil {
+			return s, nil, err
+		}
+		s.ws = ws
+		if o.ForApply {
+			if err := ws.Lock("apply"); err != nil {
+				return s, nil, err
+			}
+		}
+		s.run.State = ws.State
+		if o.ForApply {
+			id, created, err := ws.Identity()
+			if err != nil {
+				return s, nil, fmt.Errorf("workspace identity: %w", err)
+			}
+			if created {
+				ws.Audit.Append("identity_created", "", map[string]any{"recipient": id.Recipient().String()})
+				if !jsonOut {
+					fmt.Fprintf(env.Stderr, "Created the workspace identity %s/%s (mode 0600); it decrypts this workspace's secrets.\n", ws.Dir, secrets.IdentityFile)
+				}
+			}
+			s.run.Identity = id
+			s.run.Recipients = []age.Recipient{id.Recipient()}
+			s.run.OnSecret = func(name, addr string) {
+				ws.Audit.Append("secret_created", addr, map[string]any{"name": name})
+			}
+		} else if id, err := ws.ExistingIdentity(""); err == nil {
+			s.run.Identity = id
+		}
+	}
+	g, diags := engine.Build(ctx, engine.Options{
+		Dir: o.Dir, Vars: o.Vars, Host: s.host, Mode: engine.ModePlan, Targets: o.Targets, Redactor: red,
+		Secrets: func(addr string) lang.SecretResolver { return s.run.SecretResolver(addr, false) },
+		KnownOutputs: func(addr string) (cty.Value, bool) {
+			if s.run.State == nil {
+				return cty.NilVal, false
+			}
+			return s.run.Outputs(addr, nil)
+		},
+	})
+	s.g = g
+	if !diags.HasErrors() && o.ForApply {
+		for _, r := range g.Runbook.Meta.SecretRecipients {
+			rec, _ := secrets.ParseRecipient(r) // checked by Build
+			s.run.Recipients = append(s.run.Recipients, rec)
+		}
+	}
+	return s, diags, nil
+}
+
+func (s *session) close() {
+	s.host.Close()
+	if s.ws != nil {
+		s.ws.Close()
+	}
+}
+
+func (s *session) files() map[string]*hcl.File { return filesOf(s.g) }
+
+func (s *session) stateSerial() int {
+	if s.ws == nil {
+		return 0
+	}
+	return s.ws.State.Serial()
+}

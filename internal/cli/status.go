@@ -1,0 +1,233 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/switchover/switchover/internal/state"
+	"github.com/switchover/switchover/internal/workspace"
+)
+
+// openExisting opens the workspace of a runbook that has been applied.
+func openExisting(env *Env, verb, dir string) (*workspace.Workspace, bool) {
+	if !workspace.Exists(dir) {
+		fmt.Fprintf(env.Stderr, "switchover %s: %s has no state yet: nothing was applied there (the state lives in %s)\n", verb, dir, workspace.Path(dir))
+		return nil, false
+	}
+	ws, err := workspace.Open(dir)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "switchover %s: %v\n", verb, err)
+		return nil, false
+	}
+	return ws, true
+}
+
+func runStatus(ctx context.Context, env *Env, args []string) int {
+	var asJSON bool
+	fs := newFlags(env, "status", "Shows the run recorded in DIR's state: each step instance's status, attempts, last error,\nand what waits for a person.", "[DIR]")
+	fs.BoolVar(&asJSON, "json", false, "Print as JSON")
+	pos, code, ok := parse(fs, args, 1)
+	if !ok {
+		return code
+	}
+	dir := dirArg(pos)
+	ws, ok := openExisting(env, "status", dir)
+	if !ok {
+		return ExitError
+	}
+	defer ws.Close()
+	var insts []*state.Instance
+	var runID string
+	ws.State.View(func(s *state.Snapshot) {
+		insts, runID = s.SortedInstances(), s.RunID
+		c := make([]*state.Instance, len(insts))
+		for i, in := range insts {
+			x := *in
+			c[i] = &x
+		}
+		insts = c
+	})
+	counts := map[state.Status]int{}
+	for _, in := range insts {
+		counts[in.Status]++
+	}
+	if asJSON {
+		var list []map[string]any
+		for _, in := range insts {
+			m := map[string]any{"address": in.Address, "status": in.Status, "attempts": in.Attempts, "summary": in.Summary, "error": in.Error}
+			if !in.StartedAt.IsZero() {
+				m["started_at"] = in.StartedAt
+			}
+			if !in.FinishedAt.IsZero() {
+				m["finished_at"] = in.FinishedAt
+			}
+			if in.Confirm != nil {
+				m["confirmed_by"], m["confirmed_at"], m["confirm_note"] = in.Confirm.By, in.Confirm.Time, in.Confirm.Note
+			}
+			list = append(list, m)
+		}
+		writeJSON(env.Stdout, map[string]any{"format_version": 1, "run": runID, "instances": list, "counts": counts})
+		return ExitOK
+	}
+	w := env.Stdout
+	if holder, locked := lockHolder(ws); locked {
+		fmt.Fprintf(w, "An apply is running or was cut off: %s %s on %s (pid %d) since %s.\n\n", holder.User, holder.Operation, holder.Host, holder.PID, holder.Since.Local().Format("2006-01-02 15:04:05"))
+	}
+	fmt.Fprintf(w, "%-50s %-8s %8s  %-19s  %s\n", "STEP", "STATUS", "ATTEMPTS", "UPDATED", "SUMMARY / ERROR")
+	var waiting []*state.Instance
+	for _, in := range insts {
+		text := in.Summary
+		if in.Error != "" {
+			text = "error: " + in.Error
+		}
+		if in.Confirm != nil && in.Status == state.Done {
+			text = fmt.Sprintf("confirmed by %s at %s", in.Confirm.By, in.Confirm.Time.Local().Format("2006-01-02 15:04"))
+			if in.Confirm.Note != "" {
+				text += ": " + in.Confirm.Note
+			}
+		}
+		fmt.Fprintf(w, "%-50s %-8s %8d  %-19s  %s\n", in.Address, in.Status, in.Attempts, stamp(in.UpdatedAt), firstLine(text))
+		if in.Status == state.Waiting {
+			waiting = append(waiting, in)
+		}
+	}
+	var parts []string
+	for _, st := range []state.Status{state.Done, state.Running, state.Failed, state.Waiting, state.Skipped, state.Pending} {
+		if counts[st] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", counts[st], st))
+		}
+	}
+	fmt.Fprintf(w, "\n%d step instances recorded: %s.\n", len(insts), strings.Join(parts, ", "))
+	if counts[state.Running] > 0 {
+		fmt.Fprintln(w, "Steps marked running were cut off; the next apply asks their plugins to look again before anything is repeated.")
+	}
+	if len(waiting) > 0 {
+		fmt.Fprintln(w, "\nWaiting for a person (do it, then record it):")
+		for _, in := range waiting {
+			fmt.Fprintf(w, "  %s: %s\n    switchover confirm '%s' --by \"NAME\" --note \"what was done\"\n", in.Address, firstLine(in.Summary), in.Address)
+		}
+	}
+	return ExitOK
+}
+
+func lockHolder(ws *workspace.Workspace) (state.LockInfo, bool) {
+	type holder interface {
+		LockHolder() (state.LockInfo, bool)
+	}
+	if h, ok := ws.State.Backend().(holder); ok {
+		return h.LockHolder()
+	}
+	return state.LockInfo{}, false
+}
+
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Local().Format("2006-01-02 15:04:05")
+}
+
+func firstLine(s string) string {
+	first, _, _ := strings.Cut(s, "\n")
+	return first
+}
+
+func runConfirm(ctx context.Context, env *Env, args []string) int {
+	var by, note string
+	fs := newFlags(env, "confirm", "Records that a person did a step that waits for a person: who, when, and a note. The next\napply continues past it. STEP is its address, such as step.registrar or 'step.keys[\"web1\"]'.", "STEP [DIR]")
+	fs.StringVar(&by, "by", "", "Who did it (required): a name, not a role")
+	fs.StringVar(&note, "note", "", "What was done, for the record")
+	pos, code, ok := parse(fs, args, 2)
+	if !ok {
+		return code
+	}
+	if len(pos) == 0 {
+		fmt.Fprintln(env.Stderr, "switchover confirm: name the step: switchover confirm STEP --by NAME")
+		return ExitError
+	}
+	addr, dir := pos[0], "."
+	if len(pos) == 2 {
+		if !strings.HasPrefix(addr, "step.") && strings.HasPrefix(pos[1], "step.") {
+			addr, dir = pos[1], pos[0]
+		} else {
+			dir = pos[1]
+		}
+	}
+	if !strings.HasPrefix(addr, "step.") {
+		addr = "step." + addr
+	}
+	if strings.TrimSpace(by) == "" {
+		fmt.Fprintln(env.Stderr, "switchover confirm: --by NAME is required: a confirmation counts only when someone signs it")
+		return ExitError
+	}
+	ws, ok := openExisting(env, "confirm", dir)
+	if !ok {
+		return ExitError
+	}
+	defer ws.Close()
+	if err := ws.Lock("confirm"); err != nil {
+		fmt.Fprintf(env.Stderr, "switchover confirm: %v\n", err)
+		return ExitError
+	}
+	in := ws.State.Instance(addr)
+	if in == nil || in.Status != state.Waiting {
+		var waiting []string
+		ws.State.View(func(s *state.Snapshot) {
+			for _, x := range s.SortedInstances() {
+				if x.Status == state.Waiting {
+					waiting = append(waiting, x.Address)
+				}
+			}
+		})
+		what := "is not in the state"
+		if in != nil {
+			what = "is " + string(in.Status) + ", not waiting for a person"
+		}
+		list := "nothing waits for a person"
+		if len(waiting) > 0 {
+			list = "waiting: " + strings.Join(waiting, ", ")
+		}
+		fmt.Fprintf(env.Stderr, "switchover confirm: %s %s (%s)\n", addr, what, list)
+		return ExitError
+	}
+	if in.Confirm != nil {
+		fmt.Fprintf(env.Stderr, "switchover confirm: %s was already confirmed by %s at %s; run apply to continue past it\n", addr, in.Confirm.By, stamp(in.Confirm.Time))
+		return ExitError
+	}
+	if err := ws.State.Append(&state.Record{Kind: state.KindConfirm, Address: addr, By: by, Note: note}); err != nil {
+		fmt.Fprintf(env.Stderr, "switchover confirm: %v\n", err)
+		return ExitError
+	}
+	ws.Audit.Append("confirmed", addr, map[string]any{"by": by, "note": note})
+	fmt.Fprintf(env.Stdout, "Recorded: %s confirmed by %s. Run apply again to continue past it.\n", addr, by)
+	return ExitOK
+}
+
+func runUnlock(ctx context.Context, env *Env, args []string) int {
+	fs := newFlags(env, "unlock", "Removes the state lock of DIR, left by an apply that is gone (one on another host, or\none switchover could not detect as dead). Make sure no apply is running.", "[DIR]")
+	pos, code, ok := parse(fs, args, 1)
+	if !ok {
+		return code
+	}
+	dir := dirArg(pos)
+	ws, ok := openExisting(env, "unlock", dir)
+	if !ok {
+		return ExitError
+	}
+	defer ws.Close()
+	holder, err := ws.ForceUnlock()
+	if errors.Is(err, state.ErrNotLocked) {
+		fmt.Fprintln(env.Stdout, "The state is not locked.")
+		return ExitOK
+	}
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "switchover unlock: %v\n", err)
+		return ExitError
+	}
+	ws.Audit.Append("unlocked", "", map[string]any{"held_by": holder.User + "@" + holder.Host, "pid": holder.PID})
+	fmt.Fprintf(env.Stdout, "Removed the lock held by %s %s on %s (pid %d) since %s.\n", holder.User, holder.Operation, holder.Host, holder.PID, stamp(holder.Since))
+	return ExitOK
+}
