@@ -9,14 +9,19 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/switchover/switchover/internal/plans"
+	"github.com/switchover/switchover/internal/testplugin"
 	"github.com/switchover/switchover/internal/pluginhost"
 )
 
 // The scripts in testdata/script drive the switchover binary: testscript runs
 // this test binary as `switchover` in a subprocess, exactly as main does.
 func TestMain(m *testing.M) {
-	if pluginhost.ServeBuiltinIfRequested(os.Args) {
+	if pluginhost.ServeBuiltinIfRequested(os.Args) || testplugin.ServeIfRequested() {
 		return
+	}
+	// The crash tests run this binary as switchover in a child process.
+	if os.Getenv("SWITCHOVER_TEST_AS_MAIN") == "1" {
+		os.Exit(Main(os.Args[1:], &Env{Stdout: os.Stdout, Stderr: os.Stderr, Stdin: os.Stdin}))
 	}
 	testscript.Main(m, map[string]func(){
 		"switchover": func() {

@@ -153,10 +153,16 @@ func (g *Graph) Apply(ctx context.Context, plans []*InstancePlan, o ApplyOptions
 			}
 		}
 	}
+	// Take the roots first: releasing one can settle it at once (all done
+	// before) and release its dependents, which must not be released twice.
+	var roots []*nodeRun
 	for _, n := range g.Order {
 		if nr := runs[n.Step.Name]; nr != nil && nr.waitingDeps == 0 {
-			release(nr, byNode[nr], &ready, finish, g, o)
+			roots = append(roots, nr)
 		}
+	}
+	for _, nr := range roots {
+		release(nr, byNode[nr], &ready, finish, g, o)
 	}
 	running := 0
 	stop := o.Stop

@@ -107,11 +107,11 @@ func (m *Manager) Instance(addr string) *Instance {
 	return &c
 }
 
-// Serial is the number of records: it changes whenever the state does.
+// Serial changes whenever the run's state does.
 func (m *Manager) Serial() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.snap.Records
+	return m.snap.Serial
 }
 
 // Backend returns the backend.

@@ -122,10 +122,13 @@ type Secret struct {
 type Snapshot struct {
 	RunID       string
 	RunbookHash string
-	Records     int // how many records were folded: the state's serial
+	Records     int // how many records were folded
+	// Serial counts the records that change the run (not audit anchors): a
+	// saved plan is refused when it changed.
+	Serial int
 	Instances   map[string]*Instance
 	Secrets     map[string]*Secret
-	AuditSeq    int64
+	AuditSeq    int64 // the audit trail's anchored head
 	AuditHash   string
 }
 
@@ -147,6 +150,9 @@ func (s *Snapshot) instance(addr string) *Instance {
 // Apply folds one record into the snapshot.
 func (s *Snapshot) Apply(r *Record) {
 	s.Records++
+	if r.Kind != KindAuditHead {
+		s.Serial++
+	}
 	switch r.Kind {
 	case KindRun:
 		s.RunID, s.RunbookHash = r.RunID, r.RunbookHash
