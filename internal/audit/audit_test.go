@@ -26,7 +26,9 @@ func journal(t *testing.T, n int) (data []byte, seq int64, head string) {
 	return data, seq, head
 }
 
-func lines(b []byte) [][]byte { return bytes.SplitAfter(bytes.TrimSuffix(b, []byte("\n")), []byte("\n")) }
+func lines(b []byte) [][]byte {
+	return bytes.SplitAfter(bytes.TrimSuffix(b, []byte("\n")), []byte("\n"))
+}
 
 func join(ls [][]byte) []byte {
 	var out []byte

@@ -82,7 +82,6 @@ func onFirstInterrupt(fn func()) {
 	interrupts.mu.Unlock()
 }
 
-
 // Main runs the command line and returns the exit code.
 func Main(args []string, env *Env) int {
 	ctx, cancel := context.WithCancel(context.Background())

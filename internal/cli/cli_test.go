@@ -9,8 +9,8 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/switchover/switchover/internal/plans"
-	"github.com/switchover/switchover/internal/testplugin"
 	"github.com/switchover/switchover/internal/pluginhost"
+	"github.com/switchover/switchover/internal/testplugin"
 )
 
 // The scripts in testdata/script drive the switchover binary: testscript runs

@@ -49,8 +49,8 @@ type ApplyOptions struct {
 type ApplyResult struct {
 	// AlreadyDone were done before this apply and not called again.
 	AlreadyDone, Done, Failed, Skipped, Waiting, NotStarted int
-	Stopped                                    bool // by Stop or ctx
-	Halted                                     bool // by a failed step with on_failure = halt
+	Stopped                                                 bool // by Stop or ctx
+	Halted                                                  bool // by a failed step with on_failure = halt
 }
 
 type outcome int

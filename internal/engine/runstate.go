@@ -207,4 +207,3 @@ func (r *Run) pendingSecretsOf(addr string) []string {
 	sort.Strings(out)
 	return out
 }
-

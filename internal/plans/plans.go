@@ -38,8 +38,8 @@ type Plan struct {
 	Targets           []string            `json:"targets,omitempty"`
 	// StateSerial is the number of state records when the plan was made:
 	// apply refuses the plan when the state changed since.
-	StateSerial int `json:"state_serial"`
-	Instances         []Instance          `json:"instances"`
+	StateSerial int        `json:"state_serial"`
+	Instances   []Instance `json:"instances"`
 }
 
 // RunbookRef identifies the runbook a plan was made from.

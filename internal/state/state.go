@@ -77,19 +77,19 @@ type Record struct {
 
 // Instance is the folded state of one step instance.
 type Instance struct {
-	Address    string
-	Status     Status
-	Attempts   int
-	StartedAt  time.Time
-	FinishedAt time.Time
-	UpdatedAt  time.Time
-	Summary    string
-	Error      string
+	Address       string
+	Status        Status
+	Attempts      int
+	StartedAt     time.Time
+	FinishedAt    time.Time
+	UpdatedAt     time.Time
+	Summary       string
+	Error         string
 	Outputs       json.RawMessage
 	SealedOutputs []byte
 	Checkpoint    []byte
-	Sealed     bool
-	Confirm    *Confirmation
+	Sealed        bool
+	Confirm       *Confirmation
 }
 
 // Confirmation is a person's written, attributable confirmation.
@@ -125,11 +125,11 @@ type Snapshot struct {
 	Records     int // how many records were folded
 	// Serial counts the records that change the run (not audit anchors): a
 	// saved plan is refused when it changed.
-	Serial int
-	Instances   map[string]*Instance
-	Secrets     map[string]*Secret
-	AuditSeq    int64 // the audit trail's anchored head
-	AuditHash   string
+	Serial    int
+	Instances map[string]*Instance
+	Secrets   map[string]*Secret
+	AuditSeq  int64 // the audit trail's anchored head
+	AuditHash string
 }
 
 // NewSnapshot returns an empty snapshot.
