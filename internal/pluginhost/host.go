@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -222,6 +223,9 @@ func (h *Host) Start(name, key string) (*Instance, error) {
 	} else {
 		cmd = exec.Command(f.Path)
 	}
+	// A plugin must not outlive a killed switchover: an orphan could finish
+	// an Apply behind the back of the run that resumes.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stderr := newTail(20)
 	c := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,

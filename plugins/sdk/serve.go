@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"os"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
@@ -10,6 +11,7 @@ import (
 // Serve runs p as a plugin process. It returns when switchover ends the
 // process. A plugin binary's main is a single call to Serve.
 func Serve(p Provider) {
+	go exitWithParent()
 	level := hclog.LevelFromString(os.Getenv("SWITCHOVER_LOG"))
 	if level == hclog.NoLevel {
 		level = hclog.Warn
@@ -22,4 +24,16 @@ func Serve(p Provider) {
 		GRPCServer: plugin.DefaultGRPCServer,
 		Logger:     hclog.New(&hclog.LoggerOptions{Level: level, Output: os.Stderr, JSONFormat: true}),
 	})
+}
+
+// exitWithParent ends the plugin when the process that started it is gone
+// (switchover also asks the kernel to kill it then; this covers the rest).
+func exitWithParent() {
+	parent := os.Getppid()
+	for {
+		time.Sleep(100 * time.Millisecond)
+		if os.Getppid() != parent {
+			os.Exit(3)
+		}
+	}
 }
