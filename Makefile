@@ -2,7 +2,7 @@ GO ?= go
 BIN := bin/switchover
 PROTO_DIR := plugins/protocol/v1
 
-.PHONY: build test generate lint bench-plan fuzz clean check-generate
+.PHONY: build test generate lint bench-plan bench-apply fuzz clean check-generate
 
 build:
 	$(GO) build -o $(BIN) ./cmd/switchover
@@ -27,7 +27,10 @@ lint:
 		if [ -n "$$bad" ]; then echo "plugins must not import internal/: $$bad"; exit 1; fi
 
 bench-plan: build
-	$(GO) run ./internal/tools/benchplan -bin $(BIN)
+	$(GO) run ./internal/tools/bench -what plan -bin $(BIN)
+
+bench-apply: build
+	$(GO) run ./internal/tools/bench -what apply -bin $(BIN)
 
 fuzz:
 	$(GO) test ./internal/runbook -run '^$$' -fuzz FuzzLoad -fuzztime 30s

@@ -68,7 +68,9 @@ func (r *Run) encodeOutputs(outs map[string]cty.Value, sensitive map[string]bool
 	secret := map[string]cty.Value{}
 	for k, v := range outs {
 		v, marks := v.UnmarkDeep()
-		if sensitive[k] || len(marks) > 0 {
+		// A null reveals nothing: only real values are sealed (sealing costs
+		// an X25519 operation per record).
+		if (sensitive[k] || len(marks) > 0) && !v.IsNull() {
 			secret[k] = v
 		} else {
 			plain[k] = v

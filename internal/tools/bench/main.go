@@ -1,7 +1,11 @@
-// Command benchplan measures `switchover validate` and `switchover plan` of a
-// generated runbook with N step instances (for_each over N keys, core.noop)
-// and prints a table: wall time and peak memory, of switchover alone and of
-// switchover with its plugin processes (sampled every 5 ms from /proc).
+// Command bench measures switchover on a generated runbook with N step
+// instances (for_each over N keys, core.noop) and prints a table.
+//
+//	-what plan:  validate and plan: wall time and peak memory, of switchover
+//	             alone and with its plugin processes (sampled from /proc).
+//	-what apply: apply with durable checkpoints, total and per step; then the
+//	             same run killed (SIGKILL) at 50% and resumed: the time to get
+//	             past the done half, and the resume's total.
 package main
 
 import (
@@ -20,8 +24,9 @@ func main() {
 	bin := flag.String("bin", "bin/switchover", "switchover binary")
 	n := flag.Int("n", 10000, "step instances")
 	runs := flag.Int("runs", 3, "runs of each command (the best is shown, and the worst)")
+	what := flag.String("what", "plan", "plan or apply")
 	flag.Parse()
-	dir, err := os.MkdirTemp("", "benchplan-")
+	dir, err := os.MkdirTemp("", "bench-")
 	if err != nil {
 		fail(err)
 	}
@@ -43,6 +48,10 @@ func main() {
 	os.WriteFile(varFile, []byte(keys.String()), 0o644)
 
 	abs, _ := filepath.Abs(*bin)
+	if *what == "apply" {
+		benchApply(abs, dir, varFile, *n, *runs)
+		return
+	}
 	fmt.Printf("switchover validate + plan of a runbook with %d core.noop instances (for_each), %d runs each, %d CPUs\n\n", *n, *runs, numCPU())
 	fmt.Printf("%-36s %10s %10s %16s %18s\n", "command", "best", "worst", "switchover RSS", "with plugins RSS")
 	for _, c := range [][]string{
