@@ -318,7 +318,15 @@ func (g *Graph) applyInstance(ctx context.Context, ip *InstancePlan, nr *nodeRun
 		attempt = prev.Attempts
 	}
 	if ip.Kind == sdk.NoChange && !ip.Deferred {
-		return g.markDone(o, addr, attempt, "no change needed: "+ip.Summary, ip.Outputs, in.Node)
+		outs := ip.Outputs
+		if outs == nil && len(in.Node.Schema.Outputs) > 0 {
+			// A saved plan does not keep outputs: look again (read-only).
+			cp, _ := o.Run.Checkpoint(addr)
+			if r, err := in.Node.Plugin.Instance.Plan(ctx, &sdk.PlanRequest{Action: step.Action, Address: addr, Attributes: sdk.NewValues(attrs), Checkpoint: cp}); err == nil && r.Kind == sdk.NoChange {
+				outs = r.Outputs
+			}
+		}
+		return g.markDone(o, addr, attempt, "no change needed: "+ip.Summary, outs, in.Node)
 	}
 	tries := 1
 	var backoff time.Duration

@@ -1,0 +1,124 @@
+package cli
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/switchover/switchover/internal/state"
+	"github.com/switchover/switchover/internal/testplugin"
+)
+
+const interruptRunbook = `
+step "test.sleepy" "slow" {
+  for_each = toset(["a", "b", "c", "d"])
+  world    = local.world
+  name     = each.key
+  sleep_ms = 1200
+}
+`
+
+// startApply runs switchover apply in a child process and waits until the
+// first steps run.
+func startApply(t *testing.T, f *fixture) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	exe, _ := os.Executable()
+	cmd := exec.Command(exe, "apply", "-auto-approve", "-parallelism", "2", "-plugin-dir", f.pluginDir, f.dir)
+	cmd.Env = append(os.Environ(), "SWITCHOVER_TEST_AS_MAIN=1")
+	// Its own process group, so that Ctrl-C can be sent as a terminal does:
+	// to switchover and its plugins at once.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 500; i++ {
+		running := 0
+		for _, in := range f.states() {
+			if in.Status == state.Running {
+				running++
+			}
+		}
+		if running == 2 {
+			return cmd, &out
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("the steps never started")
+	return nil, nil
+}
+
+// ctrlC sends SIGINT to the process group, as a terminal does.
+func ctrlC(cmd *exec.Cmd) { syscall.Kill(-cmd.Process.Pid, syscall.SIGINT) }
+
+func exitCode(cmd *exec.Cmd) int {
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Exited() {
+		return ws.ExitStatus()
+	}
+	return -1
+}
+
+func TestCtrlCOnceFinishesRunningSteps(t *testing.T) {
+	f := newFixture(t, interruptRunbook)
+	cmd, out := startApply(t, f)
+	ctrlC(cmd)
+	cmd.Wait()
+	if code := exitCode(cmd); code != ExitStopped {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	if !strings.Contains(out.String(), "finishing the running steps") || !strings.Contains(out.String(), "run `switchover apply` again to resume") {
+		t.Fatalf("output:\n%s", out)
+	}
+	slept := 0
+	for _, l := range testplugin.Lines(f.world) {
+		if strings.HasPrefix(l, "slept ") {
+			slept++
+		}
+	}
+	st := f.states()
+	done := 0
+	for _, in := range st {
+		if in.Status == state.Done {
+			done++
+		}
+	}
+	if slept != 2 || done != 2 || len(st) != 2 {
+		t.Fatalf("%d slept, %d done, %d recorded: the two running steps must finish and nothing new start", slept, done, len(st))
+	}
+	// The next apply does the rest.
+	code, o := f.apply()
+	if code != ExitOK || !strings.Contains(o, "2 done, 0 failed") {
+		t.Fatalf("resume: %d\n%s", code, o)
+	}
+}
+
+func TestCtrlCTwiceCancelsRunningSteps(t *testing.T) {
+	f := newFixture(t, interruptRunbook)
+	cmd, out := startApply(t, f)
+	began := time.Now()
+	ctrlC(cmd)
+	time.Sleep(100 * time.Millisecond)
+	ctrlC(cmd)
+	cmd.Wait()
+	if d := time.Since(began); d > 1000*time.Millisecond {
+		t.Fatalf("took %s to stop: the running steps were not cancelled\n%s", d, out)
+	}
+	if code := exitCode(cmd); code == ExitOK {
+		t.Fatalf("exit 0 after a cancel\n%s", out)
+	}
+	for _, l := range testplugin.Lines(f.world) {
+		if strings.HasPrefix(l, "slept ") {
+			t.Fatalf("a cancelled step completed: %s", l)
+		}
+	}
+	// Nothing is lost: the next apply finishes everything.
+	code, o := f.apply()
+	if code != ExitOK {
+		t.Fatalf("resume: %d\n%s", code, o)
+	}
+}
