@@ -75,24 +75,32 @@ func LoadOrCreateIdentity(dir string) (id *age.X25519Identity, created bool, err
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, false, err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, os.ErrExist) {
-		id, err := LoadIdentity(path) // another process made it first
-		return id, false, err
-	}
+	// Write a complete file under a temporary name, make it durable, then
+	// link it into place: a crash leaves no identity or a whole one, never
+	// an empty one; link fails if another process made one first.
+	f, err := os.CreateTemp(dir, ".identity-*")
 	if err != nil {
 		return nil, false, err
 	}
+	defer os.Remove(f.Name())
 	content := "# switchover workspace identity: decrypts this workspace's secrets. Keep it private.\n# public key: " + id.Recipient().String() + "\n" + id.String() + "\n"
-	if _, err := f.WriteString(content); err != nil {
-		f.Close()
+	_, werr := f.WriteString(content)
+	cerr := f.Chmod(0o600)
+	serr := f.Sync()
+	if err := errors.Join(werr, cerr, serr, f.Close()); err != nil {
 		return nil, false, err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
+	if err := os.Link(f.Name(), path); errors.Is(err, os.ErrExist) {
+		id, err := LoadIdentity(path) // another process made it first
+		return id, false, err
+	} else if err != nil {
 		return nil, false, err
 	}
-	return id, true, f.Close()
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return id, true, nil
 }
 
 // LoadIdentity reads an age identity file.
