@@ -114,7 +114,22 @@ func apply(ctx context.Context, env *Env, o applyOptions) int {
 			renderPlan(env.Stdout, g, ips, c)
 		}
 		if d.HasErrors() {
-			return fail(sess.files(), d)
+			if len(engine.BlockingFailures(ips)) > 0 {
+				return fail(sess.files(), d)
+			}
+			// Only steps with on_failure = continue failed to plan: they are
+			// recorded as failed and the rest goes on.
+			if !o.JSON {
+				fmt.Fprintln(env.Stderr, "The steps that failed to plan have on_failure = continue: applying the rest.")
+			}
+		}
+		for _, w := range d {
+			if w.Severity == hcl.DiagWarning {
+				ws.Audit.Append("plugin_warning", "", map[string]any{"summary": w.Summary, "detail": w.Detail})
+			}
+		}
+		if !o.JSON {
+			printDiags(env.Stderr, sess.files(), d)
 		}
 		ws.Audit.Append("plan", "", map[string]any{"change": c.Change, "manual": c.Manual, "no_change": c.NoChange, "skipped": c.Skipped, "runbook_hash": g.Runbook.Hash})
 		if !o.AutoApprove {
@@ -353,3 +368,4 @@ func (p *progress) summary(res engine.ApplyResult, dir string) int {
 	}
 	return code
 }
+

@@ -19,7 +19,7 @@ func runGraph(ctx context.Context, env *Env, args []string) int {
 		return code
 	}
 	o.Dir = dirArg(pos)
-	host := pluginhost.New(pluginhost.Options{Dirs: pluginDirs(o.PluginDir)})
+	host := pluginhost.New(pluginhost.Options{Dirs: pluginDirs(o.PluginDir), WorkDir: o.Dir})
 	defer host.Close()
 	g, diags := engine.Build(ctx, engine.Options{Dir: o.Dir, Vars: o.Vars, Host: host, Mode: engine.ModeValidate})
 	if diags.HasErrors() {

@@ -52,7 +52,7 @@ func hasRunbookFiles(dir string) bool {
 // openSession builds the graph against the workspace's state. On error it
 // prints and returns an exit code; the caller must call close.
 func openSession(ctx context.Context, env *Env, o sessionOptions, jsonOut bool) (*session, hcl.Diagnostics, error) {
-	s := &session{host: pluginhost.New(pluginhost.Options{Dirs: pluginDirs(o.PluginDir)})}
+	s := &session{host: pluginhost.New(pluginhost.Options{Dirs: pluginDirs(o.PluginDir), WorkDir: o.Dir})}
 	red := engine.NewRedactor()
 	s.run = &engine.Run{Redactor: red}
 	if hasRunbookFiles(o.Dir) && (o.ForApply || workspace.Exists(o.Dir)) {

@@ -281,7 +281,7 @@ func (g *Graph) applyInstance(ctx context.Context, ip *InstancePlan, nr *nodeRun
 		return outFailed
 	}
 	if ip.Failed {
-		return fail(0, "it could not be planned")
+		return fail(0, "it could not be planned: "+ip.Error)
 	}
 	attrs := in.Attrs
 	disabled := ip.Disabled
@@ -386,6 +386,7 @@ func (g *Graph) applyOnce(ctx context.Context, ip *InstancePlan, attrs cty.Value
 		}
 		return nil, "", err
 	}
+	g.auditWarnings(o, in.Address, resp.Diagnostics)
 	if err := resp.Diagnostics.Err(); err != nil {
 		return nil, "", err
 	}
@@ -397,6 +398,7 @@ func (g *Graph) applyOnce(ctx context.Context, ip *InstancePlan, attrs cty.Value
 	if err != nil {
 		return nil, "", fmt.Errorf("verifying after apply: %v", err)
 	}
+	g.auditWarnings(o, in.Address, verify.Diagnostics)
 	if err := verify.Diagnostics.Err(); err != nil {
 		return nil, "", fmt.Errorf("verifying after apply: %v", err)
 	}
@@ -442,6 +444,17 @@ func (g *Graph) markDone(o ApplyOptions, addr string, attempt int, summary strin
 		g.auditf(o, "secret_verified", addr, map[string]any{"name": name})
 	}
 	return outDone
+}
+
+// auditWarnings records what a plugin warns about (such as a host key
+// trusted on first use) in the audit trail.
+func (g *Graph) auditWarnings(o ApplyOptions, addr string, ds sdk.Diagnostics) {
+	for _, d := range ds {
+		if d.Severity == sdk.Warning {
+			g.auditf(o, "plugin_warning", addr, map[string]any{"summary": d.Summary, "detail": d.Detail})
+			o.Events(Event{Type: "log", Time: time.Now(), Address: addr, Summary: g.Redactor.String(d.Summary + ": " + d.Detail)})
+		}
+	}
 }
 
 func (g *Graph) failDone(o ApplyOptions, addr string, attempt int, err string) outcome {

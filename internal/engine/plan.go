@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/switchover/switchover/internal/runbook"
 	"github.com/switchover/switchover/internal/state"
 
 	"github.com/switchover/switchover/plugins/sdk"
@@ -27,6 +28,7 @@ type InstancePlan struct {
 	Disabled bool // when = false: nothing to do
 	Deferred bool // decided during apply
 	Failed   bool
+	Error    string // why it failed to plan
 	// AlreadyDone: the state records it as done; it is not called again.
 	AlreadyDone bool
 	// Outputs a NoChange plan reported.
@@ -187,11 +189,13 @@ func (g *Graph) planInstance(ctx context.Context, in *Instance, run *Run) (*Inst
 		if cctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
 			msg = fmt.Sprintf("%s (the step's timeout is %s)", msg, timeout)
 		}
+		p.Error = msg
 		return p, hcl.Diagnostics{errDiag(n.Step.DeclRange.Ptr(), "Plan failed for "+in.Address, "%s.", msg)}
 	}
 	diags := g.pluginDiags(resp.Diagnostics, n.Attrs, n.Step.DeclRange.Ptr(), fmt.Sprintf("%s.%s for %s", n.Step.Plugin, n.Step.Action, in.Address))
 	if diags.HasErrors() {
 		p.Failed = true
+		p.Error = diagText(diags)
 		for _, d := range diags {
 			if d.Severity == hcl.DiagError && d.Summary != "" {
 				d.Summary = d.Summary + " (" + in.Address + ")"
@@ -205,4 +209,16 @@ func (g *Graph) planInstance(ctx context.Context, in *Instance, run *Run) (*Inst
 	p.Private = resp.Private
 	p.Outputs = resp.Outputs
 	return p, diags
+}
+
+// BlockingFailures are the instances that failed to plan and whose steps
+// halt on failure: with any of them, apply must not start.
+func BlockingFailures(plans []*InstancePlan) []*InstancePlan {
+	var out []*InstancePlan
+	for _, p := range plans {
+		if p.Failed && p.Instance.Node.Step.OnFailure != runbook.Continue {
+			out = append(out, p)
+		}
+	}
+	return out
 }

@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/switchover/switchover/plugins/core"
+	sshplugin "github.com/switchover/switchover/plugins/ssh"
 	"github.com/switchover/switchover/plugins/sdk"
 )
 
@@ -41,6 +42,7 @@ var Version = "0.1.0-dev"
 // Builtins are the plugins shipped inside the switchover binary.
 var Builtins = map[string]func() sdk.Provider{
 	"core": func() sdk.Provider { return core.New(Version) },
+	"ssh":  func() sdk.Provider { return sshplugin.New(Version) },
 }
 
 // ServeBuiltinIfRequested serves a built-in plugin when args ask for one
@@ -73,6 +75,10 @@ type Options struct {
 	Dirs []string
 	// Exe is the binary re-executed for built-in plugins (default: this one).
 	Exe string
+	// WorkDir is the plugins' working directory: the runbook directory, so
+	// that relative paths in a runbook (key files, known_hosts) mean the same
+	// to a plugin as to its reader.
+	WorkDir string
 	// StartTimeout bounds the start and handshake of a plugin (default 15s,
 	// or SWITCHOVER_PLUGIN_START_TIMEOUT).
 	StartTimeout time.Duration
@@ -226,6 +232,7 @@ func (h *Host) Start(name, key string) (*Instance, error) {
 	// A plugin must not outlive a killed switchover: an orphan could finish
 	// an Apply behind the back of the run that resumes.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.Dir = h.opts.WorkDir
 	stderr := newTail(20)
 	c := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,

@@ -1,0 +1,278 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/switchover/switchover/internal/secrets"
+	"github.com/switchover/switchover/internal/sshlab"
+	"github.com/switchover/switchover/internal/state"
+	"github.com/switchover/switchover/internal/workspace"
+)
+
+// sshRunbook is a runbook whose ssh plugin logs in to the lab as root with
+// the admin key; hosts is a map name => "127.0.0.1" / port pairs.
+func sshRunbook(t *testing.T, lab *sshlab.Lab, pluginExtra, body string) *fixture {
+	t.Helper()
+	var hosts []string
+	for _, h := range lab.Hosts {
+		hosts = append(hosts, fmt.Sprintf("%s = %d", h.Name, h.Port))
+	}
+	return newFixture(t, fmt.Sprintf(`
+variable "hosts" {
+  default = { %s }
+}
+plugin "ssh" {
+  host             = "127.0.0.1"
+  user             = "root"
+  private_key_file = %q
+  known_hosts      = %q
+  %s
+}
+%s`, strings.Join(hosts, ", "), lab.AdminKeyFile, lab.KnownHosts, pluginExtra, body))
+}
+
+// login reports whether a fresh SSH login works, the way a user would try.
+func login(t *testing.T, h *sshlab.Host, user string, auth ssh.AuthMethod) bool {
+	t.Helper()
+	cfg := &ssh.ClientConfig{User: user, Auth: []ssh.AuthMethod{auth}, HostKeyCallback: ssh.FixedHostKey(h.HostKey), Timeout: 5 * time.Second}
+	c, err := ssh.Dial("tcp", h.Addr(), cfg)
+	if err != nil {
+		if !strings.Contains(err.Error(), "unable to authenticate") {
+			t.Fatalf("login to %s as %s: %v", h.Name, user, err)
+		}
+		return false
+	}
+	defer c.Close()
+	s, err := c.NewSession()
+	if err != nil {
+		return false
+	}
+	defer s.Close()
+	// An expired account or a nologin shell can pass authentication and
+	// still not get a shell: run a command to be sure.
+	out, err := s.CombinedOutput("echo logged-in")
+	return err == nil && strings.Contains(string(out), "logged-in")
+}
+
+func keyAuth(t *testing.T, file string) ssh.AuthMethod {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ssh.ParsePrivateKey(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ssh.PublicKeys(s)
+}
+
+func secretValue(t *testing.T, dir, name string) string {
+	t.Helper()
+	ws, err := workspace.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	id, err := ws.ExistingIdentity("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v string
+	ws.State.View(func(s *state.Snapshot) {
+		sec := s.Secrets[name]
+		if sec == nil || sec.Current == nil {
+			t.Fatalf("no current secret %q", name)
+		}
+		pt, err := secrets.Decrypt(sec.Current.Ciphertext, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v = string(pt)
+	})
+	return v
+}
+
+func mustApply(t *testing.T, f *fixture) string {
+	t.Helper()
+	code, out := f.apply()
+	if code != ExitOK {
+		t.Fatalf("apply: exit %d\n%s", code, out)
+	}
+	return out
+}
+
+func TestSSHAuthorizedKeys(t *testing.T) {
+	lab := sshlab.Start(t, sshlab.Options{Hosts: 2})
+	f := sshRunbook(t, lab, "", `
+step "ssh.authorized_keys" "drop_oldmsp" {
+  for_each  = var.hosts
+  port      = each.value
+  all_users = true
+  remove    = { comment_matches = "^oldmsp@" }
+}
+`)
+	// Something unrelated in root's file that must survive.
+	for _, h := range lab.Hosts {
+		h.MustRun(t, `printf '# managed by hand\n' >> /root/.ssh/authorized_keys`)
+	}
+	code, out, errs := f.run("plan", f.dir)
+	if code != ExitOK || !strings.Contains(out, "remove 2 keys from 2 authorized_keys files") || !strings.Contains(out, "remove 1 of 2 keys from /root/.ssh/authorized_keys: oldmsp@lab (ssh-ed25519 "+ssh.FingerprintSHA256(lab.OldMSPPub)+")") {
+		t.Fatalf("plan: %d\n%s%s", code, out, errs)
+	}
+	// The plan changed nothing.
+	if !login(t, lab.Hosts[0], "root", keyAuth(t, lab.OldMSPKeyFile)) {
+		t.Fatal("plan removed a key")
+	}
+	mustApply(t, f)
+	for _, h := range lab.Hosts {
+		if login(t, h, "root", keyAuth(t, lab.OldMSPKeyFile)) || login(t, h, "oldmsp", keyAuth(t, lab.OldMSPKeyFile)) {
+			t.Fatalf("%s: the old provider's key still logs in", h.Name)
+		}
+		if !login(t, h, "root", keyAuth(t, lab.AdminKeyFile)) {
+			t.Fatalf("%s: the admin key was removed too", h.Name)
+		}
+		got := h.MustRun(t, `stat -c '%U %a' /root/.ssh/authorized_keys /home/oldmsp/.ssh/authorized_keys; grep -c 'managed by hand' /root/.ssh/authorized_keys`)
+		if got != "root 600\noldmsp 600\n1\n" {
+			t.Fatalf("%s: owner, mode or unrelated lines changed: %q", h.Name, got)
+		}
+	}
+	code, out, _ = f.run("plan", "-detailed-exitcode", f.dir)
+	if code != ExitOK || !strings.Contains(out, "done (recorded") {
+		t.Fatalf("second plan: %d\n%s", code, out)
+	}
+}
+
+func TestSSHRotatePasswordsAndLockAccount(t *testing.T) {
+	lab := sshlab.Start(t, sshlab.Options{Hosts: 2})
+	f := sshRunbook(t, lab, "", `
+step "ssh.rotate_password" "root" {
+  for_each = var.hosts
+  port     = each.value
+  account  = "root"
+  password = secret("root@${each.key}", { length = 28 })
+}
+step "ssh.rotate_password" "alice" {
+  for_each = var.hosts
+  port     = each.value
+  account  = "alice"
+  password = secret("alice@${each.key}")
+}
+step "ssh.lock_account" "oldmsp" {
+  for_each = var.hosts
+  port     = each.value
+  account  = "oldmsp"
+}
+`)
+	out := mustApply(t, f)
+	for _, h := range lab.Hosts {
+		for _, acct := range []string{"root", "alice"} {
+			pw := secretValue(t, f.dir, acct+"@"+h.Name)
+			if strings.Contains(out, pw) {
+				t.Fatal("a new password is in the output")
+			}
+			if !login(t, h, acct, ssh.Password(pw)) {
+				t.Fatalf("%s: %s cannot log in with the new password from the secret store", h.Name, acct)
+			}
+		}
+		if login(t, h, "root", ssh.Password(sshlab.RootPassword)) || login(t, h, "alice", ssh.Password(sshlab.AlicePassword)) {
+			t.Fatalf("%s: an old password still logs in", h.Name)
+		}
+		if login(t, h, "oldmsp", ssh.Password(sshlab.OldMSPPassword)) || login(t, h, "oldmsp", keyAuth(t, lab.OldMSPKeyFile)) {
+			t.Fatalf("%s: the locked account still logs in", h.Name)
+		}
+		got := h.MustRun(t, `getent shadow oldmsp | cut -d: -f2 | cut -c1; getent shadow oldmsp | cut -d: -f8; getent passwd oldmsp | cut -d: -f7`)
+		if got != "!\n1\n/usr/sbin/nologin\n" {
+			t.Fatalf("%s: oldmsp is not locked, expired and without a shell: %q", h.Name, got)
+		}
+	}
+	// Nothing left to do.
+	before := lab.Hosts[0].MustRun(t, "getent shadow root")
+	code, out2 := f.apply()
+	if code != ExitOK || !strings.Contains(out2, "(and 6 done before)") || lab.Hosts[0].MustRun(t, "getent shadow root") != before {
+		t.Fatalf("second apply: %d\n%s", code, out2)
+	}
+}
+
+func TestSSHRemoveSudoCommandInventoryExport(t *testing.T) {
+	lab := sshlab.Start(t, sshlab.Options{Hosts: 1})
+	h := lab.Hosts[0]
+	h.MustRun(t, `mkdir -p /srv/share/sub && echo one > /srv/share/a.txt && echo two > /srv/share/sub/b.txt && ln -s /etc/shadow /srv/share/shadow-link && usermod -aG sudo oldmsp`)
+	export := t.TempDir()
+	f := sshRunbook(t, lab, "", fmt.Sprintf(`
+step "ssh.inventory" "before" {
+  port = var.hosts.host01
+}
+step "core.assert" "saw_oldmsp" {
+  condition = contains([for k in step.before.outputs.authorized_keys : k.comment], "oldmsp@lab") && contains([for a in step.before.outputs.accounts : a.name], "oldmsp")
+  message   = "the inventory does not show the old provider's key and account"
+}
+step "ssh.remove_sudo" "oldmsp" {
+  port       = var.hosts.host01
+  users      = ["oldmsp"]
+  depends_on = [step.saw_oldmsp]
+}
+step "ssh.command" "marker" {
+  port    = var.hosts.host01
+  command = "echo handed-over >> /etc/handover-marker"
+  creates = "/etc/handover-marker"
+}
+step "ssh.export" "share" {
+  port        = var.hosts.host01
+  paths       = ["/srv/share"]
+  destination = %q
+}
+`, export))
+	code, planOut, _ := f.run("plan", f.dir)
+	if code != ExitOK || !strings.Contains(planOut, "remove from /etc/sudoers.d/oldmsp: oldmsp ALL=(ALL) NOPASSWD: ALL") || !strings.Contains(planOut, "remove oldmsp from the group(s) sudo") ||
+		!strings.Contains(planOut, "fetch 2 of 2 files") || !strings.Contains(planOut, "skip /srv/share/shadow-link (symbolic link, not followed)") {
+		t.Fatalf("plan:\n%s", planOut)
+	}
+	mustApply(t, f)
+	// sudo itself says oldmsp may no longer run anything; alice keeps hers.
+	if out, _ := h.Run("sudo -l -U oldmsp"); !strings.Contains(out, "is not allowed to run sudo") {
+		t.Fatalf("oldmsp still has sudo rights:\n%s", out)
+	}
+	if out, _ := h.Run("sudo -l -U alice"); !strings.Contains(out, "(ALL) ALL") {
+		t.Fatalf("alice lost her sudo rights:\n%s", out)
+	}
+	if got := h.MustRun(t, "cat /etc/handover-marker; stat -c %a /etc/sudoers.d/oldmsp"); got != "handed-over\n440\n" {
+		t.Fatalf("marker/mode: %q", got)
+	}
+	dir := filepath.Join(export, strings.ReplaceAll(h.Addr(), ":", "_"))
+	sums, _ := os.ReadFile(filepath.Join(dir, "SHA256SUMS"))
+	a, _ := os.ReadFile(filepath.Join(dir, "srv/share/a.txt"))
+	if string(a) != "one\n" || !strings.Contains(string(sums), "srv/share/sub/b.txt") || strings.Contains(string(sums), "shadow") {
+		t.Fatalf("export: a=%q sums=%q", a, sums)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "srv/share/shadow-link")); err == nil {
+		t.Fatal("the symbolic link was exported")
+	}
+	// A changed file on the host: only it is fetched again, by a fresh run.
+	h.MustRun(t, "echo three > /srv/share/sub/b.txt && touch -d '2001-01-01' /srv/share/sub/b.txt")
+	f2 := sshRunbook(t, lab, "", fmt.Sprintf(`
+step "ssh.export" "share" {
+  port        = var.hosts.host01
+  paths       = ["/srv/share"]
+  destination = %q
+}
+step "ssh.command" "marker" {
+  port    = var.hosts.host01
+  command = "echo handed-over >> /etc/handover-marker"
+  creates = "/etc/handover-marker"
+}`, export))
+	code, out, _ := f2.run("plan", f2.dir)
+	if code != ExitOK || !strings.Contains(out, "fetch 1 of 2 files") || !strings.Contains(out, "the guard says it is done") {
+		t.Fatalf("re-plan:\n%s", out)
+	}
+	mustApply(t, f2)
+	if b, _ := os.ReadFile(filepath.Join(dir, "srv/share/sub/b.txt")); string(b) != "three\n" {
+		t.Fatalf("b.txt = %q", b)
+	}
+}

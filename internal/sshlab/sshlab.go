@@ -1,0 +1,314 @@
+// Package sshlab starts real OpenSSH servers for tests: each "host" is an
+// sshd in its own mount namespace whose /etc is an overlay and whose /home,
+// /root, /run and /var/log are its own directories, so its accounts,
+// passwords, keys and sudoers are its own and this machine's are never
+// touched. Each host listens on its own port on 127.0.0.1 with its own host
+// key. It needs root, unshare and nsenter (util-linux) and openssh-server.
+package sshlab
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// Host is one lab host.
+type Host struct {
+	Name    string
+	Port    int
+	Dir     string
+	HostKey ssh.PublicKey
+	cmd     *exec.Cmd
+}
+
+// Addr is host:port.
+func (h *Host) Addr() string { return fmt.Sprintf("127.0.0.1:%d", h.Port) }
+
+// KnownHostsLine is the host's line for a known_hosts file.
+func (h *Host) KnownHostsLine() string {
+	return fmt.Sprintf("[127.0.0.1]:%d %s", h.Port, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(h.HostKey))))
+}
+
+// Lab is a set of hosts and the key pairs the tests use.
+type Lab struct {
+	Dir   string
+	Hosts []*Host
+	// AdminKey is switchover's key (authorized for root everywhere);
+	// OldMSPKey is the old provider's (authorized for root and oldmsp).
+	AdminKeyFile, OldMSPKeyFile string
+	AdminPub, OldMSPPub         ssh.PublicKey
+	KnownHosts                  string // a known_hosts file for every host
+}
+
+// Passwords every host starts with.
+const (
+	RootPassword   = "Lab-Root-Pw-1"
+	OldMSPPassword = "Lab-OldMSP-Pw-1"
+	AlicePassword  = "Lab-Alice-Pw-1"
+)
+
+// Options of a lab.
+type Options struct {
+	Hosts int
+	// UsePAM for sshd (default yes, as Debian ships it).
+	NoPAM bool
+	// NoPasswordAuth turns password logins off.
+	NoPasswordAuth bool
+}
+
+// Available says why a lab cannot start here ("" when it can).
+func Available() string {
+	if os.Geteuid() != 0 {
+		return "the SSH lab needs root (mount namespaces)"
+	}
+	for _, p := range []string{"/usr/sbin/sshd", "/usr/bin/unshare", "/usr/bin/nsenter"} {
+		if _, err := os.Stat(p); err != nil {
+			return p + " is missing (install openssh-server and util-linux)"
+		}
+	}
+	return ""
+}
+
+// Start starts a lab, or fails the test (never skips: CI installs what it needs).
+func Start(t testing.TB, o Options) *Lab {
+	t.Helper()
+	if why := Available(); why != "" {
+		t.Fatalf("cannot start the SSH lab: %s", why)
+	}
+	l := &Lab{Dir: t.TempDir()}
+	var err error
+	if l.AdminKeyFile, l.AdminPub, err = writeKey(l.Dir, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if l.OldMSPKeyFile, l.OldMSPPub, err = writeKey(l.Dir, "oldmsp"); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, o.Hosts)
+	l.Hosts = make([]*Host, o.Hosts)
+	for i := 0; i < o.Hosts; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			l.Hosts[i], errs[i] = l.startHost(i, o)
+		}(i)
+	}
+	wg.Wait()
+	t.Cleanup(l.Stop)
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var kh strings.Builder
+	for _, h := range l.Hosts {
+		kh.WriteString(h.KnownHostsLine() + "\n")
+	}
+	l.KnownHosts = filepath.Join(l.Dir, "known_hosts")
+	os.WriteFile(l.KnownHosts, []byte(kh.String()), 0o600)
+	return l
+}
+
+func writeKey(dir, name string) (string, ssh.PublicKey, error) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return "", nil, err
+	}
+	block, err := ssh.MarshalPrivateKey(priv, name+"@lab")
+	if err != nil {
+		return "", nil, err
+	}
+	path := filepath.Join(dir, name+"_ed25519")
+	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+		return "", nil, err
+	}
+	sp, _ := ssh.NewPublicKey(pub)
+	os.WriteFile(path+".pub", []byte(strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp)))+" "+name+"@lab\n"), 0o644)
+	return path, sp, nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func (l *Lab) startHost(i int, o Options) (*Host, error) {
+	name := fmt.Sprintf("host%02d", i+1)
+	dir := filepath.Join(l.Dir, name)
+	for _, d := range []string{"etc-upper", "etc-work", "home", "root", "run", "log"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return nil, err
+		}
+	}
+	os.Chmod(filepath.Join(dir, "root"), 0o700)
+	keyFile, hostKey, err := writeKey(dir, "hostkey")
+	if err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	pam, pwAuth := "yes", "yes"
+	if o.NoPAM {
+		pam = "no"
+	}
+	if o.NoPasswordAuth {
+		pwAuth = "no"
+	}
+	cfg := fmt.Sprintf(`Port %d
+ListenAddress 127.0.0.1
+HostKey %s
+PidFile none
+UsePAM %s
+PasswordAuthentication %s
+KbdInteractiveAuthentication no
+PermitRootLogin yes
+AuthorizedKeysFile .ssh/authorized_keys
+Subsystem sftp internal-sftp
+MaxStartups 100:30:200
+LogLevel VERBOSE
+`, port, keyFile, pam, pwAuth)
+	if err := os.WriteFile(filepath.Join(dir, "sshd_config"), []byte(cfg), 0o600); err != nil {
+		return nil, err
+	}
+	adminPub, _ := os.ReadFile(l.AdminKeyFile + ".pub")
+	oldPub, _ := os.ReadFile(l.OldMSPKeyFile + ".pub")
+	script := fmt.Sprintf(`set -e
+mount -t overlay overlay -o lowerdir=/etc,upperdir=%[1]s/etc-upper,workdir=%[1]s/etc-work /etc
+mount --bind %[1]s/home /home
+mount --bind %[1]s/root /root
+mount --bind %[1]s/run /run
+mount --bind %[1]s/log /var/log
+mkdir -p /run/sshd && chmod 755 /run/sshd
+cp %[1]s/sshd_config /etc/ssh/sshd_config
+# Tests try wrong passwords on purpose: no 2-second delay after each.
+sed -i 's/pam_unix.so nullok/pam_unix.so nullok nodelay/' /etc/pam.d/common-auth
+hostname %[2]s
+useradd -m -s /bin/bash oldmsp
+useradd -m -s /bin/bash alice
+echo 'root:%[3]s' | chpasswd
+echo 'oldmsp:%[4]s' | chpasswd
+echo 'alice:%[5]s' | chpasswd
+for u in root oldmsp; do
+  h=$(getent passwd $u | cut -d: -f6)
+  mkdir -p $h/.ssh
+  printf '%%s' '%[6]s' > $h/.ssh/authorized_keys
+  chmod 700 $h/.ssh; chmod 600 $h/.ssh/authorized_keys; chown -R $u:$u $h/.ssh
+done
+printf '%%s' '%[7]s' >> /root/.ssh/authorized_keys
+printf '%%s' '%[7]s' > /home/oldmsp/.ssh/authorized_keys
+chown oldmsp:oldmsp /home/oldmsp/.ssh/authorized_keys
+printf 'oldmsp ALL=(ALL) NOPASSWD: ALL\n' > /etc/sudoers.d/oldmsp
+printf 'alice ALL=(ALL) ALL\n' > /etc/sudoers.d/alice
+chmod 440 /etc/sudoers.d/oldmsp /etc/sudoers.d/alice
+exec /usr/sbin/sshd -D -e -f /etc/ssh/sshd_config
+`, dir, name, RootPassword, OldMSPPassword, AlicePassword, string(adminPub), string(oldPub))
+	if err := os.WriteFile(filepath.Join(dir, "start.sh"), []byte(script), 0o700); err != nil {
+		return nil, err
+	}
+	logf, err := os.Create(filepath.Join(dir, "sshd.log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command("unshare", "--mount", "--uts", "--propagation", "private", "sh", filepath.Join(dir, "start.sh"))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	h := &Host{Name: name, Port: port, Dir: dir, HostKey: hostKey, cmd: cmd}
+	exited := make(chan struct{})
+	go func() {
+		// Reaped by Stop; here only to notice an early death.
+		for cmd.ProcessState == nil {
+			if p, err := os.FindProcess(cmd.Process.Pid); err != nil || p.Signal(syscall0) != nil {
+				close(exited)
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		select {
+		case <-exited:
+			b, _ := os.ReadFile(filepath.Join(dir, "sshd.log"))
+			return nil, fmt.Errorf("%s did not start: %s", name, b)
+		default:
+		}
+		c, err := net.DialTimeout("tcp", h.Addr(), 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return h, nil
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(filepath.Join(dir, "sshd.log"))
+			return nil, fmt.Errorf("%s did not start: %s", name, b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+var syscall0 = syscall.Signal(0)
+
+// Stop stops every host.
+func (l *Lab) Stop() {
+	for _, h := range l.Hosts {
+		if h != nil {
+			h.Stop()
+		}
+	}
+}
+
+// Stop stops one host (to simulate a host that is down).
+func (h *Host) Stop() {
+	if h.cmd != nil && h.cmd.Process != nil {
+		h.cmd.Process.Kill()
+		h.cmd.Wait()
+		h.cmd = nil
+	}
+}
+
+// Run runs a shell script inside the host (its mount namespace), as root,
+// the way an administrator at its console would check it.
+func (h *Host) Run(script string) (string, error) {
+	if h.cmd == nil {
+		return "", fmt.Errorf("%s is stopped", h.Name)
+	}
+	pid := h.cmd.Process.Pid
+	// The sshd is a child of unshare's sh, which exec'd it: same pid.
+	cmd := exec.Command("nsenter", "-t", fmt.Sprint(pid), "-m", "-u", "sh", "-c", script)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return out.String(), fmt.Errorf("%s: %v: %s", h.Name, err, errb.String())
+	}
+	return out.String(), nil
+}
+
+// MustRun is Run that fails the test on error.
+func (h *Host) MustRun(t testing.TB, script string) string {
+	t.Helper()
+	out, err := h.Run(script)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}

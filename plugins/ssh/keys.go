@@ -1,0 +1,340 @@
+package sshplugin
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/zclconf/go-cty/cty"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/switchover/switchover/plugins/sdk"
+)
+
+// keyFile is one user's authorized_keys as read from the host.
+type keyFile struct {
+	user, path string
+	content    string
+}
+
+// listKeyFiles reads the authorized_keys of one user, or of every user with
+// one (root included). Each file comes back as "### USER PATH" + content.
+func listKeyFiles(ctx context.Context, c *conn, user string) ([]keyFile, error) {
+	mark := "### switchover-" + nonce() + " "
+	script := `getent passwd | while IFS=: read -r u x uid gid g home shell; do
+  f="$home/.ssh/authorized_keys"
+  if [ -f "$f" ] && [ ! -L "$f" ]; then printf '### %s %s\n' "$u" "$f"; cat "$f"; printf '\n'; fi
+done`
+	if user != "" {
+		script = `home=$(getent passwd "$1" | cut -d: -f6) || { echo "no such user: $1" >&2; exit 2; }
+f="$home/.ssh/authorized_keys"
+if [ -f "$f" ] && [ ! -L "$f" ]; then printf '### %s %s\n' "$1" "$f"; cat "$f"; printf '\n'; fi`
+		script = "set -- " + shellQuote(user) + "\n" + script
+	}
+	script = strings.ReplaceAll(script, "'### %s %s\\n'", shellQuote(mark+"%s %s\\n"))
+	out, err := c.runOK(ctx, "reading authorized_keys", script, nil)
+	if err != nil {
+		return nil, err
+	}
+	var files []keyFile
+	for _, chunk := range strings.Split(out, mark)[1:] {
+		head, body, _ := strings.Cut(chunk, "\n")
+		u, path, _ := strings.Cut(head, " ")
+		// Undo the newline printed after cat.
+		body = strings.TrimSuffix(body, "\n")
+		files = append(files, keyFile{user: u, path: path, content: body})
+	}
+	return files, nil
+}
+
+// keyLine is one line of an authorized_keys file.
+type keyLine struct {
+	raw     string
+	key     ssh.PublicKey // nil: not a key (comment, blank, unparsable)
+	comment string
+}
+
+func parseKeyLines(content string) []keyLine {
+	var out []keyLine
+	for _, l := range strings.Split(content, "\n") {
+		kl := keyLine{raw: l}
+		t := strings.TrimSpace(l)
+		if t != "" && !strings.HasPrefix(t, "#") {
+			if pk, comment, _, _, err := ssh.ParseAuthorizedKey([]byte(t)); err == nil {
+				kl.key, kl.comment = pk, comment
+			}
+		}
+		out = append(out, kl)
+	}
+	return out
+}
+
+func describeKey(kl keyLine) string {
+	c := kl.comment
+	if c == "" {
+		c = "(no comment)"
+	}
+	return fmt.Sprintf("%s (%s %s)", c, kl.key.Type(), ssh.FingerprintSHA256(kl.key))
+}
+
+// keyMatcher decides which keys go.
+type keyMatcher struct {
+	fingerprints map[string]bool
+	comment      *regexp.Regexp
+	types        map[string]bool
+	keepOnly     map[string]bool // marshalled keys to keep; nil when unused
+	all          bool
+}
+
+func (m *keyMatcher) remove(kl keyLine) bool {
+	if kl.key == nil {
+		return false
+	}
+	if m.all {
+		return true
+	}
+	if m.keepOnly != nil {
+		return !m.keepOnly[string(kl.key.Marshal())]
+	}
+	fp := ssh.FingerprintSHA256(kl.key)
+	return m.fingerprints[fp] || m.fingerprints[strings.TrimPrefix(fp, "SHA256:")] ||
+		(m.comment != nil && m.comment.MatchString(kl.comment)) || m.types[kl.key.Type()]
+}
+
+func newMatcher(a sdk.Values) (*keyMatcher, sdk.Diagnostics) {
+	m := &keyMatcher{fingerprints: map[string]bool{}, types: map[string]bool{}}
+	rm := a.Get("remove")
+	hasRemove := !rm.IsNull() && rm.IsKnown()
+	if hasRemove {
+		r := sdk.NewValues(rm)
+		for _, fp := range r.Strings("fingerprints") {
+			m.fingerprints[strings.TrimSpace(fp)] = true
+		}
+		if pat := r.String("comment_matches"); pat != "" {
+			re, err := regexp.Compile(pat)
+			if err != nil {
+				return nil, sdk.AttributeErrorf("remove", "Invalid comment_matches", "%q is not a regular expression: %v", pat, err)
+			}
+			m.comment = re
+		}
+		for _, t := range r.Strings("key_types") {
+			m.types[t] = true
+		}
+		if len(m.fingerprints) == 0 && m.comment == nil && len(m.types) == 0 {
+			return nil, sdk.AttributeErrorf("remove", "Empty remove", "remove needs fingerprints, comment_matches or key_types")
+		}
+	}
+	if a.Has("keep_only") {
+		if hasRemove {
+			return nil, sdk.AttributeErrorf("keep_only", "Conflicting attributes", "use remove or keep_only, not both")
+		}
+		m.keepOnly = map[string]bool{}
+		for _, line := range a.Strings("keep_only") {
+			pk, _, _, _, err := ssh.ParseAuthorizedKey([]byte(line))
+			if err != nil {
+				return nil, sdk.AttributeErrorf("keep_only", "Invalid public key", "%q is not a public key line: %v", abbreviate(line), err)
+			}
+			m.keepOnly[string(pk.Marshal())] = true
+		}
+	}
+	if !hasRemove && m.keepOnly == nil {
+		return nil, sdk.AttributeErrorf("remove", "Nothing to match", "set remove (fingerprints, comment_matches, key_types) or keep_only")
+	}
+	return m, nil
+}
+
+func nonce() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func abbreviate(s string) string {
+	if len(s) > 40 {
+		return s[:37] + "..."
+	}
+	return s
+}
+
+// keyChange is what will change in one file.
+type keyChange struct {
+	file       keyFile
+	removed    []keyLine
+	total      int
+	newContent string
+}
+
+func computeKeyChanges(files []keyFile, m *keyMatcher) []keyChange {
+	var out []keyChange
+	for _, f := range files {
+		lines := parseKeyLines(f.content)
+		ch := keyChange{file: f}
+		var kept []string
+		for _, kl := range lines {
+			if kl.key != nil {
+				ch.total++
+			}
+			if m.remove(kl) {
+				ch.removed = append(ch.removed, kl)
+				continue
+			}
+			kept = append(kept, kl.raw)
+		}
+		if len(ch.removed) > 0 {
+			ch.newContent = strings.Join(kept, "\n")
+			if !strings.HasSuffix(ch.newContent, "\n") && ch.newContent != "" {
+				ch.newContent += "\n"
+			}
+			out = append(out, ch)
+		}
+	}
+	return out
+}
+
+func (ch keyChange) summary() string {
+	var ds []string
+	for _, kl := range ch.removed {
+		ds = append(ds, describeKey(kl))
+	}
+	return fmt.Sprintf("remove %d of %d keys from %s: %s", len(ch.removed), ch.total, ch.file.path, strings.Join(ds, ", "))
+}
+
+func sha(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+// replaceFile atomically replaces path with content when it still has the
+// SHA-256 expect (compare and swap), keeping its owner and mode. Run as root.
+func replaceFile(ctx context.Context, c *conn, path, expect, content string) error {
+	script := `set -e
+f="$1"; want="$2"
+now=$(sha256sum < "$f" | cut -d' ' -f1)
+if [ "$now" != "$want" ]; then echo "$f changed while switchover worked on it; plan again" >&2; exit 3; fi
+t=$(mktemp "$f.switchover.XXXXXX")
+trap 'rm -f "$t"' EXIT
+cat > "$t"
+chown --reference="$f" "$t"
+chmod --reference="$f" "$t"
+mv -f "$t" "$f"
+trap - EXIT`
+	script = "set -- " + shellQuote(path) + " " + shellQuote(expect) + "\n" + script
+	_, err := c.runOK(ctx, "replacing "+path, script, []byte(content))
+	return err
+}
+
+// fileSHA is the SHA-256 of content as the host's sha256sum computes it: the
+// file read back by listKeyFiles lost its final newline, so hash what is on
+// the host.
+func remoteSHA(ctx context.Context, c *conn, path string) (string, error) {
+	out, err := c.runOK(ctx, "hashing "+path, "sha256sum < "+shellQuote(path)+" | cut -d' ' -f1", nil)
+	return strings.TrimSpace(out), err
+}
+
+func (p *plugin) authorizedKeys() *sdk.Action {
+	removeType := cty.ObjectWithOptionalAttrs(map[string]cty.Type{
+		"fingerprints":    cty.List(cty.String),
+		"comment_matches": cty.String,
+		"key_types":       cty.List(cty.String),
+	}, []string{"fingerprints", "comment_matches", "key_types"})
+	target := func(a sdk.Values) (string, sdk.Diagnostics) {
+		user, all := a.String("user"), a.Bool("all_users")
+		switch {
+		case user != "" && all:
+			return "", sdk.AttributeErrorf("all_users", "Conflicting attributes", "use user or all_users, not both")
+		case user == "" && !all:
+			return "", sdk.AttributeErrorf("user", "No user", "set user = \"NAME\", or all_users = true for every user with authorized_keys (root too)")
+		}
+		return user, nil
+	}
+	plan := func(ctx context.Context, c *conn, a sdk.Values, _ []byte) *sdk.PlanResponse {
+		user, d := target(a)
+		if d != nil {
+			return &sdk.PlanResponse{Diagnostics: d}
+		}
+		m, d := newMatcher(a)
+		if d != nil {
+			return &sdk.PlanResponse{Diagnostics: d}
+		}
+		files, err := listKeyFiles(ctx, c, user)
+		if err != nil {
+			return errPlan(err)
+		}
+		changes := computeKeyChanges(files, m)
+		if len(changes) == 0 {
+			r := sdk.NoChangef("no matching key in %d authorized_keys file(s) on %s", len(files), c.t)
+			r.Outputs = map[string]cty.Value{"removed": cty.ListValEmpty(cty.String)}
+			return r
+		}
+		if len(changes) == 1 {
+			return sdk.Changef("%s on %s", changes[0].summary(), c.t)
+		}
+		n := 0
+		var details []string
+		for _, ch := range changes {
+			n += len(ch.removed)
+			details = append(details, ch.summary())
+		}
+		r := sdk.Changef("remove %d keys from %d authorized_keys files on %s", n, len(changes), c.t)
+		r.Details = details
+		return r
+	}
+	apply := func(ctx context.Context, c *conn, a sdk.Values, ev sdk.Events, _ []byte) *sdk.ApplyResponse {
+		user, d := target(a)
+		if d != nil {
+			return &sdk.ApplyResponse{Diagnostics: d}
+		}
+		m, d := newMatcher(a)
+		if d != nil {
+			return &sdk.ApplyResponse{Diagnostics: d}
+		}
+		files, err := listKeyFiles(ctx, c, user)
+		if err != nil {
+			return errApply(err)
+		}
+		var removed []string
+		for _, ch := range computeKeyChanges(files, m) {
+			// The CAS hash is taken from the host, then the content read
+			// with it: a change in between is refused by replaceFile.
+			want, err := remoteSHA(ctx, c, ch.file.path)
+			if err != nil {
+				return errApply(err)
+			}
+			if want != sha(ch.file.content) {
+				return errApply(fmt.Errorf("%s changed while switchover read it; plan again", ch.file.path))
+			}
+			if err := replaceFile(ctx, c, ch.file.path, want, ch.newContent); err != nil {
+				return errApply(err)
+			}
+			for _, kl := range ch.removed {
+				removed = append(removed, ch.file.user+": "+describeKey(kl))
+			}
+			ev.Log(ch.summary())
+		}
+		sort.Strings(removed)
+		outs := cty.ListValEmpty(cty.String)
+		if len(removed) > 0 {
+			var vs []cty.Value
+			for _, r := range removed {
+				vs = append(vs, cty.StringVal(r))
+			}
+			outs = cty.ListVal(vs)
+		}
+		return &sdk.ApplyResponse{Summary: fmt.Sprintf("removed %d keys on %s", len(removed), c.t), Outputs: map[string]cty.Value{"removed": outs}}
+	}
+	return p.action("authorized_keys",
+		"Removes keys from authorized_keys (matching fingerprints, a comment pattern or key types), or keeps exactly a given set; for one user or every user. Keeps owner, mode and unrelated lines; replaces each file atomically.",
+		[]sdk.Attribute{
+			{Name: "user", Type: cty.String, Description: "The user whose authorized_keys to change."},
+			{Name: "all_users", Type: cty.Bool, Description: "Every user with an authorized_keys file, root too."},
+			{Name: "remove", Type: removeType, Description: "Keys to remove: { fingerprints = [\"SHA256:...\"], comment_matches = \"oldmsp\", key_types = [\"ssh-dss\"] } (any match removes)."},
+			{Name: "keep_only", Type: cty.List(cty.String), Description: "Public key lines to keep; every other key is removed."},
+		},
+		[]sdk.Output{{Name: "removed", Type: cty.List(cty.String), Description: "The keys removed: USER: COMMENT (TYPE FINGERPRINT)."}},
+		plan, apply)
+}

@@ -1,0 +1,196 @@
+// Package sshplugin is the built-in `ssh` plugin: it takes the old
+// provider's access away from Linux servers, NAS boxes and appliances over
+// SSH, and rotates the credentials it knew. Host keys are verified against
+// known_hosts; trust on first use is an explicit option.
+package sshplugin
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/switchover/switchover/plugins/sdk"
+)
+
+type plugin struct {
+	s    *settings
+	pool *pool
+}
+
+// New returns the ssh plugin.
+func New(version string) *sdk.Plugin {
+	p := &plugin{}
+	return &sdk.Plugin{
+		Name:        "ssh",
+		Version:     version,
+		Description: "Linux hosts over SSH: authorized keys, passwords, accounts, sudo rights, services, commands, exports, inventory.",
+		Config: []sdk.Attribute{
+			{Name: "host", Type: cty.String, Description: "Default host for steps that set none."},
+			{Name: "port", Type: cty.Number, Description: "SSH port (default 22)."},
+			{Name: "user", Type: cty.String, Description: "Login user (default root)."},
+			{Name: "private_key_file", Type: cty.String, Description: "Private key to log in with (relative to the runbook directory)."},
+			{Name: "passphrase", Type: cty.String, Sensitive: true, Description: "Passphrase of private_key_file."},
+			{Name: "use_agent", Type: cty.Bool, Description: "Log in with the keys of the ssh-agent at SSH_AUTH_SOCK."},
+			{Name: "password", Type: cty.String, Sensitive: true, Description: "Login password."},
+			{Name: "known_hosts", Type: cty.String, Required: true, Description: "known_hosts file the host keys are checked against. An unknown or changed key is refused."},
+			{Name: "trust_on_first_use", Type: cty.Bool, Description: "Accept an unknown host key once, add it to known_hosts and record it in the audit trail (a changed key is still refused)."},
+			{Name: "sudo", Type: cty.Bool, Description: "Become root with sudo when user is not root (default true)."},
+			{Name: "sudo_password", Type: cty.String, Sensitive: true, Description: "Password sudo asks for, if it does."},
+			{Name: "jump_host", Type: cty.String, Description: "[user@]host[:port] to connect through (same credentials and known_hosts)."},
+			{Name: "connect_timeout", Type: cty.String, Description: "Timeout of connecting and logging in (default 10s)."},
+			{Name: "command_timeout", Type: cty.String, Description: "Timeout of one remote command (default 5m)."},
+			{Name: "keepalive", Type: cty.String, Description: "Interval of SSH keepalives (default 15s; 0 turns them off)."},
+			{Name: "sshd_config", Type: cty.String, Description: "The hosts' sshd configuration, read to know whether password logins are allowed (default /etc/ssh/sshd_config)."},
+			{Name: "max_sessions", Type: cty.Number, Description: "Commands at once over one host's connection (default 8; sshd allows 10)."},
+		},
+		ConfigureFunc: p.configure,
+		Actions: []*sdk.Action{
+			p.authorizedKeys(), p.rotatePassword(), p.lockAccount(), p.removeSudo(),
+			p.service(), p.command(), p.export(), p.inventory(),
+		},
+	}
+}
+
+func duration(cfg sdk.Values, name string, def time.Duration) (time.Duration, sdk.Diagnostics) {
+	s := cfg.String(name)
+	if s == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, sdk.AttributeErrorf(name, "Invalid duration", "%s is a duration such as \"10s\" or \"2m\", not %q", name, s)
+	}
+	return d, nil
+}
+
+func (p *plugin) configure(ctx context.Context, cfg sdk.Values) sdk.Diagnostics {
+	s := &settings{
+		host: cfg.String("host"), port: int(cfg.Int("port")), user: cfg.String("user"),
+		keyFile: cfg.String("private_key_file"), passphrase: cfg.String("passphrase"), password: cfg.String("password"),
+		useAgent: cfg.Bool("use_agent"), knownHosts: cfg.String("known_hosts"), tofu: cfg.Bool("trust_on_first_use"),
+		sudo: true, sudoPassword: cfg.String("sudo_password"), jump: cfg.String("jump_host"),
+		sshdConfig: cfg.String("sshd_config"), maxSessions: int(cfg.Int("max_sessions")),
+	}
+	if cfg.Has("sudo") {
+		s.sudo = cfg.Bool("sudo")
+	}
+	if s.port == 0 {
+		s.port = 22
+	}
+	if s.user == "" {
+		s.user = "root"
+	}
+	if s.sshdConfig == "" {
+		s.sshdConfig = "/etc/ssh/sshd_config"
+	}
+	if s.maxSessions <= 0 {
+		s.maxSessions = 8
+	}
+	var diags sdk.Diagnostics
+	var d sdk.Diagnostics
+	s.connectTimeout, d = duration(cfg, "connect_timeout", 10*time.Second)
+	diags = append(diags, d...)
+	s.commandTimeout, d = duration(cfg, "command_timeout", 5*time.Minute)
+	diags = append(diags, d...)
+	s.keepalive, d = duration(cfg, "keepalive", 15*time.Second)
+	diags = append(diags, d...)
+	if s.keyFile == "" && !s.useAgent && s.password == "" {
+		diags = append(diags, sdk.Diagnostic{Severity: sdk.Error, Summary: "No way to log in", Detail: "Set private_key_file, use_agent = true, or password."})
+	}
+	if p.pool != nil {
+		p.pool.closeAll()
+	}
+	p.s, p.pool = s, newPool(s)
+	return diags
+}
+
+// hostAttrs are the attributes every action has.
+var hostAttrs = []sdk.Attribute{
+	{Name: "host", Type: cty.String, Description: "The host (default: the plugin's host)."},
+	{Name: "port", Type: cty.Number, Description: "Its SSH port (default: the plugin's port)."},
+}
+
+func withHost(attrs ...sdk.Attribute) []sdk.Attribute { return append(append([]sdk.Attribute{}, hostAttrs...), attrs...) }
+
+func (p *plugin) target(a sdk.Values) (target, error) {
+	t := target{host: a.String("host"), port: int(a.Int("port"))}
+	if t.host == "" {
+		t.host = p.s.host
+	}
+	if t.port == 0 {
+		t.port = p.s.port
+	}
+	if t.host == "" {
+		return t, fmt.Errorf("no host: set host on the step or in the plugin block")
+	}
+	return t, nil
+}
+
+type planFunc func(ctx context.Context, c *conn, a sdk.Values, checkpoint []byte) *sdk.PlanResponse
+type applyFunc func(ctx context.Context, c *conn, a sdk.Values, ev sdk.Events, checkpoint []byte) *sdk.ApplyResponse
+
+// action wraps an action's plan and apply with the connection to its host
+// and reports host keys trusted on first use.
+func (p *plugin) action(name, desc string, attrs []sdk.Attribute, outs []sdk.Output, plan planFunc, apply applyFunc) *sdk.Action {
+	return &sdk.Action{
+		Name: name, Description: desc, Attributes: withHost(attrs...), Outputs: outs,
+		PlanFunc: func(ctx context.Context, req *sdk.PlanRequest) *sdk.PlanResponse {
+			if p.s == nil {
+				return &sdk.PlanResponse{Diagnostics: sdk.Errorf("the ssh plugin is not configured")}
+			}
+			if !req.Attributes.AllKnown() {
+				if r := unknownPlan(req.Attributes); r != nil {
+					return r
+				}
+			}
+			c, err := p.connect(ctx, req.Attributes)
+			if err != nil {
+				return &sdk.PlanResponse{Diagnostics: sdk.Errorf("%v", err)}
+			}
+			r := plan(ctx, c, req.Attributes, req.Checkpoint)
+			r.Diagnostics = append(r.Diagnostics, p.trustWarnings()...)
+			return r
+		},
+		ApplyFunc: func(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) *sdk.ApplyResponse {
+			c, err := p.connect(ctx, req.Attributes)
+			if err != nil {
+				return &sdk.ApplyResponse{Diagnostics: sdk.Errorf("%v", err)}
+			}
+			r := apply(ctx, c, req.Attributes, ev, req.Checkpoint)
+			r.Diagnostics = append(r.Diagnostics, p.trustWarnings()...)
+			return r
+		},
+	}
+}
+
+// unknownPlan answers for a step whose host or other attributes are known
+// only after earlier steps ran; nil when the host is known and the action
+// can look.
+func unknownPlan(a sdk.Values) *sdk.PlanResponse {
+	if !a.IsKnown("host") || !a.IsKnown("port") {
+		return sdk.Changef("the host is known only after earlier steps ran")
+	}
+	return nil
+}
+
+func (p *plugin) connect(ctx context.Context, a sdk.Values) (*conn, error) {
+	t, err := p.target(a)
+	if err != nil {
+		return nil, err
+	}
+	return p.pool.get(ctx, t)
+}
+
+func (p *plugin) trustWarnings() sdk.Diagnostics {
+	var d sdk.Diagnostics
+	for _, w := range p.pool.takeTrusted() {
+		d = append(d, sdk.Diagnostic{Severity: sdk.Warning, Summary: "Host key trusted on first use", Detail: w})
+	}
+	return d
+}
+
+func errPlan(err error) *sdk.PlanResponse { return &sdk.PlanResponse{Diagnostics: sdk.Errorf("%v", err)} }
+
+func errApply(err error) *sdk.ApplyResponse { return &sdk.ApplyResponse{Diagnostics: sdk.Errorf("%v", err)} }
