@@ -368,4 +368,3 @@ func (p *progress) summary(res engine.ApplyResult, dir string) int {
 	}
 	return code
 }
-

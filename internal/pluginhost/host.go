@@ -25,8 +25,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/switchover/switchover/plugins/core"
-	sshplugin "github.com/switchover/switchover/plugins/ssh"
 	"github.com/switchover/switchover/plugins/sdk"
+	sshplugin "github.com/switchover/switchover/plugins/ssh"
 )
 
 // ServeArg is the first argument with which switchover re-executes itself to

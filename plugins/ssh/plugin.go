@@ -112,7 +112,9 @@ var hostAttrs = []sdk.Attribute{
 	{Name: "port", Type: cty.Number, Description: "Its SSH port (default: the plugin's port)."},
 }
 
-func withHost(attrs ...sdk.Attribute) []sdk.Attribute { return append(append([]sdk.Attribute{}, hostAttrs...), attrs...) }
+func withHost(attrs ...sdk.Attribute) []sdk.Attribute {
+	return append(append([]sdk.Attribute{}, hostAttrs...), attrs...)
+}
 
 func (p *plugin) target(a sdk.Values) (target, error) {
 	t := target{host: a.String("host"), port: int(a.Int("port"))}
@@ -191,6 +193,10 @@ func (p *plugin) trustWarnings() sdk.Diagnostics {
 	return d
 }
 
-func errPlan(err error) *sdk.PlanResponse { return &sdk.PlanResponse{Diagnostics: sdk.Errorf("%v", err)} }
+func errPlan(err error) *sdk.PlanResponse {
+	return &sdk.PlanResponse{Diagnostics: sdk.Errorf("%v", err)}
+}
 
-func errApply(err error) *sdk.ApplyResponse { return &sdk.ApplyResponse{Diagnostics: sdk.Errorf("%v", err)} }
+func errApply(err error) *sdk.ApplyResponse {
+	return &sdk.ApplyResponse{Diagnostics: sdk.Errorf("%v", err)}
+}
