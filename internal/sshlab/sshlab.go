@@ -3,7 +3,10 @@
 // /root, /run and /var/log are its own directories, so its accounts,
 // passwords, keys and sudoers are its own and this machine's are never
 // touched. Each host listens on its own port on 127.0.0.1 with its own host
-// key. It needs root, unshare and nsenter (util-linux) and openssh-server.
+// key. /srv, /tmp, /opt and /var/tmp are per host too, so tests may write
+// there. Everything else (/usr, /var/lib) is this machine's, read-only by
+// convention: tests must not write there. It needs root, unshare and nsenter
+// (util-linux), openssh-server and sudo.
 package sshlab
 
 import (
@@ -18,7 +21,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -32,6 +34,7 @@ type Host struct {
 	Dir     string
 	HostKey ssh.PublicKey
 	cmd     *exec.Cmd
+	exited  chan struct{}
 }
 
 // Addr is host:port.
@@ -152,13 +155,13 @@ func freePort() (int, error) {
 func (l *Lab) startHost(i int, o Options) (*Host, error) {
 	name := fmt.Sprintf("host%02d", i+1)
 	dir := filepath.Join(l.Dir, name)
-	for _, d := range []string{"etc-upper", "etc-work", "home", "root", "run", "log"} {
+	for _, d := range []string{"etc-upper", "etc-work", "home", "root", "run", "log", "srv", "tmp", "opt", "vartmp"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			return nil, err
 		}
 	}
 	os.Chmod(filepath.Join(dir, "root"), 0o700)
-	keyFile, hostKey, err := writeKey(dir, "hostkey")
+	_, hostKey, err := writeKey(dir, "hostkey")
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +178,7 @@ func (l *Lab) startHost(i int, o Options) (*Host, error) {
 	}
 	cfg := fmt.Sprintf(`Port %d
 ListenAddress 127.0.0.1
-HostKey %s
+HostKey /etc/ssh/lab_host_key
 PidFile none
 UsePAM %s
 PasswordAuthentication %s
@@ -185,7 +188,7 @@ AuthorizedKeysFile .ssh/authorized_keys
 Subsystem sftp internal-sftp
 MaxStartups 100:30:200
 LogLevel VERBOSE
-`, port, keyFile, pam, pwAuth)
+`, port, pam, pwAuth)
 	if err := os.WriteFile(filepath.Join(dir, "sshd_config"), []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
@@ -197,8 +200,12 @@ mount --bind %[1]s/home /home
 mount --bind %[1]s/root /root
 mount --bind %[1]s/run /run
 mount --bind %[1]s/log /var/log
+mount --bind %[1]s/srv /srv
+mount --bind %[1]s/opt /opt
+mount --bind %[1]s/vartmp /var/tmp
 mkdir -p /run/sshd && chmod 755 /run/sshd
 cp %[1]s/sshd_config /etc/ssh/sshd_config
+cp %[1]s/hostkey_ed25519 /etc/ssh/lab_host_key && chmod 600 /etc/ssh/lab_host_key
 # Tests try wrong passwords on purpose: no 2-second delay after each.
 sed -i 's/pam_unix.so nullok/pam_unix.so nullok nodelay/' /etc/pam.d/common-auth
 hostname %[2]s
@@ -219,6 +226,9 @@ chown oldmsp:oldmsp /home/oldmsp/.ssh/authorized_keys
 printf 'oldmsp ALL=(ALL) NOPASSWD: ALL\n' > /etc/sudoers.d/oldmsp
 printf 'alice ALL=(ALL) ALL\n' > /etc/sudoers.d/alice
 chmod 440 /etc/sudoers.d/oldmsp /etc/sudoers.d/alice
+# Last: the host's directory lives under this machine's /tmp.
+mount --bind %[1]s/tmp /tmp
+chmod 1777 /tmp /var/tmp
 exec /usr/sbin/sshd -D -e -f /etc/ssh/sshd_config
 `, dir, name, RootPassword, OldMSPPassword, AlicePassword, string(adminPub), string(oldPub))
 	if err := os.WriteFile(filepath.Join(dir, "start.sh"), []byte(script), 0o700); err != nil {
@@ -235,15 +245,10 @@ exec /usr/sbin/sshd -D -e -f /etc/ssh/sshd_config
 	}
 	h := &Host{Name: name, Port: port, Dir: dir, HostKey: hostKey, cmd: cmd}
 	exited := make(chan struct{})
+	h.exited = exited
 	go func() {
-		// Reaped by Stop; here only to notice an early death.
-		for cmd.ProcessState == nil {
-			if p, err := os.FindProcess(cmd.Process.Pid); err != nil || p.Signal(syscall0) != nil {
-				close(exited)
-				return
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		cmd.Wait()
+		close(exited)
 	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -266,8 +271,6 @@ exec /usr/sbin/sshd -D -e -f /etc/ssh/sshd_config
 	}
 }
 
-var syscall0 = syscall.Signal(0)
-
 // Stop stops every host.
 func (l *Lab) Stop() {
 	for _, h := range l.Hosts {
@@ -281,7 +284,7 @@ func (l *Lab) Stop() {
 func (h *Host) Stop() {
 	if h.cmd != nil && h.cmd.Process != nil {
 		h.cmd.Process.Kill()
-		h.cmd.Wait()
+		<-h.exited
 		h.cmd = nil
 	}
 }

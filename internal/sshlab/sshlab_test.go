@@ -14,7 +14,12 @@ func TestHostsAreIsolated(t *testing.T) {
 		}
 	}
 	h1, h2 := l.Hosts[0], l.Hosts[1]
-	h1.MustRun(t, "useradd only_on_one")
+	h1.MustRun(t, "useradd only_on_one && mkdir -p /srv/lab-probe /tmp/lab-probe /opt/lab-probe")
+	for _, d := range []string{"/srv/lab-probe", "/tmp/lab-probe", "/opt/lab-probe"} {
+		if _, err := os.Stat(d); err == nil {
+			t.Fatalf("%s made on host01 appeared on this machine", d)
+		}
+	}
 	if _, err := h2.Run("getent passwd only_on_one"); err == nil {
 		t.Fatal("an account made on host01 exists on host02")
 	}
