@@ -2,7 +2,7 @@ GO ?= go
 BIN := bin/switchover
 PROTO_DIR := plugins/protocol/v1
 
-.PHONY: build test generate lint bench-plan bench-apply fuzz clean check-generate
+.PHONY: build test generate lint bench-plan bench-apply lab fuzz clean check-generate
 
 build:
 	$(GO) build -o $(BIN) ./cmd/switchover
@@ -31,6 +31,10 @@ bench-plan: build
 
 bench-apply: build
 	$(GO) run ./internal/tools/bench -what apply -bin $(BIN)
+
+# Isolated OpenSSH hosts on 127.0.0.1 for the ssh plugin's example (root).
+lab: build
+	$(GO) run ./internal/tools/sshlab -hosts 3
 
 fuzz:
 	$(GO) test ./internal/runbook -run '^$$' -fuzz FuzzLoad -fuzztime 30s

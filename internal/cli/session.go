@@ -67,23 +67,7 @@ func openSession(ctx context.Context, env *Env, o sessionOptions, jsonOut bool) 
 			}
 		}
 		s.run.State = ws.State
-		if o.ForApply {
-			id, created, err := ws.Identity()
-			if err != nil {
-				return s, nil, fmt.Errorf("workspace identity: %w", err)
-			}
-			if created {
-				ws.Audit.Append("identity_created", "", map[string]any{"recipient": id.Recipient().String()})
-				if !jsonOut {
-					fmt.Fprintf(env.Stderr, "Created the workspace identity %s/%s (mode 0600); it decrypts this workspace's secrets.\n", ws.Dir, secrets.IdentityFile)
-				}
-			}
-			s.run.Identity = id
-			s.run.Recipients = []age.Recipient{id.Recipient()}
-			s.run.OnSecret = func(name, addr string) {
-				ws.Audit.Append("secret_created", addr, map[string]any{"name": name})
-			}
-		} else if id, err := ws.ExistingIdentity(""); err == nil {
+		if id, err := ws.ExistingIdentity(""); err == nil {
 			s.run.Identity = id
 		}
 	}
@@ -99,6 +83,23 @@ func openSession(ctx context.Context, env *Env, o sessionOptions, jsonOut bool) 
 	})
 	s.g = g
 	if !diags.HasErrors() && o.ForApply {
+		// The identity is made only for a runbook that builds.
+		ws := s.ws
+		id, created, err := ws.Identity()
+		if err != nil {
+			return s, diags, fmt.Errorf("workspace identity: %w", err)
+		}
+		if created {
+			ws.Audit.Append("identity_created", "", map[string]any{"recipient": id.Recipient().String()})
+			if !jsonOut {
+				fmt.Fprintf(env.Stderr, "Created the workspace identity %s/%s (mode 0600); it decrypts this workspace's secrets.\n", ws.Dir, secrets.IdentityFile)
+			}
+		}
+		s.run.Identity = id
+		s.run.Recipients = []age.Recipient{id.Recipient()}
+		s.run.OnSecret = func(name, addr string) {
+			ws.Audit.Append("secret_created", addr, map[string]any{"name": name})
+		}
 		for _, r := range g.Runbook.Meta.SecretRecipients {
 			rec, _ := secrets.ParseRecipient(r) // checked by Build
 			s.run.Recipients = append(s.run.Recipients, rec)

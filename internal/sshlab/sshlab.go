@@ -88,16 +88,28 @@ func Available() string {
 // Start starts a lab, or fails the test (never skips: CI installs what it needs).
 func Start(t testing.TB, o Options) *Lab {
 	t.Helper()
-	if why := Available(); why != "" {
-		t.Fatalf("cannot start the SSH lab: %s", why)
+	l, err := New(t.TempDir(), o)
+	if l != nil {
+		t.Cleanup(l.Stop)
 	}
-	l := &Lab{Dir: t.TempDir()}
+	if err != nil {
+		t.Fatalf("cannot start the SSH lab: %v", err)
+	}
+	return l
+}
+
+// New starts a lab in dir; Stop ends it.
+func New(dir string, o Options) (*Lab, error) {
+	if why := Available(); why != "" {
+		return nil, fmt.Errorf("%s", why)
+	}
+	l := &Lab{Dir: dir}
 	var err error
 	if l.AdminKeyFile, l.AdminPub, err = writeKey(l.Dir, "admin"); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	if l.OldMSPKeyFile, l.OldMSPPub, err = writeKey(l.Dir, "oldmsp"); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, o.Hosts)
@@ -110,10 +122,9 @@ func Start(t testing.TB, o Options) *Lab {
 		}(i)
 	}
 	wg.Wait()
-	t.Cleanup(l.Stop)
 	for _, err := range errs {
 		if err != nil {
-			t.Fatal(err)
+			return l, err
 		}
 	}
 	var kh strings.Builder
@@ -121,8 +132,7 @@ func Start(t testing.TB, o Options) *Lab {
 		kh.WriteString(h.KnownHostsLine() + "\n")
 	}
 	l.KnownHosts = filepath.Join(l.Dir, "known_hosts")
-	os.WriteFile(l.KnownHosts, []byte(kh.String()), 0o600)
-	return l
+	return l, os.WriteFile(l.KnownHosts, []byte(kh.String()), 0o600)
 }
 
 func writeKey(dir, name string) (string, ssh.PublicKey, error) {
