@@ -2,7 +2,7 @@ GO ?= go
 BIN := bin/switchover
 PROTO_DIR := plugins/protocol/v1
 
-.PHONY: build test generate lint bench-plan bench-apply lab fuzz clean check-generate
+.PHONY: build test generate lint bench-plan bench-apply bench-ssh lab fuzz clean check-generate
 
 build:
 	$(GO) build -o $(BIN) ./cmd/switchover
@@ -28,6 +28,9 @@ lint:
 
 bench-plan: build
 	$(GO) run ./internal/tools/bench -what plan -bin $(BIN)
+
+bench-ssh: build
+	$(GO) run ./internal/tools/bench -what ssh -hosts 20 -bin $(BIN)
 
 bench-apply: build
 	$(GO) run ./internal/tools/bench -what apply -bin $(BIN)

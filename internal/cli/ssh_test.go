@@ -172,6 +172,14 @@ step "ssh.lock_account" "oldmsp" {
 `)
 	out := mustApply(t, f)
 	for _, h := range lab.Hosts {
+		// The verification after apply logged in with the new passwords
+		// (before the test's own logins below).
+		authLog, _ := os.ReadFile(filepath.Join(h.Dir, "sshd.log"))
+		for _, acct := range []string{"root", "alice"} {
+			if !strings.Contains(string(authLog), "Accepted password for "+acct+" ") {
+				t.Fatalf("%s: no password login of %s in the sshd log: the step was not verified by a login", h.Name, acct)
+			}
+		}
 		for _, acct := range []string{"root", "alice"} {
 			pw := secretValue(t, f.dir, acct+"@"+h.Name)
 			if strings.Contains(out, pw) {

@@ -68,7 +68,7 @@ func (p *plugin) command() *sdk.Action {
 		}
 		return r
 	}
-	apply := func(ctx context.Context, c *conn, a sdk.Values, ev sdk.Events, _ []byte) *sdk.ApplyResponse {
+	apply := func(ctx context.Context, c *conn, a sdk.Values, ev sdk.Events, _ *sdk.ApplyRequest) *sdk.ApplyResponse {
 		r, err := c.run(ctx, a.String("command"), nil)
 		if err != nil {
 			return errApply(err)
@@ -136,7 +136,7 @@ exit 0`
 		}
 		return sdk.Changef("%s %s on %s", strings.Join(todo, ", "), a.String("name"), c.t)
 	}
-	apply := func(ctx context.Context, c *conn, a sdk.Values, ev sdk.Events, _ []byte) *sdk.ApplyResponse {
+	apply := func(ctx context.Context, c *conn, a sdk.Values, ev sdk.Events, _ *sdk.ApplyRequest) *sdk.ApplyResponse {
 		name, pkg := a.String("name"), a.String("remove_package")
 		if _, err := c.runOK(ctx, "stopping "+name, "systemctl disable --now "+shellQuote(name), nil); err != nil {
 			return errApply(err)

@@ -68,6 +68,8 @@ type conn struct {
 	sudoOnce sync.Once
 	sudoMode string
 	sudoErr  error
+	mu       sync.Mutex
+	rootPw   *bool // sshd lets root log in with a password (nil: not asked yet)
 }
 
 func newPool(s *settings) *pool { return &pool{s: s, conns: map[string]*conn{}} }

@@ -207,7 +207,7 @@ func (p *plugin) export() *sdk.Action {
 		}
 		return r
 	}
-	apply := func(ctx context.Context, c *conn, a sdk.Values, ev sdk.Events, _ []byte) *sdk.ApplyResponse {
+	apply := func(ctx context.Context, c *conn, a sdk.Values, ev sdk.Events, _ *sdk.ApplyRequest) *sdk.ApplyResponse {
 		dir, st, files, todo, _, err := survey(ctx, c, a)
 		if err != nil {
 			return errApply(err)

@@ -140,7 +140,7 @@ func (p *plugin) inventory() *sdk.Action {
 		r.Outputs = outs
 		return r
 	}
-	apply := func(ctx context.Context, c *conn, a sdk.Values, ev sdk.Events, _ []byte) *sdk.ApplyResponse {
+	apply := func(ctx context.Context, c *conn, a sdk.Values, ev sdk.Events, _ *sdk.ApplyRequest) *sdk.ApplyResponse {
 		outs, err := gatherInventory(ctx, c)
 		if err != nil {
 			return errApply(err)

@@ -2,6 +2,7 @@ package sshplugin
 
 import (
 	"context"
+	"encoding/json"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -271,8 +272,11 @@ func (p *plugin) authorizedKeys() *sdk.Action {
 			r.Outputs = map[string]cty.Value{"removed": cty.ListValEmpty(cty.String)}
 			return r
 		}
+		private := encodeKeyPlan(changes)
 		if len(changes) == 1 {
-			return sdk.Changef("%s on %s", changes[0].summary(), c.t)
+			r := sdk.Changef("%s on %s", changes[0].summary(), c.t)
+			r.Private = private
+			return r
 		}
 		n := 0
 		var details []string
@@ -282,9 +286,10 @@ func (p *plugin) authorizedKeys() *sdk.Action {
 		}
 		r := sdk.Changef("remove %d keys from %d authorized_keys files on %s", n, len(changes), c.t)
 		r.Details = details
+		r.Private = private
 		return r
 	}
-	apply := func(ctx context.Context, c *conn, a sdk.Values, ev sdk.Events, _ []byte) *sdk.ApplyResponse {
+	apply := func(ctx context.Context, c *conn, a sdk.Values, ev sdk.Events, req *sdk.ApplyRequest) *sdk.ApplyResponse {
 		user, d := target(a)
 		if d != nil {
 			return &sdk.ApplyResponse{Diagnostics: d}
@@ -293,28 +298,28 @@ func (p *plugin) authorizedKeys() *sdk.Action {
 		if d != nil {
 			return &sdk.ApplyResponse{Diagnostics: d}
 		}
-		files, err := listKeyFiles(ctx, c, user)
-		if err != nil {
-			return errApply(err)
-		}
-		var removed []string
-		for _, ch := range computeKeyChanges(files, m) {
-			// The CAS hash is taken from the host, then the content read
-			// with it: a change in between is refused by replaceFile.
-			want, err := remoteSHA(ctx, c, ch.file.path)
+		// Apply exactly what the plan saw: each file is replaced only if it
+		// still has the content the plan read (compare and swap). Without
+		// plan data (an old plan), read again.
+		planned, ok := decodeKeyPlan(req.Private)
+		if !ok {
+			files, err := listKeyFiles(ctx, c, user)
 			if err != nil {
 				return errApply(err)
 			}
-			if want != sha(ch.file.content) {
-				return errApply(fmt.Errorf("%s changed while switchover read it; plan again", ch.file.path))
+			for _, ch := range computeKeyChanges(files, m) {
+				planned = append(planned, plannedKeyFile{User: ch.file.user, Path: ch.file.path, SHA: sha(ch.file.content), New: ch.newContent, Removed: describeAll(ch)})
 			}
-			if err := replaceFile(ctx, c, ch.file.path, want, ch.newContent); err != nil {
+		}
+		var removed []string
+		for _, pf := range planned {
+			if err := replaceFile(ctx, c, pf.Path, pf.SHA, pf.New); err != nil {
 				return errApply(err)
 			}
-			for _, kl := range ch.removed {
-				removed = append(removed, ch.file.user+": "+describeKey(kl))
+			for _, r := range pf.Removed {
+				removed = append(removed, pf.User+": "+r)
 			}
-			ev.Log(ch.summary())
+			ev.Log(fmt.Sprintf("removed %d keys from %s", len(pf.Removed), pf.Path))
 		}
 		sort.Strings(removed)
 		outs := cty.ListValEmpty(cty.String)
@@ -337,4 +342,38 @@ func (p *plugin) authorizedKeys() *sdk.Action {
 		},
 		[]sdk.Output{{Name: "removed", Type: cty.List(cty.String), Description: "The keys removed: USER: COMMENT (TYPE FINGERPRINT)."}},
 		plan, apply)
+}
+
+// plannedKeyFile is one file's change as the plan computed it.
+type plannedKeyFile struct {
+	User    string   `json:"user"`
+	Path    string   `json:"path"`
+	SHA     string   `json:"sha256"`
+	New     string   `json:"new"`
+	Removed []string `json:"removed"`
+}
+
+func describeAll(ch keyChange) []string {
+	var out []string
+	for _, kl := range ch.removed {
+		out = append(out, describeKey(kl))
+	}
+	return out
+}
+
+func encodeKeyPlan(changes []keyChange) []byte {
+	var pf []plannedKeyFile
+	for _, ch := range changes {
+		pf = append(pf, plannedKeyFile{User: ch.file.user, Path: ch.file.path, SHA: sha(ch.file.content), New: ch.newContent, Removed: describeAll(ch)})
+	}
+	b, _ := json.Marshal(pf)
+	return b
+}
+
+func decodeKeyPlan(b []byte) ([]plannedKeyFile, bool) {
+	var pf []plannedKeyFile
+	if len(b) == 0 || json.Unmarshal(b, &pf) != nil {
+		return nil, false
+	}
+	return pf, true
 }

@@ -31,22 +31,25 @@ func readShadow(ctx context.Context, c *conn, account string) (*shadowEntry, err
 	if r.exit != 0 {
 		return nil, fmt.Errorf("%s: reading the shadow entry of %s failed: %s", c.t, account, firstLine(string(r.stderr)))
 	}
-	f := strings.Split(strings.TrimSpace(string(r.stdout)), ":")
+	return parseShadow(c, account, string(r.stdout))
+}
+
+func parseShadow(c *conn, account, line string) (*shadowEntry, error) {
+	f := strings.Split(strings.TrimSpace(line), ":")
 	if len(f) < 8 {
-		return nil, fmt.Errorf("%s: unexpected shadow entry for %s", c.t, account)
+		return nil, fmt.Errorf("%s: no shadow entry for %s", c.t, account)
 	}
 	return &shadowEntry{hash: f[1], expire: f[7]}, nil
 }
 
-// passwordLoginAllowed reads the effective sshd settings for the account.
-func passwordLoginAllowed(ctx context.Context, c *conn, account string) bool {
-	script := fmt.Sprintf("sshd -T -f %s -C user=%s,host=localhost,addr=127.0.0.1 2>/dev/null", shellQuote(c.p.s.sshdConfig), shellQuote(account))
-	r, err := c.run(ctx, script, nil)
-	if err != nil || r.exit != 0 {
-		return false
-	}
+// sshdScript prints the effective sshd settings for the account.
+func sshdScript(c *conn, account string) string {
+	return fmt.Sprintf("sshd -T -f %s -C user=%s,host=localhost,addr=127.0.0.1 2>/dev/null", shellQuote(c.p.s.sshdConfig), shellQuote(account))
+}
+
+func parsePasswordLogin(out, account string) bool {
 	vals := map[string]string{}
-	for _, l := range strings.Split(string(r.stdout), "\n") {
+	for _, l := range strings.Split(out, "\n") {
 		k, v, _ := strings.Cut(strings.TrimSpace(l), " ")
 		vals[k] = v
 	}
@@ -56,21 +59,36 @@ func passwordLoginAllowed(ctx context.Context, c *conn, account string) bool {
 	return account != "root" || vals["permitrootlogin"] == "yes"
 }
 
-// tryLogin makes a fresh connection as account with password.
-func tryLogin(ctx context.Context, c *conn, account, password string) (bool, error) {
+// rootPasswordLogins asks sshd (sshd -T) whether root may log in with a
+// password: PermitRootLogin prohibit-password refuses it exactly like a
+// wrong password. Asked once per host.
+func rootPasswordLogins(ctx context.Context, c *conn) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.rootPw == nil {
+		r, err := c.run(ctx, sshdScript(c, "root"), nil)
+		allowed := err == nil && r.exit == 0 && parsePasswordLogin(string(r.stdout), "root")
+		c.rootPw = &allowed
+	}
+	return *c.rootPw
+}
+
+// tryLogin makes a fresh connection as account with password. offered
+// says whether the server takes passwords at all (when the login fails).
+func tryLogin(ctx context.Context, c *conn, account, password string) (ok, offered bool, err error) {
 	cl, jump, err := c.p.dial(ctx, c.t, &loginAs{user: account, methods: []ssh.AuthMethod{ssh.Password(password)}})
 	var le *loginError
 	if errors.As(err, &le) {
-		return false, nil
+		return false, strings.Contains(le.msg, "password"), nil
 	}
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	cl.Close()
 	if jump != nil {
 		jump.Close()
 	}
-	return true, nil
+	return true, true, nil
 }
 
 type passwordCheckpoint struct {
@@ -81,59 +99,72 @@ type passwordCheckpoint struct {
 func (p *plugin) rotatePassword() *sdk.Action {
 	plan := func(ctx context.Context, c *conn, a sdk.Values, cp []byte) *sdk.PlanResponse {
 		acct := a.String("account")
-		sh, err := readShadow(ctx, c, acct)
-		if err != nil {
-			return errPlan(err)
-		}
 		if !a.IsKnown("password") {
+			if _, err := readShadow(ctx, c, acct); err != nil {
+				return errPlan(err)
+			}
 			return sdk.Changef("set the password of %s on %s (to a new secret)", acct, c.t)
 		}
+		verifyLogin := !a.Has("verify_login") || a.Bool("verify_login")
 		var ck passwordCheckpoint
 		json.Unmarshal(cp, &ck)
-		setByUs := ck.After != "" && ck.After == sha(sh.hash)
-		verifyLogin := !a.Has("verify_login") || a.Bool("verify_login")
-		if verifyLogin && passwordLoginAllowed(ctx, c, acct) {
-			ok, err := tryLogin(ctx, c, acct, a.String("password"))
+		if verifyLogin {
+			// The verification that counts: a fresh login with the password.
+			ok, offered, err := tryLogin(ctx, c, acct, a.String("password"))
 			if err != nil {
 				return errPlan(err)
 			}
 			if ok {
 				return sdk.NoChangef("%s on %s has this password: a fresh login with it works", acct, c.t)
 			}
-			if setByUs {
-				return sdk.Changef("the password of %s on %s was set, but a login with it is refused (is the account locked or expired?)", acct, c.t)
+			// A refused login proves nothing where sshd does not take
+			// passwords for this account (no password method; or root
+			// with PermitRootLogin prohibit-password, which only sshd -T
+			// tells): there the shadow entry decides.
+			if offered && (acct != "root" || rootPasswordLogins(ctx, c)) {
+				sh, err := readShadow(ctx, c, acct)
+				if err != nil {
+					return errPlan(err)
+				}
+				if ck.After != "" && ck.After == sha(sh.hash) {
+					return sdk.Changef("the password of %s on %s was set, but a login with it is refused (is the account locked or expired?)", acct, c.t)
+				}
+				return sdk.Changef("set the password of %s on %s", acct, c.t)
 			}
-			return sdk.Changef("set the password of %s on %s", acct, c.t)
 		}
-		if setByUs {
-			return sdk.NoChangef("%s on %s has the shadow entry this step set (checked by the shadow entry: password logins are not allowed there)", acct, c.t)
+		sh, err := readShadow(ctx, c, acct)
+		if err != nil {
+			return errPlan(err)
+		}
+		if ck.After != "" && ck.After == sha(sh.hash) {
+			return sdk.NoChangef("%s on %s has the shadow entry this step set (checked by the shadow entry: sshd does not take password logins for it)", acct, c.t)
 		}
 		return sdk.Changef("set the password of %s on %s", acct, c.t)
 	}
-	apply := func(ctx context.Context, c *conn, a sdk.Values, ev sdk.Events, _ []byte) *sdk.ApplyResponse {
+	apply := func(ctx context.Context, c *conn, a sdk.Values, ev sdk.Events, _ *sdk.ApplyRequest) *sdk.ApplyResponse {
 		acct := a.String("account")
-		before, err := readShadow(ctx, c, acct)
+		// One command: the shadow entry before, chpasswd (the password goes
+		// over stdin, never on a command line), the entry after.
+		mark := "### switchover-" + nonce()
+		script := "set -e\ngetent shadow \"$1\"\necho " + shellQuote(mark) + "\nchpasswd\ngetent shadow \"$1\""
+		out, err := c.runOK(ctx, "chpasswd for "+acct, "set -- "+shellQuote(acct)+"\n"+script, []byte(acct+":"+a.String("password")+"\n"))
 		if err != nil {
 			return errApply(err)
 		}
-		ck := passwordCheckpoint{Before: sha(before.hash)}
-		b, _ := json.Marshal(ck)
-		if err := ev.Checkpoint(ctx, b); err != nil {
+		b4, af, _ := strings.Cut(out, mark+"\n")
+		before, err := parseShadow(c, acct, b4)
+		if err != nil {
 			return errApply(err)
 		}
-		// The password goes over stdin, never on a command line.
-		if _, err := c.runOK(ctx, "chpasswd for "+acct, "chpasswd", []byte(acct+":"+a.String("password")+"\n")); err != nil {
-			return errApply(err)
-		}
-		after, err := readShadow(ctx, c, acct)
+		after, err := parseShadow(c, acct, af)
 		if err != nil {
 			return errApply(err)
 		}
 		if after.hash == before.hash {
 			return errApply(fmt.Errorf("%s: chpasswd left the shadow entry of %s unchanged", c.t, acct))
 		}
-		ck.After = sha(after.hash)
-		b, _ = json.Marshal(ck)
+		ck := passwordCheckpoint{Before: sha(before.hash), After: sha(after.hash)}
+		b, _ := json.Marshal(ck)
 		if err := ev.Checkpoint(ctx, b); err != nil {
 			return errApply(err)
 		}
@@ -235,7 +266,7 @@ func (p *plugin) lockAccount() *sdk.Action {
 		}
 		return r
 	}
-	apply := func(ctx context.Context, c *conn, a sdk.Values, ev sdk.Events, _ []byte) *sdk.ApplyResponse {
+	apply := func(ctx context.Context, c *conn, a sdk.Values, ev sdk.Events, _ *sdk.ApplyRequest) *sdk.ApplyResponse {
 		acct := a.String("account")
 		if err := check(c, acct); err != nil {
 			return errApply(err)

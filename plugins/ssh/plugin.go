@@ -131,7 +131,7 @@ func (p *plugin) target(a sdk.Values) (target, error) {
 }
 
 type planFunc func(ctx context.Context, c *conn, a sdk.Values, checkpoint []byte) *sdk.PlanResponse
-type applyFunc func(ctx context.Context, c *conn, a sdk.Values, ev sdk.Events, checkpoint []byte) *sdk.ApplyResponse
+type applyFunc func(ctx context.Context, c *conn, a sdk.Values, ev sdk.Events, req *sdk.ApplyRequest) *sdk.ApplyResponse
 
 // action wraps an action's plan and apply with the connection to its host
 // and reports host keys trusted on first use.
@@ -160,7 +160,7 @@ func (p *plugin) action(name, desc string, attrs []sdk.Attribute, outs []sdk.Out
 			if err != nil {
 				return &sdk.ApplyResponse{Diagnostics: sdk.Errorf("%v", err)}
 			}
-			r := apply(ctx, c, req.Attributes, ev, req.Checkpoint)
+			r := apply(ctx, c, req.Attributes, ev, req)
 			r.Diagnostics = append(r.Diagnostics, p.trustWarnings()...)
 			return r
 		},

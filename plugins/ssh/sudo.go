@@ -160,7 +160,7 @@ func (p *plugin) removeSudo() *sdk.Action {
 		r.Details = d
 		return r
 	}
-	apply := func(ctx context.Context, c *conn, a sdk.Values, ev sdk.Events, _ []byte) *sdk.ApplyResponse {
+	apply := func(ctx context.Context, c *conn, a sdk.Values, ev sdk.Events, _ *sdk.ApplyRequest) *sdk.ApplyResponse {
 		sp, err := compute(ctx, c, a)
 		if err != nil {
 			return errApply(err)

@@ -6,6 +6,8 @@
 //	-what apply: apply with durable checkpoints, total and per step; then the
 //	             same run killed (SIGKILL) at 50% and resumed: the time to get
 //	             past the done half, and the resume's total.
+//	-what ssh:   one job (set a password, remove a key) over real sshd hosts:
+//	             switchover, Ansible, and a bare Go floor (as root).
 package main
 
 import (
@@ -24,7 +26,8 @@ func main() {
 	bin := flag.String("bin", "bin/switchover", "switchover binary")
 	n := flag.Int("n", 10000, "step instances")
 	runs := flag.Int("runs", 3, "runs of each command (the best is shown, and the worst)")
-	what := flag.String("what", "plan", "plan or apply")
+	what := flag.String("what", "plan", "plan, apply or ssh")
+	hosts := flag.Int("hosts", 20, "sshd hosts (-what ssh)")
 	flag.Parse()
 	dir, err := os.MkdirTemp("", "bench-")
 	if err != nil {
@@ -48,6 +51,10 @@ func main() {
 	os.WriteFile(varFile, []byte(keys.String()), 0o644)
 
 	abs, _ := filepath.Abs(*bin)
+	if *what == "ssh" {
+		benchSSH(abs, *hosts, *runs)
+		return
+	}
 	if *what == "apply" {
 		benchApply(abs, dir, varFile, *n, *runs)
 		return

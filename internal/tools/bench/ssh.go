@@ -1,0 +1,298 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/switchover/switchover/internal/sshlab"
+)
+
+// benchSSH measures one job over real sshd hosts: set alice's password and
+// remove the old provider's key from root's authorized_keys.
+func benchSSH(bin string, hosts, runs int) {
+	dir, err := os.MkdirTemp("", "bench-ssh-")
+	if err != nil {
+		fail(err)
+	}
+	defer os.RemoveAll(dir)
+	lab, err := sshlab.New(dir, sshlab.Options{Hosts: hosts})
+	if lab != nil {
+		defer lab.Stop()
+	}
+	if err != nil {
+		fail(err)
+	}
+	oldPub, _ := os.ReadFile(lab.OldMSPKeyFile + ".pub")
+	reset := func() {
+		var wg sync.WaitGroup
+		for _, h := range lab.Hosts {
+			wg.Add(1)
+			go func(h *sshlab.Host) {
+				defer wg.Done()
+				if _, err := h.Run("grep -q oldmsp@ /root/.ssh/authorized_keys || printf '%s' '" + string(oldPub) + "' >> /root/.ssh/authorized_keys"); err != nil {
+					fail(err)
+				}
+			}(h)
+		}
+		wg.Wait()
+	}
+	check := func(name string) {
+		for _, h := range lab.Hosts {
+			out, _ := h.Run("grep -c oldmsp@ /root/.ssh/authorized_keys || true")
+			if strings.TrimSpace(out) != "0" {
+				fail(fmt.Errorf("%s left the old key on %s", name, h.Name))
+			}
+		}
+	}
+	type row struct {
+		name string
+		best time.Duration
+		cpu  float64 // CPU seconds the whole machine spent in the best run
+		note string
+	}
+	var rows []row
+	measure := func(name, note string, f func() error) {
+		var best time.Duration
+		var bestCPU float64
+		for r := 0; r < runs; r++ {
+			reset()
+			cpu0 := machineCPU()
+			start := time.Now()
+			if err := f(); err != nil {
+				fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+				rows = append(rows, row{name, 0, 0, "FAILED: " + firstLine(err.Error())})
+				return
+			}
+			d := time.Since(start)
+			cpu := machineCPU() - cpu0
+			check(name)
+			if best == 0 || d < best {
+				best, bestCPU = d, cpu
+			}
+		}
+		rows = append(rows, row{name, best, bestCPU, note})
+	}
+
+	measure(fmt.Sprintf("switchover apply (-parallelism %d)", 2*hosts), "plan, apply, verify each step (fresh password login)", func() error {
+		return switchoverSSH(bin, lab)
+	})
+	rows[len(rows)-1].note += fmt.Sprintf("; switchover and its plugin used %.2f CPU s of it", ownCPU.Seconds())
+	measure("bare Go, one connection per host", "the floor, without the verification login", func() error {
+		return floor(lab, false)
+	})
+	measure("bare Go, + verification login", "the floor doing the same checks as switchover", func() error {
+		return floor(lab, true)
+	})
+	if _, err := exec.LookPath("ansible-playbook"); err == nil {
+		measure("ansible-playbook (forks 20)", "ansible.builtin.user + ansible.posix.authorized_key, no fact gathering", func() error {
+			return ansibleSSH(lab)
+		})
+	} else {
+		rows = append(rows, row{"ansible-playbook (forks 20)", 0, 0, "not installed (apt-get install ansible)"})
+	}
+	fmt.Printf("Rotate alice's password and remove the old provider's key from root's authorized_keys\non %d real sshd hosts (isolated on 127.0.0.1), best of %d runs, %d CPUs\n\n", hosts, runs, numCPU())
+	fmt.Printf("%-38s %8s %9s  %s\n", "tool", "seconds", "CPU s", "(CPU: the whole machine, sshds included)")
+	for _, r := range rows {
+		s, c := "-", "-"
+		if r.best > 0 {
+			s, c = fmt.Sprintf("%.2f", r.best.Seconds()), fmt.Sprintf("%.2f", r.cpu)
+		}
+		fmt.Printf("%-38s %8s %9s  %s\n", r.name, s, c, r.note)
+	}
+}
+
+func firstLine(s string) string {
+	f, _, _ := strings.Cut(s, "\n")
+	return f
+}
+
+// ownCPU is the CPU time of switchover and its plugins in the last run.
+var ownCPU time.Duration
+
+func switchoverSSH(bin string, lab *sshlab.Lab) error {
+	rb, err := os.MkdirTemp("", "bench-ssh-rb-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(rb)
+	var hosts []string
+	for _, h := range lab.Hosts {
+		hosts = append(hosts, fmt.Sprintf("%s = %d", h.Name, h.Port))
+	}
+	sort.Strings(hosts)
+	src := fmt.Sprintf(`runbook "bench" {}
+plugin "ssh" {
+  host             = "127.0.0.1"
+  private_key_file = %q
+  known_hosts      = %q
+}
+variable "hosts" {
+  default = { %s }
+}
+step "ssh.rotate_password" "alice" {
+  for_each = var.hosts
+  port     = each.value
+  account  = "alice"
+  password = secret("alice@${each.key}")
+}
+step "ssh.authorized_keys" "drop" {
+  for_each = var.hosts
+  port     = each.value
+  user     = "root"
+  remove   = { comment_matches = "^oldmsp@" }
+}
+`, lab.AdminKeyFile, lab.KnownHosts, strings.Join(hosts, ", "))
+	if err := os.WriteFile(filepath.Join(rb, "main.sw.hcl"), []byte(src), 0o644); err != nil {
+		return err
+	}
+	args := []string{"apply", "-auto-approve", "-parallelism", fmt.Sprint(2 * len(lab.Hosts))}
+	if os.Getenv("BENCH_SSH_JSON") != "" {
+		args = append(args, "-json")
+	}
+	start := time.Now()
+	cmd := exec.Command(bin, append(args, rb)...)
+	out, err := cmd.CombinedOutput()
+	if cmd.ProcessState != nil {
+		// switchover and the plugin processes it reaped.
+		ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+		ownCPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	if os.Getenv("BENCH_SSH_JSON") != "" {
+		fmt.Fprintf(os.Stderr, "start %s\n%s\n", start.Format(time.RFC3339Nano), out)
+	}
+	if err != nil {
+		return fmt.Errorf("%v\n%s", err, out)
+	}
+	return nil
+}
+
+// floor does the same job with one SSH connection per host and nothing else.
+func floor(lab *sshlab.Lab, verify bool) error {
+	b, err := os.ReadFile(lab.AdminKeyFile)
+	if err != nil {
+		return err
+	}
+	signer, err := ssh.ParsePrivateKey(b)
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, len(lab.Hosts))
+	for i, h := range lab.Hosts {
+		wg.Add(1)
+		go func(i int, h *sshlab.Host) {
+			defer wg.Done()
+			errs <- floorHost(h, signer, fmt.Sprintf("Floor-Pw-%d-%d", i, time.Now().UnixNano()), verify)
+		}(i, h)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func floorHost(h *sshlab.Host, signer ssh.Signer, pw string, verify bool) error {
+	cfg := &ssh.ClientConfig{User: "root", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)}, HostKeyCallback: ssh.FixedHostKey(h.HostKey), Timeout: 10 * time.Second}
+	c, err := ssh.Dial("tcp", h.Addr(), cfg)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	run := func(cmd, stdin string) error {
+		s, err := c.NewSession()
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		s.Stdin = strings.NewReader(stdin)
+		if out, err := s.CombinedOutput(cmd); err != nil {
+			return fmt.Errorf("%s: %v %s", h.Name, err, out)
+		}
+		return nil
+	}
+	if err := run("chpasswd", "alice:"+pw+"\n"); err != nil {
+		return err
+	}
+	if err := run(`sed -i '/ oldmsp@/d' /root/.ssh/authorized_keys`, ""); err != nil {
+		return err
+	}
+	if !verify {
+		return nil
+	}
+	vc, err := ssh.Dial("tcp", h.Addr(), &ssh.ClientConfig{User: "alice", Auth: []ssh.AuthMethod{ssh.Password(pw)}, HostKeyCallback: ssh.FixedHostKey(h.HostKey), Timeout: 10 * time.Second})
+	if err != nil {
+		return err
+	}
+	vc.Close()
+	return nil
+}
+
+func ansibleSSH(lab *sshlab.Lab) error {
+	d, err := os.MkdirTemp("", "bench-ansible-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(d)
+	var inv strings.Builder
+	inv.WriteString("[lab]\n")
+	for _, h := range lab.Hosts {
+		fmt.Fprintf(&inv, "%s ansible_host=127.0.0.1 ansible_port=%d\n", h.Name, h.Port)
+	}
+	fmt.Fprintf(&inv, "[lab:vars]\nansible_user=root\nansible_ssh_private_key_file=%s\nansible_ssh_common_args='-o UserKnownHostsFile=%s -o StrictHostKeyChecking=yes'\n", lab.AdminKeyFile, lab.KnownHosts)
+	os.WriteFile(filepath.Join(d, "inventory"), []byte(inv.String()), 0o600)
+	play := fmt.Sprintf(`- hosts: lab
+  gather_facts: false
+  tasks:
+    - name: rotate alice's password
+      ansible.builtin.user:
+        name: alice
+        password: "{{ 'Ansible-Pw-' ~ inventory_hostname | password_hash('sha512') }}"
+    - name: remove the old provider's key
+      ansible.posix.authorized_key:
+        user: root
+        key: "{{ lookup('file', '%s.pub') }}"
+        state: absent
+`, lab.OldMSPKeyFile)
+	os.WriteFile(filepath.Join(d, "play.yml"), []byte(play), 0o600)
+	cmd := exec.Command("ansible-playbook", "-i", filepath.Join(d, "inventory"), "-f", "20", filepath.Join(d, "play.yml"))
+	cmd.Env = append(os.Environ(), "ANSIBLE_HOST_KEY_CHECKING=True", "ANSIBLE_LOCAL_TEMP="+d, "ANSIBLE_REMOTE_TEMP=/tmp/.ansible-tmp", "ANSIBLE_NOCOLOR=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%v\n%s", err, out)
+	}
+	return nil
+}
+
+
+// machineCPU is the CPU time (user+system, all cores) the machine has spent.
+func machineCPU() float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	var ticks float64
+	for i, v := range f[1:] {
+		if i == 3 || i == 4 { // idle, iowait
+			continue
+		}
+		var x float64
+		fmt.Sscan(v, &x)
+		ticks += x
+	}
+	return ticks / 100 // USER_HZ
+}
