@@ -276,7 +276,6 @@ func ansibleSSH(lab *sshlab.Lab) error {
 	return nil
 }
 
-
 // machineCPU is the CPU time (user+system, all cores) the machine has spent.
 func machineCPU() float64 {
 	b, err := os.ReadFile("/proc/stat")
