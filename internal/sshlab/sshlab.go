@@ -3,8 +3,9 @@
 // /root, /run and /var/log are its own directories, so its accounts,
 // passwords, keys and sudoers are its own and this machine's are never
 // touched. Each host listens on its own port on 127.0.0.1 with its own host
-// key. /srv, /tmp, /opt and /var/tmp are per host too, so tests may write
-// there. Everything else (/usr, /var/lib) is this machine's, read-only by
+// key. /srv, /tmp, /opt, /var/tmp and /usr/local/sbin are per host too, so
+// tests may write there (a stand-in command in /usr/local/sbin comes first
+// in root's PATH). Everything else (/usr, /var/lib) is this machine's, read-only by
 // convention: tests must not write there. It needs root, unshare and nsenter
 // (util-linux), openssh-server and sudo.
 package sshlab
@@ -165,7 +166,7 @@ func freePort() (int, error) {
 func (l *Lab) startHost(i int, o Options) (*Host, error) {
 	name := fmt.Sprintf("host%02d", i+1)
 	dir := filepath.Join(l.Dir, name)
-	for _, d := range []string{"etc-upper", "etc-work", "home", "root", "run", "log", "srv", "tmp", "opt", "vartmp"} {
+	for _, d := range []string{"etc-upper", "etc-work", "home", "root", "run", "log", "srv", "tmp", "opt", "vartmp", "localsbin"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			return nil, err
 		}
@@ -213,6 +214,7 @@ mount --bind %[1]s/log /var/log
 mount --bind %[1]s/srv /srv
 mount --bind %[1]s/opt /opt
 mount --bind %[1]s/vartmp /var/tmp
+mount --bind %[1]s/localsbin /usr/local/sbin
 mkdir -p /run/sshd && chmod 755 /run/sshd
 cp %[1]s/sshd_config /etc/ssh/sshd_config
 cp %[1]s/hostkey_ed25519 /etc/ssh/lab_host_key && chmod 600 /etc/ssh/lab_host_key
