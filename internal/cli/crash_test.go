@@ -46,52 +46,58 @@ step "core.noop" "post" {
 // password was set exactly once and that every stored secret is the value
 // the plugin last received for its account.
 func TestCrashAndResume(t *testing.T) {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	seed := time.Now().UnixNano()
 	rng := rand.New(rand.NewSource(seed))
 	t.Logf("seed %d", seed)
-	pluginDir := testplugin.Dir(t)
 	kills, scenarios, midStep := 0, 0, 0
 	for kills < 50 {
 		scenarios++
 		f := newFixture(t, crashRunbook)
-		for round := 0; ; round++ {
-			cmd := exec.Command(exe, "apply", "-auto-approve", "-parallelism", "4", "-plugin-dir", pluginDir, f.dir)
-			cmd.Env = append(os.Environ(), "SWITCHOVER_TEST_AS_MAIN=1")
-			var out bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &out, &out
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			kill := round < 12
-			if kill {
-				delay := time.Duration(rng.Intn(150)) * time.Millisecond
-				time.AfterFunc(delay, func() { cmd.Process.Signal(syscall.SIGKILL) })
-			}
-			err := cmd.Wait()
-			if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-				kills++
-				for _, in := range f.states() {
-					if in.Status == state.Running {
-						midStep++
-						break
-					}
-				}
-				continue
-			}
-			if err != nil {
-				t.Fatalf("scenario %d round %d: apply failed: %v\n%s", scenarios, round, err, out.String())
-			}
-			break
-		}
+		k, m := killAndResume(t, f, 12, func() time.Duration { return time.Duration(rng.Intn(150)) * time.Millisecond })
+		kills, midStep = kills+k, midStep+m
 		checkCrashScenario(t, f)
 	}
 	t.Logf("%d kills over %d scenarios; %d kills left a step running", kills, scenarios, midStep)
 	if midStep < 5 {
 		t.Fatalf("only %d of %d kills hit a step in progress: the kill times miss the apply", midStep, kills)
+	}
+}
+
+// killAndResume runs `switchover apply` on f in a child process until it
+// finishes by itself: the first `rounds` runs are killed with SIGKILL after
+// delay(). It returns the kills, and how many left a step running.
+func killAndResume(t *testing.T, f *fixture, rounds int, delay func() time.Duration) (kills, midStep int) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := 0; ; round++ {
+		cmd := exec.Command(exe, "apply", "-auto-approve", "-parallelism", "4", "-plugin-dir", f.pluginDir, f.dir)
+		cmd.Env = append(os.Environ(), "SWITCHOVER_TEST_AS_MAIN=1")
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if round < rounds {
+			time.AfterFunc(delay(), func() { cmd.Process.Signal(syscall.SIGKILL) })
+		}
+		err := cmd.Wait()
+		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			kills++
+			for _, in := range f.states() {
+				if in.Status == state.Running {
+					midStep++
+					break
+				}
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("round %d: apply failed: %v\n%s", round, err, out.String())
+		}
+		return kills, midStep
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclwrite"
 
+	"github.com/switchover/switchover/internal/fsutil"
 	"github.com/switchover/switchover/internal/runbook"
 )
 
@@ -58,7 +59,7 @@ func runFmt(ctx context.Context, env *Env, args []string) int {
 		}
 		if !check {
 			st, _ := os.Stat(f)
-			if err := writeFileAtomic(f, out, st.Mode().Perm()); err != nil {
+			if err := fsutil.WriteFileAtomic(f, out, st.Mode().Perm()); err != nil {
 				fmt.Fprintf(env.Stderr, "switchover fmt: %v\n", err)
 				return ExitError
 			}
@@ -94,30 +95,4 @@ func hclFiles(target string) ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
-}
-
-// writeFileAtomic replaces path with data so that a crash leaves either the
-// old or the new file, never half of one.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }

@@ -1,18 +1,13 @@
 package cli
 
 import (
-	"bytes"
 	"math/rand"
-	"os"
-	"os/exec"
-	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/ssh"
 
 	"github.com/switchover/switchover/internal/sshlab"
-	"github.com/switchover/switchover/internal/state"
 )
 
 // TestSSHCrashWhileRotatingPasswords kills `switchover apply` with SIGKILL
@@ -21,7 +16,6 @@ import (
 // secret store: no password may end up known to nobody.
 func TestSSHCrashWhileRotatingPasswords(t *testing.T) {
 	lab := sshlab.Start(t, sshlab.Options{Hosts: 10})
-	exe, _ := os.Executable()
 	seed := time.Now().UnixNano()
 	rng := rand.New(rand.NewSource(seed))
 	kills, midStep, scenarios := 0, 0, 0
@@ -43,34 +37,8 @@ step "ssh.rotate_password" "alice" {
   depends_on = [step.root]
 }
 `)
-		for round := 0; ; round++ {
-			cmd := exec.Command(exe, "apply", "-auto-approve", "-parallelism", "4", "-plugin-dir", f.pluginDir, f.dir)
-			cmd.Env = append(os.Environ(), "SWITCHOVER_TEST_AS_MAIN=1")
-			var out bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &out, &out
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			if round < 6 {
-				d := time.Duration(100+rng.Intn(600)) * time.Millisecond
-				time.AfterFunc(d, func() { cmd.Process.Signal(syscall.SIGKILL) })
-			}
-			err := cmd.Wait()
-			if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-				kills++
-				for _, in := range f.states() {
-					if in.Status == state.Running {
-						midStep++
-						break
-					}
-				}
-				continue
-			}
-			if err != nil {
-				t.Fatalf("seed %d, scenario %d, round %d: %v\n%s", seed, scenarios, round, err, out.String())
-			}
-			break
-		}
+		k, m := killAndResume(t, f, 6, func() time.Duration { return time.Duration(100+rng.Intn(600)) * time.Millisecond })
+		kills, midStep = kills+k, midStep+m
 		for _, h := range lab.Hosts {
 			for _, acct := range []string{"root", "alice"} {
 				pw := secretValue(t, f.dir, acct+"@"+h.Name)

@@ -244,6 +244,13 @@ func (g *Graph) checkVarRef(r lang.Ref) hcl.Diagnostics {
 	return hcl.Diagnostics{errDiag(r.Range.Ptr(), "Reference to undeclared input variable", "No variable %q is declared. Declare it with variable %q { ... }.%s", r.Name, r.Name, didYouMean(r.Name, keys(g.Vars)))}
 }
 
+func (g *Graph) checkLocalRef(r lang.Ref) hcl.Diagnostics {
+	if _, ok := g.Locals[r.Name]; ok {
+		return nil
+	}
+	return hcl.Diagnostics{errDiag(r.Range.Ptr(), "Reference to undeclared local value", "No local value %q is declared.%s", r.Name, didYouMean(r.Name, keys(g.Locals)))}
+}
+
 // --- plugins ---
 
 func attrSchema(attrs []sdk.Attribute) *hcl.BodySchema {
@@ -341,9 +348,7 @@ func (g *Graph) decodePluginConfig(pc *PluginConfig) hcl.Diagnostics {
 			case "var":
 				diags = append(diags, g.checkVarRef(r)...)
 			case "local":
-				if _, ok := g.Locals[r.Name]; !ok {
-					diags = append(diags, errDiag(r.Range.Ptr(), "Reference to undeclared local value", "No local value %q is declared.", r.Name))
-				}
+				diags = append(diags, g.checkLocalRef(r)...)
 			default:
 				diags = append(diags, errDiag(r.Range.Ptr(), "Invalid reference in plugin configuration", "A plugin block can refer to var.NAME and local.NAME, not to %s.", r.Kind))
 			}
@@ -465,9 +470,7 @@ func (g *Graph) decodeSteps() hcl.Diagnostics {
 			case "var":
 				diags = append(diags, g.checkVarRef(r)...)
 			case "local":
-				if _, ok := g.Locals[r.Name]; !ok {
-					diags = append(diags, errDiag(r.Range.Ptr(), "Reference to undeclared local value", "No local value %q is declared.%s", r.Name, didYouMean(r.Name, keys(g.Locals))))
-				}
+				diags = append(diags, g.checkLocalRef(r)...)
 			case "each":
 				if s.ForEach == nil {
 					diags = append(diags, errDiag(r.Range.Ptr(), "Reference to each without for_each", "each.key and each.value exist only in a step with for_each."))
@@ -498,9 +501,7 @@ func (g *Graph) decodeSteps() hcl.Diagnostics {
 			case "var":
 				diags = append(diags, g.checkVarRef(r)...)
 			case "local":
-				if _, ok := g.Locals[r.Name]; !ok {
-					diags = append(diags, errDiag(r.Range.Ptr(), "Reference to undeclared local value", "No local value %q is declared.%s", r.Name, didYouMean(r.Name, keys(g.Locals))))
-				}
+				diags = append(diags, g.checkLocalRef(r)...)
 			case "step":
 				if g.Steps[r.Name] == nil {
 					diags = append(diags, errDiag(r.Range.Ptr(), "Reference to undeclared step", "Output %q refers to step %q, which is not declared.%s", o.Name, r.Name, didYouMean(r.Name, keys(g.Steps))))
