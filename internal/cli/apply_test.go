@@ -2,6 +2,8 @@ package cli
 
 import (
 	"bytes"
+
+	"filippo.io/age"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -38,7 +40,7 @@ func newFixture(t *testing.T, body string) *fixture {
 func (f *fixture) run(args ...string) (int, string, string) {
 	f.t.Helper()
 	var out, errb bytes.Buffer
-	if args[0] == "apply" || args[0] == "plan" {
+	if args[0] == "apply" || args[0] == "plan" || args[0] == "validate" {
 		args = append(args[:1:1], append([]string{"-plugin-dir", f.pluginDir}, args[1:]...)...)
 	}
 	code := Main(args, &Env{Stdout: &out, Stderr: &errb, Stdin: strings.NewReader("")})
@@ -382,5 +384,43 @@ step "test.flaky" "a" {
 	code, _, errs = f.run("apply", planFile)
 	if code != ExitError || !strings.Contains(errs, "The runbook changed since the plan was made") {
 		t.Fatalf("changed runbook: %d %s", code, errs)
+	}
+}
+
+// The new MSP can decrypt the secrets with its own key, without the
+// workspace identity.
+func TestSecretRecipients(t *testing.T) {
+	newMSP, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, "")
+	src, _ := os.ReadFile(filepath.Join(f.dir, "main.sw.hcl"))
+	src = []byte(strings.Replace(string(src), `runbook "test" {}`, `runbook "test" {
+  secret_recipients = ["`+newMSP.Recipient().String()+`"]
+}`, 1) + `
+step "test.account" "root" {
+  world    = local.world
+  account  = "root"
+  password = secret("root")
+}
+`)
+	os.WriteFile(filepath.Join(f.dir, "main.sw.hcl"), src, 0o644)
+	if code, out := f.apply(); code != ExitOK {
+		t.Fatalf("apply: %d\n%s", code, out)
+	}
+	keyFile := filepath.Join(t.TempDir(), "newmsp.key")
+	os.WriteFile(keyFile, []byte(newMSP.String()+"\n"), 0o600)
+	// Move the workspace identity away: only the new MSP's key is left.
+	os.Rename(filepath.Join(workspace.Path(f.dir), secrets.IdentityFile), filepath.Join(t.TempDir(), "gone"))
+	code, out, errs := f.run("secrets", "show", "root", f.dir, "-identity", keyFile)
+	if code != ExitOK || f.count("set root "+testplugin.Hash(strings.TrimSpace(out))) != 1 {
+		t.Fatalf("the new MSP cannot read the secret: %d %s", code, errs)
+	}
+	// A bad recipient is a diagnostic at its place.
+	os.WriteFile(filepath.Join(f.dir, "main.sw.hcl"), []byte(strings.Replace(string(src), newMSP.Recipient().String(), "age1notakey", 1)), 0o644)
+	code, _, errs = f.run("validate", f.dir)
+	if code != ExitError || !strings.Contains(errs, "Invalid secret recipient") || !strings.Contains(errs, "main.sw.hcl:2:") {
+		t.Fatalf("bad recipient: %d %s", code, errs)
 	}
 }

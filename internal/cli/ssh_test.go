@@ -149,6 +149,26 @@ step "ssh.authorized_keys" "drop_oldmsp" {
 	}
 }
 
+func TestSSHKeepOnlyAGivenSet(t *testing.T) {
+	lab := sshlab.Start(t, sshlab.Options{Hosts: 1})
+	h := lab.Hosts[0]
+	adminPub, _ := os.ReadFile(lab.AdminKeyFile + ".pub")
+	f := sshRunbook(t, lab, "", fmt.Sprintf(`
+step "ssh.authorized_keys" "only_ours" {
+  port      = var.hosts.host01
+  user      = "root"
+  keep_only = [%q]
+}
+`, strings.TrimSpace(string(adminPub))))
+	mustApply(t, f)
+	if login(t, h, "root", keyAuth(t, lab.OldMSPKeyFile)) || !login(t, h, "root", keyAuth(t, lab.AdminKeyFile)) {
+		t.Fatal("keep_only did not keep exactly the admin key")
+	}
+	if got := strings.Count(h.MustRun(t, "cat /root/.ssh/authorized_keys"), "ssh-ed25519"); got != 1 {
+		t.Fatalf("%d keys left, want 1", got)
+	}
+}
+
 func TestSSHRotatePasswordsAndLockAccount(t *testing.T) {
 	lab := sshlab.Start(t, sshlab.Options{Hosts: 2})
 	f := sshRunbook(t, lab, "", `
@@ -243,6 +263,10 @@ step "ssh.export" "share" {
 		t.Fatalf("plan:\n%s", planOut)
 	}
 	mustApply(t, f)
+	// A second plan finds nothing left to do.
+	if code, out, _ := f.run("plan", "-detailed-exitcode", f.dir); code != ExitOK {
+		t.Fatalf("second plan: %d\n%s", code, out)
+	}
 	// sudo itself says oldmsp may no longer run anything; alice keeps hers.
 	if out, _ := h.Run("sudo -l -U oldmsp"); !strings.Contains(out, "is not allowed to run sudo") {
 		t.Fatalf("oldmsp still has sudo rights:\n%s", out)
