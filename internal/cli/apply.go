@@ -240,7 +240,6 @@ type progress struct {
 	total   int
 	counts  map[string]int
 	running int
-	lastBar time.Time
 }
 
 func newProgress(env *Env, asJSON bool) *progress {
