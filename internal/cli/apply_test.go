@@ -137,6 +137,13 @@ step "test.account" "second" {
 			}
 		}
 	})
+	// A plan of an applied runbook is recorded in its audit trail.
+	if code, _, errs := f.run("plan", f.dir); code != ExitOK {
+		t.Fatal(errs)
+	}
+	if code, out, _ := f.run("audit", "show", f.dir); code != ExitOK || !strings.Contains(out, `"standalone":true`) {
+		t.Fatalf("the plan is not in the audit trail:\n%s", out)
+	}
 	// A second apply changes nothing.
 	before := len(testplugin.Lines(f.world))
 	code, out = f.apply()

@@ -88,6 +88,7 @@ func plan(ctx context.Context, env *Env, o planOptions) int {
 	if diags.HasErrors() {
 		return ExitError
 	}
+	recordPlan(env, sess, c, o.JSON)
 	if o.Out != "" {
 		sp := savedPlan(g, ips, o.Targets)
 		sp.StateSerial = sess.stateSerial()
@@ -240,3 +241,20 @@ func absDir(d string) string {
 }
 
 func ctyJSON(v cty.Value) ([]byte, error) { return ctyjson.Marshal(v, cty.DynamicPseudoType) }
+
+// recordPlan writes the plan into the audit trail of a runbook that has a
+// workspace. It needs the lock only for a moment; while an apply holds it,
+// the plan stays read-only and says so.
+func recordPlan(env *Env, sess *session, c engine.Counts, quiet bool) {
+	if sess.ws == nil {
+		return
+	}
+	if err := sess.ws.Lock("plan"); err != nil {
+		if !quiet {
+			fmt.Fprintf(env.Stderr, "Note: this plan is not recorded in the audit trail: %v\n", err)
+		}
+		return
+	}
+	sess.ws.Audit.Append("plan", "", map[string]any{"change": c.Change, "manual": c.Manual, "no_change": c.NoChange,
+		"skipped": c.Skipped, "runbook_hash": sess.g.Runbook.Hash, "standalone": true})
+}
