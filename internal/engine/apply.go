@@ -380,14 +380,16 @@ func (g *Graph) applyOnce(ctx context.Context, ip *InstancePlan, attrs cty.Value
 	resp, err := n.Plugin.Instance.Apply(cctx, &sdk.ApplyRequest{
 		Action: n.Step.Action, Address: in.Address, Attributes: sdk.NewValues(attrs), Private: ip.Private, Checkpoint: cp,
 	}, ev)
+	if err == nil {
+		g.auditWarnings(o, in.Address, resp.Diagnostics)
+		err = resp.Diagnostics.Err()
+	}
 	if err != nil {
+		// The plugin may notice the deadline first and answer with its own
+		// error: either way, say that it was the step's timeout.
 		if cctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
 			return nil, "", fmt.Errorf("%v (the step's timeout is %s)", err, timeout)
 		}
-		return nil, "", err
-	}
-	g.auditWarnings(o, in.Address, resp.Diagnostics)
-	if err := resp.Diagnostics.Err(); err != nil {
 		return nil, "", err
 	}
 	// Verify: the step is done only when the plugin, looking again, sees no
