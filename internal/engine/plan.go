@@ -195,6 +195,9 @@ func (g *Graph) planInstance(ctx context.Context, in *Instance, run *Run) (*Inst
 	diags := g.pluginDiags(resp.Diagnostics, n.Attrs, n.Step.DeclRange.Ptr(), fmt.Sprintf("%s.%s for %s", n.Step.Plugin, n.Step.Action, in.Address))
 	if diags.HasErrors() {
 		p.Failed = true
+		if cctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
+			diags = append(diags, errDiag(n.Step.DeclRange.Ptr(), "Step timeout", "The plan of %s ran into the step's timeout (%s).", in.Address, timeout))
+		}
 		p.Error = diagText(diags)
 		for _, d := range diags {
 			if d.Severity == hcl.DiagError && d.Summary != "" {
