@@ -240,6 +240,10 @@ type progress struct {
 	total   int
 	counts  map[string]int
 	running int
+	// out buffers output that is not a terminal; see newProgress.
+	out       *bufio.Writer
+	stopFlush chan struct{}
+	flushed   chan struct{}
 }
 
 func newProgress(env *Env, asJSON bool) *progress {
@@ -250,17 +254,50 @@ func newProgress(env *Env, asJSON bool) *progress {
 	return p
 }
 
+// w is where progress goes.
+func (p *progress) w() io.Writer {
+	if p.out != nil {
+		return p.out
+	}
+	return p.env.Stdout
+}
+
 func (p *progress) json(v any) {
 	b, _ := json.Marshal(v)
-	p.env.Stdout.Write(append(b, '\n'))
+	p.w().Write(append(b, '\n'))
 }
 
 func (p *progress) start(total int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.tty {
+		// Lines and JSON events go out in batches (every 100 ms and at the
+		// end), not one write each: a kill loses at most 100 ms of progress
+		// lines, never state.
+		p.out = bufio.NewWriterSize(p.env.Stdout, 64<<10)
+		p.stopFlush = make(chan struct{})
+		p.flushed = make(chan struct{})
+		go func() {
+			defer close(p.flushed)
+			t := time.NewTicker(100 * time.Millisecond)
+			defer t.Stop()
+			for {
+				select {
+				case <-t.C:
+					p.mu.Lock()
+					p.out.Flush()
+					p.mu.Unlock()
+				case <-p.stopFlush:
+					return
+				}
+			}
+		}()
+	}
 	p.began, p.total = time.Now(), total
 	if p.asJSON {
 		p.json(map[string]any{"type": "apply_started", "time": p.began, "instances": total})
 	} else {
-		fmt.Fprintf(p.env.Stdout, "\nApplying %d step instances.\n", total)
+		fmt.Fprintf(p.w(), "\nApplying %d step instances.\n", total)
 	}
 }
 
@@ -321,7 +358,7 @@ func (p *progress) event(ev engine.Event) {
 		line = fmt.Sprintf("%s: %s", ev.Address, ev.Summary)
 	}
 	if line != "" {
-		fmt.Fprintln(p.env.Stdout, line)
+		fmt.Fprintln(p.w(), line)
 	}
 	if p.tty {
 		fmt.Fprintf(p.env.Stdout, "[%d/%d done, %d running, %d failed, %s]", p.counts["done"], p.total, p.running, p.counts["failed"], time.Since(p.began).Round(100*time.Millisecond))
@@ -329,9 +366,17 @@ func (p *progress) event(ev engine.Event) {
 }
 
 func (p *progress) finish() {
+	if p.out != nil {
+		close(p.stopFlush)
+		<-p.flushed
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.clearBar()
+	if p.out != nil {
+		p.out.Flush()
+		p.out = nil
+	}
 }
 
 func (p *progress) summary(res engine.ApplyResult, dir string) int {

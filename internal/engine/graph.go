@@ -620,7 +620,20 @@ func (g *Graph) expand(mode Mode) hcl.Diagnostics {
 			stepVals[s.Name] = cty.DynamicVal
 			continue
 		}
-		if !fe.IsWhollyKnown() {
+		var each []lang.Each
+		known := fe.IsKnown()
+		if known {
+			// One iteration (a cty set is sorted on each) yields the
+			// instances and says whether every key is known.
+			each, d = forEachElems(fe, s.ForEach.Range())
+			diags = append(diags, d...)
+			for _, e := range each {
+				if !e.Key.IsKnown() {
+					known = false
+				}
+			}
+		}
+		if !known {
 			if mode == ModePlan {
 				diags = append(diags, errDiag(s.ForEach.Range().Ptr(), "Invalid for_each argument", "for_each depends on values known only after apply (another step's outputs, or a variable without a value), so the instances of step %q cannot be determined now.", s.Name))
 				stepVals[s.Name] = cty.DynamicVal
@@ -633,8 +646,6 @@ func (g *Graph) expand(mode Mode) hcl.Diagnostics {
 			stepVals[s.Name] = cty.DynamicVal
 			continue
 		}
-		each, d := forEachElems(fe, s.ForEach.Range())
-		diags = append(diags, d...)
 		vals := map[string]cty.Value{}
 		for _, e := range each {
 			k := e.Key.AsString()

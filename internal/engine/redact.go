@@ -74,10 +74,11 @@ func collectSensitive(v cty.Value, marked bool, add func(string)) {
 		if marked {
 			add(v.AsBigFloat().Text('f', -1))
 		}
+	case ty.IsSetType() && !marked:
+		// cty keeps no marks inside a set (they move to the set itself), so
+		// an unmarked set holds nothing sensitive: no need to walk it.
+		return
 	case ty.IsCollectionType() || ty.IsObjectType() || ty.IsTupleType():
-		if !v.ContainsMarked() && !marked {
-			return
-		}
 		for it := v.ElementIterator(); it.Next(); {
 			_, e := it.Element()
 			collectSensitive(e, marked, add)

@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/zclconf/go-cty/cty"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
@@ -29,11 +30,26 @@ func encodeValue(v cty.Value) (*pb.DynamicValue, error) {
 	return &pb.DynamicValue{Msgpack: b, Type: tyJSON}, nil
 }
 
+// typeCache holds decoded types by their JSON: the same few types cross
+// the wire for every instance of a step.
+var typeCache sync.Map
+
+func decodeCachedType(b []byte) (cty.Type, error) {
+	if t, ok := typeCache.Load(string(b)); ok {
+		return t.(cty.Type), nil
+	}
+	t, err := ctyjson.UnmarshalType(b)
+	if err == nil {
+		typeCache.Store(string(b), t)
+	}
+	return t, err
+}
+
 func decodeValue(dv *pb.DynamicValue) (cty.Value, error) {
 	if dv == nil || len(dv.Type) == 0 {
 		return cty.EmptyObjectVal, nil
 	}
-	ty, err := ctyjson.UnmarshalType(dv.Type)
+	ty, err := decodeCachedType(dv.Type)
 	if err != nil {
 		return cty.NilVal, fmt.Errorf("decoding value type: %w", err)
 	}
