@@ -93,8 +93,11 @@ func benchSSH(bin string, hosts, runs int) {
 		return floor(lab, true)
 	})
 	if _, err := exec.LookPath("ansible-playbook"); err == nil {
-		measure("ansible-playbook (forks 20)", "ansible.builtin.user + ansible.posix.authorized_key, no fact gathering", func() error {
-			return ansibleSSH(lab)
+		measure("ansible-playbook (forks 20)", "ansible.builtin.user + ansible.posix.authorized_key, gather_facts: false", func() error {
+			return ansibleSSH(lab, false)
+		})
+		measure("ansible-playbook (forks 20), with facts", "the same with Ansible's default fact gathering", func() error {
+			return ansibleSSH(lab, true)
 		})
 	} else {
 		rows = append(rows, row{"ansible-playbook (forks 20)", 0, 0, "not installed (apt-get install ansible)"})
@@ -240,7 +243,7 @@ func floorHost(h *sshlab.Host, signer ssh.Signer, pw string, verify bool) error 
 	return nil
 }
 
-func ansibleSSH(lab *sshlab.Lab) error {
+func ansibleSSH(lab *sshlab.Lab, facts bool) error {
 	d, err := os.MkdirTemp("", "bench-ansible-")
 	if err != nil {
 		return err
@@ -254,7 +257,7 @@ func ansibleSSH(lab *sshlab.Lab) error {
 	fmt.Fprintf(&inv, "[lab:vars]\nansible_user=root\nansible_ssh_private_key_file=%s\nansible_ssh_common_args='-o UserKnownHostsFile=%s -o StrictHostKeyChecking=yes'\n", lab.AdminKeyFile, lab.KnownHosts)
 	os.WriteFile(filepath.Join(d, "inventory"), []byte(inv.String()), 0o600)
 	play := fmt.Sprintf(`- hosts: lab
-  gather_facts: false
+  gather_facts: %t
   tasks:
     - name: rotate alice's password
       ansible.builtin.user:
@@ -265,7 +268,7 @@ func ansibleSSH(lab *sshlab.Lab) error {
         user: root
         key: "{{ lookup('file', '%s.pub') }}"
         state: absent
-`, lab.OldMSPKeyFile)
+`, facts, lab.OldMSPKeyFile)
 	os.WriteFile(filepath.Join(d, "play.yml"), []byte(play), 0o600)
 	cmd := exec.Command("ansible-playbook", "-i", filepath.Join(d, "inventory"), "-f", "20", filepath.Join(d, "play.yml"))
 	cmd.Env = append(os.Environ(), "ANSIBLE_HOST_KEY_CHECKING=True", "ANSIBLE_LOCAL_TEMP="+d, "ANSIBLE_REMOTE_TEMP=/tmp/.ansible-tmp", "ANSIBLE_NOCOLOR=1")
