@@ -229,14 +229,6 @@ trap - EXIT`
 	return err
 }
 
-// fileSHA is the SHA-256 of content as the host's sha256sum computes it: the
-// file read back by listKeyFiles lost its final newline, so hash what is on
-// the host.
-func remoteSHA(ctx context.Context, c *conn, path string) (string, error) {
-	out, err := c.runOK(ctx, "hashing "+path, "sha256sum < "+shellQuote(path)+" | cut -d' ' -f1", nil)
-	return strings.TrimSpace(out), err
-}
-
 func (p *plugin) authorizedKeys() *sdk.Action {
 	removeType := cty.ObjectWithOptionalAttrs(map[string]cty.Type{
 		"fingerprints":    cty.List(cty.String),

@@ -285,11 +285,8 @@ usermod -L -e 1 -s "$nl" "$1"`
 			return errApply(err)
 		}
 		if af.hasKeys {
-			want, err := remoteSHA(ctx, c, af.keys.file.path)
-			if err != nil {
-				return errApply(err)
-			}
-			if err := replaceFile(ctx, c, af.keys.file.path, want, af.keys.newContent); err != nil {
+			// Replaced only if it still holds what was read (compare and swap).
+			if err := replaceFile(ctx, c, af.keys.file.path, sha(af.keys.file.content), af.keys.newContent); err != nil {
 				return errApply(err)
 			}
 		}

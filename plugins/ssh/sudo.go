@@ -166,13 +166,9 @@ func (p *plugin) removeSudo() *sdk.Action {
 			return errApply(err)
 		}
 		for _, f := range sp.files {
-			want, err := remoteSHA(ctx, c, f.file.path)
-			if err != nil {
-				return errApply(err)
-			}
-			if want != sha(f.file.content) {
-				return errApply(fmt.Errorf("%s changed while switchover read it; plan again", f.file.path))
-			}
+			// The script below replaces the file only if it still holds what
+			// was read (compare and swap).
+			want := sha(f.file.content)
 			// visudo checks the new file before it replaces the old one;
 			// then the whole configuration is checked, and the old file
 			// put back if it does not parse.
