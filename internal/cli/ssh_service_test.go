@@ -13,7 +13,7 @@ import (
 // second run's no-op against that stand-in; not against systemd.
 const standinSystemctl = `#!/bin/sh
 d=/etc/systemd-standin; mkdir -p $d
-args=""; for a in "$@"; do [ "$a" = "--quiet" ] || args="$args $a"; done
+args=""; for a in "$@"; do case "$a" in --quiet|--) ;; *) args="$args $a" ;; esac; done
 set -- $args
 case "$1" in
   is-active)  [ -e $d/$2.active ] ;;

@@ -20,6 +20,30 @@ type Diagnostic struct {
 	Summary   string
 	Detail    string
 	Attribute string
+	// Code is a machine-readable kind of error (see CodeConflict), or "".
+	Code string
+}
+
+// CodeConflict marks an error of Apply that found the object changed since
+// Plan read it (a compare-and-swap that failed). The host then plans the
+// instance again and applies the new plan (a bounded number of times)
+// instead of failing the step: an earlier step of the same run may have
+// changed the object. Use it only when nothing was changed.
+const CodeConflict = "conflict"
+
+// Conflictf returns an error diagnostic with CodeConflict.
+func Conflictf(format string, a ...any) Diagnostics {
+	return Diagnostics{{Severity: Error, Summary: fmt.Sprintf(format, a...), Code: CodeConflict}}
+}
+
+// HasCode reports whether an error diagnostic has the code.
+func (d Diagnostics) HasCode(code string) bool {
+	for _, x := range d {
+		if x.Severity == Error && x.Code == code {
+			return true
+		}
+	}
+	return false
 }
 
 // Diagnostics is a list of diagnostics.

@@ -139,7 +139,7 @@ func encodeDiags(ds Diagnostics) []*pb.Diagnostic {
 		if d.Severity == Warning {
 			sev = pb.Diagnostic_WARNING
 		}
-		out = append(out, &pb.Diagnostic{Severity: sev, Summary: d.Summary, Detail: d.Detail, Attribute: d.Attribute})
+		out = append(out, &pb.Diagnostic{Severity: sev, Summary: d.Summary, Detail: d.Detail, Attribute: d.Attribute, Code: d.Code})
 	}
 	return out
 }
@@ -151,7 +151,7 @@ func decodeDiags(ds []*pb.Diagnostic) Diagnostics {
 		if d.Severity == pb.Diagnostic_WARNING {
 			sev = Warning
 		}
-		out = append(out, Diagnostic{Severity: sev, Summary: d.Summary, Detail: d.Detail, Attribute: d.Attribute})
+		out = append(out, Diagnostic{Severity: sev, Summary: d.Summary, Detail: d.Detail, Attribute: d.Attribute, Code: d.Code})
 	}
 	return out
 }

@@ -30,7 +30,7 @@ func (p *plugin) command() *sdk.Action {
 			}
 		}
 		if u := a.String("unless"); u != "" {
-			r, err := c.run(ctx, u, nil)
+			r, err := c.runScript(ctx, u, nil)
 			if err != nil {
 				return false, true, err
 			}
@@ -62,14 +62,22 @@ func (p *plugin) command() *sdk.Action {
 		case !guarded && string(cp) == ranMark:
 			return sdk.NoChangef("ran once on %s (no unless or creates guard)", c.t)
 		}
-		r := sdk.Changef("run on %s: %s", c.t, firstLine(a.String("command")))
+		what := firstLine(a.String("command"))
+		if !a.IsKnown("command") {
+			what = "(known after apply)"
+		}
+		r := sdk.Changef("run on %s: %s", c.t, what)
 		if guarded && string(cp) == ranMark {
 			r.Summary = fmt.Sprintf("the command ran on %s but its guard (unless/creates) still says it is not done", c.t)
 		}
 		return r
 	}
 	apply := func(ctx context.Context, c *conn, a sdk.Values, ev sdk.Events, _ *sdk.ApplyRequest) *sdk.ApplyResponse {
-		r, err := c.run(ctx, a.String("command"), nil)
+		var stdin []byte
+		if a.Has("stdin") {
+			stdin = []byte(a.String("stdin"))
+		}
+		r, err := c.runScript(ctx, a.String("command"), stdin)
 		if err != nil {
 			return errApply(err)
 		}
@@ -89,12 +97,13 @@ func (p *plugin) command() *sdk.Action {
 		}
 	}
 	return p.action("command",
-		"Runs a shell command as root, with an idempotency guard: unless (a command whose success means it is done) or creates (a path whose existence means it is done). Without a guard it runs once.",
+		"Runs a shell command as root (sent over the connection's input, never on a command line, so it does not show in ps or sudo's log), with an idempotency guard: unless (a command whose success means it is done) or creates (a path whose existence means it is done). Without a guard it runs once.",
 		[]sdk.Attribute{
 			{Name: "command", Type: cty.String, Required: true, Description: "The command (sh)."},
 			{Name: "unless", Type: cty.String, Description: "Skip when this command succeeds; it must succeed after the command ran."},
 			{Name: "creates", Type: cty.String, Description: "Skip when this path exists; it must exist after the command ran."},
 			{Name: "expected_exit_codes", Type: cty.List(cty.Number), Description: "Exit codes that count as success (default [0])."},
+			{Name: "stdin", Type: cty.String, Sensitive: true, Description: "Input for the command (sensitive: a secret can go here instead of into the command)."},
 		},
 		[]sdk.Output{
 			{Name: "stdout", Type: cty.String, Description: "What the command printed."},
@@ -138,7 +147,7 @@ exit 0`
 	}
 	apply := func(ctx context.Context, c *conn, a sdk.Values, ev sdk.Events, _ *sdk.ApplyRequest) *sdk.ApplyResponse {
 		name, pkg := a.String("name"), a.String("remove_package")
-		if _, err := c.runOK(ctx, "stopping "+name, "systemctl disable --now "+shellQuote(name), nil); err != nil {
+		if _, err := c.runOK(ctx, "stopping "+name, "systemctl disable --now -- "+shellQuote(name), nil); err != nil {
 			return errApply(err)
 		}
 		if pkg != "" {

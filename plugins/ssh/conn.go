@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strconv"
@@ -404,24 +405,144 @@ type result struct {
 
 // run runs script with sh on the host, as root (via sudo when the login
 // user is not root), feeding stdin. A non-zero exit is not an error.
+//
+// Input is never trusted to arrive whole: when there is any, the remote side
+// reads exactly len(stdin) bytes into a private file and checks their length
+// and SHA-256 before the script runs, so that a connection cut at any byte
+// (a killed switchover, a dropped network) never runs the script on partial
+// input: it exits with exitIncompleteInput and changes nothing.
+//
+// The sudo password never reaches the script's input: sudo is given a
+// unique prompt, and the password is written only when that prompt shows on
+// stderr; the script's input is written only after the script announced
+// that it started (sudo did not ask, or was answered).
 func (c *conn) run(ctx context.Context, script string, stdin []byte) (*result, error) {
 	mode, err := c.sudo(ctx)
 	if err != nil {
 		return nil, err
 	}
+	if stdin != nil {
+		script = verifiedInput(stdin) + script
+	}
+	var g *sudoGate
 	cmd := "sh -c " + shellQuote(script)
 	switch mode {
 	case "nopasswd":
 		cmd = "sudo -n -- " + cmd
 	case "password":
-		cmd = "sudo -S -p '' -- " + cmd
-		stdin = append([]byte(c.p.s.sudoPassword+"\n"), stdin...)
+		g = newSudoGate(c.p.s.sudoPassword)
+		cmd = "sudo -S -p " + shellQuote(g.prompt) + " -- sh -c " + shellQuote("printf '%s\\n' "+shellQuote(g.start)+" >&2\n"+script)
 	}
-	return c.exec(ctx, cmd, stdin)
+	return c.exec(ctx, cmd, stdin, g)
 }
 
-// exec runs a command line as the login user.
-func (c *conn) exec(ctx context.Context, cmd string, stdin []byte) (*result, error) {
+// runScript runs a script that may hold secrets (a user's command): the
+// script travels with its input through run's verified input, so neither
+// shows on a command line on the host (ps, sudo's log); only a fixed
+// wrapper does. The script reads stdin as its input.
+func (c *conn) runScript(ctx context.Context, script string, stdin []byte) (*result, error) {
+	wrapper := fmt.Sprintf(`__sw_s=$(mktemp -d -p /dev/shm 2>/dev/null || mktemp -d) || exit %[2]d
+head -c %[1]d /dev/stdin > "$__sw_s/s" && tail -c +%[3]d /dev/stdin > "$__sw_s/i" || { rm -rf "$__sw_s"; exit %[2]d; }
+exec 3< "$__sw_s/s" 0< "$__sw_s/i"; rm -rf "$__sw_s"
+exec sh /dev/fd/3
+`, len(script), exitIncompleteInput, len(script)+1)
+	return c.run(ctx, wrapper, append([]byte(script), stdin...))
+}
+
+// exitIncompleteInput is the exit status of a script whose input did not
+// arrive whole.
+const exitIncompleteInput = 97
+
+// verifiedInput is the shell preamble that takes the command's input only
+// when all of it arrived: exactly n bytes with the expected SHA-256, staged
+// in a private directory (tmpfs where there is one) and unlinked at once.
+func verifiedInput(in []byte) string {
+	return fmt.Sprintf(`__sw_d=$(mktemp -d -p /dev/shm 2>/dev/null || mktemp -d) || exit %[3]d
+head -c %[1]d > "$__sw_d/in" || { rm -rf "$__sw_d"; exit %[3]d; }
+if [ "$(($(wc -c < "$__sw_d/in")))" != %[1]d ] || [ "$(sha256sum < "$__sw_d/in" | cut -d' ' -f1)" != %[2]s ]; then
+  rm -rf "$__sw_d"; echo "switchover: the input of this command arrived incomplete; nothing was changed" >&2; exit %[3]d
+fi
+exec 0< "$__sw_d/in"; rm -rf "$__sw_d"; unset __sw_d
+`, len(in), sha(string(in)), exitIncompleteInput)
+}
+
+// sudoGate answers sudo's prompt with the password, and holds the command's
+// input back until the command itself has started.
+type sudoGate struct {
+	password      string
+	prompt, start string
+	mu            sync.Mutex
+	buf           []byte
+	promptSeen    chan struct{}
+	startSeen     chan struct{}
+	prompts       int
+	started       bool
+}
+
+func newSudoGate(password string) *sudoGate {
+	n := nonce()
+	return &sudoGate{password: password, prompt: "[switchover-sudo-" + n + "]", start: "[switchover-start-" + n + "]",
+		promptSeen: make(chan struct{}, 4), startSeen: make(chan struct{})}
+}
+
+// Write takes the command's stderr and watches it for the prompt and the
+// start mark.
+func (g *sudoGate) Write(p []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.buf = append(g.buf, p...)
+	if !g.started {
+		if n := bytes.Count(g.buf, []byte(g.prompt)); n > g.prompts {
+			for ; g.prompts < n; g.prompts++ {
+				select {
+				case g.promptSeen <- struct{}{}:
+				default:
+				}
+			}
+		}
+		if bytes.Contains(g.buf, []byte(g.start+"\n")) {
+			g.started = true
+			close(g.startSeen)
+		}
+	}
+	return len(p), nil
+}
+
+// stderr is what the command wrote, without the prompt and the start mark.
+func (g *sudoGate) stderr() []byte {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	b := bytes.ReplaceAll(g.buf, []byte(g.start+"\n"), nil)
+	return bytes.ReplaceAll(b, []byte(g.prompt), nil)
+}
+
+// feed writes the password at the first prompt (and closes the input at a
+// second one: the password was refused) and the input once started.
+func (g *sudoGate) feed(w io.WriteCloser, stdin []byte, done <-chan struct{}) {
+	defer w.Close()
+	answered := false
+	for {
+		select {
+		case <-g.promptSeen:
+			if answered {
+				return
+			}
+			answered = true
+			if _, err := io.WriteString(w, g.password+"\n"); err != nil {
+				return
+			}
+		case <-g.startSeen:
+			w.Write(stdin)
+			return
+		case <-done:
+			return
+		}
+	}
+}
+
+// exec runs a command line as the login user; with a gate, its input goes
+// through the gate.
+func (c *conn) exec(ctx context.Context, cmd string, stdin []byte, g *sudoGate) (*result, error) {
 	select {
 	case c.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -434,8 +555,20 @@ func (c *conn) exec(ctx context.Context, cmd string, stdin []byte) (*result, err
 	}
 	defer sess.Close()
 	var out, errb bytes.Buffer
-	sess.Stdout, sess.Stderr = &out, &errb
-	sess.Stdin = bytes.NewReader(stdin)
+	sess.Stdout = &out
+	finished := make(chan struct{})
+	defer close(finished)
+	if g != nil {
+		sess.Stderr = g
+		w, err := sess.StdinPipe()
+		if err != nil {
+			return nil, fmt.Errorf("%s: cannot open a session: %v", c.t, err)
+		}
+		go g.feed(w, stdin, finished)
+	} else {
+		sess.Stderr = &errb
+		sess.Stdin = bytes.NewReader(stdin)
+	}
 	timeout := c.p.s.commandTimeout
 	done := make(chan error, 1)
 	go func() { done <- sess.Run(cmd) }()
@@ -455,6 +588,9 @@ func (c *conn) exec(ctx context.Context, cmd string, stdin []byte) (*result, err
 		return nil, fmt.Errorf("%s: a command did not finish within command_timeout (%s)", c.t, timeout)
 	}
 	res := &result{stdout: out.Bytes(), stderr: errb.Bytes()}
+	if g != nil {
+		res.stderr = g.stderr()
+	}
 	var ee *ssh.ExitError
 	switch {
 	case err == nil:
@@ -476,7 +612,7 @@ func (c *conn) sudo(ctx context.Context) (string, error) {
 			c.sudoErr = fmt.Errorf("%s: logged in as %s, not root, and sudo = false: this action needs root", c.t, c.p.s.user)
 			return
 		}
-		if r, err := c.exec(ctx, "sudo -n -- true", nil); err != nil {
+		if r, err := c.exec(ctx, "sudo -n -- true", nil, nil); err != nil {
 			c.sudoErr = err
 			return
 		} else if r.exit == 0 {
@@ -489,7 +625,7 @@ func (c *conn) sudo(ctx context.Context) (string, error) {
 		}
 		// Check the password alone first, so that a wrong one can never
 		// make sudo read a command's input as further password attempts.
-		r, err := c.exec(ctx, "sudo -S -p '' -k -- true", []byte(c.p.s.sudoPassword+"\n"))
+		r, err := c.exec(ctx, "sudo -S -p '' -k -- true", []byte(c.p.s.sudoPassword+"\n"), nil)
 		if err != nil {
 			c.sudoErr = err
 			return

@@ -24,28 +24,52 @@ type keyFile struct {
 }
 
 // listKeyFiles reads the authorized_keys of one user, or of every user with
-// one (root included). Each file comes back as "### USER PATH" + content.
+// one (root included). Each file comes back as "MARK USER PATH", then either
+// "OWNER NAME NLINK" and its content, or "REFUSED why" for a file switchover
+// will not touch: a symbolic link as the file or as its .ssh directory (a
+// planted ~/.ssh -> /root/.ssh), a file with other hard links, or one owned
+// by neither the user nor root (sshd's StrictModes refuses those too).
 func listKeyFiles(ctx context.Context, c *conn, user string) ([]keyFile, error) {
 	mark := "### switchover-" + nonce() + " "
-	script := `getent passwd | while IFS=: read -r u x uid gid g home shell; do
-  f="$home/.ssh/authorized_keys"
-  if [ -f "$f" ] && [ ! -L "$f" ]; then printf '### %s %s\n' "$u" "$f"; cat "$f"; printf '\n'; fi
-done`
+	emit := `emit() {
+  f="$2/.ssh/authorized_keys"
+  [ -e "$f" ] || [ -L "$f" ] || return 0
+  printf 'MARK%s %s\n' "$1" "$f"
+  if [ -L "$2/.ssh" ]; then echo "REFUSED $2/.ssh is a symbolic link"; return 0; fi
+  if [ -L "$f" ]; then echo "REFUSED it is a symbolic link"; return 0; fi
+  if [ ! -f "$f" ]; then echo "REFUSED it is not a regular file"; return 0; fi
+  printf 'OWNER %s\n' "$(stat -c '%U %h' "$f")"
+  cat "$f"; printf '\n'
+}
+`
+	script := emit + `getent passwd | while IFS=: read -r u x uid gid g home shell; do emit "$u" "$home"; done`
 	if user != "" {
-		script = `home=$(getent passwd "$1" | cut -d: -f6) || { echo "no such user: $1" >&2; exit 2; }
-f="$home/.ssh/authorized_keys"
-if [ -f "$f" ] && [ ! -L "$f" ]; then printf '### %s %s\n' "$1" "$f"; cat "$f"; printf '\n'; fi`
-		script = "set -- " + shellQuote(user) + "\n" + script
+		script = "set -- " + shellQuote(user) + "\n" + emit + `home=$(getent passwd "$1" | cut -d: -f6) || { echo "no such user: $1" >&2; exit 2; }
+emit "$1" "$home"`
 	}
-	script = strings.ReplaceAll(script, "'### %s %s\\n'", shellQuote(mark+"%s %s\\n"))
+	script = strings.ReplaceAll(script, "'MARK%s %s\\n'", shellQuote(mark+"%s %s\\n"))
 	out, err := c.runOK(ctx, "reading authorized_keys", script, nil)
 	if err != nil {
 		return nil, err
 	}
 	var files []keyFile
 	for _, chunk := range strings.Split(out, mark)[1:] {
-		head, body, _ := strings.Cut(chunk, "\n")
+		head, rest, _ := strings.Cut(chunk, "\n")
 		u, path, _ := strings.Cut(head, " ")
+		info, body, _ := strings.Cut(rest, "\n")
+		if why, ok := strings.CutPrefix(info, "REFUSED "); ok {
+			return nil, fmt.Errorf("%s: refusing to use %s of %s: %s (fix it by hand; sshd may be reading another user's keys through it)", c.t, path, u, why)
+		}
+		f := strings.Fields(strings.TrimPrefix(info, "OWNER "))
+		if len(f) != 2 {
+			return nil, fmt.Errorf("%s: cannot read the owner of %s", c.t, path)
+		}
+		if f[0] != u && f[0] != "root" {
+			return nil, fmt.Errorf("%s: refusing to use %s of %s: it is owned by %s", c.t, path, u, f[0])
+		}
+		if f[1] != "1" {
+			return nil, fmt.Errorf("%s: refusing to use %s of %s: it has %s hard links (one may be another user's file)", c.t, path, u, f[1])
+		}
 		// Undo the newline printed after cat.
 		body = strings.TrimSuffix(body, "\n")
 		files = append(files, keyFile{user: u, path: path, content: body})
@@ -212,22 +236,62 @@ func sha(s string) string {
 
 // replaceFile atomically replaces path with content when it still has the
 // SHA-256 expect (compare and swap), keeping its owner and mode. Run as root.
-func replaceFile(ctx context.Context, c *conn, path, expect, content string) error {
+// It is the one way the plugin rewrites a file on a host: the new content
+// arrives through run's verified input (complete, or the script never
+// runs), is staged next to the file, and only then renamed over it, so a
+// connection cut at any byte leaves the old file. The file must be a regular
+// file, not a symbolic link, and no directory on its way may be one.
+// sudoers: the staged file must pass visudo -c, and so must the whole
+// configuration afterwards (else the old file is put back).
+func replaceFile(ctx context.Context, c *conn, path, expect, content string, sudoers bool) error {
 	script := `set -e
 f="$1"; want="$2"
+` + noSymlinkPath + `
+[ -f "$f" ] && [ ! -L "$f" ] || { echo "$f is not a regular file" >&2; exit 4; }
 now=$(sha256sum < "$f" | cut -d' ' -f1)
-if [ "$now" != "$want" ]; then echo "$f changed while switchover worked on it; plan again" >&2; exit 3; fi
-t=$(mktemp "$f.switchover.XXXXXX")
+if [ "$now" != "$want" ]; then echo "` + conflictMark + `$f changed while switchover worked on it" >&2; exit 3; fi
+t=$(mktemp "$(dirname "$f")/.switchover.XXXXXX")
 trap 'rm -f "$t"' EXIT
 cat > "$t"
 chown --reference="$f" "$t"
 chmod --reference="$f" "$t"
+`
+	if sudoers {
+		script += `visudo -c -q -f "$t" >&2 || { echo "the new $f does not pass visudo -c" >&2; exit 4; }
+b=$(mktemp "$(dirname "$f")/.switchover-backup.XXXXXX")
+trap 'rm -f "$t" "$b"' EXIT
+cp -p "$f" "$b"
 mv -f "$t" "$f"
-trap - EXIT`
+if ! visudo -c -q >&2; then mv -f "$b" "$f"; echo "sudoers does not pass visudo -c with the new $f; restored it" >&2; exit 5; fi
+`
+	} else {
+		script += "mv -f \"$t\" \"$f\"\ntrap - EXIT\n"
+	}
 	script = "set -- " + shellQuote(path) + " " + shellQuote(expect) + "\n" + script
 	_, err := c.runOK(ctx, "replacing "+path, script, []byte(content))
+	if err != nil && strings.Contains(err.Error(), conflictMark) {
+		return &conflictError{fmt.Sprintf("%s: %s changed since it was read (nothing was written)", c.t, path)}
+	}
 	return err
 }
+
+// conflictError: a compare-and-swap found the object changed; nothing was
+// written. errApply reports it with sdk.CodeConflict.
+type conflictError struct{ msg string }
+
+func (e *conflictError) Error() string { return e.msg }
+
+// noSymlinkPath refuses "$f" when its directory is a symbolic link (a
+// planted ~/.ssh -> /root/.ssh must not redirect a write) or the file has
+// other hard links. (Directories above it, such as /home, belong to root.)
+const noSymlinkPath = `d=$(dirname "$f")
+if [ -L "$d" ]; then echo "refusing $f: $d is a symbolic link" >&2; exit 4; fi
+if [ "$(stat -c %h "$f")" != 1 ]; then echo "refusing $f: it has other hard links" >&2; exit 4; fi`
+
+// conflictMark starts the error of a compare-and-swap that found the file
+// changed since it was read; the plugin reports it as a conflict, which the
+// engine answers by planning the step again.
+const conflictMark = "switchover-conflict: "
 
 func (p *plugin) authorizedKeys() *sdk.Action {
 	removeType := cty.ObjectWithOptionalAttrs(map[string]cty.Type{
@@ -305,7 +369,7 @@ func (p *plugin) authorizedKeys() *sdk.Action {
 		}
 		var removed []string
 		for _, pf := range planned {
-			if err := replaceFile(ctx, c, pf.Path, pf.SHA, pf.New); err != nil {
+			if err := replaceFile(ctx, c, pf.Path, pf.SHA, pf.New, false); err != nil {
 				return errApply(err)
 			}
 			for _, r := range pf.Removed {

@@ -21,7 +21,7 @@ type shadowEntry struct {
 }
 
 func readShadow(ctx context.Context, c *conn, account string) (*shadowEntry, error) {
-	r, err := c.run(ctx, "getent shadow "+shellQuote(account), nil)
+	r, err := c.run(ctx, "getent shadow -- "+shellQuote(account), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -198,7 +198,7 @@ func nologin(shell string) bool {
 func today() int { return int(time.Now().Unix() / 86400) }
 
 func readAccount(ctx context.Context, c *conn, acct string) (*accountFacts, error) {
-	out, err := c.runOK(ctx, "reading the account "+acct, "getent passwd "+shellQuote(acct)+" || { echo 'no such account' >&2; exit 2; }", nil)
+	out, err := c.runOK(ctx, "reading the account "+acct, "getent passwd -- "+shellQuote(acct)+" || { echo 'no such account' >&2; exit 2; }", nil)
 	if err != nil {
 		return nil, err
 	}
@@ -273,7 +273,7 @@ func (p *plugin) lockAccount() *sdk.Action {
 		}
 		script := `set -e
 nl=$(command -v nologin || echo /usr/sbin/nologin)
-usermod -L -e 1 -s "$nl" "$1"`
+usermod -L -e 1 -s "$nl" -- "$1"`
 		if !a.Has("kill_sessions") || a.Bool("kill_sessions") {
 			script += "\npkill -KILL -u \"$1\" || true"
 		}
@@ -286,7 +286,7 @@ usermod -L -e 1 -s "$nl" "$1"`
 		}
 		if af.hasKeys {
 			// Replaced only if it still holds what was read (compare and swap).
-			if err := replaceFile(ctx, c, af.keys.file.path, sha(af.keys.file.content), af.keys.newContent); err != nil {
+			if err := replaceFile(ctx, c, af.keys.file.path, sha(af.keys.file.content), af.keys.newContent, false); err != nil {
 				return errApply(err)
 			}
 		}

@@ -6,7 +6,10 @@ package sshplugin
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"regexp"
+	"strings"
 	"time"
 
 	"github.com/zclconf/go-cty/cty"
@@ -147,6 +150,9 @@ func (p *plugin) action(name, desc string, attrs []sdk.Attribute, outs []sdk.Out
 					return r
 				}
 			}
+			if d := checkInputs(req.Attributes); d != nil {
+				return &sdk.PlanResponse{Diagnostics: d}
+			}
 			c, err := p.connect(ctx, req.Attributes)
 			if err != nil {
 				return &sdk.PlanResponse{Diagnostics: sdk.Errorf("%v", err)}
@@ -156,6 +162,9 @@ func (p *plugin) action(name, desc string, attrs []sdk.Attribute, outs []sdk.Out
 			return r
 		},
 		ApplyFunc: func(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) *sdk.ApplyResponse {
+			if d := checkInputs(req.Attributes); d != nil {
+				return &sdk.ApplyResponse{Diagnostics: d}
+			}
 			c, err := p.connect(ctx, req.Attributes)
 			if err != nil {
 				return &sdk.ApplyResponse{Diagnostics: sdk.Errorf("%v", err)}
@@ -198,5 +207,47 @@ func errPlan(err error) *sdk.PlanResponse {
 }
 
 func errApply(err error) *sdk.ApplyResponse {
+	var ce *conflictError
+	if errors.As(err, &ce) {
+		return &sdk.ApplyResponse{Diagnostics: sdk.Conflictf("%v", err)}
+	}
 	return &sdk.ApplyResponse{Diagnostics: sdk.Errorf("%v", err)}
+}
+
+var (
+	// accountName: a POSIX user or group name (as useradd takes it); never
+	// starting with "-", so it cannot reach a tool as an option.
+	accountName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,31}[$]?$`)
+	// unitName: a systemd unit or Debian package name.
+	unitName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9:_.@+\-]{0,254}$`)
+)
+
+// checkInputs refuses names that a tool could read as options or that are
+// not names at all, and passwords with control characters (a newline
+// would start another chpasswd line).
+func checkInputs(a sdk.Values) sdk.Diagnostics {
+	for _, attr := range []string{"account", "user"} {
+		if v := a.String(attr); v != "" && !accountName.MatchString(v) {
+			return sdk.AttributeErrorf(attr, "Invalid account name", "%q is not a user name (letters, digits, _ . -, not starting with - or a digit)", v)
+		}
+	}
+	for _, attr := range []string{"users", "groups"} {
+		if !a.IsKnown(attr) {
+			continue
+		}
+		for _, v := range a.Strings(attr) {
+			if !accountName.MatchString(v) {
+				return sdk.AttributeErrorf(attr, "Invalid name", "%q is not a user or group name (letters, digits, _ . -, not starting with - or a digit)", v)
+			}
+		}
+	}
+	for _, attr := range []string{"name", "remove_package"} {
+		if v := a.String(attr); v != "" && !unitName.MatchString(v) {
+			return sdk.AttributeErrorf(attr, "Invalid name", "%q is not a service or package name", v)
+		}
+	}
+	if pw := a.String("password"); strings.IndexFunc(pw, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {
+		return sdk.AttributeErrorf("password", "Invalid password", "the password contains a control character (such as a newline), which chpasswd would misread")
+	}
+	return nil
 }

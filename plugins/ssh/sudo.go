@@ -166,27 +166,10 @@ func (p *plugin) removeSudo() *sdk.Action {
 			return errApply(err)
 		}
 		for _, f := range sp.files {
-			// The script below replaces the file only if it still holds what
-			// was read (compare and swap).
-			want := sha(f.file.content)
-			// visudo checks the new file before it replaces the old one;
-			// then the whole configuration is checked, and the old file
-			// put back if it does not parse.
-			script := `set -e
-f="$1"; want="$2"
-now=$(sha256sum < "$f" | cut -d' ' -f1)
-[ "$now" = "$want" ] || { echo "$f changed while switchover worked on it; plan again" >&2; exit 3; }
-d=$(dirname "$f")
-t=$(mktemp "$d/.switchover.XXXXXX"); b=$(mktemp "$d/.switchover-backup.XXXXXX")
-trap 'rm -f "$t" "$b"' EXIT
-cat > "$t"
-chown --reference="$f" "$t"; chmod --reference="$f" "$t"
-visudo -c -q -f "$t" >&2 || { echo "the new $f does not pass visudo -c" >&2; exit 4; }
-cp -p "$f" "$b"
-mv -f "$t" "$f"
-if ! visudo -c -q >&2; then mv -f "$b" "$f"; echo "sudoers does not pass visudo -c with the new $f; restored it" >&2; exit 5; fi`
-			script = "set -- " + shellQuote(f.file.path) + " " + shellQuote(want) + "\n" + script
-			if _, err := c.runOK(ctx, "replacing "+f.file.path, script, []byte(f.newText)); err != nil {
+			// Replaced only if it still holds what was read (compare and
+			// swap), after visudo -c accepts the new file and the whole
+			// configuration with it.
+			if err := replaceFile(ctx, c, f.file.path, sha(f.file.content), f.newText, true); err != nil {
 				return errApply(err)
 			}
 		}

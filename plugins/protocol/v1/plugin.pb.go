@@ -191,7 +191,11 @@ type Diagnostic struct {
 	Summary  string                 `protobuf:"bytes,2,opt,name=summary,proto3" json:"summary,omitempty"`
 	Detail   string                 `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
 	// The attribute the diagnostic is about, if any (top-level attribute name).
-	Attribute     string `protobuf:"bytes,4,opt,name=attribute,proto3" json:"attribute,omitempty"`
+	Attribute string `protobuf:"bytes,4,opt,name=attribute,proto3" json:"attribute,omitempty"`
+	// A machine-readable kind, such as "conflict": the object changed since
+	// the plan read it (a compare-and-swap failed), so the host plans the
+	// instance again instead of failing it.
+	Code          string `protobuf:"bytes,5,opt,name=code,proto3" json:"code,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -250,6 +254,13 @@ func (x *Diagnostic) GetDetail() string {
 func (x *Diagnostic) GetAttribute() string {
 	if x != nil {
 		return x.Attribute
+	}
+	return ""
+}
+
+func (x *Diagnostic) GetCode() string {
+	if x != nil {
+		return x.Code
 	}
 	return ""
 }
@@ -1303,13 +1314,14 @@ const file_plugin_proto_rawDesc = "" +
 	"\fplugin.proto\x12\x14switchover.plugin.v1\"<\n" +
 	"\fDynamicValue\x12\x18\n" +
 	"\amsgpack\x18\x01 \x01(\fR\amsgpack\x12\x12\n" +
-	"\x04type\x18\x02 \x01(\fR\x04type\"\xd4\x01\n" +
+	"\x04type\x18\x02 \x01(\fR\x04type\"\xe8\x01\n" +
 	"\n" +
 	"Diagnostic\x12E\n" +
 	"\bseverity\x18\x01 \x01(\x0e2).switchover.plugin.v1.Diagnostic.SeverityR\bseverity\x12\x18\n" +
 	"\asummary\x18\x02 \x01(\tR\asummary\x12\x16\n" +
 	"\x06detail\x18\x03 \x01(\tR\x06detail\x12\x1c\n" +
-	"\tattribute\x18\x04 \x01(\tR\tattribute\"/\n" +
+	"\tattribute\x18\x04 \x01(\tR\tattribute\x12\x12\n" +
+	"\x04code\x18\x05 \x01(\tR\x04code\"/\n" +
 	"\bSeverity\x12\v\n" +
 	"\aINVALID\x10\x00\x12\t\n" +
 	"\x05ERROR\x10\x01\x12\v\n" +

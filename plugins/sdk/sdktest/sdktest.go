@@ -1,0 +1,159 @@
+// Package sdktest helps a plugin author test a plugin's Configure, Plan,
+// Apply and verify in process, without the CLI: attribute objects built
+// from the schema, an Events that keeps checkpoints, and a Harness that
+// runs plan -> apply -> verify the way switchover does.
+package sdktest
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+
+	"github.com/switchover/switchover/plugins/sdk"
+)
+
+// Object builds the object value a plugin receives for attrs: every declared
+// attribute, null unless set, converted to its declared type. It fails on
+// a name the schema does not declare, as switchover's validate would.
+func Object(attrs []sdk.Attribute, set map[string]cty.Value) (cty.Value, error) {
+	m := make(map[string]cty.Value, len(attrs))
+	for _, a := range attrs {
+		m[a.Name] = cty.NullVal(a.Type)
+	}
+	for k, v := range set {
+		var decl *sdk.Attribute
+		for i := range attrs {
+			if attrs[i].Name == k {
+				decl = &attrs[i]
+			}
+		}
+		if decl == nil {
+			return cty.NilVal, fmt.Errorf("attribute %q is not declared", k)
+		}
+		cv, err := convert.Convert(v, decl.Type)
+		if err != nil {
+			return cty.NilVal, fmt.Errorf("attribute %q: %v", k, err)
+		}
+		m[k] = cv
+	}
+	return cty.ObjectVal(m), nil
+}
+
+// Events keeps the checkpoints and log lines of an Apply.
+type Events struct {
+	mu          sync.Mutex
+	Checkpoints [][]byte
+	Logs        []string
+}
+
+// Checkpoint implements sdk.Events.
+func (e *Events) Checkpoint(ctx context.Context, data []byte) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.Checkpoints = append(e.Checkpoints, append([]byte(nil), data...))
+	return nil
+}
+
+// Log implements sdk.Events.
+func (e *Events) Log(msg string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.Logs = append(e.Logs, msg)
+}
+
+// Last is the last checkpoint, or nil.
+func (e *Events) Last() []byte {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.Checkpoints) == 0 {
+		return nil
+	}
+	return e.Checkpoints[len(e.Checkpoints)-1]
+}
+
+// Harness runs one plugin in process.
+type Harness struct {
+	P *sdk.Plugin
+}
+
+// Configure sends settings (by name) to the plugin.
+func (h *Harness) Configure(ctx context.Context, set map[string]cty.Value) error {
+	cfg, err := Object(h.P.Config, set)
+	if err != nil {
+		return err
+	}
+	d, err := h.P.Configure(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	return d.Err()
+}
+
+func (h *Harness) attrs(action string, set map[string]cty.Value) (sdk.Values, error) {
+	for _, a := range h.P.Actions {
+		if a.Name == action {
+			v, err := Object(a.Attributes, set)
+			return sdk.NewValues(v), err
+		}
+	}
+	return sdk.Values{}, fmt.Errorf("plugin %q has no action %q", h.P.Name, action)
+}
+
+// Plan plans one instance; a plan with error diagnostics is an error.
+func (h *Harness) Plan(ctx context.Context, action string, set map[string]cty.Value, checkpoint []byte) (*sdk.PlanResponse, error) {
+	a, err := h.attrs(action, set)
+	if err != nil {
+		return nil, err
+	}
+	r, err := h.P.Plan(ctx, &sdk.PlanRequest{Action: action, Address: "step.test", Attributes: a, Checkpoint: checkpoint})
+	if err != nil {
+		return nil, err
+	}
+	return r, r.Diagnostics.Err()
+}
+
+// Apply applies a plan (its Private data) and returns the response and the
+// events; a response with error diagnostics is returned with its error.
+func (h *Harness) Apply(ctx context.Context, action string, set map[string]cty.Value, plan *sdk.PlanResponse, checkpoint []byte) (*sdk.ApplyResponse, *Events, error) {
+	a, err := h.attrs(action, set)
+	if err != nil {
+		return nil, nil, err
+	}
+	ev := &Events{}
+	req := &sdk.ApplyRequest{Action: action, Address: "step.test", Attributes: a, Checkpoint: checkpoint}
+	if plan != nil {
+		req.Private = plan.Private
+	}
+	r, err := h.P.Apply(ctx, req, ev)
+	if err != nil {
+		return nil, ev, err
+	}
+	return r, ev, r.Diagnostics.Err()
+}
+
+// Run is plan, apply and verify, as switchover does it: an instance is done
+// only when the plugin, looking again, sees no change left.
+func (h *Harness) Run(ctx context.Context, action string, set map[string]cty.Value) (*sdk.ApplyResponse, error) {
+	p, err := h.Plan(ctx, action, set, nil)
+	if err != nil {
+		return nil, fmt.Errorf("plan: %w", err)
+	}
+	if p.Kind != sdk.Change {
+		return &sdk.ApplyResponse{Summary: p.Summary, Outputs: p.Outputs}, nil
+	}
+	r, ev, err := h.Apply(ctx, action, set, p, nil)
+	if err != nil {
+		return r, fmt.Errorf("apply: %w", err)
+	}
+	v, err := h.Plan(ctx, action, set, ev.Last())
+	if err != nil {
+		return r, fmt.Errorf("verify: %w", err)
+	}
+	if v.Kind != sdk.NoChange {
+		return r, fmt.Errorf("verify: the plugin still sees a change after apply: %s", v.Summary)
+	}
+	return r, nil
+}

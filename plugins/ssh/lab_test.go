@@ -1,0 +1,220 @@
+package sshplugin
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/zclconf/go-cty/cty"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/switchover/switchover/internal/sshlab"
+	"github.com/switchover/switchover/plugins/sdk/sdktest"
+)
+
+// One lab for the package's integration tests (started in TestMain):
+// hosts hostCut.. for the four cut tests, hostSudo for the sudo tests.
+var lab *sshlab.Lab
+
+const (
+	hostSudo = 0
+	hostCut  = 1
+	labHosts = 5
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "sshplugin-lab-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	lab, err = sshlab.New(dir, sshlab.Options{Hosts: labHosts})
+	if err != nil {
+		if lab != nil {
+			lab.Stop()
+		}
+		os.RemoveAll(dir)
+		// Never a silent skip: CI installs what the lab needs.
+		fmt.Fprintf(os.Stderr, "cannot start the SSH lab: %v\n", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	lab.Stop()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// cutProxy forwards TCP to an sshd and cuts every connection once the
+// client has sent limit bytes (in total, since the last reset): what a
+// killed switchover or a dropped network does to a transfer.
+type cutProxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	limit  int64 // -1: no cut
+	sent   int64
+	conns  []net.Conn
+}
+
+func newCutProxy(t *testing.T, target string) *cutProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{ln: ln, target: target, limit: -1}
+	t.Cleanup(func() { ln.Close(); p.cutAll() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go p.serve(c)
+		}
+	}()
+	return p
+}
+
+func (p *cutProxy) port() int { return p.ln.Addr().(*net.TCPAddr).Port }
+
+func (p *cutProxy) cutAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+// position is the number of bytes the client sent so far.
+func (p *cutProxy) position() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.sent
+}
+
+// cutAt cuts when the client has sent n bytes in total (-1: never).
+func (p *cutProxy) cutAt(n int64) {
+	p.mu.Lock()
+	p.limit = n
+	p.mu.Unlock()
+}
+
+func (p *cutProxy) serve(c net.Conn) {
+	s, err := net.Dial("tcp", p.target)
+	if err != nil {
+		c.Close()
+		return
+	}
+	p.mu.Lock()
+	p.conns = append(p.conns, c, s)
+	p.mu.Unlock()
+	go func() { io.Copy(c, s); c.Close() }()
+	buf := make([]byte, 4096)
+	for {
+		n, err := c.Read(buf)
+		if n > 0 {
+			p.mu.Lock()
+			allowed := int64(n)
+			cut := false
+			if p.limit >= 0 && p.sent+allowed >= p.limit {
+				allowed, cut = max(p.limit-p.sent, 0), true
+			}
+			p.sent += allowed
+			p.mu.Unlock()
+			if allowed > 0 {
+				s.Write(buf[:allowed])
+			}
+			if cut {
+				p.cutAll()
+				return
+			}
+		}
+		if err != nil {
+			s.Close()
+			return
+		}
+	}
+}
+
+// harness is the ssh plugin configured to reach h (through port, when not
+// 0) as user with extra settings; each call has a fresh connection pool.
+func harness(t *testing.T, h *sshlab.Host, port int, set map[string]cty.Value) *sdktest.Harness {
+	t.Helper()
+	kh := lab.KnownHosts
+	if port != 0 {
+		kh = filepath.Join(t.TempDir(), "known_hosts")
+		line := strings.Replace(h.KnownHostsLine(), fmt.Sprintf("]:%d ", h.Port), fmt.Sprintf("]:%d ", port), 1)
+		if err := os.WriteFile(kh, []byte(line+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		port = h.Port
+	}
+	cfg := map[string]cty.Value{
+		"host": cty.StringVal("127.0.0.1"), "port": cty.NumberIntVal(int64(port)), "user": cty.StringVal("root"),
+		"private_key_file": cty.StringVal(lab.AdminKeyFile), "known_hosts": cty.StringVal(kh), "connect_timeout": cty.StringVal("5s"),
+	}
+	for k, v := range set {
+		cfg[k] = v
+	}
+	hs := &sdktest.Harness{P: New("test")}
+	if err := hs.Configure(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	return hs
+}
+
+// adminLogsIn reports whether the admin key still logs in as root.
+func adminLogsIn(t *testing.T, h *sshlab.Host) bool {
+	b, err := os.ReadFile(lab.AdminKeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ssh.ParsePrivateKey(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loginWorks(t, h, "root", ssh.PublicKeys(signer))
+}
+
+func loginWorks(t *testing.T, h *sshlab.Host, user string, auth ssh.AuthMethod) bool {
+	cfg := &ssh.ClientConfig{User: user, Auth: []ssh.AuthMethod{auth}, HostKeyCallback: ssh.FixedHostKey(h.HostKey), Timeout: 5 * time.Second}
+	c, err := ssh.Dial("tcp", h.Addr(), cfg)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	s, err := c.NewSession()
+	if err != nil {
+		return false
+	}
+	defer s.Close()
+	out, err := s.CombinedOutput("echo logged-in")
+	return err == nil && strings.Contains(string(out), "logged-in")
+}
+
+// settle waits until no script of the plugin runs on h any more: after a
+// cut, sshd may still start the command it received last, and the remote
+// side may still be finishing. Quiet means none seen in three looks 30 ms
+// apart (the host's own loop, one nsenter), after 50 ms.
+func settle(t *testing.T, h *sshlab.Host) {
+	t.Helper()
+	time.Sleep(50 * time.Millisecond)
+	out, err := h.Run(`quiet=0; i=0
+while [ $quiet -lt 3 ] && [ $i -lt 300 ]; do
+  if pgrep -f '[_]_sw_d|[s]witchover' >/dev/null; then quiet=0; else quiet=$((quiet+1)); fi
+  i=$((i+1)); sleep 0.03
+done
+[ $quiet -ge 3 ] && echo quiet`)
+	if err != nil || strings.TrimSpace(out) != "quiet" {
+		t.Fatalf("a switchover script still runs on %s after 9 s (%v)", h.Name, err)
+	}
+}
