@@ -39,9 +39,9 @@ type writeCase struct {
 	name   string
 	action string
 	attrs  map[string]cty.Value
-	setup  string                                // script that puts the old state in place
+	setup  string                                    // script that puts the old state in place
 	state  func(t *testing.T, h *sshlab.Host) string // what a person would look at
-	old    string                                // state before (filled in by the test)
+	old    string                                    // state before (filled in by the test)
 	new    func(t *testing.T, h *sshlab.Host, s string) bool
 }
 
