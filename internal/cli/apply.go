@@ -29,6 +29,7 @@ type applyOptions struct {
 	Parallelism int
 	JSON        bool
 	Targets     []string
+	Refresh     bool
 }
 
 func runApply(ctx context.Context, env *Env, args []string) int {
@@ -41,6 +42,7 @@ func runApply(ctx context.Context, env *Env, args []string) int {
 	fs.IntVar(&o.Parallelism, "parallelism", 10, "How many step instances run at once")
 	fs.BoolVar(&o.JSON, "json", false, "Print progress as JSON events, one per line")
 	fs.Var(&targets, "target", "Apply only step.NAME and the steps it depends on (repeatable)")
+	fs.BoolVar(&o.Refresh, "refresh", true, "Observe steps the state records as done too (false: trust the state for them)")
 	pos, code, ok := parse(fs, args, 1)
 	if !ok {
 		return code
@@ -108,7 +110,7 @@ func apply(ctx context.Context, env *Env, o applyOptions) int {
 		approval = "saved plan " + o.Target
 	} else {
 		var d hcl.Diagnostics
-		ips, d = g.Plan(ctx, o.Parallelism, run)
+		ips, d = g.Plan(ctx, engine.PlanOptions{Parallelism: o.Parallelism, NoRefresh: !o.Refresh}, run)
 		c := engine.Count(ips)
 		if !o.JSON {
 			renderPlan(env.Stdout, g, ips, c)
@@ -221,8 +223,10 @@ func plansFromSaved(p *plans.Plan, g *engine.Graph, run *engine.Run) ([]*engine.
 		default:
 			return nil, fmt.Errorf("the plan entry of %s has kind %q", in.Address, sp.Kind)
 		}
-		if st := run.Instance(in.Address); st != nil && st.Status == state.Done {
+		if st := run.Instance(in.Address); st != nil && st.Status == state.Done && ip.Kind != sdk.Change {
 			ip.AlreadyDone = true
+		} else if st != nil && st.Status == state.Done {
+			ip.Drift = true
 		}
 		out = append(out, ip)
 	}

@@ -28,6 +28,7 @@ type planOptions struct {
 	DetailedExitCode bool
 	Targets          []string
 	Parallelism      int
+	Refresh          bool
 }
 
 func runPlan(ctx context.Context, env *Env, args []string) int {
@@ -41,6 +42,7 @@ func runPlan(ctx context.Context, env *Env, args []string) int {
 	fs.BoolVar(&o.DetailedExitCode, "detailed-exitcode", false, "Exit 2 when the plan has changes or steps for a person, 0 when it has none, 1 on error")
 	fs.Var(&targets, "target", "Plan only step.NAME and the steps it depends on (repeatable)")
 	fs.IntVar(&o.Parallelism, "parallelism", 10, "How many step instances are observed at once")
+	fs.BoolVar(&o.Refresh, "refresh", true, "Observe steps the state records as done too (false: trust the state for them, faster)")
 	pos, code, ok := parse(fs, args, 1)
 	if !ok {
 		return code
@@ -76,7 +78,7 @@ func plan(ctx context.Context, env *Env, o planOptions) int {
 	} else {
 		diags = append(diags, d...)
 	}
-	ips, d := g.Plan(ctx, o.Parallelism, sess.run)
+	ips, d := g.Plan(ctx, engine.PlanOptions{Parallelism: o.Parallelism, NoRefresh: !o.Refresh}, sess.run)
 	diags = append(diags, d...)
 	c := engine.Count(ips)
 	if o.JSON {
@@ -139,6 +141,9 @@ func renderPlan(w io.Writer, g *engine.Graph, ips []*engine.InstancePlan, c engi
 			continue
 		}
 		sym := map[sdk.PlanKind]string{sdk.Change: "~", sdk.Manual: "!", sdk.NoChange: "="}[p.Kind]
+		if p.Drift {
+			sym = "~"
+		}
 		if p.AlreadyDone {
 			sym = "="
 		}

@@ -328,12 +328,16 @@ func (g *Graph) applyInstance(ctx context.Context, ip *InstancePlan, nr *nodeRun
 		}
 		return g.markDone(o, addr, attempt, "no change needed: "+ip.Summary, outs, in.Node)
 	}
+	if ip.Drift {
+		g.auditf(o, "drift_found", addr, map[string]any{"summary": ip.Summary})
+	}
 	tries := 1
 	var backoff time.Duration
 	if step.Retry != nil {
 		tries, backoff = step.Retry.Attempts, step.Retry.Backoff
 	}
 	var lastErr string
+	replans := 0
 	for try := 1; try <= tries; try++ {
 		attempt++
 		// Durable before the plugin is called: a crash from here on is seen
@@ -348,6 +352,28 @@ func (g *Graph) applyInstance(ctx context.Context, ip *InstancePlan, nr *nodeRun
 			return g.markDone(o, addr, attempt, summary, outs, in.Node)
 		}
 		lastErr = g.Redactor.String(err.Error())
+		var conflict *ConflictError
+		if errors.As(err, &conflict) && replans < MaxReplans && ctx.Err() == nil {
+			// The object changed under the plan (an earlier step of this run,
+			// or someone else): look again and apply the new plan. This does
+			// not count as a retry.
+			replans++
+			try--
+			np, rerr := g.replan(ctx, ip, attrs, o)
+			if rerr != nil {
+				return fail(attempt, lastErr+"; planning again: "+g.Redactor.String(rerr.Error()))
+			}
+			o.Events(Event{Type: "log", Time: time.Now(), Address: addr, Summary: g.Redactor.String("planned again: " + lastErr)})
+			g.auditf(o, "step_replanned", addr, map[string]any{"reason": lastErr, "summary": np.Summary})
+			if np.Kind == sdk.NoChange {
+				return g.markDone(o, addr, attempt, "no change needed after planning again: "+np.Summary, np.Outputs, in.Node)
+			}
+			ip = np
+			continue
+		}
+		if errors.As(err, &conflict) {
+			lastErr += fmt.Sprintf(" (it kept changing: planned again %d times)", replans)
+		}
 		if try == tries || ctx.Err() != nil {
 			break
 		}
@@ -359,6 +385,39 @@ func (g *Graph) applyInstance(ctx context.Context, ip *InstancePlan, nr *nodeRun
 		}
 	}
 	return fail(attempt, lastErr)
+}
+
+// MaxReplans bounds how often one instance is planned again after its
+// Apply found the object changed (sdk.CodeConflict).
+const MaxReplans = 3
+
+// replan asks the plugin for a fresh plan of an instance (after a conflict).
+func (g *Graph) replan(ctx context.Context, ip *InstancePlan, attrs cty.Value, o ApplyOptions) (*InstancePlan, error) {
+	in := ip.Instance
+	n := in.Node
+	timeout := n.Step.Timeout
+	if timeout == 0 {
+		timeout = DefaultPlanTimeout
+	}
+	cp, err := o.Run.Checkpoint(in.Address)
+	if err != nil {
+		return nil, err
+	}
+	cctx, cancel := stepContext(ctx, timeout)
+	defer cancel()
+	resp, err := n.Plugin.Instance.Plan(cctx, &sdk.PlanRequest{Action: n.Step.Action, Address: in.Address, Attributes: sdk.NewValues(attrs), Checkpoint: cp})
+	if err != nil {
+		return nil, timeoutError(cctx, err, timeout)
+	}
+	if err := resp.Diagnostics.Err(); err != nil {
+		return nil, err
+	}
+	np := *ip
+	np.Kind, np.Summary, np.Details, np.Private, np.Outputs = resp.Kind, g.Redactor.String(resp.Summary), g.Redactor.Strings(resp.Details), resp.Private, resp.Outputs
+	if np.Kind == sdk.Manual {
+		return nil, fmt.Errorf("the new plan needs a person")
+	}
+	return &np, nil
 }
 
 // applyOnce calls Apply, then verifies with a fresh Plan that no change
@@ -374,7 +433,7 @@ func (g *Graph) applyOnce(ctx context.Context, ip *InstancePlan, attrs cty.Value
 	if err != nil {
 		return nil, "", err
 	}
-	cctx, cancel := context.WithTimeout(ctx, timeout)
+	cctx, cancel := stepContext(ctx, timeout)
 	defer cancel()
 	ev := &applyEvents{g: g, o: o, addr: in.Address, last: cp}
 	resp, err := n.Plugin.Instance.Apply(cctx, &sdk.ApplyRequest{
@@ -382,23 +441,23 @@ func (g *Graph) applyOnce(ctx context.Context, ip *InstancePlan, attrs cty.Value
 	}, ev)
 	if err == nil {
 		g.auditWarnings(o, in.Address, resp.Diagnostics)
+		if resp.Diagnostics.HasCode(sdk.CodeConflict) {
+			return nil, "", &ConflictError{Msg: resp.Diagnostics.Err().Error()}
+		}
 		err = resp.Diagnostics.Err()
 	}
 	if err != nil {
-		// The plugin may notice the deadline first and answer with its own
-		// error: either way, say that it was the step's timeout.
-		if cctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
-			return nil, "", fmt.Errorf("%v (the step's timeout is %s)", err, timeout)
-		}
-		return nil, "", err
+		// Whatever the plugin or the transport answered, say when it was
+		// the step's timeout.
+		return nil, "", timeoutError(cctx, err, timeout)
 	}
 	// Verify: the step is done only when the plugin, looking again, sees no
 	// change left.
-	vctx, vcancel := context.WithTimeout(ctx, timeout)
+	vctx, vcancel := stepContext(ctx, timeout)
 	defer vcancel()
 	verify, err := n.Plugin.Instance.Plan(vctx, &sdk.PlanRequest{Action: n.Step.Action, Address: in.Address, Attributes: sdk.NewValues(attrs), Checkpoint: ev.latest()})
 	if err != nil {
-		return nil, "", fmt.Errorf("verifying after apply: %v", err)
+		return nil, "", fmt.Errorf("verifying after apply: %w", timeoutError(vctx, err, timeout))
 	}
 	g.auditWarnings(o, in.Address, verify.Diagnostics)
 	if err := verify.Diagnostics.Err(); err != nil {

@@ -86,7 +86,7 @@ func TestInvalidFixtures(t *testing.T) {
 			g, diags := Build(context.Background(), Options{Dir: dir, Host: host, Mode: ModePlan})
 			if planWalk && !diags.HasErrors() {
 				diags = append(diags, g.Configure(context.Background())...)
-				_, d := g.Plan(context.Background(), 4, nil)
+				_, d := g.Plan(context.Background(), PlanOptions{Parallelism: 4}, nil)
 				diags = append(diags, d...)
 			}
 			var errs hcl.Diagnostics

@@ -137,7 +137,7 @@ step "core.noop" "after" {
 	if got := g.Steps["after"].Deps; len(got) != 1 || got[0] != "per_name" {
 		t.Errorf("implicit dependency = %v", got)
 	}
-	plans, diags := g.Plan(context.Background(), 4, nil)
+	plans, diags := g.Plan(context.Background(), PlanOptions{Parallelism: 4}, nil)
 	if diags.HasErrors() {
 		t.Fatal(describe(diags))
 	}
@@ -219,7 +219,7 @@ step "core.manual" "leaky_manual" {
 }
 `})
 	g := build(t, dir, Options{Mode: ModePlan})
-	plans, diags := g.Plan(context.Background(), 2, nil)
+	plans, diags := g.Plan(context.Background(), PlanOptions{Parallelism: 2}, nil)
 	all := describe(diags)
 	for _, p := range plans {
 		all += p.Summary + strings.Join(p.Details, "\n")
@@ -270,7 +270,7 @@ step "core.assert" "a" {
 	defer m.Close()
 	m.Append(&state.Record{Kind: state.KindStatus, Address: "step.n", Status: state.Running, Attempt: 1},
 		&state.Record{Kind: state.KindCheckpoint, Address: "step.n", Data: []byte("applied")})
-	plans, diags := g.Plan(context.Background(), 3, &Run{State: m, Redactor: g.Redactor})
+	plans, diags := g.Plan(context.Background(), PlanOptions{Parallelism: 3}, &Run{State: m, Redactor: g.Redactor})
 	if diags.HasErrors() {
 		t.Fatal(describe(diags))
 	}

@@ -29,8 +29,13 @@ type InstancePlan struct {
 	Deferred bool // decided during apply
 	Failed   bool
 	Error    string // why it failed to plan
-	// AlreadyDone: the state records it as done; it is not called again.
+	// AlreadyDone: the state records it as done and, looking again, the
+	// plugin sees no change (or -refresh=false did not look): it is not
+	// called again.
 	AlreadyDone bool
+	// Drift: the state records it as done, but the plugin sees a change
+	// again (someone undid it): apply does it again.
+	Drift bool
 	// Outputs a NoChange plan reported.
 	Outputs map[string]cty.Value
 }
@@ -114,10 +119,20 @@ func (g *Graph) pluginDiags(ds sdk.Diagnostics, attrs hcl.Attributes, fallback *
 	return out
 }
 
+// PlanOptions configure Plan.
+type PlanOptions struct {
+	Parallelism int
+	// NoRefresh: trust the state for instances it records as done, without
+	// asking their plugins to look (-refresh=false). By default every
+	// instance is observed: a done step whose change was undid shows as drift.
+	NoRefresh bool
+}
+
 // Plan asks every instance's plugin to observe the world, up to parallelism
-// at once. run (may be nil) gives the state: done instances are not asked
-// again, and the others get their last checkpoint.
-func (g *Graph) Plan(ctx context.Context, parallelism int, run *Run) ([]*InstancePlan, hcl.Diagnostics) {
+// at once. run (may be nil) gives the state: done instances are observed
+// too (unless NoRefresh), and every instance gets its last checkpoint.
+func (g *Graph) Plan(ctx context.Context, o PlanOptions, run *Run) ([]*InstancePlan, hcl.Diagnostics) {
+	parallelism := o.Parallelism
 	if parallelism < 1 {
 		parallelism = 1
 	}
@@ -130,7 +145,7 @@ func (g *Graph) Plan(ctx context.Context, parallelism int, run *Run) ([]*Instanc
 		go func() {
 			defer wg.Done()
 			for i := range jobs {
-				plans[i], diagsAt[i] = g.planInstance(ctx, g.Instances[i], run)
+				plans[i], diagsAt[i] = g.planInstance(ctx, g.Instances[i], run, o.NoRefresh)
 			}
 		}()
 	}
@@ -146,17 +161,36 @@ func (g *Graph) Plan(ctx context.Context, parallelism int, run *Run) ([]*Instanc
 	return plans, diags
 }
 
-func (g *Graph) planInstance(ctx context.Context, in *Instance, run *Run) (*InstancePlan, hcl.Diagnostics) {
-	p := &InstancePlan{Instance: in}
+func (g *Graph) planInstance(ctx context.Context, in *Instance, run *Run, noRefresh bool) (*InstancePlan, hcl.Diagnostics) {
 	st := run.Instance(in.Address)
 	if st != nil && st.Status == state.Done {
-		p.AlreadyDone, p.Kind = true, sdk.NoChange
-		p.Summary = "done (recorded " + st.FinishedAt.Local().Format("2006-01-02 15:04:05") + ")"
-		if st.Confirm != nil {
-			p.Summary = fmt.Sprintf("done: confirmed by %s (%s)", st.Confirm.By, st.Confirm.Time.Local().Format("2006-01-02 15:04"))
+		// A person's confirmation cannot be observed again; everything else is.
+		if noRefresh || st.Confirm != nil || in.Deferred != "" {
+			p := &InstancePlan{Instance: in, AlreadyDone: true, Kind: sdk.NoChange}
+			p.Summary = "done (recorded " + st.FinishedAt.Local().Format("2006-01-02 15:04:05") + "; not looked at again)"
+			if st.Confirm != nil {
+				p.Summary = fmt.Sprintf("done: confirmed by %s (%s)", st.Confirm.By, st.Confirm.Time.Local().Format("2006-01-02 15:04"))
+			}
+			return p, nil
 		}
-		return p, nil
+		p, diags := g.observe(ctx, in, run)
+		switch {
+		case p.Failed || p.Disabled:
+		case p.Kind == sdk.NoChange:
+			p.AlreadyDone = true
+			p.Summary = "done (recorded " + st.FinishedAt.Local().Format("2006-01-02 15:04:05") + "), and still so: " + p.Summary
+		case p.Kind == sdk.Change:
+			p.Drift = true
+			p.Summary = "drift: done before (recorded " + st.FinishedAt.Local().Format("2006-01-02 15:04:05") + "), but changed since: " + p.Summary
+		}
+		return p, diags
 	}
+	return g.observe(ctx, in, run)
+}
+
+// observe asks an instance's plugin what would change.
+func (g *Graph) observe(ctx context.Context, in *Instance, run *Run) (*InstancePlan, hcl.Diagnostics) {
+	p := &InstancePlan{Instance: in}
 	switch {
 	case in.Disabled:
 		p.Disabled = true
@@ -172,7 +206,7 @@ func (g *Graph) planInstance(ctx context.Context, in *Instance, run *Run) (*Inst
 	if timeout == 0 {
 		timeout = DefaultPlanTimeout
 	}
-	cctx, cancel := context.WithTimeout(ctx, timeout)
+	cctx, cancel := stepContext(ctx, timeout)
 	defer cancel()
 	cp, err := run.Checkpoint(in.Address)
 	n := in.Node
@@ -185,17 +219,14 @@ func (g *Graph) planInstance(ctx context.Context, in *Instance, run *Run) (*Inst
 	})
 	if err != nil {
 		p.Failed = true
-		msg := g.Redactor.String(err.Error())
-		if cctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
-			msg = fmt.Sprintf("%s (the step's timeout is %s)", msg, timeout)
-		}
+		msg := g.Redactor.String(timeoutError(cctx, err, timeout).Error())
 		p.Error = msg
 		return p, hcl.Diagnostics{errDiag(n.Step.DeclRange.Ptr(), "Plan failed for "+in.Address, "%s.", msg)}
 	}
 	diags := g.pluginDiags(resp.Diagnostics, n.Attrs, n.Step.DeclRange.Ptr(), fmt.Sprintf("%s.%s for %s", n.Step.Plugin, n.Step.Action, in.Address))
 	if diags.HasErrors() {
 		p.Failed = true
-		if cctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
+		if timedOut(cctx) {
 			diags = append(diags, errDiag(n.Step.DeclRange.Ptr(), "Step timeout", "The plan of %s ran into the step's timeout (%s).", in.Address, timeout))
 		}
 		p.Error = diagText(diags)

@@ -142,8 +142,10 @@ func (r *Run) Outputs(addr string, schema []string) (cty.Value, bool) {
 //
 // The rules: a pending value (being set by a step, not verified yet) is
 // always the answer, so a resumed or retried step sets the same value it may
-// already have set; a current value set by another step is read as it is;
-// else (first use, or this step rotates it again) a new value is generated.
+// already have set; else a current value is the answer (a done step that
+// drifted sets the stored value again, and its plan checks that value);
+// only a secret never made before gets a new value. A runbook that wants a
+// new password asks for it under a new name.
 func (r *Run) SecretResolver(addr string, generate bool) lang.SecretResolver {
 	return func(name string, opts secrets.Options) (cty.Value, error) {
 		var sec *state.Secret
@@ -159,7 +161,7 @@ func (r *Run) SecretResolver(addr string, generate bool) lang.SecretResolver {
 		switch {
 		case sec != nil && sec.Pending != nil:
 			use = sec.Pending
-		case sec != nil && sec.Current != nil && sec.Current.SetBy != addr:
+		case sec != nil && sec.Current != nil:
 			use = sec.Current
 		}
 		if use != nil {

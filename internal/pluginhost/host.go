@@ -301,16 +301,42 @@ func (in *Instance) startError(err error) error {
 	return fmt.Errorf("%s failed to start: %v", in.what(), err)
 }
 
+// CallKind says how a call to a plugin failed.
+type CallKind int
+
+const (
+	// CallFailed: the plugin or the transport reported an error.
+	CallFailed CallKind = iota
+	// CallTimeout: the call's own deadline passed.
+	CallTimeout
+	// CallCanceled: the caller cancelled (errors.Is finds the cause, such
+	// as the engine's step timeout).
+	CallCanceled
+	// CallCrashed: the plugin process exited.
+	CallCrashed
+)
+
+// CallError is a failed call, with its kind kept across the gRPC boundary:
+// a timeout, a cancellation, a crash and a failure are distinct values.
+type CallError struct {
+	Kind CallKind
+	Msg  string
+	Err  error // the cause: context.Cause, or the gRPC status error
+}
+
+func (e *CallError) Error() string { return e.Msg }
+func (e *CallError) Unwrap() error { return e.Err }
+
 // callError turns a transport error into one sentence that names the plugin.
 func (in *Instance) callError(ctx context.Context, call string, err error) error {
 	if err == nil {
 		return nil
 	}
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return fmt.Errorf("%s did not answer %s in time (timeout)", in.what(), call)
+		return &CallError{Kind: CallTimeout, Msg: fmt.Sprintf("%s did not answer %s in time (timeout)", in.what(), call), Err: context.Cause(ctx)}
 	}
 	if errors.Is(ctx.Err(), context.Canceled) {
-		return fmt.Errorf("%s: %s cancelled", in.what(), call)
+		return &CallError{Kind: CallCanceled, Msg: fmt.Sprintf("%s: %s cancelled", in.what(), call), Err: context.Cause(ctx)}
 	}
 	st, isStatus := status.FromError(err)
 	if isStatus && st.Code() == codes.Unavailable || in.client.Exited() {
@@ -324,13 +350,13 @@ func (in *Instance) callError(ctx context.Context, call string, err error) error
 			if last := in.stderr.crashLine(); last != "" {
 				detail = ": " + last
 			}
-			return fmt.Errorf("%s exited unexpectedly during %s%s", in.what(), call, detail)
+			return &CallError{Kind: CallCrashed, Msg: fmt.Sprintf("%s exited unexpectedly during %s%s", in.what(), call, detail), Err: err}
 		}
 	}
 	if isStatus {
-		return fmt.Errorf("%s: %s: %s", in.what(), call, st.Message())
+		return &CallError{Kind: CallFailed, Msg: fmt.Sprintf("%s: %s: %s", in.what(), call, st.Message()), Err: err}
 	}
-	return fmt.Errorf("%s: %s: %v", in.what(), call, err)
+	return &CallError{Kind: CallFailed, Msg: fmt.Sprintf("%s: %s: %v", in.what(), call, err), Err: err}
 }
 
 // Schema returns the plugin's schema (cached per plugin name).

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // FileBackend is the embedded default: an append-only log in a directory
@@ -72,6 +73,15 @@ func (b *FileBackend) repair() error {
 		return nil
 	}
 	if b.size != b.valid {
+		// Keep what is cut away, for whoever wants to look at it.
+		torn := make([]byte, b.size-b.valid)
+		if _, err := b.f.ReadAt(torn, b.valid); err != nil && err != io.EOF {
+			return fmt.Errorf("reading the torn end of the state log: %w", err)
+		}
+		keep := filepath.Join(b.dir, fmt.Sprintf("%s.torn-%d", logName, time.Now().UnixNano()))
+		if err := os.WriteFile(keep, torn, 0o600); err != nil {
+			return fmt.Errorf("keeping a copy of the torn end of the state log: %w", err)
+		}
 		if err := b.f.Truncate(b.valid); err != nil {
 			return fmt.Errorf("cutting the torn end of the state log: %w", err)
 		}
@@ -86,6 +96,20 @@ func (b *FileBackend) repair() error {
 	return nil
 }
 
+// CorruptError: a damaged record is followed by valid ones, so it is not
+// the torn tail of a crash but damage in the middle of the log. Nothing is
+// cut: every later record (a secret, a done step) would be lost with it.
+type CorruptError struct {
+	Path  string
+	Line  int // 1-based
+	Later int // valid records after it
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("the state log %s is damaged at line %d, and %d valid records follow it: this is not the torn end of a crash, so nothing was changed or cut. "+
+		"Restore the file from a backup, or repair line %d by hand (keep a copy first); then run switchover again", e.Path, e.Line, e.Later, e.Line)
+}
+
 func readLog(f *os.File) ([]*Record, int64, error) {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return nil, 0, err
@@ -93,21 +117,36 @@ func readLog(f *os.File) ([]*Record, int64, error) {
 	r := bufio.NewReaderSize(f, 1<<20)
 	var recs []*Record
 	var valid int64
-	for {
+	bad := 0 // line number of the first damaged line
+	later := 0
+	for n := 1; ; n++ {
 		line, err := r.ReadBytes('\n')
-		if err == io.EOF {
-			return recs, valid, nil // a partial last line (no newline) is torn
-		}
-		if err != nil {
+		if err != nil && err != io.EOF {
 			return nil, 0, err
 		}
-		rec, ok := parseLine(line)
-		if !ok {
-			return recs, valid, nil
+		if len(line) == 0 && err == io.EOF {
+			break
 		}
-		recs = append(recs, rec)
-		valid += int64(len(line))
+		rec, ok := parseLine(line)
+		switch {
+		case bad != 0:
+			if ok {
+				later++
+			}
+		case !ok:
+			bad = n // a partial last line (no newline) is torn
+		default:
+			recs = append(recs, rec)
+			valid += int64(len(line))
+		}
+		if err == io.EOF {
+			break
+		}
 	}
+	if later > 0 {
+		return nil, 0, &CorruptError{Path: f.Name(), Line: bad, Later: later}
+	}
+	return recs, valid, nil
 }
 
 func parseLine(line []byte) (*Record, bool) {

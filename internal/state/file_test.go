@@ -1,6 +1,8 @@
 package state
 
 import (
+	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -73,4 +75,53 @@ func TestTornTail(t *testing.T) {
 		check(t, flipped, 2)
 	}
 	check(t, full, 3)
+}
+
+// TestDamageInTheMiddleIsAHardError flips a byte in every record but the
+// last: the log is refused with the damaged line named, and nothing is cut
+// (before, every later record was dropped and the next apply re-ran done
+// steps and generated new secrets). A torn tail that is cut is kept aside.
+func TestDamageInTheMiddleIsAHardError(t *testing.T) {
+	dir := t.TempDir()
+	b, err := OpenFile(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{"step.a", "step.b", "step.c"} {
+		b.Append([]*Record{{Kind: KindStatus, Address: a, Status: Done}})
+	}
+	b.Close()
+	path := filepath.Join(dir, logName)
+	full, _ := os.ReadFile(path)
+	firstEnd := bytes.IndexByte(full, '\n')
+	for i := 0; i < firstEnd; i++ {
+		damaged := append([]byte(nil), full...)
+		damaged[i] ^= 0x01
+		os.WriteFile(path, damaged, 0o600)
+		_, err := OpenFile(dir)
+		var ce *CorruptError
+		if !errors.As(err, &ce) || ce.Line != 1 || ce.Later != 2 {
+			t.Fatalf("byte %d: err = %v", i, err)
+		}
+		if now, _ := os.ReadFile(path); !bytes.Equal(now, damaged) {
+			t.Fatalf("byte %d: the damaged log was changed", i)
+		}
+	}
+	// A torn tail is cut at the next append, and kept beside the log.
+	os.WriteFile(path, append(append([]byte(nil), full...), []byte("0000 torn")...), 0o600)
+	b, err = OpenFile(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Append([]*Record{{Kind: KindStatus, Address: "step.d", Status: Done}}); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	kept, _ := filepath.Glob(filepath.Join(dir, logName+".torn-*"))
+	if len(kept) != 1 {
+		t.Fatalf("torn copies: %v", kept)
+	}
+	if b, _ := os.ReadFile(kept[0]); string(b) != "0000 torn" {
+		t.Fatalf("kept %q", b)
+	}
 }

@@ -28,7 +28,8 @@ type Diagnostic struct {
 // Plan read it (a compare-and-swap that failed). The host then plans the
 // instance again and applies the new plan (a bounded number of times)
 // instead of failing the step: an earlier step of the same run may have
-// changed the object. Use it only when nothing was changed.
+// changed the object. Use it only where planning again and applying that
+// plan is safe (Plan and Apply are idempotent from the world's view).
 const CodeConflict = "conflict"
 
 // Conflictf returns an error diagnostic with CodeConflict.

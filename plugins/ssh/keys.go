@@ -270,7 +270,7 @@ if ! visudo -c -q >&2; then mv -f "$b" "$f"; echo "sudoers does not pass visudo 
 	script = "set -- " + shellQuote(path) + " " + shellQuote(expect) + "\n" + script
 	_, err := c.runOK(ctx, "replacing "+path, script, []byte(content))
 	if err != nil && strings.Contains(err.Error(), conflictMark) {
-		return &conflictError{fmt.Sprintf("%s: %s changed since it was read (nothing was written)", c.t, path)}
+		return &conflictError{fmt.Sprintf("%s: %s changed since it was read (left as it is)", c.t, path)}
 	}
 	return err
 }
