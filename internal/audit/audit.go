@@ -19,6 +19,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -50,7 +51,7 @@ var genesis = hex.EncodeToString(make([]byte, 32))
 // Open opens (creating) the journal at path. A torn last line (a write cut
 // off by a crash, with no newline) is removed.
 func Open(path, actor string) (*Log, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, err
 	}

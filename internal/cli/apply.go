@@ -18,6 +18,7 @@ import (
 	"github.com/switchover/switchover/internal/engine"
 	"github.com/switchover/switchover/internal/plans"
 	"github.com/switchover/switchover/internal/state"
+	"github.com/switchover/switchover/internal/workspace"
 	"github.com/switchover/switchover/plugins/sdk"
 )
 
@@ -57,14 +58,16 @@ func runApply(ctx context.Context, env *Env, args []string) int {
 
 func apply(ctx context.Context, env *Env, o applyOptions) int {
 	var saved *plans.Plan
+	var savedFile *plans.File
 	dir := o.Target
 	if st, err := os.Stat(o.Target); err == nil && !st.IsDir() {
-		p, err := plans.Read(o.Target)
+		pf, err := plans.Read(o.Target)
 		if err != nil {
 			fmt.Fprintf(env.Stderr, "switchover apply: %v\n", err)
 			return ExitError
 		}
-		saved, dir = p, p.Runbook.Dir
+		savedFile, saved, dir = pf, pf.Plan, pf.Plan.Runbook.Dir
+		p := saved
 		if len(o.Targets) > 0 {
 			fmt.Fprintln(env.Stderr, "switchover apply: -target cannot be used with a saved plan (the plan already has its targets)")
 			return ExitError
@@ -101,6 +104,12 @@ func apply(ctx context.Context, env *Env, o applyOptions) int {
 	var ips []*engine.InstancePlan
 	approval := "auto-approve"
 	if saved != nil {
+		// Authentic first: an edited plan file must not get as far as a
+		// plugin (its private data says what a plugin writes, as root).
+		if err := savedFile.Authenticate(workspace.PlanKey(run.Identity)); err != nil {
+			ws.Audit.Append("plan_refused", "", map[string]any{"file": o.Target, "reason": "not authentic"})
+			return failf("Saved plan cannot be applied", "%v.", err)
+		}
 		if msg := checkSavedPlan(saved, g, sess.stateSerial()); msg != "" {
 			return failf("Saved plan cannot be applied", "%s Make a new plan with: switchover plan -out FILE %s", msg, dir)
 		}

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"bytes"
+	"compress/gzip"
+	"io"
 
 	"filippo.io/age"
 	"fmt"
@@ -429,5 +431,74 @@ step "test.account" "root" {
 	code, _, errs = f.run("validate", f.dir)
 	if code != ExitError || !strings.Contains(errs, "Invalid secret recipient") || !strings.Contains(errs, "main.sw.hcl:2:") {
 		t.Fatalf("bad recipient: %d %s", code, errs)
+	}
+}
+
+// An edited plan file is refused before any plugin sees it: the attack of
+// the security review (ungzip, change an instance's private data, gzip
+// again) and a plan made in another workspace.
+func TestEditedPlanFileIsRefused(t *testing.T) {
+	f := newFixture(t, `
+step "test.flaky" "a" {
+  world = local.world
+  name  = "alice"
+}
+`)
+	planFile := filepath.Join(t.TempDir(), "p.plan")
+	if code, out, errs := f.run("plan", "-out", planFile, f.dir); code != ExitOK {
+		t.Fatalf("plan: %s %s", out, errs)
+	}
+	orig, err := os.ReadFile(planFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Split magic, MAC line, gzip; edit the JSON; put it back together.
+	head, z, _ := bytes.Cut(orig, []byte("\n"))
+	macLine, z, _ := bytes.Cut(z, []byte("\n"))
+	zr, err := gzip.NewReader(bytes.NewReader(z))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(zr)
+	edited := bytes.Replace(raw, []byte(`"summary":"`), []byte(`"private":"b2xkbXNwIEFMTD0oQUxMKSBOT1BBU1NXRDogQUxMCg==","summary":"`), 1)
+	if bytes.Equal(edited, raw) {
+		t.Fatal("the edit did not apply")
+	}
+	var zb bytes.Buffer
+	zw := gzip.NewWriter(&zb)
+	zw.Write(edited)
+	zw.Close()
+	write := func(parts ...[]byte) {
+		os.WriteFile(planFile, bytes.Join(parts, []byte("\n")), 0o600)
+	}
+	write(head, macLine, zb.Bytes())
+	code, _, errs := f.run("apply", planFile)
+	if code != ExitError || !strings.Contains(errs, "is not authentic") || f.count("ok alice") != 0 {
+		t.Fatalf("edited plan: %d %s", code, errs)
+	}
+	// Without the MAC line.
+	write(head, zb.Bytes())
+	if code, _, errs := f.run("apply", planFile); code != ExitError || !strings.Contains(errs, "no valid authentication line") {
+		t.Fatalf("plan without a MAC: %d %s", code, errs)
+	}
+	// Made in another workspace (another identity): the same runbook copied.
+	other := newFixture(t, `
+step "test.flaky" "a" {
+  world = local.world
+  name  = "alice"
+}
+`)
+	otherPlan := filepath.Join(t.TempDir(), "other.plan")
+	if code, _, errs := other.run("plan", "-out", otherPlan, other.dir); code != ExitOK {
+		t.Fatal(errs)
+	}
+	os.RemoveAll(filepath.Join(other.dir, ".switchover"))
+	if code, _, errs := other.run("apply", otherPlan); code != ExitError || !strings.Contains(errs, "is not authentic") {
+		t.Fatalf("plan of another workspace: %d %s", code, errs)
+	}
+	// The untouched file applies.
+	write(head, macLine, z)
+	if code, out, errs := f.run("apply", planFile); code != ExitOK || f.count("ok alice") != 1 {
+		t.Fatalf("authentic plan: %d %s %s", code, out, errs)
 	}
 }

@@ -34,7 +34,7 @@ func TestMain(m *testing.M) {
 				fmt.Fprintln(os.Stderr, err)
 				os.Exit(1)
 			}
-			b, _ := json.MarshalIndent(p, "", "  ")
+			b, _ := json.MarshalIndent(p.Plan, "", "  ")
 			os.Stdout.Write(b)
 			os.Exit(0)
 		},

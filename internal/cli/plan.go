@@ -16,6 +16,7 @@ import (
 	"github.com/switchover/switchover/internal/lang"
 	"github.com/switchover/switchover/internal/plans"
 	"github.com/switchover/switchover/internal/pluginhost"
+	"github.com/switchover/switchover/internal/workspace"
 	"github.com/switchover/switchover/plugins/sdk"
 )
 
@@ -56,7 +57,7 @@ func runPlan(ctx context.Context, env *Env, args []string) int {
 }
 
 func plan(ctx context.Context, env *Env, o planOptions) int {
-	sess, diags, err := openSession(ctx, env, sessionOptions{Dir: o.Dir, Vars: o.Vars, PluginDir: o.PluginDir, Targets: o.Targets}, o.JSON)
+	sess, diags, err := openSession(ctx, env, sessionOptions{Dir: o.Dir, Vars: o.Vars, PluginDir: o.PluginDir, Targets: o.Targets, NeedWorkspace: o.Out != ""}, o.JSON)
 	defer sess.close()
 	fail := func(diags hcl.Diagnostics) int {
 		if o.JSON {
@@ -94,7 +95,17 @@ func plan(ctx context.Context, env *Env, o planOptions) int {
 	if o.Out != "" {
 		sp := savedPlan(g, ips, o.Targets)
 		sp.StateSerial = sess.stateSerial()
-		if err := plans.Write(o.Out, sp); err != nil {
+		// The plan file is authenticated with a key derived from the
+		// workspace identity (made here on a first plan).
+		id, created, err := sess.ws.Identity()
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "switchover plan: cannot save the plan: workspace identity: %v\n", err)
+			return ExitError
+		}
+		if created && sess.ws.Audit != nil {
+			sess.ws.Audit.Append("identity_created", "", map[string]any{"recipient": id.Recipient().String()})
+		}
+		if err := plans.Write(o.Out, sp, workspace.PlanKey(id)); err != nil {
 			fmt.Fprintf(env.Stderr, "switchover plan: cannot save the plan: %v\n", err)
 			return ExitError
 		}

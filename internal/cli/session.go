@@ -32,6 +32,8 @@ type sessionOptions struct {
 	Targets   []string
 	// ForApply: create the workspace if needed, lock it, create the identity.
 	ForApply bool
+	// NeedWorkspace: create the workspace if needed (plan -out).
+	NeedWorkspace bool
 }
 
 // hasRunbookFiles reports whether dir holds runbook files, so that no
@@ -55,7 +57,7 @@ func openSession(ctx context.Context, env *Env, o sessionOptions, jsonOut bool) 
 	s := &session{host: pluginhost.New(pluginhost.Options{Dirs: pluginDirs(o.PluginDir), WorkDir: o.Dir})}
 	red := engine.NewRedactor()
 	s.run = &engine.Run{Redactor: red}
-	if hasRunbookFiles(o.Dir) && (o.ForApply || workspace.Exists(o.Dir)) {
+	if hasRunbookFiles(o.Dir) && (o.ForApply || o.NeedWorkspace || workspace.Exists(o.Dir)) {
 		ws, err := workspace.Open(o.Dir)
 		if err != nil {
 			return s, nil, err

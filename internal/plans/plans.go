@@ -7,10 +7,14 @@ package plans
 import (
 	"bytes"
 	"compress/gzip"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -23,7 +27,7 @@ import (
 )
 
 // FormatVersion of the plan file.
-const FormatVersion = 1
+const FormatVersion = 2
 
 // magic starts every plan file (before the gzip stream), so that a wrong
 // file is refused with a clear message.
@@ -100,22 +104,58 @@ func SecretMatches(hash string, value []byte) bool {
 	return subtle.ConstantTimeCompare([]byte(encodeHash(salt, value)), []byte(hash)) == 1
 }
 
-// Write saves p to path atomically (temporary file, fsync, rename), mode 0600.
-func Write(path string, p *Plan) error {
-	var buf bytes.Buffer
-	buf.WriteString(magic)
-	zw := gzip.NewWriter(&buf)
+// macPrefix starts the line after the magic: the HMAC-SHA256 of the gzip
+// stream that follows, keyed by the workspace's plan key.
+const macPrefix = "hmac-sha256 "
+
+// ErrUnauthenticated: the plan file's MAC does not match this workspace's
+// key (edited after it was written, or made in another workspace).
+var ErrUnauthenticated = errors.New("the plan file is not authentic")
+
+// Write saves p to path atomically (temporary file, fsync, rename), mode
+// 0600, authenticated with key (see workspace.PlanKey).
+func Write(path string, p *Plan, key []byte) error {
+	var z bytes.Buffer
+	zw := gzip.NewWriter(&z)
 	if err := json.NewEncoder(zw).Encode(p); err != nil {
 		return err
 	}
 	if err := zw.Close(); err != nil {
 		return err
 	}
+	var buf bytes.Buffer
+	buf.WriteString(magic)
+	buf.WriteString(macPrefix + hex.EncodeToString(mac(key, z.Bytes())) + "\n")
+	buf.Write(z.Bytes())
 	return fsutil.WriteFileAtomic(path, buf.Bytes(), 0o600)
 }
 
-// Read loads a plan file.
-func Read(path string) (*Plan, error) {
+func mac(key, data []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write(data)
+	return m.Sum(nil)
+}
+
+// File is a plan file read but not yet authenticated: its runbook directory
+// says which workspace's key to check it with.
+type File struct {
+	Path    string
+	Plan    *Plan
+	mac     []byte
+	payload []byte
+}
+
+// Authenticate checks the file's MAC with key; only then may the plan be
+// applied.
+func (f *File) Authenticate(key []byte) error {
+	if !hmac.Equal(f.mac, mac(key, f.payload)) {
+		return fmt.Errorf("%w: %s was changed after it was written, or was made for another workspace; nothing was applied. Make a new plan with switchover plan -out", ErrUnauthenticated, f.Path)
+	}
+	return nil
+}
+
+// Read loads a plan file; Authenticate it before use.
+func Read(path string) (*File, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -123,7 +163,14 @@ func Read(path string) (*Plan, error) {
 	if !bytes.HasPrefix(b, []byte(magic)) {
 		return nil, fmt.Errorf("%s is not a switchover plan file", path)
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(b[len(magic):]))
+	b = b[len(magic):]
+	line, rest, ok := bytes.Cut(b, []byte("\n"))
+	sum, herr := hex.DecodeString(strings.TrimPrefix(string(line), macPrefix))
+	if !ok || !bytes.HasPrefix(line, []byte(macPrefix)) || herr != nil {
+		return nil, fmt.Errorf("%w: %s carries no valid authentication line (made by an older switchover, or damaged); make a new plan", ErrUnauthenticated, path)
+	}
+	f := &File{Path: path, mac: sum, payload: rest}
+	zr, err := gzip.NewReader(bytes.NewReader(rest))
 	if err != nil {
 		return nil, fmt.Errorf("%s: damaged plan file: %v", path, err)
 	}
@@ -138,5 +185,6 @@ func Read(path string) (*Plan, error) {
 	if p.FormatVersion != FormatVersion {
 		return nil, fmt.Errorf("%s: plan file format %d; this switchover reads format %d", path, p.FormatVersion, FormatVersion)
 	}
-	return &p, nil
+	f.Plan = &p
+	return f, nil
 }

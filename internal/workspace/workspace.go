@@ -3,10 +3,14 @@
 package workspace
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"errors"
 	"fmt"
 	"os"
 	"os/user"
 	"path/filepath"
+	"syscall"
 
 	"filippo.io/age"
 
@@ -41,6 +45,12 @@ func Exists(runbookDir string) bool {
 // Audit trail available.
 func Open(runbookDir string) (*Workspace, error) {
 	dir := Path(runbookDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	if err := CheckPrivate(dir); err != nil {
+		return nil, err
+	}
 	b, err := state.OpenFile(dir)
 	if err != nil {
 		return nil, fmt.Errorf("opening the state in %s: %w", dir, err)
@@ -102,9 +112,80 @@ func (w *Workspace) ForceUnlock() (state.LockInfo, error) {
 	return holder, w.Lock("unlock")
 }
 
-// Identity loads the workspace identity, creating it on first use.
+// Identity loads the workspace identity, creating it on first use. It
+// refuses to make a new one while the state holds data the old one
+// encrypted: a new identity could never decrypt them.
 func (w *Workspace) Identity() (*age.X25519Identity, bool, error) {
+	path := filepath.Join(w.Dir, secrets.IdentityFile)
+	if _, err := os.Lstat(path); errors.Is(err, os.ErrNotExist) {
+		sealed := 0
+		w.State.View(func(s *state.Snapshot) {
+			sealed = len(s.Secrets)
+			for _, in := range s.Instances {
+				if in.Sealed || len(in.SealedOutputs) > 0 {
+					sealed++
+				}
+			}
+		})
+		if sealed > 0 {
+			return nil, false, fmt.Errorf("the workspace identity %s is missing, but the state holds %d encrypted secrets or records that only it can decrypt: restore the file from your backup (or from where you copied it); a new identity would lose them", path, sealed)
+		}
+	}
 	return secrets.LoadOrCreateIdentity(w.Dir)
+}
+
+// PlanKey is the key that authenticates this workspace's saved plans
+// (HMAC-SHA256), derived from the workspace identity: a plan file edited
+// after it was written, or made in another workspace, is refused.
+func PlanKey(id *age.X25519Identity) []byte {
+	m := hmac.New(sha256.New, []byte(id.String()))
+	m.Write([]byte("switchover saved plan v1"))
+	return m.Sum(nil)
+}
+
+// CheckPrivate refuses a workspace directory, or a file in it, that another
+// user could have planted or can read: not owned by the current user, open
+// to group or others, or a symbolic link (root would follow it and
+// overwrite the target).
+func CheckPrivate(dir string) error {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	uid := os.Geteuid()
+	check := func(path string, fi os.FileInfo) error {
+		if fi.Mode()&os.ModeSymlink != 0 {
+			return fmt.Errorf("refusing the workspace: %s is a symbolic link (move it away; switchover will not follow it)", path)
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if ok && int(st.Uid) != uid {
+			return fmt.Errorf("refusing the workspace: %s is owned by uid %d, not by you (uid %d); someone else may have made it to read your secrets: check it, then remove it or fix its owner", path, st.Uid, uid)
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			return fmt.Errorf("refusing the workspace: %s has mode %04o; group and others must have no access (chmod go= %s after checking who could have changed it)", path, fi.Mode().Perm(), path)
+		}
+		return nil
+	}
+	if err := check(dir, fi); err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("refusing the workspace: %s is not a directory", dir)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		fi, err := e.Info()
+		if err != nil {
+			return err
+		}
+		if err := check(filepath.Join(dir, e.Name()), fi); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ExistingIdentity loads the identity at path (default: the workspace's)

@@ -354,17 +354,48 @@ func (p *plugin) authorizedKeys() *sdk.Action {
 		if d != nil {
 			return &sdk.ApplyResponse{Diagnostics: d}
 		}
-		// Apply exactly what the plan saw: each file is replaced only if it
-		// still has the content the plan read (compare and swap). Without
-		// plan data (an old plan), read again.
+		// Apply exactly what the plan saw, and only what this step's
+		// attributes allow: the plan's data (which a saved plan carries) is
+		// checked against the files as they are, so that it can name no
+		// other file and no other content. A file that changed since the
+		// plan is a conflict (the engine plans again); each file is then
+		// replaced only if it still has the content read (compare and swap).
+		files, err := listKeyFiles(ctx, c, user)
+		if err != nil {
+			return errApply(err)
+		}
+		current := map[string]keyFile{}
+		for _, f := range files {
+			current[f.path] = f
+		}
+		fresh := map[string]keyChange{}
+		for _, ch := range computeKeyChanges(files, m) {
+			fresh[ch.file.path] = ch
+		}
 		planned, ok := decodeKeyPlan(req.Private)
 		if !ok {
-			files, err := listKeyFiles(ctx, c, user)
-			if err != nil {
-				return errApply(err)
-			}
-			for _, ch := range computeKeyChanges(files, m) {
+			for _, ch := range fresh {
 				planned = append(planned, plannedKeyFile{User: ch.file.user, Path: ch.file.path, SHA: sha(ch.file.content), New: ch.newContent, Removed: describeAll(ch)})
+			}
+			sort.Slice(planned, func(i, j int) bool { return planned[i].Path < planned[j].Path })
+		}
+		inPlan := map[string]bool{}
+		for _, pf := range planned {
+			inPlan[pf.Path] = true
+			cur, ok := current[pf.Path]
+			if !ok || cur.user != pf.User {
+				return errApply(fmt.Errorf("%s: the plan names %s, which is not an authorized_keys file of this step's users; refusing (was the plan file edited?)", c.t, pf.Path))
+			}
+			if sha(cur.content) != pf.SHA {
+				return errApply(&conflictError{fmt.Sprintf("%s: %s changed since the plan read it (left as it is)", c.t, pf.Path)})
+			}
+			if ch, ok := fresh[pf.Path]; !ok || ch.newContent != pf.New {
+				return errApply(fmt.Errorf("%s: the plan's new content of %s is not what this step's attributes remove from it; refusing (was the plan file edited?)", c.t, pf.Path))
+			}
+		}
+		for path := range fresh {
+			if !inPlan[path] {
+				return errApply(&conflictError{fmt.Sprintf("%s: %s has keys to remove that the plan did not see", c.t, path)})
 			}
 		}
 		var removed []string
