@@ -90,7 +90,11 @@ exit 0`, mark)
 				"fingerprint": cty.StringVal(ssh.FingerprintSHA256(kl.key)), "comment": cty.StringVal(kl.comment)}))
 		}
 	}
-	sfiles, members, err := readSudoers(ctx, c)
+	sfiles, _, _, err := readSudoers(ctx, c, nil)
+	if err != nil {
+		return nil, err
+	}
+	members, err := groupMembers(ctx, c, adminGroups)
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +102,7 @@ exit 0`, mark)
 	for _, f := range sfiles {
 		for _, l := range strings.Split(f.content, "\n") {
 			t := strings.TrimSpace(l)
-			if t != "" && !strings.HasPrefix(t, "#") && !strings.HasPrefix(t, "Defaults") {
+			if t != "" && !isComment(t) && !strings.HasPrefix(t, "Defaults") {
 				sudo = append(sudo, f.path+": "+t)
 			}
 		}
