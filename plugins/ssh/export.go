@@ -2,6 +2,7 @@ package sshplugin
 
 import (
 	"context"
+	"errors"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -40,6 +41,7 @@ type remoteFile struct {
 	path  string // absolute on the host
 	size  int64
 	mtime int64
+	info  fs.FileInfo // as the walk saw it (lstat)
 }
 
 // openSFTP opens SFTP as root: the sftp subsystem for root, else the
@@ -49,6 +51,21 @@ func openSFTP(ctx context.Context, c *conn) (*sftp.Client, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	// An SFTP session counts against max_sessions like a command.
+	select {
+	case c.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, nil, ctx.Err()
+	}
+	cl, done, err := openSFTPSession(c, mode)
+	if err != nil {
+		<-c.sem
+		return nil, nil, err
+	}
+	return cl, func() { done(); <-c.sem }, nil
+}
+
+func openSFTPSession(c *conn, mode string) (*sftp.Client, func(), error) {
 	if mode == "" {
 		cl, err := sftp.NewClient(c.client)
 		if err != nil {
@@ -104,7 +121,7 @@ func walk(cl *sftp.Client, roots []string) ([]remoteFile, []string, error) {
 				}
 			}
 		case fi.Mode().IsRegular():
-			files = append(files, remoteFile{path: p, size: fi.Size(), mtime: fi.ModTime().Unix()})
+			files = append(files, remoteFile{path: p, size: fi.Size(), mtime: fi.ModTime().Unix(), info: fi})
 		default:
 			skipped = append(skipped, p+" (not a regular file)")
 		}
@@ -160,16 +177,103 @@ func writeAtomic(path string, data []byte) error {
 }
 
 // stale lists the files that are missing locally or changed on the host.
-func stale(dir string, st *exportState, files []remoteFile) []remoteFile {
-	var out []remoteFile
+// A file that looks current by size and time is also compared by content:
+// the local copy's SHA-256 with the recorded one, and the host's with it
+// (one sha256sum over all of them), so that other content with the same
+// size and time is fetched again.
+func stale(ctx context.Context, c *conn, dir string, st *exportState, files []remoteFile) ([]remoteFile, error) {
+	var out, check []remoteFile
 	for _, f := range files {
 		e, ok := st.Files[f.path]
-		local, err := os.Stat(filepath.Join(dir, filepath.FromSlash(f.path)))
-		if !ok || e.Size != f.size || e.MTime != f.mtime || err != nil || local.Size() != f.size {
+		local := filepath.Join(dir, filepath.FromSlash(f.path))
+		li, err := os.Lstat(local)
+		if !ok || e.Size != f.size || e.MTime != f.mtime || err != nil || !li.Mode().IsRegular() || li.Size() != f.size {
+			out = append(out, f)
+			continue
+		}
+		if sum, err := fileSHA256(local); err != nil || sum != e.SHA256 {
+			out = append(out, f)
+			continue
+		}
+		check = append(check, f)
+	}
+	if len(check) == 0 {
+		return out, nil
+	}
+	var list []byte
+	for _, f := range check {
+		list = append(append(list, f.path...), 0)
+	}
+	res, err := c.runOK(ctx, "hashing the exported files", "xargs -0 sha256sum -z -- 2>/dev/null; true", list)
+	if err != nil {
+		return nil, err
+	}
+	remote := map[string]string{}
+	for _, rec := range strings.Split(res, "\x00") {
+		if sum, name, ok := strings.Cut(rec, "  "); ok {
+			remote[name] = sum
+		}
+	}
+	for _, f := range check {
+		if remote[f.path] != st.Files[f.path].SHA256 {
 			out = append(out, f)
 		}
 	}
-	return out
+	sort.Slice(out, func(i, j int) bool { return out[i].path < out[j].path })
+	return out, nil
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// sumLine is a SHA256SUMS line as sha256sum writes it: a name with a
+// backslash or a newline is escaped, and the line starts with a backslash.
+func sumLine(sum, name string) string {
+	if strings.ContainsAny(name, "\\\n\r") {
+		name = strings.NewReplacer("\\", "\\\\", "\n", "\\n", "\r", "\\r").Replace(name)
+		return "\\" + sum + "  " + name + "\n"
+	}
+	return sum + "  " + name + "\n"
+}
+
+// safeLocal refuses a local path under dir that passes through a symbolic
+// link (a planted link in the destination would send files elsewhere).
+func safeLocal(dir, local string) error {
+	rel, err := filepath.Rel(dir, local)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return fmt.Errorf("%s would be written outside %s", local, dir)
+	}
+	p := dir
+	if fi, err := os.Lstat(p); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		return fmt.Errorf("the destination %s is a symbolic link; refusing to write through it", p)
+	}
+	for _, part := range strings.Split(filepath.Dir(rel), string(filepath.Separator)) {
+		if part == "." {
+			continue
+		}
+		p = filepath.Join(p, part)
+		fi, err := os.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 || !fi.IsDir() {
+			return fmt.Errorf("%s in the destination is a symbolic link or not a directory; refusing to write through it", p)
+		}
+	}
+	return nil
 }
 
 func (p *plugin) export() *sdk.Action {
@@ -185,7 +289,8 @@ func (p *plugin) export() *sdk.Action {
 		}
 		dir := exportDir(a, c.t)
 		st := loadExportState(dir)
-		return dir, st, files, stale(dir, st, files), skipped, nil
+		todo, err := stale(ctx, c, dir, st, files)
+		return dir, st, files, todo, skipped, err
 	}
 	plan := func(ctx context.Context, c *conn, a sdk.Values, _ []byte) *sdk.PlanResponse {
 		dir, _, files, todo, skipped, err := survey(ctx, c, a)
@@ -222,10 +327,10 @@ func (p *plugin) export() *sdk.Action {
 				return errApply(err)
 			}
 			local := filepath.Join(dir, filepath.FromSlash(f.path))
-			if rel, err := filepath.Rel(dir, local); err != nil || strings.HasPrefix(rel, "..") {
-				return errApply(fmt.Errorf("%s would be written outside %s", f.path, dir))
+			if err := safeLocal(dir, local); err != nil {
+				return errApply(err)
 			}
-			sum, err := fetch(cl, f.path, local, f.mtime)
+			sum, err := fetch(cl, f, local)
 			if err != nil {
 				return errApply(fmt.Errorf("%s: fetching %s: %v", c.t, f.path, err))
 			}
@@ -237,7 +342,7 @@ func (p *plugin) export() *sdk.Action {
 		}
 		var sums strings.Builder
 		for _, f := range files {
-			fmt.Fprintf(&sums, "%s  %s\n", st.Files[f.path].SHA256, strings.TrimPrefix(f.path, "/"))
+			sums.WriteString(sumLine(st.Files[f.path].SHA256, strings.TrimPrefix(f.path, "/")))
 		}
 		manifest := filepath.Join(dir, "SHA256SUMS")
 		if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -263,25 +368,40 @@ func (p *plugin) export() *sdk.Action {
 		}, plan, apply)
 }
 
-// fetch copies one file to local through a temporary file, returning its SHA-256.
-func fetch(cl *sftp.Client, remote, local string, mtime int64) (string, error) {
+// fetch copies one file to local through a temporary file, returning its
+// SHA-256. The file opened must be the one the walk saw: SFTP opens by
+// path and follows links, so a file swapped for a symbolic link (to
+// /etc/shadow) since is caught by comparing the open file's attributes
+// (fstat) with the walk's lstat, and by the bytes read.
+func fetch(cl *sftp.Client, f remoteFile, local string) (string, error) {
 	if err := os.MkdirAll(filepath.Dir(local), 0o700); err != nil {
 		return "", err
 	}
-	src, err := cl.Open(remote)
+	src, err := cl.Open(f.path)
 	if err != nil {
 		return "", err
 	}
 	defer src.Close()
+	if fi, err := src.Stat(); err != nil {
+		return "", err
+	} else if !sameFile(f.info, fi) {
+		return "", fmt.Errorf("the file changed or was replaced (by a link?) while it was exported; refusing it, run again")
+	}
+	mtime := f.mtime
 	tmp, err := os.CreateTemp(filepath.Dir(local), ".fetch-*")
 	if err != nil {
 		return "", err
 	}
 	defer os.Remove(tmp.Name())
 	h := sha256.New()
-	if _, err := io.Copy(io.MultiWriter(tmp, h), src); err != nil {
+	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(src, f.size+1))
+	if err != nil {
 		tmp.Close()
 		return "", err
+	}
+	if n != f.size {
+		tmp.Close()
+		return "", fmt.Errorf("read %d bytes, the file had %d: it changed while it was exported; run again", n, f.size)
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
@@ -296,4 +416,14 @@ func fetch(cl *sftp.Client, remote, local string, mtime int64) (string, error) {
 	t := time.Unix(mtime, 0)
 	os.Chtimes(local, t, t)
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// sameFile compares what an open file's fstat says with the walk's lstat.
+func sameFile(walked, opened fs.FileInfo) bool {
+	if walked == nil || !opened.Mode().IsRegular() || walked.Size() != opened.Size() || !walked.ModTime().Equal(opened.ModTime()) || walked.Mode() != opened.Mode() {
+		return false
+	}
+	a, ok1 := walked.Sys().(*sftp.FileStat)
+	b, ok2 := opened.Sys().(*sftp.FileStat)
+	return !ok1 || !ok2 || a.UID == b.UID && a.GID == b.GID
 }
