@@ -90,4 +90,3 @@ func TestExportSwapSameSizeAndDestinationLink(t *testing.T) {
 		t.Fatalf("files written through the link: %v", ents)
 	}
 }
-
