@@ -40,6 +40,11 @@ func runFmt(ctx context.Context, env *Env, args []string) int {
 			fmt.Fprintf(env.Stderr, "switchover fmt: %v\n", err)
 			return ExitError
 		}
+		if d := runbook.CheckLimits(src, f); d.HasErrors() {
+			parsed[f] = &hcl.File{Bytes: src}
+			diags = append(diags, d...)
+			continue
+		}
 		wf, d := hclwrite.ParseConfig(src, f, hcl.InitialPos)
 		if d.HasErrors() {
 			// Re-parse with the native parser for snippets in the report.

@@ -153,7 +153,7 @@ runbook "r" {}
 step "core.noop" "a" { message = env("SWITCHOVER_TEST_SURELY_UNSET") }
 `})
 	_, diags := Build(context.Background(), Options{Dir: dir, Host: newHost(t), Mode: ModePlan})
-	if !strings.Contains(describe(diags), "SWITCHOVER_TEST_SURELY_UNSET is not set") {
+	if !strings.Contains(describe(diags), `"SWITCHOVER_TEST_SURELY_UNSET" is not set`) {
 		t.Fatalf("diags:\n%s", describe(diags))
 	}
 }

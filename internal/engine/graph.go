@@ -114,17 +114,22 @@ func errDiag(rng *hcl.Range, summary, format string, a ...any) *hcl.Diagnostic {
 }
 
 // Build reads, checks and expands a runbook. Plugins are started (to read
-// their schemas) but not configured.
+// their schemas) but not configured. Every diagnostic is redacted.
 func Build(ctx context.Context, opts Options) (*Graph, hcl.Diagnostics) {
+	if opts.Redactor == nil {
+		opts.Redactor = NewRedactor()
+	}
+	g, diags := buildGraph(ctx, opts)
+	return g, opts.Redactor.Diags(diags)
+}
+
+func buildGraph(ctx context.Context, opts Options) (*Graph, hcl.Diagnostics) {
 	rb, diags := runbook.Load(opts.Dir)
 	if diags.HasErrors() {
-		return &Graph{Runbook: rb}, diags
+		return &Graph{Runbook: rb, Redactor: opts.Redactor}, diags
 	}
 	if opts.Secrets == nil {
 		opts.Secrets = func(string) lang.SecretResolver { return lang.UnknownSecrets }
-	}
-	if opts.Redactor == nil {
-		opts.Redactor = NewRedactor()
 	}
 	g := &Graph{Runbook: rb, Plugins: map[string]*PluginConfig{}, Steps: map[string]*StepNode{}, Redactor: opts.Redactor, opts: opts}
 	g.scope = &lang.Scope{Funcs: lang.Functions(rb.Dir)}

@@ -1,10 +1,13 @@
 package engine
 
 import (
+	"encoding/json"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
+	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/switchover/switchover/internal/lang"
@@ -13,39 +16,63 @@ import (
 // Redacted replaces a sensitive value wherever switchover shows or stores text.
 const Redacted = "(sensitive value)"
 
-// minSecretLen: shorter sensitive strings are not searched for in text,
-// where they would match everywhere; they are still never printed as values.
+// minSecretLen: shorter sensitive strings (a 3-digit PIN) are searched for
+// in text only in quotes ("123", '123'), where an error message shows a
+// value; bare, they would match everywhere.
 const minSecretLen = 4
 
 // Redactor removes known sensitive strings from text, including text a plugin
 // sends back.
 type Redactor struct {
 	mu      sync.RWMutex
-	secrets map[string]bool
+	secrets map[string]string // form -> its replacement
 	sorted  []string
 	rep     *strings.Replacer
 }
 
 // NewRedactor returns an empty Redactor.
-func NewRedactor() *Redactor { return &Redactor{secrets: map[string]bool{}} }
+func NewRedactor() *Redactor { return &Redactor{secrets: map[string]string{}} }
 
-// Add registers a sensitive string.
+// Add registers a sensitive string, and the forms an error message may
+// show it in: quoted and escaped as Go, HCL and JSON write strings.
 func (r *Redactor) Add(s string) {
-	if len(s) < minSecretLen {
+	if s == "" {
 		return
+	}
+	var forms []string
+	if len(s) < minSecretLen {
+		forms = []string{`"` + s + `"`, "'" + s + "'", strconv.Quote(s)}
+	} else {
+		forms = []string{s}
+		if q := strconv.Quote(s); q[1:len(q)-1] != s {
+			forms = append(forms, q[1:len(q)-1])
+		}
+		if j, err := json.Marshal(s); err == nil && string(j[1:len(j)-1]) != s {
+			forms = append(forms, string(j[1:len(j)-1]))
+		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.secrets[s] {
+	for _, f := range forms {
+		r.add(f)
+	}
+}
+
+func (r *Redactor) add(s string) {
+	if _, ok := r.secrets[s]; ok {
 		return
 	}
-	r.secrets[s] = true
+	rep := Redacted
+	if len(s) >= 2 && (s[0] == '"' || s[0] == '\'') && s[len(s)-1] == s[0] {
+		rep = s[:1] + Redacted + s[len(s)-1:] // keep the quotes of a short value
+	}
+	r.secrets[s] = rep
 	r.sorted = append(r.sorted, s)
 	// Longest first, so that a secret containing another is removed whole.
 	sort.Slice(r.sorted, func(i, j int) bool { return len(r.sorted[i]) > len(r.sorted[j]) })
 	pairs := make([]string, 0, 2*len(r.sorted))
 	for _, x := range r.sorted {
-		pairs = append(pairs, x, Redacted)
+		pairs = append(pairs, x, r.secrets[x])
 	}
 	r.rep = strings.NewReplacer(pairs...)
 }
@@ -95,6 +122,15 @@ func (r *Redactor) String(s string) string {
 		return s
 	}
 	return rep.Replace(s)
+}
+
+// Diags redacts the summary and detail of every diagnostic (evaluation
+// errors quote values: tonumber(var.pw) says `cannot convert "..."`).
+func (r *Redactor) Diags(ds hcl.Diagnostics) hcl.Diagnostics {
+	for _, d := range ds {
+		d.Summary, d.Detail = r.String(d.Summary), r.String(d.Detail)
+	}
+	return ds
 }
 
 // Strings redacts each string.

@@ -211,7 +211,7 @@ func variableValue(v *runbook.Variable, raws map[string]rawValue, allowMissing b
 	if v.Defaults != nil {
 		val = v.Defaults.Apply(val)
 	}
-	conv, err := convert.Convert(val, v.Type)
+	conv, err := convert.Convert(lang.Homogeneous(val), v.Type)
 	if err != nil {
 		var subject *hcl.Range
 		if r.expr != nil {

@@ -19,7 +19,7 @@ const SensitiveMark = "sensitive"
 
 // Functions returns the runbook functions; file() reads relative to baseDir.
 func Functions(baseDir string) map[string]function.Function {
-	return map[string]function.Function{
+	return guardAll(map[string]function.Function{
 		"abs":             stdlib.AbsoluteFunc,
 		"can":             tryfunc.CanFunc,
 		"ceil":            stdlib.CeilFunc,
@@ -88,7 +88,7 @@ func Functions(baseDir string) map[string]function.Function {
 		"upper":           stdlib.UpperFunc,
 		"values":          stdlib.ValuesFunc,
 		"zipmap":          stdlib.ZipmapFunc,
-	}
+	})
 }
 
 // lengthFunc is length() of a string (in characters) or of a collection.
@@ -136,7 +136,7 @@ var envFunc = function.New(&function.Spec{
 		}
 		switch len(args) {
 		case 1:
-			return cty.NilVal, fmt.Errorf("environment variable %s is not set (give a default as env(%q, \"...\"))", name, name)
+			return cty.NilVal, fmt.Errorf("environment variable %q is not set (give a default as env(%q, \"...\"))", name, name)
 		case 2:
 			return args[1], nil
 		}
@@ -154,7 +154,17 @@ func makeFileFunc(baseDir string) function.Function {
 			if !filepath.IsAbs(p) {
 				p = filepath.Join(baseDir, p)
 			}
-			b, err := os.ReadFile(p)
+			fi, err := os.Stat(p)
+			if err == nil && !fi.Mode().IsRegular() {
+				return cty.NilVal, fmt.Errorf("%s is not a regular file", p)
+			}
+			if err == nil && fi.Size() > MaxFileSize {
+				return cty.NilVal, fmt.Errorf("%s is larger than the %d MiB file() reads", p, MaxFileSize>>20)
+			}
+			var b []byte
+			if err == nil {
+				b, err = os.ReadFile(p)
+			}
 			if err != nil {
 				if pe, ok := err.(*os.PathError); ok {
 					err = pe.Err

@@ -87,6 +87,10 @@ func LoadFiles(dir string, files map[string][]byte) (*Runbook, hcl.Diagnostics) 
 		h.Write([]byte{0})
 		var f *hcl.File
 		var d hcl.Diagnostics
+		if d := CheckLimits(files[n], n); d.HasErrors() {
+			diags = append(diags, d...)
+			continue
+		}
 		if strings.HasSuffix(n, SuffixJSON) {
 			f, d = p.ParseJSON(files[n], n)
 		} else {
