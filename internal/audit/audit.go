@@ -183,12 +183,15 @@ func Verify(data []byte, anchorSeq int64, anchorHash string) ([]Entry, []Problem
 		}
 		prevHash, prevSeq = hashLine(line), e.Seq
 	}
-	if anchorSeq > 0 {
+	if anchorSeq == 0 {
+		problems = append(problems, PastHead(entries, 0)...)
+	} else {
 		switch {
 		case prevSeq < anchorSeq:
 			problems = append(problems, Problem{0, fmt.Sprintf("the journal ends at seq %d but the state recorded seq %d: the last %d line(s) were deleted", prevSeq, anchorSeq, anchorSeq-prevSeq)})
 		case prevSeq >= anchorSeq:
-			// The anchored line must still hash to the anchor.
+			// The anchored line must still hash to the anchor, and every line
+			// after it is outside what the state vouches for.
 			for i, e := range entries {
 				if e.Seq == anchorSeq && i < len(lines) {
 					if h := hashLine(lines[i]); h != anchorHash && len(problems) == 0 {
@@ -196,9 +199,23 @@ func Verify(data []byte, anchorSeq int64, anchorHash string) ([]Entry, []Problem
 					}
 				}
 			}
+			problems = append(problems, PastHead(entries, anchorSeq)...)
 		}
 	}
 	return entries, problems
+}
+
+// PastHead reports the entries after the head the state recorded: written
+// by a run that was killed before it anchored them (or that still runs),
+// or appended by someone else. Either way the state does not vouch for them.
+func PastHead(entries []Entry, anchorSeq int64) []Problem {
+	var out []Problem
+	for i, e := range entries {
+		if e.Seq > anchorSeq {
+			out = append(out, Problem{i + 1, fmt.Sprintf("seq %d (%s) is after the head recorded in the state (seq %d): not anchored; a run killed before it finished, a run still going, or a line appended by someone else", e.Seq, e.Event, anchorSeq)})
+		}
+	}
+	return out
 }
 
 // LineHash returns the hash of the last line of data: the head to compare

@@ -104,3 +104,16 @@ func TestTornLastLineIsDroppedOnOpen(t *testing.T) {
 		t.Fatalf("entries %+v problems %v", entries, problems)
 	}
 }
+
+// Correctly chained lines appended after the head the state recorded are
+// reported, not accepted as part of the trail.
+func TestLinesPastTheHeadAreReported(t *testing.T) {
+	data, _, _ := journal(t, 6)
+	ls := lines(data)
+	// The state anchored seq 4; seq 5 and 6 came after it.
+	anchor := hashLine(ls[3])
+	_, problems := Verify(data, 4, anchor)
+	if len(problems) != 2 || !strings.Contains(problems[0].String(), "seq 5") || !strings.Contains(problems[1].String(), "after the head") {
+		t.Fatalf("problems %v", problems)
+	}
+}

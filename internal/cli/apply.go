@@ -371,7 +371,7 @@ func (p *progress) event(ev engine.Event) {
 		line = fmt.Sprintf("%s: %s", ev.Address, ev.Summary)
 	}
 	if line != "" {
-		fmt.Fprintln(p.w(), line)
+		fmt.Fprintln(p.w(), termSafe(line))
 	}
 	if p.tty {
 		fmt.Fprintf(p.env.Stdout, "[%d/%d done, %d running, %d failed, %s]", p.counts["done"], p.total, p.running, p.counts["failed"], time.Since(p.began).Round(100*time.Millisecond))

@@ -34,7 +34,7 @@ func writeDiag(b *strings.Builder, files map[string]*hcl.File, d *hcl.Diagnostic
 	if !color {
 		on, off = "", ""
 	}
-	fmt.Fprintf(b, "%s%s:%s %s\n", on, sev, off, d.Summary)
+	fmt.Fprintf(b, "%s%s:%s %s\n", on, sev, off, termSafe(d.Summary))
 	if r := d.Subject; r != nil && r.Filename != "" {
 		fmt.Fprintf(b, "\n  on %s:%d:%d\n", displayPath(r.Filename), r.Start.Line, r.Start.Column)
 		if f := files[r.Filename]; f != nil {
@@ -56,7 +56,7 @@ func writeDiag(b *strings.Builder, files map[string]*hcl.File, d *hcl.Diagnostic
 		}
 	}
 	if d.Detail != "" {
-		fmt.Fprintf(b, "\n  %s\n", d.Detail)
+		fmt.Fprintf(b, "\n  %s\n", termSafe(d.Detail))
 	}
 	b.WriteString("\n")
 }

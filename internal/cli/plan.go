@@ -91,7 +91,7 @@ func plan(ctx context.Context, env *Env, o planOptions) int {
 	if diags.HasErrors() {
 		return ExitError
 	}
-	recordPlan(env, sess, c, o.JSON)
+	recordPlan(env, sess, c, diags, o.JSON)
 	if o.Out != "" {
 		sp := savedPlan(g, ips, o.Targets)
 		sp.StateSerial = sess.stateSerial()
@@ -162,9 +162,9 @@ func renderPlan(w io.Writer, g *engine.Graph, ips []*engine.InstancePlan, c engi
 			sym = "-"
 		}
 		n := p.Instance.Node.Step
-		fmt.Fprintf(&b, "  %s %s (%s.%s)\n      %s\n", sym, p.Instance.Address, n.Plugin, n.Action, p.Summary)
+		fmt.Fprintf(&b, "  %s %s (%s.%s)\n      %s\n", sym, termSafe(p.Instance.Address), n.Plugin, n.Action, termSafe(p.Summary))
 		for _, d := range p.Details {
-			fmt.Fprintf(&b, "        %s\n", d)
+			fmt.Fprintf(&b, "        %s\n", termSafe(d))
 		}
 	}
 	io.WriteString(w, b.String())
@@ -261,7 +261,23 @@ func ctyJSON(v cty.Value) ([]byte, error) { return ctyjson.Marshal(v, cty.Dynami
 // recordPlan writes the plan into the audit trail of a runbook that has a
 // workspace. It needs the lock only for a moment; while an apply holds it,
 // the plan stays read-only and says so.
-func recordPlan(env *Env, sess *session, c engine.Counts, quiet bool) {
+func recordPlan(env *Env, sess *session, c engine.Counts, diags hcl.Diagnostics, quiet bool) {
+	var warnings hcl.Diagnostics
+	for _, d := range diags {
+		if d.Severity == hcl.DiagWarning {
+			warnings = append(warnings, d)
+		}
+	}
+	if sess.ws == nil && len(warnings) > 0 {
+		// Something a plugin did that the trail must hold (a host key
+		// trusted on first use): make the workspace to record it.
+		ws, err := workspace.Open(sess.g.Runbook.Dir)
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "Note: the plugins' warnings are not recorded in an audit trail: %v\n", err)
+			return
+		}
+		sess.ws = ws
+	}
 	if sess.ws == nil {
 		return
 	}
@@ -271,6 +287,13 @@ func recordPlan(env *Env, sess *session, c engine.Counts, quiet bool) {
 		}
 		return
 	}
-	sess.ws.Audit.Append("plan", "", map[string]any{"change": c.Change, "manual": c.Manual, "no_change": c.NoChange,
-		"skipped": c.Skipped, "runbook_hash": sess.g.Runbook.Hash, "standalone": true})
+	for _, w := range warnings {
+		if err := sess.ws.Audit.Append("plugin_warning", "", map[string]any{"summary": w.Summary, "detail": w.Detail}); err != nil {
+			fmt.Fprintf(env.Stderr, "switchover plan: writing the audit trail: %v\n", err)
+		}
+	}
+	if err := sess.ws.Audit.Append("plan", "", map[string]any{"change": c.Change, "manual": c.Manual, "no_change": c.NoChange,
+		"skipped": c.Skipped, "runbook_hash": sess.g.Runbook.Hash, "standalone": true}); err != nil {
+		fmt.Fprintf(env.Stderr, "switchover plan: writing the audit trail: %v\n", err)
+	}
 }

@@ -38,11 +38,15 @@ step "ssh.authorized_keys" "drop_oldmsp" {
 	if code, out, errs := f.run("plan", "-detailed-exitcode", f.dir); code != ExitOK || !strings.Contains(out, "still so") {
 		t.Fatalf("plan after the run: %d\n%s%s", code, out, errs)
 	}
+	// The key comes back, with a comment that would clear the screen.
 	oldKey, _ := os.ReadFile(lab.OldMSPKeyFile + ".pub")
-	h.MustRun(t, "cat >> /root/.ssh/authorized_keys <<'EOF'\n"+string(oldKey)+"EOF")
+	h.MustRun(t, "cat >> /root/.ssh/authorized_keys <<'EOF'\n"+strings.TrimSpace(string(oldKey))+"-\x1b[2J\nEOF")
 	code, out, errs := f.run("plan", "-detailed-exitcode", f.dir)
 	if code != ExitChanges || !strings.Contains(out, "~ step.drop_oldmsp") || !strings.Contains(out, "drift: done before") {
 		t.Fatalf("plan after the key came back: %d\n%s%s", code, out, errs)
+	}
+	if strings.Contains(out, "\x1b[2J") || !strings.Contains(out, `-\x1b[2J`) {
+		t.Fatalf("a terminal escape from the host reached the terminal:\n%q", out)
 	}
 	if code, out, _ := f.run("plan", "-detailed-exitcode", "-refresh=false", f.dir); code != ExitOK || !strings.Contains(out, "not looked at again") {
 		t.Fatalf("plan -refresh=false: %d\n%s", code, out)

@@ -70,6 +70,17 @@ func TestSSHUnknownHostKeyAndTrustOnFirstUse(t *testing.T) {
 	if !strings.Contains(string(data), `"event":"plugin_warning"`) || !strings.Contains(string(data), "trusted the host key of 127.0.0.1:") || !strings.Contains(string(data), ssh.FingerprintSHA256(h.HostKey)) {
 		t.Fatalf("the audit trail does not record the trusted key:\n%s", data)
 	}
+	// A standalone plan of a runbook never applied that trusts a key
+	// records it too.
+	os.WriteFile(lab.KnownHosts, nil, 0o600)
+	f = sshRunbook(t, lab, "trust_on_first_use = true", dropKeys)
+	if code, out, errs := f.run("plan", f.dir); code != ExitOK {
+		t.Fatalf("plan: %d\n%s%s", code, out, errs)
+	}
+	data, _ = os.ReadFile(filepath.Join(workspace.Path(f.dir), audit.FileName))
+	if !strings.Contains(string(data), "trusted the host key of 127.0.0.1:") {
+		t.Fatalf("a plan's trusted key is not in the audit trail:\n%s", data)
+	}
 }
 
 func TestSSHRefusedLoginUnreachableHostAndWrongSudoPassword(t *testing.T) {

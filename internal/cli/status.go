@@ -79,9 +79,9 @@ func runStatus(ctx context.Context, env *Env, args []string) int {
 	fmt.Fprintf(w, "%-50s %-8s %8s  %-19s  %s\n", "STEP", "STATUS", "ATTEMPTS", "UPDATED", "SUMMARY / ERROR")
 	var waiting []*state.Instance
 	for _, in := range insts {
-		text := in.Summary
+		text := termSafe(in.Summary)
 		if in.Error != "" {
-			text = "error: " + in.Error
+			text = "error: " + termSafe(in.Error)
 		}
 		if in.Confirm != nil && in.Status == state.Done {
 			text = fmt.Sprintf("confirmed by %s at %s", in.Confirm.By, in.Confirm.Time.Local().Format("2006-01-02 15:04"))

@@ -99,6 +99,17 @@ func (w *Workspace) Lock(op string) error {
 		return fmt.Errorf("opening the audit trail: %w", err)
 	}
 	w.Audit = a
+	// Lines after the anchored head (a run killed before it anchored them,
+	// or appended by someone): say so in the trail before this session
+	// anchors a new head over them.
+	seq, _ := a.Head()
+	var anchored int64
+	w.State.View(func(s *state.Snapshot) { anchored = s.AuditSeq })
+	if seq > anchored {
+		if err := a.Append("unanchored_lines_found", "", map[string]any{"from_seq": anchored + 1, "to_seq": seq}); err != nil {
+			return fmt.Errorf("writing the audit trail: %w", err)
+		}
+	}
 	return nil
 }
 
