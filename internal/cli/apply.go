@@ -253,10 +253,9 @@ type progress struct {
 	total   int
 	counts  map[string]int
 	running int
-	// out buffers output that is not a terminal; see newProgress.
-	out       *bufio.Writer
-	stopFlush chan struct{}
-	flushed   chan struct{}
+	// lastBar is when the terminal status line was last drawn: it is
+	// redrawn at most every 100 ms (lines are written as they happen).
+	lastBar time.Time
 }
 
 func newProgress(env *Env, asJSON bool) *progress {
@@ -267,13 +266,9 @@ func newProgress(env *Env, asJSON bool) *progress {
 	return p
 }
 
-// w is where progress goes.
-func (p *progress) w() io.Writer {
-	if p.out != nil {
-		return p.out
-	}
-	return p.env.Stdout
-}
+// w is where progress goes: every line at once, unbuffered, so that a
+// killed apply leaves its log complete up to the kill.
+func (p *progress) w() io.Writer { return p.env.Stdout }
 
 func (p *progress) json(v any) {
 	b, _ := json.Marshal(v)
@@ -283,29 +278,6 @@ func (p *progress) json(v any) {
 func (p *progress) start(total int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !p.tty {
-		// Lines and JSON events go out in batches (every 100 ms and at the
-		// end), not one write each: a kill loses at most 100 ms of progress
-		// lines, never state.
-		p.out = bufio.NewWriterSize(p.env.Stdout, 64<<10)
-		p.stopFlush = make(chan struct{})
-		p.flushed = make(chan struct{})
-		go func() {
-			defer close(p.flushed)
-			t := time.NewTicker(100 * time.Millisecond)
-			defer t.Stop()
-			for {
-				select {
-				case <-t.C:
-					p.mu.Lock()
-					p.out.Flush()
-					p.mu.Unlock()
-				case <-p.stopFlush:
-					return
-				}
-			}
-		}()
-	}
 	p.began, p.total = time.Now(), total
 	if p.asJSON {
 		p.json(map[string]any{"type": "apply_started", "time": p.began, "instances": total})
@@ -347,7 +319,6 @@ func (p *progress) event(ev engine.Event) {
 		p.json(ev)
 		return
 	}
-	p.clearBar()
 	line := ""
 	switch ev.Type {
 	case "started":
@@ -370,26 +341,27 @@ func (p *progress) event(ev engine.Event) {
 	case "log":
 		line = fmt.Sprintf("%s: %s", ev.Address, ev.Summary)
 	}
+	redraw := p.tty && time.Since(p.lastBar) >= 100*time.Millisecond
+	if line != "" || redraw {
+		p.clearBar()
+	}
 	if line != "" {
 		fmt.Fprintln(p.w(), termSafe(line))
 	}
-	if p.tty {
-		fmt.Fprintf(p.env.Stdout, "[%d/%d done, %d running, %d failed, %s]", p.counts["done"], p.total, p.running, p.counts["failed"], time.Since(p.began).Round(100*time.Millisecond))
+	if p.tty && (line != "" || redraw) {
+		p.drawBar()
 	}
 }
 
+func (p *progress) drawBar() {
+	p.lastBar = time.Now()
+	fmt.Fprintf(p.env.Stdout, "[%d/%d done, %d running, %d failed, %s]", p.counts["done"], p.total, p.running, p.counts["failed"], time.Since(p.began).Round(100*time.Millisecond))
+}
+
 func (p *progress) finish() {
-	if p.out != nil {
-		close(p.stopFlush)
-		<-p.flushed
-	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.clearBar()
-	if p.out != nil {
-		p.out.Flush()
-		p.out = nil
-	}
 }
 
 func (p *progress) summary(res engine.ApplyResult, dir string) int {

@@ -76,6 +76,14 @@ func runStatus(ctx context.Context, env *Env, args []string) int {
 	if holder, locked := lockHolder(ws); locked {
 		fmt.Fprintf(w, "An apply is running or was cut off: %s %s on %s (pid %d) since %s.\n\n", holder.User, holder.Operation, holder.Host, holder.PID, holder.Since.Local().Format("2006-01-02 15:04:05"))
 	}
+	if len(insts) == 0 {
+		if runID != "" {
+			fmt.Fprintf(w, "No step has started yet: the last apply (run %s) was cut off or stopped before its first step began (while planning or waiting for approval). Nothing was changed by it; run `switchover apply %s` again.\n", runID, dir)
+		} else {
+			fmt.Fprintf(w, "No apply has started a step here yet. Run `switchover apply %s`.\n", dir)
+		}
+		return ExitOK
+	}
 	fmt.Fprintf(w, "%-50s %-8s %8s  %-19s  %s\n", "STEP", "STATUS", "ATTEMPTS", "UPDATED", "SUMMARY / ERROR")
 	var waiting []*state.Instance
 	for _, in := range insts {

@@ -95,6 +95,9 @@ type Host struct {
 	// schemas caches schemas by plugin name: every instance of a plugin
 	// declares the same schema.
 	schemas map[string]*sdk.Schema
+
+	socketOnce sync.Once
+	socketDir  string
 }
 
 // New returns a Host.
@@ -121,6 +124,17 @@ func New(opts Options) *Host {
 		opts.Logger = hclog.New(&hclog.LoggerOptions{Name: "plugin", Level: level, Output: os.Stderr})
 	}
 	return &Host{opts: opts, live: map[string]*Instance{}, schemas: map[string]*sdk.Schema{}}
+}
+
+// sockets returns this Host's plugin socket directory (made once), or "".
+func (h *Host) sockets() string {
+	h.socketOnce.Do(func() {
+		if run := socketDir(); run != "" {
+			// One directory per Host: Close removes only its own.
+			h.socketDir, _ = os.MkdirTemp(run, "host-")
+		}
+	})
+	return h.socketDir
 }
 
 // Found is a plugin that can be started.
@@ -233,6 +247,11 @@ func (h *Host) Start(name, key string) (*Instance, error) {
 	// an Apply behind the back of the run that resumes.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Dir = h.opts.WorkDir
+	if dir := h.sockets(); dir != "" {
+		// The plugin makes its socket there (go-plugin honours this only
+		// for its own runners otherwise).
+		cmd.Env = append(os.Environ(), plugin.EnvUnixSocketDir+"="+dir)
+	}
 	stderr := newTail(20)
 	c := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
@@ -266,6 +285,9 @@ func (h *Host) Close() {
 	for k, in := range h.live {
 		in.client.Kill()
 		delete(h.live, k)
+	}
+	if h.socketDir != "" {
+		os.RemoveAll(h.socketDir)
 	}
 }
 

@@ -42,6 +42,7 @@ func gatherInventory(ctx context.Context, c *conn) (map[string]cty.Value, error)
 	script := fmt.Sprintf(`printf '%[1]sHOSTNAME\n'; hostname
 printf '%[1]sOS\n'; cat /etc/os-release 2>/dev/null
 printf '%[1]sPASSWD\n'; getent passwd
+printf '%[1]sSHELLS\n'; cat /etc/shells 2>/dev/null
 printf '%[1]sSERVICES\n'; command -v systemctl >/dev/null && systemctl list-unit-files --type=service --state=enabled --no-legend --no-pager 2>/dev/null | awk '{print $1}'
 printf '%[1]sLISTEN\n'; if command -v ss >/dev/null; then ss -Hltnu 2>/dev/null | awk '{print $1" "$5}'; else cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '$4=="0A"{print "tcp "$2}'; fi
 exit 0`, mark)
@@ -68,9 +69,10 @@ exit 0`, mark)
 		osVal = cty.MapVal(os)
 	}
 	var accounts []cty.Value
+	shells := loginShells(parts["SHELLS"])
 	for _, l := range strings.Split(parts["PASSWD"], "\n") {
 		f := strings.Split(l, ":")
-		if len(f) < 7 || nologin(f[6]) || f[6] == "" {
+		if len(f) < 7 || !isLoginShell(f[6], shells) {
 			continue
 		}
 		uid, _ := strconv.Atoi(f[2])
@@ -163,4 +165,33 @@ func (p *plugin) inventory() *sdk.Action {
 			{Name: "services", Type: cty.List(cty.String), Description: "Enabled systemd services."},
 			{Name: "listening", Type: cty.List(cty.String), Description: "Listening sockets: PROTO ADDRESS:PORT."},
 		}, plan, apply)
+}
+
+// loginShells parses /etc/shells; nil when the host has none.
+func loginShells(content string) map[string]bool {
+	var m map[string]bool
+	for _, l := range strings.Split(content, "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		if m == nil {
+			m = map[string]bool{}
+		}
+		m[l] = true
+	}
+	return m
+}
+
+// isLoginShell: a shell listed in /etc/shells (as login, su and ftp decide
+// it); /bin/sync and nologin are not. Without /etc/shells, anything but an
+// empty or no-login shell counts.
+func isLoginShell(shell string, shells map[string]bool) bool {
+	if shell == "" || nologin(shell) {
+		return false
+	}
+	if shells == nil {
+		return true
+	}
+	return shells[shell]
 }

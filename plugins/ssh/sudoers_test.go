@@ -69,3 +69,12 @@ visudo -c -q`)
 		t.Fatalf("carol: %v", err)
 	}
 }
+
+func TestLoginShellsFromEtcShells(t *testing.T) {
+	shells := loginShells("# /etc/shells\n/bin/sh\n/bin/bash\n/usr/bin/bash\n")
+	for shell, want := range map[string]bool{"/bin/bash": true, "/bin/sync": false, "/usr/sbin/nologin": false, "": false, "/bin/sh": true} {
+		if got := isLoginShell(shell, shells); got != want {
+			t.Errorf("%q: %v", shell, got)
+		}
+	}
+}
