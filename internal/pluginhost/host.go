@@ -132,6 +132,12 @@ func (h *Host) sockets() string {
 		if run := socketDir(); run != "" {
 			// One directory per Host: Close removes only its own.
 			h.socketDir, _ = os.MkdirTemp(run, "host-")
+			// A unix socket path has at most 107 bytes; the plugin adds
+			// "/plugin" and ten digits. Too deep a TMPDIR: go-plugin's default.
+			if len(h.socketDir)+20 > 107 {
+				os.RemoveAll(h.socketDir)
+				h.socketDir = ""
+			}
 		}
 	})
 	return h.socketDir
