@@ -25,6 +25,16 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	@bad=$$($(GO) list -f '{{.ImportPath}}: {{join .Imports " "}}' ./plugins/... | grep '/internal/' || true); \
 		if [ -n "$$bad" ]; then echo "plugins must not import internal/: $$bad"; exit 1; fi
+	@# A plugin imports only plugins/sdk (and its own client libraries), never another plugin.
+	@bad=$$($(GO) list -f '{{.ImportPath}}: {{join .Imports " "}}' ./plugins/... | grep -v '^github.com/switchover/switchover/plugins/sdk' | grep -v '^github.com/switchover/switchover/plugins/protocol' \
+		| grep -E ': .*github.com/switchover/switchover/plugins/(core|ssh|ad|entra|scim|http|backup)\b' || true); \
+		if [ -n "$$bad" ]; then echo "a plugin imports another plugin: $$bad"; exit 1; fi
+	@# The engine depends on no plugin and not on the plugin host (arrows point down).
+	@bad=$$($(GO) list -deps ./internal/engine | grep -E 'switchover/(plugins/(core|ssh|ad|entra|scim|http|backup)|internal/(pluginhost|cli))$$' || true); \
+		if [ -n "$$bad" ]; then echo "internal/engine depends on: $$bad"; exit 1; fi
+	@# go.mod is tidy (direct dependencies are not marked indirect).
+	@cp go.mod /tmp/switchover-go.mod.lint; cp go.sum /tmp/switchover-go.sum.lint; $(GO) mod tidy; \
+		if ! cmp -s go.mod /tmp/switchover-go.mod.lint || ! cmp -s go.sum /tmp/switchover-go.sum.lint; then diff /tmp/switchover-go.mod.lint go.mod | head -20; cp /tmp/switchover-go.mod.lint go.mod; cp /tmp/switchover-go.sum.lint go.sum; echo "go.mod is not tidy: run go mod tidy"; exit 1; fi
 
 bench-plan: build
 	$(GO) run ./internal/tools/bench -what plan -bin $(BIN)

@@ -11,6 +11,7 @@ import (
 )
 
 func main() {
+	registerBuiltins()
 	// Re-executed as a built-in plugin?
 	if pluginhost.ServeBuiltinIfRequested(os.Args) {
 		return

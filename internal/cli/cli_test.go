@@ -11,11 +11,17 @@ import (
 	"github.com/switchover/switchover/internal/plans"
 	"github.com/switchover/switchover/internal/pluginhost"
 	"github.com/switchover/switchover/internal/testplugin"
+	"github.com/switchover/switchover/plugins/core"
+	"github.com/switchover/switchover/plugins/sdk"
+	sshplugin "github.com/switchover/switchover/plugins/ssh"
 )
 
 // The scripts in testdata/script drive the switchover binary: testscript runs
 // this test binary as `switchover` in a subprocess, exactly as main does.
 func TestMain(m *testing.M) {
+	// The catalogue main registers (cmd/switchover/builtins.go).
+	pluginhost.RegisterBuiltin("core", func() sdk.Provider { return core.New("test") })
+	pluginhost.RegisterBuiltin("ssh", func() sdk.Provider { return sshplugin.New("test") })
 	if pluginhost.ServeBuiltinIfRequested(os.Args) || testplugin.ServeIfRequested() {
 		return
 	}

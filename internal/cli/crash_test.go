@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -65,7 +66,11 @@ func TestCrashAndResume(t *testing.T) {
 
 // killAndResume runs `switchover apply` on f in a child process until it
 // finishes by itself: the first `rounds` runs are killed with SIGKILL after
-// delay(). It returns the kills, and how many left a step running.
+// delay(). Even rounds count the delay from the process start (kills during
+// start-up and planning), odd ones from the first step that started, so
+// that kills land in the middle of steps however slow the machine is
+// (counted from the start only, a loaded machine planned past every kill).
+// It returns the kills, and how many left a step running.
 func killAndResume(t *testing.T, f *fixture, rounds int, delay func() time.Duration) (kills, midStep int) {
 	t.Helper()
 	exe, err := os.Executable()
@@ -75,13 +80,22 @@ func killAndResume(t *testing.T, f *fixture, rounds int, delay func() time.Durat
 	for round := 0; ; round++ {
 		cmd := exec.Command(exe, "apply", "-auto-approve", "-parallelism", "4", "-plugin-dir", f.pluginDir, f.dir)
 		cmd.Env = append(os.Environ(), "SWITCHOVER_TEST_AS_MAIN=1")
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
+		out := &watchWriter{mark: []byte(": started (attempt"), seen: make(chan struct{})}
+		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
 		if round < rounds {
-			time.AfterFunc(delay(), func() { cmd.Process.Signal(syscall.SIGKILL) })
+			d := delay()
+			kill := func() { cmd.Process.Signal(syscall.SIGKILL) }
+			if round%2 == 0 {
+				time.AfterFunc(d, kill)
+			} else {
+				go func() {
+					<-out.seen
+					time.AfterFunc(d, kill)
+				}()
+			}
 		}
 		err := cmd.Wait()
 		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
@@ -163,4 +177,29 @@ func checkCrashScenario(t *testing.T, f *fixture) {
 		t.Errorf("audit trail after kills: %v", problems)
 	}
 	_ = fmt.Sprint()
+}
+
+// watchWriter collects a child's output and closes seen when mark appears.
+type watchWriter struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	mark []byte
+	seen chan struct{}
+	once sync.Once
+}
+
+func (w *watchWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if bytes.Contains(w.buf.Bytes(), w.mark) {
+		w.once.Do(func() { close(w.seen) })
+	}
+	return len(p), nil
+}
+
+func (w *watchWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
 }

@@ -11,21 +11,31 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
-	"github.com/switchover/switchover/internal/pluginhost"
+	"github.com/switchover/switchover/plugins/core"
+	"github.com/switchover/switchover/plugins/sdk"
+	"github.com/switchover/switchover/plugins/sdk/sdktest"
 )
 
-// Built-in plugins run by re-executing this test binary.
-func TestMain(m *testing.M) {
-	if pluginhost.ServeBuiltinIfRequested(os.Args) {
-		return
+// inProcess is the engine's fake plugin host: plugins run in this process
+// (the engine's contract with plugins is sdk.Provider; the wire is
+// pluginhost's business and tested there).
+type inProcess map[string]func() sdk.Provider
+
+type notFound struct{ name string }
+
+func (e *notFound) Error() string        { return fmt.Sprintf("no plugin named %q", e.name) }
+func (e *notFound) PluginNotFound() bool { return true }
+
+func (f inProcess) Start(name, key string) (sdk.Provider, error) {
+	mk, ok := f[name]
+	if !ok {
+		return nil, &notFound{name}
 	}
-	os.Exit(m.Run())
+	return mk(), nil
 }
 
-func newHost(t testing.TB) *pluginhost.Host {
-	h := pluginhost.New(pluginhost.Options{})
-	t.Cleanup(h.Close)
-	return h
+func newHost(t testing.TB) Factory {
+	return inProcess{"core": func() sdk.Provider { return sdktest.InProcess(core.New("test")) }}
 }
 
 // writeRunbook writes files (name -> content) into a fresh directory.
@@ -83,7 +93,7 @@ func TestInvalidFixtures(t *testing.T) {
 				t.Fatal("fixture has no # expect: line")
 			}
 			dir := writeRunbook(t, map[string]string{filepath.Base(p): string(src)})
-			g, diags := Build(context.Background(), Options{Dir: dir, Host: host, Mode: ModePlan})
+			g, diags := Build(context.Background(), Options{Dir: dir, Plugins: host, Mode: ModePlan})
 			if planWalk && !diags.HasErrors() {
 				diags = append(diags, g.Configure(context.Background())...)
 				_, d := g.Plan(context.Background(), PlanOptions{Parallelism: 4}, nil)

@@ -14,8 +14,8 @@ import (
 func build(t *testing.T, dir string, opts Options) *Graph {
 	t.Helper()
 	opts.Dir = dir
-	if opts.Host == nil {
-		opts.Host = newHost(t)
+	if opts.Plugins == nil {
+		opts.Plugins = newHost(t)
 	}
 	g, diags := Build(context.Background(), opts)
 	if diags.HasErrors() {
@@ -80,7 +80,7 @@ variable "n" { type = number }
 		`does not fit variable "n" of type number`: {{Flag: `n="abc"`}},
 	}
 	for want, in := range cases {
-		_, diags := Build(context.Background(), Options{Dir: dir, Host: newHost(t), Mode: ModePlan, Vars: in})
+		_, diags := Build(context.Background(), Options{Dir: dir, Plugins: newHost(t), Mode: ModePlan, Vars: in})
 		if !diags.HasErrors() || !strings.Contains(describe(diags), want) {
 			t.Errorf("%v: want %q in\n%s", in, want, describe(diags))
 		}
@@ -152,7 +152,7 @@ func TestEnvFunctionUnsetIsAnError(t *testing.T) {
 runbook "r" {}
 step "core.noop" "a" { message = env("SWITCHOVER_TEST_SURELY_UNSET") }
 `})
-	_, diags := Build(context.Background(), Options{Dir: dir, Host: newHost(t), Mode: ModePlan})
+	_, diags := Build(context.Background(), Options{Dir: dir, Plugins: newHost(t), Mode: ModePlan})
 	if !strings.Contains(describe(diags), `"SWITCHOVER_TEST_SURELY_UNSET" is not set`) {
 		t.Fatalf("diags:\n%s", describe(diags))
 	}
@@ -244,7 +244,7 @@ step "core.noop" "per" {
   mesage   = "typo is still found"
 }
 `})
-	_, diags := Build(context.Background(), Options{Dir: dir, Host: newHost(t), Mode: ModeValidate})
+	_, diags := Build(context.Background(), Options{Dir: dir, Plugins: newHost(t), Mode: ModeValidate})
 	if got := describe(diags); !strings.Contains(got, `Unsupported argument`) || strings.Contains(got, "No value for required variable") {
 		t.Fatalf("diags:\n%s", got)
 	}

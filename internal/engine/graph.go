@@ -4,6 +4,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -15,11 +16,17 @@ import (
 
 	"github.com/switchover/switchover/internal/dag"
 	"github.com/switchover/switchover/internal/lang"
-	"github.com/switchover/switchover/internal/pluginhost"
 	"github.com/switchover/switchover/internal/runbook"
 	"github.com/switchover/switchover/internal/secrets"
 	"github.com/switchover/switchover/plugins/sdk"
 )
+
+// Factory starts plugins by name; key names the configuration (a plugin
+// block's alias), one process each. pluginhost.Factory is the real one;
+// tests use plugins in process.
+type Factory interface {
+	Start(name, key string) (sdk.Provider, error)
+}
 
 // Mode says how much Build may assume.
 type Mode int
@@ -36,7 +43,7 @@ const (
 type Options struct {
 	Dir     string
 	Vars    []VarInput
-	Host    *pluginhost.Host
+	Plugins Factory
 	Mode    Mode
 	Targets []string // step names (with or without "step.")
 	// Secrets returns the secret() resolver for one step instance
@@ -73,7 +80,7 @@ type PluginConfig struct {
 	Attrs    hcl.Attributes
 	Schema   *sdk.Schema
 	Config   cty.Value
-	Instance *pluginhost.Instance
+	Instance sdk.Provider
 }
 
 // StepNode is a step with its action schema and decoded attributes.
@@ -147,7 +154,7 @@ func buildGraph(ctx context.Context, opts Options) (*Graph, hcl.Diagnostics) {
 	g.Locals, d = g.evalLocals()
 	diags = append(diags, d...)
 	g.scope.Locals = g.Locals
-	diags = append(diags, g.loadPlugins(ctx, opts.Host)...)
+	diags = append(diags, g.loadPlugins(ctx, opts.Plugins)...)
 	diags = append(diags, g.decodeSteps()...)
 	if diags.HasErrors() {
 		return g, diags
@@ -266,7 +273,7 @@ func attrSchema(attrs []sdk.Attribute) *hcl.BodySchema {
 	return s
 }
 
-func (g *Graph) loadPlugins(ctx context.Context, host *pluginhost.Host) hcl.Diagnostics {
+func (g *Graph) loadPlugins(ctx context.Context, host Factory) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	type use struct {
 		name string
@@ -314,7 +321,8 @@ func (g *Graph) loadPlugins(ctx context.Context, host *pluginhost.Host) hcl.Diag
 		if err != nil {
 			failed[u.name] = true
 			summary := "Plugin failed"
-			if _, nf := err.(*pluginhost.NotFoundError); nf {
+			var nf interface{ PluginNotFound() bool }
+			if errors.As(err, &nf) && nf.PluginNotFound() {
 				summary = "Unknown plugin"
 			}
 			diags = append(diags, errDiag(&u.rng, summary, "%s.", err))

@@ -24,9 +24,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/switchover/switchover/plugins/core"
 	"github.com/switchover/switchover/plugins/sdk"
-	sshplugin "github.com/switchover/switchover/plugins/ssh"
 )
 
 // ServeArg is the first argument with which switchover re-executes itself to
@@ -36,14 +34,17 @@ const ServeArg = "__serve-plugin"
 // ExternalPrefix is the file name prefix of external plugin executables.
 const ExternalPrefix = "switchover-plugin-"
 
-// Version is switchover's version, handed to built-in plugins.
-var Version = "0.1.0-dev"
+// Version is switchover's version, handed to built-in plugins; main sets it.
+var Version = "dev"
 
-// Builtins are the plugins shipped inside the switchover binary.
-var Builtins = map[string]func() sdk.Provider{
-	"core": func() sdk.Provider { return core.New(Version) },
-	"ssh":  func() sdk.Provider { return sshplugin.New(Version) },
-}
+// Builtins are the plugins shipped inside the switchover binary. The
+// catalogue lives in cmd/switchover, which registers them: this package
+// (and the engine above it) depends on no plugin.
+var Builtins = map[string]func() sdk.Provider{}
+
+// RegisterBuiltin adds a built-in plugin (called by main, and by tests that
+// re-execute themselves as plugins).
+func RegisterBuiltin(name string, mk func() sdk.Provider) { Builtins[name] = mk }
 
 // ServeBuiltinIfRequested serves a built-in plugin when args ask for one
 // (args[1] == ServeArg) and reports whether it did. main calls it first.
@@ -174,6 +175,9 @@ type NotFoundError struct {
 	Dirs []string
 }
 
+// PluginNotFound marks the error for callers that only know an interface.
+func (e *NotFoundError) PluginNotFound() bool { return true }
+
 func (e *NotFoundError) Error() string {
 	var dirs []string
 	for _, d := range e.Dirs {
@@ -281,6 +285,18 @@ func (h *Host) Start(name, key string) (*Instance, error) {
 	}
 	in.remote = raw.(sdk.Provider)
 	h.live[key] = in
+	return in, nil
+}
+
+// Factory adapts a Host to what the engine needs: start a plugin by name.
+type Factory struct{ H *Host }
+
+// Start implements engine.Factory.
+func (f Factory) Start(name, key string) (sdk.Provider, error) {
+	in, err := f.H.Start(name, key)
+	if err != nil {
+		return nil, err
+	}
 	return in, nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/switchover/switchover/plugins/core"
 	"github.com/switchover/switchover/plugins/sdk"
 )
 
@@ -20,6 +21,7 @@ import (
 const testPluginArg = "__test-plugin"
 
 func TestMain(m *testing.M) {
+	RegisterBuiltin("core", func() sdk.Provider { return core.New("test") })
 	if ServeBuiltinIfRequested(os.Args) {
 		return
 	}

@@ -157,3 +157,38 @@ func (h *Harness) Run(ctx context.Context, action string, set map[string]cty.Val
 	}
 	return r, nil
 }
+
+// InProcess wraps a plugin so that it behaves as across the wire, without
+// the process: values reach it as they would after gRPC (no cty marks, such
+// as switchover's sensitive mark). Hosts use it in tests.
+func InProcess(p sdk.Provider) sdk.Provider { return inProcess{p} }
+
+type inProcess struct{ p sdk.Provider }
+
+func unmarked(v sdk.Values) sdk.Values {
+	raw := v.Raw()
+	if raw == cty.NilVal {
+		return v
+	}
+	u, _ := raw.UnmarkDeep()
+	return sdk.NewValues(u)
+}
+
+func (w inProcess) Schema(ctx context.Context) (*sdk.Schema, error) { return w.p.Schema(ctx) }
+
+func (w inProcess) Configure(ctx context.Context, cfg cty.Value) (sdk.Diagnostics, error) {
+	u, _ := cfg.UnmarkDeep()
+	return w.p.Configure(ctx, u)
+}
+
+func (w inProcess) Plan(ctx context.Context, req *sdk.PlanRequest) (*sdk.PlanResponse, error) {
+	r := *req
+	r.Attributes = unmarked(req.Attributes)
+	return w.p.Plan(ctx, &r)
+}
+
+func (w inProcess) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) (*sdk.ApplyResponse, error) {
+	r := *req
+	r.Attributes = unmarked(req.Attributes)
+	return w.p.Apply(ctx, &r, ev)
+}

@@ -1,0 +1,20 @@
+package main
+
+import (
+	"github.com/switchover/switchover/internal/pluginhost"
+	"github.com/switchover/switchover/plugins/core"
+	"github.com/switchover/switchover/plugins/sdk"
+	sshplugin "github.com/switchover/switchover/plugins/ssh"
+)
+
+// version is switchover's version (set at build time with
+// -ldflags "-X main.version=...").
+var version = "0.1.0-dev"
+
+// The catalogue of built-in plugins: shipped inside the binary and served by
+// re-executing it. The engine and the plugin host depend on none of them.
+func registerBuiltins() {
+	pluginhost.Version = version
+	pluginhost.RegisterBuiltin("core", func() sdk.Provider { return core.New(version) })
+	pluginhost.RegisterBuiltin("ssh", func() sdk.Provider { return sshplugin.New(version) })
+}
