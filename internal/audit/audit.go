@@ -92,10 +92,10 @@ func hashLine(line []byte) string {
 
 // Append writes one entry. It is written to the file at once (a killed
 // process loses nothing); Sync makes it survive a power loss.
-func (l *Log) Append(event, address string, fields map[string]any) error {
+func (l *Log) Append(event Event, address string, fields map[string]any) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	e := Entry{Seq: l.seq + 1, Time: time.Now().UTC(), Event: event, Actor: l.actor, Address: address, Fields: fields, Prev: l.last}
+	e := Entry{Seq: l.seq + 1, Time: time.Now().UTC(), Event: string(event), Actor: l.actor, Address: address, Fields: fields, Prev: l.last}
 	b, err := json.Marshal(e)
 	if err != nil {
 		return err

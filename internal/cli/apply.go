@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/switchover/switchover/internal/audit"
 	"io"
 	"os"
 	"strings"
@@ -90,7 +91,7 @@ func apply(ctx context.Context, env *Env, o applyOptions) int {
 		return failf("No runbook files", "The directory %s holds no *.sw.hcl or *.sw.json file.", dir)
 	}
 	sess, diags, err := openSession(ctx, env, sessionOptions{Dir: dir, Vars: o.Vars, PluginDir: o.PluginDir, Targets: o.Targets, ForApply: true}, o.JSON)
-	defer sess.close()
+	defer sess.close(env)
 	if err != nil {
 		return failf("Cannot start the apply", "%v.", err)
 	}
@@ -107,7 +108,7 @@ func apply(ctx context.Context, env *Env, o applyOptions) int {
 		// Authentic first: an edited plan file must not get as far as a
 		// plugin (its private data says what a plugin writes, as root).
 		if err := savedFile.Authenticate(workspace.PlanKey(run.Identity)); err != nil {
-			ws.Audit.Append("plan_refused", "", map[string]any{"file": o.Target, "reason": "not authentic"})
+			_ = ws.Audit.Append(audit.EvPlanRefused, "", map[string]any{"file": o.Target, "reason": "not authentic"}) // refused either way
 			return failf("Saved plan cannot be applied", "%v.", err)
 		}
 		if msg := checkSavedPlan(saved, g, sess.stateSerial()); msg != "" {
@@ -136,13 +137,17 @@ func apply(ctx context.Context, env *Env, o applyOptions) int {
 		}
 		for _, w := range d {
 			if w.Severity == hcl.DiagWarning {
-				ws.Audit.Append("plugin_warning", "", map[string]any{"summary": w.Summary, "detail": w.Detail})
+				if err := ws.Audit.Append(audit.EvPluginWarning, "", map[string]any{"summary": w.Summary, "detail": w.Detail}); err != nil {
+					return failf("Cannot write the audit trail", "%v. Nothing was applied.", err)
+				}
 			}
 		}
 		if !o.JSON {
 			printDiags(env.Stderr, sess.files(), d)
 		}
-		ws.Audit.Append("plan", "", map[string]any{"change": c.Change, "manual": c.Manual, "no_change": c.NoChange, "skipped": c.Skipped, "runbook_hash": g.Runbook.Hash})
+		if err := ws.Audit.Append(audit.EvPlan, "", map[string]any{"change": c.Change, "manual": c.Manual, "no_change": c.NoChange, "skipped": c.Skipped, "runbook_hash": g.Runbook.Hash}); err != nil {
+			return failf("Cannot write the audit trail", "%v. Nothing was applied.", err)
+		}
 		if !o.AutoApprove {
 			if o.JSON {
 				return failf("Approval needed", "With -json, apply needs -auto-approve or a saved plan file.")
@@ -151,14 +156,19 @@ func apply(ctx context.Context, env *Env, o applyOptions) int {
 			answer, _ := bufio.NewReader(env.Stdin).ReadString('\n')
 			if strings.TrimSpace(answer) != "yes" {
 				fmt.Fprintln(env.Stdout, "Apply cancelled; nothing was changed.")
-				ws.Audit.Append("apply_declined", "", nil)
+				if err := ws.Audit.Append(audit.EvApplyDeclined, "", nil); err != nil {
+					fmt.Fprintf(env.Stderr, "switchover apply: cannot write the audit trail: %v\n", err)
+				}
 				return ExitError
 			}
 			approval = "interactive"
 		}
 	}
 	runID := uuid.NewString()
-	ws.Audit.Append("apply_approved", "", map[string]any{"how": approval, "run": runID, "runbook_hash": g.Runbook.Hash})
+	// Nothing changes before the approval is in the trail.
+	if err := ws.Audit.Append(audit.EvApplyApproved, "", map[string]any{"how": approval, "run": runID, "runbook_hash": g.Runbook.Hash}); err != nil {
+		return failf("Cannot write the audit trail", "%v. Nothing was applied.", err)
+	}
 	if err := ws.State.Append(&state.Record{Kind: state.KindRun, RunID: runID, RunbookHash: g.Runbook.Hash}); err != nil {
 		return failf("Cannot write the state", "%v.", err)
 	}
@@ -174,8 +184,15 @@ func apply(ctx context.Context, env *Env, o applyOptions) int {
 	out.start(len(ips))
 	res := g.Apply(ctx, ips, engine.ApplyOptions{Parallelism: o.Parallelism, Stop: stop, Run: run, Audit: ws.Audit, Events: out.event})
 	out.finish()
-	ws.Audit.Append("apply_finished", "", map[string]any{"run": runID, "done": res.Done, "already_done": res.AlreadyDone, "failed": res.Failed, "skipped": res.Skipped, "waiting": res.Waiting, "not_started": res.NotStarted, "stopped": res.Stopped})
-	return out.summary(res, dir)
+	if err := ws.Audit.Append(audit.EvApplyFinished, "", map[string]any{"run": runID, "done": res.Done, "already_done": res.AlreadyDone, "failed": res.Failed, "skipped": res.Skipped, "waiting": res.Waiting, "not_started": res.NotStarted, "stopped": res.Stopped}); err != nil && res.WriteError == nil {
+		res.WriteError = fmt.Errorf("writing the audit trail: %w", err)
+	}
+	code := out.summary(res, dir)
+	if res.WriteError != nil {
+		fmt.Fprintf(env.Stderr, "switchover apply: a record could not be written: %v. The state or the audit trail is incomplete: check the disk, then run `switchover audit verify` and apply again.\n", res.WriteError)
+		return ExitError
+	}
+	return code
 }
 
 // checkSavedPlan says why a saved plan no longer fits, or "".

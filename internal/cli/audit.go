@@ -50,7 +50,7 @@ func runAudit(ctx context.Context, env *Env, args []string) int {
 		return ExitError
 	}
 	recs, _ := b.Records()
-	b.Close()
+	_ = b.Close() // read only
 	snap := state.NewSnapshot()
 	for _, r := range recs {
 		snap.Apply(r)

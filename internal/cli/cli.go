@@ -189,9 +189,6 @@ type listFlag []string
 func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
 
-// varFlags collects -var and -var-file in command-line order.
-type varFlags struct{ inputs *[]engine.VarInput }
-
 type varFlag struct {
 	inputs *[]engine.VarInput
 	file   bool

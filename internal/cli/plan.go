@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"github.com/switchover/switchover/internal/audit"
 	"io"
 	"path/filepath"
 	"strings"
@@ -58,7 +59,7 @@ func runPlan(ctx context.Context, env *Env, args []string) int {
 
 func plan(ctx context.Context, env *Env, o planOptions) int {
 	sess, diags, err := openSession(ctx, env, sessionOptions{Dir: o.Dir, Vars: o.Vars, PluginDir: o.PluginDir, Targets: o.Targets, NeedWorkspace: o.Out != ""}, o.JSON)
-	defer sess.close()
+	defer sess.close(env)
 	fail := func(diags hcl.Diagnostics) int {
 		if o.JSON {
 			writeJSON(env.Stdout, map[string]any{"format_version": 1, "errored": true, "diagnostics": toJSONDiags(sess.files(), diags)})
@@ -103,7 +104,10 @@ func plan(ctx context.Context, env *Env, o planOptions) int {
 			return ExitError
 		}
 		if created && sess.ws.Audit != nil {
-			sess.ws.Audit.Append("identity_created", "", map[string]any{"recipient": id.Recipient().String()})
+			if err := sess.ws.Audit.Append(audit.EvIdentityCreated, "", map[string]any{"recipient": id.Recipient().String()}); err != nil {
+				fmt.Fprintf(env.Stderr, "switchover plan: writing the audit trail: %v\n", err)
+				return ExitError
+			}
 		}
 		if err := plans.Write(o.Out, sp, workspace.PlanKey(id)); err != nil {
 			fmt.Fprintf(env.Stderr, "switchover plan: cannot save the plan: %v\n", err)
@@ -288,11 +292,11 @@ func recordPlan(env *Env, sess *session, c engine.Counts, diags hcl.Diagnostics,
 		return
 	}
 	for _, w := range warnings {
-		if err := sess.ws.Audit.Append("plugin_warning", "", map[string]any{"summary": w.Summary, "detail": w.Detail}); err != nil {
+		if err := sess.ws.Audit.Append(audit.EvPluginWarning, "", map[string]any{"summary": w.Summary, "detail": w.Detail}); err != nil {
 			fmt.Fprintf(env.Stderr, "switchover plan: writing the audit trail: %v\n", err)
 		}
 	}
-	if err := sess.ws.Audit.Append("plan", "", map[string]any{"change": c.Change, "manual": c.Manual, "no_change": c.NoChange,
+	if err := sess.ws.Audit.Append(audit.EvPlan, "", map[string]any{"change": c.Change, "manual": c.Manual, "no_change": c.NoChange,
 		"skipped": c.Skipped, "runbook_hash": sess.g.Runbook.Hash, "standalone": true}); err != nil {
 		fmt.Fprintf(env.Stderr, "switchover plan: writing the audit trail: %v\n", err)
 	}

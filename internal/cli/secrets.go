@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"github.com/switchover/switchover/internal/audit"
 	"sort"
 
 	"github.com/switchover/switchover/internal/secrets"
@@ -37,7 +38,7 @@ func secretsList(env *Env, args []string) int {
 	if !ok {
 		return ExitError
 	}
-	defer ws.Close()
+	defer func() { _ = ws.Close() }() // errors of a read-only or already-reported session
 	type row struct {
 		Name       string `json:"name"`
 		SetBy      string `json:"set_by"`
@@ -105,7 +106,7 @@ func secretsShow(env *Env, args []string) int {
 	if !ok {
 		return ExitError
 	}
-	defer ws.Close()
+	defer func() { _ = ws.Close() }() // errors of a read-only or already-reported session
 	// Reading a secret is recorded in the audit trail, which needs the lock.
 	if err := ws.Lock("secrets show"); err != nil {
 		fmt.Fprintf(env.Stderr, "switchover secrets show: %v\n", err)
@@ -138,7 +139,11 @@ func secretsShow(env *Env, args []string) int {
 		fmt.Fprintf(env.Stderr, "switchover secrets show: this identity cannot decrypt secret %q: %v\n", name, err)
 		return ExitError
 	}
-	ws.Audit.Append("secret_shown", "", map[string]any{"name": name, "verified": v.Verified})
+	// Shown only once the reading is in the trail.
+	if err := ws.Audit.Append(audit.EvSecretShown, "", map[string]any{"name": name, "verified": v.Verified}); err != nil {
+		fmt.Fprintf(env.Stderr, "switchover secrets show: cannot record the reading in the audit trail (%v); the secret is not shown\n", err)
+		return ExitError
+	}
 	fmt.Fprintln(env.Stdout, string(pt))
 	return ExitOK
 }

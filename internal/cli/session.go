@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"github.com/switchover/switchover/internal/audit"
 	"os"
 
 	"filippo.io/age"
@@ -92,15 +93,17 @@ func openSession(ctx context.Context, env *Env, o sessionOptions, jsonOut bool) 
 			return s, diags, fmt.Errorf("workspace identity: %w", err)
 		}
 		if created {
-			ws.Audit.Append("identity_created", "", map[string]any{"recipient": id.Recipient().String()})
+			if err := ws.Audit.Append(audit.EvIdentityCreated, "", map[string]any{"recipient": id.Recipient().String()}); err != nil {
+				return s, diags, fmt.Errorf("writing the audit trail: %w", err)
+			}
 			if !jsonOut {
 				fmt.Fprintf(env.Stderr, "Created the workspace identity %s/%s (mode 0600); it decrypts this workspace's secrets.\n", ws.Dir, secrets.IdentityFile)
 			}
 		}
 		s.run.Identity = id
 		s.run.Recipients = []age.Recipient{id.Recipient()}
-		s.run.OnSecret = func(name, addr string) {
-			ws.Audit.Append("secret_created", addr, map[string]any{"name": name})
+		s.run.OnSecret = func(name, addr string) error {
+			return ws.Audit.Append(audit.EvSecretCreated, addr, map[string]any{"name": name})
 		}
 		for _, r := range g.Runbook.Meta.SecretRecipients {
 			rec, _ := secrets.ParseRecipient(r) // checked by Build
@@ -110,10 +113,15 @@ func openSession(ctx context.Context, env *Env, o sessionOptions, jsonOut bool) 
 	return s, diags, nil
 }
 
-func (s *session) close() {
+// close stops the plugins and closes the workspace (anchoring the audit
+// trail's head in the state); an error there is printed: the next audit
+// verify will show the unanchored lines.
+func (s *session) close(env *Env) {
 	s.host.Close()
 	if s.ws != nil {
-		s.ws.Close()
+		if err := s.ws.Close(); err != nil {
+			fmt.Fprintf(env.Stderr, "switchover: closing the workspace: %v\n", err)
+		}
 	}
 }
 

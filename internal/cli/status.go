@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/switchover/switchover/internal/audit"
 	"strings"
 	"time"
 
@@ -38,7 +39,7 @@ func runStatus(ctx context.Context, env *Env, args []string) int {
 	if !ok {
 		return ExitError
 	}
-	defer ws.Close()
+	defer func() { _ = ws.Close() }() // errors of a read-only or already-reported session
 	var insts []*state.Instance
 	var runID string
 	ws.State.View(func(s *state.Snapshot) {
@@ -175,7 +176,7 @@ func runConfirm(ctx context.Context, env *Env, args []string) int {
 	if !ok {
 		return ExitError
 	}
-	defer ws.Close()
+	defer func() { _ = ws.Close() }() // errors of a read-only or already-reported session
 	if err := ws.Lock("confirm"); err != nil {
 		fmt.Fprintf(env.Stderr, "switchover confirm: %v\n", err)
 		return ExitError
@@ -209,7 +210,10 @@ func runConfirm(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintf(env.Stderr, "switchover confirm: %v\n", err)
 		return ExitError
 	}
-	ws.Audit.Append("confirmed", addr, map[string]any{"by": by, "note": note})
+	if err := ws.Audit.Append(audit.EvConfirmed, addr, map[string]any{"by": by, "note": note}); err != nil {
+		fmt.Fprintf(env.Stderr, "switchover confirm: the confirmation is in the state, but the audit trail could not be written: %v\n", err)
+		return ExitError
+	}
 	fmt.Fprintf(env.Stdout, "Recorded: %s confirmed by %s. Run apply again to continue past it.\n", addr, by)
 	return ExitOK
 }
@@ -225,7 +229,7 @@ func runUnlock(ctx context.Context, env *Env, args []string) int {
 	if !ok {
 		return ExitError
 	}
-	defer ws.Close()
+	defer func() { _ = ws.Close() }() // errors of a read-only or already-reported session
 	holder, err := ws.ForceUnlock()
 	if errors.Is(err, state.ErrNotLocked) {
 		fmt.Fprintln(env.Stdout, "The state is not locked.")
@@ -235,7 +239,10 @@ func runUnlock(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintf(env.Stderr, "switchover unlock: %v\n", err)
 		return ExitError
 	}
-	ws.Audit.Append("unlocked", "", map[string]any{"held_by": holder.User + "@" + holder.Host, "pid": holder.PID})
+	if err := ws.Audit.Append(audit.EvUnlocked, "", map[string]any{"held_by": holder.User + "@" + holder.Host, "pid": holder.PID}); err != nil {
+		fmt.Fprintf(env.Stderr, "switchover unlock: the lock is removed, but the audit trail could not be written: %v\n", err)
+		return ExitError
+	}
 	fmt.Fprintf(env.Stdout, "Removed the lock held by %s %s on %s (pid %d) since %s.\n", holder.User, holder.Operation, holder.Host, holder.PID, stamp(holder.Since))
 	return ExitOK
 }

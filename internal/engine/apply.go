@@ -51,6 +51,9 @@ type ApplyResult struct {
 	AlreadyDone, Done, Failed, Skipped, Waiting, NotStarted int
 	Stopped                                                 bool // by Stop or ctx
 	Halted                                                  bool // by a failed step with on_failure = halt
+	// WriteError is the first audit or state write that failed where the
+	// walk could not stop for it (nil: every write landed).
+	WriteError error
 }
 
 type outcome int
@@ -212,6 +215,9 @@ func (g *Graph) Apply(ctx context.Context, plans []*InstancePlan, o ApplyOptions
 		}
 	}
 	res.Stopped = stopping || ctx.Err() != nil
+	g.writeMu.Lock()
+	res.WriteError = g.writeErr
+	g.writeMu.Unlock()
 	return res
 }
 
@@ -232,9 +238,9 @@ func release(nr *nodeRun, ips []*InstancePlan, ready *[]result, finish func(resu
 			finish(r)
 		case nr.failed != "":
 			why := "skipped: it depends on " + nr.failed + ", which failed"
-			g.record(o, &state.Record{Kind: state.KindStatus, Address: ip.Instance.Address, Status: state.Skipped, Summary: why})
+			g.recordOrKeep(o, &state.Record{Kind: state.KindStatus, Address: ip.Instance.Address, Status: state.Skipped, Summary: why})
 			o.Events(Event{Type: "skipped", Time: time.Now(), Address: ip.Instance.Address, Summary: why})
-			g.auditf(o, "step_skipped", ip.Instance.Address, map[string]any{"reason": why})
+			g.auditf(o, audit.EvStepSkipped, ip.Instance.Address, map[string]any{"reason": why})
 			r.out = outSkipped
 			finish(r)
 		case nr.waitsFor != "":
@@ -254,7 +260,7 @@ func (g *Graph) record(o ApplyOptions, recs ...*state.Record) error {
 	return o.Run.State.Append(recs...)
 }
 
-func (g *Graph) auditf(o ApplyOptions, event, addr string, fields map[string]any) {
+func (g *Graph) auditf(o ApplyOptions, event audit.Event, addr string, fields map[string]any) {
 	if o.Audit == nil {
 		return
 	}
@@ -263,7 +269,26 @@ func (g *Graph) auditf(o ApplyOptions, event, addr string, fields map[string]any
 			fields[k] = g.Redactor.String(s)
 		}
 	}
-	_ = o.Audit.Append(event, addr, fields)
+	if err := o.Audit.Append(event, addr, fields); err != nil {
+		g.keepWriteError(fmt.Errorf("writing the audit trail (%s %s): %w", event, addr, err))
+	}
+}
+
+// keepWriteError keeps the first error of a write the walk cannot stop for
+// (an audit entry, a skipped step's record); Apply reports it.
+func (g *Graph) keepWriteError(err error) {
+	g.writeMu.Lock()
+	defer g.writeMu.Unlock()
+	if g.writeErr == nil {
+		g.writeErr = err
+	}
+}
+
+// recordOrKeep records, keeping the error for the result.
+func (g *Graph) recordOrKeep(o ApplyOptions, recs ...*state.Record) {
+	if err := g.record(o, recs...); err != nil {
+		g.keepWriteError(fmt.Errorf("writing the state: %w", err))
+	}
 }
 
 // applyInstance takes one instance to done, failed, waiting or skipped.
@@ -277,7 +302,7 @@ func (g *Graph) applyInstance(ctx context.Context, ip *InstancePlan, nr *nodeRun
 			err += "; recording the failure also failed: " + rerr.Error()
 		}
 		o.Events(Event{Type: "failed", Time: time.Now(), Address: addr, Attempt: attempt, Error: err})
-		g.auditf(o, "step_failed", addr, map[string]any{"error": err, "attempt": attempt})
+		g.auditf(o, audit.EvStepFailed, addr, map[string]any{"error": err, "attempt": attempt})
 		return outFailed
 	}
 	if ip.Failed {
@@ -294,7 +319,7 @@ func (g *Graph) applyInstance(ctx context.Context, ip *InstancePlan, nr *nodeRun
 	}
 	if disabled {
 		why := "skipped: its `when` condition is false"
-		g.record(o, &state.Record{Kind: state.KindStatus, Address: addr, Status: state.Skipped, Summary: why})
+		g.recordOrKeep(o, &state.Record{Kind: state.KindStatus, Address: addr, Status: state.Skipped, Summary: why})
 		o.Events(Event{Type: "skipped", Time: time.Now(), Address: addr, Summary: why})
 		return outDisabled
 	}
@@ -307,9 +332,9 @@ func (g *Graph) applyInstance(ctx context.Context, ip *InstancePlan, nr *nodeRun
 			}
 			return g.markDone(o, addr, st.Attempts, sum, nil, in.Node)
 		}
-		g.record(o, &state.Record{Kind: state.KindStatus, Address: addr, Status: state.Waiting, Summary: ip.Summary})
+		g.recordOrKeep(o, &state.Record{Kind: state.KindStatus, Address: addr, Status: state.Waiting, Summary: ip.Summary})
 		o.Events(Event{Type: "waiting", Time: time.Now(), Address: addr, Summary: ip.Summary})
-		g.auditf(o, "step_waiting", addr, map[string]any{"summary": ip.Summary})
+		g.auditf(o, audit.EvStepWaiting, addr, map[string]any{"summary": ip.Summary})
 		return outWaiting
 	}
 	prev := o.Run.Instance(addr)
@@ -329,7 +354,7 @@ func (g *Graph) applyInstance(ctx context.Context, ip *InstancePlan, nr *nodeRun
 		return g.markDone(o, addr, attempt, "no change needed: "+ip.Summary, outs, in.Node)
 	}
 	if ip.Drift {
-		g.auditf(o, "drift_found", addr, map[string]any{"summary": ip.Summary})
+		g.auditf(o, audit.EvDriftFound, addr, map[string]any{"summary": ip.Summary})
 	}
 	tries := 1
 	var backoff time.Duration
@@ -346,7 +371,7 @@ func (g *Graph) applyInstance(ctx context.Context, ip *InstancePlan, nr *nodeRun
 			return fail(attempt, "cannot record the start: "+err.Error())
 		}
 		o.Events(Event{Type: "started", Time: time.Now(), Address: addr, Attempt: attempt})
-		g.auditf(o, "step_started", addr, map[string]any{"attempt": attempt, "action": step.Plugin + "." + step.Action})
+		g.auditf(o, audit.EvStepStarted, addr, map[string]any{"attempt": attempt, "action": step.Plugin + "." + step.Action})
 		outs, summary, err := g.applyOnce(ctx, ip, attrs, o)
 		if err == nil {
 			return g.markDone(o, addr, attempt, summary, outs, in.Node)
@@ -364,7 +389,7 @@ func (g *Graph) applyInstance(ctx context.Context, ip *InstancePlan, nr *nodeRun
 				return fail(attempt, lastErr+"; planning again: "+g.Redactor.String(rerr.Error()))
 			}
 			o.Events(Event{Type: "log", Time: time.Now(), Address: addr, Summary: g.Redactor.String("planned again: " + lastErr)})
-			g.auditf(o, "step_replanned", addr, map[string]any{"reason": lastErr, "summary": np.Summary})
+			g.auditf(o, audit.EvStepReplanned, addr, map[string]any{"reason": lastErr, "summary": np.Summary})
 			if np.Kind == sdk.NoChange {
 				return g.markDone(o, addr, attempt, "no change needed after planning again: "+np.Summary, np.Outputs, in.Node)
 			}
@@ -500,9 +525,9 @@ func (g *Graph) markDone(o ApplyOptions, addr string, attempt int, summary strin
 		return g.failDone(o, addr, attempt, "cannot record the result: "+err.Error())
 	}
 	o.Events(Event{Type: "done", Time: time.Now(), Address: addr, Attempt: attempt, Summary: g.Redactor.String(summary)})
-	g.auditf(o, "step_done", addr, map[string]any{"summary": summary, "attempt": attempt})
+	g.auditf(o, audit.EvStepDone, addr, map[string]any{"summary": summary, "attempt": attempt})
 	for _, name := range names {
-		g.auditf(o, "secret_verified", addr, map[string]any{"name": name})
+		g.auditf(o, audit.EvSecretVerified, addr, map[string]any{"name": name})
 	}
 	return outDone
 }
@@ -512,7 +537,7 @@ func (g *Graph) markDone(o ApplyOptions, addr string, attempt int, summary strin
 func (g *Graph) auditWarnings(o ApplyOptions, addr string, ds sdk.Diagnostics) {
 	for _, d := range ds {
 		if d.Severity == sdk.Warning {
-			g.auditf(o, "plugin_warning", addr, map[string]any{"summary": d.Summary, "detail": d.Detail})
+			g.auditf(o, audit.EvPluginWarning, addr, map[string]any{"summary": d.Summary, "detail": d.Detail})
 			o.Events(Event{Type: "log", Time: time.Now(), Address: addr, Summary: g.Redactor.String(d.Summary + ": " + d.Detail)})
 		}
 	}

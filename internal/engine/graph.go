@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
@@ -69,6 +70,9 @@ type Graph struct {
 
 	scope *lang.Scope
 	opts  Options
+
+	writeMu  sync.Mutex
+	writeErr error
 }
 
 // PluginConfig is one configured plugin instance (a plugin block, or the

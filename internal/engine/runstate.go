@@ -21,8 +21,9 @@ type Run struct {
 	Identity   *age.X25519Identity // decrypts; nil: sealed data cannot be read
 	Recipients []age.Recipient     // encrypt to these (the identity's own recipient included)
 	Redactor   *Redactor
-	// OnSecret is told the name of every secret created (for the audit trail).
-	OnSecret func(name, address string)
+	// OnSecret is told the name of every secret created (for the audit
+	// trail); its error stops the step before the secret is used.
+	OnSecret func(name, address string) error
 }
 
 // Instance returns the recorded state of an instance, or nil.
@@ -192,7 +193,9 @@ func (r *Run) SecretResolver(addr string, generate bool) lang.SecretResolver {
 			return cty.NilVal, fmt.Errorf("recording secret %q: %v", name, err)
 		}
 		if r.OnSecret != nil {
-			r.OnSecret(name, addr)
+			if err := r.OnSecret(name, addr); err != nil {
+				return cty.NilVal, fmt.Errorf("recording secret %q in the audit trail: %v", name, err)
+			}
 		}
 		return cty.StringVal(pw), nil
 	}

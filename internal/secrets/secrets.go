@@ -97,8 +97,11 @@ func LoadOrCreateIdentity(dir string) (id *age.X25519Identity, created bool, err
 		return nil, false, err
 	}
 	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
+		serr := d.Sync()
+		_ = d.Close()
+		if serr != nil {
+			return nil, false, fmt.Errorf("making the identity durable: %w", serr)
+		}
 	}
 	return id, true, nil
 }

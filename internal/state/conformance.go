@@ -24,9 +24,9 @@ func Conformance(t *testing.T, open func(t *testing.T) Backend) {
 				t.Fatal(err)
 			}
 		}
-		b.Close()
+		mustClose(t, b)
 		b2 := open(t)
-		defer b2.Close()
+		defer mustClose(t, b2)
 		recs, err := b2.Records()
 		if err != nil {
 			t.Fatal(err)
@@ -46,9 +46,9 @@ func Conformance(t *testing.T, open func(t *testing.T) Backend) {
 		if err := b.Append([]*Record{{Kind: KindCheckpoint, Address: "step.a", Data: data}}); err != nil {
 			t.Fatal(err)
 		}
-		b.Close()
+		mustClose(t, b)
 		b2 := open(t)
-		defer b2.Close()
+		defer mustClose(t, b2)
 		recs, _ := b2.Records()
 		if len(recs) != 1 || string(recs[0].Data) != string(data) {
 			t.Fatalf("records = %+v", recs)
@@ -75,12 +75,12 @@ func Conformance(t *testing.T, open func(t *testing.T) Backend) {
 			}(i)
 		}
 		wg.Wait()
-		m.Close()
+		mustClose(t, m)
 		m2, err := NewManager(open(t))
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer m2.Close()
+		defer mustClose(t, m2)
 		n := 0
 		m2.View(func(s *Snapshot) {
 			for _, in := range s.Instances {
@@ -96,7 +96,7 @@ func Conformance(t *testing.T, open func(t *testing.T) Backend) {
 	})
 	t.Run("SecondLockIsRefusedWithTheHolder", func(t *testing.T) {
 		b := open(t)
-		defer b.Close()
+		defer mustClose(t, b)
 		first := NewLockInfo("apply")
 		if err := b.Lock(first); err != nil {
 			t.Fatal(err)
@@ -125,7 +125,7 @@ func Conformance(t *testing.T, open func(t *testing.T) Backend) {
 	})
 	t.Run("LockOfDeadProcessIsTakenOver", func(t *testing.T) {
 		b := open(t)
-		defer b.Close()
+		defer mustClose(t, b)
 		dead := NewLockInfo("apply")
 		dead.PID = deadPID(t)
 		dead.ID = "dead"
@@ -136,8 +136,17 @@ func Conformance(t *testing.T, open func(t *testing.T) Backend) {
 		if err := b.Lock(mine); err != nil {
 			t.Fatalf("taking over a dead process's lock: %v", err)
 		}
-		b.Unlock(mine.ID, false)
+		if err := b.Unlock(mine.ID, false); err != nil {
+			t.Fatal(err)
+		}
 	})
+}
+
+func mustClose(t *testing.T, c interface{ Close() error }) {
+	t.Helper()
+	if err := c.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
 }
 
 // deadPID returns the pid of a process that has exited.
@@ -146,6 +155,8 @@ func deadPID(t *testing.T) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.Wait()
+	if _, err := p.Wait(); err != nil {
+		t.Fatal(err)
+	}
 	return p.Pid
 }

@@ -57,7 +57,7 @@ func Open(runbookDir string) (*Workspace, error) {
 	}
 	m, err := state.NewManager(b)
 	if err != nil {
-		b.Close()
+		_ = b.Close()
 		return nil, err
 	}
 	return &Workspace{Dir: dir, State: m, backend: b}, nil
@@ -81,22 +81,20 @@ func (w *Workspace) Lock(op string) error {
 	}
 	w.lock = &li
 	// Read the state again: what was read before the lock may be stale.
-	w.State.Close()
+	_ = w.State.Close() // read only so far; read again below
 	b, err := state.OpenFile(w.Dir)
 	if err == nil {
 		w.backend = b
 		w.State, err = state.NewManager(b)
 	}
 	if err != nil {
-		state.RemoveLock(w.Dir, li.ID)
 		w.lock = nil
-		return fmt.Errorf("reading the state: %w", err)
+		return errors.Join(fmt.Errorf("reading the state: %w", err), state.RemoveLock(w.Dir, li.ID))
 	}
 	a, err := audit.Open(filepath.Join(w.Dir, audit.FileName), Actor())
 	if err != nil {
-		w.backend.Unlock(li.ID, false)
 		w.lock = nil
-		return fmt.Errorf("opening the audit trail: %w", err)
+		return errors.Join(fmt.Errorf("opening the audit trail: %w", err), w.backend.Unlock(li.ID, false))
 	}
 	w.Audit = a
 	// Lines after the anchored head (a run killed before it anchored them,
@@ -106,7 +104,7 @@ func (w *Workspace) Lock(op string) error {
 	var anchored int64
 	w.State.View(func(s *state.Snapshot) { anchored = s.AuditSeq })
 	if seq > anchored {
-		if err := a.Append("unanchored_lines_found", "", map[string]any{"from_seq": anchored + 1, "to_seq": seq}); err != nil {
+		if err := a.Append(audit.EvUnanchoredLinesFound, "", map[string]any{"from_seq": anchored + 1, "to_seq": seq}); err != nil {
 			return fmt.Errorf("writing the audit trail: %w", err)
 		}
 	}
