@@ -13,6 +13,14 @@
 // finished Apply answers NoChange. That is what makes an interrupted run safe
 // to resume.
 //
+// Concurrency: switchover calls Plan and Apply of different step instances
+// at the same time (up to -parallelism, 10 by default), on one configured
+// plugin instance; Configure is called first and alone. Actions must be safe
+// for that (share connections behind a mutex or a pool).
+//
+// Test a plugin without the CLI with package sdktest: it builds attribute
+// objects from the schema and runs plan, apply and verify as switchover does.
+//
 // A plugin binary's main function is a single call to Serve.
 package sdk
 

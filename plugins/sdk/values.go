@@ -1,7 +1,11 @@
 package sdk
 
 import (
+	"fmt"
 	"math/big"
+	"sort"
+	"strings"
+	"time"
 
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/gocty"
@@ -19,16 +23,51 @@ func NewValues(v cty.Value) Values { return Values{v: v} }
 // Raw returns the object value.
 func (vs Values) Raw() cty.Value { return vs.v }
 
-// Get returns the named attribute, or a null value when it is absent.
+// Get returns the named attribute (null when it is not set).
+//
+// Reading a name the schema does not declare is a programming error (a
+// typo would otherwise read as "not set", silently): Get panics with the
+// declared names, and the SDK turns that into an error of the call that
+// names the plugin, so the first test run shows it.
 func (vs Values) Get(name string) cty.Value {
 	if vs.v == cty.NilVal || vs.v.IsNull() || !vs.v.IsKnown() || !vs.v.Type().IsObjectType() {
 		return cty.NullVal(cty.DynamicPseudoType)
 	}
 	if !vs.v.Type().HasAttribute(name) {
-		return cty.NullVal(cty.DynamicPseudoType)
+		var names []string
+		for n := range vs.v.Type().AttributeTypes() {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		panic(fmt.Sprintf("sdk: attribute %q is not declared in the schema (declared: %s)", name, strings.Join(names, ", ")))
 	}
 	return vs.v.GetAttr(name)
 }
+
+// Declares reports whether the schema declares the attribute (for code
+// shared by several actions).
+func (vs Values) Declares(name string) bool {
+	return vs.v != cty.NilVal && !vs.v.IsNull() && vs.v.IsKnown() && vs.v.Type().IsObjectType() && vs.v.Type().HasAttribute(name)
+}
+
+// Duration returns a duration attribute written as a Go duration ("30s",
+// "5m", "1h30m"); def when it is not set. A value that is not a duration,
+// or is negative, is an error diagnostic about the attribute.
+func (vs Values) Duration(name string, def time.Duration) (time.Duration, Diagnostics) {
+	s := vs.String(name)
+	if s == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, AttributeErrorf(name, "Invalid duration", "%s is a duration such as \"10s\" or \"2m\", not %q", name, s)
+	}
+	return d, nil
+}
+
+// DurationType is the type of a duration attribute: a string that
+// Values.Duration parses ("10s", "5m").
+var DurationType = cty.String
 
 // Has reports whether the attribute is set (not null).
 func (vs Values) Has(name string) bool { return !vs.Get(name).IsNull() }

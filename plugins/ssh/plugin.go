@@ -42,9 +42,9 @@ func New(version string) *sdk.Plugin {
 			{Name: "sudo", Type: cty.Bool, Description: "Become root with sudo when user is not root (default true)."},
 			{Name: "sudo_password", Type: cty.String, Sensitive: true, Description: "Password sudo asks for, if it does."},
 			{Name: "jump_host", Type: cty.String, Description: "[user@]host[:port] to connect through (same credentials and known_hosts)."},
-			{Name: "connect_timeout", Type: cty.String, Description: "Timeout of connecting and logging in (default 10s)."},
-			{Name: "command_timeout", Type: cty.String, Description: "Timeout of one remote command (default 5m)."},
-			{Name: "keepalive", Type: cty.String, Description: "Interval of SSH keepalives (default 15s; 0 turns them off)."},
+			{Name: "connect_timeout", Type: sdk.DurationType, Description: "Timeout of connecting and logging in (default 10s)."},
+			{Name: "command_timeout", Type: sdk.DurationType, Description: "Timeout of one remote command (default 5m)."},
+			{Name: "keepalive", Type: sdk.DurationType, Description: "Interval of SSH keepalives (default 15s; 0 turns them off)."},
 			{Name: "sshd_config", Type: cty.String, Description: "The hosts' sshd configuration, read to know whether password logins are allowed (default /etc/ssh/sshd_config)."},
 			{Name: "max_sessions", Type: cty.Number, Description: "Commands at once over one host's connection (default 8; sshd allows 10)."},
 		},
@@ -54,18 +54,6 @@ func New(version string) *sdk.Plugin {
 			p.service(), p.command(), p.export(), p.inventory(),
 		},
 	}
-}
-
-func duration(cfg sdk.Values, name string, def time.Duration) (time.Duration, sdk.Diagnostics) {
-	s := cfg.String(name)
-	if s == "" {
-		return def, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d < 0 {
-		return 0, sdk.AttributeErrorf(name, "Invalid duration", "%s is a duration such as \"10s\" or \"2m\", not %q", name, s)
-	}
-	return d, nil
 }
 
 func (p *plugin) configure(ctx context.Context, cfg sdk.Values) sdk.Diagnostics {
@@ -93,11 +81,11 @@ func (p *plugin) configure(ctx context.Context, cfg sdk.Values) sdk.Diagnostics 
 	}
 	var diags sdk.Diagnostics
 	var d sdk.Diagnostics
-	s.connectTimeout, d = duration(cfg, "connect_timeout", 10*time.Second)
+	s.connectTimeout, d = cfg.Duration("connect_timeout", 10*time.Second)
 	diags = append(diags, d...)
-	s.commandTimeout, d = duration(cfg, "command_timeout", 5*time.Minute)
+	s.commandTimeout, d = cfg.Duration("command_timeout", 5*time.Minute)
 	diags = append(diags, d...)
-	s.keepalive, d = duration(cfg, "keepalive", 15*time.Second)
+	s.keepalive, d = cfg.Duration("keepalive", 15*time.Second)
 	diags = append(diags, d...)
 	if s.keyFile == "" && !s.useAgent && s.password == "" {
 		diags = append(diags, sdk.Diagnostic{Severity: sdk.Error, Summary: "No way to log in", Detail: "Set private_key_file, use_agent = true, or password."})
@@ -226,13 +214,19 @@ var (
 // not names at all, and passwords with control characters (a newline
 // would start another chpasswd line).
 func checkInputs(a sdk.Values) sdk.Diagnostics {
+	str := func(attr string) string {
+		if !a.Declares(attr) {
+			return ""
+		}
+		return a.String(attr)
+	}
 	for _, attr := range []string{"account", "user"} {
-		if v := a.String(attr); v != "" && !accountName.MatchString(v) {
+		if v := str(attr); v != "" && !accountName.MatchString(v) {
 			return sdk.AttributeErrorf(attr, "Invalid account name", "%q is not a user name (letters, digits, _ . -, not starting with - or a digit)", v)
 		}
 	}
 	for _, attr := range []string{"users", "groups"} {
-		if !a.IsKnown(attr) {
+		if !a.Declares(attr) || !a.IsKnown(attr) {
 			continue
 		}
 		for _, v := range a.Strings(attr) {
@@ -242,11 +236,11 @@ func checkInputs(a sdk.Values) sdk.Diagnostics {
 		}
 	}
 	for _, attr := range []string{"name", "remove_package"} {
-		if v := a.String(attr); v != "" && !unitName.MatchString(v) {
+		if v := str(attr); v != "" && !unitName.MatchString(v) {
 			return sdk.AttributeErrorf(attr, "Invalid name", "%q is not a service or package name", v)
 		}
 	}
-	if pw := a.String("password"); strings.IndexFunc(pw, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {
+	if pw := str("password"); strings.IndexFunc(pw, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {
 		return sdk.AttributeErrorf("password", "Invalid password", "the password contains a control character (such as a newline), which chpasswd would misread")
 	}
 	return nil
