@@ -34,4 +34,3 @@ func TestValuesDuration(t *testing.T) {
 		t.Fatal(diags)
 	}
 }
-
