@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
 	"golang.org/x/term"
 
 	"github.com/switchover/switchover/internal/engine"
@@ -188,6 +189,9 @@ func apply(ctx context.Context, env *Env, o applyOptions) int {
 		res.WriteError = fmt.Errorf("writing the audit trail: %w", err)
 	}
 	code := out.summary(res, dir)
+	if err := out.outputs(g, run); err != nil && res.WriteError == nil {
+		res.WriteError = err
+	}
 	if res.WriteError != nil {
 		fmt.Fprintf(env.Stderr, "switchover apply: a record could not be written: %v. The state or the audit trail is incomplete: check the disk, then run `switchover audit verify` and apply again.\n", res.WriteError)
 		return ExitError
@@ -379,6 +383,55 @@ func (p *progress) finish() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.clearBar()
+}
+
+// outputs evaluates the runbook's output blocks from what the steps
+// recorded, keeps them in the state (sensitive ones sealed) and shows them.
+func (p *progress) outputs(g *engine.Graph, run *engine.Run) error {
+	if len(g.Runbook.Outputs) == 0 {
+		return nil
+	}
+	outs, diags := g.EvalOutputs(run)
+	if err := run.RecordOutputs(outs); err != nil {
+		return fmt.Errorf("recording the outputs: %w", err)
+	}
+	if p.asJSON {
+		m := map[string]any{}
+		for _, o := range outs {
+			if o.Sensitive {
+				m[o.Name] = map[string]any{"sensitive": true}
+				continue
+			}
+			b, _ := ctyJSON(o.Value)
+			m[o.Name] = map[string]any{"value": json.RawMessage(b)}
+		}
+		p.json(map[string]any{"type": "outputs", "outputs": m})
+		return nil
+	}
+	printDiags(p.env.Stderr, filesOf(g), diags)
+	fmt.Fprintln(p.env.Stdout, "\nOutputs:")
+	for _, o := range outs {
+		fmt.Fprintf(p.env.Stdout, "  %s = %s\n", o.Name, termSafe(showValue(o)))
+	}
+	return nil
+}
+
+// showValue is an output as a person reads it.
+func showValue(o engine.OutputValue) string {
+	if o.Sensitive {
+		return engine.Redacted
+	}
+	if o.Value.IsNull() {
+		return "(not known: a step it needs has not finished)"
+	}
+	if o.Value.Type() == cty.String {
+		return fmt.Sprintf("%q", o.Value.AsString())
+	}
+	b, err := ctyJSON(o.Value)
+	if err != nil {
+		return "(cannot show)"
+	}
+	return string(b)
 }
 
 func (p *progress) summary(res engine.ApplyResult, dir string) int {

@@ -502,3 +502,37 @@ step "test.flaky" "a" {
 		t.Fatalf("authentic plan: %d %s %s", code, out, errs)
 	}
 }
+
+// Runbook output blocks are evaluated after apply from what the steps
+// recorded, shown (a sensitive one redacted), and kept in the state (a
+// sensitive one sealed).
+func TestRunbookOutputsAfterApply(t *testing.T) {
+	f := newFixture(t, `
+variable "pin" {
+  sensitive = true
+  default   = "canary-Output-Pin-7"
+}
+step "test.account" "a" {
+  world    = local.world
+  account  = "alice"
+  password = secret("alice")
+}
+output "who" { value = step.a.outputs.account }
+output "pin" {
+  value     = var.pin
+  sensitive = true
+}
+`)
+	code, out := f.apply()
+	if code != ExitOK || !strings.Contains(out, "Outputs:") || !strings.Contains(out, `who = "alice"`) || !strings.Contains(out, "pin = (sensitive value)") || strings.Contains(out, "canary-Output") {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	log, _ := os.ReadFile(filepath.Join(workspace.Path(f.dir), "state.log"))
+	if strings.Contains(string(log), "canary-Output") || !strings.Contains(string(log), `"k":"output"`) {
+		t.Fatalf("outputs in the state log:\n%s", log)
+	}
+	code, st, _ := f.run("status", f.dir)
+	if code != ExitOK || !strings.Contains(st, `who = "alice"`) || !strings.Contains(st, "pin = (sensitive value)") {
+		t.Fatalf("status:\n%s", st)
+	}
+}

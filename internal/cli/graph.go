@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/switchover/switchover/internal/engine"
@@ -21,7 +22,7 @@ func runGraph(ctx context.Context, env *Env, args []string) int {
 	o.Dir = dirArg(pos)
 	host := pluginhost.New(pluginhost.Options{Dirs: pluginDirs(o.PluginDir), WorkDir: o.Dir})
 	defer host.Close()
-	g, diags := engine.Build(ctx, engine.Options{Dir: o.Dir, Vars: o.Vars, Plugins: pluginhost.Factory{H: host}, Mode: engine.ModeValidate})
+	g, diags := engine.Build(ctx, engine.Options{Dir: o.Dir, Vars: o.Vars, Plugins: pluginhost.Factory{H: host}, Environ: os.Environ(), Mode: engine.ModeValidate})
 	if diags.HasErrors() {
 		printDiags(env.Stderr, filesOf(g), diags)
 		return ExitError

@@ -75,7 +75,7 @@ func openSession(ctx context.Context, env *Env, o sessionOptions, jsonOut bool) 
 		}
 	}
 	g, diags := engine.Build(ctx, engine.Options{
-		Dir: o.Dir, Vars: o.Vars, Plugins: pluginhost.Factory{H: s.host}, Mode: engine.ModePlan, Targets: o.Targets, Redactor: red,
+		Dir: o.Dir, Vars: o.Vars, Plugins: pluginhost.Factory{H: s.host}, Environ: os.Environ(), Mode: engine.ModePlan, Targets: o.Targets, Redactor: red,
 		Secrets: func(addr string) lang.SecretResolver { return s.run.SecretResolver(addr, false) },
 		KnownOutputs: func(addr string) (cty.Value, bool) {
 			if s.run.State == nil {

@@ -5,6 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"github.com/switchover/switchover/internal/audit"
+	"github.com/switchover/switchover/internal/engine"
+	"github.com/zclconf/go-cty/cty"
+	ctyjson "github.com/zclconf/go-cty/cty/json"
+	"sort"
 	"strings"
 	"time"
 
@@ -42,8 +46,9 @@ func runStatus(ctx context.Context, env *Env, args []string) int {
 	defer func() { _ = ws.Close() }() // errors of a read-only or already-reported session
 	var insts []*state.Instance
 	var runID string
+	var outputs map[string]*state.RunOutput
 	ws.State.View(func(s *state.Snapshot) {
-		insts, runID = s.SortedInstances(), s.RunID
+		insts, runID, outputs = s.SortedInstances(), s.RunID, s.RunOutputs
 		c := make([]*state.Instance, len(insts))
 		for i, in := range insts {
 			x := *in
@@ -70,7 +75,15 @@ func runStatus(ctx context.Context, env *Env, args []string) int {
 			}
 			list = append(list, m)
 		}
-		writeJSON(env.Stdout, map[string]any{"format_version": 1, "run": runID, "instances": list, "counts": counts})
+		outs := map[string]any{}
+		for name, o := range outputs {
+			if o.Sealed != nil {
+				outs[name] = map[string]any{"sensitive": true}
+			} else {
+				outs[name] = map[string]any{"value": o.Value}
+			}
+		}
+		writeJSON(env.Stdout, map[string]any{"format_version": 1, "run": runID, "instances": list, "counts": counts, "outputs": outs})
 		return ExitOK
 	}
 	w := env.Stdout
@@ -110,6 +123,21 @@ func runStatus(ctx context.Context, env *Env, args []string) int {
 		}
 	}
 	fmt.Fprintf(w, "\n%d step instances recorded: %s.\n", len(insts), strings.Join(parts, ", "))
+	if len(outputs) > 0 {
+		fmt.Fprintln(w, "\nOutputs (as the last apply recorded them):")
+		names := make([]string, 0, len(outputs))
+		for n := range outputs {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			o := engine.OutputValue{Name: n, Sensitive: outputs[n].Sealed != nil, Value: cty.NullVal(cty.DynamicPseudoType)}
+			if v, err := ctyjson.Unmarshal(outputs[n].Value, cty.DynamicPseudoType); err == nil {
+				o.Value = v
+			}
+			fmt.Fprintf(w, "  %s = %s\n", n, termSafe(showValue(o)))
+		}
+	}
 	if counts[state.Running] > 0 {
 		fmt.Fprintln(w, "Steps marked running were cut off; the next apply asks their plugins to look again before anything is repeated.")
 	}

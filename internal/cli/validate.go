@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"os"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -34,7 +35,7 @@ func runValidate(ctx context.Context, env *Env, args []string) int {
 func validate(ctx context.Context, env *Env, o validateOptions) int {
 	host := pluginhost.New(pluginhost.Options{Dirs: pluginDirs(o.PluginDir), WorkDir: o.Dir})
 	defer host.Close()
-	g, diags := engine.Build(ctx, engine.Options{Dir: o.Dir, Vars: o.Vars, Plugins: pluginhost.Factory{H: host}, Mode: engine.ModeValidate})
+	g, diags := engine.Build(ctx, engine.Options{Dir: o.Dir, Vars: o.Vars, Plugins: pluginhost.Factory{H: host}, Environ: os.Environ(), Mode: engine.ModeValidate})
 	files := filesOf(g)
 	errs, warns := counts(diags)
 	if o.JSON {

@@ -555,26 +555,7 @@ func (g *Graph) applyAttrs(in *Instance, nr *nodeRun, o ApplyOptions) (cty.Value
 	nr.scopeOnce.Do(func() {
 		steps := map[string]cty.Value{}
 		for _, d := range nr.node.Deps {
-			dn := g.Steps[d]
-			var names []string
-			for _, out := range dn.Schema.Outputs {
-				names = append(names, out.Name)
-			}
-			value := func(addr string) cty.Value {
-				if v, ok := o.Run.Outputs(addr, names); ok {
-					return cty.ObjectVal(map[string]cty.Value{"outputs": v})
-				}
-				return cty.ObjectVal(map[string]cty.Value{"outputs": cty.NullVal(cty.DynamicPseudoType)})
-			}
-			if dn.Step.ForEach == nil {
-				steps[d] = value(dn.Step.Address())
-				continue
-			}
-			vals := map[string]cty.Value{}
-			for _, di := range dn.Instances {
-				vals[di.KeyString()] = value(di.Address)
-			}
-			steps[d] = instancesValue(vals, cty.DynamicPseudoType)
+			steps[d] = g.recordedStepValue(g.Steps[d], o.Run)
 		}
 		scope := *g.scope
 		scope.Steps = steps

@@ -58,10 +58,9 @@ step "core.noop" "s" { message = "${var.a}/${var.b}/${join(",", var.c)}/${var.d}
 `})
 	file := filepath.Join(t.TempDir(), "vals.sw.vars")
 	os.WriteFile(file, []byte("a = \"from-file\"\nb = 2\n"), 0o644)
-	t.Setenv("SWITCHOVER_VAR_a", "from-env")
-	t.Setenv("SWITCHOVER_VAR_c", `["x", "y"]`)
-	t.Setenv("SWITCHOVER_VAR_undeclared", "ignored")
-	g := build(t, dir, Options{Mode: ModePlan, Vars: []VarInput{{File: file}, {Flag: "b=3"}}})
+	// The environment comes from the caller (cli reads the process's).
+	env := []string{"SWITCHOVER_VAR_a=from-env", `SWITCHOVER_VAR_c=["x", "y"]`, "SWITCHOVER_VAR_undeclared=ignored", "PATH=/bin"}
+	g := build(t, dir, Options{Mode: ModePlan, Environ: env, Vars: []VarInput{{File: file}, {Flag: "b=3"}}})
 	// env < file < -var, in order; defaults when nothing is given.
 	if got := attr(instance(t, g, "step.s"), "message"); got != "from-file/3/x,y/default-d" {
 		t.Fatalf("message = %q", got)
@@ -116,8 +115,7 @@ step "core.noop" "after" {
 `,
 		"motd.txt": "  hello  \n",
 	})
-	t.Setenv("SWITCHOVER_TEST_GREETING", "hi")
-	g := build(t, dir, Options{Mode: ModePlan})
+	g := build(t, dir, Options{Mode: ModePlan, Environ: []string{"SWITCHOVER_TEST_GREETING=hi"}})
 	if got := attr(instance(t, g, `step.per_host["web1"]`), "message"); got != "web1=10.0.0.1-OLDMSP" {
 		t.Errorf("web1 message = %q", got)
 	}

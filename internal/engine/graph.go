@@ -42,8 +42,11 @@ const (
 
 // Options configure Build.
 type Options struct {
-	Dir     string
-	Vars    []VarInput
+	Dir  string
+	Vars []VarInput
+	// Environ is the process environment (read by cli, never here): the
+	// SWITCHOVER_VAR_* values and what env() returns.
+	Environ []string
 	Plugins Factory
 	Mode    Mode
 	Targets []string // step names (with or without "step.")
@@ -143,13 +146,13 @@ func buildGraph(ctx context.Context, opts Options) (*Graph, hcl.Diagnostics) {
 		opts.Secrets = func(string) lang.SecretResolver { return lang.UnknownSecrets }
 	}
 	g := &Graph{Runbook: rb, Plugins: map[string]*PluginConfig{}, Steps: map[string]*StepNode{}, Redactor: opts.Redactor, opts: opts}
-	g.scope = &lang.Scope{Funcs: lang.Functions(rb.Dir)}
+	g.scope = &lang.Scope{Funcs: lang.Functions(rb.Dir, opts.Environ)}
 	for _, r := range rb.Meta.SecretRecipients {
 		if _, err := secrets.ParseRecipient(r); err != nil {
 			diags = append(diags, errDiag(rb.Meta.RecipientsRange.Ptr(), "Invalid secret recipient", "%q is not an age (age1...) or SSH (ssh-ed25519, ssh-rsa) public key: %v.", r, err))
 		}
 	}
-	vars, d := resolveVariables(rb, opts.Vars, opts.Mode == ModeValidate, g.scope)
+	vars, d := resolveVariables(rb, opts.Vars, opts.Environ, opts.Mode == ModeValidate, g.scope)
 	diags = append(diags, d...)
 	g.Vars, g.scope.Vars = vars, vars
 	for _, v := range vars {

@@ -36,10 +36,10 @@ type rawValue struct {
 	source string
 }
 
-func collectRaw(inputs []VarInput, declared map[string]*runbook.Variable) (map[string]rawValue, hcl.Diagnostics) {
+func collectRaw(inputs []VarInput, environ []string, declared map[string]*runbook.Variable) (map[string]rawValue, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
 	out := map[string]rawValue{}
-	env := os.Environ()
+	env := append([]string(nil), environ...)
 	sort.Strings(env)
 	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")
@@ -116,12 +116,12 @@ func suggest(name string, declared map[string]*runbook.Variable) string {
 
 // resolveVariables computes every variable's value. With allowMissing (for
 // validate), a variable without a value is unknown instead of an error.
-func resolveVariables(rb *runbook.Runbook, inputs []VarInput, allowMissing bool, funcs *lang.Scope) (map[string]cty.Value, hcl.Diagnostics) {
+func resolveVariables(rb *runbook.Runbook, inputs []VarInput, environ []string, allowMissing bool, funcs *lang.Scope) (map[string]cty.Value, hcl.Diagnostics) {
 	declared := map[string]*runbook.Variable{}
 	for _, v := range rb.Variables {
 		declared[v.Name] = v
 	}
-	raws, diags := collectRaw(inputs, declared)
+	raws, diags := collectRaw(inputs, environ, declared)
 	out := map[string]cty.Value{}
 	for _, v := range rb.Variables {
 		val, d := variableValue(v, raws, allowMissing)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/hashicorp/hcl/v2/ext/tryfunc"
 	"github.com/zclconf/go-cty/cty"
@@ -17,8 +18,10 @@ import (
 // switchover shows or stores it.
 const SensitiveMark = "sensitive"
 
-// Functions returns the runbook functions; file() reads relative to baseDir.
-func Functions(baseDir string) map[string]function.Function {
+// Functions returns the runbook functions; file() reads relative to
+// baseDir, env() from environ (KEY=VALUE, the process environment as the
+// caller read it).
+func Functions(baseDir string, environ []string) map[string]function.Function {
 	return guardAll(map[string]function.Function{
 		"abs":             stdlib.AbsoluteFunc,
 		"can":             tryfunc.CanFunc,
@@ -33,7 +36,7 @@ func Functions(baseDir string) map[string]function.Function {
 		"csvdecode":       stdlib.CSVDecodeFunc,
 		"distinct":        stdlib.DistinctFunc,
 		"element":         stdlib.ElementFunc,
-		"env":             envFunc,
+		"env":             makeEnvFunc(environ),
 		"file":            makeFileFunc(baseDir),
 		"flatten":         stdlib.FlattenFunc,
 		"floor":           stdlib.FloorFunc,
@@ -122,27 +125,35 @@ var lengthFunc = function.New(&function.Spec{
 	},
 })
 
-// envFunc is env(name) or env(name, default). An unset variable without a
-// default is an error, not a silent empty string.
-var envFunc = function.New(&function.Spec{
-	Description: "The value of an environment variable of the switchover process.",
-	Params:      []function.Parameter{{Name: "name", Type: cty.String}},
-	VarParam:    &function.Parameter{Name: "default", Type: cty.String},
-	Type:        function.StaticReturnType(cty.String),
-	Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
-		name := args[0].AsString()
-		if v, ok := os.LookupEnv(name); ok {
-			return cty.StringVal(v), nil
+// makeEnvFunc is env(name) or env(name, default). An unset variable without
+// a default is an error, not a silent empty string.
+func makeEnvFunc(environ []string) function.Function {
+	env := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
 		}
-		switch len(args) {
-		case 1:
-			return cty.NilVal, fmt.Errorf("environment variable %q is not set (give a default as env(%q, \"...\"))", name, name)
-		case 2:
-			return args[1], nil
-		}
-		return cty.NilVal, fmt.Errorf("env takes a name and at most one default")
-	},
-})
+	}
+	return function.New(&function.Spec{
+		Description: "The value of an environment variable of the switchover process.",
+		Params:      []function.Parameter{{Name: "name", Type: cty.String}},
+		VarParam:    &function.Parameter{Name: "default", Type: cty.String},
+		Type:        function.StaticReturnType(cty.String),
+		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+			name := args[0].AsString()
+			if v, ok := env[name]; ok {
+				return cty.StringVal(v), nil
+			}
+			switch len(args) {
+			case 1:
+				return cty.NilVal, fmt.Errorf("environment variable %q is not set (give a default as env(%q, \"...\"))", name, name)
+			case 2:
+				return args[1], nil
+			}
+			return cty.NilVal, fmt.Errorf("env takes a name and at most one default")
+		},
+	})
+}
 
 func makeFileFunc(baseDir string) function.Function {
 	return function.New(&function.Spec{

@@ -36,6 +36,7 @@ const (
 	KindConfirm    = "confirm"    // a person confirmed a manual step
 	KindSecret     = "secret"     // a secret value was created or verified
 	KindAuditHead  = "audit_head" // the audit trail's last hash, as an anchor
+	KindOutput     = "output"     // a runbook output block's value after an apply
 )
 
 // Record is one entry of the state log.
@@ -130,6 +131,16 @@ type Snapshot struct {
 	Secrets   map[string]*Secret
 	AuditSeq  int64 // the audit trail's anchored head
 	AuditHash string
+	// RunOutputs are the runbook's output values as the last apply
+	// evaluated them (a sensitive one only sealed).
+	RunOutputs map[string]*RunOutput
+}
+
+// RunOutput is one runbook output's value: cty JSON in clear, or sealed.
+type RunOutput struct {
+	Value  json.RawMessage
+	Sealed []byte
+	Time   time.Time
 }
 
 // NewSnapshot returns an empty snapshot.
@@ -200,6 +211,11 @@ func (s *Snapshot) Apply(r *Record) {
 		sec.Pending = &SecretVersion{Ciphertext: r.Ciphertext, SetBy: r.Address, Created: r.Time}
 	case KindAuditHead:
 		s.AuditSeq, s.AuditHash = r.Seq, r.Hash
+	case KindOutput:
+		if s.RunOutputs == nil {
+			s.RunOutputs = map[string]*RunOutput{}
+		}
+		s.RunOutputs[r.Name] = &RunOutput{Value: r.Outputs, Sealed: r.SealedOutputs, Time: r.Time}
 	}
 }
 
