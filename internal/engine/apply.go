@@ -93,141 +93,167 @@ func (g *Graph) Apply(ctx context.Context, plans []*InstancePlan, o ApplyOptions
 	if o.Events == nil {
 		o.Events = func(Event) {}
 	}
-	runs := map[string]*nodeRun{}
+	w := g.newWalk(plans, o)
+	// Take the roots first: releasing one can settle it at once (all done
+	// before) and release its dependents, which must not be released twice.
+	var roots []*nodeRun
 	for _, n := range g.Order {
-		if n.Targeted {
-			runs[n.Step.Name] = &nodeRun{node: n}
+		if nr := w.runs[n.Step.Name]; nr != nil && nr.waitingDeps == 0 {
+			roots = append(roots, nr)
 		}
 	}
-	byNode := map[*nodeRun][]*InstancePlan{}
+	for _, nr := range roots {
+		w.release(nr)
+	}
+	stopping := w.schedule(ctx)
+	w.leaveRest()
+	w.res.Stopped = stopping || ctx.Err() != nil
+	g.writeMu.Lock()
+	w.res.WriteError = g.writeErr
+	g.writeMu.Unlock()
+	return w.res
+}
+
+// walk is one apply's scheduling state; only Apply's goroutine touches it.
+type walk struct {
+	g      *Graph
+	o      ApplyOptions
+	runs   map[string]*nodeRun
+	byNode map[*nodeRun][]*InstancePlan
+	ready  []result
+	res    ApplyResult
+}
+
+func (g *Graph) newWalk(plans []*InstancePlan, o ApplyOptions) *walk {
+	w := &walk{g: g, o: o, runs: map[string]*nodeRun{}, byNode: map[*nodeRun][]*InstancePlan{}}
+	for _, n := range g.Order {
+		if n.Targeted {
+			w.runs[n.Step.Name] = &nodeRun{node: n}
+		}
+	}
 	for _, ip := range plans {
-		nr := runs[ip.Instance.Node.Step.Name]
-		byNode[nr] = append(byNode[nr], ip)
+		nr := w.runs[ip.Instance.Node.Step.Name]
+		w.byNode[nr] = append(w.byNode[nr], ip)
 		nr.remaining++
 	}
-	for _, nr := range runs {
+	for _, nr := range w.runs {
 		for _, d := range nr.node.Deps {
-			if dr := runs[d]; dr != nil {
+			if dr := w.runs[d]; dr != nil {
 				nr.waitingDeps++
 				dr.dependents = append(dr.dependents, nr)
 			}
 		}
 	}
-	var ready []result
-	var res ApplyResult
+	return w
+}
+
+// schedule runs ready instances, up to the parallelism, until nothing is
+// left, the run halts, or it is stopped; it reports whether it was stopped.
+func (w *walk) schedule(ctx context.Context) bool {
 	results := make(chan result)
-	var settle func(nr *nodeRun)
-	finish := func(r result) {
-		switch r.out {
-		case outDone, outDisabled:
-			res.Done++
-		case outAlreadyDone:
-			res.AlreadyDone++
-		case outFailed:
-			res.Failed++
-			r.nr.failed = r.ip.Instance.Address
-		case outSkipped:
-			res.Skipped++
-		case outWaiting:
-			res.Waiting++
-			if r.nr.waitsFor == "" {
-				r.nr.waitsFor = r.ip.Instance.Address
-			}
-		case outNotStarted:
-			res.NotStarted++
-		}
-		r.nr.remaining--
-		if r.nr.remaining == 0 {
-			settle(r.nr)
-		}
-	}
-	// settle: a node has finished; release or block its dependents.
-	settle = func(nr *nodeRun) {
-		for _, dep := range nr.dependents {
-			if nr.failed != "" && dep.failed == "" {
-				dep.failed = nr.failed
-			}
-			if nr.waitsFor != "" && dep.waitsFor == "" {
-				dep.waitsFor = nr.waitsFor
-			}
-			dep.waitingDeps--
-			if dep.waitingDeps == 0 {
-				release(dep, byNode[dep], &ready, finish, g, o)
-			}
-		}
-	}
-	// Take the roots first: releasing one can settle it at once (all done
-	// before) and release its dependents, which must not be released twice.
-	var roots []*nodeRun
-	for _, n := range g.Order {
-		if nr := runs[n.Step.Name]; nr != nil && nr.waitingDeps == 0 {
-			roots = append(roots, nr)
-		}
-	}
-	for _, nr := range roots {
-		release(nr, byNode[nr], &ready, finish, g, o)
-	}
 	running := 0
-	stop := o.Stop
+	stop := w.o.Stop
 	stopping := false
 	for {
-		for running < o.Parallelism && len(ready) > 0 && !stopping && !res.Halted && ctx.Err() == nil {
-			r := ready[0]
-			ready = ready[1:]
+		for running < w.o.Parallelism && len(w.ready) > 0 && !stopping && !w.res.Halted && ctx.Err() == nil {
+			r := w.ready[0]
+			w.ready = w.ready[1:]
 			running++
 			go func(r result) {
-				r.out = g.applyInstance(ctx, r.ip, r.nr, o)
+				r.out = w.g.applyInstance(ctx, r.ip, r.nr, w.o)
 				results <- r
 			}(r)
 		}
-		if running == 0 && (len(ready) == 0 || stopping || res.Halted || ctx.Err() != nil) {
-			break
+		if running == 0 && (len(w.ready) == 0 || stopping || w.res.Halted || ctx.Err() != nil) {
+			return stopping
 		}
 		select {
 		case r := <-results:
 			running--
 			if r.out == outFailed && r.ip.Instance.Node.Step.OnFailure == runbook.Halt {
-				res.Halted = true
+				w.res.Halted = true
 			}
-			finish(r)
+			w.finish(r)
 		case <-stop:
 			stopping, stop = true, nil
 		case <-ctx.Done():
 			stopping = true
 		}
 	}
-	// What never started stays pending for the next apply.
-	for len(ready) > 0 {
-		r := ready[0]
-		ready = ready[1:]
+}
+
+// leaveRest counts what never started: it stays pending for the next apply.
+func (w *walk) leaveRest() {
+	for len(w.ready) > 0 {
+		r := w.ready[0]
+		w.ready = w.ready[1:]
 		why := "the run was stopped"
-		if res.Halted {
+		if w.res.Halted {
 			why = "the run halted after a step failed"
 		}
-		o.Events(Event{Type: "not_started", Time: time.Now(), Address: r.ip.Instance.Address, Summary: why})
+		w.o.Events(Event{Type: "not_started", Time: time.Now(), Address: r.ip.Instance.Address, Summary: why})
 		r.out = outNotStarted
-		finish(r)
+		w.finish(r)
 	}
 	// Nodes whose dependencies never finished (they were not started).
-	for _, nr := range runs {
+	for _, nr := range w.runs {
 		if nr.remaining > 0 && nr.waitingDeps > 0 {
-			res.NotStarted += nr.remaining
+			w.res.NotStarted += nr.remaining
 		}
 	}
-	res.Stopped = stopping || ctx.Err() != nil
-	g.writeMu.Lock()
-	res.WriteError = g.writeErr
-	g.writeMu.Unlock()
-	return res
+}
+
+// finish counts an instance's outcome; the last of a node settles it.
+func (w *walk) finish(r result) {
+	switch r.out {
+	case outDone, outDisabled:
+		w.res.Done++
+	case outAlreadyDone:
+		w.res.AlreadyDone++
+	case outFailed:
+		w.res.Failed++
+		r.nr.failed = r.ip.Instance.Address
+	case outSkipped:
+		w.res.Skipped++
+	case outWaiting:
+		w.res.Waiting++
+		if r.nr.waitsFor == "" {
+			r.nr.waitsFor = r.ip.Instance.Address
+		}
+	case outNotStarted:
+		w.res.NotStarted++
+	}
+	r.nr.remaining--
+	if r.nr.remaining == 0 {
+		w.settle(r.nr)
+	}
+}
+
+// settle: a node has finished; release or block its dependents.
+func (w *walk) settle(nr *nodeRun) {
+	for _, dep := range nr.dependents {
+		if nr.failed != "" && dep.failed == "" {
+			dep.failed = nr.failed
+		}
+		if nr.waitsFor != "" && dep.waitsFor == "" {
+			dep.waitsFor = nr.waitsFor
+		}
+		dep.waitingDeps--
+		if dep.waitingDeps == 0 {
+			w.release(dep)
+		}
+	}
 }
 
 // release queues a node's instances, or settles them at once when a
 // dependency failed or waits for a person.
-func release(nr *nodeRun, ips []*InstancePlan, ready *[]result, finish func(result), g *Graph, o ApplyOptions) {
+func (w *walk) release(nr *nodeRun) {
+	g, o := w.g, w.o
+	ips := w.byNode[nr]
 	if len(ips) == 0 {
 		// A for_each over nothing: settle through a zero-instance node.
 		nr.remaining = 1
-		finish(result{nr: nr, out: outDone, ip: &InstancePlan{Instance: &Instance{Node: nr.node}}})
+		w.finish(result{nr: nr, out: outDone, ip: &InstancePlan{Instance: &Instance{Node: nr.node}}})
 		return
 	}
 	for _, ip := range ips {
@@ -235,20 +261,20 @@ func release(nr *nodeRun, ips []*InstancePlan, ready *[]result, finish func(resu
 		switch {
 		case ip.AlreadyDone:
 			r.out = outAlreadyDone
-			finish(r)
+			w.finish(r)
 		case nr.failed != "":
 			why := "skipped: it depends on " + nr.failed + ", which failed"
 			g.recordOrKeep(o, &state.Record{Kind: state.KindStatus, Address: ip.Instance.Address, Status: state.Skipped, Summary: why})
 			o.Events(Event{Type: "skipped", Time: time.Now(), Address: ip.Instance.Address, Summary: why})
 			g.auditf(o, audit.EvStepSkipped, ip.Instance.Address, map[string]any{"reason": why})
 			r.out = outSkipped
-			finish(r)
+			w.finish(r)
 		case nr.waitsFor != "":
 			o.Events(Event{Type: "not_started", Time: time.Now(), Address: ip.Instance.Address, Summary: "waits for " + nr.waitsFor + " (a person)"})
 			r.out = outNotStarted
-			finish(r)
+			w.finish(r)
 		default:
-			*ready = append(*ready, r)
+			w.ready = append(w.ready, r)
 		}
 	}
 }
@@ -296,15 +322,7 @@ func (g *Graph) applyInstance(ctx context.Context, ip *InstancePlan, nr *nodeRun
 	in := ip.Instance
 	addr := in.Address
 	step := in.Node.Step
-	fail := func(attempt int, err string) outcome {
-		err = g.Redactor.String(err)
-		if rerr := g.record(o, &state.Record{Kind: state.KindStatus, Address: addr, Status: state.Failed, Attempt: attempt, Error: err}); rerr != nil {
-			err += "; recording the failure also failed: " + rerr.Error()
-		}
-		o.Events(Event{Type: "failed", Time: time.Now(), Address: addr, Attempt: attempt, Error: err})
-		g.auditf(o, audit.EvStepFailed, addr, map[string]any{"error": err, "attempt": attempt})
-		return outFailed
-	}
+	fail := func(attempt int, err string) outcome { return g.failStep(o, addr, attempt, err) }
 	if ip.Failed {
 		return fail(0, "it could not be planned: "+ip.Error)
 	}
@@ -353,6 +371,28 @@ func (g *Graph) applyInstance(ctx context.Context, ip *InstancePlan, nr *nodeRun
 		}
 		return g.markDone(o, addr, attempt, "no change needed: "+ip.Summary, outs, in.Node)
 	}
+	return g.applyWithRetries(ctx, ip, attrs, attempt, o)
+}
+
+// failStep records an instance as failed, durably and in the trail.
+func (g *Graph) failStep(o ApplyOptions, addr string, attempt int, err string) outcome {
+	err = g.Redactor.String(err)
+	if rerr := g.record(o, &state.Record{Kind: state.KindStatus, Address: addr, Status: state.Failed, Attempt: attempt, Error: err}); rerr != nil {
+		err += "; recording the failure also failed: " + rerr.Error()
+	}
+	o.Events(Event{Type: "failed", Time: time.Now(), Address: addr, Attempt: attempt, Error: err})
+	g.auditf(o, audit.EvStepFailed, addr, map[string]any{"error": err, "attempt": attempt})
+	return outFailed
+}
+
+// applyWithRetries applies an instance with its retries, planning it again
+// (up to MaxReplans, not counted as retries) when its Apply reports a
+// conflict.
+func (g *Graph) applyWithRetries(ctx context.Context, ip *InstancePlan, attrs cty.Value, attempt int, o ApplyOptions) outcome {
+	in := ip.Instance
+	addr := in.Address
+	step := in.Node.Step
+	fail := func(attempt int, err string) outcome { return g.failStep(o, addr, attempt, err) }
 	if ip.Drift {
 		g.auditf(o, audit.EvDriftFound, addr, map[string]any{"summary": ip.Summary})
 	}

@@ -515,6 +515,12 @@ func (g *Graph) decodeSteps() hcl.Diagnostics {
 		}
 		node.Deps = keys(deps)
 	}
+	return append(diags, g.checkOutputRefs()...)
+}
+
+// checkOutputRefs checks what output blocks refer to.
+func (g *Graph) checkOutputRefs() hcl.Diagnostics {
+	var diags hcl.Diagnostics
 	for _, o := range g.Runbook.Outputs {
 		for _, r := range lang.References(o.Value) {
 			switch r.Kind {
