@@ -21,7 +21,6 @@ import (
 	"github.com/switchover/switchover/internal/plans"
 	"github.com/switchover/switchover/internal/state"
 	"github.com/switchover/switchover/internal/workspace"
-	"github.com/switchover/switchover/plugins/sdk"
 )
 
 type applyOptions struct {
@@ -115,7 +114,7 @@ func apply(ctx context.Context, env *Env, o applyOptions) int {
 		if msg := checkSavedPlan(saved, g, sess.stateSerial()); msg != "" {
 			return failf("Saved plan cannot be applied", "%s Make a new plan with: switchover plan -out FILE %s", msg, dir)
 		}
-		if ips, err = plansFromSaved(saved, g, run); err != nil {
+		if ips, err = g.PlansFrom(saved.Instances, run); err != nil {
 			return failf("Saved plan cannot be applied", "%v.", err)
 		}
 		approval = "saved plan " + o.Target
@@ -226,41 +225,6 @@ func checkSavedPlan(p *plans.Plan, g *engine.Graph, serial int) string {
 		}
 	}
 	return ""
-}
-
-// plansFromSaved rebuilds the instance plans from a saved plan.
-func plansFromSaved(p *plans.Plan, g *engine.Graph, run *engine.Run) ([]*engine.InstancePlan, error) {
-	byAddr := map[string]plans.Instance{}
-	for _, in := range p.Instances {
-		byAddr[in.Address] = in
-	}
-	var out []*engine.InstancePlan
-	for _, in := range g.Instances {
-		sp, ok := byAddr[in.Address]
-		if !ok {
-			return nil, fmt.Errorf("the plan has no entry for %s", in.Address)
-		}
-		ip := &engine.InstancePlan{Instance: in, Summary: sp.Summary, Details: sp.Details, Private: sp.Private, Deferred: sp.Deferred}
-		switch sp.Kind {
-		case "change", "deferred":
-			ip.Kind = sdk.Change
-		case "no-change":
-			ip.Kind = sdk.NoChange
-		case "manual":
-			ip.Kind = sdk.Manual
-		case "skipped":
-			ip.Disabled = true
-		default:
-			return nil, fmt.Errorf("the plan entry of %s has kind %q", in.Address, sp.Kind)
-		}
-		if st := run.Instance(in.Address); st != nil && st.Status == state.Done && ip.Kind != sdk.Change {
-			ip.AlreadyDone = true
-		} else if st != nil && st.Status == state.Done {
-			ip.Drift = true
-		}
-		out = append(out, ip)
-	}
-	return out, nil
 }
 
 // progress renders apply events: JSON lines, plain lines, or on a terminal

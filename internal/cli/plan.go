@@ -18,7 +18,6 @@ import (
 	"github.com/switchover/switchover/internal/plans"
 	"github.com/switchover/switchover/internal/pluginhost"
 	"github.com/switchover/switchover/internal/workspace"
-	"github.com/switchover/switchover/plugins/sdk"
 )
 
 type planOptions struct {
@@ -123,19 +122,7 @@ func plan(ctx context.Context, env *Env, o planOptions) int {
 	return ExitOK
 }
 
-func kindWord(p *engine.InstancePlan) string {
-	switch {
-	case p.Failed:
-		return "failed"
-	case p.Disabled:
-		return "skipped"
-	case p.Deferred:
-		return "deferred"
-	}
-	return p.Kind.String()
-}
-
-func renderPlan(w io.Writer, g *engine.Graph, ips []*engine.InstancePlan, c engine.Counts) {
+func renderPlan(w io.Writer, g *engine.Graph, ips []*engine.InstancePlan, c plans.Counts) {
 	m := g.Runbook.Meta
 	if m != nil {
 		fmt.Fprintf(w, "Runbook %q", m.Name)
@@ -152,19 +139,10 @@ func renderPlan(w io.Writer, g *engine.Graph, ips []*engine.InstancePlan, c engi
 	fmt.Fprintln(w)
 	var b strings.Builder
 	for _, p := range ips {
-		if p.Failed {
+		if p.Action == plans.Failed {
 			continue
 		}
-		sym := map[sdk.PlanKind]string{sdk.Change: "~", sdk.Manual: "!", sdk.NoChange: "="}[p.Kind]
-		if p.Drift {
-			sym = "~"
-		}
-		if p.AlreadyDone {
-			sym = "="
-		}
-		if p.Disabled {
-			sym = "-"
-		}
+		sym := p.Action.Symbol()
 		n := p.Instance.Node.Step
 		fmt.Fprintf(&b, "  %s %s (%s.%s)\n      %s\n", sym, termSafe(p.Instance.Address), n.Plugin, n.Action, termSafe(p.Summary))
 		for _, d := range p.Details {
@@ -186,23 +164,10 @@ func orDash(s string) string {
 	return s
 }
 
-type jsonInstance struct {
-	Address string   `json:"address"`
-	Step    string   `json:"step"`
-	Key     string   `json:"key,omitempty"`
-	Plugin  string   `json:"plugin"`
-	Action  string   `json:"action"`
-	Kind    string   `json:"kind"`
-	Summary string   `json:"summary"`
-	Details []string `json:"details,omitempty"`
-}
-
-func planJSON(g *engine.Graph, ips []*engine.InstancePlan, c engine.Counts, files map[string]*hcl.File, diags hcl.Diagnostics) map[string]any {
-	inst := make([]jsonInstance, 0, len(ips))
+func planJSON(g *engine.Graph, ips []*engine.InstancePlan, c plans.Counts, files map[string]*hcl.File, diags hcl.Diagnostics) map[string]any {
+	inst := make([]plans.Instance, 0, len(ips))
 	for _, p := range ips {
-		n := p.Instance.Node.Step
-		inst = append(inst, jsonInstance{Address: p.Instance.Address, Step: n.Name, Key: p.Instance.KeyString(),
-			Plugin: n.PluginKey, Action: n.Plugin + "." + n.Action, Kind: kindWord(p), Summary: p.Summary, Details: p.Details})
+		inst = append(inst, p.Entry().Public())
 	}
 	return map[string]any{
 		"format_version": 1,
@@ -228,12 +193,7 @@ func savedPlan(g *engine.Graph, ips []*engine.InstancePlan, targets []string) *p
 		p.Variables[name] = planVariable(v)
 	}
 	for _, ip := range ips {
-		n := ip.Instance.Node.Step
-		p.Instances = append(p.Instances, plans.Instance{
-			Address: ip.Instance.Address, Step: n.Name, Key: ip.Instance.KeyString(), Plugin: n.PluginKey,
-			Action: n.Plugin + "." + n.Action, Kind: kindWord(ip), Summary: ip.Summary, Details: ip.Details,
-			Private: ip.Private, Deferred: ip.Deferred,
-		})
+		p.Instances = append(p.Instances, ip.Entry())
 	}
 	return p
 }
@@ -265,7 +225,7 @@ func ctyJSON(v cty.Value) ([]byte, error) { return ctyjson.Marshal(v, cty.Dynami
 // recordPlan writes the plan into the audit trail of a runbook that has a
 // workspace. It needs the lock only for a moment; while an apply holds it,
 // the plan stays read-only and says so.
-func recordPlan(env *Env, sess *session, c engine.Counts, diags hcl.Diagnostics, quiet bool) {
+func recordPlan(env *Env, sess *session, c plans.Counts, diags hcl.Diagnostics, quiet bool) {
 	var warnings hcl.Diagnostics
 	for _, d := range diags {
 		if d.Severity == hcl.DiagWarning {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/switchover/switchover/internal/audit"
 	"github.com/switchover/switchover/internal/lang"
+	"github.com/switchover/switchover/internal/plans"
 	"github.com/switchover/switchover/internal/runbook"
 	"github.com/switchover/switchover/internal/state"
 	"github.com/switchover/switchover/plugins/sdk"
@@ -259,7 +260,7 @@ func (w *walk) release(nr *nodeRun) {
 	for _, ip := range ips {
 		r := result{ip: ip, nr: nr}
 		switch {
-		case ip.AlreadyDone:
+		case ip.Action == plans.Done:
 			r.out = outAlreadyDone
 			w.finish(r)
 		case nr.failed != "":
@@ -323,12 +324,12 @@ func (g *Graph) applyInstance(ctx context.Context, ip *InstancePlan, nr *nodeRun
 	addr := in.Address
 	step := in.Node.Step
 	fail := func(attempt int, err string) outcome { return g.failStep(o, addr, attempt, err) }
-	if ip.Failed {
+	if ip.Action == plans.Failed {
 		return fail(0, "it could not be planned: "+ip.Error)
 	}
 	attrs := in.Attrs
-	disabled := ip.Disabled
-	if !attrs.IsWhollyKnown() || ip.Deferred {
+	disabled := ip.Action == plans.Skipped
+	if !attrs.IsWhollyKnown() || ip.Action == plans.Deferred {
 		var err error
 		attrs, disabled, err = g.applyAttrs(in, nr, o)
 		if err != nil {
@@ -341,7 +342,7 @@ func (g *Graph) applyInstance(ctx context.Context, ip *InstancePlan, nr *nodeRun
 		o.Events(Event{Type: "skipped", Time: time.Now(), Address: addr, Summary: why})
 		return outDisabled
 	}
-	if ip.Kind == sdk.Manual {
+	if ip.Action == plans.Manual {
 		st := o.Run.Instance(addr)
 		if st != nil && st.Confirm != nil {
 			sum := fmt.Sprintf("confirmed by %s", st.Confirm.By)
@@ -360,7 +361,7 @@ func (g *Graph) applyInstance(ctx context.Context, ip *InstancePlan, nr *nodeRun
 	if prev != nil {
 		attempt = prev.Attempts
 	}
-	if ip.Kind == sdk.NoChange && !ip.Deferred {
+	if ip.Action == plans.NoChange {
 		outs := ip.Outputs
 		if outs == nil && len(in.Node.Schema.Outputs) > 0 {
 			// A saved plan does not keep outputs: look again (read-only).
@@ -393,7 +394,7 @@ func (g *Graph) applyWithRetries(ctx context.Context, ip *InstancePlan, attrs ct
 	addr := in.Address
 	step := in.Node.Step
 	fail := func(attempt int, err string) outcome { return g.failStep(o, addr, attempt, err) }
-	if ip.Drift {
+	if ip.Action == plans.Drift {
 		g.auditf(o, audit.EvDriftFound, addr, map[string]any{"summary": ip.Summary})
 	}
 	tries := 1
@@ -430,7 +431,7 @@ func (g *Graph) applyWithRetries(ctx context.Context, ip *InstancePlan, attrs ct
 			}
 			o.Events(Event{Type: "log", Time: time.Now(), Address: addr, Summary: g.Redactor.String("planned again: " + lastErr)})
 			g.auditf(o, audit.EvStepReplanned, addr, map[string]any{"reason": lastErr, "summary": np.Summary})
-			if np.Kind == sdk.NoChange {
+			if np.Action == plans.NoChange {
 				return g.markDone(o, addr, attempt, "no change needed after planning again: "+np.Summary, np.Outputs, in.Node)
 			}
 			ip = np
@@ -478,8 +479,8 @@ func (g *Graph) replan(ctx context.Context, ip *InstancePlan, attrs cty.Value, o
 		return nil, err
 	}
 	np := *ip
-	np.Kind, np.Summary, np.Details, np.Private, np.Outputs = resp.Kind, g.Redactor.String(resp.Summary), g.Redactor.Strings(resp.Details), resp.Private, resp.Outputs
-	if np.Kind == sdk.Manual {
+	np.Action, np.Summary, np.Details, np.Private, np.Outputs = actionOf(resp.Kind), g.Redactor.String(resp.Summary), g.Redactor.Strings(resp.Details), resp.Private, resp.Outputs
+	if np.Action == plans.Manual {
 		return nil, fmt.Errorf("the new plan needs a person")
 	}
 	return &np, nil

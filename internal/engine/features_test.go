@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/switchover/switchover/internal/plans"
 	"github.com/switchover/switchover/internal/state"
-	"github.com/switchover/switchover/plugins/sdk"
 )
 
 func build(t *testing.T, dir string, opts Options) *Graph {
@@ -268,15 +268,15 @@ step "core.assert" "a" {
 	defer m.Close()
 	m.Append(&state.Record{Kind: state.KindStatus, Address: "step.n", Status: state.Running, Attempt: 1},
 		&state.Record{Kind: state.KindCheckpoint, Address: "step.n", Data: []byte("applied")})
-	plans, diags := g.Plan(context.Background(), PlanOptions{Parallelism: 3}, &Run{State: m, Redactor: g.Redactor})
+	ips, diags := g.Plan(context.Background(), PlanOptions{Parallelism: 3}, &Run{State: m, Redactor: g.Redactor})
 	if diags.HasErrors() {
 		t.Fatal(describe(diags))
 	}
-	kinds := map[string]sdk.PlanKind{}
-	for _, p := range plans {
-		kinds[p.Instance.Address] = p.Kind
+	kinds := map[string]plans.Action{}
+	for _, p := range ips {
+		kinds[p.Instance.Address] = p.Action
 	}
-	want := map[string]sdk.PlanKind{"step.n": sdk.NoChange, "step.m": sdk.Manual, "step.a": sdk.NoChange}
+	want := map[string]plans.Action{"step.n": plans.NoChange, "step.m": plans.Manual, "step.a": plans.NoChange}
 	for k, v := range want {
 		if kinds[k] != v {
 			t.Errorf("%s: %v, want %v", k, kinds[k], v)

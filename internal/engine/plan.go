@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/switchover/switchover/internal/plans"
 	"github.com/switchover/switchover/internal/runbook"
 	"github.com/switchover/switchover/internal/state"
 
@@ -21,50 +22,75 @@ const DefaultPlanTimeout = 5 * time.Minute
 // InstancePlan is the plan of one step instance.
 type InstancePlan struct {
 	Instance *Instance
-	Kind     sdk.PlanKind // 0 when disabled or failed
-	Summary  string
-	Details  []string
-	Private  []byte
-	Disabled bool // when = false: nothing to do
-	Deferred bool // decided during apply
-	Failed   bool
-	Error    string // why it failed to plan
-	// AlreadyDone: the state records it as done and, looking again, the
-	// plugin sees no change (or -refresh=false did not look): it is not
-	// called again.
-	AlreadyDone bool
-	// Drift: the state records it as done, but the plugin sees a change
-	// again (someone undid it): apply does it again.
-	Drift bool
+	// Action says what apply does with it: the plan model's one enum.
+	Action  plans.Action
+	Summary string
+	Details []string
+	Private []byte
+	Error   string // why it failed to plan
 	// Outputs a NoChange plan reported.
 	Outputs map[string]cty.Value
 }
 
-// Counts summarises a plan.
-type Counts struct {
-	Change   int `json:"change"`
-	NoChange int `json:"no_change"`
-	Manual   int `json:"manual"`
-	Skipped  int `json:"skipped"`
-	Failed   int `json:"failed"`
+// Entry is the instance's plan as the plan file and `plan -json` hold it.
+func (p *InstancePlan) Entry() plans.Instance {
+	n := p.Instance.Node.Step
+	return plans.Instance{
+		Address: p.Instance.Address, Step: n.Name, Key: p.Instance.KeyString(), Plugin: n.PluginKey,
+		Action: n.Plugin + "." + n.Action, Kind: p.Action, Summary: p.Summary, Details: p.Details, Private: p.Private,
+	}
+}
+
+// PlansFrom rebuilds the instance plans from a saved plan's entries, with
+// the state of run (which apply has checked is the state the plan saw).
+func (g *Graph) PlansFrom(entries []plans.Instance, run *Run) ([]*InstancePlan, error) {
+	byAddr := make(map[string]plans.Instance, len(entries))
+	for _, e := range entries {
+		byAddr[e.Address] = e
+	}
+	out := make([]*InstancePlan, 0, len(g.Instances))
+	for _, in := range g.Instances {
+		e, ok := byAddr[in.Address]
+		if !ok {
+			return nil, fmt.Errorf("the plan has no entry for %s", in.Address)
+		}
+		if e.Kind == plans.Invalid {
+			return nil, fmt.Errorf("the plan entry of %s has no action", in.Address)
+		}
+		ip := &InstancePlan{Instance: in, Action: e.Kind, Summary: e.Summary, Details: e.Details, Private: e.Private}
+		if st := run.Instance(in.Address); st != nil && st.Status == state.Done {
+			// Made by an older switchover, a plan may say change or
+			// no-change for a done instance.
+			switch ip.Action {
+			case plans.NoChange:
+				ip.Action = plans.Done
+			case plans.Change:
+				ip.Action = plans.Drift
+			}
+		}
+		out = append(out, ip)
+	}
+	return out, nil
+}
+
+// actionOf is the plan action a plugin's answer means.
+func actionOf(k sdk.PlanKind) plans.Action {
+	switch k {
+	case sdk.Change:
+		return plans.Change
+	case sdk.NoChange:
+		return plans.NoChange
+	case sdk.Manual:
+		return plans.Manual
+	}
+	return plans.Failed
 }
 
 // Count tallies plans.
-func Count(plans []*InstancePlan) Counts {
-	var c Counts
-	for _, p := range plans {
-		switch {
-		case p.Failed:
-			c.Failed++
-		case p.Disabled:
-			c.Skipped++
-		case p.Kind == sdk.Change:
-			c.Change++
-		case p.Kind == sdk.NoChange:
-			c.NoChange++
-		case p.Kind == sdk.Manual:
-			c.Manual++
-		}
+func Count(ips []*InstancePlan) plans.Counts {
+	var c plans.Counts
+	for _, p := range ips {
+		c.Add(p.Action)
 	}
 	return c
 }
@@ -136,7 +162,7 @@ func (g *Graph) Plan(ctx context.Context, o PlanOptions, run *Run) ([]*InstanceP
 	if parallelism < 1 {
 		parallelism = 1
 	}
-	plans := make([]*InstancePlan, len(g.Instances))
+	out := make([]*InstancePlan, len(g.Instances))
 	diagsAt := make([]hcl.Diagnostics, len(g.Instances))
 	jobs := make(chan int)
 	var wg sync.WaitGroup
@@ -145,7 +171,7 @@ func (g *Graph) Plan(ctx context.Context, o PlanOptions, run *Run) ([]*InstanceP
 		go func() {
 			defer wg.Done()
 			for i := range jobs {
-				plans[i], diagsAt[i] = g.planInstance(ctx, g.Instances[i], run, o.NoRefresh)
+				out[i], diagsAt[i] = g.planInstance(ctx, g.Instances[i], run, o.NoRefresh)
 			}
 		}()
 	}
@@ -158,7 +184,7 @@ func (g *Graph) Plan(ctx context.Context, o PlanOptions, run *Run) ([]*InstanceP
 	for _, d := range diagsAt {
 		diags = append(diags, d...)
 	}
-	return plans, diags
+	return out, diags
 }
 
 func (g *Graph) planInstance(ctx context.Context, in *Instance, run *Run, noRefresh bool) (*InstancePlan, hcl.Diagnostics) {
@@ -166,7 +192,7 @@ func (g *Graph) planInstance(ctx context.Context, in *Instance, run *Run, noRefr
 	if st != nil && st.Status == state.Done {
 		// A person's confirmation cannot be observed again; everything else is.
 		if noRefresh || st.Confirm != nil || in.Deferred != "" {
-			p := &InstancePlan{Instance: in, AlreadyDone: true, Kind: sdk.NoChange}
+			p := &InstancePlan{Instance: in, Action: plans.Done}
 			p.Summary = "done (recorded " + st.FinishedAt.Local().Format("2006-01-02 15:04:05") + "; not looked at again)"
 			if st.Confirm != nil {
 				p.Summary = fmt.Sprintf("done: confirmed by %s (%s)", st.Confirm.By, st.Confirm.Time.Local().Format("2006-01-02 15:04"))
@@ -174,13 +200,12 @@ func (g *Graph) planInstance(ctx context.Context, in *Instance, run *Run, noRefr
 			return p, nil
 		}
 		p, diags := g.observe(ctx, in, run)
-		switch {
-		case p.Failed || p.Disabled:
-		case p.Kind == sdk.NoChange:
-			p.AlreadyDone = true
+		switch p.Action {
+		case plans.NoChange:
+			p.Action = plans.Done
 			p.Summary = "done (recorded " + st.FinishedAt.Local().Format("2006-01-02 15:04:05") + "), and still so: " + p.Summary
-		case p.Kind == sdk.Change:
-			p.Drift = true
+		case plans.Change:
+			p.Action = plans.Drift
 			p.Summary = "drift: done before (recorded " + st.FinishedAt.Local().Format("2006-01-02 15:04:05") + "), but changed since: " + p.Summary
 		}
 		return p, diags
@@ -190,15 +215,14 @@ func (g *Graph) planInstance(ctx context.Context, in *Instance, run *Run, noRefr
 
 // observe asks an instance's plugin what would change.
 func (g *Graph) observe(ctx context.Context, in *Instance, run *Run) (*InstancePlan, hcl.Diagnostics) {
-	p := &InstancePlan{Instance: in}
+	p := &InstancePlan{Instance: in, Action: plans.Failed}
 	switch {
 	case in.Disabled:
-		p.Disabled = true
+		p.Action = plans.Skipped
 		p.Summary = "skipped: its `when` condition is false"
 		return p, nil
 	case in.Deferred != "":
-		p.Deferred = true
-		p.Kind = sdk.Change
+		p.Action = plans.Deferred
 		p.Summary = "decided during apply: " + in.Deferred
 		return p, nil
 	}
@@ -211,21 +235,18 @@ func (g *Graph) observe(ctx context.Context, in *Instance, run *Run) (*InstanceP
 	cp, err := run.Checkpoint(in.Address)
 	n := in.Node
 	if err != nil {
-		p.Failed = true
 		return p, hcl.Diagnostics{errDiag(n.Step.DeclRange.Ptr(), "Plan failed for "+in.Address, "%s.", err)}
 	}
 	resp, err := n.Plugin.Instance.Plan(cctx, &sdk.PlanRequest{
 		Action: n.Step.Action, Address: in.Address, Attributes: sdk.NewValues(in.Attrs), Checkpoint: cp,
 	})
 	if err != nil {
-		p.Failed = true
 		msg := g.Redactor.String(timeoutError(cctx, err, timeout).Error())
 		p.Error = msg
 		return p, hcl.Diagnostics{errDiag(n.Step.DeclRange.Ptr(), "Plan failed for "+in.Address, "%s.", msg)}
 	}
 	diags := g.pluginDiags(resp.Diagnostics, n.Attrs, n.Step.DeclRange.Ptr(), fmt.Sprintf("%s.%s for %s", n.Step.Plugin, n.Step.Action, in.Address))
 	if diags.HasErrors() {
-		p.Failed = true
 		if timedOut(cctx) {
 			diags = append(diags, errDiag(n.Step.DeclRange.Ptr(), "Step timeout", "The plan of %s ran into the step's timeout (%s).", in.Address, timeout))
 		}
@@ -237,7 +258,7 @@ func (g *Graph) observe(ctx context.Context, in *Instance, run *Run) (*InstanceP
 		}
 		return p, diags
 	}
-	p.Kind = resp.Kind
+	p.Action = actionOf(resp.Kind)
 	p.Summary = g.Redactor.String(resp.Summary)
 	p.Details = g.Redactor.Strings(resp.Details)
 	p.Private = resp.Private
@@ -247,10 +268,10 @@ func (g *Graph) observe(ctx context.Context, in *Instance, run *Run) (*InstanceP
 
 // BlockingFailures are the instances that failed to plan and whose steps
 // halt on failure: with any of them, apply must not start.
-func BlockingFailures(plans []*InstancePlan) []*InstancePlan {
+func BlockingFailures(ips []*InstancePlan) []*InstancePlan {
 	var out []*InstancePlan
-	for _, p := range plans {
-		if p.Failed && p.Instance.Node.Step.OnFailure != runbook.Continue {
+	for _, p := range ips {
+		if p.Action == plans.Failed && p.Instance.Node.Step.OnFailure != runbook.Continue {
 			out = append(out, p)
 		}
 	}

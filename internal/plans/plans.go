@@ -63,18 +63,26 @@ type Variable struct {
 	Hash      string          `json:"hash,omitempty"`
 }
 
-// Instance is one step instance's plan.
+// Instance is one step instance's plan, as the plan file holds it and, with
+// Public, as `plan -json` shows it.
 type Instance struct {
-	Address  string   `json:"address"`
-	Step     string   `json:"step"`
-	Key      string   `json:"key,omitempty"`
-	Plugin   string   `json:"plugin"`
-	Action   string   `json:"action"`
-	Kind     string   `json:"kind"` // change, no-change, manual, skipped, deferred
-	Summary  string   `json:"summary"`
-	Details  []string `json:"details,omitempty"`
-	Private  []byte   `json:"private,omitempty"`
-	Deferred bool     `json:"deferred,omitempty"`
+	Address string   `json:"address"`
+	Step    string   `json:"step"`
+	Key     string   `json:"key,omitempty"`
+	Plugin  string   `json:"plugin"`
+	Action  string   `json:"action"` // plugin.action
+	Kind    Action   `json:"kind"`
+	Summary string   `json:"summary"`
+	Details []string `json:"details,omitempty"`
+	// Private is the plugin's own data for Apply: saved in the plan file
+	// (authenticated), never shown.
+	Private []byte `json:"private,omitempty"`
+}
+
+// Public is the instance without what only apply may read.
+func (in Instance) Public() Instance {
+	in.Private = nil
+	return in
 }
 
 // HashSecret returns a salted Argon2id hash of a sensitive value.
@@ -154,6 +162,10 @@ func (f *File) Authenticate(key []byte) error {
 	return nil
 }
 
+// maxPlanBytes bounds a plan unpacked (it is read before it can be
+// authenticated, since its runbook says which key to check it with).
+const maxPlanBytes = 512 << 20
+
 // Read loads a plan file; Authenticate it before use.
 func Read(path string) (*File, error) {
 	b, err := os.ReadFile(path)
@@ -174,9 +186,12 @@ func Read(path string) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: damaged plan file: %v", path, err)
 	}
-	raw, err := io.ReadAll(zr)
+	raw, err := io.ReadAll(io.LimitReader(zr, maxPlanBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("%s: damaged plan file: %v", path, err)
+	}
+	if len(raw) > maxPlanBytes {
+		return nil, fmt.Errorf("%s: the plan is larger than %d MiB unpacked; this is not a plan switchover wrote", path, maxPlanBytes>>20)
 	}
 	var p Plan
 	if err := json.Unmarshal(raw, &p); err != nil {

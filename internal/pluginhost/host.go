@@ -376,8 +376,12 @@ func (in *Instance) callError(ctx context.Context, call string, err error) error
 	if err == nil {
 		return nil
 	}
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return &CallError{Kind: CallTimeout, Msg: fmt.Sprintf("%s did not answer %s in time (timeout)", in.what(), call), Err: context.Cause(ctx)}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) || deadlinePassed(ctx) {
+		cause := context.Cause(ctx)
+		if cause == nil {
+			cause = context.DeadlineExceeded
+		}
+		return &CallError{Kind: CallTimeout, Msg: fmt.Sprintf("%s did not answer %s in time (timeout)", in.what(), call), Err: cause}
 	}
 	if errors.Is(ctx.Err(), context.Canceled) {
 		return &CallError{Kind: CallCanceled, Msg: fmt.Sprintf("%s: %s cancelled", in.what(), call), Err: context.Cause(ctx)}
@@ -401,6 +405,18 @@ func (in *Instance) callError(ctx context.Context, call string, err error) error
 		return &CallError{Kind: CallFailed, Msg: fmt.Sprintf("%s: %s: %s", in.what(), call, st.Message()), Err: err}
 	}
 	return &CallError{Kind: CallFailed, Msg: fmt.Sprintf("%s: %s: %v", in.what(), call, err), Err: err}
+}
+
+// deadlinePassed reports whether ctx's deadline is behind us even though
+// ctx.Err may not say so yet. gRPC sends the deadline to the plugin, whose
+// server resets the stream when it passes; under load that reset can reach
+// us before our own context's timer has run, and the call would look
+// cancelled by the plugin. The plugin's deadline is never earlier than ours
+// (it is our remaining time counted from when it received the call), so a
+// passed deadline on our clock is the true cause.
+func deadlinePassed(ctx context.Context) bool {
+	d, ok := ctx.Deadline()
+	return ok && !time.Now().Before(d)
 }
 
 // Schema returns the plugin's schema (cached per plugin name).
