@@ -10,11 +10,11 @@
 package audit
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -37,10 +37,26 @@ type Entry struct {
 	Prev    string         `json:"prev"`
 }
 
+// Journal stores the trail's lines. The state backend provides it (a file
+// next to the state log; a table in a database), so that the trail lives
+// and is locked with the state it is anchored in.
+type Journal interface {
+	// ReadAll returns every complete line (a torn last line, from a write
+	// cut off by a crash, is not returned; it is removed before the next
+	// Append).
+	ReadAll() ([]byte, error)
+	// Append stores one line (ending in a newline) at once: a killed
+	// process loses nothing that Append returned.
+	Append(line []byte) error
+	// Sync makes what was appended survive a power loss.
+	Sync() error
+	Close() error
+}
+
 // Log appends to a journal.
 type Log struct {
 	mu    sync.Mutex
-	f     *os.File
+	j     Journal
 	seq   int64
 	last  string // hash of the last line
 	actor string
@@ -48,41 +64,133 @@ type Log struct {
 
 var genesis = hex.EncodeToString(make([]byte, 32))
 
-// Open opens (creating) the journal at path. A torn last line (a write cut
-// off by a crash, with no newline) is removed.
-func Open(path, actor string) (*Log, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+// New continues the trail in j, as actor.
+func New(j Journal, actor string) (*Log, error) {
+	data, err := j.ReadAll()
 	if err != nil {
 		return nil, err
 	}
-	l := &Log{f: f, last: genesis, actor: actor}
-	r := bufio.NewReaderSize(f, 1<<20)
-	var valid int64
-	for {
-		line, err := r.ReadBytes('\n')
-		if err == io.EOF {
+	l := &Log{j: j, last: genesis, actor: actor}
+	for len(data) > 0 {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
 			break
 		}
-		if err != nil {
-			f.Close()
-			return nil, err
-		}
+		line := data[:i+1]
 		var e Entry
 		if json.Unmarshal(line, &e) == nil {
 			l.seq = e.Seq
 		}
 		l.last = hashLine(line)
-		valid += int64(len(line))
+		data = data[i+1:]
 	}
-	if err := f.Truncate(valid); err != nil {
-		f.Close()
+	return l, nil
+}
+
+// Open continues the trail in the file at path (see OpenFile).
+func Open(path, actor string) (*Log, error) {
+	j, err := OpenFile(path)
+	if err != nil {
 		return nil, err
 	}
-	if _, err := f.Seek(valid, io.SeekStart); err != nil {
-		f.Close()
+	l, err := New(j, actor)
+	if err != nil {
+		_ = j.Close()
 		return nil, err
 	}
 	return l, nil
+}
+
+// FileJournal is a Journal in one file, opened without following a
+// symbolic link. A torn last line is cut away before the first Append, not
+// when it is opened: a reader must not cut a write in flight.
+type FileJournal struct {
+	mu       sync.Mutex
+	f        *os.File
+	valid    int64 // length of the complete lines
+	repaired bool
+}
+
+// OpenFile opens (creating) the journal file at path.
+func OpenFile(path string) (*FileJournal, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	return &FileJournal{f: f}, nil
+}
+
+// ReadAll implements Journal.
+func (j *FileJournal) ReadAll() ([]byte, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.readAll()
+}
+
+func (j *FileJournal) readAll() ([]byte, error) {
+	if j.f == nil {
+		return nil, errors.New("the audit journal is closed")
+	}
+	st, err := j.f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	data := make([]byte, st.Size())
+	n, err := j.f.ReadAt(data, 0)
+	if err != nil && err != io.EOF {
+		return nil, err
+	}
+	data = data[:n]
+	data = data[:bytes.LastIndexByte(data, '\n')+1]
+	if !j.repaired {
+		j.valid = int64(len(data))
+	}
+	return data, nil
+}
+
+// Append implements Journal.
+func (j *FileJournal) Append(line []byte) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.f == nil {
+		return errors.New("the audit journal is closed")
+	}
+	if !j.repaired {
+		if _, err := j.readAll(); err != nil {
+			return err
+		}
+		if err := j.f.Truncate(j.valid); err != nil {
+			return err
+		}
+		if _, err := j.f.Seek(j.valid, io.SeekStart); err != nil {
+			return err
+		}
+		j.repaired = true
+	}
+	_, err := j.f.Write(line)
+	return err
+}
+
+// Sync implements Journal.
+func (j *FileJournal) Sync() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.f == nil {
+		return nil
+	}
+	return j.f.Sync()
+}
+
+// Close implements Journal.
+func (j *FileJournal) Close() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.f == nil {
+		return nil
+	}
+	err := errors.Join(j.f.Sync(), j.f.Close())
+	j.f = nil
+	return err
 }
 
 func hashLine(line []byte) string {
@@ -101,7 +209,7 @@ func (l *Log) Append(event Event, address string, fields map[string]any) error {
 		return err
 	}
 	b = append(b, '\n')
-	if _, err := l.f.Write(b); err != nil {
+	if err := l.j.Append(b); err != nil {
 		return fmt.Errorf("writing the audit trail: %w", err)
 	}
 	l.seq, l.last = e.Seq, hashLine(b)
@@ -119,15 +227,12 @@ func (l *Log) Head() (int64, string) {
 func (l *Log) Sync() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.f.Sync()
+	return l.j.Sync()
 }
 
 // Close syncs and closes.
 func (l *Log) Close() error {
-	if err := l.Sync(); err != nil {
-		return err
-	}
-	return l.f.Close()
+	return l.j.Close()
 }
 
 // Problem is one finding of Verify.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"github.com/switchover/switchover/internal/audit"
 	"io"
@@ -12,14 +13,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
 	"golang.org/x/term"
 
 	"github.com/switchover/switchover/internal/engine"
 	"github.com/switchover/switchover/internal/plans"
-	"github.com/switchover/switchover/internal/state"
 	"github.com/switchover/switchover/internal/workspace"
 )
 
@@ -99,6 +98,7 @@ func apply(ctx context.Context, env *Env, o applyOptions) int {
 		return fail(sess.files(), diags)
 	}
 	g, run, ws := sess.g, sess.run, sess.ws
+	ctx = sess.ctx
 	if d := g.Configure(ctx); d.HasErrors() {
 		return fail(sess.files(), append(diags, d...))
 	}
@@ -164,13 +164,10 @@ func apply(ctx context.Context, env *Env, o applyOptions) int {
 			approval = "interactive"
 		}
 	}
-	runID := uuid.NewString()
 	// Nothing changes before the approval is in the trail.
-	if err := ws.Audit.Append(audit.EvApplyApproved, "", map[string]any{"how": approval, "run": runID, "runbook_hash": g.Runbook.Hash}); err != nil {
-		return failf("Cannot write the audit trail", "%v. Nothing was applied.", err)
-	}
-	if err := ws.State.Append(&state.Record{Kind: state.KindRun, RunID: runID, RunbookHash: g.Runbook.Hash}); err != nil {
-		return failf("Cannot write the state", "%v.", err)
+	runID, err := ws.BeginRun(approval, g.Runbook.Hash)
+	if err != nil {
+		return failf("Cannot record the run", "%v. Nothing was applied.", err)
 	}
 	stop := make(chan struct{})
 	var stopOnce sync.Once
@@ -190,6 +187,10 @@ func apply(ctx context.Context, env *Env, o applyOptions) int {
 	code := out.summary(res, dir)
 	if err := out.outputs(g, run); err != nil && res.WriteError == nil {
 		res.WriteError = err
+	}
+	if errors.Is(context.Cause(ctx), workspace.ErrLockLost) {
+		fmt.Fprintf(env.Stderr, "switchover apply: %v. Run `switchover status %s` to see where it stopped.\n", workspace.ErrLockLost, dir)
+		return ExitError
 	}
 	if res.WriteError != nil {
 		fmt.Fprintf(env.Stderr, "switchover apply: a record could not be written: %v. The state or the audit trail is incomplete: check the disk, then run `switchover audit verify` and apply again.\n", res.WriteError)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/switchover/switchover/internal/audit"
@@ -38,19 +37,25 @@ func runAudit(ctx context.Context, env *Env, args []string) int {
 		return ExitError
 	}
 	path := filepath.Join(workspace.Path(dir), audit.FileName)
-	data, err := os.ReadFile(path)
+	// Read the trail and its anchor without taking the lock or writing.
+	b, err := state.Open(workspace.Path(dir))
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "switchover audit: %v\n", err)
 		return ExitError
 	}
-	// Read the anchor without opening the workspace for writing.
-	b, err := state.OpenFile(workspace.Path(dir))
-	if err != nil {
-		fmt.Fprintf(env.Stderr, "switchover audit: %v\n", err)
-		return ExitError
+	recs, err := b.Records()
+	var data []byte
+	if err == nil {
+		var j audit.Journal
+		if j, err = b.Journal(); err == nil {
+			data, err = j.ReadAll()
+		}
 	}
-	recs, _ := b.Records()
 	_ = b.Close() // read only
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "switchover audit: %v\n", err)
+		return ExitError
+	}
 	snap := state.NewSnapshot()
 	for _, r := range recs {
 		snap.Apply(r)

@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/switchover/switchover/internal/audit"
 	"github.com/switchover/switchover/internal/state"
 	"github.com/switchover/switchover/internal/testplugin"
+	"github.com/switchover/switchover/internal/workspace"
 )
 
 const interruptRunbook = `
@@ -120,5 +123,50 @@ func TestCtrlCTwiceCancelsRunningSteps(t *testing.T) {
 	code, o := f.apply()
 	if code != ExitOK {
 		t.Fatalf("resume: %d\n%s", code, o)
+	}
+}
+
+// An apply whose lock is taken away (switchover unlock from another shell)
+// stops instead of running on beside whoever takes the lock next; nothing
+// is lost, and the next apply finishes the job.
+func TestApplyStopsWhenItsLockIsTaken(t *testing.T) {
+	f := newFixture(t, `
+step "test.sleepy" "slow" {
+  for_each = toset(["a", "b", "c"])
+  world    = local.world
+  name     = each.key
+  sleep_ms = 30000
+}
+`)
+	cmd, out := startApply(t, f)
+	began := time.Now()
+	if code, o, e := f.run("unlock", f.dir); code != ExitOK || !strings.Contains(o, "Removed the lock held by") {
+		t.Fatalf("unlock: %d\n%s%s", code, o, e)
+	}
+	cmd.Wait()
+	if d := time.Since(began); d > 10*time.Second {
+		t.Fatalf("the apply ran on for %s after its lock was taken", d)
+	}
+	if code := exitCode(cmd); code != ExitError || !strings.Contains(out.String(), "removed or taken by another process") {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	for _, l := range testplugin.Lines(f.world) {
+		if strings.HasPrefix(l, "slept ") {
+			t.Fatalf("a step went on after the lock was lost: %s", l)
+		}
+	}
+	trail, _ := os.ReadFile(filepath.Join(workspace.Path(f.dir), audit.FileName))
+	if !strings.Contains(string(trail), `"event":"`+string(audit.EvUnlocked)+`"`) {
+		t.Error("the unlock is not in the audit trail")
+	}
+	// The stopped session wrote nothing over the unlock's records.
+	if code, o, e := f.run("audit", "verify", f.dir); code != ExitOK {
+		t.Fatalf("audit verify: %d\n%s%s", code, o, e)
+	}
+	// The state says where it stopped: nothing is done, nothing is lost.
+	for addr, in := range f.states() {
+		if in.Status == state.Done {
+			t.Errorf("%s is done though its step was stopped", addr)
+		}
 	}
 }

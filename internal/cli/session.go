@@ -20,6 +20,9 @@ import (
 
 // session is a runbook with its workspace (when there is one) and plugins.
 type session struct {
+	// ctx is the caller's context, and for an apply also cancelled when
+	// the session's lock is lost (workspace.ErrLockLost).
+	ctx  context.Context
 	ws   *workspace.Workspace // nil for a plan of a runbook never applied
 	run  *engine.Run
 	host *pluginhost.Host
@@ -55,7 +58,7 @@ func hasRunbookFiles(dir string) bool {
 // openSession builds the graph against the workspace's state. On error it
 // prints and returns an exit code; the caller must call close.
 func openSession(ctx context.Context, env *Env, o sessionOptions, jsonOut bool) (*session, hcl.Diagnostics, error) {
-	s := &session{host: pluginhost.New(pluginhost.Options{Dirs: pluginDirs(o.PluginDir), WorkDir: o.Dir})}
+	s := &session{ctx: ctx, host: pluginhost.New(pluginhost.Options{Dirs: pluginDirs(o.PluginDir), WorkDir: o.Dir})}
 	red := engine.NewRedactor()
 	s.run = &engine.Run{Redactor: red}
 	if hasRunbookFiles(o.Dir) && (o.ForApply || o.NeedWorkspace || workspace.Exists(o.Dir)) {
@@ -65,9 +68,13 @@ func openSession(ctx context.Context, env *Env, o sessionOptions, jsonOut bool) 
 		}
 		s.ws = ws
 		if o.ForApply {
-			if err := ws.Lock("apply"); err != nil {
+			// The lock is taken once, for the whole session; Close
+			// releases it.
+			lctx, _, err := ws.LockSession(ctx, "apply")
+			if err != nil {
 				return s, nil, err
 			}
+			s.ctx = lctx
 		}
 		s.run.State = ws.State
 		if id, err := ws.ExistingIdentity(""); err == nil {

@@ -151,13 +151,11 @@ func runStatus(ctx context.Context, env *Env, args []string) int {
 }
 
 func lockHolder(ws *workspace.Workspace) (state.LockInfo, bool) {
-	type holder interface {
-		LockHolder() (state.LockInfo, bool)
+	h, ok, err := ws.State.Backend().LockHolder()
+	if err != nil {
+		return state.LockInfo{User: "?", Host: "?", Operation: "(" + err.Error() + ")"}, true
 	}
-	if h, ok := ws.State.Backend().(holder); ok {
-		return h.LockHolder()
-	}
-	return state.LockInfo{}, false
+	return h, ok
 }
 
 func stamp(t time.Time) string {
@@ -234,12 +232,8 @@ func runConfirm(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintf(env.Stderr, "switchover confirm: %s was already confirmed by %s at %s; run apply to continue past it\n", addr, in.Confirm.By, stamp(in.Confirm.Time))
 		return ExitError
 	}
-	if err := ws.State.Append(&state.Record{Kind: state.KindConfirm, Address: addr, By: by, Note: note}); err != nil {
+	if err := ws.Confirm(addr, by, note); err != nil {
 		fmt.Fprintf(env.Stderr, "switchover confirm: %v\n", err)
-		return ExitError
-	}
-	if err := ws.Audit.Append(audit.EvConfirmed, addr, map[string]any{"by": by, "note": note}); err != nil {
-		fmt.Fprintf(env.Stderr, "switchover confirm: the confirmation is in the state, but the audit trail could not be written: %v\n", err)
 		return ExitError
 	}
 	fmt.Fprintf(env.Stdout, "Recorded: %s confirmed by %s. Run apply again to continue past it.\n", addr, by)

@@ -140,6 +140,100 @@ func Conformance(t *testing.T, open func(t *testing.T) Backend) {
 			t.Fatal(err)
 		}
 	})
+	t.Run("SecondWriterIsRefused", func(t *testing.T) {
+		// Two processes (two backends on one store): the second is told
+		// who holds the lock, and sees it as the holder.
+		a, b := open(t), open(t)
+		defer mustClose(t, b)
+		first := NewLockInfo("apply")
+		if err := a.Lock(first); err != nil {
+			t.Fatal(err)
+		}
+		err := b.Lock(NewLockInfo("apply"))
+		var le *LockedError
+		if !errors.As(err, &le) || le.Holder.ID != first.ID || le.Holder.Operation != "apply" {
+			t.Fatalf("second writer: %v", err)
+		}
+		h, locked, err := b.LockHolder()
+		if err != nil || !locked || h.ID != first.ID {
+			t.Fatalf("holder seen by the second = %+v, %v, %v", h, locked, err)
+		}
+		mustClose(t, a)
+	})
+	t.Run("LockIsScopedToTheBackend", func(t *testing.T) {
+		// Closing the holder (a session that ends) releases the lock.
+		a := open(t)
+		if err := a.Lock(NewLockInfo("apply")); err != nil {
+			t.Fatal(err)
+		}
+		mustClose(t, a)
+		b := open(t)
+		defer mustClose(t, b)
+		if _, locked, err := b.LockHolder(); err != nil || locked {
+			t.Fatalf("after the holder closed: locked=%v, %v", locked, err)
+		}
+		li := NewLockInfo("apply")
+		if err := b.Lock(li); err != nil {
+			t.Fatalf("lock after the holder closed: %v", err)
+		}
+		if err := b.Unlock(li.ID, false); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("LockReadsTheStateAgain", func(t *testing.T) {
+		// A reader opened before another process appended sees the
+		// appends once it holds the lock.
+		reader, writer := open(t), open(t)
+		defer mustClose(t, reader)
+		wl := NewLockInfo("apply")
+		if err := writer.Lock(wl); err != nil {
+			t.Fatal(err)
+		}
+		if err := writer.Append([]*Record{{Kind: KindStatus, Address: "step.late", Status: Done}}); err != nil {
+			t.Fatal(err)
+		}
+		mustClose(t, writer)
+		if err := reader.Lock(NewLockInfo("apply")); err != nil {
+			t.Fatal(err)
+		}
+		recs, err := reader.Records()
+		if err != nil || len(recs) == 0 || recs[len(recs)-1].Address != "step.late" {
+			t.Fatalf("records after the lock = %d, %v; want the other writer's", len(recs), err)
+		}
+	})
+	t.Run("JournalKeepsLinesInOrder", func(t *testing.T) {
+		a := open(t)
+		li := NewLockInfo("apply")
+		if err := a.Lock(li); err != nil {
+			t.Fatal(err)
+		}
+		j, err := a.Journal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []byte
+		for i := 0; i < 20; i++ {
+			line := []byte(fmt.Sprintf(`{"seq":%d}`+"\n", i+1))
+			want = append(want, line...)
+			if err := j.Append(line); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := j.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		mustClose(t, a)
+		b := open(t)
+		defer mustClose(t, b)
+		j2, err := b.Journal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := j2.ReadAll()
+		if err != nil || string(got) != string(want) {
+			t.Fatalf("journal read back %q, %v; want %q", got, err, want)
+		}
+	})
 }
 
 func mustClose(t *testing.T, c interface{ Close() error }) {

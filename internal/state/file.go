@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/switchover/switchover/internal/audit"
 )
 
 // FileBackend is the embedded default: an append-only log in a directory
@@ -33,6 +35,9 @@ type FileBackend struct {
 	// lock holder makes: a reader must not cut a write in flight.
 	valid, size int64
 	repaired    bool
+	// held is the id of the lock this backend took (released by Close).
+	held    string
+	journal *audit.FileJournal
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -40,13 +45,18 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 const logName = "state.log"
 const lockName = "lock.json"
 
-// OpenFile opens (creating) the file backend in dir.
+// Open is OpenFile as an Opener.
+func Open(dir string) (Backend, error) { return OpenFile(dir) }
+
+// OpenFile opens (creating) the file backend in dir. The log is opened for
+// appending: two writers (one whose lock was taken away) can interleave
+// records, never overwrite them.
 func OpenFile(dir string) (*FileBackend, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
 	path := filepath.Join(dir, logName)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, err
 	}
@@ -217,9 +227,56 @@ func (b *FileBackend) Close() error {
 	if b.f == nil {
 		return nil
 	}
-	err := b.f.Close()
+	var errs []error
+	if b.journal != nil {
+		errs = append(errs, b.journal.Close())
+		b.journal = nil
+	}
+	if b.held != "" {
+		// Release our lock; one another process took meanwhile stays.
+		var le *LockedError
+		if err := b.unlock(b.held, false); err != nil && !errors.Is(err, ErrNotLocked) && !errors.As(err, &le) {
+			errs = append(errs, err)
+		}
+		b.held = ""
+	}
+	errs = append(errs, b.f.Close())
 	b.f = nil
-	return err
+	return errors.Join(errs...)
+}
+
+// Journal implements Backend: audit.jsonl next to the state log.
+func (b *FileBackend) Journal() (audit.Journal, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.f == nil {
+		return nil, errors.New("state backend is closed")
+	}
+	if b.journal == nil {
+		j, err := audit.OpenFile(filepath.Join(b.dir, audit.FileName))
+		if err != nil {
+			return nil, err
+		}
+		b.journal = j
+	}
+	return b.journal, nil
+}
+
+// reread reads the log again (after taking the lock).
+func (b *FileBackend) reread() error {
+	if _, err := b.f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	recs, valid, err := readLog(b.f)
+	if err != nil {
+		return err
+	}
+	st, err := b.f.Stat()
+	if err != nil {
+		return err
+	}
+	b.recs, b.valid, b.size, b.repaired = recs, valid, st.Size(), false
+	return nil
 }
 
 // Lock implements Backend with a lock file created exclusively.
@@ -236,7 +293,20 @@ func (b *FileBackend) Lock(info LockInfo) error {
 				os.Remove(path)
 				return err
 			}
-			return syncDir(b.dir)
+			if err := syncDir(b.dir); err != nil {
+				return err
+			}
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			b.held = info.ID
+			if b.f == nil {
+				return errors.New("state backend is closed")
+			}
+			// What was read before the lock may be stale.
+			if err := b.reread(); err != nil {
+				return errors.Join(fmt.Errorf("reading the state: %w", err), b.unlock(info.ID, false))
+			}
+			return nil
 		}
 		if !errors.Is(err, os.ErrExist) {
 			return err
@@ -283,6 +353,16 @@ func (li LockInfo) deadOnThisHost() bool {
 
 // Unlock implements Backend.
 func (b *FileBackend) Unlock(id string, force bool) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	err := b.unlock(id, force)
+	if err == nil && (force || id == b.held) {
+		b.held = ""
+	}
+	return err
+}
+
+func (b *FileBackend) unlock(id string, force bool) error {
 	path := filepath.Join(b.dir, lockName)
 	holder, err := readLock(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -297,10 +377,16 @@ func (b *FileBackend) Unlock(id string, force bool) error {
 	return syncDir(b.dir)
 }
 
-// LockHolder returns the current lock holder, if any.
-func (b *FileBackend) LockHolder() (LockInfo, bool) {
+// LockHolder implements Backend.
+func (b *FileBackend) LockHolder() (LockInfo, bool, error) {
 	li, err := readLock(filepath.Join(b.dir, lockName))
-	return li, err == nil
+	if errors.Is(err, os.ErrNotExist) {
+		return LockInfo{}, false, nil
+	}
+	if err != nil {
+		return LockInfo{}, false, fmt.Errorf("the state lock is unreadable: %w", err)
+	}
+	return li, true, nil
 }
 
 func syncDir(dir string) error {
@@ -310,10 +396,4 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
-}
-
-// RemoveLock releases the lock held with id in dir, without an open backend.
-func RemoveLock(dir, id string) error {
-	b := &FileBackend{dir: dir}
-	return b.Unlock(id, false)
 }

@@ -1,6 +1,8 @@
 package state
 
 import (
+	"errors"
+	"fmt"
 	"sync"
 	"time"
 )
@@ -27,6 +29,16 @@ type pending struct {
 
 // NewManager loads the backend's records.
 func NewManager(b Backend) (*Manager, error) {
+	snap, err := fold(b)
+	if err != nil {
+		return nil, err
+	}
+	m := &Manager{backend: b, snap: snap, queue: make(chan *pending, 1024), stopped: make(chan struct{})}
+	go m.writer()
+	return m, nil
+}
+
+func fold(b Backend) (*Snapshot, error) {
 	recs, err := b.Records()
 	if err != nil {
 		return nil, err
@@ -35,9 +47,23 @@ func NewManager(b Backend) (*Manager, error) {
 	for _, r := range recs {
 		snap.Apply(r)
 	}
-	m := &Manager{backend: b, snap: snap, queue: make(chan *pending, 1024), stopped: make(chan struct{})}
-	go m.writer()
-	return m, nil
+	return snap, nil
+}
+
+// Lock takes the backend's lock and folds the records again: what was read
+// before may be stale.
+func (m *Manager) Lock(info LockInfo) error {
+	if err := m.backend.Lock(info); err != nil {
+		return err
+	}
+	snap, err := fold(m.backend)
+	if err != nil {
+		return errors.Join(fmt.Errorf("reading the state: %w", err), m.backend.Unlock(info.ID, false))
+	}
+	m.mu.Lock()
+	m.snap = snap
+	m.mu.Unlock()
+	return nil
 }
 
 func (m *Manager) writer() {

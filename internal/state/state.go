@@ -14,6 +14,8 @@ import (
 	"os"
 	"sort"
 	"time"
+
+	"github.com/switchover/switchover/internal/audit"
 )
 
 // Status of a step instance.
@@ -261,18 +263,33 @@ func (e *LockedError) Error() string {
 // ErrNotLocked is returned by Unlock when there is no lock.
 var ErrNotLocked = errors.New("the state is not locked")
 
-// Backend persists records.
+// Backend persists records, holds the lock, and keeps the audit journal
+// (so that the trail lives, and is locked, with the state that anchors its
+// head). Every backend must pass Conformance.
 type Backend interface {
 	// Append stores the records, in order, durably: when it returns nil they
 	// survive a crash of the process or the machine.
 	Append(recs []*Record) error
 	// Records returns every stored record in order. A torn or corrupt tail
 	// (from a crash in the middle of a write) is dropped, never returned.
+	// After a successful Lock it returns what the store holds at that
+	// moment (what was read before may be stale).
 	Records() ([]*Record, error)
-	// Lock takes the state's lock or returns *LockedError. A lock held by a
-	// process that no longer runs on this host is taken over.
+	// Lock takes the state's lock or returns *LockedError naming the
+	// holder. A lock whose holder is gone (a process no longer running on
+	// this host; a closed database session) is taken over. The lock is
+	// scoped to this backend: Close releases it.
 	Lock(info LockInfo) error
 	// Unlock releases the lock held with id; force releases any lock.
 	Unlock(id string, force bool) error
+	// LockHolder says who holds the lock, if anyone.
+	LockHolder() (LockInfo, bool, error)
+	// Journal returns the audit journal kept with this state. Only the
+	// lock holder appends to it; anyone may read it.
+	Journal() (audit.Journal, error)
+	// Close releases the lock this backend holds, if any, and closes it.
 	Close() error
 }
+
+// Opener opens a backend for a workspace directory.
+type Opener func(dir string) (Backend, error)

@@ -3,6 +3,7 @@
 package workspace
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"errors"
@@ -10,9 +11,13 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"filippo.io/age"
+	"github.com/google/uuid"
 
 	"github.com/switchover/switchover/internal/audit"
 	"github.com/switchover/switchover/internal/secrets"
@@ -27,8 +32,38 @@ type Workspace struct {
 	Dir     string
 	State   *state.Manager
 	Audit   *audit.Log
-	backend *state.FileBackend
+	backend state.Backend
 	lock    *state.LockInfo
+	// stopWatch ends LockSession's watch of the lock.
+	stopWatch func()
+	// lost: the lock was taken away; nothing more is written.
+	lost atomic.Bool
+}
+
+// guardedBackend refuses appends once its session lost the lock: the state
+// is then another session's to write.
+type guardedBackend struct {
+	state.Backend
+	lost *atomic.Bool
+}
+
+func (g guardedBackend) Append(recs []*state.Record) error {
+	if g.lost.Load() {
+		return ErrLockLost
+	}
+	return g.Backend.Append(recs)
+}
+
+type guardedJournal struct {
+	audit.Journal
+	lost *atomic.Bool
+}
+
+func (g guardedJournal) Append(line []byte) error {
+	if g.lost.Load() {
+		return ErrLockLost
+	}
+	return g.Journal.Append(line)
 }
 
 // Path returns the workspace directory of a runbook directory.
@@ -40,10 +75,13 @@ func Exists(runbookDir string) bool {
 	return err == nil
 }
 
-// Open opens (creating) the workspace of a runbook directory for reading.
-// Lock it before changing anything: only then are State appends and the
-// Audit trail available.
-func Open(runbookDir string) (*Workspace, error) {
+// Open opens (creating) the workspace of a runbook directory for reading,
+// with the state in files. Lock it before changing anything: only then are
+// State appends and the Audit trail available.
+func Open(runbookDir string) (*Workspace, error) { return OpenWith(runbookDir, state.Open) }
+
+// OpenWith is Open with another state backend.
+func OpenWith(runbookDir string, open state.Opener) (*Workspace, error) {
 	dir := Path(runbookDir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
@@ -51,16 +89,18 @@ func Open(runbookDir string) (*Workspace, error) {
 	if err := CheckPrivate(dir); err != nil {
 		return nil, err
 	}
-	b, err := state.OpenFile(dir)
+	b, err := open(dir)
 	if err != nil {
 		return nil, fmt.Errorf("opening the state in %s: %w", dir, err)
 	}
-	m, err := state.NewManager(b)
+	w := &Workspace{Dir: dir, backend: b}
+	m, err := state.NewManager(guardedBackend{Backend: b, lost: &w.lost})
 	if err != nil {
 		_ = b.Close()
 		return nil, err
 	}
-	return &Workspace{Dir: dir, State: m, backend: b}, nil
+	w.State = m
+	return w, nil
 }
 
 // Actor is user@host, who the audit trail says acted.
@@ -73,25 +113,19 @@ func Actor() string {
 	return name + "@" + host
 }
 
-// Lock takes the state's lock for op.
+// Lock takes the state's lock for op, reads the state again (what was read
+// before the lock may be stale) and opens the audit trail for appending.
 func (w *Workspace) Lock(op string) error {
 	li := state.NewLockInfo(op)
-	if err := w.backend.Lock(li); err != nil {
+	if err := w.State.Lock(li); err != nil {
 		return err
 	}
 	w.lock = &li
-	// Read the state again: what was read before the lock may be stale.
-	_ = w.State.Close() // read only so far; read again below
-	b, err := state.OpenFile(w.Dir)
+	j, err := w.backend.Journal()
+	var a *audit.Log
 	if err == nil {
-		w.backend = b
-		w.State, err = state.NewManager(b)
+		a, err = audit.New(guardedJournal{Journal: j, lost: &w.lost}, Actor())
 	}
-	if err != nil {
-		w.lock = nil
-		return errors.Join(fmt.Errorf("reading the state: %w", err), state.RemoveLock(w.Dir, li.ID))
-	}
-	a, err := audit.Open(filepath.Join(w.Dir, audit.FileName), Actor())
 	if err != nil {
 		w.lock = nil
 		return errors.Join(fmt.Errorf("opening the audit trail: %w", err), w.backend.Unlock(li.ID, false))
@@ -111,10 +145,85 @@ func (w *Workspace) Lock(op string) error {
 	return nil
 }
 
+// ErrLockLost: while this session ran, its lock was removed or taken by
+// another process (switchover unlock).
+var ErrLockLost = errors.New("this session's state lock was removed or taken by another process (switchover unlock?): stopping, so that two runs do not change the same systems")
+
+// LockCheckInterval is how often a session made by LockSession checks that
+// it still holds the lock.
+var LockCheckInterval = 2 * time.Second
+
+// LockSession takes the lock once for a session (as restic's lockRepo
+// does): it returns a context that is cancelled, with cause ErrLockLost,
+// when the lock is lost, and the unlock, which is Close.
+func (w *Workspace) LockSession(ctx context.Context, op string) (context.Context, func() error, error) {
+	if err := w.Lock(op); err != nil {
+		return ctx, func() error { return nil }, err
+	}
+	cctx, cancel := context.WithCancelCause(ctx)
+	id := w.lock.ID
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(LockCheckInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-cctx.Done():
+				return
+			case <-t.C:
+			}
+			h, locked, err := w.backend.LockHolder()
+			if err == nil && (!locked || h.ID != id) {
+				w.lost.Store(true)
+				cancel(ErrLockLost)
+				return
+			}
+		}
+	}()
+	var once sync.Once
+	w.stopWatch = func() {
+		once.Do(func() {
+			close(stop)
+			<-done
+			cancel(context.Canceled)
+		})
+	}
+	return cctx, w.Close, nil
+}
+
+// BeginRun records an approved run: first in the audit trail (nothing
+// changes before the approval is there), then in the state.
+func (w *Workspace) BeginRun(how, runbookHash string) (string, error) {
+	runID := uuid.NewString()
+	if err := w.Audit.Append(audit.EvApplyApproved, "", map[string]any{"how": how, "run": runID, "runbook_hash": runbookHash}); err != nil {
+		return "", fmt.Errorf("writing the audit trail: %w", err)
+	}
+	if err := w.State.Append(&state.Record{Kind: state.KindRun, RunID: runID, RunbookHash: runbookHash}); err != nil {
+		return "", fmt.Errorf("writing the state: %w", err)
+	}
+	return runID, nil
+}
+
+// Confirm records that a person did a manual step: in the audit trail
+// first, then in the state (which lets apply go past the step).
+func (w *Workspace) Confirm(addr, by, note string) error {
+	if err := w.Audit.Append(audit.EvConfirmed, addr, map[string]any{"by": by, "note": note}); err != nil {
+		return fmt.Errorf("writing the audit trail (nothing was recorded): %w", err)
+	}
+	if err := w.State.Append(&state.Record{Kind: state.KindConfirm, Address: addr, By: by, Note: note}); err != nil {
+		return fmt.Errorf("the audit trail has the confirmation, but the state could not be written (confirm again): %w", err)
+	}
+	return nil
+}
+
 // ForceUnlock removes any lock, then holds it itself (so that the removal
 // can be recorded in the audit trail); Close releases it.
 func (w *Workspace) ForceUnlock() (state.LockInfo, error) {
-	holder, _ := w.backend.LockHolder()
+	holder, _, _ := w.backend.LockHolder() // an unreadable lock is removed too
 	if err := w.backend.Unlock("", true); err != nil {
 		return holder, err
 	}
@@ -209,13 +318,20 @@ func (w *Workspace) ExistingIdentity(path string) (*age.X25519Identity, error) {
 // Close anchors the audit trail's head in the state, releases the lock and
 // closes everything.
 func (w *Workspace) Close() error {
+	if w.stopWatch != nil {
+		w.stopWatch()
+	}
 	var first error
 	keep := func(err error) {
 		if err != nil && first == nil {
 			first = err
 		}
 	}
-	if w.Audit != nil {
+	if w.lost.Load() {
+		// The state and the trail are another session's now: anchor
+		// nothing, release nothing (the session's context said why).
+		w.lock = nil
+	} else if w.Audit != nil {
 		if err := w.Audit.Sync(); err == nil {
 			seq, hash := w.Audit.Head()
 			var anchored int64
@@ -226,7 +342,6 @@ func (w *Workspace) Close() error {
 		} else {
 			keep(err)
 		}
-		keep(w.Audit.Close())
 	}
 	if w.lock != nil {
 		keep(w.backend.Unlock(w.lock.ID, false))
