@@ -10,8 +10,6 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
-	"github.com/zclconf/go-cty/cty/convert"
-	"github.com/zclconf/go-cty/cty/function"
 
 	"github.com/switchover/switchover/internal/audit"
 	"github.com/switchover/switchover/internal/lang"
@@ -602,29 +600,15 @@ func (g *Graph) applyAttrs(in *Instance, nr *nodeRun, o ApplyOptions) (cty.Value
 		scope.Steps = steps
 		nr.scope = scope.EvalContext(nil)
 	})
-	ctx := nr.scope.NewChild()
-	ctx.Functions = map[string]function.Function{"secret": lang.SecretFunc(o.Run.SecretResolver(in.Address, true))}
-	if in.each != nil {
-		ctx.Variables = map[string]cty.Value{"each": cty.ObjectVal(map[string]cty.Value{"key": in.each.Key, "value": in.each.Value})}
-	}
-	n := in.Node
-	if n.Step.When != nil {
-		w, d := n.Step.When.Value(ctx)
-		if d.HasErrors() {
-			return cty.NilVal, false, errors.New(diagText(d))
-		}
-		w, _ = w.Unmark()
-		bw, err := convert.Convert(w, cty.Bool)
-		if err != nil || bw.IsNull() || !bw.IsKnown() {
-			return cty.NilVal, false, fmt.Errorf("its when condition is not true or false at apply")
-		}
-		if bw.False() {
-			return cty.NilVal, true, nil
-		}
-	}
-	v, d := g.evalAttrs(n.Schema.Attributes, n.Attrs, ctx)
-	if d.HasErrors() {
+	v, when, d := g.evalStepInstance(in.Node, nr.scope, in.each, o.Run.SecretResolver(in.Address, true))
+	switch {
+	case when == whenFalse:
+		// Skipped: its attributes do not matter (and may not evaluate).
+		return cty.NilVal, true, nil
+	case d.HasErrors():
 		return cty.NilVal, false, errors.New(diagText(d))
+	case when == whenUnknown:
+		return cty.NilVal, false, fmt.Errorf("its when condition is not true or false at apply")
 	}
 	if !v.IsWhollyKnown() {
 		return cty.NilVal, false, fmt.Errorf("some attributes are still unknown at apply (a step it depends on recorded no such output)")

@@ -757,29 +757,55 @@ func forEachElems(fe cty.Value, rng hcl.Range) ([]lang.Each, hcl.Diagnostics) {
 }
 
 func (g *Graph) evalInstance(in *Instance, base *hcl.EvalContext, each *lang.Each, mode Mode) hcl.Diagnostics {
-	var diags hcl.Diagnostics
-	n := in.Node
-	ctx := base.NewChild()
-	ctx.Functions = map[string]function.Function{"secret": lang.SecretFunc(g.opts.Secrets(in.Address))}
 	if each != nil {
-		ctx.Variables = map[string]cty.Value{"each": cty.ObjectVal(map[string]cty.Value{"key": each.Key, "value": each.Value})}
 		in.each = each
 	}
+	attrs, when, diags := g.evalStepInstance(in.Node, base, each, g.opts.Secrets(in.Address))
+	switch when {
+	case whenUnknown:
+		in.Deferred = "its `when` condition depends on values known only after earlier steps ran"
+	case whenFalse:
+		in.Disabled = true
+	}
+	in.Attrs = attrs
+	return diags
+}
+
+// whenValue is what a step's `when` condition says.
+type whenValue int
+
+const (
+	whenTrue    whenValue = iota // or no condition
+	whenFalse                    // the instance is skipped
+	whenUnknown                  // decided once earlier steps ran
+)
+
+// evalStepInstance is the one evaluator of a step instance, used by plan
+// (with the outputs known then) and by apply (with the recorded outputs of
+// the steps it depends on): its when condition, then its attributes, with
+// each.key/each.value and secret() in scope.
+func (g *Graph) evalStepInstance(n *StepNode, base *hcl.EvalContext, each *lang.Each, secrets lang.SecretResolver) (cty.Value, whenValue, hcl.Diagnostics) {
+	var diags hcl.Diagnostics
+	ctx := base.NewChild()
+	ctx.Functions = map[string]function.Function{"secret": lang.SecretFunc(secrets)}
+	if each != nil {
+		ctx.Variables = map[string]cty.Value{"each": cty.ObjectVal(map[string]cty.Value{"key": each.Key, "value": each.Value})}
+	}
+	when := whenTrue
 	if n.Step.When != nil {
 		w, d := n.Step.When.Value(ctx)
 		diags = append(diags, d...)
 		if !d.HasErrors() {
 			w, _ = w.Unmark()
 			if !w.IsKnown() {
-				in.Deferred = "its `when` condition depends on values known only after earlier steps ran"
+				when = whenUnknown
 			} else if bw, err := convert.Convert(w, cty.Bool); err != nil || bw.IsNull() {
 				diags = append(diags, errDiag(n.Step.When.Range().Ptr(), "Invalid when condition", "when must be true or false."))
 			} else if bw.False() {
-				in.Disabled = true
+				when = whenFalse
 			}
 		}
 	}
 	attrs, d := g.evalAttrs(n.Schema.Attributes, n.Attrs, ctx)
-	in.Attrs = attrs
-	return append(diags, d...)
+	return attrs, when, append(diags, d...)
 }
