@@ -15,10 +15,11 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/switchover/switchover/plugins/sdk"
+	"github.com/switchover/switchover/plugins/sdk/rpc"
 )
 
 func main() {
-	sdk.Serve(New())
+	rpc.Serve(New())
 }
 
 // New returns the plugin; root is set by Configure.

@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/switchover/switchover/plugins/sdk"
+	"github.com/switchover/switchover/plugins/sdk/rpc"
 )
 
 // ServeArg is the first argument with which switchover re-executes itself to
@@ -57,7 +58,7 @@ func ServeBuiltinIfRequested(args []string) bool {
 		fmt.Fprintf(os.Stderr, "switchover: no built-in plugin %q\n", args[2])
 		os.Exit(1)
 	}
-	sdk.Serve(mk())
+	rpc.Serve(mk())
 	return true
 }
 
@@ -264,8 +265,8 @@ func (h *Host) Start(name, key string) (*Instance, error) {
 	}
 	stderr := newTail(20)
 	c := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  sdk.Handshake,
-		VersionedPlugins: map[int]plugin.PluginSet{sdk.ProtocolVersion: {sdk.PluginSetName: &sdk.GRPCPlugin{}}},
+		HandshakeConfig:  rpc.Handshake,
+		VersionedPlugins: map[int]plugin.PluginSet{sdk.ProtocolVersion: {rpc.PluginSetName: &rpc.GRPCPlugin{}}},
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		StartTimeout:     h.opts.StartTimeout,
@@ -273,12 +274,12 @@ func (h *Host) Start(name, key string) (*Instance, error) {
 		Stderr:           stderr,
 	})
 	in := &Instance{Name: name, Key: key, Found: f, client: c, stderr: stderr, host: h}
-	rpc, err := c.Client()
+	conn, err := c.Client()
 	if err != nil {
 		c.Kill()
 		return nil, in.startError(err)
 	}
-	raw, err := rpc.Dispense(sdk.PluginSetName)
+	raw, err := conn.Dispense(rpc.PluginSetName)
 	if err != nil {
 		c.Kill()
 		return nil, in.startError(err)

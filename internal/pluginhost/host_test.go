@@ -14,6 +14,7 @@ import (
 
 	"github.com/switchover/switchover/plugins/core"
 	"github.com/switchover/switchover/plugins/sdk"
+	"github.com/switchover/switchover/plugins/sdk/rpc"
 )
 
 // The test binary doubles as the plugins under test: re-executed with
@@ -52,17 +53,17 @@ func serveTestPlugin(mode string) {
 	case "hang":
 		time.Sleep(time.Hour) // never completes the handshake
 	case "v2":
-		hs := sdk.Handshake
+		hs := rpc.Handshake
 		hs.ProtocolVersion = 2
 		plugin.Serve(&plugin.ServeConfig{
 			HandshakeConfig:  hs,
-			VersionedPlugins: map[int]plugin.PluginSet{2: {sdk.PluginSetName: &sdk.GRPCPlugin{Impl: p}}},
+			VersionedPlugins: map[int]plugin.PluginSet{2: {rpc.PluginSetName: &rpc.GRPCPlugin{Impl: p}}},
 			GRPCServer:       plugin.DefaultGRPCServer,
 		})
 	case "garbage":
 		os.Stdout.WriteString("hello, I am not a plugin\n")
 	default:
-		sdk.Serve(p)
+		rpc.Serve(p)
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 
 	"github.com/switchover/switchover/internal/pluginhost"
 	"github.com/switchover/switchover/plugins/sdk"
+	"github.com/switchover/switchover/plugins/sdk/rpc"
 )
 
 // Arg is the first argument with which the test binary serves this plugin.
@@ -35,7 +36,7 @@ func ServeIfRequested() bool {
 	if len(os.Args) < 2 || os.Args[1] != Arg {
 		return false
 	}
-	sdk.Serve(New())
+	rpc.Serve(New())
 	return true
 }
 

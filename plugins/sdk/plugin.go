@@ -11,7 +11,7 @@ import (
 	"github.com/zclconf/go-cty/cty/convert"
 )
 
-// Plugin is a plugin implemented in Go. Fill it in and pass it to Serve.
+// Plugin is a plugin implemented in Go. Fill it in and pass it to rpc.Serve.
 type Plugin struct {
 	Name        string
 	Version     string

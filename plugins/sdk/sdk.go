@@ -21,7 +21,8 @@
 // Test a plugin without the CLI with package sdktest: it builds attribute
 // objects from the schema and runs plan, apply and verify as switchover does.
 //
-// A plugin binary's main function is a single call to Serve.
+// A plugin binary's main function is a single call to rpc.Serve (package
+// plugins/sdk/rpc, which holds the gRPC plumbing authors never touch).
 package sdk
 
 import (

@@ -1,6 +1,11 @@
-package sdk
+// Package rpc carries a plugin over go-plugin and gRPC: Serve runs a
+// sdk.Provider as a plugin process (a plugin's main is one call to Serve);
+// switchover dispenses GRPCClient, a sdk.Provider on the other side. Plugin
+// authors write against package sdk and call Serve; the rest is plumbing.
+package rpc
 
 import (
+	"github.com/switchover/switchover/plugins/sdk"
 	"os"
 	"time"
 
@@ -10,7 +15,7 @@ import (
 
 // Serve runs p as a plugin process. It returns when switchover ends the
 // process. A plugin binary's main is a single call to Serve.
-func Serve(p Provider) {
+func Serve(p sdk.Provider) {
 	go exitWithParent()
 	level := hclog.LevelFromString(os.Getenv("SWITCHOVER_LOG"))
 	if level == hclog.NoLevel {
@@ -19,7 +24,7 @@ func Serve(p Provider) {
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake,
 		VersionedPlugins: map[int]plugin.PluginSet{
-			ProtocolVersion: {PluginSetName: &GRPCPlugin{Impl: p}},
+			sdk.ProtocolVersion: {PluginSetName: &GRPCPlugin{Impl: p}},
 		},
 		GRPCServer: plugin.DefaultGRPCServer,
 		Logger:     hclog.New(&hclog.LoggerOptions{Level: level, Output: os.Stderr, JSONFormat: true}),

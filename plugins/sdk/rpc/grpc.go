@@ -1,9 +1,10 @@
-package sdk
+package rpc
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/switchover/switchover/plugins/sdk"
 	"io"
 	"sync"
 
@@ -17,7 +18,7 @@ import (
 // Handshake is the go-plugin handshake shared by switchover and its plugins.
 // A binary started by anything else refuses to run as a plugin.
 var Handshake = plugin.HandshakeConfig{
-	ProtocolVersion:  ProtocolVersion,
+	ProtocolVersion:  sdk.ProtocolVersion,
 	MagicCookieKey:   "SWITCHOVER_PLUGIN_MAGIC_COOKIE",
 	MagicCookieValue: "c0b1f1a5e7d84e1f9a0d2b6c4e8f3a17",
 }
@@ -25,10 +26,10 @@ var Handshake = plugin.HandshakeConfig{
 // PluginSetName is the name under which the plugin is dispensed.
 const PluginSetName = "switchover"
 
-// GRPCPlugin adapts a Provider to go-plugin. Impl is set on the serving side.
+// GRPCPlugin adapts a sdk.Provider to go-plugin. Impl is set on the serving side.
 type GRPCPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
-	Impl Provider
+	Impl sdk.Provider
 }
 
 // GRPCServer implements plugin.GRPCPlugin.
@@ -37,7 +38,7 @@ func (p *GRPCPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 	return nil
 }
 
-// GRPCClient implements plugin.GRPCPlugin; it returns a Provider.
+// GRPCClient implements plugin.GRPCPlugin; it returns a sdk.Provider.
 func (p *GRPCPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
 	return &GRPCClient{client: pb.NewPluginClient(c)}, nil
 }
@@ -46,7 +47,7 @@ func (p *GRPCPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc
 
 type grpcServer struct {
 	pb.UnimplementedPluginServer
-	impl Provider
+	impl sdk.Provider
 }
 
 func (s *grpcServer) GetSchema(ctx context.Context, _ *pb.GetSchemaRequest) (*pb.GetSchemaResponse, error) {
@@ -74,7 +75,7 @@ func (s *grpcServer) Plan(ctx context.Context, req *pb.PlanRequest) (*pb.PlanRes
 	if err != nil {
 		return nil, err
 	}
-	r, err := s.impl.Plan(ctx, &PlanRequest{Action: req.Action, Address: req.Address, Attributes: NewValues(v), Checkpoint: req.Checkpoint})
+	r, err := s.impl.Plan(ctx, &sdk.PlanRequest{Action: req.Action, Address: req.Address, Attributes: sdk.NewValues(v), Checkpoint: req.Checkpoint})
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +116,7 @@ func (s *grpcServer) Apply(stream pb.Plugin_ApplyServer) error {
 			}
 		}
 	}()
-	resp, err := s.impl.Apply(ctx, &ApplyRequest{Action: req.Action, Address: req.Address, Attributes: NewValues(attrs), Private: req.Private, Checkpoint: req.Checkpoint}, ev)
+	resp, err := s.impl.Apply(ctx, &sdk.ApplyRequest{Action: req.Action, Address: req.Address, Attributes: sdk.NewValues(attrs), Private: req.Private, Checkpoint: req.Checkpoint}, ev)
 	if err != nil {
 		return err
 	}
@@ -168,15 +169,15 @@ func (e *serverEvents) Log(msg string) {
 
 // --- client side ---
 
-// GRPCClient is a Provider backed by a plugin in another process.
+// GRPCClient is a sdk.Provider backed by a plugin in another process.
 type GRPCClient struct {
 	client pb.PluginClient
 }
 
-var _ Provider = (*GRPCClient)(nil)
+var _ sdk.Provider = (*GRPCClient)(nil)
 
-// Schema implements Provider.
-func (c *GRPCClient) Schema(ctx context.Context) (*Schema, error) {
+// Schema implements sdk.Provider.
+func (c *GRPCClient) Schema(ctx context.Context) (*sdk.Schema, error) {
 	r, err := c.client.GetSchema(ctx, &pb.GetSchemaRequest{})
 	if err != nil {
 		return nil, err
@@ -184,8 +185,8 @@ func (c *GRPCClient) Schema(ctx context.Context) (*Schema, error) {
 	return decodeSchema(r)
 }
 
-// Configure implements Provider.
-func (c *GRPCClient) Configure(ctx context.Context, config cty.Value) (Diagnostics, error) {
+// Configure implements sdk.Provider.
+func (c *GRPCClient) Configure(ctx context.Context, config cty.Value) (sdk.Diagnostics, error) {
 	dv, err := encodeValue(config)
 	if err != nil {
 		return nil, err
@@ -197,8 +198,8 @@ func (c *GRPCClient) Configure(ctx context.Context, config cty.Value) (Diagnosti
 	return decodeDiags(r.Diagnostics), nil
 }
 
-// Plan implements Provider.
-func (c *GRPCClient) Plan(ctx context.Context, req *PlanRequest) (*PlanResponse, error) {
+// Plan implements sdk.Provider.
+func (c *GRPCClient) Plan(ctx context.Context, req *sdk.PlanRequest) (*sdk.PlanResponse, error) {
 	dv, err := encodeValue(req.Attributes.Raw())
 	if err != nil {
 		return nil, err
@@ -211,7 +212,7 @@ func (c *GRPCClient) Plan(ctx context.Context, req *PlanRequest) (*PlanResponse,
 	if err != nil {
 		return nil, err
 	}
-	resp := &PlanResponse{Summary: r.Summary, Details: r.Details, Private: r.Private, Diagnostics: decodeDiags(r.Diagnostics), Outputs: outs}
+	resp := &sdk.PlanResponse{Summary: r.Summary, Details: r.Details, Private: r.Private, Diagnostics: decodeDiags(r.Diagnostics), Outputs: outs}
 	for k, v := range planKinds {
 		if v == r.Action {
 			resp.Kind = k
@@ -223,8 +224,8 @@ func (c *GRPCClient) Plan(ctx context.Context, req *PlanRequest) (*PlanResponse,
 	return resp, nil
 }
 
-// Apply implements Provider.
-func (c *GRPCClient) Apply(ctx context.Context, req *ApplyRequest, ev Events) (*ApplyResponse, error) {
+// Apply implements sdk.Provider.
+func (c *GRPCClient) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) (*sdk.ApplyResponse, error) {
 	dv, err := encodeValue(req.Attributes.Raw())
 	if err != nil {
 		return nil, err
@@ -263,7 +264,7 @@ func (c *GRPCClient) Apply(ctx context.Context, req *ApplyRequest, ev Events) (*
 				return nil, err
 			}
 			_ = stream.CloseSend()
-			return &ApplyResponse{Summary: msg.Result.Summary, Outputs: outs, Diagnostics: decodeDiags(msg.Result.Diagnostics)}, nil
+			return &sdk.ApplyResponse{Summary: msg.Result.Summary, Outputs: outs, Diagnostics: decodeDiags(msg.Result.Diagnostics)}, nil
 		}
 	}
 }

@@ -1,7 +1,8 @@
-package sdk
+package rpc
 
 import (
 	"fmt"
+	"github.com/switchover/switchover/plugins/sdk"
 	"sync"
 
 	"github.com/zclconf/go-cty/cty"
@@ -76,7 +77,7 @@ func decodeType(b []byte) (cty.Type, error) {
 	return ctyjson.UnmarshalType(b)
 }
 
-func encodeAttrs(as []Attribute) []*pb.Attribute {
+func encodeAttrs(as []sdk.Attribute) []*pb.Attribute {
 	out := make([]*pb.Attribute, 0, len(as))
 	for _, a := range as {
 		out = append(out, &pb.Attribute{Name: a.Name, Type: encodeType(a.Type), Required: a.Required, Sensitive: a.Sensitive, Description: a.Description})
@@ -84,19 +85,19 @@ func encodeAttrs(as []Attribute) []*pb.Attribute {
 	return out
 }
 
-func decodeAttrs(as []*pb.Attribute) ([]Attribute, error) {
-	out := make([]Attribute, 0, len(as))
+func decodeAttrs(as []*pb.Attribute) ([]sdk.Attribute, error) {
+	out := make([]sdk.Attribute, 0, len(as))
 	for _, a := range as {
 		t, err := decodeType(a.Type)
 		if err != nil {
 			return nil, fmt.Errorf("attribute %q: %w", a.Name, err)
 		}
-		out = append(out, Attribute{Name: a.Name, Type: t, Required: a.Required, Sensitive: a.Sensitive, Description: a.Description})
+		out = append(out, sdk.Attribute{Name: a.Name, Type: t, Required: a.Required, Sensitive: a.Sensitive, Description: a.Description})
 	}
 	return out, nil
 }
 
-func encodeSchema(s *Schema) *pb.GetSchemaResponse {
+func encodeSchema(s *sdk.Schema) *pb.GetSchemaResponse {
 	r := &pb.GetSchemaResponse{Name: s.Name, Version: s.Version, Description: s.Description, Config: encodeAttrs(s.Config)}
 	for _, a := range s.Actions {
 		pa := &pb.ActionSchema{Name: a.Name, Description: a.Description, Attributes: encodeAttrs(a.Attributes)}
@@ -108,35 +109,35 @@ func encodeSchema(s *Schema) *pb.GetSchemaResponse {
 	return r
 }
 
-func decodeSchema(r *pb.GetSchemaResponse) (*Schema, error) {
+func decodeSchema(r *pb.GetSchemaResponse) (*sdk.Schema, error) {
 	cfg, err := decodeAttrs(r.Config)
 	if err != nil {
 		return nil, fmt.Errorf("config schema: %w", err)
 	}
-	s := &Schema{Name: r.Name, Version: r.Version, Description: r.Description, Config: cfg}
+	s := &sdk.Schema{Name: r.Name, Version: r.Version, Description: r.Description, Config: cfg}
 	for _, pa := range r.Actions {
 		attrs, err := decodeAttrs(pa.Attributes)
 		if err != nil {
 			return nil, fmt.Errorf("action %q: %w", pa.Name, err)
 		}
-		a := ActionSchema{Name: pa.Name, Description: pa.Description, Attributes: attrs}
+		a := sdk.ActionSchema{Name: pa.Name, Description: pa.Description, Attributes: attrs}
 		for _, o := range pa.Outputs {
 			t, err := decodeType(o.Type)
 			if err != nil {
 				return nil, fmt.Errorf("action %q output %q: %w", pa.Name, o.Name, err)
 			}
-			a.Outputs = append(a.Outputs, Output{Name: o.Name, Type: t, Sensitive: o.Sensitive, Description: o.Description})
+			a.Outputs = append(a.Outputs, sdk.Output{Name: o.Name, Type: t, Sensitive: o.Sensitive, Description: o.Description})
 		}
 		s.Actions = append(s.Actions, a)
 	}
 	return s, nil
 }
 
-func encodeDiags(ds Diagnostics) []*pb.Diagnostic {
+func encodeDiags(ds sdk.Diagnostics) []*pb.Diagnostic {
 	out := make([]*pb.Diagnostic, 0, len(ds))
 	for _, d := range ds {
 		sev := pb.Diagnostic_ERROR
-		if d.Severity == Warning {
+		if d.Severity == sdk.Warning {
 			sev = pb.Diagnostic_WARNING
 		}
 		out = append(out, &pb.Diagnostic{Severity: sev, Summary: d.Summary, Detail: d.Detail, Attribute: d.Attribute, Code: d.Code})
@@ -144,14 +145,14 @@ func encodeDiags(ds Diagnostics) []*pb.Diagnostic {
 	return out
 }
 
-func decodeDiags(ds []*pb.Diagnostic) Diagnostics {
-	var out Diagnostics
+func decodeDiags(ds []*pb.Diagnostic) sdk.Diagnostics {
+	var out sdk.Diagnostics
 	for _, d := range ds {
-		sev := Error
+		sev := sdk.Error
 		if d.Severity == pb.Diagnostic_WARNING {
-			sev = Warning
+			sev = sdk.Warning
 		}
-		out = append(out, Diagnostic{Severity: sev, Summary: d.Summary, Detail: d.Detail, Attribute: d.Attribute, Code: d.Code})
+		out = append(out, sdk.Diagnostic{Severity: sev, Summary: d.Summary, Detail: d.Detail, Attribute: d.Attribute, Code: d.Code})
 	}
 	return out
 }
@@ -177,4 +178,4 @@ func decodeOutputs(dv *pb.DynamicValue) (map[string]cty.Value, error) {
 	return v.AsValueMap(), nil
 }
 
-var planKinds = map[PlanKind]pb.PlanAction{NoChange: pb.PlanAction_NO_CHANGE, Change: pb.PlanAction_CHANGE, Manual: pb.PlanAction_MANUAL}
+var planKinds = map[sdk.PlanKind]pb.PlanAction{sdk.NoChange: pb.PlanAction_NO_CHANGE, sdk.Change: pb.PlanAction_CHANGE, sdk.Manual: pb.PlanAction_MANUAL}
