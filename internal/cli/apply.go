@@ -171,13 +171,13 @@ func apply(ctx context.Context, env *Env, o applyOptions) int {
 	}
 	stop := make(chan struct{})
 	var stopOnce sync.Once
-	onFirstInterrupt(func() {
+	env.onFirstInterrupt(func() {
 		stopOnce.Do(func() {
 			close(stop)
 			out.note("Interrupted: finishing the running steps, then stopping. Ctrl-C again cancels them.")
 		})
 	})
-	defer onFirstInterrupt(nil)
+	defer env.onFirstInterrupt(nil)
 	out.start(len(ips))
 	res := g.Apply(ctx, ips, engine.ApplyOptions{Parallelism: o.Parallelism, Stop: stop, Run: run, Audit: ws.Audit, Events: out.event})
 	out.finish()

@@ -29,7 +29,7 @@ type fixture struct {
 
 func newFixture(t *testing.T, body string) *fixture {
 	t.Helper()
-	f := &fixture{t: t, dir: t.TempDir(), pluginDir: testplugin.Dir(t)}
+	f := &fixture{t: t, dir: t.TempDir(), pluginDir: sharedPluginDir}
 	f.world = filepath.Join(f.dir, "world.txt")
 	src := "runbook \"test\" {}\nlocals { world = \"" + f.world + "\" }\n" + body
 	if err := os.WriteFile(filepath.Join(f.dir, "main.sw.hcl"), []byte(src), 0o644); err != nil {
@@ -84,6 +84,7 @@ func (f *fixture) count(line string) int {
 }
 
 func TestApplyOrderOutputsAndSecondRunIsNoOp(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, `
 step "test.account" "first" {
   world    = local.world
@@ -155,6 +156,7 @@ step "test.account" "second" {
 }
 
 func TestRetryFailureHaltAndContinue(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, `
 step "test.flaky" "retried" {
   world      = local.world
@@ -239,6 +241,7 @@ step "test.sleepy" "slow" {
 }
 
 func TestVerifyAfterApplyCatchesAStepWithoutEffect(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, `
 step "test.liar" "disable_oldmsp" { world = local.world }
 `)
@@ -250,6 +253,7 @@ step "test.liar" "disable_oldmsp" { world = local.world }
 }
 
 func TestTimeoutFailsTheStep(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, `
 step "test.sleepy" "stuck" {
   world    = local.world
@@ -270,6 +274,7 @@ step "test.sleepy" "stuck" {
 }
 
 func TestManualStepWaitsWhileIndependentBranchesRun(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, `
 step "core.manual" "registrar" {
   instructions = "Move the registrar account."
@@ -319,6 +324,7 @@ step "test.flaky" "independent" {
 }
 
 func TestSecondApplyIsRefusedWithTheHolder(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, `
 step "test.sleepy" "slow" {
   world    = local.world
@@ -350,6 +356,7 @@ step "test.sleepy" "slow" {
 }
 
 func TestSavedPlanIsRefusedWhenSomethingChanged(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, `
 variable "who" { default = "alice" }
 variable "pw" {
@@ -399,6 +406,7 @@ step "test.flaky" "a" {
 // The new MSP can decrypt the secrets with its own key, without the
 // workspace identity.
 func TestSecretRecipients(t *testing.T) {
+	t.Parallel()
 	newMSP, err := age.GenerateX25519Identity()
 	if err != nil {
 		t.Fatal(err)
@@ -438,6 +446,7 @@ step "test.account" "root" {
 // the security review (ungzip, change an instance's private data, gzip
 // again) and a plan made in another workspace.
 func TestEditedPlanFileIsRefused(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, `
 step "test.flaky" "a" {
   world = local.world
@@ -507,6 +516,7 @@ step "test.flaky" "a" {
 // recorded, shown (a sensitive one redacted), and kept in the state (a
 // sensitive one sealed).
 func TestRunbookOutputsAfterApply(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, `
 variable "pin" {
   sensitive = true

@@ -33,6 +33,9 @@ const (
 type Env struct {
 	Stdout, Stderr io.Writer
 	Stdin          io.Reader
+	// interrupts is this invocation's Ctrl-C handling (set by Main; each
+	// Main has its own, so that tests can run in parallel).
+	interrupts *interruptState
 }
 
 type command struct {
@@ -60,10 +63,8 @@ func init() {
 	}
 }
 
-// interrupts lets a command ask that the first Ctrl-C stop it gracefully
-// (the second one cancels).
-var interrupts interruptState
-
+// interruptState lets a command ask that the first Ctrl-C stop it
+// gracefully (the second one cancels).
 type interruptState struct {
 	mu sync.Mutex
 	fn func()
@@ -75,16 +76,24 @@ func (i *interruptState) graceful() func() {
 	return i.fn
 }
 
-func onFirstInterrupt(fn func()) {
-	interrupts.mu.Lock()
-	interrupts.fn = fn
-	interrupts.mu.Unlock()
+// onFirstInterrupt sets (fn nil: clears) what the first Ctrl-C does.
+func (env *Env) onFirstInterrupt(fn func()) {
+	if env.interrupts == nil {
+		return
+	}
+	env.interrupts.mu.Lock()
+	env.interrupts.fn = fn
+	env.interrupts.mu.Unlock()
 }
 
 // Main runs the command line and returns the exit code.
 func Main(args []string, env *Env) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	e := *env
+	env = &e
+	env.interrupts = &interruptState{}
+	interrupts := env.interrupts
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)

@@ -29,7 +29,17 @@ func TestMain(m *testing.M) {
 	if os.Getenv("SWITCHOVER_TEST_AS_MAIN") == "1" {
 		os.Exit(Main(os.Args[1:], &Env{Stdout: os.Stdout, Stderr: os.Stderr, Stdin: os.Stdin}))
 	}
-	testscript.Main(m, map[string]func(){
+	// One plugin directory for every fixture, written before any test runs.
+	dir, err := os.MkdirTemp("", "switchover-cli-plugins-")
+	if err == nil {
+		err = testplugin.WriteDir(dir)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	sharedPluginDir = dir
+	testscript.Main(cleanupAfter{m, func() { os.RemoveAll(dir) }}, map[string]func(){
 		"switchover": func() {
 			os.Exit(Main(os.Args[1:], &Env{Stdout: os.Stdout, Stderr: os.Stderr, Stdin: os.Stdin}))
 		},
@@ -46,6 +56,20 @@ func TestMain(m *testing.M) {
 		},
 	})
 }
+
+// cleanupAfter runs the tests, then cleans up (testscript.Main exits).
+type cleanupAfter struct {
+	m       *testing.M
+	cleanup func()
+}
+
+func (c cleanupAfter) Run() int {
+	defer c.cleanup()
+	return c.m.Run()
+}
+
+// sharedPluginDir holds the test plugin's launcher (see TestMain).
+var sharedPluginDir string
 
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{

@@ -9,6 +9,7 @@ import (
 // function is one plain sentence, and evaluation errors never show a
 // sensitive value (however short).
 func TestHostileExpressionsGetClearErrors(t *testing.T) {
+	t.Parallel()
 	cases := map[string]string{
 		`file("/dev/zero")`:                                 "is not a regular file",
 		`format("%999999999s", "x")`:                        "more than the 10000 allowed",

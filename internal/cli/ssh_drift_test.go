@@ -25,6 +25,7 @@ func auditEvents(t *testing.T, dir, event string) int {
 // look at the host, show the drift and exit 2; apply must take it away
 // again (a new attempt, audited). -refresh=false trusts the state.
 func TestSSHDriftAfterAFinishedRunIsSeenAndFixed(t *testing.T) {
+	t.Parallel()
 	lab := sshlab.Start(t, sshlab.Options{Hosts: 1})
 	h := lab.Hosts[0]
 	f := sshRunbook(t, lab, "", fmt.Sprintf(`
@@ -68,6 +69,7 @@ step "ssh.authorized_keys" "drop_oldmsp" {
 // must finish (the engine plans the conflicting instance again), and so
 // must a saved plan after another process changed the file.
 func TestSSHARunDoesNotTripOverItsOwnChanges(t *testing.T) {
+	t.Parallel()
 	lab := sshlab.Start(t, sshlab.Options{Hosts: 3})
 	for i, order := range []string{"lock_first", "keys_first"} {
 		h := lab.Hosts[i]

@@ -44,16 +44,23 @@ func ServeIfRequested() bool {
 // test binary as the plugin.
 func Dir(t testing.TB) string {
 	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
-	script := "#!/bin/sh\nexec '" + exe + "' " + Arg + "\n"
-	if err := os.WriteFile(filepath.Join(dir, pluginhost.ExternalPrefix+Name), []byte(script), 0o755); err != nil {
+	if err := WriteDir(dir); err != nil {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// WriteDir writes the plugin's launcher into dir. Write it before tests run
+// in parallel (in TestMain): an executable written while another goroutine
+// forks can be busy ("text file busy") when it is run.
+func WriteDir(dir string) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	script := "#!/bin/sh\nexec '" + exe + "' " + Arg + "\n"
+	return os.WriteFile(filepath.Join(dir, pluginhost.ExternalPrefix+Name), []byte(script), 0o755)
 }
 
 // Hash is how passwords appear in the world file.

@@ -19,14 +19,23 @@ import (
 	"github.com/switchover/switchover/plugins/sdk/sdktest"
 )
 
-// One lab for the package's integration tests (started in TestMain):
-// hosts hostCut.. for the four cut tests, hostSudo for the sudo tests.
+// One lab for the package's integration tests (started in TestMain), one
+// host per test that changes it: hostCut.. for the four cut tests, hostSudo
+// for the sudo, sudoers, export and plan-data tests, and one each for the
+// action tests in actions_test.go.
 var lab *sshlab.Lab
 
 const (
-	hostSudo = 0
-	hostCut  = 1
-	labHosts = 5
+	hostSudo    = 0
+	hostCut     = 1 // ..4
+	hostKeys    = 5
+	hostKeep    = 6
+	hostRotate  = 7
+	hostService = 8
+	hostJump    = 9
+	hostTarget  = 10
+	hostAuth    = 11
+	labHosts    = 12
 )
 
 func TestMain(m *testing.M) {
@@ -148,6 +157,22 @@ func (p *cutProxy) serve(c net.Conn) {
 // 0) as user with extra settings; each call has a fresh connection pool.
 func harness(t *testing.T, h *sshlab.Host, port int, set map[string]cty.Value) *sdktest.Harness {
 	t.Helper()
+	hs, err := configured(t, h, port, set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hs
+}
+
+// configured is harness, returning the error of Configure.
+func configured(t *testing.T, h *sshlab.Host, port int, set map[string]cty.Value) (*sdktest.Harness, error) {
+	t.Helper()
+	return configuredIn(t, lab, h, port, set)
+}
+
+// configuredIn is configured for a host of another lab l.
+func configuredIn(t *testing.T, lab *sshlab.Lab, h *sshlab.Host, port int, set map[string]cty.Value) (*sdktest.Harness, error) {
+	t.Helper()
 	kh := lab.KnownHosts
 	if port != 0 {
 		kh = filepath.Join(t.TempDir(), "known_hosts")
@@ -166,10 +191,7 @@ func harness(t *testing.T, h *sshlab.Host, port int, set map[string]cty.Value) *
 		cfg[k] = v
 	}
 	hs := &sdktest.Harness{P: New("test")}
-	if err := hs.Configure(context.Background(), cfg); err != nil {
-		t.Fatal(err)
-	}
-	return hs
+	return hs, hs.Configure(context.Background(), cfg)
 }
 
 // adminLogsIn reports whether the admin key still logs in as root.
