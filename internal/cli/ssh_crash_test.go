@@ -42,7 +42,7 @@ step "ssh.rotate_password" "alice" {
 		for _, h := range lab.Hosts {
 			for _, acct := range []string{"root", "alice"} {
 				pw := secretValue(t, f.dir, acct+"@"+h.Name)
-				if !login(t, h, acct, ssh.Password(pw)) {
+				if !sshlab.LoginWorks(t, h, acct, ssh.Password(pw)) {
 					t.Fatalf("seed %d: %s: %s cannot log in with the password in the secret store", seed, h.Name, acct)
 				}
 			}

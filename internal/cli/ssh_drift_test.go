@@ -53,7 +53,7 @@ step "ssh.authorized_keys" "drop_oldmsp" {
 		t.Fatalf("plan -refresh=false: %d\n%s", code, out)
 	}
 	mustApply(t, f)
-	if login(t, h, "root", keyAuth(t, lab.OldMSPKeyFile)) {
+	if sshlab.LoginWorks(t, h, "root", sshlab.KeyAuth(t, lab.OldMSPKeyFile)) {
 		t.Fatal("the key that came back still logs in after apply")
 	}
 	if s := f.states()["step.drop_oldmsp"]; s.Attempts != 2 {
@@ -92,7 +92,7 @@ step "ssh.authorized_keys" "keys" {
 }
 `, h.Port, lockDeps, keysDeps))
 			out := mustApply(t, f)
-			if login(t, h, "root", keyAuth(t, lab.OldMSPKeyFile)) || login(t, h, "oldmsp", keyAuth(t, lab.OldMSPKeyFile)) {
+			if sshlab.LoginWorks(t, h, "root", sshlab.KeyAuth(t, lab.OldMSPKeyFile)) || sshlab.LoginWorks(t, h, "oldmsp", sshlab.KeyAuth(t, lab.OldMSPKeyFile)) {
 				t.Fatalf("the old key still logs in\n%s", out)
 			}
 			if order == "lock_first" && auditEvents(t, f.dir, "step_replanned") != 1 {

@@ -81,7 +81,7 @@ step "core.noop" "after_all" {
 			}
 			continue
 		}
-		if s.Status != state.Done || login(t, h, "root", keyAuth(t, lab.OldMSPKeyFile)) {
+		if s.Status != state.Done || sshlab.LoginWorks(t, h, "root", sshlab.KeyAuth(t, lab.OldMSPKeyFile)) {
 			t.Fatalf("%s: %+v, or the old key still logs in", h.Name, s)
 		}
 	}

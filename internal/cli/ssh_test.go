@@ -6,9 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	"golang.org/x/crypto/ssh"
 
 	"github.com/switchover/switchover/internal/secrets"
 	"github.com/switchover/switchover/internal/sshlab"
@@ -36,41 +33,6 @@ plugin "ssh" {
   %s
 }
 %s`, strings.Join(hosts, ", "), lab.AdminKeyFile, lab.KnownHosts, pluginExtra, body))
-}
-
-// login reports whether a fresh SSH login works, the way a user would try.
-func login(t *testing.T, h *sshlab.Host, user string, auth ssh.AuthMethod) bool {
-	t.Helper()
-	cfg := &ssh.ClientConfig{User: user, Auth: []ssh.AuthMethod{auth}, HostKeyCallback: ssh.FixedHostKey(h.HostKey), Timeout: 5 * time.Second}
-	c, err := ssh.Dial("tcp", h.Addr(), cfg)
-	if err != nil {
-		if !strings.Contains(err.Error(), "unable to authenticate") {
-			t.Fatalf("login to %s as %s: %v", h.Name, user, err)
-		}
-		return false
-	}
-	defer c.Close()
-	s, err := c.NewSession()
-	if err != nil {
-		return false
-	}
-	defer s.Close()
-	// An expired account or a nologin shell can pass authentication and
-	// still not get a shell: run a command to be sure.
-	out, err := s.CombinedOutput("echo logged-in")
-	return err == nil && strings.Contains(string(out), "logged-in")
-}
-
-func keyAuth(t *testing.T, file string) ssh.AuthMethod {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ssh.ParsePrivateKey(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ssh.PublicKeys(s)
 }
 
 func secretValue(t *testing.T, dir, name string) string {

@@ -459,10 +459,7 @@ const MaxReplans = 3
 func (g *Graph) replan(ctx context.Context, ip *InstancePlan, attrs cty.Value, o ApplyOptions) (*InstancePlan, error) {
 	in := ip.Instance
 	n := in.Node
-	timeout := n.Step.Timeout
-	if timeout == 0 {
-		timeout = DefaultPlanTimeout
-	}
+	timeout := n.timeout(DefaultPlanTimeout)
 	cp, err := o.Run.Checkpoint(in.Address)
 	if err != nil {
 		return nil, err
@@ -489,10 +486,7 @@ func (g *Graph) replan(ctx context.Context, ip *InstancePlan, attrs cty.Value, o
 func (g *Graph) applyOnce(ctx context.Context, ip *InstancePlan, attrs cty.Value, o ApplyOptions) (map[string]cty.Value, string, error) {
 	in := ip.Instance
 	n := in.Node
-	timeout := n.Step.Timeout
-	if timeout == 0 {
-		timeout = DefaultApplyTimeout
-	}
+	timeout := n.timeout(DefaultApplyTimeout)
 	cp, err := o.Run.Checkpoint(in.Address)
 	if err != nil {
 		return nil, "", err

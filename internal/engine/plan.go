@@ -19,6 +19,14 @@ import (
 // DefaultPlanTimeout bounds one instance's Plan call when the step sets no timeout.
 const DefaultPlanTimeout = 5 * time.Minute
 
+// timeout is the step's timeout, or def when it sets none.
+func (n *StepNode) timeout(def time.Duration) time.Duration {
+	if n.Step.Timeout == 0 {
+		return def
+	}
+	return n.Step.Timeout
+}
+
 // InstancePlan is the plan of one step instance.
 type InstancePlan struct {
 	Instance *Instance
@@ -226,10 +234,7 @@ func (g *Graph) observe(ctx context.Context, in *Instance, run *Run) (*InstanceP
 		p.Summary = "decided during apply: " + in.Deferred
 		return p, nil
 	}
-	timeout := in.Node.Step.Timeout
-	if timeout == 0 {
-		timeout = DefaultPlanTimeout
-	}
+	timeout := in.Node.timeout(DefaultPlanTimeout)
 	cctx, cancel := stepContext(ctx, timeout)
 	defer cancel()
 	cp, err := run.Checkpoint(in.Address)

@@ -327,3 +327,41 @@ func (h *Host) MustRun(t testing.TB, script string) string {
 	}
 	return out
 }
+
+// LoginWorks reports whether a fresh SSH login as user works, the way a
+// user would try: it must also run a command (an expired account or a
+// nologin shell can pass authentication and still get no shell). Any error
+// other than a refused authentication fails the test.
+func LoginWorks(t testing.TB, h *Host, user string, auth ssh.AuthMethod) bool {
+	t.Helper()
+	cfg := &ssh.ClientConfig{User: user, Auth: []ssh.AuthMethod{auth}, HostKeyCallback: ssh.FixedHostKey(h.HostKey), Timeout: 5 * time.Second}
+	c, err := ssh.Dial("tcp", h.Addr(), cfg)
+	if err != nil {
+		if !strings.Contains(err.Error(), "unable to authenticate") {
+			t.Fatalf("login to %s as %s: %v", h.Name, user, err)
+		}
+		return false
+	}
+	defer c.Close()
+	s, err := c.NewSession()
+	if err != nil {
+		return false
+	}
+	defer s.Close()
+	out, err := s.CombinedOutput("echo logged-in")
+	return err == nil && strings.Contains(string(out), "logged-in")
+}
+
+// KeyAuth is the private key in file as an SSH login method.
+func KeyAuth(t testing.TB, file string) ssh.AuthMethod {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ssh.ParsePrivateKey(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ssh.PublicKeys(s)
+}

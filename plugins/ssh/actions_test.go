@@ -26,19 +26,6 @@ import (
 // runbook-level runs (resume after a kill, drift, a fleet with a host down)
 // are in internal/cli.
 
-func keyLogin(t *testing.T, file string) ssh.AuthMethod {
-	t.Helper()
-	b, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ssh.ParsePrivateKey(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ssh.PublicKeys(s)
-}
-
 func str(s string) cty.Value { return cty.StringVal(s) }
 
 func TestAuthorizedKeysRemovesTheOldProvidersKeysOnly(t *testing.T) {
@@ -56,13 +43,13 @@ func TestAuthorizedKeysRemovesTheOldProvidersKeysOnly(t *testing.T) {
 	if p.Kind != sdk.Change || !strings.HasPrefix(p.Summary, "remove 2 keys from 2 authorized_keys files on 127.0.0.1:") || !strings.Contains(strings.Join(p.Details, "\n"), want) {
 		t.Fatalf("plan: %v %q %q", p.Kind, p.Summary, p.Details)
 	}
-	if !loginWorks(t, h, "root", keyLogin(t, lab.OldMSPKeyFile)) {
+	if !sshlab.LoginWorks(t, h, "root", sshlab.KeyAuth(t, lab.OldMSPKeyFile)) {
 		t.Fatal("the plan removed a key")
 	}
 	if _, err := hs.Run(ctx, "authorized_keys", attrs); err != nil {
 		t.Fatal(err)
 	}
-	if loginWorks(t, h, "root", keyLogin(t, lab.OldMSPKeyFile)) || loginWorks(t, h, "oldmsp", keyLogin(t, lab.OldMSPKeyFile)) {
+	if sshlab.LoginWorks(t, h, "root", sshlab.KeyAuth(t, lab.OldMSPKeyFile)) || sshlab.LoginWorks(t, h, "oldmsp", sshlab.KeyAuth(t, lab.OldMSPKeyFile)) {
 		t.Fatal("the old provider's key still logs in")
 	}
 	if !adminLogsIn(t, h) {
@@ -84,7 +71,7 @@ func TestAuthorizedKeysKeepOnly(t *testing.T) {
 	if _, err := harness(t, h, 0, nil).Run(context.Background(), "authorized_keys", attrs); err != nil {
 		t.Fatal(err)
 	}
-	if loginWorks(t, h, "root", keyLogin(t, lab.OldMSPKeyFile)) || !adminLogsIn(t, h) {
+	if sshlab.LoginWorks(t, h, "root", sshlab.KeyAuth(t, lab.OldMSPKeyFile)) || !adminLogsIn(t, h) {
 		t.Fatal("keep_only did not keep exactly the admin key")
 	}
 	if got := strings.Count(h.MustRun(t, "cat /root/.ssh/authorized_keys"), "ssh-ed25519"); got != 1 {
@@ -114,14 +101,14 @@ func TestRotatePasswordsAndLockAccount(t *testing.T) {
 		}
 	}
 	for acct, pw := range newPw {
-		if !loginWorks(t, h, acct, ssh.Password(pw)) {
+		if !sshlab.LoginWorks(t, h, acct, ssh.Password(pw)) {
 			t.Fatalf("%s cannot log in with the new password", acct)
 		}
 	}
-	if loginWorks(t, h, "root", ssh.Password(sshlab.RootPassword)) || loginWorks(t, h, "alice", ssh.Password(sshlab.AlicePassword)) {
+	if sshlab.LoginWorks(t, h, "root", ssh.Password(sshlab.RootPassword)) || sshlab.LoginWorks(t, h, "alice", ssh.Password(sshlab.AlicePassword)) {
 		t.Fatal("an old password still logs in")
 	}
-	if loginWorks(t, h, "oldmsp", ssh.Password(sshlab.OldMSPPassword)) || loginWorks(t, h, "oldmsp", keyLogin(t, lab.OldMSPKeyFile)) {
+	if sshlab.LoginWorks(t, h, "oldmsp", ssh.Password(sshlab.OldMSPPassword)) || sshlab.LoginWorks(t, h, "oldmsp", sshlab.KeyAuth(t, lab.OldMSPKeyFile)) {
 		t.Fatal("the locked account still logs in")
 	}
 	got := h.MustRun(t, `getent shadow oldmsp | cut -d: -f2 | cut -c1; getent shadow oldmsp | cut -d: -f8; getent passwd oldmsp | cut -d: -f7`)
@@ -153,7 +140,7 @@ func TestRotateWithoutPasswordLogins(t *testing.T) {
 	if _, err := hs.Run(context.Background(), "rotate_password", map[string]cty.Value{"account": str("root"), "password": str(pw)}); err != nil {
 		t.Fatal(err)
 	}
-	if loginWorks(t, h, "root", ssh.Password(pw)) {
+	if sshlab.LoginWorks(t, h, "root", ssh.Password(pw)) {
 		t.Fatal("a password login worked although sshd takes none")
 	}
 	hash := strings.TrimSpace(h.MustRun(t, "getent shadow root | cut -d: -f2"))
@@ -317,7 +304,7 @@ func TestRefusalsAreOneSentenceAndChangeNothing(t *testing.T) {
 	if _, err := harness(t, h, 0, asAlice(sshlab.AlicePassword)).Run(ctx, "rotate_password", rotate); err != nil {
 		t.Fatal(err)
 	}
-	if !loginWorks(t, h, "root", ssh.Password("Set-Through-Sudo-1")) {
+	if !sshlab.LoginWorks(t, h, "root", ssh.Password("Set-Through-Sudo-1")) {
 		t.Fatal("root cannot log in with the new password set through sudo")
 	}
 }

@@ -86,7 +86,7 @@ func TestCutConnectionAtEveryStageLeavesOldOrNew(t *testing.T) {
 			setup: "echo 'alice:" + sshlab.AlicePassword + "' | chpasswd",
 			state: func(t *testing.T, h *sshlab.Host) string { return h.MustRun(t, "getent shadow alice | cut -d: -f2") },
 			new: func(t *testing.T, h *sshlab.Host, _ string) bool {
-				return loginWorks(t, h, "alice", ssh.Password(newPw))
+				return sshlab.LoginWorks(t, h, "alice", ssh.Password(newPw))
 			}},
 	}
 	ctx := context.Background()

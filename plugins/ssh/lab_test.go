@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/zclconf/go-cty/cty"
-	"golang.org/x/crypto/ssh"
 
 	"github.com/switchover/switchover/internal/sshlab"
 	"github.com/switchover/switchover/plugins/sdk/sdktest"
@@ -196,31 +195,7 @@ func configuredIn(t *testing.T, lab *sshlab.Lab, h *sshlab.Host, port int, set m
 
 // adminLogsIn reports whether the admin key still logs in as root.
 func adminLogsIn(t *testing.T, h *sshlab.Host) bool {
-	b, err := os.ReadFile(lab.AdminKeyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := ssh.ParsePrivateKey(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return loginWorks(t, h, "root", ssh.PublicKeys(signer))
-}
-
-func loginWorks(t *testing.T, h *sshlab.Host, user string, auth ssh.AuthMethod) bool {
-	cfg := &ssh.ClientConfig{User: user, Auth: []ssh.AuthMethod{auth}, HostKeyCallback: ssh.FixedHostKey(h.HostKey), Timeout: 5 * time.Second}
-	c, err := ssh.Dial("tcp", h.Addr(), cfg)
-	if err != nil {
-		return false
-	}
-	defer c.Close()
-	s, err := c.NewSession()
-	if err != nil {
-		return false
-	}
-	defer s.Close()
-	out, err := s.CombinedOutput("echo logged-in")
-	return err == nil && strings.Contains(string(out), "logged-in")
+	return sshlab.LoginWorks(t, h, "root", sshlab.KeyAuth(t, lab.AdminKeyFile))
 }
 
 // settle waits until no script of the plugin runs on h any more: after a
