@@ -9,12 +9,14 @@ import (
 )
 
 func TestFileBackendConformance(t *testing.T) {
+	// Each subtest gets one directory, opened again on every call (a re-open
+	// after a crash, or a second process).
+	dirs := map[string]string{}
 	Conformance(t, func(t *testing.T) Backend {
-		dir := filepath.Join(os.TempDir(), "switchover-state-"+filepath.Base(t.Name()))
-		if !opened[dir] {
-			os.RemoveAll(dir)
-			opened[dir] = true
-			t.Cleanup(func() { os.RemoveAll(dir) })
+		dir, ok := dirs[t.Name()]
+		if !ok {
+			dir = t.TempDir()
+			dirs[t.Name()] = dir
 		}
 		b, err := OpenFile(dir)
 		if err != nil {
@@ -23,8 +25,6 @@ func TestFileBackendConformance(t *testing.T) {
 		return b
 	})
 }
-
-var opened = map[string]bool{}
 
 // TestTornTail cuts the log at every byte of its last record, and also
 // flips a byte in it: the records before it are read back intact, the torn
