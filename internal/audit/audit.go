@@ -107,7 +107,8 @@ func Open(path, actor string) (*Log, error) {
 type FileJournal struct {
 	mu       sync.Mutex
 	f        *os.File
-	valid    int64 // length of the complete lines
+	valid    int64 // length of the complete lines, when read
+	read     bool
 	repaired bool
 }
 
@@ -143,7 +144,7 @@ func (j *FileJournal) readAll() ([]byte, error) {
 	data = data[:n]
 	data = data[:bytes.LastIndexByte(data, '\n')+1]
 	if !j.repaired {
-		j.valid = int64(len(data))
+		j.valid, j.read = int64(len(data)), true
 	}
 	return data, nil
 }
@@ -156,13 +157,15 @@ func (j *FileJournal) Append(line []byte) error {
 		return errors.New("the audit journal is closed")
 	}
 	if !j.repaired {
-		if _, err := j.readAll(); err != nil {
-			return err
+		// The length of the complete lines is known from the reading that
+		// came before (audit.New reads the trail once); read only if none did.
+		if !j.read {
+			if _, err := j.readAll(); err != nil {
+				return err
+			}
 		}
+		// Opened O_APPEND: after the cut, writes land at the end.
 		if err := j.f.Truncate(j.valid); err != nil {
-			return err
-		}
-		if _, err := j.f.Seek(j.valid, io.SeekStart); err != nil {
 			return err
 		}
 		j.repaired = true
