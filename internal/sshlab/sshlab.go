@@ -15,6 +15,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -163,9 +164,29 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
+// startHost starts one host. Its port is chosen free but only taken when
+// sshd binds it, and another lab (go test runs packages in parallel) or
+// another host may take it first: then sshd exits with "Address already in
+// use" and the host starts again on another port. A host is up when the
+// sshd on its port shows its own host key, not merely when something
+// answers there.
 func (l *Lab) startHost(i int, o Options) (*Host, error) {
 	name := fmt.Sprintf("host%02d", i+1)
 	dir := filepath.Join(l.Dir, name)
+	for attempt := 1; ; attempt++ {
+		h, err := l.tryStartHost(name, dir, o)
+		if err == nil || !errors.Is(err, errPortTaken) || attempt == 5 {
+			return h, err
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			return nil, err
+		}
+	}
+}
+
+var errPortTaken = errors.New("its port was taken")
+
+func (l *Lab) tryStartHost(name, dir string, o Options) (*Host, error) {
 	for _, d := range []string{"etc-upper", "etc-work", "home", "root", "run", "log", "srv", "tmp", "opt", "vartmp", "localsbin"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			return nil, err
@@ -267,20 +288,34 @@ exec /usr/sbin/sshd -D -e -f /etc/ssh/sshd_config
 		select {
 		case <-exited:
 			b, _ := os.ReadFile(filepath.Join(dir, "sshd.log"))
+			if bytes.Contains(b, []byte("Address already in use")) {
+				return nil, fmt.Errorf("%s: %w: %s", name, errPortTaken, b)
+			}
 			return nil, fmt.Errorf("%s did not start: %s", name, b)
 		default:
 		}
-		c, err := net.DialTimeout("tcp", h.Addr(), 200*time.Millisecond)
-		if err == nil {
-			c.Close()
+		if h.answers() {
 			return h, nil
 		}
 		if time.Now().After(deadline) {
+			h.Stop()
 			b, _ := os.ReadFile(filepath.Join(dir, "sshd.log"))
 			return nil, fmt.Errorf("%s did not start: %s", name, b)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// answers reports whether the sshd on the host's port is this host's: it
+// shows the host's key (and then refuses the probe's login).
+func (h *Host) answers() bool {
+	cfg := &ssh.ClientConfig{User: "lab-probe", HostKeyCallback: ssh.FixedHostKey(h.HostKey), Timeout: time.Second}
+	c, err := ssh.Dial("tcp", h.Addr(), cfg)
+	if err == nil {
+		c.Close()
+		return true
+	}
+	return strings.Contains(err.Error(), "unable to authenticate")
 }
 
 // Stop stops every host.
