@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/switchover/switchover/internal/pluginhost"
+	adplugin "github.com/switchover/switchover/plugins/ad"
 	"github.com/switchover/switchover/plugins/core"
 	"github.com/switchover/switchover/plugins/sdk"
 	sshplugin "github.com/switchover/switchover/plugins/ssh"
@@ -17,4 +18,5 @@ func registerBuiltins() {
 	pluginhost.Version = version
 	pluginhost.RegisterBuiltin("core", func() sdk.Provider { return core.New(version) })
 	pluginhost.RegisterBuiltin("ssh", func() sdk.Provider { return sshplugin.New(version) })
+	pluginhost.RegisterBuiltin("ad", func() sdk.Provider { return adplugin.New(version) })
 }

@@ -407,16 +407,19 @@ func (p *progress) summary(res engine.ApplyResult, dir string) int {
 		code = ExitError
 	case res.Stopped:
 		code = ExitStopped
-	case res.Waiting > 0 || res.NotStarted > 0:
+	case res.Waiting > 0 || res.Later > 0 || res.NotStarted > 0:
 		code = ExitWaiting
 	}
 	if p.asJSON {
 		p.json(map[string]any{"type": "apply_finished", "time": time.Now(), "elapsed_seconds": elapsed.Seconds(), "done": res.Done, "already_done": res.AlreadyDone, "failed": res.Failed,
-			"skipped": res.Skipped, "waiting": res.Waiting, "not_started": res.NotStarted, "stopped": res.Stopped, "halted": res.Halted, "exit_code": code})
+			"skipped": res.Skipped, "waiting": res.Waiting, "later": res.Later, "not_started": res.NotStarted, "stopped": res.Stopped, "halted": res.Halted, "exit_code": code})
 		return code
 	}
 	w := p.env.Stdout
 	fmt.Fprintf(w, "\nApply finished in %s: %d done, %d failed, %d skipped, %d waiting for a person, %d not started", elapsed, res.Done, res.Failed, res.Skipped, res.Waiting, res.NotStarted)
+	if res.Later > 0 {
+		fmt.Fprintf(w, ", %d due again later", res.Later)
+	}
 	if res.AlreadyDone > 0 {
 		fmt.Fprintf(w, " (and %d done before)", res.AlreadyDone)
 	}
@@ -426,6 +429,9 @@ func (p *progress) summary(res engine.ApplyResult, dir string) int {
 		fmt.Fprintln(w, "The run halted because a step with on_failure = halt failed; fix the cause and run apply again to continue.")
 	case res.Stopped:
 		fmt.Fprintln(w, "The run was interrupted; run `switchover apply` again to resume it.")
+	}
+	if res.Later > 0 {
+		fmt.Fprintf(w, "Steps started and go on later: `switchover status %s` shows when; run apply again after that.\n", dir)
 	}
 	if res.Waiting > 0 {
 		fmt.Fprintf(w, "Steps wait for a person: see `switchover status %s`, then record each with `switchover confirm STEP --by NAME` and apply again.\n", dir)

@@ -11,6 +11,7 @@ import (
 	"github.com/switchover/switchover/internal/plans"
 	"github.com/switchover/switchover/internal/pluginhost"
 	"github.com/switchover/switchover/internal/testplugin"
+	adplugin "github.com/switchover/switchover/plugins/ad"
 	"github.com/switchover/switchover/plugins/core"
 	"github.com/switchover/switchover/plugins/sdk"
 	sshplugin "github.com/switchover/switchover/plugins/ssh"
@@ -22,6 +23,7 @@ func TestMain(m *testing.M) {
 	// The catalogue main registers (cmd/switchover/builtins.go).
 	pluginhost.RegisterBuiltin("core", func() sdk.Provider { return core.New("test") })
 	pluginhost.RegisterBuiltin("ssh", func() sdk.Provider { return sshplugin.New("test") })
+	pluginhost.RegisterBuiltin("ad", func() sdk.Provider { return adplugin.New("test") })
 	if pluginhost.ServeBuiltinIfRequested(os.Args) || testplugin.ServeIfRequested() {
 		return
 	}

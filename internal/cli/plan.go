@@ -116,7 +116,7 @@ func plan(ctx context.Context, env *Env, o planOptions) int {
 			fmt.Fprintf(env.Stdout, "\nSaved the plan to %s. Apply exactly this plan with: switchover apply %s\n", o.Out, o.Out)
 		}
 	}
-	if o.DetailedExitCode && (c.Change > 0 || c.Manual > 0) {
+	if o.DetailedExitCode && (c.Change > 0 || c.Manual > 0 || c.Wait > 0) {
 		return ExitChanges
 	}
 	return ExitOK
@@ -151,6 +151,9 @@ func renderPlan(w io.Writer, g *engine.Graph, ips []*engine.InstancePlan, c plan
 	}
 	io.WriteString(w, b.String())
 	fmt.Fprintf(w, "\nPlan: %d to change, %d for a person, %d already done, %d skipped", c.Change, c.Manual, c.NoChange, c.Skipped)
+	if c.Wait > 0 {
+		fmt.Fprintf(w, ", %d due later", c.Wait)
+	}
 	if c.Failed > 0 {
 		fmt.Fprintf(w, ", %d failed to plan", c.Failed)
 	}

@@ -99,7 +99,7 @@ func runStatus(ctx context.Context, env *Env, args []string) int {
 		return ExitOK
 	}
 	fmt.Fprintf(w, "%-50s %-8s %8s  %-19s  %s\n", "STEP", "STATUS", "ATTEMPTS", "UPDATED", "SUMMARY / ERROR")
-	var waiting []*state.Instance
+	var waiting, later []*state.Instance
 	for _, in := range insts {
 		text := termSafe(in.Summary)
 		if in.Error != "" {
@@ -112,8 +112,11 @@ func runStatus(ctx context.Context, env *Env, args []string) int {
 			}
 		}
 		fmt.Fprintf(w, "%-50s %-8s %8d  %-19s  %s\n", in.Address, in.Status, in.Attempts, stamp(in.UpdatedAt), firstLine(text))
-		if in.Status == state.Waiting {
+		if in.Status == state.Waiting && in.Until.IsZero() {
 			waiting = append(waiting, in)
+		}
+		if in.Status == state.Waiting && !in.Until.IsZero() {
+			later = append(later, in)
 		}
 	}
 	var parts []string
@@ -140,6 +143,18 @@ func runStatus(ctx context.Context, env *Env, args []string) int {
 	}
 	if counts[state.Running] > 0 {
 		fmt.Fprintln(w, "Steps marked running were cut off; the next apply asks their plugins to look again before anything is repeated.")
+	}
+	if len(later) > 0 {
+		fmt.Fprintln(w, "\nStarted, and due again later (apply again after the time shown):")
+		for _, in := range later {
+			due := in.Until.Local().Format("2006-01-02 15:04 MST")
+			if d := time.Until(in.Until); d > 0 {
+				due += " (in " + d.Round(time.Minute).String() + ")"
+			} else {
+				due += " (due now)"
+			}
+			fmt.Fprintf(w, "  %s: %s\n    due: %s\n", in.Address, firstLine(termSafe(in.Summary)), due)
+		}
 	}
 	if len(waiting) > 0 {
 		fmt.Fprintln(w, "\nWaiting for a person (do it, then record it):")
@@ -208,11 +223,15 @@ func runConfirm(ctx context.Context, env *Env, args []string) int {
 		return ExitError
 	}
 	in := ws.State.Instance(addr)
+	if in != nil && in.Status == state.Waiting && !in.Until.IsZero() {
+		fmt.Fprintf(env.Stderr, "switchover confirm: %s waits until %s, not for a person: apply again after that time\n", addr, in.Until.Local().Format("2006-01-02 15:04 MST"))
+		return ExitError
+	}
 	if in == nil || in.Status != state.Waiting {
 		var waiting []string
 		ws.State.View(func(s *state.Snapshot) {
 			for _, x := range s.SortedInstances() {
-				if x.Status == state.Waiting {
+				if x.Status == state.Waiting && x.Until.IsZero() {
 					waiting = append(waiting, x.Address)
 				}
 			}

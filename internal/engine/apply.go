@@ -48,7 +48,9 @@ type ApplyOptions struct {
 type ApplyResult struct {
 	// AlreadyDone were done before this apply and not called again.
 	AlreadyDone, Done, Failed, Skipped, Waiting, NotStarted int
-	Stopped                                                 bool // by Stop or ctx
+	// Later are steps that started and go on at a later time (Until).
+	Later   int
+	Stopped bool // by Stop or ctx
 	Halted                                                  bool // by a failed step with on_failure = halt
 	// WriteError is the first audit or state write that failed where the
 	// walk could not stop for it (nil: every write landed).
@@ -63,6 +65,7 @@ const (
 	outFailed
 	outSkipped    // because a dependency failed
 	outWaiting    // for a person
+	outLater      // until a time the plugin gave
 	outNotStarted // stopped, halted, or blocked by a step waiting for a person
 	outAlreadyDone
 )
@@ -219,6 +222,11 @@ func (w *walk) finish(r result) {
 		if r.nr.waitsFor == "" {
 			r.nr.waitsFor = r.ip.Instance.Address
 		}
+	case outLater:
+		w.res.Later++
+		if r.nr.waitsFor == "" {
+			r.nr.waitsFor = r.ip.Instance.Address
+		}
 	case outNotStarted:
 		w.res.NotStarted++
 	}
@@ -354,6 +362,17 @@ func (g *Graph) applyInstance(ctx context.Context, ip *InstancePlan, nr *nodeRun
 		g.auditf(o, audit.EvStepWaiting, addr, map[string]any{"summary": ip.Summary})
 		return outWaiting
 	}
+	if ip.Action == plans.Wait {
+		// Due by now? The plugin knows; a saved plan may be hours old.
+		np, err := g.replan(ctx, ip, attrs, o)
+		if err != nil {
+			return fail(0, "planning again: "+g.Redactor.String(err.Error()))
+		}
+		if np.Action == plans.Wait {
+			return g.waitLater(o, addr, np.Summary, np.NotBefore)
+		}
+		ip = np
+	}
 	prev := o.Run.Instance(addr)
 	attempt := 0
 	if prev != nil {
@@ -371,6 +390,23 @@ func (g *Graph) applyInstance(ctx context.Context, ip *InstancePlan, nr *nodeRun
 		return g.markDone(o, addr, attempt, "no change needed: "+ip.Summary, outs, in.Node)
 	}
 	return g.applyWithRetries(ctx, ip, attrs, attempt, o)
+}
+
+// laterError: the apply did its part, and the step goes on at until.
+type laterError struct {
+	summary string
+	until   time.Time
+}
+
+func (e *laterError) Error() string { return e.summary }
+
+// waitLater records an instance as waiting until a time the plugin gave:
+// its dependents wait with it, and a later apply goes on.
+func (g *Graph) waitLater(o ApplyOptions, addr, summary string, until time.Time) outcome {
+	g.recordOrKeep(o, &state.Record{Kind: state.KindStatus, Address: addr, Status: state.Waiting, Summary: summary, Until: until})
+	o.Events(Event{Type: "waiting", Time: time.Now(), Address: addr, Summary: summary})
+	g.auditf(o, audit.EvStepWaiting, addr, map[string]any{"summary": summary, "until": until})
+	return outLater
 }
 
 // failStep records an instance as failed, durably and in the trail.
@@ -414,6 +450,10 @@ func (g *Graph) applyWithRetries(ctx context.Context, ip *InstancePlan, attrs ct
 		outs, summary, err := g.applyOnce(ctx, ip, attrs, o)
 		if err == nil {
 			return g.markDone(o, addr, attempt, summary, outs, in.Node)
+		}
+		var later *laterError
+		if errors.As(err, &later) {
+			return g.waitLater(o, addr, later.summary, later.until)
 		}
 		lastErr = g.Redactor.String(err.Error())
 		var conflict *ConflictError
@@ -475,6 +515,7 @@ func (g *Graph) replan(ctx context.Context, ip *InstancePlan, attrs cty.Value, o
 	}
 	np := *ip
 	np.Action, np.Summary, np.Details, np.Private, np.Outputs = actionOf(resp.Kind), g.Redactor.String(resp.Summary), g.Redactor.Strings(resp.Details), resp.Private, resp.Outputs
+	np.NotBefore = resp.NotBefore
 	if np.Action == plans.Manual {
 		return nil, fmt.Errorf("the new plan needs a person")
 	}
@@ -520,6 +561,9 @@ func (g *Graph) applyOnce(ctx context.Context, ip *InstancePlan, attrs cty.Value
 	g.auditWarnings(o, in.Address, verify.Diagnostics)
 	if err := verify.Diagnostics.Err(); err != nil {
 		return nil, "", fmt.Errorf("verifying after apply: %v", err)
+	}
+	if verify.Kind == sdk.Wait {
+		return nil, "", &laterError{summary: g.Redactor.String(verify.Summary), until: verify.NotBefore}
 	}
 	if verify.Kind != sdk.NoChange {
 		return nil, "", fmt.Errorf("the plugin reported success, but looking again it still sees a change to make (%s): the change did not take effect", verify.Summary)

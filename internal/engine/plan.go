@@ -38,6 +38,8 @@ type InstancePlan struct {
 	Error   string // why it failed to plan
 	// Outputs a NoChange plan reported.
 	Outputs map[string]cty.Value
+	// NotBefore, with Wait: when the step goes on.
+	NotBefore time.Time
 }
 
 // Entry is the instance's plan as the plan file and `plan -json` hold it.
@@ -90,6 +92,8 @@ func actionOf(k sdk.PlanKind) plans.Action {
 		return plans.NoChange
 	case sdk.Manual:
 		return plans.Manual
+	case sdk.Wait:
+		return plans.Wait
 	}
 	return plans.Failed
 }
@@ -268,6 +272,7 @@ func (g *Graph) observe(ctx context.Context, in *Instance, run *Run) (*InstanceP
 	p.Details = g.Redactor.Strings(resp.Details)
 	p.Private = resp.Private
 	p.Outputs = resp.Outputs
+	p.NotBefore = resp.NotBefore
 	return p, diags
 }
 

@@ -30,6 +30,9 @@ const (
 	Skipped
 	// Failed: it could not be planned.
 	Failed
+	// Wait: started, and goes on at a later time (the plugin said when);
+	// apply leaves it waiting until then.
+	Wait
 )
 
 var actionWords = [...]string{
@@ -42,6 +45,7 @@ var actionWords = [...]string{
 	Done:     "done",
 	Skipped:  "skipped",
 	Failed:   "failed",
+	Wait:     "wait",
 }
 
 // String is the action's word in the plan file and in `-json`.
@@ -91,6 +95,8 @@ func (a Action) Symbol() string {
 		return "="
 	case Skipped:
 		return "-"
+	case Wait:
+		return ">"
 	}
 	return "x"
 }
@@ -104,6 +110,7 @@ type Counts struct {
 	Change   int `json:"change"`
 	NoChange int `json:"no_change"`
 	Manual   int `json:"manual"`
+	Wait     int `json:"wait"`
 	Skipped  int `json:"skipped"`
 	Failed   int `json:"failed"`
 }
@@ -117,6 +124,8 @@ func (c *Counts) Add(a Action) {
 		c.NoChange++
 	case Manual:
 		c.Manual++
+	case Wait:
+		c.Wait++
 	case Skipped:
 		c.Skipped++
 	case Failed:

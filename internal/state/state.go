@@ -27,7 +27,7 @@ const (
 	Done    Status = "done"
 	Failed  Status = "failed"
 	Skipped Status = "skipped"
-	Waiting Status = "waiting" // for a person
+	Waiting Status = "waiting" // for a person, or until a time (Until)
 )
 
 // Record kinds.
@@ -55,6 +55,9 @@ type Record struct {
 	Outputs json.RawMessage `json:"out,omitempty"`
 	// SealedOutputs are the sensitive outputs, age-encrypted JSON.
 	SealedOutputs []byte `json:"sout,omitempty"`
+	// Until, with Waiting: the step goes on by itself at this time (not a
+	// person's step).
+	Until time.Time `json:"until,omitempty"`
 
 	// checkpoint (Sealed: Data is age-encrypted because it held a secret)
 	Data   []byte `json:"d,omitempty"`
@@ -93,6 +96,8 @@ type Instance struct {
 	Checkpoint    []byte
 	Sealed        bool
 	Confirm       *Confirmation
+	// Until: waiting until this time, not for a person (zero otherwise).
+	Until time.Time
 }
 
 // Confirmation is a person's written, attributable confirmation.
@@ -185,6 +190,7 @@ func (s *Snapshot) Apply(r *Record) {
 			in.Summary = r.Summary
 		}
 		in.Error = r.Error
+		in.Until = r.Until
 		if r.Status == Done {
 			in.Outputs, in.SealedOutputs = r.Outputs, r.SealedOutputs
 		}

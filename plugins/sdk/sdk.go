@@ -28,6 +28,7 @@ package sdk
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/zclconf/go-cty/cty"
 )
@@ -90,6 +91,10 @@ const (
 	Change
 	// Manual: a person has to act; switchover cannot do it.
 	Manual
+	// Wait: the step has started and goes on at NotBefore (the second
+	// krbtgt reset, hours after the first). Apply leaves it waiting and
+	// does not call the plugin until then; a later apply goes on.
+	Wait
 )
 
 func (k PlanKind) String() string {
@@ -100,6 +105,8 @@ func (k PlanKind) String() string {
 		return "change"
 	case Manual:
 		return "manual"
+	case Wait:
+		return "wait"
 	}
 	return fmt.Sprintf("PlanKind(%d)", int(k))
 }
@@ -126,6 +133,8 @@ type PlanResponse struct {
 	// Outputs, with NoChange: the outputs the step has in the world as it is
 	// (used when a resumed run finds the step already done).
 	Outputs map[string]cty.Value
+	// NotBefore, with Wait: when the step can go on.
+	NotBefore time.Time
 }
 
 // ApplyRequest asks a plugin to make the change for one step instance.
@@ -171,6 +180,11 @@ func NoChangef(format string, a ...any) *PlanResponse {
 // Changef is a PlanResponse announcing a change.
 func Changef(format string, a ...any) *PlanResponse {
 	return &PlanResponse{Kind: Change, Summary: fmt.Sprintf(format, a...)}
+}
+
+// Waitf is a PlanResponse saying the step goes on at t.
+func Waitf(t time.Time, format string, a ...any) *PlanResponse {
+	return &PlanResponse{Kind: Wait, NotBefore: t, Summary: fmt.Sprintf(format, a...)}
 }
 
 // Manualf is a PlanResponse saying a person has to act.

@@ -37,6 +37,8 @@ const (
 	PlanAction_NO_CHANGE               PlanAction = 1
 	PlanAction_CHANGE                  PlanAction = 2
 	PlanAction_MANUAL                  PlanAction = 3
+	// Started, and waits until not_before (such as the second krbtgt reset).
+	PlanAction_WAIT PlanAction = 4
 )
 
 // Enum value maps for PlanAction.
@@ -46,12 +48,14 @@ var (
 		1: "NO_CHANGE",
 		2: "CHANGE",
 		3: "MANUAL",
+		4: "WAIT",
 	}
 	PlanAction_value = map[string]int32{
 		"PLAN_ACTION_UNSPECIFIED": 0,
 		"NO_CHANGE":               1,
 		"CHANGE":                  2,
 		"MANUAL":                  3,
+		"WAIT":                    4,
 	}
 )
 
@@ -766,9 +770,11 @@ type PlanResponse struct {
 	Diagnostics []*Diagnostic `protobuf:"bytes,5,rep,name=diagnostics,proto3" json:"diagnostics,omitempty"`
 	// With NO_CHANGE: the outputs the step has in the world as it is, so that
 	// a step found already done (after a resume) still provides its outputs.
-	Outputs       *DynamicValue `protobuf:"bytes,6,opt,name=outputs,proto3" json:"outputs,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Outputs *DynamicValue `protobuf:"bytes,6,opt,name=outputs,proto3" json:"outputs,omitempty"`
+	// With WAIT: when the step can go on (Unix time in nanoseconds).
+	NotBeforeUnixNano int64 `protobuf:"varint,7,opt,name=not_before_unix_nano,json=notBeforeUnixNano,proto3" json:"not_before_unix_nano,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *PlanResponse) Reset() {
@@ -841,6 +847,13 @@ func (x *PlanResponse) GetOutputs() *DynamicValue {
 		return x.Outputs
 	}
 	return nil
+}
+
+func (x *PlanResponse) GetNotBeforeUnixNano() int64 {
+	if x != nil {
+		return x.NotBeforeUnixNano
+	}
+	return 0
 }
 
 type ApplyRequest struct {
@@ -1364,14 +1377,15 @@ const file_plugin_proto_rawDesc = "" +
 	"attributes\x12\x1e\n" +
 	"\n" +
 	"checkpoint\x18\x04 \x01(\fR\n" +
-	"checkpoint\"\x98\x02\n" +
+	"checkpoint\"\xc9\x02\n" +
 	"\fPlanResponse\x128\n" +
 	"\x06action\x18\x01 \x01(\x0e2 .switchover.plugin.v1.PlanActionR\x06action\x12\x18\n" +
 	"\asummary\x18\x02 \x01(\tR\asummary\x12\x18\n" +
 	"\adetails\x18\x03 \x03(\tR\adetails\x12\x18\n" +
 	"\aprivate\x18\x04 \x01(\fR\aprivate\x12B\n" +
 	"\vdiagnostics\x18\x05 \x03(\v2 .switchover.plugin.v1.DiagnosticR\vdiagnostics\x12<\n" +
-	"\aoutputs\x18\x06 \x01(\v2\".switchover.plugin.v1.DynamicValueR\aoutputs\"\xbe\x01\n" +
+	"\aoutputs\x18\x06 \x01(\v2\".switchover.plugin.v1.DynamicValueR\aoutputs\x12/\n" +
+	"\x14not_before_unix_nano\x18\a \x01(\x03R\x11notBeforeUnixNano\"\xbe\x01\n" +
 	"\fApplyRequest\x12\x16\n" +
 	"\x06action\x18\x01 \x01(\tR\x06action\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12B\n" +
@@ -1405,7 +1419,7 @@ const file_plugin_proto_rawDesc = "" +
 	"checkpoint\x121\n" +
 	"\x03log\x18\x02 \x01(\v2\x1d.switchover.plugin.v1.LogLineH\x00R\x03log\x12;\n" +
 	"\x06result\x18\x03 \x01(\v2!.switchover.plugin.v1.ApplyResultH\x00R\x06resultB\x05\n" +
-	"\x03msg*P\n" +
+	"\x03msg*Z\n" +
 	"\n" +
 	"PlanAction\x12\x1b\n" +
 	"\x17PLAN_ACTION_UNSPECIFIED\x10\x00\x12\r\n" +
@@ -1413,7 +1427,8 @@ const file_plugin_proto_rawDesc = "" +
 	"\n" +
 	"\x06CHANGE\x10\x02\x12\n" +
 	"\n" +
-	"\x06MANUAL\x10\x032\xf4\x02\n" +
+	"\x06MANUAL\x10\x03\x12\b\n" +
+	"\x04WAIT\x10\x042\xf4\x02\n" +
 	"\x06Plugin\x12\\\n" +
 	"\tGetSchema\x12&.switchover.plugin.v1.GetSchemaRequest\x1a'.switchover.plugin.v1.GetSchemaResponse\x12\\\n" +
 	"\tConfigure\x12&.switchover.plugin.v1.ConfigureRequest\x1a'.switchover.plugin.v1.ConfigureResponse\x12M\n" +

@@ -7,6 +7,7 @@ import (
 	"github.com/switchover/switchover/plugins/sdk"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-plugin"
 	"github.com/zclconf/go-cty/cty"
@@ -83,7 +84,7 @@ func (s *grpcServer) Plan(ctx context.Context, req *pb.PlanRequest) (*pb.PlanRes
 	if err != nil {
 		return nil, fmt.Errorf("encoding outputs: %w", err)
 	}
-	return &pb.PlanResponse{Action: planKinds[r.Kind], Summary: r.Summary, Details: r.Details, Private: r.Private, Diagnostics: encodeDiags(r.Diagnostics), Outputs: outs}, nil
+	return &pb.PlanResponse{Action: planKinds[r.Kind], Summary: r.Summary, Details: r.Details, Private: r.Private, Diagnostics: encodeDiags(r.Diagnostics), Outputs: outs, NotBeforeUnixNano: unixNano(r.NotBefore)}, nil
 }
 
 func (s *grpcServer) Apply(stream pb.Plugin_ApplyServer) error {
@@ -213,6 +214,9 @@ func (c *GRPCClient) Plan(ctx context.Context, req *sdk.PlanRequest) (*sdk.PlanR
 		return nil, err
 	}
 	resp := &sdk.PlanResponse{Summary: r.Summary, Details: r.Details, Private: r.Private, Diagnostics: decodeDiags(r.Diagnostics), Outputs: outs}
+	if r.NotBeforeUnixNano != 0 {
+		resp.NotBefore = time.Unix(0, r.NotBeforeUnixNano)
+	}
 	for k, v := range planKinds {
 		if v == r.Action {
 			resp.Kind = k

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"github.com/switchover/switchover/plugins/sdk"
 	"sync"
+	"time"
 
 	"github.com/zclconf/go-cty/cty"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
@@ -178,4 +179,11 @@ func decodeOutputs(dv *pb.DynamicValue) (map[string]cty.Value, error) {
 	return v.AsValueMap(), nil
 }
 
-var planKinds = map[sdk.PlanKind]pb.PlanAction{sdk.NoChange: pb.PlanAction_NO_CHANGE, sdk.Change: pb.PlanAction_CHANGE, sdk.Manual: pb.PlanAction_MANUAL}
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+var planKinds = map[sdk.PlanKind]pb.PlanAction{sdk.NoChange: pb.PlanAction_NO_CHANGE, sdk.Change: pb.PlanAction_CHANGE, sdk.Manual: pb.PlanAction_MANUAL, sdk.Wait: pb.PlanAction_WAIT}
