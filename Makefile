@@ -2,7 +2,7 @@ GO ?= go
 BIN := bin/switchover
 PROTO_DIR := plugins/protocol/v1
 
-.PHONY: build test generate lint bench-plan bench-apply bench-ssh lab fuzz clean check-generate
+.PHONY: build test generate lint bench-plan bench-apply bench-ssh bench-ad lab fuzz clean check-generate
 
 build:
 	$(GO) build -o $(BIN) ./cmd/switchover
@@ -50,6 +50,12 @@ bench-plan: build
 
 bench-ssh: build
 	$(GO) run ./internal/tools/bench -what ssh -hosts 20 -bin $(BIN)
+
+# 1,000 accounts take Samba (one process, slow password hashing) many minutes
+# to create; 200 by default, BENCH_AD_ACCOUNTS=1000 for the full figure.
+BENCH_AD_ACCOUNTS ?= 200
+bench-ad: build
+	$(GO) run ./internal/tools/bench -what ad -accounts $(BENCH_AD_ACCOUNTS) -runs 2 -bin $(BIN)
 
 bench-apply: build
 	$(GO) run ./internal/tools/bench -what apply -bin $(BIN)

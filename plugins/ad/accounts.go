@@ -292,9 +292,14 @@ func privateOf(t targetPrivate) []byte {
 	return b
 }
 
-// sameObject reads the private data and checks it is about acc.
+// sameObject reads the private data and checks it is about acc. A plan
+// decided during apply (its attributes were not known) read nothing: the
+// compare-and-swap is then against what apply just read.
 func sameObject(private []byte, acc *account) (targetPrivate, error) {
 	var t targetPrivate
+	if len(private) == 0 {
+		return targetPrivate{GUID: acc.GUID, UAC: acc.UAC}, nil
+	}
 	if err := json.Unmarshal(private, &t); err != nil {
 		return t, fmt.Errorf("the plan's data for %s is unreadable: plan again", acc.name())
 	}
@@ -466,7 +471,10 @@ func (p *plugin) resetPassword() *sdk.Action {
 		verify := !a.Has("verify") || a.Bool("verify")
 		var done bool
 		var how string
-		if verify {
+		switch {
+		case !a.IsKnown("password"):
+			// A new secret, made when apply starts: nothing to compare yet.
+		case verify:
 			ok, reason, err := d.tryBind(ctx, acc.DN, a.String("password"))
 			if err != nil {
 				return errPlan(err)
@@ -476,7 +484,7 @@ func (p *plugin) resetPassword() *sdk.Action {
 			if reason != "" {
 				how = "a bind with it is accepted (" + reason + ")"
 			}
-		} else {
+		default:
 			var ck resetCheckpoint
 			done = json.Unmarshal(req.Checkpoint, &ck) == nil && ck.PwdLastSet != "" && ck.PwdLastSet == acc.pwdLastSetRaw
 			how = "pwdLastSet is the one the reset left"

@@ -185,6 +185,11 @@ func (p *plugin) removeFromGroups() *sdk.Action {
 		for _, dn := range t.Groups {
 			allowed[strings.ToLower(dn)] = true
 		}
+		if len(req.Private) == 0 {
+			for _, g := range m.direct {
+				allowed[strings.ToLower(g.DN)] = true
+			}
+		}
 		var removed []string
 		for _, g := range m.direct {
 			if !allowed[strings.ToLower(g.DN)] {

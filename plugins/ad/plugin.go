@@ -361,7 +361,7 @@ func (p *plugin) action(name, desc string, attrs []sdk.Attribute, outs []sdk.Out
 	return &sdk.Action{
 		Name: name, Description: desc, Attributes: attrs, Outputs: outs,
 		PlanFunc: func(ctx context.Context, req *sdk.PlanRequest) *sdk.PlanResponse {
-			if !req.Attributes.AllKnown() {
+			if !req.Attributes.AllKnown() && !onlySecretsUnknown(req.Attributes) {
 				return sdk.Changef("decided during apply: some attributes are known only after earlier steps ran")
 			}
 			d, c, err := p.dirFor(ctx)
@@ -378,6 +378,17 @@ func (p *plugin) action(name, desc string, attrs []sdk.Attribute, outs []sdk.Out
 			return apply(ctx, d, c, req, ev)
 		},
 	}
+}
+
+// onlySecretsUnknown: the only unknown is a new password (a secret made
+// at apply); the plan can still look at the account.
+func onlySecretsUnknown(a sdk.Values) bool {
+	for name := range a.Raw().Type().AttributeTypes() {
+		if name != "password" && !a.IsKnown(name) {
+			return false
+		}
+	}
+	return true
 }
 
 func errPlan(err error) *sdk.PlanResponse {

@@ -26,8 +26,9 @@ func main() {
 	bin := flag.String("bin", "bin/switchover", "switchover binary")
 	n := flag.Int("n", 10000, "step instances")
 	runs := flag.Int("runs", 3, "runs of each command (the best is shown, and the worst)")
-	what := flag.String("what", "plan", "plan, apply or ssh")
+	what := flag.String("what", "plan", "plan, apply, ssh or ad")
 	hosts := flag.Int("hosts", 20, "sshd hosts (-what ssh)")
+	accounts := flag.Int("accounts", 1000, "AD accounts (-what ad)")
 	flag.Parse()
 	dir, err := os.MkdirTemp("", "bench-")
 	if err != nil {
@@ -53,6 +54,10 @@ func main() {
 	abs, _ := filepath.Abs(*bin)
 	if *what == "ssh" {
 		benchSSH(abs, *hosts, *runs)
+		return
+	}
+	if *what == "ad" {
+		benchAD(abs, *accounts, *runs)
 		return
 	}
 	if *what == "apply" {

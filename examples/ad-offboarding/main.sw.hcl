@@ -1,0 +1,87 @@
+# The old MSP leaves an Active Directory domain: find its accounts, take
+# them out of every privileged group (found by SID, whatever the groups are
+# called in this domain's language), disable them with a stamp, reset the
+# passwords it knew (Administrator, service accounts), and rotate krbtgt
+# twice, 10 hours apart. Values to fill in are in ad.vars.json.example.
+
+runbook "ad-offboarding" {
+  description = "Take an AD domain back from the previous IT provider"
+}
+
+variable "dc" {
+  description = "The domain controller: ldaps://dc1.example.local or ldap://... (StartTLS)"
+}
+variable "ca_file" {
+  description = "PEM file of the CA that signed the DC's LDAPS certificate"
+}
+variable "bind_dn" {
+  description = "A domain admin of the new provider or the client (not the old provider's)"
+}
+variable "bind_password" {
+  sensitive = true
+}
+variable "old_provider_upn_suffix" {
+  description = "The old provider's UPN domain, e.g. oldmsp.example"
+}
+variable "old_provider_accounts" {
+  description = "The old provider's accounts to strip and disable (sAMAccountNames, UPNs or DNs): step.found lists the candidates"
+  type        = list(string)
+}
+variable "service_accounts" {
+  description = "Service accounts whose passwords the old provider chose (sAMAccountNames)"
+  type        = list(string)
+  default     = []
+}
+
+plugin "ad" {
+  server        = var.dc
+  ca_file       = var.ca_file
+  bind_dn       = var.bind_dn
+  bind_password = var.bind_password
+}
+
+step "ad.inventory" "before" {}
+
+# A report of the candidates (outputs for the handover); the accounts to
+# change are listed in old_provider_accounts, reviewed by a person.
+step "ad.find_accounts" "found" {
+  upn_suffix = var.old_provider_upn_suffix
+  mentions   = var.old_provider_upn_suffix
+  match      = "any"
+  exclude    = [var.bind_dn]
+}
+
+step "ad.remove_from_groups" "strip" {
+  for_each   = toset(var.old_provider_accounts)
+  account    = each.value
+  privileged = true
+}
+
+step "ad.disable_account" "disable" {
+  for_each   = toset(var.old_provider_accounts)
+  account    = each.value
+  stamp      = true
+  depends_on = [step.strip]
+}
+
+step "ad.reset_password" "administrator" {
+  account  = "Administrator"
+  password = secret("ad/Administrator")
+}
+
+step "ad.reset_password" "service" {
+  for_each = toset(var.service_accounts)
+  account  = each.value
+  password = secret("ad/${each.value}")
+}
+
+step "ad.rotate_krbtgt" "krbtgt" {
+  wait       = "10h"
+  depends_on = [step.administrator]
+}
+
+step "core.manual" "service_configs" {
+  instructions = "Put the new service account passwords (in the handover bundle) into the services that use them, then restart those services."
+  confirm_by   = "the new provider's engineer"
+  depends_on   = [step.service]
+}

@@ -1,0 +1,193 @@
+package cli
+
+import (
+	"fmt"
+	"math/rand"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchover/switchover/internal/adlab"
+)
+
+// One Samba AD DC for the runbook-level AD tests of this package, started
+// by the first that needs it; samba ends with this process (its stdin).
+var (
+	adOnce sync.Once
+	adDC   *adlab.DC
+	adErr  error
+)
+
+func sharedDC(t *testing.T) *adlab.DC {
+	t.Helper()
+	adOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "switchover-cli-ad-")
+		if err == nil {
+			adDC, adErr = adlab.New(dir)
+		} else {
+			adErr = err
+		}
+	})
+	if adErr != nil {
+		t.Fatalf("cannot start the AD lab: %v", adErr)
+	}
+	return adDC
+}
+
+func adRunbook(t *testing.T, dc *adlab.DC, body string) *fixture {
+	t.Helper()
+	return newFixture(t, fmt.Sprintf(`
+plugin "ad" {
+  server        = %q
+  bind_dn       = %q
+  bind_password = %q
+  ca_file       = %q
+}
+%s`, dc.URL(), adlab.AdminDN, adlab.AdminPassword, dc.CAFile, body))
+}
+
+// TestADCrashWhileResettingPasswords kills `switchover apply` with SIGKILL
+// at random moments while it resets the passwords of 20 accounts on a real
+// DC, resumes it, and then binds as every account with the password from
+// the secret store: none may end up with a password known to nobody, and
+// no old password may still work.
+func TestADCrashWhileResettingPasswords(t *testing.T) {
+	t.Parallel()
+	dc := sharedDC(t)
+	c := dc.Admin(t)
+	const n = 20
+	var names []string
+	oldPw := "Crash-Old-Pw-1!"
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("crash-%02d", i)
+		if _, err := adlab.AddUser(c, name, oldPw, nil); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, strconv.Quote(name))
+	}
+	f := adRunbook(t, dc, fmt.Sprintf(`
+variable "accounts" {
+  default = [%s]
+}
+step "ad.reset_password" "user" {
+  for_each = toset(var.accounts)
+  account  = each.value
+  password = secret("ad/${each.value}")
+}
+step "ad.disable_account" "off" {
+  for_each   = toset(var.accounts)
+  account    = each.value
+  depends_on = [step.user]
+}
+`, strings.Join(names, ", ")))
+	seed := time.Now().UnixNano()
+	rng := rand.New(rand.NewSource(seed))
+	kills, mid := killAndResume(t, f, 8, func() time.Duration { return time.Duration(20+rng.Intn(400)) * time.Millisecond })
+	t.Logf("seed %d: %d kills, %d with a step running", seed, kills, mid)
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("crash-%02d", i)
+		dn := "CN=" + name + "," + adlab.UsersDN
+		pw := secretValue(t, f.dir, "ad/"+name)
+		if err := dc.BindError(dn, pw); err == nil || !strings.Contains(err.Error(), "data 533") {
+			t.Fatalf("seed %d: %s with the password in the secret store: %v (want data 533: right password, account disabled)", seed, name, err)
+		}
+		if err := dc.BindError(dn, oldPw); err == nil || !strings.Contains(err.Error(), "data 52e") {
+			t.Fatalf("seed %d: %s with the old password: %v (want data 52e)", seed, name, err)
+		}
+	}
+	if code, out := f.apply(); code != ExitOK || !strings.Contains(out, "0 done") {
+		t.Fatalf("a second apply: exit %d\n%s", code, out)
+	}
+}
+
+// A krbtgt rotation through the CLI: the first apply resets once and ends
+// with the step due later (exit 4); status says when; confirm refuses (no
+// person can shorten it); an apply after the time does the second reset.
+func TestADKrbtgtWaitsAcrossApplies(t *testing.T) {
+	t.Parallel()
+	dc := sharedDC(t)
+	c := dc.Admin(t)
+	kvno := func() int {
+		v, err := adlab.Attr(c, "CN=krbtgt,"+adlab.UsersDN, "msDS-KeyVersionNumber")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, _ := strconv.Atoi(v[0])
+		return n
+	}
+	start := kvno()
+	f := adRunbook(t, dc, `
+step "ad.rotate_krbtgt" "krbtgt" {
+  wait = "3s"
+}
+step "core.noop" "after" {
+  message    = "after krbtgt"
+  depends_on = [step.krbtgt]
+}
+`)
+	code, out := f.apply()
+	if code != ExitWaiting || !strings.Contains(out, "1 due again later") || kvno() != start+1 {
+		t.Fatalf("first apply: exit %d, key version %d (start %d)\n%s", code, kvno(), start, out)
+	}
+	_, st, _ := f.run("status", f.dir)
+	if !strings.Contains(st, "due again later") || !strings.Contains(st, "second reset of krbtgt due at") {
+		t.Fatalf("status:\n%s", st)
+	}
+	if code, _, errs := f.run("confirm", "step.krbtgt", "--by", "someone", f.dir); code == ExitOK || !strings.Contains(errs, "not for a person") {
+		t.Fatalf("confirm of a timed wait: exit %d %s", code, errs)
+	}
+	if code, out := f.apply(); code != ExitWaiting || kvno() != start+1 {
+		t.Fatalf("apply before the time: exit %d, key version %d\n%s", code, kvno(), out)
+	}
+	time.Sleep(3 * time.Second)
+	if code, out := f.apply(); code != ExitOK || kvno() != start+2 {
+		t.Fatalf("apply after the time: exit %d, key version %d (start %d)\n%s", code, kvno(), start, out)
+	}
+}
+
+// The example runbook examples/ad-offboarding, applied to the lab DC: the
+// old provider's admin ends disabled, out of Domain Admins, and the run
+// stops where it must wait (krbtgt's second reset, a person's step).
+func TestADExampleRunbook(t *testing.T) {
+	t.Parallel()
+	// Its own DC: the runbook resets Administrator's password, which the
+	// other tests bind with.
+	dc := adlab.Start(t)
+	c := dc.Admin(t)
+	dn, err := adlab.AddUser(c, "ex-oldmsp", "Ex-Old-Pw-1!", map[string][]string{"userPrincipalName": {"ex-oldmsp@example-oldmsp.test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := adlab.AddMember(c, "CN=Domain Admins,"+adlab.UsersDN, dn); err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile("../../examples/ad-offboarding/main.sw.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, "")
+	os.WriteFile(f.dir+"/main.sw.hcl", src, 0o644)
+	vars := fmt.Sprintf(`{"dc": %q, "ca_file": %q, "bind_dn": %q, "bind_password": %q, "old_provider_upn_suffix": "example-oldmsp.test", "old_provider_accounts": ["ex-oldmsp@example-oldmsp.test"]}`,
+		dc.URL(), dc.CAFile, adlab.AdminDN, adlab.AdminPassword)
+	os.WriteFile(f.dir+"/vars.json", []byte(vars), 0o600)
+	code, out := f.apply("-var-file", f.dir+"/vars.json")
+	if code != ExitWaiting {
+		t.Fatalf("apply: exit %d, want 4 (krbtgt's second reset and a person's step wait)\n%s", code, out)
+	}
+	if uac, _ := adlab.Attr(c, dn, "userAccountControl"); uac[0] != "514" {
+		t.Fatalf("the old provider's admin: userAccountControl %v, want 514 (disabled)\n%s", uac, out)
+	}
+	if m, _ := adlab.Attr(c, "CN=Domain Admins,"+adlab.UsersDN, "member"); strings.Contains(strings.Join(m, ";"), "ex-oldmsp") {
+		t.Fatalf("still in Domain Admins: %v", m)
+	}
+	if !strings.Contains(out, "found 1 accounts in DC=lab,DC=test: ex-oldmsp") {
+		t.Fatalf("find_accounts did not report the candidate:\n%s", out)
+	}
+	// Administrator's new password is in the secret store, and works.
+	if err := dc.BindError(adlab.AdminDN, secretValue(t, f.dir, "ad/Administrator")); err != nil {
+		t.Fatalf("Administrator with the new password: %v", err)
+	}
+}
