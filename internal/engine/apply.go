@@ -51,7 +51,7 @@ type ApplyResult struct {
 	// Later are steps that started and go on at a later time (Until).
 	Later   int
 	Stopped bool // by Stop or ctx
-	Halted                                                  bool // by a failed step with on_failure = halt
+	Halted  bool // by a failed step with on_failure = halt
 	// WriteError is the first audit or state write that failed where the
 	// walk could not stop for it (nil: every write landed).
 	WriteError error
