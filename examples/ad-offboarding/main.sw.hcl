@@ -23,9 +23,10 @@ variable "bind_password" {
 variable "old_provider_upn_suffix" {
   description = "The old provider's UPN domain, e.g. oldmsp.example"
 }
-variable "old_provider_accounts" {
-  description = "The old provider's accounts to strip and disable (sAMAccountNames, UPNs or DNs): step.found lists the candidates"
+variable "keep_accounts" {
+  description = "Accounts that match but stay as they are (sAMAccountNames, UPNs or DNs)"
   type        = list(string)
+  default     = []
 }
 variable "service_accounts" {
   description = "Service accounts whose passwords the old provider chose (sAMAccountNames)"
@@ -42,24 +43,24 @@ plugin "ad" {
 
 step "ad.inventory" "before" {}
 
-# A report of the candidates (outputs for the handover); the accounts to
-# change are listed in old_provider_accounts, reviewed by a person.
+# Read while planning (it changes nothing): the plan lists every account
+# the steps below will change, for review.
 step "ad.find_accounts" "found" {
   upn_suffix = var.old_provider_upn_suffix
   mentions   = var.old_provider_upn_suffix
   match      = "any"
-  exclude    = [var.bind_dn]
+  exclude    = concat([var.bind_dn], var.keep_accounts)
 }
 
 step "ad.remove_from_groups" "strip" {
-  for_each   = toset(var.old_provider_accounts)
-  account    = each.value
+  for_each   = step.found.outputs.accounts
+  account    = each.value.dn
   privileged = true
 }
 
 step "ad.disable_account" "disable" {
-  for_each   = toset(var.old_provider_accounts)
-  account    = each.value
+  for_each   = step.found.outputs.accounts
+  account    = each.value.dn
   stamp      = true
   depends_on = [step.strip]
 }

@@ -170,20 +170,34 @@ func TestADExampleRunbook(t *testing.T) {
 	}
 	f := newFixture(t, "")
 	os.WriteFile(f.dir+"/main.sw.hcl", src, 0o644)
-	vars := fmt.Sprintf(`{"dc": %q, "ca_file": %q, "bind_dn": %q, "bind_password": %q, "old_provider_upn_suffix": "example-oldmsp.test", "old_provider_accounts": ["ex-oldmsp@example-oldmsp.test"]}`,
+	vars := fmt.Sprintf(`{"dc": %q, "ca_file": %q, "bind_dn": %q, "bind_password": %q, "old_provider_upn_suffix": "example-oldmsp.test"}`,
 		dc.URL(), dc.CAFile, adlab.AdminDN, adlab.AdminPassword)
 	os.WriteFile(f.dir+"/vars.json", []byte(vars), 0o600)
+	// A saved plan lists the account found while planning; one more found
+	// by the time of apply makes the saved plan stale: refused.
+	if code, out, errs := f.run("plan", "-var-file", f.dir+"/vars.json", "-out", f.dir+"/p.plan", f.dir); code != ExitOK || !strings.Contains(out, `step.disable["ex-oldmsp"]`) {
+		t.Fatalf("plan: exit %d\n%s%s", code, out, errs)
+	}
+	dn2, err := adlab.AddUser(c, "ex-oldmsp2", "Ex-Old-Pw-1!", map[string][]string{"userPrincipalName": {"ex-oldmsp2@example-oldmsp.test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := f.run("apply", "-var-file", f.dir+"/vars.json", f.dir+"/p.plan"); code != ExitError || !strings.Contains(errs, "found other objects") {
+		t.Fatalf("apply of a plan whose read changed: exit %d\n%s%s", code, out, errs)
+	}
 	code, out := f.apply("-var-file", f.dir+"/vars.json")
 	if code != ExitWaiting {
 		t.Fatalf("apply: exit %d, want 4 (krbtgt's second reset and a person's step wait)\n%s", code, out)
 	}
-	if uac, _ := adlab.Attr(c, dn, "userAccountControl"); uac[0] != "514" {
-		t.Fatalf("the old provider's admin: userAccountControl %v, want 514 (disabled)\n%s", uac, out)
+	for _, dn := range []string{dn, dn2} {
+		if uac, _ := adlab.Attr(c, dn, "userAccountControl"); uac[0] != "514" {
+			t.Fatalf("%s: userAccountControl %v, want 514 (disabled)\n%s", dn, uac, out)
+		}
 	}
 	if m, _ := adlab.Attr(c, "CN=Domain Admins,"+adlab.UsersDN, "member"); strings.Contains(strings.Join(m, ";"), "ex-oldmsp") {
 		t.Fatalf("still in Domain Admins: %v", m)
 	}
-	if !strings.Contains(out, "found 1 accounts in DC=lab,DC=test: ex-oldmsp") {
+	if !strings.Contains(out, "found 2 accounts in DC=lab,DC=test: ex-oldmsp, ex-oldmsp2") {
 		t.Fatalf("find_accounts did not report the candidate:\n%s", out)
 	}
 	// Administrator's new password is in the secret store, and works.

@@ -114,6 +114,9 @@ func apply(ctx context.Context, env *Env, o applyOptions) int {
 		if msg := checkSavedPlan(saved, g, sess.stateSerial()); msg != "" {
 			return failf("Saved plan cannot be applied", "%s Make a new plan with: switchover plan -out FILE %s", msg, dir)
 		}
+		if d := g.ExpandReads(ctx, run, !o.Refresh); d.HasErrors() {
+			return fail(sess.files(), d)
+		}
 		if ips, err = g.PlansFrom(saved.Instances, run); err != nil {
 			return failf("Saved plan cannot be applied", "%v.", err)
 		}

@@ -73,6 +73,11 @@ type Graph struct {
 
 	scope *lang.Scope
 	opts  Options
+	// stepVals are the steps' values as expansion saw them.
+	stepVals map[string]cty.Value
+	// readPlans are the plans of read-only instances that ExpandReads
+	// made (Plan does not ask again).
+	readPlans map[string]*InstancePlan
 
 	writeMu  sync.Mutex
 	writeErr error
@@ -99,6 +104,9 @@ type StepNode struct {
 	Deps      []string
 	Instances []*Instance
 	Targeted  bool
+	// pendingReads: its for_each waits for read-only steps, read once
+	// plugins are configured (ExpandReads).
+	pendingReads bool
 }
 
 // Instance is one expanded step instance.
@@ -622,72 +630,111 @@ func outputsPlaceholder(as *sdk.ActionSchema) cty.Value {
 
 func (g *Graph) expand(mode Mode) hcl.Diagnostics {
 	var diags hcl.Diagnostics
-	stepVals := map[string]cty.Value{}
+	g.stepVals = map[string]cty.Value{}
 	for _, n := range g.Order {
-		s := n.Step
-		g.scope.Steps = stepVals
-		base := g.scope.EvalContext(nil)
-		placeholder := outputsPlaceholder(n.Schema)
-		if s.ForEach == nil {
-			in := &Instance{Node: n, Address: s.Address()}
-			diags = append(diags, g.evalInstance(in, base, nil, mode)...)
-			n.Instances = []*Instance{in}
-			stepVals[s.Name] = g.instanceValue(in.Address, placeholder)
-			continue
-		}
-		fe, d := s.ForEach.Value(base)
-		diags = append(diags, d...)
-		if d.HasErrors() {
-			stepVals[s.Name] = cty.DynamicVal
-			continue
-		}
-		if fe.IsMarked() {
-			diags = append(diags, errDiag(s.ForEach.Range().Ptr(), "Invalid for_each argument", "for_each cannot use a sensitive value: its keys become step addresses, which are shown and stored in clear."))
-			stepVals[s.Name] = cty.DynamicVal
-			continue
-		}
-		var each []lang.Each
-		known := fe.IsKnown()
-		if known {
-			// One iteration (a cty set is sorted on each) yields the
-			// instances and says whether every key is known.
-			each, d = forEachElems(fe, s.ForEach.Range())
-			diags = append(diags, d...)
-			for _, e := range each {
-				if !e.Key.IsKnown() {
-					known = false
-				}
-			}
-		}
-		if !known {
-			if mode == ModePlan {
-				diags = append(diags, errDiag(s.ForEach.Range().Ptr(), "Invalid for_each argument", "for_each depends on values known only after apply (another step's outputs, or a variable without a value), so the instances of step %q cannot be determined now.", s.Name))
-				stepVals[s.Name] = cty.DynamicVal
-				continue
-			}
-			// Validate the body once, with each.key and each.value unknown.
-			in := &Instance{Node: n, Address: s.Address() + "[*]", Key: cty.UnknownVal(cty.String)}
-			diags = append(diags, g.evalInstance(in, base, &lang.Each{Key: cty.UnknownVal(cty.String), Value: cty.DynamicVal}, mode)...)
-			n.Instances = []*Instance{in}
-			stepVals[s.Name] = cty.DynamicVal
-			continue
-		}
-		vals := map[string]cty.Value{}
-		for _, e := range each {
-			k := e.Key.AsString()
-			in := &Instance{Node: n, Key: e.Key, Address: fmt.Sprintf("%s[%q]", s.Address(), k)}
-			diags = append(diags, g.evalInstance(in, base, &lang.Each{Key: e.Key, Value: e.Value}, mode)...)
-			n.Instances = append(n.Instances, in)
-			vals[k] = g.instanceValue(in.Address, placeholder)
-		}
-		stepVals[s.Name] = instancesValue(vals, placeholder.Type())
+		diags = append(diags, g.expandNode(n, mode, true)...)
 	}
+	g.collectInstances()
+	return diags
+}
+
+// collectInstances lists the targeted nodes' instances, in order.
+func (g *Graph) collectInstances() {
+	g.Instances = nil
 	for _, n := range g.Order {
 		if n.Targeted {
 			g.Instances = append(g.Instances, n.Instances...)
 		}
 	}
+}
+
+// expandNode makes a node's instances, with the step values known so far
+// (g.stepVals), and records the node's own value there. In a plan, a
+// for_each over the outputs of read-only steps (read only once plugins are
+// configured) is left pending when mayDefer, for ExpandReads.
+func (g *Graph) expandNode(n *StepNode, mode Mode, mayDefer bool) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	s := n.Step
+	stepVals := g.stepVals
+	g.scope.Steps = stepVals
+	base := g.scope.EvalContext(nil)
+	placeholder := outputsPlaceholder(n.Schema)
+	n.pendingReads = false
+	n.Instances = nil
+	if s.ForEach == nil {
+		in := &Instance{Node: n, Address: s.Address()}
+		diags = append(diags, g.evalInstance(in, base, nil, mode)...)
+		n.Instances = []*Instance{in}
+		stepVals[s.Name] = g.instanceValue(in.Address, placeholder)
+		return diags
+	}
+	fe, d := s.ForEach.Value(base)
+	diags = append(diags, d...)
+	if d.HasErrors() {
+		stepVals[s.Name] = cty.DynamicVal
+		return diags
+	}
+	if fe.IsMarked() {
+		diags = append(diags, errDiag(s.ForEach.Range().Ptr(), "Invalid for_each argument", "for_each cannot use a sensitive value: its keys become step addresses, which are shown and stored in clear."))
+		stepVals[s.Name] = cty.DynamicVal
+		return diags
+	}
+	var each []lang.Each
+	known := fe.IsKnown()
+	if known {
+		// One iteration (a cty set is sorted on each) yields the
+		// instances and says whether every key is known.
+		each, d = forEachElems(fe, s.ForEach.Range())
+		diags = append(diags, d...)
+		for _, e := range each {
+			if !e.Key.IsKnown() {
+				known = false
+			}
+		}
+	}
+	if !known {
+		if mode == ModePlan {
+			stepVals[s.Name] = cty.DynamicVal
+			if mayDefer && g.readsOnly(s.ForEach) {
+				n.pendingReads = true
+				return diags
+			}
+			return append(diags, errDiag(s.ForEach.Range().Ptr(), "Invalid for_each argument", "for_each depends on values known only after apply (another step's outputs, or a variable without a value), so the instances of step %q cannot be determined now. Only the outputs of read-only steps (such as ad.find_accounts) are read while planning.", s.Name))
+		}
+		// Validate the body once, with each.key and each.value unknown.
+		in := &Instance{Node: n, Address: s.Address() + "[*]", Key: cty.UnknownVal(cty.String)}
+		diags = append(diags, g.evalInstance(in, base, &lang.Each{Key: cty.UnknownVal(cty.String), Value: cty.DynamicVal}, mode)...)
+		n.Instances = []*Instance{in}
+		stepVals[s.Name] = cty.DynamicVal
+		return diags
+	}
+	vals := map[string]cty.Value{}
+	for _, e := range each {
+		k := e.Key.AsString()
+		in := &Instance{Node: n, Key: e.Key, Address: fmt.Sprintf("%s[%q]", s.Address(), k)}
+		diags = append(diags, g.evalInstance(in, base, &lang.Each{Key: e.Key, Value: e.Value}, mode)...)
+		n.Instances = append(n.Instances, in)
+		vals[k] = g.instanceValue(in.Address, placeholder)
+	}
+	stepVals[s.Name] = instancesValue(vals, placeholder.Type())
 	return diags
+}
+
+// readsOnly: every step the expression refers to is read-only, or itself
+// waits for such reads (and at least one step is referred to).
+func (g *Graph) readsOnly(expr hcl.Expression) bool {
+	steps := 0
+	for _, r := range lang.References(expr) {
+		if r.Kind != "step" {
+			continue
+		}
+		n := g.Steps[r.Name]
+		if n == nil || !(n.Schema.ReadOnly || n.pendingReads) {
+			return false
+		}
+		steps++
+	}
+	return steps > 0
 }
 
 // instanceValue is {outputs = ...} of an instance: its recorded outputs when

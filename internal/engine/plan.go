@@ -59,10 +59,21 @@ func (g *Graph) PlansFrom(entries []plans.Instance, run *Run) ([]*InstancePlan, 
 		byAddr[e.Address] = e
 	}
 	out := make([]*InstancePlan, 0, len(g.Instances))
+	if len(entries) != len(g.Instances) {
+		have := map[string]bool{}
+		for _, in := range g.Instances {
+			have[in.Address] = true
+		}
+		for _, e := range entries {
+			if !have[e.Address] {
+				return nil, fmt.Errorf("the plan has %s, which the runbook no longer yields (a step read while planning found other objects)", e.Address)
+			}
+		}
+	}
 	for _, in := range g.Instances {
 		e, ok := byAddr[in.Address]
 		if !ok {
-			return nil, fmt.Errorf("the plan has no entry for %s", in.Address)
+			return nil, fmt.Errorf("the plan has no entry for %s (a step read while planning found other objects since, or the runbook changed)", in.Address)
 		}
 		if e.Kind == plans.Invalid {
 			return nil, fmt.Errorf("the plan entry of %s has no action", in.Address)
@@ -174,6 +185,7 @@ func (g *Graph) Plan(ctx context.Context, o PlanOptions, run *Run) ([]*InstanceP
 	if parallelism < 1 {
 		parallelism = 1
 	}
+	readDiags := g.ExpandReads(ctx, run, o.NoRefresh)
 	out := make([]*InstancePlan, len(g.Instances))
 	diagsAt := make([]hcl.Diagnostics, len(g.Instances))
 	jobs := make(chan int)
@@ -183,6 +195,10 @@ func (g *Graph) Plan(ctx context.Context, o PlanOptions, run *Run) ([]*InstanceP
 		go func() {
 			defer wg.Done()
 			for i := range jobs {
+				if p, ok := g.readPlans[g.Instances[i].Address]; ok {
+					out[i] = p // read while expanding
+					continue
+				}
 				out[i], diagsAt[i] = g.planInstance(ctx, g.Instances[i], run, o.NoRefresh)
 			}
 		}()
@@ -192,7 +208,7 @@ func (g *Graph) Plan(ctx context.Context, o PlanOptions, run *Run) ([]*InstanceP
 	}
 	close(jobs)
 	wg.Wait()
-	var diags hcl.Diagnostics
+	diags := readDiags
 	for _, d := range diagsAt {
 		diags = append(diags, d...)
 	}

@@ -218,7 +218,7 @@ func (p *plugin) findAccounts() *sdk.Action {
 		}
 		return outs, sum, diags, nil
 	}
-	return p.action("find_accounts",
+	return readOnly(p.action("find_accounts",
 		"Finds accounts, changing nothing: every criterion given must match (or any, with match = \"any\"). Outputs a map by sAMAccountName for for_each.",
 		[]sdk.Attribute{
 			{Name: "upn_suffix", Type: cty.String, Description: "UPN domain, e.g. oldmsp.example."},
@@ -257,7 +257,7 @@ func (p *plugin) findAccounts() *sdk.Action {
 				return errApply(err)
 			}
 			return &sdk.ApplyResponse{Summary: sum, Outputs: outs, Diagnostics: diags}
-		})
+		}))
 }
 
 // resolveSID is the SID of an account or group named by name or SID.

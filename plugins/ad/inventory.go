@@ -152,7 +152,7 @@ func (p *plugin) inventory() *sdk.Action {
 		}
 		return s
 	}
-	return p.action("inventory",
+	return readOnly(p.action("inventory",
 		"Reads the domain's facts for the handover, changing nothing: functional level, domain controllers, password policy, members of the privileged groups, accounts with SPNs or a password that never expires, stale computers, and whether the domain is synced to Entra ID.",
 		[]sdk.Attribute{{Name: "stale_days", Type: cty.Number, Description: "A computer is stale after this many days without logon (default 90)."}},
 		[]sdk.Output{
@@ -182,7 +182,7 @@ func (p *plugin) inventory() *sdk.Action {
 				return errApply(err)
 			}
 			return &sdk.ApplyResponse{Summary: summary(outs), Outputs: outs, Diagnostics: diags}
-		})
+		}))
 }
 
 func atoi(s string) int {

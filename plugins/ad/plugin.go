@@ -391,6 +391,13 @@ func onlySecretsUnknown(a sdk.Values) bool {
 	return true
 }
 
+// readOnly marks an action that changes nothing: switchover reads it while
+// planning, so that for_each can go over its outputs.
+func readOnly(a *sdk.Action) *sdk.Action {
+	a.ReadOnly = true
+	return a
+}
+
 func errPlan(err error) *sdk.PlanResponse {
 	return &sdk.PlanResponse{Diagnostics: sdk.Errorf("%v", err)}
 }

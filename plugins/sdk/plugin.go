@@ -29,6 +29,10 @@ type Action struct {
 	Description string
 	Attributes  []Attribute
 	Outputs     []Output
+	// ReadOnly: the action never changes anything (its plan answers
+	// NoChange with its outputs). switchover reads it while planning, so
+	// that later steps can expand for_each over its outputs.
+	ReadOnly bool
 	// PlanFunc must not change anything.
 	PlanFunc  func(ctx context.Context, req *PlanRequest) *PlanResponse
 	ApplyFunc func(ctx context.Context, req *ApplyRequest, ev Events) *ApplyResponse
@@ -49,7 +53,7 @@ func (p *Plugin) action(name string) *Action {
 func (p *Plugin) Schema(ctx context.Context) (*Schema, error) {
 	s := &Schema{Name: p.Name, Version: p.Version, Description: p.Description, Config: p.Config}
 	for _, a := range p.Actions {
-		s.Actions = append(s.Actions, ActionSchema{Name: a.Name, Description: a.Description, Attributes: a.Attributes, Outputs: a.Outputs})
+		s.Actions = append(s.Actions, ActionSchema{Name: a.Name, Description: a.Description, Attributes: a.Attributes, Outputs: a.Outputs, ReadOnly: a.ReadOnly})
 	}
 	sort.Slice(s.Actions, func(i, j int) bool { return s.Actions[i].Name < s.Actions[j].Name })
 	return s, nil

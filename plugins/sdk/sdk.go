@@ -60,6 +60,8 @@ type ActionSchema struct {
 	Description string
 	Attributes  []Attribute
 	Outputs     []Output
+	// ReadOnly: see Action.ReadOnly.
+	ReadOnly bool
 }
 
 // Schema is the declared shape of a whole plugin.

@@ -153,7 +153,7 @@ func (p *plugin) inventory() *sdk.Action {
 		}
 		return &sdk.ApplyResponse{Summary: "read the inventory of " + c.t.String(), Outputs: outs}
 	}
-	return p.action("inventory",
+	a := p.action("inventory",
 		"Reads facts for the handover, changing nothing: OS release, accounts with a login shell, sudo rights, authorized keys (fingerprint and comment), enabled services, listening ports. They are the step's outputs.",
 		nil,
 		[]sdk.Output{
@@ -165,6 +165,8 @@ func (p *plugin) inventory() *sdk.Action {
 			{Name: "services", Type: cty.List(cty.String), Description: "Enabled systemd services."},
 			{Name: "listening", Type: cty.List(cty.String), Description: "Listening sockets: PROTO ADDRESS:PORT."},
 		}, plan, apply)
+	a.ReadOnly = true // read while planning: for_each may go over its outputs
+	return a
 }
 
 // loginShells parses /etc/shells; nil when the host has none.

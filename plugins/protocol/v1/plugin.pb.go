@@ -415,11 +415,14 @@ func (x *Output) GetDescription() string {
 }
 
 type ActionSchema struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Description   string                 `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
-	Attributes    []*Attribute           `protobuf:"bytes,3,rep,name=attributes,proto3" json:"attributes,omitempty"`
-	Outputs       []*Output              `protobuf:"bytes,4,rep,name=outputs,proto3" json:"outputs,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Name        string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Description string                 `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	Attributes  []*Attribute           `protobuf:"bytes,3,rep,name=attributes,proto3" json:"attributes,omitempty"`
+	Outputs     []*Output              `protobuf:"bytes,4,rep,name=outputs,proto3" json:"outputs,omitempty"`
+	// The action never changes anything: switchover reads it while planning,
+	// so later steps can expand for_each over its outputs.
+	ReadOnly      bool `protobuf:"varint,5,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -480,6 +483,13 @@ func (x *ActionSchema) GetOutputs() []*Output {
 		return x.Outputs
 	}
 	return nil
+}
+
+func (x *ActionSchema) GetReadOnly() bool {
+	if x != nil {
+		return x.ReadOnly
+	}
+	return false
 }
 
 type GetSchemaRequest struct {
@@ -1349,14 +1359,15 @@ const file_plugin_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\fR\x04type\x12\x1c\n" +
 	"\tsensitive\x18\x03 \x01(\bR\tsensitive\x12 \n" +
-	"\vdescription\x18\x04 \x01(\tR\vdescription\"\xbd\x01\n" +
+	"\vdescription\x18\x04 \x01(\tR\vdescription\"\xda\x01\n" +
 	"\fActionSchema\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12?\n" +
 	"\n" +
 	"attributes\x18\x03 \x03(\v2\x1f.switchover.plugin.v1.AttributeR\n" +
 	"attributes\x126\n" +
-	"\aoutputs\x18\x04 \x03(\v2\x1c.switchover.plugin.v1.OutputR\aoutputs\"\x12\n" +
+	"\aoutputs\x18\x04 \x03(\v2\x1c.switchover.plugin.v1.OutputR\aoutputs\x12\x1b\n" +
+	"\tread_only\x18\x05 \x01(\bR\breadOnly\"\x12\n" +
 	"\x10GetSchemaRequest\"\x9e\x02\n" +
 	"\x11GetSchemaResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +

@@ -101,7 +101,7 @@ func decodeAttrs(as []*pb.Attribute) ([]sdk.Attribute, error) {
 func encodeSchema(s *sdk.Schema) *pb.GetSchemaResponse {
 	r := &pb.GetSchemaResponse{Name: s.Name, Version: s.Version, Description: s.Description, Config: encodeAttrs(s.Config)}
 	for _, a := range s.Actions {
-		pa := &pb.ActionSchema{Name: a.Name, Description: a.Description, Attributes: encodeAttrs(a.Attributes)}
+		pa := &pb.ActionSchema{Name: a.Name, Description: a.Description, Attributes: encodeAttrs(a.Attributes), ReadOnly: a.ReadOnly}
 		for _, o := range a.Outputs {
 			pa.Outputs = append(pa.Outputs, &pb.Output{Name: o.Name, Type: encodeType(o.Type), Sensitive: o.Sensitive, Description: o.Description})
 		}
@@ -121,7 +121,7 @@ func decodeSchema(r *pb.GetSchemaResponse) (*sdk.Schema, error) {
 		if err != nil {
 			return nil, fmt.Errorf("action %q: %w", pa.Name, err)
 		}
-		a := sdk.ActionSchema{Name: pa.Name, Description: pa.Description, Attributes: attrs}
+		a := sdk.ActionSchema{Name: pa.Name, Description: pa.Description, Attributes: attrs, ReadOnly: pa.ReadOnly}
 		for _, o := range pa.Outputs {
 			t, err := decodeType(o.Type)
 			if err != nil {

@@ -12,7 +12,7 @@ import (
 func TestSchemaRoundTrip(t *testing.T) {
 	in := &sdk.Schema{Name: "ssh", Version: "1", Description: "hosts",
 		Config: []sdk.Attribute{{Name: "host", Type: cty.String, Required: true}, {Name: "password", Type: cty.String, Sensitive: true}},
-		Actions: []sdk.ActionSchema{{Name: "authorized_keys", Attributes: []sdk.Attribute{{Name: "remove", Type: cty.List(cty.String)}, {Name: "timeout", Type: sdk.DurationType}},
+		Actions: []sdk.ActionSchema{{Name: "authorized_keys", ReadOnly: true, Attributes: []sdk.Attribute{{Name: "remove", Type: cty.List(cty.String)}, {Name: "timeout", Type: sdk.DurationType}},
 			Outputs: []sdk.Output{{Name: "removed", Type: cty.Number}, {Name: "new_password", Type: cty.String, Sensitive: true}}}},
 	}
 	out, err := decodeSchema(encodeSchema(in))
