@@ -23,17 +23,6 @@ var foundType = cty.Object(map[string]cty.Type{
 	"password_never_expires": cty.Bool, "spns": cty.List(cty.String), "last_logon": cty.String, "pwd_last_set": cty.String,
 })
 
-func stringList(ss []string) cty.Value {
-	if len(ss) == 0 {
-		return cty.ListValEmpty(cty.String)
-	}
-	vs := make([]cty.Value, len(ss))
-	for i, s := range ss {
-		vs[i] = cty.StringVal(s)
-	}
-	return cty.ListVal(vs)
-}
-
 // privileged is an account's privileged group memberships.
 type privileged struct {
 	dn     string
@@ -196,15 +185,15 @@ func (p *plugin) findAccounts() *sdk.Action {
 			sort.Strings(priv)
 			accounts[acc.Sam] = cty.ObjectVal(map[string]cty.Value{
 				"dn": cty.StringVal(acc.DN), "sid": cty.StringVal(acc.SID), "sam_account_name": cty.StringVal(acc.Sam),
-				"upn": cty.StringVal(acc.UPN), "enabled": cty.BoolVal(acc.enabled()), "groups": stringList(groups),
-				"privileged_groups": stringList(priv), "admin_count": cty.BoolVal(acc.AdminCount),
-				"password_never_expires": cty.BoolVal(acc.UAC&uacPasswordNeverExpir != 0), "spns": stringList(acc.SPNs),
+				"upn": cty.StringVal(acc.UPN), "enabled": cty.BoolVal(acc.enabled()), "groups": sdk.StringList(groups),
+				"privileged_groups": sdk.StringList(priv), "admin_count": cty.BoolVal(acc.AdminCount),
+				"password_never_expires": cty.BoolVal(acc.UAC&uacPasswordNeverExpir != 0), "spns": sdk.StringList(acc.SPNs),
 				"last_logon": cty.StringVal(rfc3339(acc.LastLogon)), "pwd_last_set": cty.StringVal(rfc3339(acc.PwdLastSet)),
 			})
 			names = append(names, acc.Sam)
 		}
 		sort.Strings(names)
-		outs := map[string]cty.Value{"accounts": cty.MapValEmpty(foundType), "names": stringList(names), "count": cty.NumberIntVal(int64(len(names)))}
+		outs := map[string]cty.Value{"accounts": cty.MapValEmpty(foundType), "names": sdk.StringList(names), "count": cty.NumberIntVal(int64(len(names)))}
 		if len(accounts) > 0 {
 			outs["accounts"] = cty.MapVal(accounts)
 		}
@@ -245,7 +234,7 @@ func (p *plugin) findAccounts() *sdk.Action {
 			}
 			outs, sum, diags, err := find(ctx, d, c, req.Attributes)
 			if err != nil {
-				return errPlan(err)
+				return sdk.PlanError(err)
 			}
 			r := sdk.NoChangef("%s", sum)
 			r.Outputs, r.Diagnostics = outs, diags
@@ -254,7 +243,7 @@ func (p *plugin) findAccounts() *sdk.Action {
 		func(ctx context.Context, d *directory, c *ldap.Conn, req *sdk.ApplyRequest, ev sdk.Events) *sdk.ApplyResponse {
 			outs, sum, diags, err := find(ctx, d, c, req.Attributes)
 			if err != nil {
-				return errApply(err)
+				return sdk.ApplyError(err)
 			}
 			return &sdk.ApplyResponse{Summary: sum, Outputs: outs, Diagnostics: diags}
 		}))
@@ -304,7 +293,7 @@ func sameObject(private []byte, acc *account) (targetPrivate, error) {
 		return t, fmt.Errorf("the plan's data for %s is unreadable: plan again", acc.name())
 	}
 	if !bytes.Equal(t.GUID, acc.GUID) {
-		return t, &conflictError{msg: fmt.Sprintf("%s is another object than the one planned (it was deleted and created again)", acc.name())}
+		return t, sdk.Conflict("%s is another object than the one planned (it was deleted and created again)", acc.name())
 	}
 	return t, nil
 }
@@ -345,7 +334,7 @@ func (p *plugin) disableAccount() *sdk.Action {
 		a := req.Attributes
 		acc, err := findAccount(c, d.info, a.String("account"))
 		if err != nil {
-			return errPlan(err)
+			return sdk.PlanError(err)
 		}
 		w := wanted(a, acc, time.Now())
 		if !w.disable && !w.move && w.stamp == "" {
@@ -354,7 +343,7 @@ func (p *plugin) disableAccount() *sdk.Action {
 			return r
 		}
 		if err := guard(a, acc); err != nil {
-			return errPlan(err)
+			return sdk.PlanError(err)
 		}
 		var what, details []string
 		if w.disable {
@@ -378,14 +367,14 @@ func (p *plugin) disableAccount() *sdk.Action {
 		a := req.Attributes
 		acc, err := findAccount(c, d.info, a.String("account"))
 		if err != nil {
-			return errApply(err)
+			return sdk.ApplyError(err)
 		}
 		t, err := sameObject(req.Private, acc)
 		if err != nil {
-			return errApply(err)
+			return sdk.ApplyError(err)
 		}
 		if err := guard(a, acc); err != nil {
-			return errApply(err)
+			return sdk.ApplyError(err)
 		}
 		w := wanted(a, acc, time.Now())
 		m := ldap.NewModifyRequest(acc.DN, nil)
@@ -403,17 +392,17 @@ func (p *plugin) disableAccount() *sdk.Action {
 		}
 		if len(m.Changes) > 0 {
 			if err := modify(c, m, "disabling "+acc.name()); err != nil {
-				return errApply(err)
+				return sdk.ApplyError(err)
 			}
 		}
 		dn := acc.DN
 		if w.move {
 			rdn := strings.SplitN(acc.DN, ",", 2)[0]
 			if strings.HasSuffix(rdn, `\`) {
-				return errApply(fmt.Errorf("cannot move %s: its name holds an escaped comma", acc.DN))
+				return sdk.ApplyError(fmt.Errorf("cannot move %s: its name holds an escaped comma", acc.DN))
 			}
 			if err := c.ModifyDN(ldap.NewModifyDNRequest(acc.DN, rdn, true, w.moveTo)); err != nil {
-				return errApply(fmt.Errorf("moving %s to %s: %v", acc.name(), w.moveTo, err))
+				return sdk.ApplyError(fmt.Errorf("moving %s to %s: %v", acc.name(), w.moveTo, err))
 			}
 			dn = rdn + "," + w.moveTo
 		}
@@ -465,7 +454,7 @@ func (p *plugin) resetPassword() *sdk.Action {
 		a := req.Attributes
 		acc, err := findAccount(c, d.info, a.String("account"))
 		if err != nil {
-			return errPlan(err)
+			return sdk.PlanError(err)
 		}
 		mustChange := a.Has("must_change") && a.Bool("must_change")
 		verify := !a.Has("verify") || a.Bool("verify")
@@ -477,7 +466,7 @@ func (p *plugin) resetPassword() *sdk.Action {
 		case verify:
 			ok, reason, err := d.tryBind(ctx, acc.DN, a.String("password"))
 			if err != nil {
-				return errPlan(err)
+				return sdk.PlanError(err)
 			}
 			done = ok && (!mustChange || acc.pwdLastSetRaw == "0")
 			how = "a bind with it works"
@@ -508,28 +497,28 @@ func (p *plugin) resetPassword() *sdk.Action {
 		a := req.Attributes
 		acc, err := findAccount(c, d.info, a.String("account"))
 		if err != nil {
-			return errApply(err)
+			return sdk.ApplyError(err)
 		}
 		if _, err := sameObject(req.Private, acc); err != nil {
-			return errApply(err)
+			return sdk.ApplyError(err)
 		}
 		if err := setPassword(c, acc.DN, acc.name(), a.String("password")); err != nil {
-			return errApply(err)
+			return sdk.ApplyError(err)
 		}
 		if a.Has("must_change") && a.Bool("must_change") {
 			m := ldap.NewModifyRequest(acc.DN, nil)
 			m.Replace("pwdLastSet", []string{"0"})
 			if err := modify(c, m, "setting must-change on "+acc.name()); err != nil {
-				return errApply(err)
+				return sdk.ApplyError(err)
 			}
 		}
 		after, err := reread(c, d.info, acc)
 		if err != nil {
-			return errApply(err)
+			return sdk.ApplyError(err)
 		}
 		b, _ := json.Marshal(resetCheckpoint{PwdLastSet: after.pwdLastSetRaw})
 		if err := ev.Checkpoint(ctx, b); err != nil {
-			return errApply(err)
+			return sdk.ApplyError(err)
 		}
 		return &sdk.ApplyResponse{Summary: "reset the password of " + acc.name()}
 	}

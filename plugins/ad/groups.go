@@ -129,7 +129,7 @@ func (p *plugin) removeFromGroups() *sdk.Action {
 		return acc, m, err
 	}
 	outputs := func(m *membership) map[string]cty.Value {
-		return map[string]cty.Value{"nested": stringList(m.nested)}
+		return map[string]cty.Value{"nested": sdk.StringList(m.nested)}
 	}
 	leftOver := func(acc *account, m *membership) (sdk.Diagnostics, []string) {
 		var diags sdk.Diagnostics
@@ -149,7 +149,7 @@ func (p *plugin) removeFromGroups() *sdk.Action {
 	plan := func(ctx context.Context, d *directory, c *ldap.Conn, req *sdk.PlanRequest) *sdk.PlanResponse {
 		acc, m, err := read(c, d, req.Attributes)
 		if err != nil {
-			return errPlan(err)
+			return sdk.PlanError(err)
 		}
 		diags, left := leftOver(acc, m)
 		if len(m.direct) == 0 {
@@ -174,11 +174,11 @@ func (p *plugin) removeFromGroups() *sdk.Action {
 	apply := func(ctx context.Context, d *directory, c *ldap.Conn, req *sdk.ApplyRequest, ev sdk.Events) *sdk.ApplyResponse {
 		acc, m, err := read(c, d, req.Attributes)
 		if err != nil {
-			return errApply(err)
+			return sdk.ApplyError(err)
 		}
 		t, err := sameObject(req.Private, acc)
 		if err != nil {
-			return errApply(err)
+			return sdk.ApplyError(err)
 		}
 		// Only groups the step targets now, and that the plan listed.
 		allowed := map[string]bool{}
@@ -193,19 +193,19 @@ func (p *plugin) removeFromGroups() *sdk.Action {
 		var removed []string
 		for _, g := range m.direct {
 			if !allowed[strings.ToLower(g.DN)] {
-				return errApply(&conflictError{msg: fmt.Sprintf("%s joined %s since the plan", acc.name(), g.Name)})
+				return sdk.ApplyError(sdk.Conflict("%s joined %s since the plan", acc.name(), g.Name))
 			}
 			mr := ldap.NewModifyRequest(g.DN, nil)
 			mr.Delete("member", []string{acc.DN})
 			err := c.Modify(mr)
 			if err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchAttribute) && !ldap.IsErrorWithCode(err, ldap.LDAPResultUnwillingToPerform) {
-				return errApply(fmt.Errorf("removing %s from %s: %v", acc.name(), g.Name, err))
+				return sdk.ApplyError(fmt.Errorf("removing %s from %s: %v", acc.name(), g.Name, err))
 			}
 			removed = append(removed, g.Name)
 		}
 		// What is left, as the directory says now.
 		if acc, m, err = read(c, d, req.Attributes); err != nil {
-			return errApply(err)
+			return sdk.ApplyError(err)
 		}
 		diags, _ := leftOver(acc, m)
 		return &sdk.ApplyResponse{Summary: fmt.Sprintf("removed %s from %s", acc.name(), strings.Join(removed, ", ")), Outputs: outputs(m), Diagnostics: diags}

@@ -77,7 +77,7 @@ func (p *plugin) inventory() *sdk.Action {
 		priv := map[string]cty.Value{}
 		for g, ms := range byGroup {
 			sort.Strings(ms)
-			priv[g] = stringList(ms)
+			priv[g] = sdk.StringList(ms)
 		}
 		users, err := searchAll(c, d.s, d.info.domainDN, "(&(objectCategory=person)(objectClass=user))", append(append([]string{}, accountAttrs...), "mS-DS-ConsistencyGuid"))
 		if err != nil {
@@ -127,14 +127,14 @@ func (p *plugin) inventory() *sdk.Action {
 			"domain":                  cty.StringVal(d.info.domainDN),
 			"domain_sid":              cty.StringVal(d.info.domainSID),
 			"functional_level":        cty.StringVal(level),
-			"domain_controllers":      stringList(dcNames),
+			"domain_controllers":      sdk.StringList(dcNames),
 			"password_policy":         cty.MapVal(policy),
 			"privileged_members":      cty.MapVal(priv),
-			"spn_accounts":            stringList(spn),
-			"password_never_expires":  stringList(never),
-			"stale_computers":         stringList(staleNames),
+			"spn_accounts":            sdk.StringList(spn),
+			"password_never_expires":  sdk.StringList(never),
+			"stale_computers":         sdk.StringList(staleNames),
 			"entra_sync":              cty.BoolVal(synced),
-			"directory_sync_accounts": stringList(syncAccts),
+			"directory_sync_accounts": sdk.StringList(syncAccts),
 			"accounts":                cty.NumberIntVal(int64(len(users))),
 		}
 		return outs, diags, nil
@@ -170,7 +170,7 @@ func (p *plugin) inventory() *sdk.Action {
 		func(ctx context.Context, d *directory, c *ldap.Conn, req *sdk.PlanRequest) *sdk.PlanResponse {
 			outs, diags, err := gather(ctx, d, c, req.Attributes)
 			if err != nil {
-				return errPlan(err)
+				return sdk.PlanError(err)
 			}
 			r := sdk.NoChangef("%s", summary(outs))
 			r.Outputs, r.Diagnostics = outs, diags
@@ -179,7 +179,7 @@ func (p *plugin) inventory() *sdk.Action {
 		func(ctx context.Context, d *directory, c *ldap.Conn, req *sdk.ApplyRequest, ev sdk.Events) *sdk.ApplyResponse {
 			outs, diags, err := gather(ctx, d, c, req.Attributes)
 			if err != nil {
-				return errApply(err)
+				return sdk.ApplyError(err)
 			}
 			return &sdk.ApplyResponse{Summary: summary(outs), Outputs: outs, Diagnostics: diags}
 		}))

@@ -75,19 +75,19 @@ func (p *plugin) rotateKrbtgt() *sdk.Action {
 	plan := func(ctx context.Context, d *directory, c *ldap.Conn, req *sdk.PlanRequest) *sdk.PlanResponse {
 		acc, wait, err := read(c, d, req.Attributes)
 		if err != nil {
-			return errPlan(err)
+			return sdk.PlanError(err)
 		}
 		var ck krbtgtCheckpoint
 		if len(req.Checkpoint) > 0 {
 			if err := json.Unmarshal(req.Checkpoint, &ck); err != nil {
-				return errPlan(fmt.Errorf("the rotation's checkpoint is unreadable: %v", err))
+				return sdk.PlanError(fmt.Errorf("the rotation's checkpoint is unreadable: %v", err))
 			}
 			ck.settle(acc.KVNO, time.Now())
 		}
 		switch {
 		case !ck.SecondAt.IsZero():
 			if acc.KVNO < ck.EndKVNO {
-				return errPlan(fmt.Errorf("%s has key version %d, lower than the %d the second reset left: the domain was restored from a backup?", acc.name(), acc.KVNO, ck.EndKVNO))
+				return sdk.PlanError(fmt.Errorf("%s has key version %d, lower than the %d the second reset left: the domain was restored from a backup?", acc.name(), acc.KVNO, ck.EndKVNO))
 			}
 			r := sdk.NoChangef("%s was reset twice: key version %d -> %d, the second reset at %s", acc.name(), ck.StartKVNO, ck.EndKVNO, ck.SecondAt.UTC().Format(time.RFC3339))
 			r.Outputs = outputs(ck)
@@ -107,12 +107,12 @@ func (p *plugin) rotateKrbtgt() *sdk.Action {
 	apply := func(ctx context.Context, d *directory, c *ldap.Conn, req *sdk.ApplyRequest, ev sdk.Events) *sdk.ApplyResponse {
 		acc, wait, err := read(c, d, req.Attributes)
 		if err != nil {
-			return errApply(err)
+			return sdk.ApplyError(err)
 		}
 		var ck krbtgtCheckpoint
 		if len(req.Checkpoint) > 0 {
 			if err := json.Unmarshal(req.Checkpoint, &ck); err != nil {
-				return errApply(fmt.Errorf("the rotation's checkpoint is unreadable: %v", err))
+				return sdk.ApplyError(fmt.Errorf("the rotation's checkpoint is unreadable: %v", err))
 			}
 			ck.settle(acc.KVNO, time.Now())
 		}
@@ -143,24 +143,24 @@ func (p *plugin) rotateKrbtgt() *sdk.Action {
 			ck = krbtgtCheckpoint{StartKVNO: acc.KVNO}
 			kvno, err := reset(1)
 			if err != nil {
-				return errApply(err)
+				return sdk.ApplyError(err)
 			}
 			ck.FirstKVNO, ck.FirstAt = kvno, time.Now().UTC()
 			if err := save(); err != nil {
-				return errApply(err)
+				return sdk.ApplyError(err)
 			}
 			return &sdk.ApplyResponse{Summary: fmt.Sprintf("reset %s the first time (key version %d); the second is due at %s", acc.name(), kvno, ck.FirstAt.Add(wait).Format(time.RFC3339))}
 		case ck.SecondAt.IsZero():
 			if due := ck.FirstAt.Add(wait); time.Now().Before(due) {
-				return errApply(fmt.Errorf("the second reset of %s is not due before %s", acc.name(), due.Format(time.RFC3339)))
+				return sdk.ApplyError(fmt.Errorf("the second reset of %s is not due before %s", acc.name(), due.Format(time.RFC3339)))
 			}
 			kvno, err := reset(2)
 			if err != nil {
-				return errApply(err)
+				return sdk.ApplyError(err)
 			}
 			ck.EndKVNO, ck.SecondAt = kvno, time.Now().UTC()
 			if err := save(); err != nil {
-				return errApply(err)
+				return sdk.ApplyError(err)
 			}
 		}
 		return &sdk.ApplyResponse{Summary: fmt.Sprintf("reset %s twice: key version %d -> %d", acc.name(), ck.StartKVNO, ck.EndKVNO), Outputs: outputs(ck)}

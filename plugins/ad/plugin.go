@@ -366,14 +366,14 @@ func (p *plugin) action(name, desc string, attrs []sdk.Attribute, outs []sdk.Out
 			}
 			d, c, err := p.dirFor(ctx)
 			if err != nil {
-				return errPlan(err)
+				return sdk.PlanError(err)
 			}
 			return plan(ctx, d, c, req)
 		},
 		ApplyFunc: func(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) *sdk.ApplyResponse {
 			d, c, err := p.dirFor(ctx)
 			if err != nil {
-				return errApply(err)
+				return sdk.ApplyError(err)
 			}
 			return apply(ctx, d, c, req, ev)
 		},
@@ -398,30 +398,12 @@ func readOnly(a *sdk.Action) *sdk.Action {
 	return a
 }
 
-func errPlan(err error) *sdk.PlanResponse {
-	return &sdk.PlanResponse{Diagnostics: sdk.Errorf("%v", err)}
-}
-
-// errApply reports an apply error; a compare-and-swap that found the
-// object changed is a conflict, which makes switchover plan it again.
-func errApply(err error) *sdk.ApplyResponse {
-	var ce *conflictError
-	if errors.As(err, &ce) {
-		return &sdk.ApplyResponse{Diagnostics: sdk.Conflictf("%v", err)}
-	}
-	return &sdk.ApplyResponse{Diagnostics: sdk.Errorf("%v", err)}
-}
-
-type conflictError struct{ msg string }
-
-func (e *conflictError) Error() string { return e.msg }
-
 // modify runs a modify; a value to delete that is no longer there (LDAP
 // noSuchAttribute) means the object changed since it was read.
 func modify(c *ldap.Conn, m *ldap.ModifyRequest, what string) error {
 	err := c.Modify(m)
 	if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchAttribute) {
-		return &conflictError{msg: fmt.Sprintf("%s: %s changed since it was read (nothing was overwritten)", what, m.DN)}
+		return sdk.Conflict("%s: %s changed since it was read (nothing was overwritten)", what, m.DN)
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %v", what, err)

@@ -1,6 +1,7 @@
 package sdk
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -87,4 +88,31 @@ func Errorf(format string, a ...any) Diagnostics {
 // AttributeErrorf returns a single error diagnostic about one attribute.
 func AttributeErrorf(attr, summary, format string, a ...any) Diagnostics {
 	return Diagnostics{{Severity: Error, Summary: summary, Detail: fmt.Sprintf(format, a...), Attribute: attr}}
+}
+
+// ConflictError is an Apply error meaning the object changed since Plan
+// read it (a compare-and-swap failed): nothing was overwritten, and
+// switchover plans the instance again instead of failing it.
+type ConflictError struct{ Msg string }
+
+func (e *ConflictError) Error() string { return e.Msg }
+
+// Conflict is a ConflictError with a formatted message.
+func Conflict(format string, a ...any) error {
+	return &ConflictError{Msg: fmt.Sprintf(format, a...)}
+}
+
+// PlanError is a plan that failed with err.
+func PlanError(err error) *PlanResponse {
+	return &PlanResponse{Diagnostics: Errorf("%v", err)}
+}
+
+// ApplyError is an apply that failed with err; a ConflictError anywhere in
+// its chain makes it a conflict (switchover plans again).
+func ApplyError(err error) *ApplyResponse {
+	var ce *ConflictError
+	if errors.As(err, &ce) {
+		return &ApplyResponse{Diagnostics: Conflictf("%v", err)}
+	}
+	return &ApplyResponse{Diagnostics: Errorf("%v", err)}
 }

@@ -135,3 +135,16 @@ func (vs Values) StringMap(name string) map[string]string {
 	}
 	return out
 }
+
+// StringList is a list of strings as a cty value (an empty list, not null,
+// for none).
+func StringList(ss []string) cty.Value {
+	if len(ss) == 0 {
+		return cty.ListValEmpty(cty.String)
+	}
+	vs := make([]cty.Value, len(ss))
+	for i, s := range ss {
+		vs[i] = cty.StringVal(s)
+	}
+	return cty.ListVal(vs)
+}

@@ -54,7 +54,7 @@ func (p *plugin) command() *sdk.Action {
 	plan := func(ctx context.Context, c *conn, a sdk.Values, cp []byte) *sdk.PlanResponse {
 		done, guarded, err := satisfied(ctx, c, a)
 		if err != nil {
-			return errPlan(err)
+			return sdk.PlanError(err)
 		}
 		switch {
 		case done:
@@ -79,17 +79,17 @@ func (p *plugin) command() *sdk.Action {
 		}
 		r, err := c.runScript(ctx, a.String("command"), stdin)
 		if err != nil {
-			return errApply(err)
+			return sdk.ApplyError(err)
 		}
 		if !expected(a, r.exit) {
 			msg := strings.TrimSpace(string(r.stderr))
 			if msg == "" {
 				msg = strings.TrimSpace(string(r.stdout))
 			}
-			return errApply(fmt.Errorf("%s: the command exited with %d: %s", c.t, r.exit, firstLine(msg)))
+			return sdk.ApplyError(fmt.Errorf("%s: the command exited with %d: %s", c.t, r.exit, firstLine(msg)))
 		}
 		if err := ev.Checkpoint(ctx, []byte(ranMark)); err != nil {
-			return errApply(err)
+			return sdk.ApplyError(err)
 		}
 		return &sdk.ApplyResponse{
 			Summary: fmt.Sprintf("ran on %s (exit %d)", c.t, r.exit),
@@ -128,7 +128,7 @@ exit 0`
 	plan := func(ctx context.Context, c *conn, a sdk.Values, _ []byte) *sdk.PlanResponse {
 		active, enabled, installed, err := facts(ctx, c, a)
 		if err != nil {
-			return errPlan(err)
+			return sdk.PlanError(err)
 		}
 		var todo []string
 		if active {
@@ -148,12 +148,12 @@ exit 0`
 	apply := func(ctx context.Context, c *conn, a sdk.Values, ev sdk.Events, _ *sdk.ApplyRequest) *sdk.ApplyResponse {
 		name, pkg := a.String("name"), a.String("remove_package")
 		if _, err := c.runOK(ctx, "stopping "+name, "systemctl disable --now -- "+shellQuote(name), nil); err != nil {
-			return errApply(err)
+			return sdk.ApplyError(err)
 		}
 		if pkg != "" {
 			script := "if dpkg-query -W -f='${Status}' " + shellQuote(pkg) + " 2>/dev/null | grep -q 'install ok installed'; then DEBIAN_FRONTEND=noninteractive apt-get remove -y -q " + shellQuote(pkg) + " >&2; fi"
 			if _, err := c.runOK(ctx, "removing "+pkg, script, nil); err != nil {
-				return errApply(err)
+				return sdk.ApplyError(err)
 			}
 		}
 		return &sdk.ApplyResponse{Summary: fmt.Sprintf("stopped and disabled %s on %s", name, c.t)}

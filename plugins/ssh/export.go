@@ -295,7 +295,7 @@ func (p *plugin) export() *sdk.Action {
 	plan := func(ctx context.Context, c *conn, a sdk.Values, _ []byte) *sdk.PlanResponse {
 		dir, _, files, todo, skipped, err := survey(ctx, c, a)
 		if err != nil {
-			return errPlan(err)
+			return sdk.PlanError(err)
 		}
 		if len(todo) == 0 {
 			r := sdk.NoChangef("%d files of %s are in %s, matching the host", len(files), c.t, dir)
@@ -315,29 +315,29 @@ func (p *plugin) export() *sdk.Action {
 	apply := func(ctx context.Context, c *conn, a sdk.Values, ev sdk.Events, _ *sdk.ApplyRequest) *sdk.ApplyResponse {
 		dir, st, files, todo, _, err := survey(ctx, c, a)
 		if err != nil {
-			return errApply(err)
+			return sdk.ApplyError(err)
 		}
 		cl, done, err := openSFTP(ctx, c)
 		if err != nil {
-			return errApply(err)
+			return sdk.ApplyError(err)
 		}
 		defer done()
 		for _, f := range todo {
 			if err := ctx.Err(); err != nil {
-				return errApply(err)
+				return sdk.ApplyError(err)
 			}
 			local := filepath.Join(dir, filepath.FromSlash(f.path))
 			if err := safeLocal(dir, local); err != nil {
-				return errApply(err)
+				return sdk.ApplyError(err)
 			}
 			sum, err := fetch(cl, f, local)
 			if err != nil {
-				return errApply(fmt.Errorf("%s: fetching %s: %v", c.t, f.path, err))
+				return sdk.ApplyError(fmt.Errorf("%s: fetching %s: %v", c.t, f.path, err))
 			}
 			st.Files[f.path] = exportEntry{Size: f.size, MTime: f.mtime, SHA256: sum}
 			b, _ := json.MarshalIndent(st, "", " ")
 			if err := writeAtomic(filepath.Join(dir, exportStateFile), b); err != nil {
-				return errApply(err)
+				return sdk.ApplyError(err)
 			}
 		}
 		var sums strings.Builder
@@ -346,10 +346,10 @@ func (p *plugin) export() *sdk.Action {
 		}
 		manifest := filepath.Join(dir, "SHA256SUMS")
 		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return errApply(err)
+			return sdk.ApplyError(err)
 		}
 		if err := writeAtomic(manifest, []byte(sums.String())); err != nil {
-			return errApply(err)
+			return sdk.ApplyError(err)
 		}
 		return &sdk.ApplyResponse{
 			Summary: fmt.Sprintf("fetched %d files from %s; manifest %s", len(todo), c.t, manifest),

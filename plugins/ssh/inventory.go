@@ -18,17 +18,6 @@ var (
 	keyType     = cty.Object(map[string]cty.Type{"user": cty.String, "type": cty.String, "fingerprint": cty.String, "comment": cty.String})
 )
 
-func stringList(ss []string) cty.Value {
-	if len(ss) == 0 {
-		return cty.ListValEmpty(cty.String)
-	}
-	vs := make([]cty.Value, len(ss))
-	for i, s := range ss {
-		vs[i] = cty.StringVal(s)
-	}
-	return cty.ListVal(vs)
-}
-
 func listOf(t cty.Type, vs []cty.Value) cty.Value {
 	if len(vs) == 0 {
 		return cty.ListValEmpty(t)
@@ -129,9 +118,9 @@ exit 0`, mark)
 		"os_release":      osVal,
 		"accounts":        listOf(accountType, accounts),
 		"authorized_keys": listOf(keyType, keys),
-		"sudo":            stringList(sudo),
-		"services":        stringList(lines(parts["SERVICES"])),
-		"listening":       stringList(lines(parts["LISTEN"])),
+		"sudo":            sdk.StringList(sudo),
+		"services":        sdk.StringList(lines(parts["SERVICES"])),
+		"listening":       sdk.StringList(lines(parts["LISTEN"])),
 	}, nil
 }
 
@@ -139,7 +128,7 @@ func (p *plugin) inventory() *sdk.Action {
 	plan := func(ctx context.Context, c *conn, a sdk.Values, _ []byte) *sdk.PlanResponse {
 		outs, err := gatherInventory(ctx, c)
 		if err != nil {
-			return errPlan(err)
+			return sdk.PlanError(err)
 		}
 		r := sdk.NoChangef("read the inventory of %s: %d accounts with a login shell, %d authorized keys, %d sudo grants",
 			c.t, outs["accounts"].LengthInt(), outs["authorized_keys"].LengthInt(), outs["sudo"].LengthInt())
@@ -149,7 +138,7 @@ func (p *plugin) inventory() *sdk.Action {
 	apply := func(ctx context.Context, c *conn, a sdk.Values, ev sdk.Events, _ *sdk.ApplyRequest) *sdk.ApplyResponse {
 		outs, err := gatherInventory(ctx, c)
 		if err != nil {
-			return errApply(err)
+			return sdk.ApplyError(err)
 		}
 		return &sdk.ApplyResponse{Summary: "read the inventory of " + c.t.String(), Outputs: outs}
 	}

@@ -270,16 +270,10 @@ if ! visudo -c -q >&2; then mv -f "$b" "$f"; echo "sudoers does not pass visudo 
 	script = "set -- " + shellQuote(path) + " " + shellQuote(expect) + "\n" + script
 	_, err := c.runOK(ctx, "replacing "+path, script, []byte(content))
 	if err != nil && strings.Contains(err.Error(), conflictMark) {
-		return &conflictError{fmt.Sprintf("%s: %s changed since it was read (left as it is)", c.t, path)}
+		return sdk.Conflict("%s: %s changed since it was read (left as it is)", c.t, path)
 	}
 	return err
 }
-
-// conflictError: a compare-and-swap found the object changed; nothing was
-// written. errApply reports it with sdk.CodeConflict.
-type conflictError struct{ msg string }
-
-func (e *conflictError) Error() string { return e.msg }
 
 // noSymlinkPath refuses "$f" when its directory is a symbolic link (a
 // planted ~/.ssh -> /root/.ssh must not redirect a write) or the file has
@@ -320,7 +314,7 @@ func (p *plugin) authorizedKeys() *sdk.Action {
 		}
 		files, err := listKeyFiles(ctx, c, user)
 		if err != nil {
-			return errPlan(err)
+			return sdk.PlanError(err)
 		}
 		changes := computeKeyChanges(files, m)
 		if len(changes) == 0 {
@@ -362,7 +356,7 @@ func (p *plugin) authorizedKeys() *sdk.Action {
 		// replaced only if it still has the content read (compare and swap).
 		files, err := listKeyFiles(ctx, c, user)
 		if err != nil {
-			return errApply(err)
+			return sdk.ApplyError(err)
 		}
 		current := map[string]keyFile{}
 		for _, f := range files {
@@ -384,24 +378,24 @@ func (p *plugin) authorizedKeys() *sdk.Action {
 			inPlan[pf.Path] = true
 			cur, ok := current[pf.Path]
 			if !ok || cur.user != pf.User {
-				return errApply(fmt.Errorf("%s: the plan names %s, which is not an authorized_keys file of this step's users; refusing (was the plan file edited?)", c.t, pf.Path))
+				return sdk.ApplyError(fmt.Errorf("%s: the plan names %s, which is not an authorized_keys file of this step's users; refusing (was the plan file edited?)", c.t, pf.Path))
 			}
 			if sha(cur.content) != pf.SHA {
-				return errApply(&conflictError{fmt.Sprintf("%s: %s changed since the plan read it (left as it is)", c.t, pf.Path)})
+				return sdk.ApplyError(sdk.Conflict("%s: %s changed since the plan read it (left as it is)", c.t, pf.Path))
 			}
 			if ch, ok := fresh[pf.Path]; !ok || ch.newContent != pf.New {
-				return errApply(fmt.Errorf("%s: the plan's new content of %s is not what this step's attributes remove from it; refusing (was the plan file edited?)", c.t, pf.Path))
+				return sdk.ApplyError(fmt.Errorf("%s: the plan's new content of %s is not what this step's attributes remove from it; refusing (was the plan file edited?)", c.t, pf.Path))
 			}
 		}
 		for path := range fresh {
 			if !inPlan[path] {
-				return errApply(&conflictError{fmt.Sprintf("%s: %s has keys to remove that the plan did not see", c.t, path)})
+				return sdk.ApplyError(sdk.Conflict("%s: %s has keys to remove that the plan did not see", c.t, path))
 			}
 		}
 		var removed []string
 		for _, pf := range planned {
 			if err := replaceFile(ctx, c, pf.Path, pf.SHA, pf.New, false); err != nil {
-				return errApply(err)
+				return sdk.ApplyError(err)
 			}
 			for _, r := range pf.Removed {
 				removed = append(removed, pf.User+": "+r)

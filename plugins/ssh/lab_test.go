@@ -201,13 +201,15 @@ func adminLogsIn(t *testing.T, h *sshlab.Host) bool {
 // settle waits until no script of the plugin runs on h any more: after a
 // cut, sshd may still start the command it received last, and the remote
 // side may still be finishing. Quiet means none seen in three looks 30 ms
-// apart (the host's own loop, one nsenter), after 50 ms.
+// apart (the host's own loop, one nsenter), after 50 ms. Only this host's
+// processes count (its mount namespace): the PIDs are the machine's, and
+// other test packages run switchover at the same time.
 func settle(t *testing.T, h *sshlab.Host) {
 	t.Helper()
 	time.Sleep(50 * time.Millisecond)
 	out, err := h.Run(`quiet=0; i=0
 while [ $quiet -lt 3 ] && [ $i -lt 300 ]; do
-  if pgrep -f '[_]_sw_d|[s]witchover' >/dev/null; then quiet=0; else quiet=$((quiet+1)); fi
+  if pgrep --ns $$ --nslist mnt -f '[_]_sw_d|[s]witchover' >/dev/null; then quiet=0; else quiet=$((quiet+1)); fi
   i=$((i+1)); sleep 0.03
 done
 [ $quiet -ge 3 ] && echo quiet`)

@@ -101,7 +101,7 @@ func (p *plugin) rotatePassword() *sdk.Action {
 		acct := a.String("account")
 		if !a.IsKnown("password") {
 			if _, err := readShadow(ctx, c, acct); err != nil {
-				return errPlan(err)
+				return sdk.PlanError(err)
 			}
 			return sdk.Changef("set the password of %s on %s (to a new secret)", acct, c.t)
 		}
@@ -112,7 +112,7 @@ func (p *plugin) rotatePassword() *sdk.Action {
 			// The verification that counts: a fresh login with the password.
 			ok, offered, err := tryLogin(ctx, c, acct, a.String("password"))
 			if err != nil {
-				return errPlan(err)
+				return sdk.PlanError(err)
 			}
 			if ok {
 				return sdk.NoChangef("%s on %s has this password: a fresh login with it works", acct, c.t)
@@ -124,7 +124,7 @@ func (p *plugin) rotatePassword() *sdk.Action {
 			if offered && (acct != "root" || rootPasswordLogins(ctx, c)) {
 				sh, err := readShadow(ctx, c, acct)
 				if err != nil {
-					return errPlan(err)
+					return sdk.PlanError(err)
 				}
 				if ck.After != "" && ck.After == sha(sh.hash) {
 					return sdk.Changef("the password of %s on %s was set, but a login with it is refused (is the account locked or expired?)", acct, c.t)
@@ -134,7 +134,7 @@ func (p *plugin) rotatePassword() *sdk.Action {
 		}
 		sh, err := readShadow(ctx, c, acct)
 		if err != nil {
-			return errPlan(err)
+			return sdk.PlanError(err)
 		}
 		if ck.After != "" && ck.After == sha(sh.hash) {
 			return sdk.NoChangef("%s on %s has the shadow entry this step set (checked by the shadow entry: sshd does not take password logins for it)", acct, c.t)
@@ -149,24 +149,24 @@ func (p *plugin) rotatePassword() *sdk.Action {
 		script := "set -e\ngetent shadow \"$1\"\necho " + shellQuote(mark) + "\nchpasswd\ngetent shadow \"$1\""
 		out, err := c.runOK(ctx, "chpasswd for "+acct, "set -- "+shellQuote(acct)+"\n"+script, []byte(acct+":"+a.String("password")+"\n"))
 		if err != nil {
-			return errApply(err)
+			return sdk.ApplyError(err)
 		}
 		b4, af, _ := strings.Cut(out, mark+"\n")
 		before, err := parseShadow(c, acct, b4)
 		if err != nil {
-			return errApply(err)
+			return sdk.ApplyError(err)
 		}
 		after, err := parseShadow(c, acct, af)
 		if err != nil {
-			return errApply(err)
+			return sdk.ApplyError(err)
 		}
 		if after.hash == before.hash {
-			return errApply(fmt.Errorf("%s: chpasswd left the shadow entry of %s unchanged", c.t, acct))
+			return sdk.ApplyError(fmt.Errorf("%s: chpasswd left the shadow entry of %s unchanged", c.t, acct))
 		}
 		ck := passwordCheckpoint{Before: sha(before.hash), After: sha(after.hash)}
 		b, _ := json.Marshal(ck)
 		if err := ev.Checkpoint(ctx, b); err != nil {
-			return errApply(err)
+			return sdk.ApplyError(err)
 		}
 		return &sdk.ApplyResponse{Summary: fmt.Sprintf("set the password of %s on %s", acct, c.t)}
 	}
@@ -248,11 +248,11 @@ func (p *plugin) lockAccount() *sdk.Action {
 	plan := func(ctx context.Context, c *conn, a sdk.Values, _ []byte) *sdk.PlanResponse {
 		acct := a.String("account")
 		if err := check(c, acct); err != nil {
-			return errPlan(err)
+			return sdk.PlanError(err)
 		}
 		af, err := readAccount(ctx, c, acct)
 		if err != nil {
-			return errPlan(err)
+			return sdk.PlanError(err)
 		}
 		todo := af.todo()
 		if len(todo) == 0 {
@@ -269,7 +269,7 @@ func (p *plugin) lockAccount() *sdk.Action {
 	apply := func(ctx context.Context, c *conn, a sdk.Values, ev sdk.Events, _ *sdk.ApplyRequest) *sdk.ApplyResponse {
 		acct := a.String("account")
 		if err := check(c, acct); err != nil {
-			return errApply(err)
+			return sdk.ApplyError(err)
 		}
 		script := `set -e
 nl=$(command -v nologin || echo /usr/sbin/nologin)
@@ -278,16 +278,16 @@ usermod -L -e 1 -s "$nl" -- "$1"`
 			script += "\npkill -KILL -u \"$1\" || true"
 		}
 		if _, err := c.runOK(ctx, "locking "+acct, "set -- "+shellQuote(acct)+"\n"+script, nil); err != nil {
-			return errApply(err)
+			return sdk.ApplyError(err)
 		}
 		af, err := readAccount(ctx, c, acct)
 		if err != nil {
-			return errApply(err)
+			return sdk.ApplyError(err)
 		}
 		if af.hasKeys {
 			// Replaced only if it still holds what was read (compare and swap).
 			if err := replaceFile(ctx, c, af.keys.file.path, sha(af.keys.file.content), af.keys.newContent, false); err != nil {
-				return errApply(err)
+				return sdk.ApplyError(err)
 			}
 		}
 		return &sdk.ApplyResponse{Summary: fmt.Sprintf("locked %s on %s", acct, c.t)}

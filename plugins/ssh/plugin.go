@@ -6,7 +6,6 @@ package sshplugin
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -188,18 +187,6 @@ func (p *plugin) trustWarnings() sdk.Diagnostics {
 		d = append(d, sdk.Diagnostic{Severity: sdk.Warning, Summary: "Host key trusted on first use", Detail: w})
 	}
 	return d
-}
-
-func errPlan(err error) *sdk.PlanResponse {
-	return &sdk.PlanResponse{Diagnostics: sdk.Errorf("%v", err)}
-}
-
-func errApply(err error) *sdk.ApplyResponse {
-	var ce *conflictError
-	if errors.As(err, &ce) {
-		return &sdk.ApplyResponse{Diagnostics: sdk.Conflictf("%v", err)}
-	}
-	return &sdk.ApplyResponse{Diagnostics: sdk.Errorf("%v", err)}
 }
 
 var (

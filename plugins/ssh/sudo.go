@@ -364,7 +364,7 @@ func (p *plugin) removeSudo() *sdk.Action {
 	plan := func(ctx context.Context, c *conn, a sdk.Values, _ []byte) *sdk.PlanResponse {
 		sp, listed, err := compute(ctx, c, a)
 		if err != nil {
-			return errPlan(err)
+			return sdk.PlanError(err)
 		}
 		who := strings.Join(append(a.Strings("users"), a.Strings("groups")...), ", ")
 		if sp.empty() {
@@ -385,20 +385,20 @@ func (p *plugin) removeSudo() *sdk.Action {
 	apply := func(ctx context.Context, c *conn, a sdk.Values, ev sdk.Events, _ *sdk.ApplyRequest) *sdk.ApplyResponse {
 		sp, _, err := compute(ctx, c, a)
 		if err != nil {
-			return errApply(err)
+			return sdk.ApplyError(err)
 		}
 		for _, f := range sp.files {
 			// Replaced only if it still holds what was read (compare and
 			// swap), after visudo -c accepts the new file and the whole
 			// configuration with it.
 			if err := replaceFile(ctx, c, f.file.path, sha(f.file.content), f.newText, true); err != nil {
-				return errApply(err)
+				return sdk.ApplyError(err)
 			}
 		}
 		for u, gs := range sp.groups {
 			for _, g := range gs {
 				if _, err := c.runOK(ctx, "removing "+u+" from "+g, "gpasswd -d "+shellQuote(u)+" "+shellQuote(g)+" >/dev/null", nil); err != nil {
-					return errApply(err)
+					return sdk.ApplyError(err)
 				}
 			}
 		}
@@ -406,7 +406,7 @@ func (p *plugin) removeSudo() *sdk.Action {
 			ev.Log(d)
 		}
 		if len(sp.cannot) > 0 {
-			return errApply(fmt.Errorf("%s: removed %d sudo grant(s), but not: %s", c.t, len(sp.describe()), strings.Join(sp.cannot, "; ")))
+			return sdk.ApplyError(fmt.Errorf("%s: removed %d sudo grant(s), but not: %s", c.t, len(sp.describe()), strings.Join(sp.cannot, "; ")))
 		}
 		return &sdk.ApplyResponse{Summary: fmt.Sprintf("removed %d sudo grant(s) on %s", len(sp.describe()), c.t)}
 	}
