@@ -245,6 +245,9 @@ func TestFindAccounts(t *testing.T) {
 		{map[string]cty.Value{"privileged": cty.True, "sam_account_name": str("fa-*")}, ""},
 		{map[string]cty.Value{"inactive_days": cty.NumberIntVal(30), "sam_account_name": str("fa-c*")}, "fa-client"},
 		{map[string]cty.Value{"sam_account_name": str("fa-*"), "enabled": cty.False}, ""},
+		// Objects a member of Domain Admins creates are owned by the group.
+		{map[string]cty.Value{"sam_account_name": str("fa-t*"), "created_by": str("Domain Admins")}, "fa-tech"},
+		{map[string]cty.Value{"sam_account_name": str("fa-t*"), "created_by": str("fa-client")}, ""},
 		{map[string]cty.Value{"sam_account_name": str("fa-t*"), "exclude": cty.ListVal([]cty.Value{str("fa-tech")})}, ""},
 	} {
 		if got := strings.Join(names(tc.attrs), ","); got != tc.want {
