@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/switchover/switchover/internal/pluginhost"
 	adplugin "github.com/switchover/switchover/plugins/ad"
+	backupplugin "github.com/switchover/switchover/plugins/backup"
 	"github.com/switchover/switchover/plugins/core"
 	"github.com/switchover/switchover/plugins/sdk"
 	sshplugin "github.com/switchover/switchover/plugins/ssh"
@@ -19,4 +20,5 @@ func registerBuiltins() {
 	pluginhost.RegisterBuiltin("core", func() sdk.Provider { return core.New(version) })
 	pluginhost.RegisterBuiltin("ssh", func() sdk.Provider { return sshplugin.New(version) })
 	pluginhost.RegisterBuiltin("ad", func() sdk.Provider { return adplugin.New(version) })
+	pluginhost.RegisterBuiltin("backup", func() sdk.Provider { return backupplugin.New(version) })
 }

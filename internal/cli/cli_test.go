@@ -12,6 +12,7 @@ import (
 	"github.com/switchover/switchover/internal/pluginhost"
 	"github.com/switchover/switchover/internal/testplugin"
 	adplugin "github.com/switchover/switchover/plugins/ad"
+	backupplugin "github.com/switchover/switchover/plugins/backup"
 	"github.com/switchover/switchover/plugins/core"
 	"github.com/switchover/switchover/plugins/sdk"
 	sshplugin "github.com/switchover/switchover/plugins/ssh"
@@ -24,6 +25,7 @@ func TestMain(m *testing.M) {
 	pluginhost.RegisterBuiltin("core", func() sdk.Provider { return core.New("test") })
 	pluginhost.RegisterBuiltin("ssh", func() sdk.Provider { return sshplugin.New("test") })
 	pluginhost.RegisterBuiltin("ad", func() sdk.Provider { return adplugin.New("test") })
+	pluginhost.RegisterBuiltin("backup", func() sdk.Provider { return backupplugin.New("test") })
 	if pluginhost.ServeBuiltinIfRequested(os.Args) || testplugin.ServeIfRequested() {
 		return
 	}

@@ -1,0 +1,262 @@
+package backupplugin
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/switchover/switchover/internal/sshlab"
+	"github.com/switchover/switchover/plugins/sdk"
+	"github.com/switchover/switchover/plugins/sdk/sdktest"
+)
+
+// One real restic repository, made in TestMain (restic init derives a key
+// for seconds); each test works on a copy of it. It holds a fresh snapshot
+// of host h1 and one of host "old" from 2020.
+var (
+	template string
+	srcDir   string
+)
+
+const oldPw = "old-provider-repo-pw"
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "backup-plugin-")
+	if err == nil {
+		err = makeTemplate(dir)
+	}
+	if err != nil {
+		// Never a silent skip: CI installs restic.
+		fmt.Fprintf(os.Stderr, "cannot make the test repository: %v\n", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func makeTemplate(dir string) error {
+	srcDir = filepath.Join(dir, "src")
+	os.MkdirAll(filepath.Join(srcDir, "docs"), 0o755)
+	big := make([]byte, 600_000)
+	rand.Read(big)
+	files := map[string][]byte{"docs/contract.txt": []byte("the contract\n"), "docs/notes.md": []byte("# notes\n"), "big.bin": big, "small.txt": []byte("x")}
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(srcDir, name), b, 0o644); err != nil {
+			return err
+		}
+	}
+	template = filepath.Join(dir, "repo")
+	for _, args := range [][]string{
+		{"init"},
+		{"backup", "--host", "h1", "."},
+		{"backup", "--host", "old", "--time", "2020-01-01 00:00:00", "."},
+	} {
+		if err := restic(template, oldPw, srcDir, args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// restic runs restic as a person would, in dir.
+func restic(repo, pw, dir string, args ...string) error {
+	cmd := exec.Command("restic", append([]string{"-q"}, args...)...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "RESTIC_REPOSITORY="+repo, "RESTIC_PASSWORD="+pw, "RESTIC_CACHE_DIR="+filepath.Join(os.TempDir(), "switchover-test-restic-cache"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("restic %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+// repoCopy is a copy of the template for one test.
+func repoCopy(t *testing.T) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), "repo")
+	if out, err := exec.Command("cp", "-a", template, dst).CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	return dst
+}
+
+func harness(t *testing.T, repo string, set map[string]cty.Value) *sdktest.Harness {
+	t.Helper()
+	cfg := map[string]cty.Value{"repository": cty.StringVal(repo), "password": cty.StringVal(oldPw), "cache_dir": cty.StringVal(t.TempDir())}
+	for k, v := range set {
+		cfg[k] = v
+	}
+	h := &sdktest.Harness{P: New("test")}
+	if err := h.Configure(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func strs(ss ...string) cty.Value {
+	var vs []cty.Value
+	for _, s := range ss {
+		vs = append(vs, cty.StringVal(s))
+	}
+	return cty.ListVal(vs)
+}
+
+// A fresh backup passes, and the evidence is right: the restored files'
+// SHA-256 are those of the files that were backed up.
+func TestVerifyFreshBackup(t *testing.T) {
+	t.Parallel()
+	h := harness(t, repoCopy(t), nil)
+	p, err := h.Plan(context.Background(), "restic_verify", map[string]cty.Value{
+		"hosts": strs("h1"), "max_age": cty.StringVal("1h"), "read_data_subset": cty.StringVal("all"), "sample_files": cty.NumberIntVal(3)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Kind != sdk.NoChange || !strings.Contains(p.Summary, "1 hosts backed up within 1h0m0s, check passed (all data read), 3 files restored and matched") {
+		t.Fatalf("plan: %v %s", p.Kind, p.Summary)
+	}
+	restored := p.Outputs["restored"].AsValueSlice()
+	if len(restored) != 3 {
+		t.Fatalf("%d files restored", len(restored))
+	}
+	for _, r := range restored {
+		path := r.GetAttr("path").AsString()
+		want, err := fileSHA256(filepath.Join(srcDir, strings.TrimPrefix(path, "/")))
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if r.GetAttr("sha256").AsString() != want {
+			t.Fatalf("%s: evidence sha256 %s, the backed-up file has %s", path, r.GetAttr("sha256").AsString(), want)
+		}
+	}
+}
+
+// The evidence is bad: each failure says what is wrong.
+func TestVerifyFailsOnBadEvidence(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	// An old backup.
+	_, err := harness(t, repoCopy(t), nil).Plan(ctx, "restic_verify", map[string]cty.Value{"hosts": strs("old"), "max_age": cty.StringVal("24h")}, nil)
+	if err == nil || !strings.Contains(err.Error(), "the latest snapshot of old") || !strings.Contains(err.Error(), "more than max_age 24h0m0s") {
+		t.Errorf("an old backup: %v", err)
+	}
+	// A host with no backup.
+	_, err = harness(t, repoCopy(t), nil).Plan(ctx, "restic_verify", map[string]cty.Value{"hosts": strs("h9")}, nil)
+	if err == nil || !strings.Contains(err.Error(), "has no snapshot of host h9") {
+		t.Errorf("a missing host: %v", err)
+	}
+	// A deleted pack file: check fails and names the pack.
+	repo := repoCopy(t)
+	packs, _ := filepath.Glob(filepath.Join(repo, "data", "*", "*"))
+	os.Remove(packs[0])
+	_, err = harness(t, repo, nil).Plan(ctx, "restic_verify", map[string]cty.Value{"hosts": strs("h1"), "sample_files": cty.NumberIntVal(0)}, nil)
+	if err == nil || !strings.Contains(err.Error(), "restic check of") || !strings.Contains(err.Error(), filepath.Base(packs[0])+": does not exist") {
+		t.Errorf("a deleted pack: %v", err)
+	}
+	// A corrupted byte in a pack: a plain check passes it, the test
+	// restore does not.
+	repo = repoCopy(t)
+	packs, _ = filepath.Glob(filepath.Join(repo, "data", "*", "*"))
+	for _, p := range packs {
+		if fi, _ := os.Stat(p); fi.Size() > 500_000 {
+			f, _ := os.OpenFile(p, os.O_WRONLY, 0)
+			f.WriteAt([]byte("XXXXXXXX"), 4000)
+			f.Close()
+		}
+	}
+	_, err = harness(t, repo, nil).Plan(ctx, "restic_verify", map[string]cty.Value{"hosts": strs("h1"), "files": strs("/big.bin")}, nil)
+	if err == nil || !strings.Contains(err.Error(), "/big.bin") {
+		t.Errorf("a corrupted pack: %v", err)
+	}
+}
+
+// Rotation: afterwards the old password opens nothing, the new one opens
+// the repository, and it is the only key. Killed after the add (the new
+// key there, the old one too), the next run removes the old key.
+func TestRotateKey(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	newPw := "new-provider-repo-pw"
+	for _, crashed := range []bool{false, true} {
+		repo := repoCopy(t)
+		if crashed {
+			f := filepath.Join(t.TempDir(), "pw")
+			os.WriteFile(f, []byte(newPw), 0o600)
+			if err := restic(repo, oldPw, t.TempDir(), "key", "add", "--new-password-file", f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		h := harness(t, repo, nil)
+		attrs := map[string]cty.Value{"new_password": cty.StringVal(newPw)}
+		p, err := h.Plan(ctx, "restic_rotate_key", attrs, nil)
+		if err != nil || p.Kind != sdk.Change {
+			t.Fatalf("plan: %+v %v", p, err)
+		}
+		if crashed != !strings.Contains(p.Summary, "add a key") {
+			t.Fatalf("crashed=%v: %s", crashed, p.Summary)
+		}
+		if _, err := h.Run(ctx, "restic_rotate_key", attrs); err != nil {
+			t.Fatal(err)
+		}
+		if err := restic(repo, oldPw, t.TempDir(), "snapshots"); err == nil {
+			t.Fatal("the old provider's password still opens the repository")
+		}
+		keys, opens, err := (&settings{repo: repo, restic: "restic", cacheDir: t.TempDir(), timeout: 60e9}).keys(ctx, newPw)
+		if err != nil || !opens || len(keys) != 1 {
+			t.Fatalf("after the rotation: %d keys, opens with the new password: %v (%v)", len(keys), opens, err)
+		}
+	}
+}
+
+// The same verification over sftp: through a real sshd lab host.
+func TestVerifyOverSFTP(t *testing.T) {
+	t.Parallel()
+	lab := sshlab.Start(t, sshlab.Options{Hosts: 1})
+	host := lab.Hosts[0]
+	sftpCmd := fmt.Sprintf("ssh -i %s -p %d -o UserKnownHostsFile=%s -o StrictHostKeyChecking=yes -o BatchMode=yes root@127.0.0.1 -s sftp", lab.AdminKeyFile, host.Port, lab.KnownHosts)
+	repo := "sftp:root@127.0.0.1:/srv/repo"
+	cmd := exec.Command("restic", "-q", "-o", "sftp.command="+sftpCmd, "init")
+	cmd.Env = append(os.Environ(), "RESTIC_REPOSITORY="+repo, "RESTIC_PASSWORD="+oldPw, "RESTIC_CACHE_DIR="+t.TempDir())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("restic init over sftp: %v %s", err, out)
+	}
+	cmd = exec.Command("restic", "-q", "-o", "sftp.command="+sftpCmd, "backup", "--host", "nas", ".")
+	cmd.Dir, cmd.Env = srcDir, append(os.Environ(), "RESTIC_REPOSITORY="+repo, "RESTIC_PASSWORD="+oldPw, "RESTIC_CACHE_DIR="+t.TempDir())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("restic backup over sftp: %v %s", err, out)
+	}
+	h := harness(t, repo, map[string]cty.Value{"options": cty.MapVal(map[string]cty.Value{"sftp.command": cty.StringVal(sftpCmd)})})
+	p, err := h.Plan(context.Background(), "restic_verify", map[string]cty.Value{"hosts": strs("nas"), "read_data_subset": cty.StringVal("50%"), "sample_files": cty.NumberIntVal(2)}, nil)
+	if err != nil || p.Kind != sdk.NoChange || len(p.Outputs["restored"].AsValueSlice()) != 2 {
+		t.Fatalf("verify over sftp: %+v %v", p, err)
+	}
+	if out := host.MustRun(t, "ls /srv/repo"); !strings.Contains(out, "keys") {
+		t.Fatalf("the repository is not on the host: %q", out)
+	}
+}
+
+// The list for the handover, with what a retention policy keeps.
+func TestSnapshots(t *testing.T) {
+	t.Parallel()
+	p, err := harness(t, repoCopy(t), nil).Plan(context.Background(), "restic_snapshots", map[string]cty.Value{"keep_last": cty.NumberIntVal(1)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(p.Outputs["snapshots"].AsValueSlice()); n != 2 {
+		t.Fatalf("%d snapshots", n)
+	}
+	if n := len(p.Outputs["latest"].AsValueSlice()); n != 2 {
+		t.Fatalf("%d latest", n)
+	}
+	// keep_last 1 per host (restic groups by host and paths): both kept.
+	if n := len(p.Outputs["kept_by_policy"].AsValueSlice()); n != 2 {
+		t.Fatalf("kept: %d", n)
+	}
+}

@@ -1,0 +1,206 @@
+// Package backupplugin is the built-in `backup` plugin: it proves that the
+// backups the new provider takes over are fresh, consistent and
+// restorable, and takes the repository keys away from the old provider.
+// It drives the real restic binary (--json), so every restic backend works
+// (a local path, sftp:, rest:, s3:, ...).
+package backupplugin
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/switchover/switchover/plugins/sdk"
+)
+
+type settings struct {
+	repo     string
+	password string
+	env      map[string]string
+	options  map[string]string
+	restic   string
+	cacheDir string
+	timeout  time.Duration
+}
+
+type plugin struct{ s *settings }
+
+// New returns the backup plugin.
+func New(version string) *sdk.Plugin {
+	p := &plugin{}
+	return &sdk.Plugin{
+		Name:        "backup",
+		Version:     version,
+		Description: "restic repositories: verify that backups are fresh, consistent and restorable; rotate the repository keys the old provider knows.",
+		Config: []sdk.Attribute{
+			{Name: "repository", Type: cty.String, Required: true, Description: "The restic repository: a path, sftp:user@host:/path, rest:https://..., s3:..."},
+			{Name: "password", Type: cty.String, Required: true, Sensitive: true, Description: "The repository password the old provider handed over (after restic_rotate_key: the new one, normally secret(\"...\"))."},
+			{Name: "env", Type: cty.Map(cty.String), Sensitive: true, Description: "Environment for the backend (AWS_ACCESS_KEY_ID, B2_ACCOUNT_KEY, ...)."},
+			{Name: "options", Type: cty.Map(cty.String), Description: "restic -o options, e.g. sftp.command."},
+			{Name: "restic", Type: cty.String, Description: "The restic binary (default: restic on PATH)."},
+			{Name: "cache_dir", Type: cty.String, Description: "restic's cache (default .switchover/cache/restic in the runbook directory; never ~/.cache)."},
+			{Name: "timeout", Type: sdk.DurationType, Description: "Timeout of one restic command (default 1h)."},
+		},
+		ConfigureFunc: p.configure,
+		Actions:       []*sdk.Action{p.verify(), p.rotateKey(), p.snapshots()},
+	}
+}
+
+func (p *plugin) configure(ctx context.Context, cfg sdk.Values) sdk.Diagnostics {
+	s := &settings{repo: cfg.String("repository"), password: cfg.String("password"), restic: cfg.String("restic"), cacheDir: cfg.String("cache_dir")}
+	if cfg.Has("env") {
+		s.env = cfg.StringMap("env")
+	}
+	if cfg.Has("options") {
+		s.options = cfg.StringMap("options")
+	}
+	var diags sdk.Diagnostics
+	s.timeout, diags = cfg.Duration("timeout", time.Hour)
+	if s.restic == "" {
+		s.restic = "restic"
+	}
+	if _, err := exec.LookPath(s.restic); err != nil {
+		return append(diags, sdk.AttributeErrorf("restic", "restic not found", "%s: %v (install restic, or set restic to its path)", s.restic, err)...)
+	}
+	if s.cacheDir == "" {
+		s.cacheDir = filepath.Join(".switchover", "cache", "restic")
+	}
+	if abs, err := filepath.Abs(s.cacheDir); err == nil {
+		s.cacheDir = abs
+	}
+	for k := range s.env {
+		if !envName(k) {
+			return append(diags, sdk.AttributeErrorf("env", "Invalid environment name", "%q is not an environment variable name", k)...)
+		}
+	}
+	p.s = s
+	return diags
+}
+
+func envName(k string) bool {
+	if k == "" || strings.HasPrefix(k, "RESTIC_PASSWORD") {
+		return false
+	}
+	for i, r := range k {
+		if !(r == '_' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || i > 0 && r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// result is one restic command's outcome.
+type result struct {
+	stdout, stderr []byte
+	exit           int
+}
+
+// run runs one restic command with password. The password travels in the
+// environment of restic alone (never on a command line); the cache is the
+// workspace's. A lock left by a restic that was killed with switchover is
+// removed (restic unlock removes only stale locks) and the command tried
+// once more.
+func (s *settings) run(ctx context.Context, password string, args ...string) (*result, error) {
+	r, err := s.runOnce(ctx, password, args...)
+	if err == nil && r.exit != 0 && bytes.Contains(r.stderr, []byte("repository is already locked")) {
+		if u, err := s.runOnce(ctx, password, "unlock"); err == nil && u.exit == 0 {
+			return s.runOnce(ctx, password, args...)
+		}
+	}
+	return r, err
+}
+
+func (s *settings) runOnce(ctx context.Context, password string, args ...string) (*result, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	full := []string{"--no-lock", "--json"}
+	if len(args) > 0 && (args[0] == "key" || args[0] == "restore" || args[0] == "dump" || args[0] == "check" || args[0] == "forget" || args[0] == "unlock") {
+		full = []string{"--json"} // these take a lock, or need one
+	}
+	keys := make([]string, 0, len(s.options))
+	for k := range s.options {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		full = append(full, "-o", k+"="+s.options[k])
+	}
+	full = append(full, args...)
+	cmd := exec.CommandContext(ctx, s.restic, full...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "RESTIC_REPOSITORY=" + s.repo,
+		"RESTIC_PASSWORD=" + password, "RESTIC_CACHE_DIR=" + s.cacheDir, "RESTIC_PROGRESS_FPS=0.1"}
+	for k, v := range s.env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	// restic dies with the plugin (which dies with switchover): no restic
+	// goes on writing, holding the lock, after a kill.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	r := &result{stdout: out.Bytes(), stderr: errb.Bytes()}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		return nil, fmt.Errorf("restic %s did not finish within %s", args[0], s.timeout)
+	case errors.As(err, &ee):
+		r.exit = ee.ExitCode()
+	default:
+		return nil, fmt.Errorf("running restic: %v", err)
+	}
+	return r, nil
+}
+
+// ok runs a command that must succeed, with the repository's password.
+func (s *settings) ok(ctx context.Context, password, what string, args ...string) ([]byte, error) {
+	r, err := s.run(ctx, password, args...)
+	if err != nil {
+		return nil, err
+	}
+	if r.exit != 0 {
+		return nil, fmt.Errorf("%s: %s", what, resticError(r))
+	}
+	return r.stdout, nil
+}
+
+// resticError is what restic said went wrong, in a line or two.
+func resticError(r *result) string {
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(string(r.stderr)), "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "{") {
+			continue
+		}
+		lines = append(lines, l)
+	}
+	if len(lines) == 0 {
+		return fmt.Sprintf("restic exited with %d", r.exit)
+	}
+	if len(lines) > 4 {
+		lines = append(lines[:4], fmt.Sprintf("(%d more lines)", len(lines)-4))
+	}
+	msg := strings.Join(lines, "; ")
+	if strings.Contains(msg, "wrong password") || strings.Contains(msg, "no key found") {
+		return "the password does not open the repository"
+	}
+	return msg
+}
+
+// configured is a check every action makes first.
+func (p *plugin) configured() error {
+	if p.s == nil {
+		return fmt.Errorf("the backup plugin is not configured")
+	}
+	return nil
+}

@@ -1,0 +1,342 @@
+package backupplugin
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/switchover/switchover/plugins/sdk"
+)
+
+type snapshot struct {
+	ID       string    `json:"id"`
+	ShortID  string    `json:"short_id"`
+	Time     time.Time `json:"time"`
+	Paths    []string  `json:"paths"`
+	Hostname string    `json:"hostname"`
+	Tags     []string  `json:"tags"`
+}
+
+type node struct {
+	Type       string `json:"type"`
+	Path       string `json:"path"`
+	Size       int64  `json:"size"`
+	StructType string `json:"struct_type"`
+}
+
+func (s *settings) snapshots(ctx context.Context, password string) ([]snapshot, error) {
+	out, err := s.ok(ctx, password, "listing the snapshots of "+s.repo, "snapshots")
+	if err != nil {
+		return nil, err
+	}
+	var snaps []snapshot
+	if err := json.Unmarshal(out, &snaps); err != nil {
+		return nil, fmt.Errorf("reading restic's snapshot list: %v", err)
+	}
+	sort.Slice(snaps, func(i, j int) bool { return snaps[i].Time.Before(snaps[j].Time) })
+	return snaps, nil
+}
+
+// latestByHost is each host's newest snapshot.
+func latestByHost(snaps []snapshot) map[string]snapshot {
+	out := map[string]snapshot{}
+	for _, sn := range snaps {
+		if cur, ok := out[sn.Hostname]; !ok || sn.Time.After(cur.Time) {
+			out[sn.Hostname] = sn
+		}
+	}
+	return out
+}
+
+// files lists the regular files of a snapshot.
+func (s *settings) files(ctx context.Context, password, id string) ([]node, error) {
+	out, err := s.ok(ctx, password, "listing snapshot "+id, "ls", id)
+	if err != nil {
+		return nil, err
+	}
+	var files []node
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	for sc.Scan() {
+		var n node
+		if json.Unmarshal(sc.Bytes(), &n) == nil && n.StructType == "node" && n.Type == "file" {
+			files = append(files, n)
+		}
+	}
+	return files, nil
+}
+
+var (
+	snapType     = cty.Object(map[string]cty.Type{"host": cty.String, "id": cty.String, "time": cty.String, "paths": cty.List(cty.String), "age": cty.String})
+	restoredType = cty.Object(map[string]cty.Type{"host": cty.String, "snapshot": cty.String, "path": cty.String, "size": cty.Number, "sha256": cty.String})
+)
+
+func listOf(t cty.Type, vs []cty.Value) cty.Value {
+	if len(vs) == 0 {
+		return cty.ListValEmpty(t)
+	}
+	return cty.ListVal(vs)
+}
+
+// sample picks n files at random (the named ones first, which must exist).
+func sample(files []node, named []string, n int, rng *rand.Rand) ([]node, error) {
+	byPath := map[string]node{}
+	for _, f := range files {
+		byPath[f.Path] = f
+	}
+	var out []node
+	for _, p := range named {
+		f, ok := byPath[p]
+		if !ok {
+			return nil, fmt.Errorf("the snapshot has no file %s", p)
+		}
+		out = append(out, f)
+	}
+	if len(named) > 0 {
+		return out, nil
+	}
+	idx := rng.Perm(len(files))
+	for _, i := range idx {
+		if len(out) == n {
+			break
+		}
+		out = append(out, files[i])
+	}
+	return out, nil
+}
+
+// restoreAndCompare restores the files of a snapshot into a temporary
+// directory and checks each against what `restic dump` streams.
+func (s *settings) restoreAndCompare(ctx context.Context, password string, sn snapshot, files []node) ([]cty.Value, error) {
+	tmp, err := os.MkdirTemp("", "switchover-restore-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	args := []string{"restore", sn.ID, "--target", tmp}
+	for _, f := range files {
+		args = append(args, "--include", f.Path)
+	}
+	if _, err := s.ok(ctx, password, fmt.Sprintf("the test restore of %d files from snapshot %s (%s)", len(files), sn.ShortID, sn.Hostname), args...); err != nil {
+		return nil, err
+	}
+	var out []cty.Value
+	for _, f := range files {
+		restored, err := fileSHA256(filepath.Join(tmp, filepath.FromSlash(f.Path)))
+		if err != nil {
+			return nil, fmt.Errorf("the test restore of %s from snapshot %s did not produce the file: %v", f.Path, sn.ShortID, err)
+		}
+		r, err := s.run(ctx, password, "dump", sn.ID, f.Path)
+		if err != nil {
+			return nil, err
+		}
+		if r.exit != 0 {
+			return nil, fmt.Errorf("restic dump of %s from snapshot %s failed: %s", f.Path, sn.ShortID, resticError(r))
+		}
+		sum := sha256.Sum256(r.stdout)
+		dumped := hex.EncodeToString(sum[:])
+		if dumped != restored || int64(len(r.stdout)) != f.Size {
+			return nil, fmt.Errorf("%s from snapshot %s: the restored file (sha256 %s) differs from what restic dump streams (sha256 %s, %d bytes; the snapshot says %d)", f.Path, sn.ShortID, restored, dumped, len(r.stdout), f.Size)
+		}
+		out = append(out, cty.ObjectVal(map[string]cty.Value{"host": cty.StringVal(sn.Hostname), "snapshot": cty.StringVal(sn.ShortID),
+			"path": cty.StringVal(f.Path), "size": cty.NumberIntVal(f.Size), "sha256": cty.StringVal(restored)}))
+	}
+	return out, nil
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func (p *plugin) verify() *sdk.Action {
+	run := func(ctx context.Context, a sdk.Values) (map[string]cty.Value, string, error) {
+		if err := p.configured(); err != nil {
+			return nil, "", err
+		}
+		s := p.s
+		maxAge, d := a.Duration("max_age", 26*time.Hour)
+		if err := d.Err(); err != nil {
+			return nil, "", err
+		}
+		snaps, err := s.snapshots(ctx, s.password)
+		if err != nil {
+			return nil, "", err
+		}
+		latest := latestByHost(snaps)
+		hosts := a.Strings("hosts")
+		if len(hosts) == 0 {
+			for h := range latest {
+				hosts = append(hosts, h)
+			}
+			sort.Strings(hosts)
+		}
+		if len(hosts) == 0 {
+			return nil, "", fmt.Errorf("%s holds no snapshot", s.repo)
+		}
+		var snapVals, restored []cty.Value
+		var problems []string
+		var chosen []snapshot
+		for _, h := range hosts {
+			sn, ok := latest[h]
+			if !ok {
+				problems = append(problems, fmt.Sprintf("%s has no snapshot of host %s", s.repo, h))
+				continue
+			}
+			age := time.Since(sn.Time)
+			if age > maxAge {
+				problems = append(problems, fmt.Sprintf("the latest snapshot of %s (%s, %s) is %s old, more than max_age %s", h, sn.ShortID, sn.Time.UTC().Format(time.RFC3339), roundAge(age), maxAge))
+			}
+			for _, want := range a.Strings("paths") {
+				if !contains(sn.Paths, want) {
+					problems = append(problems, fmt.Sprintf("the latest snapshot of %s (%s) does not back up %s (it has %s)", h, sn.ShortID, want, strings.Join(sn.Paths, ", ")))
+				}
+			}
+			chosen = append(chosen, sn)
+			snapVals = append(snapVals, cty.ObjectVal(map[string]cty.Value{"host": cty.StringVal(h), "id": cty.StringVal(sn.ID),
+				"time": cty.StringVal(sn.Time.UTC().Format(time.RFC3339)), "paths": sdk.StringList(sn.Paths), "age": cty.StringVal(roundAge(age))}))
+		}
+		if len(problems) > 0 {
+			return nil, "", fmt.Errorf("%s", strings.Join(problems, "; "))
+		}
+		checkArgs := []string{"check"}
+		checkWhat := "structure only"
+		if sub := a.String("read_data_subset"); sub == "all" || sub == "100%" {
+			checkArgs, checkWhat = append(checkArgs, "--read-data"), "all data read"
+		} else if sub != "" {
+			checkArgs, checkWhat = append(checkArgs, "--read-data-subset="+sub), sub+" of the data read"
+		}
+		r, err := s.run(ctx, s.password, checkArgs...)
+		if err != nil {
+			return nil, "", err
+		}
+		if r.exit != 0 {
+			return nil, "", fmt.Errorf("restic check of %s failed: %s", s.repo, checkErrors(r))
+		}
+		n := 5
+		if a.Has("sample_files") {
+			n = int(a.Int("sample_files"))
+		}
+		rng := rand.New(rand.NewSource(time.Now().UnixNano()))
+		for _, sn := range chosen {
+			if n == 0 && !a.Has("files") {
+				break
+			}
+			files, err := s.files(ctx, s.password, sn.ID)
+			if err != nil {
+				return nil, "", err
+			}
+			pick, err := sample(files, a.Strings("files"), n, rng)
+			if err != nil {
+				return nil, "", fmt.Errorf("snapshot %s of %s: %v", sn.ShortID, sn.Hostname, err)
+			}
+			vals, err := s.restoreAndCompare(ctx, s.password, sn, pick)
+			if err != nil {
+				return nil, "", err
+			}
+			restored = append(restored, vals...)
+		}
+		outs := map[string]cty.Value{
+			"snapshots": listOf(snapType, snapVals),
+			"check":     cty.StringVal("no errors were found (" + checkWhat + ")"),
+			"restored":  listOf(restoredType, restored),
+		}
+		sum := fmt.Sprintf("%s: %d hosts backed up within %s, check passed (%s), %d files restored and matched", s.repo, len(chosen), maxAge, checkWhat, len(restored))
+		return outs, sum, nil
+	}
+	return &sdk.Action{
+		Name:        "restic_verify",
+		Description: "Proves the backups: each host's latest snapshot is younger than max_age (and has the paths), restic check passes (read_data_subset reads pack data: a plain check misses a corrupted pack), and sample files restore into a temporary directory with the SHA-256 that restic dump streams. Fails when the evidence is bad; changes nothing. The evidence is the step's outputs.",
+		ReadOnly:    true,
+		Attributes: []sdk.Attribute{
+			{Name: "hosts", Type: cty.List(cty.String), Description: "Hosts that must have a fresh snapshot (default: every host in the repository)."},
+			{Name: "paths", Type: cty.List(cty.String), Description: "Paths each of those snapshots must back up."},
+			{Name: "max_age", Type: sdk.DurationType, Description: "Maximum age of a host's latest snapshot (default 26h)."},
+			{Name: "read_data_subset", Type: cty.String, Description: "Part of the pack data restic check reads: \"5%\", \"1/20\", \"all\" (default: none, structure only)."},
+			{Name: "sample_files", Type: cty.Number, Description: "Files per host, chosen at random from the latest snapshot, to test-restore (default 5)."},
+			{Name: "files", Type: cty.List(cty.String), Description: "Files to test-restore instead (paths as in the snapshot)."},
+		},
+		Outputs: []sdk.Output{
+			{Name: "snapshots", Type: cty.List(snapType), Description: "Each host's latest snapshot."},
+			{Name: "check", Type: cty.String},
+			{Name: "restored", Type: cty.List(restoredType), Description: "Files test-restored, with their SHA-256."},
+		},
+		PlanFunc: func(ctx context.Context, req *sdk.PlanRequest) *sdk.PlanResponse {
+			outs, sum, err := run(ctx, req.Attributes)
+			if err != nil {
+				return sdk.PlanError(err)
+			}
+			r := sdk.NoChangef("%s", sum)
+			r.Outputs = outs
+			return r
+		},
+		ApplyFunc: func(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) *sdk.ApplyResponse {
+			outs, sum, err := run(ctx, req.Attributes)
+			if err != nil {
+				return sdk.ApplyError(err)
+			}
+			return &sdk.ApplyResponse{Summary: sum, Outputs: outs}
+		},
+	}
+}
+
+// checkErrors are the lines of restic check that name a problem.
+func checkErrors(r *result) string {
+	var lines []string
+	for _, l := range strings.Split(string(r.stdout)+"\n"+string(r.stderr), "\n") {
+		l = strings.TrimSpace(l)
+		low := strings.ToLower(l)
+		if strings.HasPrefix(low, "pack ") || strings.Contains(low, "error") || strings.Contains(low, "does not exist") || strings.Contains(low, "fatal") {
+			if !strings.Contains(low, "no errors were found") && !strings.HasPrefix(l, "{") {
+				lines = append(lines, l)
+			}
+		}
+	}
+	if len(lines) == 0 {
+		return resticError(r)
+	}
+	if len(lines) > 6 {
+		lines = append(lines[:6], fmt.Sprintf("(%d more)", len(lines)-6))
+	}
+	return strings.Join(lines, "; ")
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func roundAge(d time.Duration) string {
+	switch {
+	case d >= 48*time.Hour:
+		return fmt.Sprintf("%dd", int(d.Hours()/24))
+	case d >= time.Hour:
+		return d.Round(time.Minute).String()
+	}
+	return d.Round(time.Second).String()
+}
