@@ -2,7 +2,7 @@ GO ?= go
 BIN := bin/switchover
 PROTO_DIR := plugins/protocol/v1
 
-.PHONY: build test generate lint bench-plan bench-apply bench-ssh bench-ad lab fuzz clean check-generate
+.PHONY: build test generate lint bench-plan bench-apply bench-ssh bench-ad bench-backup lab fuzz clean check-generate
 
 build:
 	$(GO) build -o $(BIN) ./cmd/switchover
@@ -56,6 +56,9 @@ bench-ssh: build
 BENCH_AD_ACCOUNTS ?= 200
 bench-ad: build
 	$(GO) run ./internal/tools/bench -what ad -accounts $(BENCH_AD_ACCOUNTS) -runs 2 -bin $(BIN)
+
+bench-backup: build
+	$(GO) run ./internal/tools/bench -what backup -mb 1024 -runs 2 -bin $(BIN)
 
 bench-apply: build
 	$(GO) run ./internal/tools/bench -what apply -bin $(BIN)
