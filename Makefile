@@ -58,7 +58,7 @@ bench-ad: build
 	$(GO) run ./internal/tools/bench -what ad -accounts $(BENCH_AD_ACCOUNTS) -runs 2 -bin $(BIN)
 
 bench-backup: build
-	$(GO) run ./internal/tools/bench -what backup -mb 1024 -runs 2 -bin $(BIN)
+	$(GO) run ./internal/tools/bench -what backup -mb 1024 -runs 3 -bin $(BIN)
 
 bench-apply: build
 	$(GO) run ./internal/tools/bench -what apply -bin $(BIN)

@@ -25,4 +25,6 @@ const (
 	EvConfirmed            Event = "confirmed"
 	EvUnlocked             Event = "unlocked"
 	EvUnanchoredLinesFound Event = "unanchored_lines_found"
+	EvHandoverMade         Event = "handover_bundle_made"
+	EvHandoverReceipt      Event = "handover_received"
 )

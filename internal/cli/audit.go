@@ -36,30 +36,12 @@ func runAudit(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintf(env.Stderr, "switchover audit: %s has no state yet: nothing was applied there\n", dir)
 		return ExitError
 	}
+	snap, data, err := readTrail(dir)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "switchover audit: %v\n", err)
+		return ExitError
+	}
 	path := filepath.Join(workspace.Path(dir), audit.FileName)
-	// Read the trail and its anchor without taking the lock or writing.
-	b, err := state.Open(workspace.Path(dir))
-	if err != nil {
-		fmt.Fprintf(env.Stderr, "switchover audit: %v\n", err)
-		return ExitError
-	}
-	recs, err := b.Records()
-	var data []byte
-	if err == nil {
-		var j audit.Journal
-		if j, err = b.Journal(); err == nil {
-			data, err = j.ReadAll()
-		}
-	}
-	_ = b.Close() // read only
-	if err != nil {
-		fmt.Fprintf(env.Stderr, "switchover audit: %v\n", err)
-		return ExitError
-	}
-	snap := state.NewSnapshot()
-	for _, r := range recs {
-		snap.Apply(r)
-	}
 	entries, problems := audit.Verify(data, snap.AuditSeq, snap.AuditHash)
 	if verb == "show" {
 		for _, e := range entries {
@@ -93,4 +75,30 @@ func runAudit(ctx context.Context, env *Env, args []string) int {
 	}
 	fmt.Fprintf(env.Stdout, "The audit trail verifies: %d entries, unbroken chain, ending at the head recorded in the state.\nHead: seq %d, sha256 %s\n", len(entries), len(entries), last)
 	return ExitOK
+}
+
+// readTrail reads DIR's state and audit trail without taking the lock or
+// writing anything.
+func readTrail(dir string) (*state.Snapshot, []byte, error) {
+	b, err := state.Open(workspace.Path(dir))
+	if err != nil {
+		return nil, nil, err
+	}
+	recs, err := b.Records()
+	var data []byte
+	if err == nil {
+		var j audit.Journal
+		if j, err = b.Journal(); err == nil {
+			data, err = j.ReadAll()
+		}
+	}
+	_ = b.Close() // read only
+	if err != nil {
+		return nil, nil, err
+	}
+	snap := state.NewSnapshot()
+	for _, r := range recs {
+		snap.Apply(r)
+	}
+	return snap, data, nil
 }

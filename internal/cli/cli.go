@@ -56,6 +56,7 @@ func init() {
 		{"unlock", "Remove a state lock left behind", runUnlock},
 		{"secrets", "List the secrets, or show one (decrypted)", runSecrets},
 		{"audit", "Verify or show the audit trail", runAudit},
+		{"handover", "The new provider's onboarding checklist; the encrypted handover bundle", runHandover},
 		{"fmt", "Rewrite runbook files in the canonical format", runFmt},
 		{"graph", "Print the step dependency graph in DOT format", runGraph},
 		{"plugins", "List plugins, their actions and attributes", runPlugins},

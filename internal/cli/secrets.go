@@ -144,6 +144,9 @@ func secretsShow(env *Env, args []string) int {
 		fmt.Fprintf(env.Stderr, "switchover secrets show: cannot record the reading in the audit trail (%v); the secret is not shown\n", err)
 		return ExitError
 	}
+	if by := receivedBy(dir); by != "" {
+		fmt.Fprintf(env.Stderr, "Warning: the new provider received the handover bundle (%s): this secret now belongs to it; the reading is in the audit trail.\n", by)
+	}
 	fmt.Fprintln(env.Stdout, string(pt))
 	return ExitOK
 }

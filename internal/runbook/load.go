@@ -134,6 +134,7 @@ var fileSchema = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{
 	{Type: "plugin", LabelNames: []string{"name"}},
 	{Type: "step", LabelNames: []string{"type", "name"}},
 	{Type: "output", LabelNames: []string{"name"}},
+	{Type: "handover"},
 }}
 
 type loader struct {
@@ -186,6 +187,8 @@ func (l *loader) body(b hcl.Body) {
 			l.step(blk)
 		case "output":
 			l.output(blk)
+		case "handover":
+			l.handover(blk)
 		}
 	}
 }
@@ -228,6 +231,31 @@ func constantOnly(attr *hcl.Attribute, d hcl.Diagnostics) hcl.Diagnostics {
 		}
 	}
 	return d
+}
+
+var handoverSchema = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{{Type: "item", LabelNames: []string{"title"}}}}
+
+var handoverItemSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "owner"}, {Name: "due"}, {Name: "detail"}}}
+
+// handover reads `handover { item "TITLE" { owner, due, detail } }`: what
+// the new provider must do in its first days, for the checklist.
+func (l *loader) handover(blk *hcl.Block) {
+	c, d := blk.Body.Content(handoverSchema)
+	l.diags = append(l.diags, d...)
+	for _, ib := range c.Blocks {
+		it := &HandoverItem{Title: ib.Labels[0], DeclRange: ib.DefRange}
+		if strings.TrimSpace(it.Title) == "" {
+			l.errf(ib.LabelRanges[0].Ptr(), "Empty handover item", "A handover item's title says what is to be done.")
+		}
+		ic, d := ib.Body.Content(handoverItemSchema)
+		l.diags = append(l.diags, d...)
+		for name, dst := range map[string]*string{"owner": &it.Owner, "due": &it.Due, "detail": &it.Detail} {
+			if a, ok := ic.Attributes[name]; ok {
+				*dst, _ = l.literalString(a)
+			}
+		}
+		l.rb.Handover = append(l.rb.Handover, it)
+	}
 }
 
 var runbookSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{

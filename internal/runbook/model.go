@@ -25,6 +25,14 @@ type Runbook struct {
 	Plugins   []*PluginBlock
 	Steps     []*Step
 	Outputs   []*Output
+	// Handover lists what the new provider must do (handover { item ... }).
+	Handover []*HandoverItem
+}
+
+// HandoverItem is one task for the new provider in the checklist.
+type HandoverItem struct {
+	Title, Owner, Due, Detail string
+	DeclRange                 hcl.Range
 }
 
 // Meta is the `runbook "NAME"` block.
@@ -121,6 +129,21 @@ type Step struct {
 	DeclRange hcl.Range
 	TypeRange hcl.Range
 	NameRange hcl.Range
+}
+
+// LiteralAttr is the step's attribute name when it is a constant string
+// ("" otherwise): for documents that read a runbook without evaluating it.
+func (s *Step) LiteralAttr(name string) string {
+	attrs, _ := s.Config.JustAttributes()
+	a, ok := attrs[name]
+	if !ok {
+		return ""
+	}
+	v, d := a.Expr.Value(nil)
+	if d.HasErrors() || v.IsNull() || !v.IsKnown() || v.Type() != cty.String {
+		return ""
+	}
+	return v.AsString()
 }
 
 // Address is step.NAME.

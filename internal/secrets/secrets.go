@@ -158,3 +158,24 @@ func Decrypt(ciphertext []byte, id age.Identity) ([]byte, error) {
 	}
 	return io.ReadAll(r)
 }
+
+// LoadAnyIdentity reads an age identity file or an unencrypted SSH private
+// key (ed25519 or RSA): what a new provider decrypts a handover bundle with.
+func LoadAnyIdentity(path string) (age.Identity, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if bytes.Contains(b, []byte("PRIVATE KEY-----")) {
+		id, err := agessh.ParseIdentity(b)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", path, err)
+		}
+		return id, nil
+	}
+	ids, err := age.ParseIdentities(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	return ids[0], nil
+}

@@ -1,0 +1,419 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"filippo.io/age"
+
+	"github.com/switchover/switchover/internal/audit"
+	"github.com/switchover/switchover/internal/fsutil"
+	"github.com/switchover/switchover/internal/handover"
+	"github.com/switchover/switchover/internal/runbook"
+	"github.com/switchover/switchover/internal/secrets"
+	"github.com/switchover/switchover/internal/state"
+	"github.com/switchover/switchover/internal/workspace"
+)
+
+const handoverUsage = `Usage: switchover handover [DIR] [-format md|html|json] [-out FILE]
+       switchover handover bundle [DIR] -recipient KEY [-recipient KEY...] -out FILE
+       switchover handover open FILE -identity KEY [-out DIR]
+       switchover handover receipt [DIR] -by NAME -bundle FILE
+`
+
+func runHandover(ctx context.Context, env *Env, args []string) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "bundle":
+			return handoverBundle(env, args[1:])
+		case "open":
+			return handoverOpen(env, args[1:])
+		case "receipt":
+			return handoverReceipt(env, args[1:])
+		}
+	}
+	var format, out string
+	fs := newFlags(env, "handover", "Writes the new provider's onboarding checklist of DIR: open items first, then per system what\nwas done with its evidence, and the secrets delivered (names only). Subcommands: bundle, open, receipt.\n\n"+handoverUsage, "[DIR]")
+	fs.StringVar(&format, "format", "md", "md (for a ticket), html (for a person: one self-contained page) or json (documented fields)")
+	fs.StringVar(&out, "out", "", "Write to FILE instead of standard output")
+	pos, code, ok := parse(fs, args, 1)
+	if !ok {
+		return code
+	}
+	c, code := checklistOf(env, "handover", dirArg(pos))
+	if c == nil {
+		return code
+	}
+	var buf bytes.Buffer
+	var err error
+	switch format {
+	case "md", "markdown":
+		err = c.Markdown(&buf)
+	case "html":
+		err = c.HTML(&buf)
+	case "json":
+		err = c.JSON(&buf)
+	default:
+		fmt.Fprintf(env.Stderr, "switchover handover: -format is %q: md, html or json\n", format)
+		return ExitError
+	}
+	if err == nil {
+		err = writeOut(env, out, buf.Bytes(), 0o644)
+	}
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "switchover handover: %v\n", err)
+		return ExitError
+	}
+	return ExitOK
+}
+
+func writeOut(env *Env, path string, b []byte, mode os.FileMode) error {
+	if path == "" {
+		_, err := env.Stdout.Write(b)
+		return err
+	}
+	return fsutil.WriteFileAtomic(path, b, mode)
+}
+
+// checklistOf builds DIR's checklist from its runbook, state and trail.
+func checklistOf(env *Env, verb, dir string) (*handover.Checklist, int) {
+	rb, diags := runbook.Load(dir)
+	if diags.HasErrors() {
+		printDiags(env.Stderr, rb.Files, diags)
+		return nil, ExitError
+	}
+	if !workspace.Exists(dir) {
+		fmt.Fprintf(env.Stderr, "switchover %s: %s has no state yet: nothing was applied there\n", verb, dir)
+		return nil, ExitError
+	}
+	snap, data, err := readTrail(dir)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "switchover %s: %v\n", verb, err)
+		return nil, ExitError
+	}
+	entries, problems := audit.Verify(data, snap.AuditSeq, snap.AuditHash)
+	return handover.Build(handover.Input{Runbook: rb, State: snap, Audit: entries, Problems: problems, AuditHead: audit.LineHash(data), Now: time.Now()}), ExitOK
+}
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+// recipientOf reads a recipient: a key, or a file holding keys (an
+// authorized_keys or age recipients file).
+func recipientsOf(arg string) ([]age.Recipient, error) {
+	lines := []string{arg}
+	if b, err := os.ReadFile(arg); err == nil {
+		lines = strings.Split(string(b), "\n")
+	}
+	var out []age.Recipient
+	for _, l := range lines {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		r, err := secrets.ParseRecipient(l)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an age (age1...) or SSH (ssh-ed25519, ssh-rsa) public key, nor a file of them", firstLine(arg))
+		}
+		out = append(out, r)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s holds no public key", arg)
+	}
+	return out, nil
+}
+
+func handoverBundle(env *Env, args []string) int {
+	var recips multiFlag
+	var out string
+	fs := newFlags(env, "handover bundle", "Writes one file encrypted with age to the new provider's key(s): the checklist (JSON and\nHTML), every current secret, the audit trail, the export manifests, and a manifest with the\nSHA-256 of each part. The audit trail records that it was made, and its hash.", "[DIR]")
+	fs.Var(&recips, "recipient", "The new provider's age (age1...) or SSH public key, or a file of them (repeatable)")
+	fs.StringVar(&out, "out", "", "The bundle file to write (required)")
+	pos, code, ok := parse(fs, args, 1)
+	if !ok {
+		return code
+	}
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(env.Stderr, "switchover handover bundle: "+format+"\n", a...)
+		return ExitError
+	}
+	if out == "" || len(recips) == 0 {
+		return fail("give -recipient KEY (the new provider's public key) and -out FILE")
+	}
+	var recipients []age.Recipient
+	for _, r := range recips {
+		rs, err := recipientsOf(r)
+		if err != nil {
+			return fail("%v", err)
+		}
+		recipients = append(recipients, rs...)
+	}
+	dir := dirArg(pos)
+	c, code := checklistOf(env, "handover bundle", dir)
+	if c == nil {
+		return code
+	}
+	ws, ok := openExisting(env, "handover bundle", dir)
+	if !ok {
+		return ExitError
+	}
+	defer func() { _ = ws.Close() }() // errors of an already-reported session
+	// The bundle holds every secret: its making is recorded, under the lock.
+	if err := ws.Lock("handover bundle"); err != nil {
+		return fail("%v", err)
+	}
+	parts, err := bundleParts(ws, c, dir)
+	if err != nil {
+		return fail("%v", err)
+	}
+	m := handover.Manifest{Created: time.Now().UTC(), Runbook: c.Runbook.Name, RunbookHash: c.Runbook.Hash, AuditHead: c.Audit.HeadHash}
+	b, err := handover.MakeBundle(m, parts, recipients)
+	if err != nil {
+		return fail("%v", err)
+	}
+	if err := fsutil.WriteFileAtomic(out, b, 0o600); err != nil {
+		return fail("%v", err)
+	}
+	h := sha256.Sum256(b)
+	sum := hex.EncodeToString(h[:])
+	if err := ws.Audit.Append(audit.EvHandoverMade, "", map[string]any{"bundle_sha256": sum, "recipients": len(recipients), "secrets": len(c.Secrets)}); err != nil {
+		return fail("the bundle is written, but the audit trail could not record it: %v", err)
+	}
+	fmt.Fprintf(env.Stdout, "Wrote %s (%d parts, %d secrets), encrypted to %d key(s); sha256 %s.\nThe new provider opens it with: switchover handover open %s -identity KEY\n", out, len(parts), len(c.Secrets), len(recipients), sum, filepath.Base(out))
+	return ExitOK
+}
+
+// bundleParts are the bundle's files: the checklist, the secrets in clear
+// (the bundle is encrypted), the trail and the export manifests.
+func bundleParts(ws *workspace.Workspace, c *handover.Checklist, dir string) ([]handover.Part, error) {
+	var js, html bytes.Buffer
+	if err := c.JSON(&js); err != nil {
+		return nil, err
+	}
+	if err := c.HTML(&html); err != nil {
+		return nil, err
+	}
+	id, err := ws.ExistingIdentity("")
+	if err != nil {
+		return nil, fmt.Errorf("the secrets cannot be decrypted for the bundle: %v", err)
+	}
+	vals := map[string]string{}
+	var decErr error
+	ws.State.View(func(s *state.Snapshot) {
+		for name, sec := range s.Secrets {
+			if sec.Current == nil {
+				continue
+			}
+			pt, err := secrets.Decrypt(sec.Current.Ciphertext, id)
+			if err != nil {
+				decErr = fmt.Errorf("secret %q: %v", name, err)
+				return
+			}
+			vals[name] = string(pt)
+		}
+	})
+	if decErr != nil {
+		return nil, decErr
+	}
+	sb, _ := json.MarshalIndent(vals, "", "  ")
+	_, trail, err := readTrail(dir)
+	if err != nil {
+		return nil, err
+	}
+	parts := []handover.Part{{Name: "checklist.json", Data: js.Bytes()}, {Name: "checklist.html", Data: html.Bytes()},
+		{Name: "secrets.json", Data: sb}, {Name: "audit.jsonl", Data: trail}}
+	// Export manifests (ssh.export's SHA256SUMS), by the step that made them.
+	var manifests []string
+	for _, sys := range c.Systems {
+		for _, st := range sys.Steps {
+			if p, ok := st.Evidence["manifest"].(string); ok && p != "" {
+				manifests = append(manifests, st.Address+"\x00"+p)
+			}
+		}
+	}
+	sort.Strings(manifests)
+	for _, m := range manifests {
+		addr, p, _ := strings.Cut(m, "\x00")
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(dir, p)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("the export manifest of %s: %v", addr, err)
+		}
+		parts = append(parts, handover.Part{Name: "exports/" + safePartName(addr) + "/SHA256SUMS", Data: b})
+	}
+	return parts, nil
+}
+
+func safePartName(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-' {
+			return r
+		}
+		return '_'
+	}, s)
+}
+
+func handoverOpen(env *Env, args []string) int {
+	var identity, out string
+	fs := newFlags(env, "handover open", "Decrypts a handover bundle with the new provider's identity, checks every part against the\nmanifest and the audit trail's hash chain, and says exactly what does not match.", "FILE")
+	fs.StringVar(&identity, "identity", "", "age identity file or SSH private key (required)")
+	fs.StringVar(&out, "out", "", "Write the parts into this directory (mode 0700; secrets.json holds the passwords)")
+	pos, code, ok := parse(fs, args, 1)
+	if !ok {
+		return code
+	}
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(env.Stderr, "switchover handover open: "+format+"\n", a...)
+		return ExitError
+	}
+	if len(pos) != 1 || identity == "" {
+		return fail("give the bundle FILE and -identity KEY")
+	}
+	id, err := secrets.LoadAnyIdentity(identity)
+	if err != nil {
+		return fail("cannot read the identity: %v", err)
+	}
+	data, err := os.ReadFile(pos[0])
+	if err != nil {
+		return fail("%v", err)
+	}
+	m, parts, problems, err := handover.OpenBundle(data, id)
+	if err != nil {
+		return fail("%v", err)
+	}
+	if trail, ok := parts["audit.jsonl"]; ok {
+		_, aprobs := audit.Verify(trail, 0, "")
+		for _, p := range aprobs {
+			problems = append(problems, "audit.jsonl: "+p.String())
+		}
+		if head := audit.LineHash(trail); m.AuditHead != "" && head != m.AuditHead {
+			problems = append(problems, fmt.Sprintf("audit.jsonl: its head %s is not the one the manifest names (%s)", head, m.AuditHead))
+		}
+	}
+	w := env.Stdout
+	fmt.Fprintf(w, "Bundle of runbook %q (hash %s), made %s; audit head %s.\n", m.Runbook, m.RunbookHash, m.Created.Format(time.RFC3339), m.AuditHead)
+	names := make([]string, 0, len(parts))
+	for n := range parts {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  ok  %s (%d bytes)\n", n, len(parts[n]))
+	}
+	if out != "" {
+		if err := writeParts(out, parts); err != nil {
+			return fail("%v", err)
+		}
+		fmt.Fprintf(w, "Wrote the parts that match into %s.\n", out)
+	}
+	if len(problems) > 0 {
+		for _, p := range problems {
+			fmt.Fprintf(env.Stderr, "  BAD %s\n", p)
+		}
+		return fail("%d part(s) do not match: do not trust this bundle; ask the previous provider for a new one", len(problems))
+	}
+	fmt.Fprintln(w, "Every part matches the manifest, and the audit trail's chain holds.")
+	return ExitOK
+}
+
+func writeParts(dir string, parts map[string][]byte) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for name, b := range parts {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if rel, err := filepath.Rel(dir, p); err != nil || strings.HasPrefix(rel, "..") {
+			return fmt.Errorf("part name %q leaves the directory", name)
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			return err
+		}
+		if err := fsutil.WriteFileAtomic(p, b, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func handoverReceipt(env *Env, args []string) int {
+	var by, bundle string
+	fs := newFlags(env, "handover receipt", "Records in the audit trail that the new provider received the handover bundle (its hash);\nthe checklist shows it.", "[DIR]")
+	fs.StringVar(&by, "by", "", "Who received it (required)")
+	fs.StringVar(&bundle, "bundle", "", "The bundle file received (required)")
+	pos, code, ok := parse(fs, args, 1)
+	if !ok {
+		return code
+	}
+	if strings.TrimSpace(by) == "" || bundle == "" {
+		fmt.Fprintln(env.Stderr, "switchover handover receipt: give -by NAME and -bundle FILE")
+		return ExitError
+	}
+	f, err := os.Open(bundle)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "switchover handover receipt: %v\n", err)
+		return ExitError
+	}
+	h := sha256.New()
+	_, err = io.Copy(h, f)
+	_ = f.Close() // read only
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "switchover handover receipt: %v\n", err)
+		return ExitError
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	dir := dirArg(pos)
+	_, trail, err := readTrail(dir)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "switchover handover receipt: %v\n", err)
+		return ExitError
+	}
+	if !bytes.Contains(trail, []byte(sum)) {
+		fmt.Fprintf(env.Stderr, "switchover handover receipt: %s is not a bundle this workspace made (no bundle with sha256 %s in the audit trail)\n", bundle, sum)
+		return ExitError
+	}
+	ws, ok := openExisting(env, "handover receipt", dir)
+	if !ok {
+		return ExitError
+	}
+	defer func() { _ = ws.Close() }() // errors of an already-reported session
+	if err := ws.Lock("handover receipt"); err != nil {
+		fmt.Fprintf(env.Stderr, "switchover handover receipt: %v\n", err)
+		return ExitError
+	}
+	if err := ws.Audit.Append(audit.EvHandoverReceipt, "", map[string]any{"by": by, "bundle_sha256": sum}); err != nil {
+		fmt.Fprintf(env.Stderr, "switchover handover receipt: writing the audit trail: %v\n", err)
+		return ExitError
+	}
+	fmt.Fprintf(env.Stdout, "Recorded: %s received the bundle %s. The secrets now belong to the new provider.\n", by, sum)
+	return ExitOK
+}
+
+// receivedBy says who received a bundle of this workspace ("" if nobody).
+func receivedBy(dir string) string {
+	_, trail, err := readTrail(dir)
+	if err != nil || !bytes.Contains(trail, []byte(audit.EvHandoverReceipt)) {
+		return ""
+	}
+	entries, _ := audit.Verify(trail, 0, "")
+	by := ""
+	for _, e := range entries {
+		if e.Event == string(audit.EvHandoverReceipt) {
+			by = fmt.Sprintf("%v at %s", e.Fields["by"], e.Time.Local().Format("2006-01-02 15:04"))
+		}
+	}
+	return by
+}
