@@ -108,6 +108,9 @@ func criteria(a sdk.Values, privileged []*group) ([]string, error) {
 
 func (p *plugin) findAccounts() *sdk.Action {
 	find := func(ctx context.Context, d *directory, c *ldap.Conn, a sdk.Values) (map[string]cty.Value, string, sdk.Diagnostics, error) {
+		if m := a.String("match"); m != "" && m != "all" && m != "any" {
+			return nil, "", nil, fmt.Errorf("match is %q: \"all\" or \"any\"", m)
+		}
 		members, groups, err := privilegedMembers(c, d)
 		if err != nil {
 			return nil, "", nil, err
@@ -207,7 +210,7 @@ func (p *plugin) findAccounts() *sdk.Action {
 		}
 		return outs, sum, diags, nil
 	}
-	return readOnly(p.action("find_accounts",
+	return p.readAction("find_accounts",
 		"Finds accounts, changing nothing: every criterion given must match (or any, with match = \"any\"). Outputs a map by sAMAccountName for for_each.",
 		[]sdk.Attribute{
 			{Name: "upn_suffix", Type: cty.String, Description: "UPN domain, e.g. oldmsp.example."},
@@ -228,25 +231,7 @@ func (p *plugin) findAccounts() *sdk.Action {
 			{Name: "names", Type: cty.List(cty.String)},
 			{Name: "count", Type: cty.Number},
 		},
-		func(ctx context.Context, d *directory, c *ldap.Conn, req *sdk.PlanRequest) *sdk.PlanResponse {
-			if m := req.Attributes.String("match"); m != "" && m != "all" && m != "any" {
-				return &sdk.PlanResponse{Diagnostics: sdk.AttributeErrorf("match", "Invalid match", "match is %q: \"all\" or \"any\"", m)}
-			}
-			outs, sum, diags, err := find(ctx, d, c, req.Attributes)
-			if err != nil {
-				return sdk.PlanError(err)
-			}
-			r := sdk.NoChangef("%s", sum)
-			r.Outputs, r.Diagnostics = outs, diags
-			return r
-		},
-		func(ctx context.Context, d *directory, c *ldap.Conn, req *sdk.ApplyRequest, ev sdk.Events) *sdk.ApplyResponse {
-			outs, sum, diags, err := find(ctx, d, c, req.Attributes)
-			if err != nil {
-				return sdk.ApplyError(err)
-			}
-			return &sdk.ApplyResponse{Summary: sum, Outputs: outs, Diagnostics: diags}
-		}))
+		find)
 }
 
 // resolveSID is the SID of an account or group named by name or SID.

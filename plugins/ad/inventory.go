@@ -152,7 +152,7 @@ func (p *plugin) inventory() *sdk.Action {
 		}
 		return s
 	}
-	return readOnly(p.action("inventory",
+	return p.readAction("inventory",
 		"Reads the domain's facts for the handover, changing nothing: functional level, domain controllers, password policy, members of the privileged groups, accounts with SPNs or a password that never expires, stale computers, and whether the domain is synced to Entra ID.",
 		[]sdk.Attribute{{Name: "stale_days", Type: cty.Number, Description: "A computer is stale after this many days without logon (default 90)."}},
 		[]sdk.Output{
@@ -167,22 +167,13 @@ func (p *plugin) inventory() *sdk.Action {
 			{Name: "directory_sync_accounts", Type: cty.List(cty.String)},
 			{Name: "accounts", Type: cty.Number},
 		},
-		func(ctx context.Context, d *directory, c *ldap.Conn, req *sdk.PlanRequest) *sdk.PlanResponse {
-			outs, diags, err := gather(ctx, d, c, req.Attributes)
+		func(ctx context.Context, d *directory, c *ldap.Conn, a sdk.Values) (map[string]cty.Value, string, sdk.Diagnostics, error) {
+			outs, diags, err := gather(ctx, d, c, a)
 			if err != nil {
-				return sdk.PlanError(err)
+				return nil, "", nil, err
 			}
-			r := sdk.NoChangef("%s", summary(outs))
-			r.Outputs, r.Diagnostics = outs, diags
-			return r
-		},
-		func(ctx context.Context, d *directory, c *ldap.Conn, req *sdk.ApplyRequest, ev sdk.Events) *sdk.ApplyResponse {
-			outs, diags, err := gather(ctx, d, c, req.Attributes)
-			if err != nil {
-				return sdk.ApplyError(err)
-			}
-			return &sdk.ApplyResponse{Summary: summary(outs), Outputs: outs, Diagnostics: diags}
-		}))
+			return outs, summary(outs), diags, nil
+		})
 }
 
 func atoi(s string) int {

@@ -391,11 +391,18 @@ func onlySecretsUnknown(a sdk.Values) bool {
 	return true
 }
 
-// readOnly marks an action that changes nothing: switchover reads it while
+type readFunc func(ctx context.Context, d *directory, c *ldap.Conn, a sdk.Values) (map[string]cty.Value, string, sdk.Diagnostics, error)
+
+// readAction is an action that changes nothing: switchover reads it while
 // planning, so that for_each can go over its outputs.
-func readOnly(a *sdk.Action) *sdk.Action {
-	a.ReadOnly = true
-	return a
+func (p *plugin) readAction(name, desc string, attrs []sdk.Attribute, outs []sdk.Output, read readFunc) *sdk.Action {
+	return sdk.ReadOnlyAction(name, desc, attrs, outs, func(ctx context.Context, a sdk.Values) (map[string]cty.Value, string, sdk.Diagnostics, error) {
+		d, c, err := p.dirFor(ctx)
+		if err != nil {
+			return nil, "", nil, err
+		}
+		return read(ctx, d, c, a)
+	})
 }
 
 // modify runs a modify; a value to delete that is no longer there (LDAP

@@ -216,13 +216,13 @@ func (s *settings) addKey(ctx context.Context, password string) error {
 }
 
 func (p *plugin) snapshots() *sdk.Action {
-	read := func(ctx context.Context, a sdk.Values) (map[string]cty.Value, string, error) {
+	read := func(ctx context.Context, a sdk.Values) (map[string]cty.Value, string, sdk.Diagnostics, error) {
 		if err := p.configured(); err != nil {
-			return nil, "", err
+			return nil, "", nil, err
 		}
 		snaps, err := p.s.snapshots(ctx, p.s.password)
 		if err != nil {
-			return nil, "", err
+			return nil, "", nil, err
 		}
 		var all, latest []cty.Value
 		hosts := map[string]bool{}
@@ -243,13 +243,13 @@ func (p *plugin) snapshots() *sdk.Action {
 		if policy := forgetArgs(a); len(policy) > 0 {
 			out, err := p.s.ok(ctx, p.s.password, "asking restic forget --dry-run", append([]string{"forget", "--dry-run"}, policy...)...)
 			if err != nil {
-				return nil, "", err
+				return nil, "", nil, err
 			}
 			var groups []struct {
 				Keep []snapshot `json:"keep"`
 			}
 			if err := json.Unmarshal(out, &groups); err != nil {
-				return nil, "", fmt.Errorf("reading restic forget's answer: %v", err)
+				return nil, "", nil, fmt.Errorf("reading restic forget's answer: %v", err)
 			}
 			var kept []string
 			for _, g := range groups {
@@ -259,37 +259,19 @@ func (p *plugin) snapshots() *sdk.Action {
 			}
 			outs["kept_by_policy"] = sdk.StringList(kept)
 		}
-		return outs, fmt.Sprintf("%s: %d snapshots of %d hosts", p.s.repo, len(snaps), len(hosts)), nil
+		return outs, fmt.Sprintf("%s: %d snapshots of %d hosts", p.s.repo, len(snaps), len(hosts)), nil, nil
 	}
-	return &sdk.Action{
-		Name:        "restic_snapshots",
-		Description: "Lists the repository's snapshots for the handover, changing nothing: all, each host's latest, and (with keep_* given) the ones restic forget would keep under that retention policy.",
-		ReadOnly:    true,
-		Attributes: []sdk.Attribute{
+	return sdk.ReadOnlyAction("restic_snapshots",
+		"Lists the repository's snapshots for the handover, changing nothing: all, each host's latest, and (with keep_* given) the ones restic forget would keep under that retention policy.",
+		[]sdk.Attribute{
 			{Name: "keep_last", Type: cty.Number}, {Name: "keep_daily", Type: cty.Number},
 			{Name: "keep_weekly", Type: cty.Number}, {Name: "keep_monthly", Type: cty.Number}, {Name: "keep_yearly", Type: cty.Number},
 		},
-		Outputs: []sdk.Output{
+		[]sdk.Output{
 			{Name: "snapshots", Type: cty.List(snapshotType)}, {Name: "latest", Type: cty.List(snapshotType), Description: "Each host's latest."},
 			{Name: "kept_by_policy", Type: cty.List(cty.String), Description: "IDs of the snapshots the keep_* policy keeps (restic forget --dry-run)."},
 		},
-		PlanFunc: func(ctx context.Context, req *sdk.PlanRequest) *sdk.PlanResponse {
-			outs, sum, err := read(ctx, req.Attributes)
-			if err != nil {
-				return sdk.PlanError(err)
-			}
-			r := sdk.NoChangef("%s", sum)
-			r.Outputs = outs
-			return r
-		},
-		ApplyFunc: func(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) *sdk.ApplyResponse {
-			outs, sum, err := read(ctx, req.Attributes)
-			if err != nil {
-				return sdk.ApplyError(err)
-			}
-			return &sdk.ApplyResponse{Summary: sum, Outputs: outs}
-		},
-	}
+		read)
 }
 
 var snapshotType = cty.Object(map[string]cty.Type{"id": cty.String, "host": cty.String, "time": cty.String, "paths": cty.List(cty.String), "tags": cty.List(cty.String)})

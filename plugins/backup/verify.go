@@ -171,18 +171,18 @@ func fileSHA256(path string) (string, error) {
 }
 
 func (p *plugin) verify() *sdk.Action {
-	run := func(ctx context.Context, a sdk.Values) (map[string]cty.Value, string, error) {
+	run := func(ctx context.Context, a sdk.Values) (map[string]cty.Value, string, sdk.Diagnostics, error) {
 		if err := p.configured(); err != nil {
-			return nil, "", err
+			return nil, "", nil, err
 		}
 		s := p.s
 		maxAge, d := a.Duration("max_age", 26*time.Hour)
 		if err := d.Err(); err != nil {
-			return nil, "", err
+			return nil, "", nil, err
 		}
 		snaps, err := s.snapshots(ctx, s.password)
 		if err != nil {
-			return nil, "", err
+			return nil, "", nil, err
 		}
 		latest := latestByHost(snaps)
 		hosts := a.Strings("hosts")
@@ -193,7 +193,7 @@ func (p *plugin) verify() *sdk.Action {
 			sort.Strings(hosts)
 		}
 		if len(hosts) == 0 {
-			return nil, "", fmt.Errorf("%s holds no snapshot", s.repo)
+			return nil, "", nil, fmt.Errorf("%s holds no snapshot", s.repo)
 		}
 		var snapVals, restored []cty.Value
 		var problems []string
@@ -218,7 +218,7 @@ func (p *plugin) verify() *sdk.Action {
 				"time": cty.StringVal(sn.Time.UTC().Format(time.RFC3339)), "paths": sdk.StringList(sn.Paths), "age": cty.StringVal(roundAge(age))}))
 		}
 		if len(problems) > 0 {
-			return nil, "", fmt.Errorf("%s", strings.Join(problems, "; "))
+			return nil, "", nil, fmt.Errorf("%s", strings.Join(problems, "; "))
 		}
 		checkArgs := []string{"check"}
 		checkWhat := "structure only"
@@ -229,10 +229,10 @@ func (p *plugin) verify() *sdk.Action {
 		}
 		r, err := s.run(ctx, s.password, checkArgs...)
 		if err != nil {
-			return nil, "", err
+			return nil, "", nil, err
 		}
 		if r.exit != 0 {
-			return nil, "", fmt.Errorf("restic check of %s failed: %s", s.repo, checkErrors(r))
+			return nil, "", nil, fmt.Errorf("restic check of %s failed: %s", s.repo, checkErrors(r))
 		}
 		n := 5
 		if a.Has("sample_files") {
@@ -245,15 +245,15 @@ func (p *plugin) verify() *sdk.Action {
 			}
 			files, err := s.files(ctx, s.password, sn.ID)
 			if err != nil {
-				return nil, "", err
+				return nil, "", nil, err
 			}
 			pick, err := sample(files, a.Strings("files"), n, rng)
 			if err != nil {
-				return nil, "", fmt.Errorf("snapshot %s of %s: %v", sn.ShortID, sn.Hostname, err)
+				return nil, "", nil, fmt.Errorf("snapshot %s of %s: %v", sn.ShortID, sn.Hostname, err)
 			}
 			vals, err := s.restoreAndCompare(ctx, s.password, sn, pick)
 			if err != nil {
-				return nil, "", err
+				return nil, "", nil, err
 			}
 			restored = append(restored, vals...)
 		}
@@ -263,13 +263,11 @@ func (p *plugin) verify() *sdk.Action {
 			"restored":  listOf(restoredType, restored),
 		}
 		sum := fmt.Sprintf("%s: %d hosts backed up within %s, check passed (%s), %d files restored and matched", s.repo, len(chosen), maxAge, checkWhat, len(restored))
-		return outs, sum, nil
+		return outs, sum, nil, nil
 	}
-	return &sdk.Action{
-		Name:        "restic_verify",
-		Description: "Proves the backups: each host's latest snapshot is younger than max_age (and has the paths), restic check passes (read_data_subset reads pack data: a plain check misses a corrupted pack), and sample files restore into a temporary directory with the SHA-256 that restic dump streams. Fails when the evidence is bad; changes nothing. The evidence is the step's outputs.",
-		ReadOnly:    true,
-		Attributes: []sdk.Attribute{
+	return sdk.ReadOnlyAction("restic_verify",
+		"Proves the backups: each host's latest snapshot is younger than max_age (and has the paths), restic check passes (read_data_subset reads pack data: a plain check misses a corrupted pack), and sample files restore into a temporary directory with the SHA-256 that restic dump streams. Fails when the evidence is bad; changes nothing. The evidence is the step's outputs.",
+		[]sdk.Attribute{
 			{Name: "hosts", Type: cty.List(cty.String), Description: "Hosts that must have a fresh snapshot (default: every host in the repository)."},
 			{Name: "paths", Type: cty.List(cty.String), Description: "Paths each of those snapshots must back up."},
 			{Name: "max_age", Type: sdk.DurationType, Description: "Maximum age of a host's latest snapshot (default 26h)."},
@@ -277,28 +275,12 @@ func (p *plugin) verify() *sdk.Action {
 			{Name: "sample_files", Type: cty.Number, Description: "Files per host, chosen at random from the latest snapshot, to test-restore (default 5)."},
 			{Name: "files", Type: cty.List(cty.String), Description: "Files to test-restore instead (paths as in the snapshot)."},
 		},
-		Outputs: []sdk.Output{
+		[]sdk.Output{
 			{Name: "snapshots", Type: cty.List(snapType), Description: "Each host's latest snapshot."},
 			{Name: "check", Type: cty.String},
 			{Name: "restored", Type: cty.List(restoredType), Description: "Files test-restored, with their SHA-256."},
 		},
-		PlanFunc: func(ctx context.Context, req *sdk.PlanRequest) *sdk.PlanResponse {
-			outs, sum, err := run(ctx, req.Attributes)
-			if err != nil {
-				return sdk.PlanError(err)
-			}
-			r := sdk.NoChangef("%s", sum)
-			r.Outputs = outs
-			return r
-		},
-		ApplyFunc: func(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) *sdk.ApplyResponse {
-			outs, sum, err := run(ctx, req.Attributes)
-			if err != nil {
-				return sdk.ApplyError(err)
-			}
-			return &sdk.ApplyResponse{Summary: sum, Outputs: outs}
-		},
-	}
+		run)
 }
 
 // checkErrors are the lines of restic check that name a problem.

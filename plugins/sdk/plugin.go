@@ -130,3 +130,33 @@ func recoverInto(plugin, call string, err *error) {
 		*err = fmt.Errorf("plugin %q panicked in %s: %v", plugin, call, r)
 	}
 }
+
+// ReadFunc observes and returns outputs, a one-line summary and warnings.
+type ReadFunc func(ctx context.Context, attrs Values) (outputs map[string]cty.Value, summary string, warnings Diagnostics, err error)
+
+// ReadOnlyAction is an action that changes nothing (ReadOnly): its plan and
+// its apply both read, the plan answering NoChange with the outputs.
+func ReadOnlyAction(name, description string, attrs []Attribute, outputs []Output, read ReadFunc) *Action {
+	return &Action{
+		Name: name, Description: description, Attributes: attrs, Outputs: outputs, ReadOnly: true,
+		PlanFunc: func(ctx context.Context, req *PlanRequest) *PlanResponse {
+			if !req.Attributes.AllKnown() {
+				return Changef("read during apply: some attributes are known only after earlier steps ran")
+			}
+			outs, sum, warn, err := read(ctx, req.Attributes)
+			if err != nil {
+				return PlanError(err)
+			}
+			r := NoChangef("%s", sum)
+			r.Outputs, r.Diagnostics = outs, warn
+			return r
+		},
+		ApplyFunc: func(ctx context.Context, req *ApplyRequest, ev Events) *ApplyResponse {
+			outs, sum, warn, err := read(ctx, req.Attributes)
+			if err != nil {
+				return ApplyError(err)
+			}
+			return &ApplyResponse{Summary: sum, Outputs: outs, Diagnostics: warn}
+		},
+	}
+}
