@@ -6,6 +6,7 @@ import (
 	backupplugin "github.com/switchover/switchover/plugins/backup"
 	"github.com/switchover/switchover/plugins/core"
 	"github.com/switchover/switchover/plugins/sdk"
+	scimplugin "github.com/switchover/switchover/plugins/scim"
 	sshplugin "github.com/switchover/switchover/plugins/ssh"
 )
 
@@ -21,4 +22,5 @@ func registerBuiltins() {
 	pluginhost.RegisterBuiltin("ssh", func() sdk.Provider { return sshplugin.New(version) })
 	pluginhost.RegisterBuiltin("ad", func() sdk.Provider { return adplugin.New(version) })
 	pluginhost.RegisterBuiltin("backup", func() sdk.Provider { return backupplugin.New(version) })
+	pluginhost.RegisterBuiltin("scim", func() sdk.Provider { return scimplugin.New(version) })
 }

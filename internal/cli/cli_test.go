@@ -15,6 +15,7 @@ import (
 	backupplugin "github.com/switchover/switchover/plugins/backup"
 	"github.com/switchover/switchover/plugins/core"
 	"github.com/switchover/switchover/plugins/sdk"
+	scimplugin "github.com/switchover/switchover/plugins/scim"
 	sshplugin "github.com/switchover/switchover/plugins/ssh"
 )
 
@@ -26,6 +27,7 @@ func TestMain(m *testing.M) {
 	pluginhost.RegisterBuiltin("ssh", func() sdk.Provider { return sshplugin.New("test") })
 	pluginhost.RegisterBuiltin("ad", func() sdk.Provider { return adplugin.New("test") })
 	pluginhost.RegisterBuiltin("backup", func() sdk.Provider { return backupplugin.New("test") })
+	pluginhost.RegisterBuiltin("scim", func() sdk.Provider { return scimplugin.New("test") })
 	if pluginhost.ServeBuiltinIfRequested(os.Args) || testplugin.ServeIfRequested() {
 		return
 	}

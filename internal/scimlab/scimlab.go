@@ -1,0 +1,237 @@
+// Package scimlab starts a SCIM 2.0 server that others wrote (SCIMMY and
+// its Express routers, npm, in plugins/scim/testdata/scimserver) for tests,
+// behind a TLS front with its own CA, as a SaaS tool would be reached.
+package scimlab
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Token is the bearer token every lab server accepts.
+const Token = "scimlab-token-7f3a"
+
+// Options of a server.
+type Options struct {
+	NoFilter bool // no filter support (advertised and enforced)
+	ETags    bool // meta.version and If-Match
+	Throttle int  // every Nth request is answered 429 (Retry-After: 1)
+}
+
+// Server is one running SCIM server.
+type Server struct {
+	URL    string // https base URL (…/scim/v2) through the TLS front
+	Direct string // http base URL of the node server itself, for a test's setup
+	CAFile string
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+}
+
+// Dir is the server's directory (with its package-lock.json).
+func Dir() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "plugins", "scim", "testdata", "scimserver")
+}
+
+var installOnce sync.Once
+var installErr error
+
+// install runs npm ci once when node_modules is missing (.ci/run does it
+// too); it fails, never skips.
+func install() error {
+	installOnce.Do(func() {
+		if _, err := os.Stat(filepath.Join(Dir(), "node_modules", "scimmy")); err == nil {
+			return
+		}
+		out, err := exec.Command("npm", "ci", "--no-audit", "--no-fund", "--prefix", Dir()).CombinedOutput()
+		if err != nil {
+			installErr = fmt.Errorf("npm ci in %s: %v: %s", Dir(), err, out)
+		}
+	})
+	return installErr
+}
+
+// Start starts a server for a test, or fails it.
+func Start(t testing.TB, o Options) *Server {
+	t.Helper()
+	s, err := New(t.TempDir(), o)
+	if err != nil {
+		t.Fatalf("cannot start the SCIM server: %v", err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// New starts a server; Stop ends it.
+func New(dir string, o Options) (*Server, error) {
+	if _, err := exec.LookPath("node"); err != nil {
+		return nil, fmt.Errorf("node is missing (apt-get install nodejs npm)")
+	}
+	if err := install(); err != nil {
+		return nil, err
+	}
+	s := &Server{}
+	s.cmd = exec.Command("node", filepath.Join(Dir(), "server.js"))
+	s.cmd.Env = append(os.Environ(), "SCIM_TOKEN="+Token, "PORT=0")
+	if o.NoFilter {
+		s.cmd.Env = append(s.cmd.Env, "SCIM_NO_FILTER=1")
+	}
+	if o.ETags {
+		s.cmd.Env = append(s.cmd.Env, "SCIM_ETAG=1")
+	}
+	if o.Throttle > 0 {
+		s.cmd.Env = append(s.cmd.Env, fmt.Sprintf("SCIM_THROTTLE=%d", o.Throttle))
+	}
+	var err error
+	if s.stdin, err = s.cmd.StdinPipe(); err != nil {
+		return nil, err
+	}
+	stdout, err := s.cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	s.cmd.Stderr = os.Stderr
+	if err := s.cmd.Start(); err != nil {
+		return nil, err
+	}
+	line := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		if sc.Scan() {
+			line <- sc.Text()
+		}
+		close(line)
+		io.Copy(io.Discard, stdout)
+	}()
+	var port string
+	select {
+	case l := <-line:
+		port = strings.TrimPrefix(l, "listening ")
+	case <-time.After(15 * time.Second):
+		s.Stop()
+		return nil, fmt.Errorf("the SCIM server did not start within 15s")
+	}
+	if port == "" {
+		s.Stop()
+		return nil, fmt.Errorf("the SCIM server exited at start")
+	}
+	target, _ := url.Parse("http://127.0.0.1:" + port)
+	s.Direct = target.String() + "/scim/v2"
+	// Each server its own CA (httptest's built-in certificate is the same
+	// for every server, which would make a "wrong CA" test pass anything).
+	caPEM, cert, err := serverCert()
+	if err != nil {
+		s.Stop()
+		return nil, err
+	}
+	front := httptest.NewUnstartedServer(httputil.NewSingleHostReverseProxy(target))
+	front.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	front.StartTLS()
+	go func() { s.cmd.Wait(); front.Close() }()
+	s.URL = front.URL + "/scim/v2"
+	s.CAFile = filepath.Join(dir, "scim-ca.pem")
+	return s, os.WriteFile(s.CAFile, caPEM, 0o600)
+}
+
+// serverCert makes a CA and a certificate for 127.0.0.1 signed by it.
+func serverCert() ([]byte, tls.Certificate, error) {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, tls.Certificate{}, err
+	}
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "scimlab CA"}, NotBefore: time.Now().Add(-time.Hour),
+		NotAfter: time.Now().Add(48 * time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return nil, tls.Certificate{}, err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, tls.Certificate{}, err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "scim.lab"}, DNSNames: []string{"localhost"},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(48 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	caCert, _ := x509.ParseCertificate(caDER)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+	if err != nil {
+		return nil, tls.Certificate{}, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+}
+
+// Stop ends the server (node exits when its stdin closes).
+func (s *Server) Stop() {
+	if s.stdin != nil {
+		s.stdin.Close()
+	}
+}
+
+// Call sends a request straight to the server (a test's setup and checks).
+func (s *Server) Call(method, path string, body any) (int, map[string]any, error) {
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, s.Direct+path, rd)
+	req.Header.Set("Authorization", "Bearer "+Token)
+	req.Header.Set("Content-Type", "application/scim+json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out, nil
+}
+
+// AddUser creates an active user and returns its id.
+func (s *Server) AddUser(userName string) (string, error) {
+	code, out, err := s.Call("POST", "/Users", map[string]any{"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:User"},
+		"userName": userName, "active": true, "emails": []map[string]string{{"value": userName}}})
+	if err != nil || code != 201 {
+		return "", fmt.Errorf("adding %s: %d %v %v", userName, code, out, err)
+	}
+	return out["id"].(string), nil
+}
+
+// User reads a user (nil when it does not exist).
+func (s *Server) User(id string) (map[string]any, error) {
+	code, out, err := s.Call("GET", "/Users/"+id, nil)
+	if err != nil {
+		return nil, err
+	}
+	if code == 404 {
+		return nil, nil
+	}
+	if code != 200 {
+		return nil, fmt.Errorf("GET user %s: %d %v", id, code, out)
+	}
+	return out, nil
+}

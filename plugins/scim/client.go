@@ -1,0 +1,324 @@
+// Package scimplugin is the built-in `scim` plugin: it deprovisions the old
+// provider's accounts in SaaS tools through SCIM 2.0 (RFC 7643/7644):
+// finds them, deactivates or deletes them, takes them out of groups, with
+// ETags where the server gives them so a concurrent change is detected, not
+// overwritten.
+package scimplugin
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// client talks to one SCIM service provider.
+type client struct {
+	base       *url.URL
+	auth       string // the Authorization header
+	http       *http.Client
+	maxRetries int
+	limiter    <-chan time.Time // nil: no rate limit
+	pageSize   int
+
+	cfgOnce sync.Once
+	cfg     providerConfig
+	cfgErr  error
+}
+
+type providerConfig struct {
+	Patch  struct{ Supported bool } `json:"patch"`
+	Filter struct {
+		Supported  bool `json:"supported"`
+		MaxResults int  `json:"maxResults"`
+	} `json:"filter"`
+	Etag struct{ Supported bool } `json:"etag"`
+}
+
+// scimError is a SCIM error response, said plainly.
+type scimError struct {
+	Status   int
+	ScimType string
+	Detail   string
+	Method   string
+	Path     string
+}
+
+func (e *scimError) Error() string {
+	s := fmt.Sprintf("%s %s: the SCIM server answered %d %s", e.Method, e.Path, e.Status, http.StatusText(e.Status))
+	if e.ScimType != "" {
+		s += " (" + e.ScimType + ")"
+	}
+	if e.Detail != "" {
+		s += ": " + e.Detail
+	}
+	switch e.Status {
+	case http.StatusUnauthorized, http.StatusForbidden:
+		s += " (check the token or credentials)"
+	}
+	return s
+}
+
+func statusOf(err error) int {
+	var se *scimError
+	if errors.As(err, &se) {
+		return se.Status
+	}
+	return 0
+}
+
+func newClient(base, auth, caFile string, timeout time.Duration, rateLimit float64, pageSize int) (*client, error) {
+	u, err := url.Parse(strings.TrimRight(base, "/"))
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("base_url %q is not a URL", base)
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if h := u.Hostname(); h != "127.0.0.1" && h != "localhost" && h != "::1" {
+			return nil, fmt.Errorf("base_url %s is plain http: only https is allowed (plain http only to this machine's loopback)", base)
+		}
+	default:
+		return nil, fmt.Errorf("base_url %s: the scheme must be https", base)
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		b, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("ca_file: %v", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(b) {
+			return nil, fmt.Errorf("ca_file %s holds no PEM certificate", caFile)
+		}
+		tc.RootCAs = pool
+	}
+	tr := &http.Transport{TLSClientConfig: tc, MaxIdleConnsPerHost: 32, DialContext: (&net.Dialer{Timeout: 10 * time.Second}).DialContext, ForceAttemptHTTP2: true}
+	c := &client{base: u, auth: auth, http: &http.Client{Transport: tr, Timeout: timeout}, maxRetries: 5, pageSize: pageSize}
+	if rateLimit > 0 {
+		t := time.NewTicker(time.Duration(float64(time.Second) / rateLimit))
+		c.limiter = t.C
+	}
+	return c, nil
+}
+
+// do sends one request (JSON body), retrying 429 and 503 after
+// Retry-After (bounded), and decodes a JSON answer into out.
+func (c *client) do(ctx context.Context, method, path string, hdr http.Header, body, out any) (http.Header, error) {
+	var payload []byte
+	if body != nil {
+		var err error
+		if payload, err = json.Marshal(body); err != nil {
+			return nil, err
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		if c.limiter != nil {
+			select {
+			case <-c.limiter:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		req, err := http.NewRequestWithContext(ctx, method, c.base.String()+path, bytes.NewReader(payload))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Accept", "application/scim+json, application/json")
+		if payload != nil {
+			req.Header.Set("Content-Type", "application/scim+json")
+		}
+		if c.auth != "" {
+			req.Header.Set("Authorization", c.auth)
+		}
+		for k, vs := range hdr {
+			req.Header[k] = vs
+		}
+		resp, err := c.http.Do(req)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %v", method, path, shortErr(err))
+		}
+		b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+		resp.Body.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: reading the answer: %v", method, path, err)
+		}
+		if (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) && attempt < c.maxRetries {
+			wait := retryAfter(resp.Header.Get("Retry-After"), attempt)
+			select {
+			case <-time.After(wait):
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		if resp.StatusCode >= 300 {
+			se := &scimError{Status: resp.StatusCode, Method: method, Path: path}
+			var eb struct {
+				ScimType string `json:"scimType"`
+				Detail   string `json:"detail"`
+			}
+			if json.Unmarshal(b, &eb) == nil {
+				se.ScimType, se.Detail = eb.ScimType, eb.Detail
+			}
+			return resp.Header, se
+		}
+		if out != nil && len(b) > 0 {
+			if err := json.Unmarshal(b, out); err != nil {
+				return resp.Header, fmt.Errorf("%s %s: the answer is not SCIM JSON: %v", method, path, err)
+			}
+		}
+		return resp.Header, nil
+	}
+}
+
+// retryAfter reads Retry-After (seconds or an HTTP date); without one, a
+// backoff of 0.5, 1, 2, 4 s; never more than 60 s.
+func retryAfter(v string, attempt int) time.Duration {
+	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s >= 0 {
+		return min(time.Duration(s)*time.Second, time.Minute)
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return min(max(time.Until(t), 0), time.Minute)
+	}
+	return min(500*time.Millisecond<<attempt, time.Minute)
+}
+
+func shortErr(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	var ua x509.UnknownAuthorityError
+	if errors.As(err, &ua) {
+		return "the server's certificate is not signed by a trusted CA (set ca_file): refused"
+	}
+	var hn x509.HostnameError
+	if errors.As(err, &hn) {
+		return "the server's certificate does not name it: refused"
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		return "cannot reach the server: " + oe.Err.Error()
+	}
+	return err.Error()
+}
+
+// config reads /ServiceProviderConfig once.
+func (c *client) config(ctx context.Context) (providerConfig, error) {
+	c.cfgOnce.Do(func() {
+		_, c.cfgErr = c.do(ctx, "GET", "/ServiceProviderConfig", nil, nil, &c.cfg)
+	})
+	return c.cfg, c.cfgErr
+}
+
+// user is a SCIM User as the plugin needs it (the rest is kept raw for PUT).
+type user struct {
+	ID          string `json:"id"`
+	UserName    string `json:"userName"`
+	DisplayName string `json:"displayName"`
+	Active      *bool  `json:"active"`
+	Emails      []struct {
+		Value string `json:"value"`
+	} `json:"emails"`
+	Meta struct {
+		Version string `json:"version"`
+	} `json:"meta"`
+	raw map[string]any
+}
+
+func (u *user) active() bool { return u.Active == nil || *u.Active }
+
+type listResponse struct {
+	TotalResults int               `json:"totalResults"`
+	StartIndex   int               `json:"startIndex"`
+	ItemsPerPage int               `json:"itemsPerPage"`
+	Resources    []json.RawMessage `json:"Resources"`
+}
+
+// list pages through a resource type (startIndex/count), with filter when
+// given (the caller checks the server supports it).
+func (c *client) list(ctx context.Context, resource, filter string) ([]json.RawMessage, error) {
+	var all []json.RawMessage
+	start := 1
+	for page := 0; page < 100000; page++ {
+		q := url.Values{"startIndex": {strconv.Itoa(start)}, "count": {strconv.Itoa(c.pageSize)}}
+		if filter != "" {
+			q.Set("filter", filter)
+		}
+		var lr listResponse
+		if _, err := c.do(ctx, "GET", "/"+resource+"?"+q.Encode(), nil, nil, &lr); err != nil {
+			return nil, err
+		}
+		all = append(all, lr.Resources...)
+		if len(lr.Resources) == 0 || len(all) >= lr.TotalResults {
+			return all, nil
+		}
+		start += len(lr.Resources)
+	}
+	return nil, fmt.Errorf("listing %s: more than 100,000 pages", resource)
+}
+
+func decodeUser(raw json.RawMessage) (*user, error) {
+	var u user
+	if err := json.Unmarshal(raw, &u); err != nil {
+		return nil, err
+	}
+	json.Unmarshal(raw, &u.raw)
+	return &u, nil
+}
+
+// getUser reads a user by id; nil (no error) when it does not exist.
+func (c *client) getUser(ctx context.Context, id string) (*user, error) {
+	var raw json.RawMessage
+	_, err := c.do(ctx, "GET", "/Users/"+url.PathEscape(id), nil, nil, &raw)
+	if statusOf(err) == http.StatusNotFound {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return decodeUser(raw)
+}
+
+// findUser finds a user by id or userName; nil when there is none.
+func (c *client) findUser(ctx context.Context, name string) (*user, error) {
+	cfg, err := c.config(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var raws []json.RawMessage
+	if cfg.Filter.Supported {
+		raws, err = c.list(ctx, "Users", fmt.Sprintf("userName eq %s", quote(name)))
+	} else {
+		raws, err = c.list(ctx, "Users", "")
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range raws {
+		u, err := decodeUser(r)
+		if err == nil && (strings.EqualFold(u.UserName, name) || u.ID == name) {
+			return u, nil
+		}
+	}
+	// An id, on a server whose filter did not match it.
+	return c.getUser(ctx, name)
+}
+
+func quote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
