@@ -14,8 +14,8 @@ import (
 	adplugin "github.com/switchover/switchover/plugins/ad"
 	backupplugin "github.com/switchover/switchover/plugins/backup"
 	"github.com/switchover/switchover/plugins/core"
-	"github.com/switchover/switchover/plugins/sdk"
 	scimplugin "github.com/switchover/switchover/plugins/scim"
+	"github.com/switchover/switchover/plugins/sdk"
 	sshplugin "github.com/switchover/switchover/plugins/ssh"
 )
 
