@@ -6,6 +6,7 @@ import (
 	backupplugin "github.com/switchover/switchover/plugins/backup"
 	"github.com/switchover/switchover/plugins/core"
 	"github.com/switchover/switchover/plugins/sdk"
+	httpplugin "github.com/switchover/switchover/plugins/http"
 	scimplugin "github.com/switchover/switchover/plugins/scim"
 	sshplugin "github.com/switchover/switchover/plugins/ssh"
 )
@@ -23,4 +24,5 @@ func registerBuiltins() {
 	pluginhost.RegisterBuiltin("ad", func() sdk.Provider { return adplugin.New(version) })
 	pluginhost.RegisterBuiltin("backup", func() sdk.Provider { return backupplugin.New(version) })
 	pluginhost.RegisterBuiltin("scim", func() sdk.Provider { return scimplugin.New(version) })
+	pluginhost.RegisterBuiltin("http", func() sdk.Provider { return httpplugin.New(version) })
 }

@@ -12,16 +12,10 @@ package adlab
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	mrand "math/rand"
 	"net"
 	"os"
@@ -34,6 +28,8 @@ import (
 	"unicode/utf16"
 
 	"github.com/go-ldap/ldap/v3"
+
+	"github.com/switchover/switchover/internal/testca"
 )
 
 // The lab domain.
@@ -271,35 +267,16 @@ func freeAddr() string {
 // writeTLS makes the DC's CA and server certificate (SANs: its names and
 // its address): Samba's own self-signed certificate has no SAN.
 func (d *DC) writeTLS() error {
-	caPEM, caKey, caCert, err := NewCA("adlab CA")
+	ca, err := testca.New("adlab CA")
 	if err != nil {
 		return err
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	srv, err := ca.Issue([]string{"dc1.lab.test", "dc1"}, d.Addr)
 	if err != nil {
 		return err
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: "dc1.lab.test"},
-		DNSNames:     []string{"dc1.lab.test", "dc1"},
-		IPAddresses:  []net.IP{net.ParseIP(d.Addr)},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(7 * 24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
-	if err != nil {
-		return err
-	}
-	kb, _ := x509.MarshalECPrivateKey(key)
 	d.CAFile = filepath.Join(d.Dir, "tls", "ca.pem")
-	for name, b := range map[string][]byte{
-		"ca.pem": caPEM,
-		"dc.pem": pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		"dc.key": pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}),
-	} {
+	for name, b := range map[string][]byte{"ca.pem": ca.PEM, "dc.pem": srv.CertPEM, "dc.key": srv.KeyPEM} {
 		if err := os.WriteFile(filepath.Join(d.Dir, "tls", name), b, 0o600); err != nil {
 			return err
 		}
@@ -307,28 +284,14 @@ func (d *DC) writeTLS() error {
 	return nil
 }
 
-// NewCA makes a certificate authority (for a DC, or as the wrong CA a test
-// offers).
-func NewCA(name string) (pemBytes []byte, key *ecdsa.PrivateKey, cert *x509.Certificate, err error) {
-	key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+// NewCA is a CA's certificate (PEM) that signed nothing of the lab's: the
+// wrong CA a test offers.
+func NewCA(name string) ([]byte, error) {
+	ca, err := testca.New(name)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(time.Now().UnixNano()),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(7 * 24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	cert, _ = x509.ParseCertificate(der)
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), key, cert, nil
+	return ca.PEM, nil
 }
 
 func (d *DC) dial() (*ldap.Conn, error) {

@@ -3,9 +3,13 @@ package cli
 import (
 	"fmt"
 	"math/rand"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/switchover/switchover/internal/rmmlab"
 	"github.com/switchover/switchover/internal/scimlab"
 )
 
@@ -58,4 +62,65 @@ step "scim.deactivate_user" "off" {
 			t.Fatalf("seed %d: %s is at version %s: changed more than twice", seed, n, v)
 		}
 	}
+}
+
+// The example runbook examples/saas-offboarding on a real SCIM server and
+// the fictional RMM: the old provider's PSA accounts are inactive, the
+// client's are not, the RMM token is revoked; the tokens (canaries) are
+// nowhere in the output, the plan file, the state or the audit trail.
+func TestSaaSExampleRunbook(t *testing.T) {
+	t.Parallel()
+	s := scimlab.Start(t, scimlab.Options{ETags: true})
+	old1, _ := s.AddUser("tech1@oldmsp.example")
+	old2, _ := s.AddUser("tech2@oldmsp.example")
+	client, _ := s.AddUser("anna@client.example")
+	const rmmToken = "RMM-ADMIN-CANARY-77aa"
+	rmm := rmmlab.Start(t, rmmToken, "oldmsp-integration", "backup-agent")
+	// Both labs' CAs in one file, as the runbook takes one ca_file.
+	a, _ := os.ReadFile(s.CAFile)
+	b, _ := os.ReadFile(rmm.CAFile)
+	ca := filepath.Join(t.TempDir(), "cas.pem")
+	os.WriteFile(ca, append(a, b...), 0o600)
+	src, err := os.ReadFile("../../examples/saas-offboarding/main.sw.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, "")
+	os.WriteFile(filepath.Join(f.dir, "main.sw.hcl"), src, 0o644)
+	vars := fmt.Sprintf(`{"psa_scim_url": %q, "psa_scim_token": %q, "old_provider_domain": "oldmsp.example", "rmm_api_url": %q, "rmm_admin_token": %q, "old_provider_token_name": "oldmsp-integration", "ca_file": %q}`,
+		s.URL, scimlab.Token, rmm.URL+"/api/v1", rmmToken, ca)
+	os.WriteFile(filepath.Join(f.dir, "vars.json"), []byte(vars), 0o600)
+	code, out := f.apply("-var-file", filepath.Join(f.dir, "vars.json"))
+	if code != ExitOK {
+		t.Fatalf("apply: exit %d\n%s", code, out)
+	}
+	for id, want := range map[string]any{old1: false, old2: false, client: true} {
+		if u, _ := s.User(id); u["active"] != want {
+			t.Fatalf("%v: active %v, want %v", u["userName"], u["active"], want)
+		}
+	}
+	if rmm.Active("oldmsp-integration") || !rmm.Active("backup-agent") {
+		t.Fatal("the RMM tokens are not as they should be")
+	}
+	_, plan, _ := f.run("plan", "-var-file", filepath.Join(f.dir, "vars.json"), f.dir)
+	for where, text := range map[string]string{"apply output": out, "plan output": plan, "state and audit": readAll(t, filepath.Join(f.dir, ".switchover"))} {
+		for _, canary := range []string{rmmToken, scimlab.Token} {
+			if strings.Contains(text, canary) {
+				t.Fatalf("a token is in the %s", where)
+			}
+		}
+	}
+}
+
+// readAll is every file under dir, concatenated.
+func readAll(t *testing.T, dir string) string {
+	var b strings.Builder
+	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			data, _ := os.ReadFile(p)
+			b.Write(data)
+		}
+		return nil
+	})
+	return b.String()
 }

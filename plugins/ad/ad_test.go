@@ -303,7 +303,7 @@ func TestRefusals(t *testing.T) {
 	c := dc.Admin(t)
 	dn := mustUser(t, c, "rf-user", "Rf-Pw-12345!", nil)
 	attrs := map[string]cty.Value{"account": str("rf-user")}
-	otherCA, _, _, err := adlab.NewCA("not the DC's CA")
+	otherCA, err := adlab.NewCA("not the DC's CA")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,368 @@
+// Package httpplugin is the built-in `http` plugin: one HTTP API call with
+// plan/apply semantics, for every SaaS tool without a plugin of its own. A
+// check request and a condition on its response say whether the work is
+// done; if not, the apply requests run, and then the check must hold.
+package httpplugin
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tidwall/gjson"
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/switchover/switchover/plugins/sdk"
+)
+
+type plugin struct {
+	client  *http.Client
+	base    string
+	headers map[string]string
+	retries int
+}
+
+var requestType = cty.ObjectWithOptionalAttrs(map[string]cty.Type{
+	"method":  cty.String,
+	"url":     cty.String,
+	"headers": cty.Map(cty.String),
+	"body":    cty.String,
+	"expect":  cty.List(cty.Number),
+}, []string{"method", "headers", "body", "expect"})
+
+var conditionType = cty.ObjectWithOptionalAttrs(map[string]cty.Type{
+	"status": cty.Number,
+	"path":   cty.String,
+	"equals": cty.String,
+	"exists": cty.Bool,
+}, []string{"status", "path", "equals", "exists"})
+
+// New returns the http plugin.
+func New(version string) *sdk.Plugin {
+	p := &plugin{}
+	return &sdk.Plugin{
+		Name:        "http",
+		Version:     version,
+		Description: "One HTTP API call with plan/apply semantics: a check request and a condition say whether the work is done; apply requests do it.",
+		Config: []sdk.Attribute{
+			{Name: "base_url", Type: cty.String, Description: "Prefix of relative request URLs."},
+			{Name: "headers", Type: cty.Map(cty.String), Sensitive: true, Description: "Headers of every request (such as Authorization); sensitive."},
+			{Name: "ca_file", Type: cty.String, Description: "PEM file of a CA to trust (default: the system's). Certificates are always verified."},
+			{Name: "timeout", Type: sdk.DurationType, Description: "Timeout of one request (default 30s)."},
+			{Name: "retries", Type: cty.Number, Description: "Retries of a request answered 429 or 5xx, after Retry-After (default 4)."},
+		},
+		ConfigureFunc: p.configure,
+		Actions:       []*sdk.Action{p.request()},
+	}
+}
+
+func (p *plugin) configure(ctx context.Context, cfg sdk.Values) sdk.Diagnostics {
+	timeout, diags := cfg.Duration("timeout", 30*time.Second)
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if f := cfg.String("ca_file"); f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return append(diags, sdk.AttributeErrorf("ca_file", "Cannot read the CA file", "%v", err)...)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(b) {
+			return append(diags, sdk.AttributeErrorf("ca_file", "Invalid CA file", "%s holds no PEM certificate", f)...)
+		}
+		tc.RootCAs = pool
+	}
+	p.client = &http.Client{Timeout: timeout, Transport: &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 16},
+		CheckRedirect: func(req *http.Request, via []*http.Request) error { return http.ErrUseLastResponse }}
+	p.base = strings.TrimRight(cfg.String("base_url"), "/")
+	p.headers = map[string]string{}
+	if cfg.Has("headers") {
+		p.headers = cfg.StringMap("headers")
+	}
+	p.retries = 4
+	if cfg.Has("retries") {
+		p.retries = int(cfg.Int("retries"))
+	}
+	return diags
+}
+
+// call is one request as the runbook gives it.
+type call struct {
+	method, url, body string
+	headers           map[string]string
+	expect            []int
+}
+
+func callOf(v cty.Value) call {
+	c := call{method: "GET", headers: map[string]string{}}
+	if m := v.GetAttr("method"); !m.IsNull() {
+		c.method = strings.ToUpper(m.AsString())
+	}
+	c.url = v.GetAttr("url").AsString()
+	if b := v.GetAttr("body"); !b.IsNull() {
+		c.body = b.AsString()
+	}
+	if h := v.GetAttr("headers"); !h.IsNull() {
+		for k, hv := range h.AsValueMap() {
+			c.headers[k] = hv.AsString()
+		}
+	}
+	if e := v.GetAttr("expect"); !e.IsNull() {
+		for _, x := range e.AsValueSlice() {
+			n, _ := x.AsBigFloat().Int64()
+			c.expect = append(c.expect, int(n))
+		}
+	}
+	return c
+}
+
+func (p *plugin) fullURL(u string) (string, error) {
+	if !strings.Contains(u, "://") {
+		if p.base == "" {
+			return "", fmt.Errorf("%q is a relative URL and the plugin has no base_url", u)
+		}
+		u = p.base + "/" + strings.TrimLeft(u, "/")
+	}
+	pu, err := url.Parse(u)
+	if err != nil || pu.Host == "" {
+		return "", fmt.Errorf("%q is not a URL", u)
+	}
+	if pu.Scheme != "https" {
+		if h := pu.Hostname(); pu.Scheme != "http" || (h != "127.0.0.1" && h != "localhost" && h != "::1") {
+			return "", fmt.Errorf("%s: only https (plain http only to this machine's loopback)", pu.Redacted())
+		}
+	}
+	return u, nil
+}
+
+type response struct {
+	status int
+	body   []byte
+}
+
+// send sends a request, retrying 429 and 5xx after Retry-After.
+func (p *plugin) send(ctx context.Context, c call) (*response, error) {
+	u, err := p.fullURL(c.url)
+	if err != nil {
+		return nil, err
+	}
+	what := c.method + " " + redactURL(u)
+	for attempt := 0; ; attempt++ {
+		req, err := http.NewRequestWithContext(ctx, c.method, u, bytes.NewReader([]byte(c.body)))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", what, err)
+		}
+		for k, v := range p.headers {
+			req.Header.Set(k, v)
+		}
+		for k, v := range c.headers {
+			req.Header.Set(k, v)
+		}
+		if c.body != "" && req.Header.Get("Content-Type") == "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := p.client.Do(req)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", what, shortErr(err))
+		}
+		b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+		resp.Body.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: reading the answer: %v", what, err)
+		}
+		if (resp.StatusCode == 429 || resp.StatusCode >= 500) && attempt < p.retries {
+			select {
+			case <-time.After(retryAfter(resp.Header.Get("Retry-After"), attempt)):
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		return &response{status: resp.StatusCode, body: b}, nil
+	}
+}
+
+func retryAfter(v string, attempt int) time.Duration {
+	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s >= 0 {
+		return min(time.Duration(s)*time.Second, time.Minute)
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return min(max(time.Until(t), 0), time.Minute)
+	}
+	return min(250*time.Millisecond<<attempt, 30*time.Second)
+}
+
+// redactURL keeps a query's values out of messages (tokens travel there).
+func redactURL(u string) string {
+	pu, err := url.Parse(u)
+	if err != nil {
+		return u
+	}
+	if pu.RawQuery != "" {
+		pu.RawQuery = "…"
+	}
+	pu.User = nil
+	return pu.String()
+}
+
+func shortErr(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	var ua x509.UnknownAuthorityError
+	if errors.As(err, &ua) {
+		return "the server's certificate is not signed by a trusted CA (set ca_file): refused"
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		return "cannot reach the server: " + oe.Err.Error()
+	}
+	return err.Error()
+}
+
+// holds evaluates the condition on a response: why it does not hold, or "".
+func holds(cond cty.Value, r *response) string {
+	want := 200
+	if s := cond.GetAttr("status"); !s.IsNull() {
+		n, _ := s.AsBigFloat().Int64()
+		want = int(n)
+	}
+	if r.status != want {
+		return fmt.Sprintf("status %d, not %d", r.status, want)
+	}
+	path := cond.GetAttr("path")
+	if path.IsNull() {
+		return ""
+	}
+	res := gjson.GetBytes(r.body, path.AsString())
+	if e := cond.GetAttr("exists"); !e.IsNull() {
+		if res.Exists() != e.True() {
+			if e.True() {
+				return fmt.Sprintf("%s is absent", path.AsString())
+			}
+			return fmt.Sprintf("%s is present", path.AsString())
+		}
+	}
+	if eq := cond.GetAttr("equals"); !eq.IsNull() && res.String() != eq.AsString() {
+		if !res.Exists() {
+			return fmt.Sprintf("%s is absent, not %q", path.AsString(), eq.AsString())
+		}
+		return fmt.Sprintf("%s is %q, not %q", path.AsString(), truncate(res.String()), eq.AsString())
+	}
+	return ""
+}
+
+func truncate(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "…"
+	}
+	return s
+}
+
+func (p *plugin) request() *sdk.Action {
+	check := func(ctx context.Context, a sdk.Values) (*response, string, error) {
+		if p.client == nil {
+			return nil, "", fmt.Errorf("the http plugin is not configured")
+		}
+		r, err := p.send(ctx, callOf(a.Get("check")))
+		if err != nil {
+			return nil, "", err
+		}
+		return r, holds(a.Get("condition"), r), nil
+	}
+	outputs := func(a sdk.Values, r *response) map[string]cty.Value {
+		vals := map[string]cty.Value{}
+		if a.Has("outputs") {
+			names := a.StringMap("outputs")
+			keys := make([]string, 0, len(names))
+			for k := range names {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				vals[k] = cty.StringVal(gjson.GetBytes(r.body, names[k]).String())
+			}
+		}
+		values := cty.MapValEmpty(cty.String)
+		if len(vals) > 0 {
+			values = cty.MapVal(vals)
+		}
+		return map[string]cty.Value{"status": cty.NumberIntVal(int64(r.status)), "values": values}
+	}
+	plan := func(ctx context.Context, req *sdk.PlanRequest) *sdk.PlanResponse {
+		a := req.Attributes
+		if !a.AllKnown() {
+			return sdk.Changef("decided during apply: some attributes are known only after earlier steps ran")
+		}
+		r, why, err := check(ctx, a)
+		if err != nil {
+			return sdk.PlanError(err)
+		}
+		chk := callOf(a.Get("check"))
+		if why == "" {
+			res := sdk.NoChangef("the check holds: %s %s answered %d", chk.method, redactURL(chk.url), r.status)
+			res.Outputs = outputs(a, r)
+			return res
+		}
+		var calls []string
+		for _, v := range a.Get("apply").AsValueSlice() {
+			c := callOf(v)
+			calls = append(calls, c.method+" "+redactURL(c.url))
+		}
+		res := sdk.Changef("the check does not hold (%s): %s", why, strings.Join(calls, ", then "))
+		res.Details = calls
+		return res
+	}
+	apply := func(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) *sdk.ApplyResponse {
+		a := req.Attributes
+		if p.client == nil {
+			return sdk.ApplyError(fmt.Errorf("the http plugin is not configured"))
+		}
+		for i, v := range a.Get("apply").AsValueSlice() {
+			c := callOf(v)
+			r, err := p.send(ctx, c)
+			if err != nil {
+				return sdk.ApplyError(err)
+			}
+			ok := r.status >= 200 && r.status < 300
+			if len(c.expect) > 0 {
+				ok = false
+				for _, s := range c.expect {
+					ok = ok || r.status == s
+				}
+			}
+			if !ok {
+				return sdk.ApplyError(fmt.Errorf("apply request %d (%s %s) answered %d: %s", i+1, c.method, redactURL(c.url), r.status, truncate(strings.TrimSpace(string(r.body)))))
+			}
+		}
+		r, why, err := check(ctx, a)
+		if err != nil {
+			return sdk.ApplyError(err)
+		}
+		if why != "" {
+			return sdk.ApplyError(fmt.Errorf("the apply requests succeeded, but the check still does not hold: %s", why))
+		}
+		return &sdk.ApplyResponse{Summary: fmt.Sprintf("done; the check holds (%d)", r.status), Outputs: outputs(a, r)}
+	}
+	return &sdk.Action{Name: "request",
+		Description: "A check request and a condition (status, and a JSON value by a gjson path: equals or exists) say whether the work is done; if not, the apply requests run in order (each must answer 2xx, or one of its expect codes), and then the check must hold. Headers and bodies may hold sensitive values; they are redacted everywhere.",
+		Attributes: []sdk.Attribute{
+			{Name: "check", Type: requestType, Required: true, Description: "{ method (default GET), url, headers, body }: observes whether the work is done."},
+			{Name: "condition", Type: conditionType, Required: true, Description: "{ status (default 200), path (gjson, e.g. tokens.#(name==\"oldmsp\").active), equals | exists }: holds when done."},
+			{Name: "apply", Type: cty.List(requestType), Required: true, Description: "The requests that do the work: { method, url, headers, body, expect }."},
+			{Name: "outputs", Type: cty.Map(cty.String), Description: "Output name -> gjson path in the check's answer."},
+		},
+		Outputs:  []sdk.Output{{Name: "status", Type: cty.Number}, {Name: "values", Type: cty.Map(cty.String), Description: "The values named in outputs."}},
+		PlanFunc: plan, ApplyFunc: apply}
+}
