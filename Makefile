@@ -2,7 +2,7 @@ GO ?= go
 BIN := bin/switchover
 PROTO_DIR := plugins/protocol/v1
 
-.PHONY: build test generate lint bench-plan bench-apply bench-ssh bench-ad bench-backup lab fuzz clean check-generate
+.PHONY: build test generate lint bench-plan bench-apply bench-ssh bench-ad bench-backup bench-saas lab fuzz clean check-generate
 
 build:
 	$(GO) build -o $(BIN) ./cmd/switchover
@@ -59,6 +59,9 @@ bench-ad: build
 
 bench-backup: build
 	$(GO) run ./internal/tools/bench -what backup -mb 1024 -runs 3 -bin $(BIN)
+
+bench-saas: build
+	$(GO) run ./internal/tools/bench -what saas -accounts 1000 -runs 2 -bin $(BIN)
 
 bench-apply: build
 	$(GO) run ./internal/tools/bench -what apply -bin $(BIN)

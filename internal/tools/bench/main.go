@@ -26,7 +26,7 @@ func main() {
 	bin := flag.String("bin", "bin/switchover", "switchover binary")
 	n := flag.Int("n", 10000, "step instances")
 	runs := flag.Int("runs", 3, "runs of each command (the best is shown, and the worst)")
-	what := flag.String("what", "plan", "plan, apply, ssh, ad or backup")
+	what := flag.String("what", "plan", "plan, apply, ssh, ad, backup or saas")
 	hosts := flag.Int("hosts", 20, "sshd hosts (-what ssh)")
 	accounts := flag.Int("accounts", 1000, "AD accounts (-what ad)")
 	sizeMB := flag.Int("mb", 1024, "repository size in MB (-what backup)")
@@ -55,6 +55,10 @@ func main() {
 	abs, _ := filepath.Abs(*bin)
 	if *what == "ssh" {
 		benchSSH(abs, *hosts, *runs)
+		return
+	}
+	if *what == "saas" {
+		benchSaaS(abs, *accounts, *runs)
 		return
 	}
 	if *what == "backup" {

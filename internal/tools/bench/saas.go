@@ -1,0 +1,160 @@
+package main
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/switchover/switchover/internal/scimlab"
+)
+
+// benchSaaS: deactivate n users on the SCIM server (SCIMMY, ETags, behind
+// the TLS front), with switchover (find, plan, PATCH, verify) against a
+// floor: a bare Go loop sending the same PATCH requests (and the same
+// verifying GETs) with the same concurrency.
+func benchSaaS(bin string, n, runs int) {
+	dir, err := os.MkdirTemp("", "bench-saas-")
+	if err != nil {
+		fail(err)
+	}
+	defer os.RemoveAll(dir)
+	rb := filepath.Join(dir, "rb")
+	os.MkdirAll(rb, 0o755)
+	var sw, fl []time.Duration
+	for r := 0; r < runs; r++ {
+		for _, which := range []string{"switchover", "floor"} {
+			s, err := scimlab.New(dir, scimlab.Options{ETags: true})
+			if err != nil {
+				fail(err)
+			}
+			ids := make([]string, n)
+			var wg sync.WaitGroup
+			sem := make(chan struct{}, 16)
+			for i := 0; i < n; i++ {
+				wg.Add(1)
+				sem <- struct{}{}
+				go func(i int) {
+					defer wg.Done()
+					defer func() { <-sem }()
+					id, err := s.AddUser(fmt.Sprintf("tech%04d@oldmsp.example", i))
+					if err != nil {
+						fail(err)
+					}
+					ids[i] = id
+				}(i)
+			}
+			wg.Wait()
+			start := time.Now()
+			if which == "switchover" {
+				os.RemoveAll(filepath.Join(rb, ".switchover"))
+				os.WriteFile(filepath.Join(rb, "main.sw.hcl"), []byte(fmt.Sprintf(`runbook "bench-saas" {}
+plugin "scim" {
+  base_url = %q
+  token    = %q
+  ca_file  = %q
+}
+step "scim.find_users" "oldmsp" {
+  user_name_suffix = "@oldmsp.example"
+}
+step "scim.deactivate_user" "off" {
+  for_each = step.oldmsp.outputs.users
+  user     = each.value.id
+}
+`, s.URL, scimlab.Token, s.CAFile)), 0o644)
+				if out, err := exec.Command(bin, "apply", "-auto-approve", "-parallelism", "10", rb).CombinedOutput(); err != nil {
+					fail(fmt.Errorf("switchover: %v\n%s", err, lastLine(out)))
+				}
+				sw = append(sw, time.Since(start))
+			} else {
+				if err := saasFloor(s, ids, 10); err != nil {
+					fail(err)
+				}
+				fl = append(fl, time.Since(start))
+			}
+			s.Stop()
+		}
+	}
+	best := func(ds []time.Duration) (b, w time.Duration) {
+		for _, d := range ds {
+			if b == 0 || d < b {
+				b = d
+			}
+			w = max(w, d)
+		}
+		return
+	}
+	sb, sworst := best(sw)
+	fb, fworst := best(fl)
+	fmt.Printf("Deactivate %d users on a SCIM 2.0 server (SCIMMY, ETags, TLS on loopback), concurrency 10;\nbest and worst of %d runs, %d CPUs\n\n", n, runs, numCPU())
+	fmt.Printf("%-52s %8s %8s\n", "what", "best s", "worst s")
+	fmt.Printf("%-52s %8.2f %8.2f\n", "switchover apply (find, plan, PATCH, verify)", sb.Seconds(), sworst.Seconds())
+	fmt.Printf("%-52s %8.2f %8.2f\n", "floor: Go loop, GET + PATCH (If-Match) + GET per user", fb.Seconds(), fworst.Seconds())
+	fmt.Printf("\nswitchover / floor: %.2fx\n", sb.Seconds()/fb.Seconds())
+}
+
+// saasFloor does per user what switchover does: read it (the plan), PATCH
+// active=false with If-Match, read it again (the verify).
+func saasFloor(s *scimlab.Server, ids []string, k int) error {
+	pool := x509.NewCertPool()
+	ca, _ := os.ReadFile(s.CAFile)
+	pool.AppendCertsFromPEM(ca)
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 32}}
+	do := func(method, path, ifMatch string, body []byte) (map[string]any, error) {
+		req, _ := http.NewRequest(method, s.URL+path, bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+scimlab.Token)
+		req.Header.Set("Content-Type", "application/scim+json")
+		if ifMatch != "" {
+			req.Header.Set("If-Match", ifMatch)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		json.NewDecoder(resp.Body).Decode(&out)
+		if resp.StatusCode >= 300 {
+			return nil, fmt.Errorf("%s %s: %d", method, path, resp.StatusCode)
+		}
+		return out, nil
+	}
+	patch := []byte(`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}`)
+	var wg sync.WaitGroup
+	errs := make(chan error, len(ids))
+	ch := make(chan string)
+	for w := 0; w < k; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range ch {
+				u, err := do("GET", "/Users/"+id, "", nil)
+				if err == nil {
+					meta, _ := u["meta"].(map[string]any)
+					v, _ := meta["version"].(string)
+					_, err = do("PATCH", "/Users/"+id, v, patch)
+				}
+				if err == nil {
+					_, err = do("GET", "/Users/"+id, "", nil)
+				}
+				if err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	for _, id := range ids {
+		ch <- id
+	}
+	close(ch)
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
