@@ -6,6 +6,7 @@ import (
 	backupplugin "github.com/switchover/switchover/plugins/backup"
 	"github.com/switchover/switchover/plugins/core"
 	"github.com/switchover/switchover/plugins/sdk"
+	entraplugin "github.com/switchover/switchover/plugins/entra"
 	httpplugin "github.com/switchover/switchover/plugins/http"
 	scimplugin "github.com/switchover/switchover/plugins/scim"
 	sshplugin "github.com/switchover/switchover/plugins/ssh"
@@ -25,4 +26,5 @@ func registerBuiltins() {
 	pluginhost.RegisterBuiltin("backup", func() sdk.Provider { return backupplugin.New(version) })
 	pluginhost.RegisterBuiltin("scim", func() sdk.Provider { return scimplugin.New(version) })
 	pluginhost.RegisterBuiltin("http", func() sdk.Provider { return httpplugin.New(version) })
+	pluginhost.RegisterBuiltin("entra", func() sdk.Provider { return entraplugin.New(version) })
 }

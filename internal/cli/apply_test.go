@@ -25,6 +25,8 @@ type fixture struct {
 	dir       string
 	world     string
 	pluginDir string
+	// extraArgs go to every apply that killAndResume runs (such as -var-file).
+	extraArgs []string
 }
 
 func newFixture(t *testing.T, body string) *fixture {

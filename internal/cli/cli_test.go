@@ -14,6 +14,7 @@ import (
 	adplugin "github.com/switchover/switchover/plugins/ad"
 	backupplugin "github.com/switchover/switchover/plugins/backup"
 	"github.com/switchover/switchover/plugins/core"
+	entraplugin "github.com/switchover/switchover/plugins/entra"
 	httpplugin "github.com/switchover/switchover/plugins/http"
 	scimplugin "github.com/switchover/switchover/plugins/scim"
 	"github.com/switchover/switchover/plugins/sdk"
@@ -30,6 +31,7 @@ func TestMain(m *testing.M) {
 	pluginhost.RegisterBuiltin("backup", func() sdk.Provider { return backupplugin.New("test") })
 	pluginhost.RegisterBuiltin("scim", func() sdk.Provider { return scimplugin.New("test") })
 	pluginhost.RegisterBuiltin("http", func() sdk.Provider { return httpplugin.New("test") })
+	pluginhost.RegisterBuiltin("entra", func() sdk.Provider { return entraplugin.New("test") })
 	if pluginhost.ServeBuiltinIfRequested(os.Args) || testplugin.ServeIfRequested() {
 		return
 	}

@@ -78,7 +78,8 @@ func killAndResume(t *testing.T, f *fixture, rounds int, delay func() time.Durat
 		t.Fatal(err)
 	}
 	for round := 0; ; round++ {
-		cmd := exec.Command(exe, "apply", "-auto-approve", "-parallelism", "4", "-plugin-dir", f.pluginDir, f.dir)
+		args := append([]string{"apply", "-auto-approve", "-parallelism", "4", "-plugin-dir", f.pluginDir}, f.extraArgs...)
+		cmd := exec.Command(exe, append(args, f.dir)...)
 		cmd.Env = append(os.Environ(), "SWITCHOVER_TEST_AS_MAIN=1")
 		out := &watchWriter{mark: []byte(": started (attempt"), seen: make(chan struct{})}
 		cmd.Stdout, cmd.Stderr = out, out

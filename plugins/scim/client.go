@@ -293,11 +293,18 @@ func (c *client) getUser(ctx context.Context, id string) (*user, error) {
 	return decodeUser(raw)
 }
 
-// findUser finds a user by id or userName; nil when there is none.
+// findUser finds a user by id or userName; nil when there is none. An id
+// is one GET; a userName a filtered search (a full listing on a server
+// without filters).
 func (c *client) findUser(ctx context.Context, name string) (*user, error) {
 	cfg, err := c.config(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if !strings.ContainsAny(name, "@ ") {
+		if u, err := c.getUser(ctx, name); err != nil || u != nil {
+			return u, err
+		}
 	}
 	var raws []json.RawMessage
 	if cfg.Filter.Supported {
@@ -314,8 +321,11 @@ func (c *client) findUser(ctx context.Context, name string) (*user, error) {
 			return u, nil
 		}
 	}
-	// An id, on a server whose filter did not match it.
-	return c.getUser(ctx, name)
+	if strings.ContainsAny(name, "@ ") {
+		// An id with an @ in it, on a server whose filter did not match it.
+		return c.getUser(ctx, name)
+	}
+	return nil, nil
 }
 
 func quote(s string) string {

@@ -240,23 +240,29 @@ func (p *plugin) deactivate() *sdk.Action {
 		}
 		var pv private
 		json.Unmarshal(req.Private, &pv)
-		u, err := c.findUser(ctx, req.Attributes.String("user"))
-		if err != nil {
-			return sdk.ApplyError(err)
-		}
-		if u == nil {
-			return sdk.ApplyError(fmt.Errorf("the SCIM server has no user %q", req.Attributes.String("user")))
-		}
-		if pv.ID != "" && pv.ID != u.ID {
-			return sdk.ApplyError(sdk.Conflict("%s is another user than the one planned", u.UserName))
-		}
-		version := pv.Version
-		if pv.ID == "" {
-			version = u.Meta.Version // planned during apply: against what was just read
-		}
 		cfg, err := c.config(ctx)
 		if err != nil {
 			return sdk.ApplyError(err)
+		}
+		// The plan read the user: its id and version are what the change is
+		// made against (a changed user fails If-Match: planned again). A
+		// plan decided during apply, or a server without PATCH (a PUT sends
+		// the whole user), reads it here.
+		u := &user{ID: pv.ID, UserName: req.Attributes.String("user")}
+		version := pv.Version
+		if pv.ID == "" || !cfg.Patch.Supported {
+			if u, err = c.findUser(ctx, req.Attributes.String("user")); err != nil {
+				return sdk.ApplyError(err)
+			}
+			if u == nil {
+				return sdk.ApplyError(fmt.Errorf("the SCIM server has no user %q", req.Attributes.String("user")))
+			}
+			if pv.ID != "" && pv.ID != u.ID {
+				return sdk.ApplyError(sdk.Conflict("%s is another user than the one planned", u.UserName))
+			}
+			if pv.ID == "" {
+				version = u.Meta.Version
+			}
 		}
 		path := "/Users/" + url.PathEscape(u.ID)
 		if cfg.Patch.Supported {
@@ -268,6 +274,9 @@ func (p *plugin) deactivate() *sdk.Action {
 			body["active"] = false
 			delete(body, "meta")
 			_, err = c.do(ctx, "PUT", path, ifMatch(version), body, nil)
+		}
+		if statusOf(err) == http.StatusNotFound {
+			return sdk.ApplyError(sdk.Conflict("%s is gone since the plan", u.UserName))
 		}
 		if err != nil {
 			return sdk.ApplyError(conflict(err, u.UserName))

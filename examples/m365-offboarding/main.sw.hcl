@@ -1,0 +1,81 @@
+# The old MSP leaves a Microsoft 365 tenant: find its users and guests,
+# take them out of the directory roles, end their sessions, disable them,
+# and reset the passwords of the accounts it knew. The partner
+# relationships (GDAP/DAP) are removed by a person in the admin center.
+# Values to fill in are in m365.vars.json.example; the secret goes in
+# SWITCHOVER_VAR_client_secret.
+
+runbook "m365-offboarding" {
+  description = "Take a Microsoft 365 tenant back from the previous IT provider"
+}
+
+variable "tenant_id" {}
+variable "client_id" {
+  description = "An app registration of the new provider with User.ReadWrite.All, Directory.ReadWrite.All, RoleManagement.ReadWrite.Directory"
+}
+variable "client_secret" {
+  sensitive = true
+}
+variable "old_provider_domains" {
+  type = list(string)
+}
+variable "known_accounts" {
+  description = "Accounts whose passwords the old provider knew (UPNs), such as the break-glass admin"
+  type        = list(string)
+  default     = []
+}
+# For a test or a national cloud; the defaults are Microsoft's global cloud.
+variable "authority_host" {
+  default = "https://login.microsoftonline.com/"
+}
+variable "graph_endpoint" {
+  default = "https://graph.microsoft.com"
+}
+variable "ca_file" {
+  default = null
+}
+
+plugin "entra" {
+  tenant_id                  = var.tenant_id
+  client_id                  = var.client_id
+  client_secret              = var.client_secret
+  authority_host             = var.authority_host
+  graph_endpoint             = var.graph_endpoint
+  disable_instance_discovery = var.authority_host != "https://login.microsoftonline.com/"
+  ca_file                    = var.ca_file
+}
+
+# Read while planning: the plan lists every account it changes.
+step "entra.find_users" "oldmsp" {
+  domains = var.old_provider_domains
+}
+
+step "entra.remove_roles" "roles" {
+  for_each = step.oldmsp.outputs.users
+  user     = each.value.id
+}
+
+step "entra.revoke_sessions" "sessions" {
+  for_each   = step.oldmsp.outputs.users
+  user       = each.value.id
+  depends_on = [step.roles]
+}
+
+step "entra.disable_user" "disable" {
+  for_each   = step.oldmsp.outputs.users
+  user       = each.value.id
+  depends_on = [step.sessions]
+}
+
+step "entra.reset_password" "known" {
+  for_each     = toset(var.known_accounts)
+  user         = each.value
+  password     = secret("m365/${each.value}")
+  force_change = false
+}
+
+step "core.manual" "partner_relationships" {
+  instructions = "Microsoft 365 admin center > Settings > Partner relationships: remove the old provider's GDAP relationships and any DAP, and check Azure > Subscriptions > Access control for its foreign principals."
+  confirm_by   = "the client's global administrator"
+  depends_on   = [step.disable]
+}

@@ -1,0 +1,119 @@
+package cli
+
+import (
+	"fmt"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchover/switchover/internal/graphtest"
+)
+
+func entraVars(t *testing.T, g *graphtest.Server, extra string) string {
+	vars := fmt.Sprintf(`{"tenant_id": %q, "client_id": %q, "client_secret": %q, "authority_host": %q, "graph_endpoint": %q, "ca_file": %q%s}`,
+		graphtest.Tenant, graphtest.ClientID, graphtest.ClientSecret, g.URL+"/", g.URL, g.CAFile, extra)
+	f := filepath.Join(t.TempDir(), "vars.json")
+	os.WriteFile(f, []byte(vars), 0o600)
+	return f
+}
+
+// TestEntraCrashWhileResetting20Passwords kills `switchover apply` with
+// SIGKILL at random moments while it resets 20 passwords in the Graph test
+// server, resumes, and checks that every password in the secret store is
+// the one the tenant has.
+func TestEntraCrashWhileResetting20Passwords(t *testing.T) {
+	t.Parallel()
+	g := graphtest.Start(t)
+	g.Latency = 30 * time.Millisecond // so that the kills land in the middle of the resets
+	var upns []string
+	ids := map[string]string{}
+	for i := 0; i < 20; i++ {
+		u := fmt.Sprintf("known%02d@client.example", i)
+		ids[u] = g.AddUser(u, "Old-Pw-1!", false)
+		upns = append(upns, fmt.Sprintf("%q", u))
+	}
+	vars := entraVars(t, g, `, "accounts": [`+strings.Join(upns, ", ")+`]`)
+	seed := time.Now().UnixNano()
+	rng := rand.New(rand.NewSource(seed))
+	kills, mid := 0, 0
+	for scenario := 0; kills < 8; scenario++ {
+		// Each scenario a fresh workspace resetting the same accounts.
+		f := newFixture(t, `
+variable "tenant_id" {}
+variable "client_id" {}
+variable "client_secret" { sensitive = true }
+variable "authority_host" {}
+variable "graph_endpoint" {}
+variable "ca_file" {}
+variable "accounts" { type = list(string) }
+plugin "entra" {
+  tenant_id                  = var.tenant_id
+  client_id                  = var.client_id
+  client_secret              = var.client_secret
+  authority_host             = var.authority_host
+  graph_endpoint             = var.graph_endpoint
+  disable_instance_discovery = true
+  ca_file                    = var.ca_file
+}
+step "entra.reset_password" "pw" {
+  for_each = toset(var.accounts)
+  user     = each.value
+  password = secret("m365/${each.value}")
+}
+`)
+		f.extraArgs = []string{"-var-file", vars}
+		k, m := killAndResume(t, f, 4, func() time.Duration { return time.Duration(20+rng.Intn(250)) * time.Millisecond })
+		kills, mid = kills+k, mid+m
+		for u, id := range ids {
+			if g.Password(id) != secretValue(t, f.dir, "m365/"+u) {
+				t.Fatalf("seed %d, scenario %d: %s: the tenant's password is not the one in the secret store", seed, scenario, u)
+			}
+		}
+	}
+	t.Logf("seed %d: %d kills, %d with a step running", seed, kills, mid)
+	if mid < 4 {
+		t.Fatalf("seed %d: only %d of %d kills hit a reset in progress: retune the delays", seed, mid, kills)
+	}
+}
+
+// The example runbook examples/m365-offboarding against the Graph test
+// server: the old provider's users and guest are disabled and out of the
+// roles, their sessions revoked, the known account's password reset; the
+// run waits for the person who removes the partner relationships.
+func TestEntraExampleRunbook(t *testing.T) {
+	t.Parallel()
+	g := graphtest.Start(t)
+	admin := g.AddUser("admin@oldmsp.example", "x", false)
+	guest := g.AddUser("helpdesk@oldmsp.example", "", true)
+	client := g.AddUser("anna@client.example", "x", false)
+	bg := g.AddUser("breakglass@client.example", "Old-Break-Glass-1!", false)
+	ga := g.AddRole("Global Administrator", "62e90394-69f5-4237-9190-012177145e10", admin, client)
+	src, err := os.ReadFile("../../examples/m365-offboarding/main.sw.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, "")
+	os.WriteFile(filepath.Join(f.dir, "main.sw.hcl"), src, 0o644)
+	vars := entraVars(t, g, `, "old_provider_domains": ["oldmsp.example"], "known_accounts": ["breakglass@client.example"]`)
+	code, out := f.apply("-var-file", vars)
+	if code != ExitWaiting {
+		t.Fatalf("apply: exit %d\n%s", code, out)
+	}
+	for _, id := range []string{admin, guest} {
+		if p := g.UserProps(id); p["accountEnabled"] != false || p["signInSessionsValidFromDateTime"] == "2026-01-01T00:00:00Z" {
+			t.Fatalf("%v is not disabled and revoked", p["userPrincipalName"])
+		}
+	}
+	if g.UserProps(client)["accountEnabled"] != true {
+		t.Fatal("the client's user was disabled")
+	}
+	if m := g.RoleMembers(ga); len(m) != 1 || m[0] != client {
+		t.Fatalf("Global Administrator: %v", m)
+	}
+	if g.Password(bg) != secretValue(t, f.dir, "m365/breakglass@client.example") {
+		t.Fatal("the break-glass password is not the stored one")
+	}
+}

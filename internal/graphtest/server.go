@@ -1,0 +1,516 @@
+// Package graphtest is a Microsoft Graph v1.0 test server for the entra
+// plugin: an OAuth2 token endpoint and discovery document that azidentity
+// accepts unmodified, and the Graph endpoints the plugin uses, with state,
+// paging by @odata.nextLink, $filter/$select for what the plugin sends,
+// ConsistencyLevel for advanced queries, and 429 injection. Every request
+// and every answer is checked against Microsoft's published v1.0 schema
+// (a trimmed copy of the CSDL): what the schema does not have is recorded
+// as a violation, which the tests assert there are none of.
+package graphtest
+
+import (
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchover/switchover/internal/testca"
+)
+
+// The tenant and the app the plugin signs in as.
+const (
+	Tenant       = "11111111-2222-3333-4444-555555555555"
+	ClientID     = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
+	ClientSecret = "graphtest-client-secret-Q9"
+)
+
+// User is a user in the server's directory.
+type User struct {
+	Props    map[string]any
+	Password string
+}
+
+// Server is a running Graph test server.
+type Server struct {
+	URL    string // https://127.0.0.1:PORT: the authority host and the Graph endpoint
+	CAFile string
+	// Throttle answers every Nth Graph request with 429 and Retry-After: 1.
+	Throttle int
+	// Latency is added to every Graph request (as a real tenant has).
+	Latency    time.Duration
+	schema     *Schema
+	mu         sync.Mutex
+	users      map[string]*User
+	order      []string
+	roles      map[string]*role
+	tokens     map[string]bool
+	requests   int
+	throttled  int
+	violations []string
+}
+
+type role struct {
+	ID, DisplayName, TemplateID string
+	Members                     []string
+}
+
+// Start starts a server for a test; t's end stops it and fails the test if
+// anything broke the schema.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	sch, err := LoadSchema()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{schema: sch, users: map[string]*User{}, roles: map[string]*role{}, tokens: map[string]bool{}}
+	ca, err := testca.New("graphtest CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ca.Issue([]string{"localhost"}, "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert.TLS}}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	s.URL = srv.URL
+	s.CAFile = filepath.Join(t.TempDir(), "graph-ca.pem")
+	os.WriteFile(s.CAFile, ca.PEM, 0o600)
+	t.Cleanup(func() {
+		if v := s.Violations(); len(v) > 0 {
+			t.Errorf("the Graph schema was broken:\n%s", strings.Join(v, "\n"))
+		}
+	})
+	return s
+}
+
+// Violations are what requests or answers had that the schema does not.
+func (s *Server) Violations() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.violations...)
+}
+
+// Throttled counts the 429 answers given.
+func (s *Server) Throttled() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.throttled
+}
+
+func newID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	h := hex.EncodeToString(b)
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// AddUser adds a user (userType Member unless guest) and returns its id.
+func (s *Server) AddUser(upn, password string, guest bool) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := newID()
+	typ := "Member"
+	mail := upn
+	if guest {
+		typ = "Guest"
+		// A guest's UPN in the inviting tenant: alice_oldmsp.example#EXT#@client.onmicrosoft.com
+		mail = upn
+		upn = strings.ReplaceAll(upn, "@", "_") + "#EXT#@client.onmicrosoft.com"
+	}
+	s.users[id] = &User{Password: password, Props: map[string]any{"id": id, "userPrincipalName": upn, "displayName": strings.Split(upn, "@")[0],
+		"mail": mail, "accountEnabled": true, "userType": typ, "signInSessionsValidFromDateTime": "2026-01-01T00:00:00Z",
+		"lastPasswordChangeDateTime": "2026-01-01T00:00:00Z"}}
+	s.order = append(s.order, id)
+	return id
+}
+
+// AddRole activates a directory role with members.
+func (s *Server) AddRole(name, templateID string, members ...string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := newID()
+	s.roles[id] = &role{ID: id, DisplayName: name, TemplateID: templateID, Members: members}
+	return id
+}
+
+// UserProps is a copy of a user's properties.
+func (s *Server) UserProps(id string) map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]any{}
+	for k, v := range s.users[id].Props {
+		out[k] = v
+	}
+	return out
+}
+
+// Password is a user's current password (what a sign-in would check).
+func (s *Server) Password(id string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.users[id].Password
+}
+
+// RoleMembers lists a role's member ids.
+func (s *Server) RoleMembers(roleID string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.roles[roleID].Members...)
+}
+
+func (s *Server) violate(format string, a ...any) {
+	s.violations = append(s.violations, fmt.Sprintf(format, a...))
+}
+
+func graphError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("request-id", newID())
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{"code": code, "message": msg,
+		"innerError": map[string]any{"date": time.Now().UTC().Format(time.RFC3339), "request-id": newID()}}})
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(v)
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := r.URL.Path
+	switch {
+	case strings.HasSuffix(p, "/v2.0/.well-known/openid-configuration"):
+		s.discovery(w, r)
+	case strings.HasSuffix(p, "/oauth2/v2.0/token"):
+		s.token(w, r)
+	case strings.HasPrefix(p, "/v1.0/"):
+		if s.Latency > 0 {
+			s.mu.Unlock()
+			time.Sleep(s.Latency)
+			s.mu.Lock()
+		}
+		s.requests++
+		if s.Throttle > 0 && s.requests%s.Throttle == 0 {
+			s.throttled++
+			w.Header().Set("Retry-After", "1")
+			graphError(w, http.StatusTooManyRequests, "TooManyRequests", "Too many requests.")
+			return
+		}
+		if !s.tokens[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")] {
+			graphError(w, http.StatusUnauthorized, "InvalidAuthenticationToken", "Access token is empty or invalid.")
+			return
+		}
+		s.graph(w, r, strings.Split(strings.TrimPrefix(p, "/v1.0/"), "/"))
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
+	base := "https://" + r.Host + "/" + Tenant
+	writeJSON(w, map[string]any{
+		"issuer": base + "/v2.0", "token_endpoint": base + "/oauth2/v2.0/token", "authorization_endpoint": base + "/oauth2/v2.0/authorize",
+		"device_authorization_endpoint": base + "/oauth2/v2.0/devicecode", "jwks_uri": base + "/discovery/v2.0/keys",
+		"response_types_supported":              []string{"code", "id_token", "code id_token", "token id_token", "token"},
+		"token_endpoint_auth_methods_supported": []string{"client_secret_post", "private_key_jwt", "client_secret_basic"},
+		"tenant_region_scope":                   "EU", "cloud_instance_name": "graphtest.local",
+	})
+}
+
+func (s *Server) token(w http.ResponseWriter, r *http.Request) {
+	r.ParseForm()
+	if !strings.Contains(r.URL.Path, Tenant) {
+		w.WriteHeader(400)
+		writeJSON(w, map[string]any{"error": "invalid_request", "error_description": "AADSTS90002: Tenant not found."})
+		return
+	}
+	if r.Form.Get("client_id") != ClientID || r.Form.Get("client_secret") != ClientSecret {
+		w.WriteHeader(401)
+		writeJSON(w, map[string]any{"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.", "error_codes": []int{7000215}})
+		return
+	}
+	if !strings.Contains(" "+r.Form.Get("scope")+" ", "/.default ") {
+		w.WriteHeader(400)
+		writeJSON(w, map[string]any{"error": "invalid_scope", "error_description": "AADSTS1002012: The provided value for scope is not valid."})
+		return
+	}
+	tok := "graphtest." + newID()
+	s.tokens[tok] = true
+	writeJSON(w, map[string]any{"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": tok})
+}
+
+// graph serves /v1.0/...: users, users/{id}, users/{id}/revokeSignInSessions,
+// directoryRoles, directoryRoles/{id}/members/{uid}/$ref.
+func (s *Server) graph(w http.ResponseWriter, r *http.Request, seg []string) {
+	typ, err := s.schema.EntitySet(seg[0])
+	if err != nil {
+		s.violate("%s %s: %v", r.Method, r.URL.Path, err)
+		graphError(w, 400, "BadRequest", "Resource not found for the segment '"+seg[0]+"'.")
+		return
+	}
+	q := r.URL.Query()
+	sel := splitList(q.Get("$select"))
+	for _, b := range s.schema.Properties(typ, sel...) {
+		s.violate("$select: %s", b)
+	}
+	switch {
+	case seg[0] == "users" && len(seg) == 1 && r.Method == "GET":
+		s.listUsers(w, r, typ, sel)
+	case seg[0] == "users" && len(seg) == 2:
+		s.oneUser(w, r, typ, seg[1], sel)
+	case seg[0] == "users" && len(seg) == 3 && r.Method == "POST":
+		if err := s.schema.Action(typ, seg[2]); err != nil {
+			s.violate("POST %s: %v", r.URL.Path, err)
+			graphError(w, 400, "BadRequest", "Unknown action.")
+			return
+		}
+		u := s.users[seg[1]]
+		if u == nil {
+			graphError(w, 404, "Request_ResourceNotFound", fmt.Sprintf("Resource '%s' does not exist or one of its queried reference-property objects are not present.", seg[1]))
+			return
+		}
+		u.Props["signInSessionsValidFromDateTime"] = time.Now().UTC().Format(time.RFC3339)
+		writeJSON(w, map[string]any{"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#Edm.Boolean", "value": true})
+	case seg[0] == "directoryRoles" && len(seg) == 1 && r.Method == "GET":
+		s.listRoles(w, r, typ)
+	case seg[0] == "directoryRoles" && len(seg) == 5 && seg[2] == "members" && seg[4] == "$ref" && r.Method == "DELETE":
+		if err := s.schema.Navigation(typ, "members"); err != nil {
+			s.violate("%v", err)
+		}
+		ro := s.roles[seg[1]]
+		if ro == nil || !remove(&ro.Members, seg[3]) {
+			graphError(w, 404, "Request_ResourceNotFound", "The member is not in the role.")
+			return
+		}
+		w.WriteHeader(204)
+	default:
+		graphError(w, 400, "BadRequest", "Unsupported request: "+r.Method+" "+r.URL.Path)
+	}
+}
+
+func remove(list *[]string, id string) bool {
+	for i, x := range *list {
+		if x == id {
+			*list = append((*list)[:i], (*list)[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// project is an entity with only the selected properties (the default set
+// without $select), checked against the schema.
+func (s *Server) project(typ string, props map[string]any, sel []string) map[string]any {
+	out := map[string]any{}
+	if len(sel) == 0 {
+		sel = []string{"id", "userPrincipalName", "displayName", "mail", "accountEnabled"}
+	}
+	for _, k := range sel {
+		if v, ok := props[k]; ok {
+			out[k] = v
+		}
+	}
+	for _, b := range s.schema.Check(typ, out) {
+		s.violate("answer: %s", b)
+	}
+	return out
+}
+
+// matchFilter evaluates the filters the plugin sends: endswith(PROP,'x'),
+// PROP eq 'x', joined by " or " / " and " (no nesting).
+func (s *Server) matchFilter(typ, filter string, props map[string]any) (bool, bool, error) {
+	advanced := false
+	if filter == "" {
+		return true, false, nil
+	}
+	ors := strings.Split(filter, " or ")
+	any := false
+	for _, or := range ors {
+		all := true
+		for _, term := range strings.Split(or, " and ") {
+			term = strings.TrimSpace(strings.Trim(strings.TrimSpace(term), "()"))
+			var prop, val string
+			var ok bool
+			switch {
+			case strings.HasPrefix(term, "endswith("):
+				advanced = true
+				inner := strings.TrimSuffix(strings.TrimPrefix(term, "endswith("), ")")
+				prop, val, ok = strings.Cut(inner, ",")
+				val = strings.Trim(strings.TrimSpace(val), "'")
+				if ok {
+					got, _ := props[prop].(string)
+					all = all && strings.HasSuffix(strings.ToLower(got), strings.ToLower(val))
+				}
+			case strings.Contains(term, " eq "):
+				prop, val, ok = strings.Cut(term, " eq ")
+				val = strings.Trim(strings.TrimSpace(val), "'")
+				all = all && fmt.Sprint(props[prop]) == val
+			}
+			if !ok {
+				return false, advanced, fmt.Errorf("unsupported filter term %q", term)
+			}
+			for _, b := range s.schema.Properties(typ, prop) {
+				s.violate("$filter: %s", b)
+			}
+		}
+		any = any || all
+	}
+	return any, advanced, nil
+}
+
+func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, typ string, sel []string) {
+	q := r.URL.Query()
+	top := 100
+	if t, err := strconv.Atoi(q.Get("$top")); err == nil && t > 0 && t <= 999 {
+		top = t
+	}
+	skip, _ := strconv.Atoi(q.Get("$skiptoken"))
+	var matched []map[string]any
+	for _, id := range s.order {
+		u := s.users[id]
+		ok, advanced, err := s.matchFilter(typ, q.Get("$filter"), u.Props)
+		if err != nil {
+			graphError(w, 400, "Request_UnsupportedQuery", err.Error())
+			return
+		}
+		if advanced && (r.Header.Get("ConsistencyLevel") != "eventual" || q.Get("$count") != "true") {
+			// As Graph answers an advanced query without them.
+			graphError(w, 400, "Request_UnsupportedQuery", "Operator 'endsWith' is not supported because the required parameters might be missing. Try adding $count=true query parameter and ConsistencyLevel:eventual header.")
+			return
+		}
+		if ok {
+			matched = append(matched, u.Props)
+		}
+	}
+	page := []map[string]any{}
+	for i := skip; i < len(matched) && i < skip+top; i++ {
+		page = append(page, s.project(typ, matched[i], sel))
+	}
+	resp := map[string]any{"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users", "value": page}
+	if q.Get("$count") == "true" {
+		resp["@odata.count"] = len(matched)
+	}
+	if skip+top < len(matched) {
+		next := *r.URL
+		nq := next.Query()
+		nq.Set("$skiptoken", strconv.Itoa(skip+top))
+		next.RawQuery = nq.Encode()
+		resp["@odata.nextLink"] = "https://" + r.Host + next.RequestURI()
+	}
+	writeJSON(w, resp)
+}
+
+func (s *Server) oneUser(w http.ResponseWriter, r *http.Request, typ, key string, sel []string) {
+	var u *User
+	if key, _ = url.PathUnescape(key); s.users[key] != nil {
+		u = s.users[key]
+	} else {
+		for _, x := range s.users {
+			if strings.EqualFold(fmt.Sprint(x.Props["userPrincipalName"]), key) {
+				u = x
+			}
+		}
+	}
+	if u == nil {
+		graphError(w, 404, "Request_ResourceNotFound", fmt.Sprintf("Resource '%s' does not exist or one of its queried reference-property objects are not present.", key))
+		return
+	}
+	switch r.Method {
+	case "GET":
+		writeJSON(w, s.project(typ, u.Props, sel))
+	case "PATCH":
+		var body map[string]any
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			graphError(w, 400, "BadRequest", "Invalid JSON.")
+			return
+		}
+		bad := s.schema.Check(typ, body)
+		for _, b := range bad {
+			s.violate("PATCH body: %s", b)
+		}
+		if len(bad) > 0 {
+			graphError(w, 400, "Request_BadRequest", "Invalid property.")
+			return
+		}
+		for k, v := range body {
+			if k == "passwordProfile" {
+				pp, _ := v.(map[string]any)
+				pw, _ := pp["password"].(string)
+				if len(pw) < 8 {
+					graphError(w, 400, "Request_BadRequest", "The specified password does not comply with password complexity requirements. Please provide a different password.")
+					return
+				}
+				u.Password = pw
+				u.Props["lastPasswordChangeDateTime"] = time.Now().UTC().Format(time.RFC3339Nano)
+				continue
+			}
+			u.Props[k] = v
+		}
+		w.WriteHeader(204)
+	default:
+		graphError(w, 405, "Request_BadRequest", "Method not allowed.")
+	}
+}
+
+func (s *Server) listRoles(w http.ResponseWriter, r *http.Request, typ string) {
+	expand := r.URL.Query().Get("$expand")
+	if expand != "" {
+		if err := s.schema.Navigation(typ, expand); err != nil {
+			s.violate("$expand: %v", err)
+		}
+	}
+	ids := make([]string, 0, len(s.roles))
+	for id := range s.roles {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	var out []map[string]any
+	for _, id := range ids {
+		ro := s.roles[id]
+		e := map[string]any{"id": ro.ID, "displayName": ro.DisplayName, "roleTemplateId": ro.TemplateID}
+		for _, b := range s.schema.Check(typ, e) {
+			s.violate("answer: %s", b)
+		}
+		if expand == "members" {
+			var ms []map[string]any
+			for _, m := range ro.Members {
+				if u := s.users[m]; u != nil {
+					mo := map[string]any{"@odata.type": "#microsoft.graph.user", "id": m, "userPrincipalName": u.Props["userPrincipalName"]}
+					for _, b := range s.schema.Check("user", mo) {
+						s.violate("answer: %s", b)
+					}
+					ms = append(ms, mo)
+				}
+			}
+			e["members"] = ms
+		}
+		out = append(out, e)
+	}
+	writeJSON(w, map[string]any{"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#directoryRoles", "value": out})
+}

@@ -1,0 +1,65 @@
+// Command graphtrim copies the part of Microsoft's Graph v1.0 CSDL that the
+// entra plugin and its test server use into the project's test data,
+// element by element, unchanged (../shared/graph/README.md allows a trimmed
+// copy with the MIT notice beside it):
+//
+//	go run ./internal/tools/graphtrim ../shared/graph/v1.0-Prod.csdl > internal/graphtest/testdata/graph-v1.0-trimmed.csdl
+package main
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+)
+
+// What is used: entity and complex types, bound actions, entity sets.
+var (
+	types   = []string{"entity", "directoryObject", "user", "directoryRole", "passwordProfile"}
+	actions = []string{"revokeSignInSessions"}
+	sets    = []string{"users", "directoryRoles"}
+)
+
+func main() {
+	b, err := os.ReadFile(os.Args[1])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	src := string(b)
+	// The microsoft.graph schema is the first one.
+	schema := src[:strings.Index(src, "</Schema>")]
+	var out strings.Builder
+	out.WriteString("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<!-- Trimmed from microsoftgraph/msgraph-metadata schemas/v1.0-Prod.csdl (MIT, see LICENSE here) by internal/tools/graphtrim; each element unchanged. -->\n")
+	out.WriteString("<edmx:Edmx Version=\"4.0\" xmlns:edmx=\"http://docs.oasis-open.org/odata/ns/edmx\">\n  <edmx:DataServices>\n    <Schema Namespace=\"microsoft.graph\" Alias=\"graph\" xmlns=\"http://docs.oasis-open.org/odata/ns/edm\">\n")
+	for _, t := range types {
+		out.WriteString(element(schema, `(EntityType|ComplexType) Name="`+t+`"`))
+	}
+	for _, a := range actions {
+		out.WriteString(element(schema, `Action Name="`+a+`" IsBound="true"`))
+	}
+	out.WriteString("      <EntityContainer Name=\"GraphService\">\n")
+	for _, s := range sets {
+		out.WriteString(element(src, `EntitySet Name="`+s+`"`))
+	}
+	out.WriteString("      </EntityContainer>\n    </Schema>\n  </edmx:DataServices>\n</edmx:Edmx>\n")
+	os.Stdout.WriteString(out.String())
+}
+
+// element is the whole element whose start tag matches head, with its
+// indentation, as it stands in src.
+func element(src, head string) string {
+	re := regexp.MustCompile(`(?m)^[ \t]*<` + head + `[^>]*?(/?)>`)
+	loc := re.FindStringSubmatchIndex(src)
+	if loc == nil {
+		fmt.Fprintf(os.Stderr, "no %s\n", head)
+		os.Exit(1)
+	}
+	start := loc[0]
+	if src[loc[2]:loc[3]] == "/" {
+		return src[start:loc[1]] + "\n"
+	}
+	name := strings.Fields(strings.TrimLeft(src[start:loc[1]], " \t<"))[0]
+	end := strings.Index(src[start:], "</"+name+">")
+	return src[start:start+end+len("</"+name+">")] + "\n"
+}

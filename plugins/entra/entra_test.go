@@ -1,0 +1,144 @@
+package entraplugin
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/switchover/switchover/internal/graphtest"
+	"github.com/switchover/switchover/plugins/sdk"
+	"github.com/switchover/switchover/plugins/sdk/sdktest"
+)
+
+func str(s string) cty.Value { return cty.StringVal(s) }
+
+func configured(t *testing.T, g *graphtest.Server, set map[string]cty.Value) (*sdktest.Harness, error) {
+	t.Helper()
+	cfg := map[string]cty.Value{"tenant_id": str(graphtest.Tenant), "client_id": str(graphtest.ClientID), "client_secret": str(graphtest.ClientSecret),
+		"authority_host": str(g.URL + "/"), "graph_endpoint": str(g.URL), "disable_instance_discovery": cty.True, "ca_file": str(g.CAFile), "timeout": str("10s")}
+	for k, v := range set {
+		cfg[k] = v
+	}
+	h := &sdktest.Harness{P: New("test")}
+	return h, h.Configure(context.Background(), cfg)
+}
+
+func harness(t *testing.T, g *graphtest.Server) *sdktest.Harness {
+	t.Helper()
+	h, err := configured(t, g, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// The old provider's admin and guests in a tenant: found over several
+// pages (with the advanced-query headers Graph needs), disabled, sessions
+// revoked, password reset, out of Global Administrator; each checked on the
+// server, each second plan a no-op, nothing outside Graph's schema.
+func TestOldProviderLeavesTheTenant(t *testing.T) {
+	ctx := context.Background()
+	g := graphtest.Start(t)
+	var oldIDs []string
+	for i := 0; i < 230; i++ {
+		oldIDs = append(oldIDs, g.AddUser(fmt.Sprintf("tech%03d@oldmsp.example", i), "Old-Pw-1!", false))
+	}
+	guest := g.AddUser("helpdesk@oldmsp.example", "", true)
+	client := g.AddUser("anna@client.example", "Client-Pw-1!", false)
+	admin := oldIDs[0]
+	ga := g.AddRole("Global Administrator", "62e90394-69f5-4237-9190-012177145e10", admin, client)
+	h := harness(t, g)
+	p, err := h.Plan(ctx, "find_users", map[string]cty.Value{"domains": cty.ListVal([]cty.Value{str("oldmsp.example")})}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := p.Outputs["count"].AsBigFloat().String(); n != "231" {
+		t.Fatalf("found %s of 231 (230 members, a guest) over pages of 100", n)
+	}
+	u0 := p.Outputs["users"].Index(str("tech000@oldmsp.example"))
+	if r := u0.GetAttr("roles"); r.LengthInt() != 1 || r.Index(cty.NumberIntVal(0)).AsString() != "Global Administrator" {
+		t.Fatalf("roles: %#v", r)
+	}
+	upn := "tech000@oldmsp.example"
+	for _, step := range []struct {
+		action string
+		attrs  map[string]cty.Value
+	}{
+		{"disable_user", map[string]cty.Value{"user": str(upn)}},
+		{"revoke_sessions", map[string]cty.Value{"user": str(upn)}},
+		{"reset_password", map[string]cty.Value{"user": str(upn), "password": str("New-Secret-Pw-9!")}},
+		{"remove_roles", map[string]cty.Value{"user": str(upn)}},
+	} {
+		r, ev, err := func() (*sdk.ApplyResponse, *sdktest.Events, error) {
+			pl, err := h.Plan(ctx, step.action, step.attrs, nil)
+			if err != nil || pl.Kind != sdk.Change {
+				return nil, nil, fmt.Errorf("plan: %+v %v", pl, err)
+			}
+			return h.Apply(ctx, step.action, step.attrs, pl, nil)
+		}()
+		if err != nil {
+			t.Fatalf("%s: %v %+v", step.action, err, r)
+		}
+		if v, err := h.Plan(ctx, step.action, step.attrs, ev.Last()); err != nil || v.Kind != sdk.NoChange {
+			t.Fatalf("%s, looking again: %+v %v", step.action, v, err)
+		}
+	}
+	props := g.UserProps(admin)
+	if props["accountEnabled"] != false || props["signInSessionsValidFromDateTime"] == "2026-01-01T00:00:00Z" || g.Password(admin) != "New-Secret-Pw-9!" {
+		t.Fatalf("on the server: %v", props)
+	}
+	if m := g.RoleMembers(ga); len(m) != 1 || m[0] != client {
+		t.Fatalf("Global Administrator members: %v", m)
+	}
+	_ = guest
+}
+
+// Throttling in the middle of a run: 429 with Retry-After is waited for.
+func TestThrottled(t *testing.T) {
+	ctx := context.Background()
+	g := graphtest.Start(t)
+	for i := 0; i < 5; i++ {
+		g.AddUser(fmt.Sprintf("u%d@oldmsp.example", i), "x", false)
+	}
+	g.Throttle = 3
+	h := harness(t, g)
+	if _, err := h.Run(ctx, "disable_user", map[string]cty.Value{"user": str("u1@oldmsp.example")}); err != nil {
+		t.Fatal(err)
+	}
+	if g.Throttled() == 0 {
+		t.Fatal("no request was throttled: the test did not test throttling")
+	}
+}
+
+// A wrong client secret, a wrong CA, an unknown user: one line each,
+// never the secret.
+func TestRefusals(t *testing.T) {
+	ctx := context.Background()
+	g := graphtest.Start(t)
+	g.AddUser("x@oldmsp.example", "x", false)
+	attrs := map[string]cty.Value{"user": str("x@oldmsp.example")}
+	h, err := configured(t, g, map[string]cty.Value{"client_secret": str("wrong-secret")})
+	if err == nil {
+		_, err = h.Plan(ctx, "disable_user", attrs, nil)
+	}
+	if err == nil || !strings.Contains(err.Error(), "AADSTS7000215") || strings.Contains(err.Error(), "wrong-secret") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("a wrong secret: %v", err)
+	}
+	other := graphtest.Start(t)
+	h, err = configured(t, g, map[string]cty.Value{"ca_file": str(other.CAFile)})
+	if err == nil {
+		_, err = h.Plan(ctx, "disable_user", attrs, nil)
+	}
+	if err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("a wrong CA: %v", err)
+	}
+	if _, err := harness(t, g).Plan(ctx, "disable_user", map[string]cty.Value{"user": str("nobody@oldmsp.example")}, nil); err == nil || !strings.Contains(err.Error(), "has no user") {
+		t.Errorf("an unknown user: %v", err)
+	}
+	if g.UserProps(g.AddUser("y@oldmsp.example", "x", false))["accountEnabled"] != true {
+		t.Fatal("?")
+	}
+}

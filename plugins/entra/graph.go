@@ -1,0 +1,245 @@
+// Package entraplugin is the built-in `entra` plugin: it cuts the old
+// provider out of the client's Microsoft 365 tenant over Microsoft Graph
+// v1.0: a thin client over net/http with tokens from azidentity (not the
+// Graph SDK, whose compile cost is very high).
+package entraplugin
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+)
+
+// graph is a Graph v1.0 client.
+type graph struct {
+	endpoint string // https://graph.microsoft.com
+	cred     azcore.TokenCredential
+	http     *http.Client
+	retries  int
+}
+
+type graphSettings struct {
+	tenant, clientID, secret, authority, endpoint, caFile string
+	noDiscovery                                           bool
+	timeout                                               time.Duration
+}
+
+func newGraph(s graphSettings) (*graph, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if s.caFile != "" {
+		b, err := os.ReadFile(s.caFile)
+		if err != nil {
+			return nil, fmt.Errorf("ca_file: %v", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(b) {
+			return nil, fmt.Errorf("ca_file %s holds no PEM certificate", s.caFile)
+		}
+		tc.RootCAs = pool
+	}
+	hc := &http.Client{Timeout: s.timeout, Transport: &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 32,
+		DialContext: (&net.Dialer{Timeout: 10 * time.Second}).DialContext}}
+	opts := &azidentity.ClientSecretCredentialOptions{DisableInstanceDiscovery: s.noDiscovery}
+	opts.ClientOptions = azcore.ClientOptions{Transport: hc, Cloud: cloud.Configuration{ActiveDirectoryAuthorityHost: s.authority},
+		Retry: policy.RetryOptions{MaxRetries: 2, RetryDelay: 300 * time.Millisecond}}
+	cred, err := azidentity.NewClientSecretCredential(s.tenant, s.clientID, s.secret, opts)
+	if err != nil {
+		return nil, fmt.Errorf("the client secret credential: %v", err)
+	}
+	return &graph{endpoint: strings.TrimRight(s.endpoint, "/"), cred: cred, http: hc, retries: 5}, nil
+}
+
+// graphError is Graph's error, with its code, message and request-id.
+type graphError struct {
+	Status    int
+	Code      string
+	Message   string
+	RequestID string
+	What      string
+}
+
+func (e *graphError) Error() string {
+	s := fmt.Sprintf("%s: Graph answered %d", e.What, e.Status)
+	if e.Code != "" {
+		s += " " + e.Code
+	}
+	if e.Message != "" {
+		s += ": " + e.Message
+	}
+	if e.RequestID != "" {
+		s += " (request-id " + e.RequestID + ")"
+	}
+	return s
+}
+
+func statusOf(err error) int {
+	var ge *graphError
+	if errors.As(err, &ge) {
+		return ge.Status
+	}
+	return 0
+}
+
+// tokenError says in one line why no token came (never the secret).
+func tokenError(err error) error {
+	var ae *azidentity.AuthenticationFailedError
+	if errors.As(err, &ae) {
+		msg := ae.Error()
+		for _, code := range []string{"AADSTS7000215", "AADSTS700016", "AADSTS90002", "AADSTS1002012", "AADSTS7000222"} {
+			if strings.Contains(msg, code) {
+				i := strings.Index(msg, code)
+				line, _, _ := strings.Cut(msg[i:], "\n")
+				return fmt.Errorf("signing in to the tenant failed: %s", strings.TrimSpace(strings.Trim(line, `",`)))
+			}
+		}
+		if ae.RawResponse != nil {
+			return fmt.Errorf("signing in to the tenant failed: the token endpoint answered %d", ae.RawResponse.StatusCode)
+		}
+	}
+	s := err.Error()
+	var ua x509.UnknownAuthorityError
+	if errors.As(err, &ua) || strings.Contains(s, "certificate signed by unknown authority") {
+		return fmt.Errorf("signing in to the tenant failed: the login host's certificate is not signed by a trusted CA (set ca_file): refused")
+	}
+	if i := strings.Index(s, "\n"); i > 0 {
+		s = strings.TrimSuffix(strings.TrimSpace(s[:i]), ":")
+	}
+	return fmt.Errorf("signing in to the tenant failed: %s", s)
+}
+
+// do sends one Graph request (JSON), retrying 429, 503 and 504 after
+// Retry-After with a bounded backoff.
+func (g *graph) do(ctx context.Context, method, path string, hdr http.Header, body, out any) error {
+	tok, err := g.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{g.endpoint + "/.default"}})
+	if err != nil {
+		return tokenError(err)
+	}
+	var payload []byte
+	if body != nil {
+		if payload, err = json.Marshal(body); err != nil {
+			return err
+		}
+	}
+	u := path
+	if !strings.HasPrefix(path, "https://") {
+		u = g.endpoint + "/v1.0" + path
+	}
+	what := method + " " + strings.SplitN(strings.TrimPrefix(u, g.endpoint), "?", 2)[0]
+	for attempt := 0; ; attempt++ {
+		req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(payload))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Authorization", "Bearer "+tok.Token)
+		req.Header.Set("Accept", "application/json")
+		if payload != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		for k, v := range hdr {
+			req.Header[k] = v
+		}
+		resp, err := g.http.Do(req)
+		if err != nil {
+			return fmt.Errorf("%s: %v", what, shortErr(err))
+		}
+		b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+		resp.Body.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %v", what, err)
+		}
+		switch resp.StatusCode {
+		case 429, 503, 504:
+			if attempt < g.retries {
+				select {
+				case <-time.After(retryAfter(resp.Header.Get("Retry-After"), attempt)):
+					continue
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+		}
+		if resp.StatusCode >= 300 {
+			ge := &graphError{Status: resp.StatusCode, What: what, RequestID: resp.Header.Get("request-id")}
+			var eb struct {
+				Error struct {
+					Code       string `json:"code"`
+					Message    string `json:"message"`
+					InnerError struct {
+						RequestID string `json:"request-id"`
+					} `json:"innerError"`
+				} `json:"error"`
+			}
+			if json.Unmarshal(b, &eb) == nil {
+				ge.Code, ge.Message = eb.Error.Code, eb.Error.Message
+				if eb.Error.InnerError.RequestID != "" {
+					ge.RequestID = eb.Error.InnerError.RequestID
+				}
+			}
+			return ge
+		}
+		if out != nil && len(b) > 0 {
+			if err := json.Unmarshal(b, out); err != nil {
+				return fmt.Errorf("%s: the answer is not JSON: %v", what, err)
+			}
+		}
+		return nil
+	}
+}
+
+func retryAfter(v string, attempt int) time.Duration {
+	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s >= 0 {
+		return min(time.Duration(s)*time.Second, time.Minute)
+	}
+	return min(time.Second<<attempt, 30*time.Second)
+}
+
+func shortErr(err error) string {
+	var ua x509.UnknownAuthorityError
+	if errors.As(err, &ua) {
+		return "the server's certificate is not signed by a trusted CA (set ca_file): refused"
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		return "cannot reach Graph: " + oe.Err.Error()
+	}
+	return err.Error()
+}
+
+// all pages through a collection by @odata.nextLink.
+func (g *graph) all(ctx context.Context, path string, hdr http.Header) ([]json.RawMessage, error) {
+	var out []json.RawMessage
+	for next := path; next != ""; {
+		var page struct {
+			Value    []json.RawMessage `json:"value"`
+			NextLink string            `json:"@odata.nextLink"`
+		}
+		if err := g.do(ctx, "GET", next, hdr, nil, &page); err != nil {
+			return nil, err
+		}
+		out = append(out, page.Value...)
+		next = page.NextLink
+		if next != "" && !strings.HasPrefix(next, g.endpoint+"/") {
+			return nil, fmt.Errorf("Graph's nextLink %q leaves the Graph endpoint: refused", next)
+		}
+	}
+	return out, nil
+}

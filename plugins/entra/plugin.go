@@ -1,0 +1,407 @@
+package entraplugin
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/switchover/switchover/plugins/sdk"
+)
+
+type plugin struct{ g *graph }
+
+// New returns the entra plugin.
+func New(version string) *sdk.Plugin {
+	p := &plugin{}
+	return &sdk.Plugin{
+		Name:        "entra",
+		Version:     version,
+		Description: "Entra ID (Microsoft 365) over Microsoft Graph v1.0: find the old provider's users and guests, disable them, end their sessions, reset passwords, remove directory roles.",
+		Config: []sdk.Attribute{
+			{Name: "tenant_id", Type: cty.String, Required: true, Description: "The client's tenant ID."},
+			{Name: "client_id", Type: cty.String, Required: true, Description: "The app registration's client ID (the new provider's)."},
+			{Name: "client_secret", Type: cty.String, Required: true, Sensitive: true, Description: "Its client secret."},
+			{Name: "authority_host", Type: cty.String, Description: "Login host (default https://login.microsoftonline.com/; national clouds, tests)."},
+			{Name: "graph_endpoint", Type: cty.String, Description: "Graph endpoint (default https://graph.microsoft.com)."},
+			{Name: "disable_instance_discovery", Type: cty.Bool, Description: "Skip the authority's instance discovery (for a private or test authority)."},
+			{Name: "ca_file", Type: cty.String, Description: "PEM file of a CA to trust in addition to the system's."},
+			{Name: "timeout", Type: sdk.DurationType, Description: "Timeout of one request (default 30s)."},
+		},
+		ConfigureFunc: p.configure,
+		Actions:       []*sdk.Action{p.findUsers(), p.disableUser(), p.revokeSessions(), p.resetPassword(), p.removeRoles()},
+	}
+}
+
+func (p *plugin) configure(ctx context.Context, cfg sdk.Values) sdk.Diagnostics {
+	timeout, diags := cfg.Duration("timeout", 30*time.Second)
+	s := graphSettings{tenant: cfg.String("tenant_id"), clientID: cfg.String("client_id"), secret: cfg.String("client_secret"),
+		authority: cfg.String("authority_host"), endpoint: cfg.String("graph_endpoint"), caFile: cfg.String("ca_file"),
+		noDiscovery: cfg.Bool("disable_instance_discovery"), timeout: timeout}
+	if s.authority == "" {
+		s.authority = "https://login.microsoftonline.com/"
+	}
+	if s.endpoint == "" {
+		s.endpoint = "https://graph.microsoft.com"
+	}
+	for name, v := range map[string]string{"authority_host": s.authority, "graph_endpoint": s.endpoint} {
+		if u, err := url.Parse(v); err != nil || u.Scheme != "https" || u.Host == "" {
+			return append(diags, sdk.AttributeErrorf(name, "Invalid URL", "%s must be an https URL, not %q", name, v)...)
+		}
+	}
+	g, err := newGraph(s)
+	if err != nil {
+		return append(diags, sdk.Diagnostic{Severity: sdk.Error, Summary: "Invalid Entra settings", Detail: err.Error()})
+	}
+	p.g = g
+	return diags
+}
+
+func (p *plugin) graph() (*graph, error) {
+	if p.g == nil {
+		return nil, fmt.Errorf("the entra plugin is not configured")
+	}
+	return p.g, nil
+}
+
+type user struct {
+	ID                              string `json:"id"`
+	UserPrincipalName               string `json:"userPrincipalName"`
+	DisplayName                     string `json:"displayName"`
+	Mail                            string `json:"mail"`
+	AccountEnabled                  *bool  `json:"accountEnabled"`
+	UserType                        string `json:"userType"`
+	SignInSessionsValidFromDateTime string `json:"signInSessionsValidFromDateTime"`
+	LastPasswordChangeDateTime      string `json:"lastPasswordChangeDateTime"`
+}
+
+func (u *user) enabled() bool { return u.AccountEnabled == nil || *u.AccountEnabled }
+
+const userSelect = "id,userPrincipalName,displayName,mail,accountEnabled,userType,signInSessionsValidFromDateTime,lastPasswordChangeDateTime"
+
+// getUser reads a user by id or UPN; nil when there is none.
+func (g *graph) getUser(ctx context.Context, key string) (*user, error) {
+	var u user
+	err := g.do(ctx, "GET", "/users/"+url.PathEscape(key)+"?$select="+userSelect, nil, nil, &u)
+	if statusOf(err) == http.StatusNotFound {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &u, nil
+}
+
+func (g *graph) mustUser(ctx context.Context, key string) (*user, error) {
+	u, err := g.getUser(ctx, key)
+	if err == nil && u == nil {
+		err = fmt.Errorf("the tenant has no user %q", key)
+	}
+	return u, err
+}
+
+type role struct {
+	ID          string `json:"id"`
+	DisplayName string `json:"displayName"`
+	Members     []struct {
+		ID string `json:"id"`
+	} `json:"members"`
+}
+
+func (g *graph) roles(ctx context.Context) ([]role, error) {
+	raws, err := g.all(ctx, "/directoryRoles?$expand=members", nil)
+	if err != nil {
+		return nil, err
+	}
+	var out []role
+	for _, r := range raws {
+		var ro role
+		if json.Unmarshal(r, &ro) == nil {
+			out = append(out, ro)
+		}
+	}
+	return out, nil
+}
+
+var foundType = cty.Object(map[string]cty.Type{"id": cty.String, "upn": cty.String, "display_name": cty.String, "mail": cty.String,
+	"enabled": cty.Bool, "user_type": cty.String, "roles": cty.List(cty.String)})
+
+func quoteOData(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+func (p *plugin) findUsers() *sdk.Action {
+	return sdk.ReadOnlyAction("find_users",
+		"Finds users, changing nothing: members whose UPN or mail is in the old provider's domains, guests from those domains, members of directory roles. Outputs a map by UPN for for_each.",
+		[]sdk.Attribute{
+			{Name: "domains", Type: cty.List(cty.String), Required: true, Description: "The old provider's domains, e.g. [\"oldmsp.example\"]."},
+			{Name: "guests", Type: cty.Bool, Description: "Include guests from those domains (default true)."},
+			{Name: "members", Type: cty.Bool, Description: "Include member users in those domains (default true)."},
+		},
+		[]sdk.Output{{Name: "users", Type: cty.Map(foundType), Description: "By UPN: id, upn, display_name, mail, enabled, user_type, roles."}, {Name: "count", Type: cty.Number}},
+		func(ctx context.Context, a sdk.Values) (map[string]cty.Value, string, sdk.Diagnostics, error) {
+			g, err := p.graph()
+			if err != nil {
+				return nil, "", nil, err
+			}
+			domains := a.Strings("domains")
+			if len(domains) == 0 {
+				return nil, "", nil, fmt.Errorf("give the old provider's domains")
+			}
+			var terms []string
+			for _, d := range domains {
+				d = "@" + strings.TrimPrefix(strings.ToLower(d), "@")
+				terms = append(terms, "endswith(userPrincipalName,"+quoteOData(d)+")", "endswith(mail,"+quoteOData(d)+")")
+			}
+			q := url.Values{"$filter": {strings.Join(terms, " or ")}, "$select": {userSelect}, "$count": {"true"}, "$top": {"100"}}
+			// endswith is an advanced query: it needs these.
+			raws, err := g.all(ctx, "/users?"+q.Encode(), http.Header{"Consistencylevel": {"eventual"}})
+			if err != nil {
+				return nil, "", nil, err
+			}
+			roles, err := g.roles(ctx)
+			if err != nil {
+				return nil, "", nil, err
+			}
+			roleOf := map[string][]string{}
+			for _, r := range roles {
+				for _, m := range r.Members {
+					roleOf[m.ID] = append(roleOf[m.ID], r.DisplayName)
+				}
+			}
+			wantGuests := !a.Has("guests") || a.Bool("guests")
+			wantMembers := !a.Has("members") || a.Bool("members")
+			users := map[string]cty.Value{}
+			var names []string
+			for _, r := range raws {
+				var u user
+				if json.Unmarshal(r, &u) != nil {
+					continue
+				}
+				guest := u.UserType == "Guest"
+				if guest && !wantGuests || !guest && !wantMembers {
+					continue
+				}
+				rs := roleOf[u.ID]
+				sort.Strings(rs)
+				users[u.UserPrincipalName] = cty.ObjectVal(map[string]cty.Value{"id": cty.StringVal(u.ID), "upn": cty.StringVal(u.UserPrincipalName),
+					"display_name": cty.StringVal(u.DisplayName), "mail": cty.StringVal(u.Mail), "enabled": cty.BoolVal(u.enabled()),
+					"user_type": cty.StringVal(u.UserType), "roles": sdk.StringList(rs)})
+				names = append(names, u.UserPrincipalName)
+			}
+			sort.Strings(names)
+			outs := map[string]cty.Value{"users": cty.MapValEmpty(foundType), "count": cty.NumberIntVal(int64(len(names)))}
+			if len(users) > 0 {
+				outs["users"] = cty.MapVal(users)
+			}
+			return outs, fmt.Sprintf("found %d users of %s: %s", len(names), strings.Join(domains, ", "), strings.Join(names, ", ")), nil, nil
+		})
+}
+
+var userAttr = sdk.Attribute{Name: "user", Type: cty.String, Required: true, Description: "The user's id or UPN."}
+
+func (p *plugin) disableUser() *sdk.Action {
+	return &sdk.Action{Name: "disable_user", Description: "Sets accountEnabled = false: the user can no longer sign in.",
+		Attributes: []sdk.Attribute{userAttr},
+		PlanFunc: func(ctx context.Context, req *sdk.PlanRequest) *sdk.PlanResponse {
+			g, err := p.graph()
+			if err != nil {
+				return sdk.PlanError(err)
+			}
+			u, err := g.mustUser(ctx, req.Attributes.String("user"))
+			if err != nil {
+				return sdk.PlanError(err)
+			}
+			if !u.enabled() {
+				return sdk.NoChangef("%s is disabled", u.UserPrincipalName)
+			}
+			r := sdk.Changef("disable %s (accountEnabled = false)", u.UserPrincipalName)
+			r.Private = []byte(u.ID)
+			return r
+		},
+		ApplyFunc: func(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) *sdk.ApplyResponse {
+			g, err := p.graph()
+			if err != nil {
+				return sdk.ApplyError(err)
+			}
+			id := string(req.Private)
+			if id == "" {
+				id = req.Attributes.String("user")
+			}
+			if err := g.do(ctx, "PATCH", "/users/"+url.PathEscape(id), nil, map[string]any{"accountEnabled": false}, nil); err != nil {
+				return sdk.ApplyError(err)
+			}
+			return &sdk.ApplyResponse{Summary: "disabled " + req.Attributes.String("user")}
+		}}
+}
+
+// timeCheckpoint: the value a property had after the step's change, which
+// a later plan compares with.
+type timeCheckpoint struct {
+	After string `json:"after"`
+}
+
+func laterOrEqual(a, b string) bool {
+	ta, err1 := time.Parse(time.RFC3339Nano, a)
+	tb, err2 := time.Parse(time.RFC3339Nano, b)
+	return err1 == nil && err2 == nil && !ta.Before(tb)
+}
+
+func (p *plugin) revokeSessions() *sdk.Action {
+	return &sdk.Action{Name: "revoke_sessions",
+		Description: "Ends the user's sessions and refresh tokens (revokeSignInSessions); verified by signInSessionsValidFromDateTime.",
+		Attributes:  []sdk.Attribute{userAttr},
+		PlanFunc: func(ctx context.Context, req *sdk.PlanRequest) *sdk.PlanResponse {
+			g, err := p.graph()
+			if err != nil {
+				return sdk.PlanError(err)
+			}
+			u, err := g.mustUser(ctx, req.Attributes.String("user"))
+			if err != nil {
+				return sdk.PlanError(err)
+			}
+			var ck timeCheckpoint
+			if json.Unmarshal(req.Checkpoint, &ck) == nil && ck.After != "" && laterOrEqual(u.SignInSessionsValidFromDateTime, ck.After) {
+				return sdk.NoChangef("the sessions of %s were revoked: valid only from %s", u.UserPrincipalName, u.SignInSessionsValidFromDateTime)
+			}
+			r := sdk.Changef("revoke the sessions of %s (valid from %s now)", u.UserPrincipalName, u.SignInSessionsValidFromDateTime)
+			r.Private = []byte(u.ID)
+			return r
+		},
+		ApplyFunc: func(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) *sdk.ApplyResponse {
+			g, err := p.graph()
+			if err != nil {
+				return sdk.ApplyError(err)
+			}
+			u, err := g.mustUser(ctx, req.Attributes.String("user"))
+			if err != nil {
+				return sdk.ApplyError(err)
+			}
+			if err := g.do(ctx, "POST", "/users/"+url.PathEscape(u.ID)+"/revokeSignInSessions", nil, nil, nil); err != nil {
+				return sdk.ApplyError(err)
+			}
+			after, err := g.mustUser(ctx, u.ID)
+			if err != nil {
+				return sdk.ApplyError(err)
+			}
+			b, _ := json.Marshal(timeCheckpoint{After: after.SignInSessionsValidFromDateTime})
+			if err := ev.Checkpoint(ctx, b); err != nil {
+				return sdk.ApplyError(err)
+			}
+			return &sdk.ApplyResponse{Summary: "revoked the sessions of " + u.UserPrincipalName}
+		}}
+}
+
+func (p *plugin) resetPassword() *sdk.Action {
+	return &sdk.Action{Name: "reset_password",
+		Description: "Sets the user's password (passwordProfile) to a value from secret(), optionally to be changed at the next sign-in; crash-safe through the write-ahead secret. Verified by lastPasswordChangeDateTime (Graph never reads a password back).",
+		Attributes: []sdk.Attribute{userAttr,
+			{Name: "password", Type: cty.String, Required: true, Sensitive: true, Description: "The new password, normally secret(\"...\")."},
+			{Name: "force_change", Type: cty.Bool, Description: "The user must change it at the next sign-in."}},
+		PlanFunc: func(ctx context.Context, req *sdk.PlanRequest) *sdk.PlanResponse {
+			g, err := p.graph()
+			if err != nil {
+				return sdk.PlanError(err)
+			}
+			u, err := g.mustUser(ctx, req.Attributes.String("user"))
+			if err != nil {
+				return sdk.PlanError(err)
+			}
+			var ck timeCheckpoint
+			if json.Unmarshal(req.Checkpoint, &ck) == nil && ck.After != "" && u.LastPasswordChangeDateTime == ck.After {
+				return sdk.NoChangef("the password of %s is the one set at %s", u.UserPrincipalName, ck.After)
+			}
+			return sdk.Changef("reset the password of %s (to a new secret)", u.UserPrincipalName)
+		},
+		ApplyFunc: func(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) *sdk.ApplyResponse {
+			g, err := p.graph()
+			if err != nil {
+				return sdk.ApplyError(err)
+			}
+			a := req.Attributes
+			u, err := g.mustUser(ctx, a.String("user"))
+			if err != nil {
+				return sdk.ApplyError(err)
+			}
+			pp := map[string]any{"password": a.String("password"), "forceChangePasswordNextSignIn": a.Has("force_change") && a.Bool("force_change")}
+			if err := g.do(ctx, "PATCH", "/users/"+url.PathEscape(u.ID), nil, map[string]any{"passwordProfile": pp}, nil); err != nil {
+				return sdk.ApplyError(err)
+			}
+			after, err := g.mustUser(ctx, u.ID)
+			if err != nil {
+				return sdk.ApplyError(err)
+			}
+			b, _ := json.Marshal(timeCheckpoint{After: after.LastPasswordChangeDateTime})
+			if err := ev.Checkpoint(ctx, b); err != nil {
+				return sdk.ApplyError(err)
+			}
+			return &sdk.ApplyResponse{Summary: "reset the password of " + u.UserPrincipalName}
+		}}
+}
+
+func (p *plugin) removeRoles() *sdk.Action {
+	read := func(ctx context.Context, a sdk.Values) (*graph, *user, []role, error) {
+		g, err := p.graph()
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		u, err := g.mustUser(ctx, a.String("user"))
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		roles, err := g.roles(ctx)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		only := map[string]bool{}
+		for _, r := range a.Strings("roles") {
+			only[strings.ToLower(r)] = true
+		}
+		var in []role
+		for _, r := range roles {
+			if len(only) > 0 && !only[strings.ToLower(r.DisplayName)] {
+				continue
+			}
+			for _, m := range r.Members {
+				if m.ID == u.ID {
+					in = append(in, r)
+				}
+			}
+		}
+		return g, u, in, nil
+	}
+	return &sdk.Action{Name: "remove_roles",
+		Description: "Removes the user from directory roles (all, or the named ones): Global Administrator and the like.",
+		Attributes:  []sdk.Attribute{userAttr, {Name: "roles", Type: cty.List(cty.String), Description: "Role names (default: every role the user holds)."}},
+		PlanFunc: func(ctx context.Context, req *sdk.PlanRequest) *sdk.PlanResponse {
+			_, u, in, err := read(ctx, req.Attributes)
+			if err != nil {
+				return sdk.PlanError(err)
+			}
+			if len(in) == 0 {
+				return sdk.NoChangef("%s holds none of the roles", u.UserPrincipalName)
+			}
+			var names []string
+			for _, r := range in {
+				names = append(names, r.DisplayName)
+			}
+			return sdk.Changef("remove %s from %s", u.UserPrincipalName, strings.Join(names, ", "))
+		},
+		ApplyFunc: func(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) *sdk.ApplyResponse {
+			g, u, in, err := read(ctx, req.Attributes)
+			if err != nil {
+				return sdk.ApplyError(err)
+			}
+			for _, r := range in {
+				err := g.do(ctx, "DELETE", "/directoryRoles/"+url.PathEscape(r.ID)+"/members/"+url.PathEscape(u.ID)+"/$ref", nil, nil, nil)
+				if err != nil && statusOf(err) != http.StatusNotFound {
+					return sdk.ApplyError(err)
+				}
+			}
+			return &sdk.ApplyResponse{Summary: fmt.Sprintf("removed %s from %d roles", u.UserPrincipalName, len(in))}
+		}}
+}
