@@ -67,6 +67,12 @@ step "entra.disable_user" "disable" {
   depends_on = [step.sessions]
 }
 
+step "entra.remove_guests" "guests" {
+  domains    = var.old_provider_domains
+  delete     = false
+  depends_on = [step.disable]
+}
+
 step "entra.reset_password" "known" {
   for_each     = toset(var.known_accounts)
   user         = each.value

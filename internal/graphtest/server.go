@@ -473,9 +473,24 @@ func (s *Server) oneUser(w http.ResponseWriter, r *http.Request, typ, key string
 			u.Props[k] = v
 		}
 		w.WriteHeader(204)
+	case "DELETE":
+		for id, x := range s.users {
+			if x == u {
+				delete(s.users, id)
+				remove(&s.order, id)
+			}
+		}
+		w.WriteHeader(204)
 	default:
 		graphError(w, 405, "Request_BadRequest", "Method not allowed.")
 	}
+}
+
+// Exists reports whether a user exists.
+func (s *Server) Exists(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.users[id] != nil
 }
 
 func (s *Server) listRoles(w http.ResponseWriter, r *http.Request, typ string) {

@@ -93,7 +93,19 @@ func TestOldProviderLeavesTheTenant(t *testing.T) {
 	if m := g.RoleMembers(ga); len(m) != 1 || m[0] != client {
 		t.Fatalf("Global Administrator members: %v", m)
 	}
-	_ = guest
+	// The guest: disabled, then deleted; each second plan a no-op.
+	for _, del := range []bool{false, true} {
+		attrs := map[string]cty.Value{"domains": cty.ListVal([]cty.Value{str("oldmsp.example")}), "delete": cty.BoolVal(del)}
+		if _, err := h.Run(ctx, "remove_guests", attrs); err != nil {
+			t.Fatal(err)
+		}
+		if p, err := h.Plan(ctx, "remove_guests", attrs, nil); err != nil || p.Kind != sdk.NoChange {
+			t.Fatalf("remove_guests again: %+v %v", p, err)
+		}
+	}
+	if g.Exists(guest) || !g.Exists(client) {
+		t.Fatal("the guest is still there, or the client's user was deleted")
+	}
 }
 
 // Throttling in the middle of a run: 429 with Retry-After is waited for.

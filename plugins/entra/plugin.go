@@ -35,7 +35,7 @@ func New(version string) *sdk.Plugin {
 			{Name: "timeout", Type: sdk.DurationType, Description: "Timeout of one request (default 30s)."},
 		},
 		ConfigureFunc: p.configure,
-		Actions:       []*sdk.Action{p.findUsers(), p.disableUser(), p.revokeSessions(), p.resetPassword(), p.removeRoles()},
+		Actions:       []*sdk.Action{p.findUsers(), p.disableUser(), p.revokeSessions(), p.resetPassword(), p.removeRoles(), p.removeGuests()},
 	}
 }
 
@@ -403,5 +403,97 @@ func (p *plugin) removeRoles() *sdk.Action {
 				}
 			}
 			return &sdk.ApplyResponse{Summary: fmt.Sprintf("removed %s from %d roles", u.UserPrincipalName, len(in))}
+		}}
+}
+
+// guestsFrom lists the tenant's guests whose mail is in one of domains.
+func (g *graph) guestsFrom(ctx context.Context, domains []string) ([]user, error) {
+	q := url.Values{"$filter": {"userType eq 'Guest'"}, "$select": {userSelect}, "$top": {"100"}}
+	raws, err := g.all(ctx, "/users?"+q.Encode(), nil)
+	if err != nil {
+		return nil, err
+	}
+	var out []user
+	for _, r := range raws {
+		var u user
+		if json.Unmarshal(r, &u) != nil {
+			continue
+		}
+		for _, d := range domains {
+			if strings.HasSuffix(strings.ToLower(u.Mail), "@"+strings.TrimPrefix(strings.ToLower(d), "@")) {
+				out = append(out, u)
+				break
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Mail < out[j].Mail })
+	return out, nil
+}
+
+func (p *plugin) removeGuests() *sdk.Action {
+	pending := func(ctx context.Context, a sdk.Values) (*graph, []user, error) {
+		g, err := p.graph()
+		if err != nil {
+			return nil, nil, err
+		}
+		guests, err := g.guestsFrom(ctx, a.Strings("domains"))
+		if err != nil {
+			return nil, nil, err
+		}
+		del := a.Has("delete") && a.Bool("delete")
+		var todo []user
+		for _, u := range guests {
+			if del || u.enabled() {
+				todo = append(todo, u)
+			}
+		}
+		return g, todo, nil
+	}
+	verb := func(a sdk.Values) string {
+		if a.Has("delete") && a.Bool("delete") {
+			return "delete"
+		}
+		return "disable"
+	}
+	return &sdk.Action{Name: "remove_guests",
+		Description: "Disables (or, with delete = true, deletes) the guest users whose mail is in the old provider's domains.",
+		Attributes: []sdk.Attribute{
+			{Name: "domains", Type: cty.List(cty.String), Required: true, Description: "The old provider's domains."},
+			{Name: "delete", Type: cty.Bool, Description: "Delete the guests instead of disabling them (they stay restorable for 30 days)."},
+		},
+		PlanFunc: func(ctx context.Context, req *sdk.PlanRequest) *sdk.PlanResponse {
+			_, todo, err := pending(ctx, req.Attributes)
+			if err != nil {
+				return sdk.PlanError(err)
+			}
+			if len(todo) == 0 {
+				return sdk.NoChangef("every guest of %s is %sd", strings.Join(req.Attributes.Strings("domains"), ", "), verb(req.Attributes))
+			}
+			r := sdk.Changef("%s %d guests of %s", verb(req.Attributes), len(todo), strings.Join(req.Attributes.Strings("domains"), ", "))
+			for _, u := range todo {
+				r.Details = append(r.Details, u.Mail+" ("+u.UserPrincipalName+")")
+			}
+			return r
+		},
+		ApplyFunc: func(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) *sdk.ApplyResponse {
+			g, todo, err := pending(ctx, req.Attributes)
+			if err != nil {
+				return sdk.ApplyError(err)
+			}
+			for _, u := range todo {
+				path := "/users/" + url.PathEscape(u.ID)
+				if verb(req.Attributes) == "delete" {
+					err = g.do(ctx, "DELETE", path, nil, nil, nil)
+					if statusOf(err) == http.StatusNotFound {
+						err = nil
+					}
+				} else {
+					err = g.do(ctx, "PATCH", path, nil, map[string]any{"accountEnabled": false}, nil)
+				}
+				if err != nil {
+					return sdk.ApplyError(err)
+				}
+			}
+			return &sdk.ApplyResponse{Summary: fmt.Sprintf("%sd %d guests", verb(req.Attributes), len(todo))}
 		}}
 }
