@@ -5,10 +5,10 @@ import (
 	adplugin "github.com/switchover/switchover/plugins/ad"
 	backupplugin "github.com/switchover/switchover/plugins/backup"
 	"github.com/switchover/switchover/plugins/core"
-	"github.com/switchover/switchover/plugins/sdk"
 	entraplugin "github.com/switchover/switchover/plugins/entra"
 	httpplugin "github.com/switchover/switchover/plugins/http"
 	scimplugin "github.com/switchover/switchover/plugins/scim"
+	"github.com/switchover/switchover/plugins/sdk"
 	sshplugin "github.com/switchover/switchover/plugins/ssh"
 )
 

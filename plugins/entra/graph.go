@@ -238,7 +238,7 @@ func (g *graph) all(ctx context.Context, path string, hdr http.Header) ([]json.R
 		out = append(out, page.Value...)
 		next = page.NextLink
 		if next != "" && !strings.HasPrefix(next, g.endpoint+"/") {
-			return nil, fmt.Errorf("Graph's nextLink %q leaves the Graph endpoint: refused", next)
+			return nil, fmt.Errorf("the nextLink %q Graph gave leaves the Graph endpoint: refused", next)
 		}
 	}
 	return out, nil
