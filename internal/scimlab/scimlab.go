@@ -34,6 +34,8 @@ type Options struct {
 	NoFilter bool // no filter support (advertised and enforced)
 	ETags    bool // meta.version and If-Match
 	Throttle int  // every Nth request is answered 429 (Retry-After: 1)
+	// MaxResults is the largest page the server serves (default 50).
+	MaxResults int
 }
 
 // Server is one running SCIM server.
@@ -96,6 +98,9 @@ func New(dir string, o Options) (*Server, error) {
 	}
 	if o.ETags {
 		s.cmd.Env = append(s.cmd.Env, "SCIM_ETAG=1")
+	}
+	if o.MaxResults > 0 {
+		s.cmd.Env = append(s.cmd.Env, fmt.Sprintf("SCIM_MAX_RESULTS=%d", o.MaxResults))
 	}
 	if o.Throttle > 0 {
 		s.cmd.Env = append(s.cmd.Env, fmt.Sprintf("SCIM_THROTTLE=%d", o.Throttle))

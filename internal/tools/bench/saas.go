@@ -31,7 +31,8 @@ func benchSaaS(bin string, n, runs int) {
 	var sw, fl []time.Duration
 	for r := 0; r < runs; r++ {
 		for _, which := range []string{"switchover", "floor"} {
-			s, err := scimlab.New(dir, scimlab.Options{ETags: true})
+			// Pages of 500, as a SaaS tool serves (the tests use 50).
+			s, err := scimlab.New(dir, scimlab.Options{ETags: true, MaxResults: 500})
 			if err != nil {
 				fail(err)
 			}
@@ -60,6 +61,7 @@ plugin "scim" {
   base_url = %q
   token    = %q
   ca_file  = %q
+  page_size = 500
 }
 step "scim.find_users" "oldmsp" {
   user_name_suffix = "@oldmsp.example"

@@ -5,6 +5,7 @@
 //   SCIM_NO_FILTER "1": advertise and enforce "no filter support"
 //   SCIM_THROTTLE  N: every Nth request is answered 429 with Retry-After: 1
 //   SCIM_ETAG      "1": resources carry meta.version; If-Match is enforced
+//   SCIM_MAX_RESULTS  the largest page it serves (default 50)
 // It prints "listening PORT" once it listens on 127.0.0.1 (port 0: any).
 const express = require("express");
 const SCIMMY = require("scimmy").default ?? require("scimmy");
@@ -15,6 +16,7 @@ const token = process.env.SCIM_TOKEN || "test-token";
 const noFilter = process.env.SCIM_NO_FILTER === "1";
 const throttle = parseInt(process.env.SCIM_THROTTLE || "0", 10);
 const etags = process.env.SCIM_ETAG === "1";
+const maxResults = parseInt(process.env.SCIM_MAX_RESULTS || "50", 10);
 
 
 const stores = { Users: new Map(), Groups: new Map() };
@@ -81,7 +83,7 @@ const routers = new SCIMMYRouters({
 // After the routers, which set every feature they implement to supported.
 SCIMMY.Config.set({
   patch: { supported: true },
-  filter: { supported: !noFilter, maxResults: 50 },
+  filter: { supported: !noFilter, maxResults },
   etag: { supported: etags },
   bulk: { supported: false },
   sort: { supported: false },
