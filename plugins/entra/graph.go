@@ -7,16 +7,12 @@ package entraplugin
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -24,6 +20,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+
+	"github.com/switchover/switchover/plugins/sdk/sdkhttp"
 )
 
 // graph is a Graph v1.0 client.
@@ -41,23 +39,11 @@ type graphSettings struct {
 }
 
 func newGraph(s graphSettings) (*graph, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if s.caFile != "" {
-		b, err := os.ReadFile(s.caFile)
-		if err != nil {
-			return nil, fmt.Errorf("ca_file: %v", err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil || pool == nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(b) {
-			return nil, fmt.Errorf("ca_file %s holds no PEM certificate", s.caFile)
-		}
-		tc.RootCAs = pool
+	tc, err := sdkhttp.TLSConfig(s.caFile, true)
+	if err != nil {
+		return nil, err
 	}
-	hc := &http.Client{Timeout: s.timeout, Transport: &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 32,
-		DialContext: (&net.Dialer{Timeout: 10 * time.Second}).DialContext}}
+	hc := &http.Client{Timeout: s.timeout, Transport: sdkhttp.Transport(tc)}
 	opts := &azidentity.ClientSecretCredentialOptions{DisableInstanceDiscovery: s.noDiscovery}
 	opts.ClientOptions = azcore.ClientOptions{Transport: hc, Cloud: cloud.Configuration{ActiveDirectoryAuthorityHost: s.authority},
 		Retry: policy.RetryOptions{MaxRetries: 2, RetryDelay: 300 * time.Millisecond}}
@@ -159,7 +145,7 @@ func (g *graph) do(ctx context.Context, method, path string, hdr http.Header, bo
 		}
 		resp, err := g.http.Do(req)
 		if err != nil {
-			return fmt.Errorf("%s: %v", what, shortErr(err))
+			return fmt.Errorf("%s: %v", what, sdkhttp.ErrorText(err))
 		}
 		b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 		resp.Body.Close()
@@ -170,7 +156,7 @@ func (g *graph) do(ctx context.Context, method, path string, hdr http.Header, bo
 		case 429, 503, 504:
 			if attempt < g.retries {
 				select {
-				case <-time.After(retryAfter(resp.Header.Get("Retry-After"), attempt)):
+				case <-time.After(sdkhttp.RetryAfter(resp.Header.Get("Retry-After"), attempt, time.Second, 30*time.Second)):
 					continue
 				case <-ctx.Done():
 					return ctx.Err()
@@ -203,25 +189,6 @@ func (g *graph) do(ctx context.Context, method, path string, hdr http.Header, bo
 		}
 		return nil
 	}
-}
-
-func retryAfter(v string, attempt int) time.Duration {
-	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s >= 0 {
-		return min(time.Duration(s)*time.Second, time.Minute)
-	}
-	return min(time.Second<<attempt, 30*time.Second)
-}
-
-func shortErr(err error) string {
-	var ua x509.UnknownAuthorityError
-	if errors.As(err, &ua) {
-		return "the server's certificate is not signed by a trusted CA (set ca_file): refused"
-	}
-	var oe *net.OpError
-	if errors.As(err, &oe) && oe.Err != nil {
-		return "cannot reach Graph: " + oe.Err.Error()
-	}
-	return err.Error()
 }
 
 // all pages through a collection by @odata.nextLink.

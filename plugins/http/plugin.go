@@ -7,17 +7,11 @@ package httpplugin
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -25,6 +19,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/switchover/switchover/plugins/sdk"
+	"github.com/switchover/switchover/plugins/sdk/sdkhttp"
 )
 
 type plugin struct {
@@ -70,19 +65,11 @@ func New(version string) *sdk.Plugin {
 
 func (p *plugin) configure(ctx context.Context, cfg sdk.Values) sdk.Diagnostics {
 	timeout, diags := cfg.Duration("timeout", 30*time.Second)
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if f := cfg.String("ca_file"); f != "" {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return append(diags, sdk.AttributeErrorf("ca_file", "Cannot read the CA file", "%v", err)...)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(b) {
-			return append(diags, sdk.AttributeErrorf("ca_file", "Invalid CA file", "%s holds no PEM certificate", f)...)
-		}
-		tc.RootCAs = pool
+	tc, err := sdkhttp.TLSConfig(cfg.String("ca_file"), false)
+	if err != nil {
+		return append(diags, sdk.AttributeErrorf("ca_file", "Invalid CA file", "%v", err)...)
 	}
-	p.client = &http.Client{Timeout: timeout, Transport: &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 16},
+	p.client = &http.Client{Timeout: timeout, Transport: sdkhttp.Transport(tc),
 		CheckRedirect: func(req *http.Request, via []*http.Request) error { return http.ErrUseLastResponse }}
 	p.base = strings.TrimRight(cfg.String("base_url"), "/")
 	p.headers = map[string]string{}
@@ -133,14 +120,8 @@ func (p *plugin) fullURL(u string) (string, error) {
 		}
 		u = p.base + "/" + strings.TrimLeft(u, "/")
 	}
-	pu, err := url.Parse(u)
-	if err != nil || pu.Host == "" {
-		return "", fmt.Errorf("%q is not a URL", u)
-	}
-	if pu.Scheme != "https" {
-		if h := pu.Hostname(); pu.Scheme != "http" || (h != "127.0.0.1" && h != "localhost" && h != "::1") {
-			return "", fmt.Errorf("%s: only https (plain http only to this machine's loopback)", pu.Redacted())
-		}
+	if _, err := sdkhttp.CheckURL(u); err != nil {
+		return "", err
 	}
 	return u, nil
 }
@@ -173,7 +154,7 @@ func (p *plugin) send(ctx context.Context, c call) (*response, error) {
 		}
 		resp, err := p.client.Do(req)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %v", what, shortErr(err))
+			return nil, fmt.Errorf("%s: %v", what, sdkhttp.ErrorText(err))
 		}
 		b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 		resp.Body.Close()
@@ -182,7 +163,7 @@ func (p *plugin) send(ctx context.Context, c call) (*response, error) {
 		}
 		if (resp.StatusCode == 429 || resp.StatusCode >= 500) && attempt < p.retries {
 			select {
-			case <-time.After(retryAfter(resp.Header.Get("Retry-After"), attempt)):
+			case <-time.After(sdkhttp.RetryAfter(resp.Header.Get("Retry-After"), attempt, 250*time.Millisecond, 30*time.Second)):
 				continue
 			case <-ctx.Done():
 				return nil, ctx.Err()
@@ -190,16 +171,6 @@ func (p *plugin) send(ctx context.Context, c call) (*response, error) {
 		}
 		return &response{status: resp.StatusCode, body: b}, nil
 	}
-}
-
-func retryAfter(v string, attempt int) time.Duration {
-	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s >= 0 {
-		return min(time.Duration(s)*time.Second, time.Minute)
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return min(max(time.Until(t), 0), time.Minute)
-	}
-	return min(250*time.Millisecond<<attempt, 30*time.Second)
 }
 
 // redactURL keeps a query's values out of messages (tokens travel there).
@@ -213,22 +184,6 @@ func redactURL(u string) string {
 	}
 	pu.User = nil
 	return pu.String()
-}
-
-func shortErr(err error) string {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err
-	}
-	var ua x509.UnknownAuthorityError
-	if errors.As(err, &ua) {
-		return "the server's certificate is not signed by a trusted CA (set ca_file): refused"
-	}
-	var oe *net.OpError
-	if errors.As(err, &oe) && oe.Err != nil {
-		return "cannot reach the server: " + oe.Err.Error()
-	}
-	return err.Error()
 }
 
 // holds evaluates the condition on a response: why it does not hold, or "".

@@ -8,20 +8,18 @@ package scimplugin
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/switchover/switchover/plugins/sdk/sdkhttp"
 )
 
 // client talks to one SCIM service provider.
@@ -80,32 +78,15 @@ func statusOf(err error) int {
 }
 
 func newClient(base, auth, caFile string, timeout time.Duration, rateLimit float64, pageSize int) (*client, error) {
-	u, err := url.Parse(strings.TrimRight(base, "/"))
-	if err != nil || u.Host == "" {
-		return nil, fmt.Errorf("base_url %q is not a URL", base)
+	u, err := sdkhttp.CheckURL(strings.TrimRight(base, "/"))
+	if err != nil {
+		return nil, fmt.Errorf("base_url %v", err)
 	}
-	switch u.Scheme {
-	case "https":
-	case "http":
-		if h := u.Hostname(); h != "127.0.0.1" && h != "localhost" && h != "::1" {
-			return nil, fmt.Errorf("base_url %s is plain http: only https is allowed (plain http only to this machine's loopback)", base)
-		}
-	default:
-		return nil, fmt.Errorf("base_url %s: the scheme must be https", base)
+	tc, err := sdkhttp.TLSConfig(caFile, false)
+	if err != nil {
+		return nil, err
 	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if caFile != "" {
-		b, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("ca_file: %v", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(b) {
-			return nil, fmt.Errorf("ca_file %s holds no PEM certificate", caFile)
-		}
-		tc.RootCAs = pool
-	}
-	tr := &http.Transport{TLSClientConfig: tc, MaxIdleConnsPerHost: 32, DialContext: (&net.Dialer{Timeout: 10 * time.Second}).DialContext, ForceAttemptHTTP2: true}
+	tr := sdkhttp.Transport(tc)
 	c := &client{base: u, auth: auth, http: &http.Client{Transport: tr, Timeout: timeout}, maxRetries: 5, pageSize: pageSize}
 	if rateLimit > 0 {
 		t := time.NewTicker(time.Duration(float64(time.Second) / rateLimit))
@@ -148,7 +129,7 @@ func (c *client) do(ctx context.Context, method, path string, hdr http.Header, b
 		}
 		resp, err := c.http.Do(req)
 		if err != nil {
-			return nil, fmt.Errorf("%s %s: %v", method, path, shortErr(err))
+			return nil, fmt.Errorf("%s %s: %v", method, path, sdkhttp.ErrorText(err))
 		}
 		b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 		resp.Body.Close()
@@ -156,7 +137,7 @@ func (c *client) do(ctx context.Context, method, path string, hdr http.Header, b
 			return nil, fmt.Errorf("%s %s: reading the answer: %v", method, path, err)
 		}
 		if (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) && attempt < c.maxRetries {
-			wait := retryAfter(resp.Header.Get("Retry-After"), attempt)
+			wait := sdkhttp.RetryAfter(resp.Header.Get("Retry-After"), attempt, 500*time.Millisecond, time.Minute)
 			select {
 			case <-time.After(wait):
 				continue
@@ -182,38 +163,6 @@ func (c *client) do(ctx context.Context, method, path string, hdr http.Header, b
 		}
 		return resp.Header, nil
 	}
-}
-
-// retryAfter reads Retry-After (seconds or an HTTP date); without one, a
-// backoff of 0.5, 1, 2, 4 s; never more than 60 s.
-func retryAfter(v string, attempt int) time.Duration {
-	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s >= 0 {
-		return min(time.Duration(s)*time.Second, time.Minute)
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return min(max(time.Until(t), 0), time.Minute)
-	}
-	return min(500*time.Millisecond<<attempt, time.Minute)
-}
-
-func shortErr(err error) string {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err
-	}
-	var ua x509.UnknownAuthorityError
-	if errors.As(err, &ua) {
-		return "the server's certificate is not signed by a trusted CA (set ca_file): refused"
-	}
-	var hn x509.HostnameError
-	if errors.As(err, &hn) {
-		return "the server's certificate does not name it: refused"
-	}
-	var oe *net.OpError
-	if errors.As(err, &oe) && oe.Err != nil {
-		return "cannot reach the server: " + oe.Err.Error()
-	}
-	return err.Error()
 }
 
 // config reads /ServiceProviderConfig once.
