@@ -19,6 +19,11 @@ variable "client_secret" {
 variable "old_provider_domains" {
   type = list(string)
 }
+variable "old_provider_tenant_ids" {
+  description = "The old provider's own tenant ID(s): its multi-tenant apps (RMM, backup, PSA) are removed"
+  type        = list(string)
+  default     = []
+}
 variable "known_accounts" {
   description = "Accounts whose passwords the old provider knew (UPNs), such as the break-glass admin"
   type        = list(string)
@@ -44,6 +49,8 @@ plugin "entra" {
   disable_instance_discovery = var.authority_host != "https://login.microsoftonline.com/"
   ca_file                    = var.ca_file
 }
+
+step "entra.inventory" "before" {}
 
 # Read while planning: the plan lists every account it changes.
 step "entra.find_users" "oldmsp" {
@@ -71,6 +78,11 @@ step "entra.remove_guests" "guests" {
   domains    = var.old_provider_domains
   delete     = false
   depends_on = [step.disable]
+}
+
+step "entra.remove_service_principals" "apps" {
+  owner_tenant_ids = var.old_provider_tenant_ids
+  when             = length(var.old_provider_tenant_ids) > 0
 }
 
 step "entra.reset_password" "known" {

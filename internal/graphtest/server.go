@@ -55,6 +55,10 @@ type Server struct {
 	users      map[string]*User
 	order      []string
 	roles      map[string]*role
+	sps        map[string]map[string]any // service principals
+	spOrder    []string
+	grants     map[string]map[string]any   // oauth2PermissionGrants
+	assigns    map[string][]map[string]any // appRoleAssignments by service principal
 	tokens     map[string]bool
 	requests   int
 	throttled  int
@@ -74,7 +78,8 @@ func Start(t testing.TB) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{schema: sch, users: map[string]*User{}, roles: map[string]*role{}, tokens: map[string]bool{}}
+	s := &Server{schema: sch, users: map[string]*User{}, roles: map[string]*role{}, tokens: map[string]bool{},
+		sps: map[string]map[string]any{}, grants: map[string]map[string]any{}, assigns: map[string][]map[string]any{}}
 	ca, err := testca.New("graphtest CA")
 	if err != nil {
 		t.Fatal(err)
@@ -146,6 +151,41 @@ func (s *Server) AddRole(name, templateID string, members ...string) string {
 	id := newID()
 	s.roles[id] = &role{ID: id, DisplayName: name, TemplateID: templateID, Members: members}
 	return id
+}
+
+// AddServicePrincipal adds an app's service principal owned by the tenant
+// ownerTenant, with a delegated grant of scopes (if any) and app role
+// assignments (appRoles of them); it returns its id.
+func (s *Server) AddServicePrincipal(name, ownerTenant, scopes string, appRoles int) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := newID()
+	s.sps[id] = map[string]any{"id": id, "appId": newID(), "displayName": name, "appDisplayName": name, "appOwnerOrganizationId": ownerTenant,
+		"servicePrincipalType": "Application", "accountEnabled": true}
+	s.spOrder = append(s.spOrder, id)
+	if scopes != "" {
+		gid := newID()
+		s.grants[gid] = map[string]any{"id": gid, "clientId": id, "consentType": "AllPrincipals", "resourceId": newID(), "scope": scopes}
+	}
+	for i := 0; i < appRoles; i++ {
+		s.assigns[id] = append(s.assigns[id], map[string]any{"id": newID(), "appRoleId": newID(), "principalId": id, "principalType": "ServicePrincipal",
+			"resourceId": newID(), "resourceDisplayName": "Microsoft Graph", "createdDateTime": "2025-03-01T10:00:00Z"})
+	}
+	return id
+}
+
+// ServicePrincipalExists reports whether a service principal exists, and
+// how many grants name it.
+func (s *Server) ServicePrincipalExists(id string) (bool, int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, g := range s.grants {
+		if g["clientId"] == id {
+			n++
+		}
+	}
+	return s.sps[id] != nil, n
 }
 
 // UserProps is a copy of a user's properties.
@@ -287,6 +327,19 @@ func (s *Server) graph(w http.ResponseWriter, r *http.Request, seg []string) {
 		}
 		u.Props["signInSessionsValidFromDateTime"] = time.Now().UTC().Format(time.RFC3339)
 		writeJSON(w, map[string]any{"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#Edm.Boolean", "value": true})
+	case seg[0] == "servicePrincipals":
+		s.servicePrincipals(w, r, typ, seg, sel)
+	case seg[0] == "oauth2PermissionGrants":
+		s.permissionGrants(w, r, typ, seg)
+	case seg[0] == "domains" && len(seg) == 1 && r.Method == "GET":
+		d := map[string]any{"id": "client.example", "isVerified": true, "isDefault": true, "isInitial": false, "isRoot": true, "isAdminManaged": true, "authenticationType": "Managed"}
+		i := map[string]any{"id": "client.onmicrosoft.com", "isVerified": true, "isDefault": false, "isInitial": true, "isRoot": true, "isAdminManaged": true, "authenticationType": "Managed"}
+		for _, e := range []map[string]any{d, i} {
+			for _, b := range s.schema.Check(typ, e) {
+				s.violate("answer: %s", b)
+			}
+		}
+		writeJSON(w, map[string]any{"value": []map[string]any{d, i}})
 	case seg[0] == "directoryRoles" && len(seg) == 1 && r.Method == "GET":
 		s.listRoles(w, r, typ)
 	case seg[0] == "directoryRoles" && len(seg) == 5 && seg[2] == "members" && seg[4] == "$ref" && r.Method == "DELETE":
@@ -528,4 +581,102 @@ func (s *Server) listRoles(w http.ResponseWriter, r *http.Request, typ string) {
 		out = append(out, e)
 	}
 	writeJSON(w, map[string]any{"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#directoryRoles", "value": out})
+}
+
+func (s *Server) servicePrincipals(w http.ResponseWriter, r *http.Request, typ string, seg []string, sel []string) {
+	switch {
+	case len(seg) == 1 && r.Method == "GET":
+		var out []map[string]any
+		for _, id := range s.spOrder {
+			if sp := s.sps[id]; sp != nil {
+				o := map[string]any{}
+				for _, k := range sel {
+					if v, ok := sp[k]; ok {
+						o[k] = v
+					}
+				}
+				if len(sel) == 0 {
+					o = sp
+				}
+				for _, b := range s.schema.Check(typ, o) {
+					s.violate("answer: %s", b)
+				}
+				out = append(out, o)
+			}
+		}
+		writeJSON(w, map[string]any{"value": out})
+	case len(seg) == 3 && seg[2] == "appRoleAssignments" && r.Method == "GET":
+		if err := s.schema.Navigation(typ, "appRoleAssignments"); err != nil {
+			s.violate("%v", err)
+		}
+		if s.sps[seg[1]] == nil {
+			graphError(w, 404, "Request_ResourceNotFound", "No such service principal.")
+			return
+		}
+		list := s.assigns[seg[1]]
+		for _, a := range list {
+			for _, b := range s.schema.Check("appRoleAssignment", a) {
+				s.violate("answer: %s", b)
+			}
+		}
+		if list == nil {
+			list = []map[string]any{}
+		}
+		writeJSON(w, map[string]any{"value": list})
+	case len(seg) == 2 && r.Method == "DELETE":
+		if s.sps[seg[1]] == nil {
+			graphError(w, 404, "Request_ResourceNotFound", "No such service principal.")
+			return
+		}
+		delete(s.sps, seg[1])
+		delete(s.assigns, seg[1])
+		for gid, g := range s.grants {
+			if g["clientId"] == seg[1] {
+				delete(s.grants, gid)
+			}
+		}
+		w.WriteHeader(204)
+	default:
+		graphError(w, 400, "BadRequest", "Unsupported request: "+r.Method+" "+r.URL.Path)
+	}
+}
+
+func (s *Server) permissionGrants(w http.ResponseWriter, r *http.Request, typ string, seg []string) {
+	switch {
+	case len(seg) == 1 && r.Method == "GET":
+		filter := r.URL.Query().Get("$filter")
+		var out []map[string]any
+		ids := make([]string, 0, len(s.grants))
+		for id := range s.grants {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
+		for _, id := range ids {
+			g := s.grants[id]
+			ok, _, err := s.matchFilter(typ, filter, g)
+			if err != nil {
+				graphError(w, 400, "Request_UnsupportedQuery", err.Error())
+				return
+			}
+			if ok {
+				for _, b := range s.schema.Check(typ, g) {
+					s.violate("answer: %s", b)
+				}
+				out = append(out, g)
+			}
+		}
+		if out == nil {
+			out = []map[string]any{}
+		}
+		writeJSON(w, map[string]any{"value": out})
+	case len(seg) == 2 && r.Method == "DELETE":
+		if s.grants[seg[1]] == nil {
+			graphError(w, 404, "Request_ResourceNotFound", "No such grant.")
+			return
+		}
+		delete(s.grants, seg[1])
+		w.WriteHeader(204)
+	default:
+		graphError(w, 400, "BadRequest", "Unsupported request: "+r.Method+" "+r.URL.Path)
+	}
 }

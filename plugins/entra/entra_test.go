@@ -154,3 +154,41 @@ func TestRefusals(t *testing.T) {
 		t.Fatal("?")
 	}
 }
+
+// The old provider's multi-tenant app (its RMM) with delegated and app
+// permissions: in the inventory, listed with its permissions in the plan,
+// removed with its grant; the client's and Microsoft's apps stay.
+func TestOldProvidersAppsAndInventory(t *testing.T) {
+	ctx := context.Background()
+	g := graphtest.Start(t)
+	const oldTenant = "99999999-8888-7777-6666-555555555555"
+	rmm := g.AddServicePrincipal("OldMSP RMM", oldTenant, "User.Read.All Directory.ReadWrite.All", 2)
+	own := g.AddServicePrincipal("Client HR app", graphtest.Tenant, "User.Read", 0)
+	ms := g.AddServicePrincipal("Microsoft Graph", "f8cdef31-a31e-4b4a-93e4-5f571e91255a", "", 0)
+	g.AddUser("guest@oldmsp.example", "", true)
+	h := harness(t, g)
+	inv, err := h.Plan(ctx, "inventory", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fa := inv.Outputs["foreign_apps"]
+	if fa.LengthInt() != 1 || !strings.Contains(fa.Index(cty.NumberIntVal(0)).AsString(), "OldMSP RMM") || inv.Outputs["guests"].LengthInt() != 1 || inv.Outputs["domains"].LengthInt() != 2 {
+		t.Fatalf("inventory: %#v", inv.Outputs)
+	}
+	attrs := map[string]cty.Value{"owner_tenant_ids": cty.ListVal([]cty.Value{str(oldTenant)})}
+	p, err := h.Plan(ctx, "remove_service_principals", attrs, nil)
+	if err != nil || p.Kind != sdk.Change || len(p.Details) != 1 || !strings.Contains(p.Details[0], "delegated Directory.ReadWrite.All User.Read.All; 2 app role assignments") {
+		t.Fatalf("plan: %+v %v", p, err)
+	}
+	if _, err := h.Run(ctx, "remove_service_principals", attrs); err != nil {
+		t.Fatal(err)
+	}
+	if ok, grants := g.ServicePrincipalExists(rmm); ok || grants != 0 {
+		t.Fatalf("the old provider's app: exists %v, %d grants", ok, grants)
+	}
+	for _, id := range []string{own, ms} {
+		if ok, _ := g.ServicePrincipalExists(id); !ok {
+			t.Fatal("another tenant's app was removed")
+		}
+	}
+}

@@ -15,7 +15,10 @@ import (
 	"github.com/switchover/switchover/plugins/sdk"
 )
 
-type plugin struct{ g *graph }
+type plugin struct {
+	g      *graph
+	tenant string
+}
 
 // New returns the entra plugin.
 func New(version string) *sdk.Plugin {
@@ -35,7 +38,7 @@ func New(version string) *sdk.Plugin {
 			{Name: "timeout", Type: sdk.DurationType, Description: "Timeout of one request (default 30s)."},
 		},
 		ConfigureFunc: p.configure,
-		Actions:       []*sdk.Action{p.findUsers(), p.disableUser(), p.revokeSessions(), p.resetPassword(), p.removeRoles(), p.removeGuests()},
+		Actions:       []*sdk.Action{p.findUsers(), p.disableUser(), p.revokeSessions(), p.resetPassword(), p.removeRoles(), p.removeGuests(), p.removeServicePrincipals(), p.inventory()},
 	}
 }
 
@@ -59,7 +62,7 @@ func (p *plugin) configure(ctx context.Context, cfg sdk.Values) sdk.Diagnostics 
 	if err != nil {
 		return append(diags, sdk.Diagnostic{Severity: sdk.Error, Summary: "Invalid Entra settings", Detail: err.Error()})
 	}
-	p.g = g
+	p.g, p.tenant = g, s.tenant
 	return diags
 }
 
@@ -406,7 +409,8 @@ func (p *plugin) removeRoles() *sdk.Action {
 		}}
 }
 
-// guestsFrom lists the tenant's guests whose mail is in one of domains.
+// guestsFrom lists the tenant's guests whose mail is in one of domains
+// (every guest with no domains).
 func (g *graph) guestsFrom(ctx context.Context, domains []string) ([]user, error) {
 	q := url.Values{"$filter": {"userType eq 'Guest'"}, "$select": {userSelect}, "$top": {"100"}}
 	raws, err := g.all(ctx, "/users?"+q.Encode(), nil)
@@ -417,6 +421,10 @@ func (g *graph) guestsFrom(ctx context.Context, domains []string) ([]user, error
 	for _, r := range raws {
 		var u user
 		if json.Unmarshal(r, &u) != nil {
+			continue
+		}
+		if len(domains) == 0 {
+			out = append(out, u)
 			continue
 		}
 		for _, d := range domains {

@@ -15,9 +15,9 @@ import (
 
 // What is used: entity and complex types, bound actions, entity sets.
 var (
-	types   = []string{"entity", "directoryObject", "user", "directoryRole", "passwordProfile"}
+	types   = []string{"entity", "directoryObject", "user", "directoryRole", "passwordProfile", "servicePrincipal", "oAuth2PermissionGrant", "appRoleAssignment", "domain"}
 	actions = []string{"revokeSignInSessions"}
-	sets    = []string{"users", "directoryRoles"}
+	sets    = []string{"users", "directoryRoles", "servicePrincipals", "oauth2PermissionGrants", "domains"}
 )
 
 func main() {

@@ -1,0 +1,237 @@
+package entraplugin
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/switchover/switchover/plugins/sdk"
+)
+
+// microsoftTenant owns Microsoft's own first-party apps.
+const microsoftTenant = "f8cdef31-a31e-4b4a-93e4-5f571e91255a"
+
+type servicePrincipal struct {
+	ID                     string `json:"id"`
+	AppID                  string `json:"appId"`
+	DisplayName            string `json:"displayName"`
+	AppOwnerOrganizationID string `json:"appOwnerOrganizationId"`
+}
+
+type grant struct {
+	ID    string `json:"id"`
+	Scope string `json:"scope"`
+}
+
+// app is a service principal with what it may do in the tenant.
+type app struct {
+	servicePrincipal
+	grants   []grant
+	appRoles int
+}
+
+func (a app) describe() string {
+	var scopes []string
+	for _, g := range a.grants {
+		scopes = append(scopes, strings.Fields(g.Scope)...)
+	}
+	sort.Strings(scopes)
+	return fmt.Sprintf("%s (appId %s, owner tenant %s): delegated %s; %d app role assignments", a.DisplayName, a.AppID, a.AppOwnerOrganizationID,
+		orNone(strings.Join(scopes, " ")), a.appRoles)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+func (g *graph) servicePrincipals(ctx context.Context) ([]servicePrincipal, error) {
+	raws, err := g.all(ctx, "/servicePrincipals?$select=id,appId,displayName,appOwnerOrganizationId", nil)
+	if err != nil {
+		return nil, err
+	}
+	var out []servicePrincipal
+	for _, r := range raws {
+		var sp servicePrincipal
+		if json.Unmarshal(r, &sp) == nil {
+			out = append(out, sp)
+		}
+	}
+	return out, nil
+}
+
+// permissions reads what a service principal was granted.
+func (g *graph) permissions(ctx context.Context, sp servicePrincipal) (app, error) {
+	a := app{servicePrincipal: sp}
+	q := url.Values{"$filter": {"clientId eq " + quoteOData(sp.ID)}}
+	raws, err := g.all(ctx, "/oauth2PermissionGrants?"+q.Encode(), nil)
+	if err != nil {
+		return a, err
+	}
+	for _, r := range raws {
+		var gr grant
+		if json.Unmarshal(r, &gr) == nil {
+			a.grants = append(a.grants, gr)
+		}
+	}
+	assigns, err := g.all(ctx, "/servicePrincipals/"+url.PathEscape(sp.ID)+"/appRoleAssignments", nil)
+	if err != nil {
+		return a, err
+	}
+	a.appRoles = len(assigns)
+	return a, nil
+}
+
+func (p *plugin) removeServicePrincipals() *sdk.Action {
+	read := func(ctx context.Context, a sdk.Values) (*graph, []app, error) {
+		g, err := p.graph()
+		if err != nil {
+			return nil, nil, err
+		}
+		owners := map[string]bool{}
+		for _, t := range a.Strings("owner_tenant_ids") {
+			owners[strings.ToLower(t)] = true
+		}
+		if len(owners) == 0 {
+			return nil, nil, fmt.Errorf("give owner_tenant_ids: the old provider's tenant ID(s)")
+		}
+		sps, err := g.servicePrincipals(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		var out []app
+		for _, sp := range sps {
+			if !owners[strings.ToLower(sp.AppOwnerOrganizationID)] {
+				continue
+			}
+			ap, err := g.permissions(ctx, sp)
+			if err != nil {
+				return nil, nil, err
+			}
+			out = append(out, ap)
+		}
+		sort.Slice(out, func(i, j int) bool { return out[i].DisplayName < out[j].DisplayName })
+		return g, out, nil
+	}
+	return &sdk.Action{Name: "remove_service_principals",
+		Description: "Removes the old provider's multi-tenant apps from the tenant (service principals whose appOwnerOrganizationId is its tenant), with their delegated permission grants; the plan lists each with its permissions.",
+		Attributes:  []sdk.Attribute{{Name: "owner_tenant_ids", Type: cty.List(cty.String), Required: true, Description: "The old provider's tenant ID(s)."}},
+		PlanFunc: func(ctx context.Context, req *sdk.PlanRequest) *sdk.PlanResponse {
+			_, apps, err := read(ctx, req.Attributes)
+			if err != nil {
+				return sdk.PlanError(err)
+			}
+			if len(apps) == 0 {
+				return sdk.NoChangef("no app of %s is in the tenant", strings.Join(req.Attributes.Strings("owner_tenant_ids"), ", "))
+			}
+			r := sdk.Changef("remove %d apps of the old provider", len(apps))
+			for _, a := range apps {
+				r.Details = append(r.Details, a.describe())
+			}
+			return r
+		},
+		ApplyFunc: func(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) *sdk.ApplyResponse {
+			g, apps, err := read(ctx, req.Attributes)
+			if err != nil {
+				return sdk.ApplyError(err)
+			}
+			for _, a := range apps {
+				for _, gr := range a.grants {
+					if err := g.do(ctx, "DELETE", "/oauth2PermissionGrants/"+url.PathEscape(gr.ID), nil, nil, nil); err != nil && statusOf(err) != http.StatusNotFound {
+						return sdk.ApplyError(err)
+					}
+				}
+				if err := g.do(ctx, "DELETE", "/servicePrincipals/"+url.PathEscape(a.ID), nil, nil, nil); err != nil && statusOf(err) != http.StatusNotFound {
+					return sdk.ApplyError(err)
+				}
+			}
+			return &sdk.ApplyResponse{Summary: fmt.Sprintf("removed %d apps of the old provider", len(apps))}
+		}}
+}
+
+func (p *plugin) inventory() *sdk.Action {
+	return sdk.ReadOnlyAction("inventory",
+		"Reads the tenant's facts for the handover, changing nothing: domains, directory role members, guests, and the service principals of other tenants with their permissions.",
+		nil,
+		[]sdk.Output{
+			{Name: "domains", Type: cty.List(cty.String), Description: "Verified domains."},
+			{Name: "role_members", Type: cty.Map(cty.List(cty.String)), Description: "Role name -> member UPNs."},
+			{Name: "guests", Type: cty.List(cty.String), Description: "Guests' mail addresses."},
+			{Name: "foreign_apps", Type: cty.List(cty.String), Description: "Service principals of other tenants than this one and Microsoft's, with their permissions."},
+		},
+		func(ctx context.Context, a sdk.Values) (map[string]cty.Value, string, sdk.Diagnostics, error) {
+			g, err := p.graph()
+			if err != nil {
+				return nil, "", nil, err
+			}
+			var domains []string
+			raws, err := g.all(ctx, "/domains", nil)
+			if err != nil {
+				return nil, "", nil, err
+			}
+			for _, r := range raws {
+				var d struct {
+					ID         string `json:"id"`
+					IsVerified bool   `json:"isVerified"`
+				}
+				if json.Unmarshal(r, &d) == nil && d.IsVerified {
+					domains = append(domains, d.ID)
+				}
+			}
+			roles, err := g.roles(ctx)
+			if err != nil {
+				return nil, "", nil, err
+			}
+			members := map[string]cty.Value{}
+			for _, r := range roles {
+				var upns []string
+				for _, m := range r.Members {
+					if u, err := g.getUser(ctx, m.ID); err == nil && u != nil {
+						upns = append(upns, u.UserPrincipalName)
+					}
+				}
+				sort.Strings(upns)
+				members[r.DisplayName] = sdk.StringList(upns)
+			}
+			guestUsers, err := g.guestsFrom(ctx, nil)
+			if err != nil {
+				return nil, "", nil, err
+			}
+			var guests []string
+			for _, u := range guestUsers {
+				guests = append(guests, u.Mail)
+			}
+			sps, err := g.servicePrincipals(ctx)
+			if err != nil {
+				return nil, "", nil, err
+			}
+			tenant := strings.ToLower(p.tenant)
+			var foreign []string
+			for _, sp := range sps {
+				owner := strings.ToLower(sp.AppOwnerOrganizationID)
+				if owner == "" || owner == tenant || owner == microsoftTenant {
+					continue
+				}
+				ap, err := g.permissions(ctx, sp)
+				if err != nil {
+					return nil, "", nil, err
+				}
+				foreign = append(foreign, ap.describe())
+			}
+			sort.Strings(foreign)
+			rm := cty.MapValEmpty(cty.List(cty.String))
+			if len(members) > 0 {
+				rm = cty.MapVal(members)
+			}
+			outs := map[string]cty.Value{"domains": sdk.StringList(domains), "role_members": rm, "guests": sdk.StringList(guests), "foreign_apps": sdk.StringList(foreign)}
+			return outs, fmt.Sprintf("read the tenant: %d domains, %d roles, %d guests, %d apps of other tenants", len(domains), len(roles), len(guests), len(foreign)), nil, nil
+		})
+}
