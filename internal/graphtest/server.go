@@ -40,6 +40,8 @@ const (
 type User struct {
 	Props    map[string]any
 	Password string
+	// Methods are its authentication methods (each with @odata.type).
+	Methods []map[string]any
 }
 
 // Server is a running Graph test server.
@@ -139,9 +141,36 @@ func (s *Server) AddUser(upn, password string, guest bool) string {
 	}
 	s.users[id] = &User{Password: password, Props: map[string]any{"id": id, "userPrincipalName": upn, "displayName": strings.Split(upn, "@")[0],
 		"mail": mail, "accountEnabled": true, "userType": typ, "signInSessionsValidFromDateTime": "2026-01-01T00:00:00Z",
-		"lastPasswordChangeDateTime": "2026-01-01T00:00:00Z"}}
+		"lastPasswordChangeDateTime": "2026-01-01T00:00:00Z"},
+		Methods: []map[string]any{{"@odata.type": "#microsoft.graph.passwordAuthenticationMethod", "id": "28c10230-6103-485e-b985-444c60001490"}}}
 	s.order = append(s.order, id)
 	return id
+}
+
+// AddAuthMethod gives a user an authentication method of a type (such as
+// phoneAuthenticationMethod) with properties; it returns the method's id.
+func (s *Server) AddAuthMethod(userID, typ string, props map[string]any) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := newID()
+	m := map[string]any{"@odata.type": "#microsoft.graph." + typ, "id": id}
+	for k, v := range props {
+		m[k] = v
+	}
+	u := s.users[userID]
+	u.Methods = append(u.Methods, m)
+	return id
+}
+
+// AuthMethods lists the types of a user's methods.
+func (s *Server) AuthMethods(userID string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, m := range s.users[userID].Methods {
+		out = append(out, strings.TrimPrefix(m["@odata.type"].(string), "#microsoft.graph."))
+	}
+	return out
 }
 
 // AddRole activates a directory role with members.
@@ -314,6 +343,8 @@ func (s *Server) graph(w http.ResponseWriter, r *http.Request, seg []string) {
 		s.listUsers(w, r, typ, sel)
 	case seg[0] == "users" && len(seg) == 2:
 		s.oneUser(w, r, typ, seg[1], sel)
+	case seg[0] == "users" && len(seg) >= 4 && seg[2] == "authentication":
+		s.authMethods(w, r, typ, seg)
 	case seg[0] == "users" && len(seg) == 3 && r.Method == "POST":
 		if err := s.schema.Action(typ, seg[2]); err != nil {
 			s.violate("POST %s: %v", r.URL.Path, err)
@@ -676,6 +707,57 @@ func (s *Server) permissionGrants(w http.ResponseWriter, r *http.Request, typ st
 		}
 		delete(s.grants, seg[1])
 		w.WriteHeader(204)
+	default:
+		graphError(w, 400, "BadRequest", "Unsupported request: "+r.Method+" "+r.URL.Path)
+	}
+}
+
+// authMethods serves users/{id}/authentication/methods (GET) and
+// users/{id}/authentication/{kind}Methods/{mid} (DELETE).
+func (s *Server) authMethods(w http.ResponseWriter, r *http.Request, typ string, seg []string) {
+	if err := s.schema.Navigation(typ, "authentication"); err != nil {
+		s.violate("%v", err)
+	}
+	u := s.users[seg[1]]
+	if u == nil {
+		graphError(w, 404, "Request_ResourceNotFound", "No such user.")
+		return
+	}
+	nav := seg[3]
+	if err := s.schema.Navigation("authentication", nav); err != nil {
+		s.violate("%s %s: %v", r.Method, r.URL.Path, err)
+		graphError(w, 400, "BadRequest", "Unknown segment "+nav)
+		return
+	}
+	switch {
+	case len(seg) == 4 && r.Method == "GET" && nav == "methods":
+		for _, m := range u.Methods {
+			mt := strings.TrimPrefix(m["@odata.type"].(string), "#microsoft.graph.")
+			for _, b := range s.schema.Check(mt, m) {
+				s.violate("answer: %s", b)
+			}
+		}
+		writeJSON(w, map[string]any{"value": u.Methods})
+	case len(seg) == 5 && r.Method == "DELETE":
+		p, _, _ := s.schema.property("authentication", nav)
+		want := "#microsoft.graph." + short(p.Type)
+		for i, m := range u.Methods {
+			if m["id"] == seg[4] {
+				if m["@odata.type"] != want {
+					s.violate("DELETE %s: a %v deleted through %s", r.URL.Path, m["@odata.type"], nav)
+					graphError(w, 400, "BadRequest", "The method is not of this kind.")
+					return
+				}
+				if want == "#microsoft.graph.passwordAuthenticationMethod" {
+					graphError(w, 400, "BadRequest", "The password method cannot be deleted.")
+					return
+				}
+				u.Methods = append(u.Methods[:i], u.Methods[i+1:]...)
+				w.WriteHeader(204)
+				return
+			}
+		}
+		graphError(w, 404, "Request_ResourceNotFound", "No such authentication method.")
 	default:
 		graphError(w, 400, "BadRequest", "Unsupported request: "+r.Method+" "+r.URL.Path)
 	}

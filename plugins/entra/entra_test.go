@@ -86,6 +86,19 @@ func TestOldProviderLeavesTheTenant(t *testing.T) {
 			t.Fatalf("%s, looking again: %+v %v", step.action, v, err)
 		}
 	}
+	// The old provider's phone and authenticator as the admin's MFA.
+	g.AddAuthMethod(admin, "phoneAuthenticationMethod", map[string]any{"phoneNumber": "+49 170 0000000", "phoneType": "mobile"})
+	g.AddAuthMethod(admin, "microsoftAuthenticatorAuthenticationMethod", map[string]any{"displayName": "OldMSP iPhone"})
+	am := map[string]cty.Value{"user": str(upn)}
+	if p, err := h.Plan(ctx, "remove_auth_methods", am, nil); err != nil || !strings.Contains(p.Summary, "phone +49 170 0000000") {
+		t.Fatalf("plan remove_auth_methods: %+v %v", p, err)
+	}
+	if _, err := h.Run(ctx, "remove_auth_methods", am); err != nil {
+		t.Fatal(err)
+	}
+	if m := g.AuthMethods(admin); len(m) != 1 || m[0] != "passwordAuthenticationMethod" {
+		t.Fatalf("methods left: %v", m)
+	}
 	props := g.UserProps(admin)
 	if props["accountEnabled"] != false || props["signInSessionsValidFromDateTime"] == "2026-01-01T00:00:00Z" || g.Password(admin) != "New-Secret-Pw-9!" {
 		t.Fatalf("on the server: %v", props)

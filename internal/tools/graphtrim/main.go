@@ -15,7 +15,9 @@ import (
 
 // What is used: entity and complex types, bound actions, entity sets.
 var (
-	types   = []string{"entity", "directoryObject", "user", "directoryRole", "passwordProfile", "servicePrincipal", "oAuth2PermissionGrant", "appRoleAssignment", "domain"}
+	types   = []string{"entity", "directoryObject", "user", "directoryRole", "passwordProfile", "servicePrincipal", "oAuth2PermissionGrant", "appRoleAssignment", "domain",
+		"authentication", "authenticationMethod", "phoneAuthenticationMethod", "emailAuthenticationMethod", "microsoftAuthenticatorAuthenticationMethod",
+		"softwareOathAuthenticationMethod", "fido2AuthenticationMethod", "temporaryAccessPassAuthenticationMethod", "passwordAuthenticationMethod"}
 	actions = []string{"revokeSignInSessions"}
 	sets    = []string{"users", "directoryRoles", "servicePrincipals", "oauth2PermissionGrants", "domains"}
 )
