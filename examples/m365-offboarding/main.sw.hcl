@@ -62,6 +62,11 @@ step "entra.remove_roles" "roles" {
   user     = each.value.id
 }
 
+step "entra.remove_groups" "groups" {
+  for_each = step.oldmsp.outputs.users
+  user     = each.value.id
+}
+
 step "entra.remove_auth_methods" "mfa" {
   for_each = step.oldmsp.outputs.users
   user     = each.value.id

@@ -61,6 +61,7 @@ type Server struct {
 	spOrder    []string
 	grants     map[string]map[string]any   // oauth2PermissionGrants
 	assigns    map[string][]map[string]any // appRoleAssignments by service principal
+	groups     map[string]*role            // groups (id, displayName, members)
 	tokens     map[string]bool
 	requests   int
 	throttled  int
@@ -81,7 +82,7 @@ func Start(t testing.TB) *Server {
 		t.Fatal(err)
 	}
 	s := &Server{schema: sch, users: map[string]*User{}, roles: map[string]*role{}, tokens: map[string]bool{},
-		sps: map[string]map[string]any{}, grants: map[string]map[string]any{}, assigns: map[string][]map[string]any{}}
+		sps: map[string]map[string]any{}, grants: map[string]map[string]any{}, assigns: map[string][]map[string]any{}, groups: map[string]*role{}}
 	ca, err := testca.New("graphtest CA")
 	if err != nil {
 		t.Fatal(err)
@@ -235,6 +236,22 @@ func (s *Server) Password(id string) string {
 	return s.users[id].Password
 }
 
+// AddGroup adds a security group with members.
+func (s *Server) AddGroup(name string, members ...string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := newID()
+	s.groups[id] = &role{ID: id, DisplayName: name, Members: members}
+	return id
+}
+
+// GroupMembers lists a group's member ids.
+func (s *Server) GroupMembers(id string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.groups[id].Members...)
+}
+
 // RoleMembers lists a role's member ids.
 func (s *Server) RoleMembers(roleID string) []string {
 	s.mu.Lock()
@@ -343,6 +360,48 @@ func (s *Server) graph(w http.ResponseWriter, r *http.Request, seg []string) {
 		s.listUsers(w, r, typ, sel)
 	case seg[0] == "users" && len(seg) == 2:
 		s.oneUser(w, r, typ, seg[1], sel)
+	case seg[0] == "users" && len(seg) == 3 && seg[2] == "memberOf" && r.Method == "GET":
+		if err := s.schema.Navigation(typ, "memberOf"); err != nil {
+			s.violate("%v", err)
+		}
+		var out []map[string]any
+		ids := make([]string, 0, len(s.groups))
+		for id := range s.groups {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
+		for _, id := range ids {
+			for _, m := range s.groups[id].Members {
+				if m == seg[1] {
+					g := map[string]any{"@odata.type": "#microsoft.graph.group", "id": id, "displayName": s.groups[id].DisplayName}
+					for _, b := range s.schema.Check("group", g) {
+						s.violate("answer: %s", b)
+					}
+					out = append(out, g)
+				}
+			}
+		}
+		for _, ro := range s.roles {
+			for _, m := range ro.Members {
+				if m == seg[1] {
+					out = append(out, map[string]any{"@odata.type": "#microsoft.graph.directoryRole", "id": ro.ID, "displayName": ro.DisplayName})
+				}
+			}
+		}
+		if out == nil {
+			out = []map[string]any{}
+		}
+		writeJSON(w, map[string]any{"value": out})
+	case seg[0] == "groups" && len(seg) == 5 && seg[2] == "members" && seg[4] == "$ref" && r.Method == "DELETE":
+		if err := s.schema.Navigation(typ, "members"); err != nil {
+			s.violate("%v", err)
+		}
+		g := s.groups[seg[1]]
+		if g == nil || !remove(&g.Members, seg[3]) {
+			graphError(w, 404, "Request_ResourceNotFound", "The member is not in the group.")
+			return
+		}
+		w.WriteHeader(204)
 	case seg[0] == "users" && len(seg) >= 4 && seg[2] == "authentication":
 		s.authMethods(w, r, typ, seg)
 	case seg[0] == "users" && len(seg) == 3 && r.Method == "POST":

@@ -86,6 +86,14 @@ func TestOldProviderLeavesTheTenant(t *testing.T) {
 			t.Fatalf("%s, looking again: %+v %v", step.action, v, err)
 		}
 	}
+	// Its groups (not the client's).
+	grp := g.AddGroup("IT Admins", admin, client)
+	if _, err := h.Run(ctx, "remove_groups", map[string]cty.Value{"user": str(upn)}); err != nil {
+		t.Fatal(err)
+	}
+	if m := g.GroupMembers(grp); len(m) != 1 || m[0] != client {
+		t.Fatalf("group members: %v", m)
+	}
 	// The old provider's phone and authenticator as the admin's MFA.
 	g.AddAuthMethod(admin, "phoneAuthenticationMethod", map[string]any{"phoneNumber": "+49 170 0000000", "phoneType": "mobile"})
 	g.AddAuthMethod(admin, "microsoftAuthenticatorAuthenticationMethod", map[string]any{"displayName": "OldMSP iPhone"})

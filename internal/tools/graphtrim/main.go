@@ -17,9 +17,9 @@ import (
 var (
 	types   = []string{"entity", "directoryObject", "user", "directoryRole", "passwordProfile", "servicePrincipal", "oAuth2PermissionGrant", "appRoleAssignment", "domain",
 		"authentication", "authenticationMethod", "phoneAuthenticationMethod", "emailAuthenticationMethod", "microsoftAuthenticatorAuthenticationMethod",
-		"softwareOathAuthenticationMethod", "fido2AuthenticationMethod", "temporaryAccessPassAuthenticationMethod", "passwordAuthenticationMethod"}
+		"softwareOathAuthenticationMethod", "fido2AuthenticationMethod", "temporaryAccessPassAuthenticationMethod", "passwordAuthenticationMethod", "group"}
 	actions = []string{"revokeSignInSessions"}
-	sets    = []string{"users", "directoryRoles", "servicePrincipals", "oauth2PermissionGrants", "domains"}
+	sets    = []string{"users", "directoryRoles", "servicePrincipals", "oauth2PermissionGrants", "domains", "groups"}
 )
 
 func main() {
