@@ -16,6 +16,9 @@ variable "client_id" {
 variable "client_secret" {
   sensitive = true
 }
+variable "old_provider_name" {
+  description = "How the old provider named the app secrets and certificates it made (matched in their display names)"
+}
 variable "old_provider_domains" {
   type = list(string)
 }
@@ -93,6 +96,10 @@ step "entra.remove_guests" "guests" {
 step "entra.remove_service_principals" "apps" {
   owner_tenant_ids = var.old_provider_tenant_ids
   when             = length(var.old_provider_tenant_ids) > 0
+}
+
+step "entra.app_credentials" "secrets" {
+  display_name_contains = var.old_provider_name
 }
 
 step "entra.reset_password" "known" {

@@ -92,13 +92,14 @@ func TestEntraExampleRunbook(t *testing.T) {
 	bg := g.AddUser("breakglass@client.example", "Old-Break-Glass-1!", false)
 	ga := g.AddRole("Global Administrator", "62e90394-69f5-4237-9190-012177145e10", admin, client)
 	rmm := g.AddServicePrincipal("OldMSP RMM", "99999999-8888-7777-6666-555555555555", "Directory.ReadWrite.All", 1)
+	hr := g.AddApplication("Client HR app", []string{"OldMSP sync secret"}, nil)
 	src, err := os.ReadFile("../../examples/m365-offboarding/main.sw.hcl")
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := newFixture(t, "")
 	os.WriteFile(filepath.Join(f.dir, "main.sw.hcl"), src, 0o644)
-	vars := entraVars(t, g, `, "old_provider_domains": ["oldmsp.example"], "known_accounts": ["breakglass@client.example"], "old_provider_tenant_ids": ["99999999-8888-7777-6666-555555555555"]`)
+	vars := entraVars(t, g, `, "old_provider_name": "OldMSP", "old_provider_domains": ["oldmsp.example"], "known_accounts": ["breakglass@client.example"], "old_provider_tenant_ids": ["99999999-8888-7777-6666-555555555555"]`)
 	code, out := f.apply("-var-file", vars)
 	if code != ExitWaiting {
 		t.Fatalf("apply: exit %d\n%s", code, out)
@@ -113,6 +114,9 @@ func TestEntraExampleRunbook(t *testing.T) {
 	}
 	if m := g.RoleMembers(ga); len(m) != 1 || m[0] != client {
 		t.Fatalf("Global Administrator: %v", m)
+	}
+	if c := g.Credentials(hr); len(c) != 0 {
+		t.Fatalf("the old provider's app secret is still there: %v", c)
 	}
 	if ok, _ := g.ServicePrincipalExists(rmm); ok {
 		t.Fatal("the old provider's RMM app is still in the tenant")

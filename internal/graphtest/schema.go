@@ -55,9 +55,9 @@ type csdlCntnr struct {
 
 // Schema is the Graph schema the requests and answers are checked against.
 type Schema struct {
-	types   map[string]*csdlType // by short name: user, directoryObject, passwordProfile
-	actions map[string]string    // action name -> binding type (short)
-	sets    map[string]string    // entity set -> entity type (short)
+	types   map[string]*csdlType       // by short name: user, directoryObject, passwordProfile
+	actions map[string]map[string]bool // action name -> binding types (short)
+	sets    map[string]string          // entity set -> entity type (short)
 }
 
 func short(t string) string {
@@ -72,7 +72,7 @@ func LoadSchema() (*Schema, error) {
 	if err := xml.Unmarshal(csdl, &d); err != nil {
 		return nil, fmt.Errorf("the Graph CSDL: %v", err)
 	}
-	s := &Schema{types: map[string]*csdlType{}, actions: map[string]string{}, sets: map[string]string{}}
+	s := &Schema{types: map[string]*csdlType{}, actions: map[string]map[string]bool{}, sets: map[string]string{}}
 	for _, sc := range d.Schemas {
 		for i := range sc.EntityTypes {
 			s.types[sc.EntityTypes[i].Name] = &sc.EntityTypes[i]
@@ -82,7 +82,10 @@ func LoadSchema() (*Schema, error) {
 		}
 		for _, a := range sc.Actions {
 			if len(a.Params) > 0 {
-				s.actions[a.Name] = short(a.Params[0].Type)
+				if s.actions[a.Name] == nil {
+					s.actions[a.Name] = map[string]bool{}
+				}
+				s.actions[a.Name][short(a.Params[0].Type)] = true
 			}
 		}
 		for _, es := range sc.Container.Sets {
@@ -120,7 +123,7 @@ func (s *Schema) EntitySet(name string) (string, error) {
 
 // Action checks a bound action exists for a type.
 func (s *Schema) Action(typ, name string) error {
-	if s.actions[name] != typ {
+	if !s.actions[name][typ] {
 		return fmt.Errorf("action %s bound to %s is not in the Graph v1.0 schema", name, typ)
 	}
 	return nil

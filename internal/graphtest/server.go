@@ -62,6 +62,7 @@ type Server struct {
 	grants     map[string]map[string]any   // oauth2PermissionGrants
 	assigns    map[string][]map[string]any // appRoleAssignments by service principal
 	groups     map[string]*role            // groups (id, displayName, members)
+	apps       map[string]map[string]any   // application registrations
 	tokens     map[string]bool
 	requests   int
 	throttled  int
@@ -82,7 +83,7 @@ func Start(t testing.TB) *Server {
 		t.Fatal(err)
 	}
 	s := &Server{schema: sch, users: map[string]*User{}, roles: map[string]*role{}, tokens: map[string]bool{},
-		sps: map[string]map[string]any{}, grants: map[string]map[string]any{}, assigns: map[string][]map[string]any{}, groups: map[string]*role{}}
+		sps: map[string]map[string]any{}, grants: map[string]map[string]any{}, assigns: map[string][]map[string]any{}, groups: map[string]*role{}, apps: map[string]map[string]any{}}
 	ca, err := testca.New("graphtest CA")
 	if err != nil {
 		t.Fatal(err)
@@ -234,6 +235,44 @@ func (s *Server) Password(id string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.users[id].Password
+}
+
+// AddApplication registers an app with password credentials (by display
+// name) and key credentials (by display name); it returns its object id.
+func (s *Server) AddApplication(name string, passwords, keys []string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := newID()
+	var pw, ks []any
+	for _, n := range passwords {
+		pw = append(pw, map[string]any{"keyId": newID(), "displayName": n, "hint": "abc", "startDateTime": "2025-01-01T00:00:00Z", "endDateTime": "2027-01-01T00:00:00Z"})
+	}
+	for _, n := range keys {
+		ks = append(ks, map[string]any{"keyId": newID(), "displayName": n, "type": "AsymmetricX509Cert", "usage": "Verify", "startDateTime": "2025-01-01T00:00:00Z", "endDateTime": "2027-01-01T00:00:00Z"})
+	}
+	s.apps[id] = map[string]any{"id": id, "appId": newID(), "displayName": name, "passwordCredentials": orEmpty(pw), "keyCredentials": orEmpty(ks)}
+	return id
+}
+
+func orEmpty(v []any) []any {
+	if v == nil {
+		return []any{}
+	}
+	return v
+}
+
+// Credentials lists an application's credential display names.
+func (s *Server) Credentials(id string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, k := range []string{"passwordCredentials", "keyCredentials"} {
+		for _, c := range s.apps[id][k].([]any) {
+			out = append(out, k+":"+c.(map[string]any)["displayName"].(string))
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // AddGroup adds a security group with members.
@@ -417,6 +456,8 @@ func (s *Server) graph(w http.ResponseWriter, r *http.Request, seg []string) {
 		}
 		u.Props["signInSessionsValidFromDateTime"] = time.Now().UTC().Format(time.RFC3339)
 		writeJSON(w, map[string]any{"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#Edm.Boolean", "value": true})
+	case seg[0] == "applications":
+		s.applications(w, r, typ, seg, sel)
 	case seg[0] == "servicePrincipals":
 		s.servicePrincipals(w, r, typ, seg, sel)
 	case seg[0] == "oauth2PermissionGrants":
@@ -817,6 +858,80 @@ func (s *Server) authMethods(w http.ResponseWriter, r *http.Request, typ string,
 			}
 		}
 		graphError(w, 404, "Request_ResourceNotFound", "No such authentication method.")
+	default:
+		graphError(w, 400, "BadRequest", "Unsupported request: "+r.Method+" "+r.URL.Path)
+	}
+}
+
+func (s *Server) applications(w http.ResponseWriter, r *http.Request, typ string, seg []string, sel []string) {
+	switch {
+	case len(seg) == 1 && r.Method == "GET":
+		ids := make([]string, 0, len(s.apps))
+		for id := range s.apps {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
+		var out []map[string]any
+		for _, id := range ids {
+			a := s.apps[id]
+			o := map[string]any{}
+			for _, k := range sel {
+				if v, ok := a[k]; ok {
+					o[k] = v
+				}
+			}
+			for _, b := range s.schema.Check(typ, o) {
+				s.violate("answer: %s", b)
+			}
+			out = append(out, o)
+		}
+		writeJSON(w, map[string]any{"value": out})
+	case len(seg) == 3 && r.Method == "POST":
+		if err := s.schema.Action(typ, seg[2]); err != nil {
+			s.violate("POST %s: %v", r.URL.Path, err)
+			graphError(w, 400, "BadRequest", "Unknown action.")
+			return
+		}
+		a := s.apps[seg[1]]
+		var body struct {
+			KeyID string `json:"keyId"`
+		}
+		json.NewDecoder(r.Body).Decode(&body)
+		if a == nil || body.KeyID == "" {
+			graphError(w, 404, "Request_ResourceNotFound", "No such application or key.")
+			return
+		}
+		var left []any
+		found := false
+		for _, c := range a["passwordCredentials"].([]any) {
+			if c.(map[string]any)["keyId"] == body.KeyID {
+				found = true
+				continue
+			}
+			left = append(left, c)
+		}
+		if !found {
+			graphError(w, 404, "Request_ResourceNotFound", "No password credential with keyId "+body.KeyID+".")
+			return
+		}
+		a["passwordCredentials"] = orEmpty(left)
+		w.WriteHeader(204)
+	case len(seg) == 2 && r.Method == "PATCH":
+		a := s.apps[seg[1]]
+		var body map[string]any
+		json.NewDecoder(r.Body).Decode(&body)
+		bad := s.schema.Check(typ, body)
+		for _, b := range bad {
+			s.violate("PATCH body: %s", b)
+		}
+		if a == nil || len(bad) > 0 {
+			graphError(w, 400, "Request_BadRequest", "Invalid request.")
+			return
+		}
+		if kc, ok := body["keyCredentials"].([]any); ok {
+			a["keyCredentials"] = orEmpty(kc)
+		}
+		w.WriteHeader(204)
 	default:
 		graphError(w, 400, "BadRequest", "Unsupported request: "+r.Method+" "+r.URL.Path)
 	}

@@ -235,3 +235,134 @@ func (p *plugin) inventory() *sdk.Action {
 			return outs, fmt.Sprintf("read the tenant: %d domains, %d roles, %d guests, %d apps of other tenants", len(domains), len(roles), len(guests), len(foreign)), nil, nil
 		})
 }
+
+type credential struct {
+	KeyID       string `json:"keyId"`
+	DisplayName string `json:"displayName"`
+	EndDateTime string `json:"endDateTime"`
+}
+
+type application struct {
+	ID                  string            `json:"id"`
+	AppID               string            `json:"appId"`
+	DisplayName         string            `json:"displayName"`
+	PasswordCredentials []credential      `json:"passwordCredentials"`
+	KeyCredentials      []json.RawMessage `json:"keyCredentials"`
+}
+
+func (p *plugin) appCredentials() *sdk.Action {
+	type plan struct {
+		app       application
+		passwords []credential
+		keys      []credential // to remove
+		keep      []json.RawMessage
+	}
+	read := func(ctx context.Context, a sdk.Values) (*graph, []plan, error) {
+		g, err := p.graph()
+		if err != nil {
+			return nil, nil, err
+		}
+		match := strings.ToLower(a.String("display_name_contains"))
+		ids := map[string]bool{}
+		for _, k := range a.Strings("key_ids") {
+			ids[strings.ToLower(k)] = true
+		}
+		if match == "" && len(ids) == 0 {
+			return nil, nil, fmt.Errorf("give display_name_contains or key_ids: the credentials the old provider made")
+		}
+		hit := func(c credential) bool {
+			return ids[strings.ToLower(c.KeyID)] || (match != "" && strings.Contains(strings.ToLower(c.DisplayName), match))
+		}
+		raws, err := g.all(ctx, "/applications?$select=id,appId,displayName,passwordCredentials,keyCredentials", nil)
+		if err != nil {
+			return nil, nil, err
+		}
+		only := map[string]bool{}
+		for _, n := range a.Strings("applications") {
+			only[strings.ToLower(n)] = true
+		}
+		var out []plan
+		for _, r := range raws {
+			var ap application
+			if json.Unmarshal(r, &ap) != nil {
+				continue
+			}
+			if len(only) > 0 && !only[strings.ToLower(ap.DisplayName)] && !only[strings.ToLower(ap.AppID)] {
+				continue
+			}
+			pl := plan{app: ap}
+			for _, c := range ap.PasswordCredentials {
+				if hit(c) {
+					pl.passwords = append(pl.passwords, c)
+				}
+			}
+			for _, raw := range ap.KeyCredentials {
+				var c credential
+				json.Unmarshal(raw, &c)
+				if hit(c) {
+					pl.keys = append(pl.keys, c)
+				} else {
+					pl.keep = append(pl.keep, raw)
+				}
+			}
+			if len(pl.passwords)+len(pl.keys) > 0 {
+				out = append(out, pl)
+			}
+		}
+		return g, out, nil
+	}
+	return &sdk.Action{Name: "app_credentials",
+		Description: "Removes the client secrets (removePassword) and certificates (the keyCredentials kept are written back) of app registrations that the old provider made: by display_name_contains (e.g. its name) or key_ids; optionally only in the named applications.",
+		Attributes: []sdk.Attribute{
+			{Name: "display_name_contains", Type: cty.String, Description: "Text in the credential's display name (e.g. \"oldmsp\")."},
+			{Name: "key_ids", Type: cty.List(cty.String), Description: "keyIds of the credentials."},
+			{Name: "applications", Type: cty.List(cty.String), Description: "Only these apps (display names or appIds; default: every app registration)."},
+		},
+		PlanFunc: func(ctx context.Context, req *sdk.PlanRequest) *sdk.PlanResponse {
+			_, plans, err := read(ctx, req.Attributes)
+			if err != nil {
+				return sdk.PlanError(err)
+			}
+			if len(plans) == 0 {
+				return sdk.NoChangef("no app registration has a matching secret or certificate")
+			}
+			var details []string
+			n := 0
+			for _, pl := range plans {
+				for _, c := range pl.passwords {
+					details = append(details, fmt.Sprintf("%s: secret %q (keyId %s, until %s)", pl.app.DisplayName, c.DisplayName, c.KeyID, c.EndDateTime))
+				}
+				for _, c := range pl.keys {
+					details = append(details, fmt.Sprintf("%s: certificate %q (keyId %s, until %s)", pl.app.DisplayName, c.DisplayName, c.KeyID, c.EndDateTime))
+				}
+				n += len(pl.passwords) + len(pl.keys)
+			}
+			r := sdk.Changef("remove %d credentials from %d app registrations", n, len(plans))
+			r.Details = details
+			return r
+		},
+		ApplyFunc: func(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) *sdk.ApplyResponse {
+			g, plans, err := read(ctx, req.Attributes)
+			if err != nil {
+				return sdk.ApplyError(err)
+			}
+			for _, pl := range plans {
+				path := "/applications/" + url.PathEscape(pl.app.ID)
+				for _, c := range pl.passwords {
+					if err := g.do(ctx, "POST", path+"/removePassword", nil, map[string]any{"keyId": c.KeyID}, nil); err != nil && statusOf(err) != http.StatusNotFound {
+						return sdk.ApplyError(err)
+					}
+				}
+				if len(pl.keys) > 0 {
+					keep := pl.keep
+					if keep == nil {
+						keep = []json.RawMessage{}
+					}
+					if err := g.do(ctx, "PATCH", path, nil, map[string]any{"keyCredentials": keep}, nil); err != nil {
+						return sdk.ApplyError(err)
+					}
+				}
+			}
+			return &sdk.ApplyResponse{Summary: fmt.Sprintf("removed the matching credentials of %d app registrations", len(plans))}
+		}}
+}

@@ -196,6 +196,19 @@ func TestOldProvidersAppsAndInventory(t *testing.T) {
 	if fa.LengthInt() != 1 || !strings.Contains(fa.Index(cty.NumberIntVal(0)).AsString(), "OldMSP RMM") || inv.Outputs["guests"].LengthInt() != 1 || inv.Outputs["domains"].LengthInt() != 2 {
 		t.Fatalf("inventory: %#v", inv.Outputs)
 	}
+	// Secrets and a certificate the old provider put on the client's own
+	// app registration: only those go.
+	hr := g.AddApplication("Client HR app", []string{"OldMSP sync secret", "HR team secret"}, []string{"oldmsp-cert", "hr-cert"})
+	ca := map[string]cty.Value{"display_name_contains": str("OldMSP")}
+	if p, err := h.Plan(ctx, "app_credentials", ca, nil); err != nil || p.Kind != sdk.Change || len(p.Details) != 2 {
+		t.Fatalf("plan app_credentials: %+v %v", p, err)
+	}
+	if _, err := h.Run(ctx, "app_credentials", ca); err != nil {
+		t.Fatal(err)
+	}
+	if c := strings.Join(g.Credentials(hr), ","); c != "keyCredentials:hr-cert,passwordCredentials:HR team secret" {
+		t.Fatalf("credentials left: %s", c)
+	}
 	attrs := map[string]cty.Value{"owner_tenant_ids": cty.ListVal([]cty.Value{str(oldTenant)})}
 	p, err := h.Plan(ctx, "remove_service_principals", attrs, nil)
 	if err != nil || p.Kind != sdk.Change || len(p.Details) != 1 || !strings.Contains(p.Details[0], "delegated Directory.ReadWrite.All User.Read.All; 2 app role assignments") {

@@ -38,7 +38,7 @@ func New(version string) *sdk.Plugin {
 			{Name: "timeout", Type: sdk.DurationType, Description: "Timeout of one request (default 30s)."},
 		},
 		ConfigureFunc: p.configure,
-		Actions:       []*sdk.Action{p.findUsers(), p.disableUser(), p.revokeSessions(), p.resetPassword(), p.removeRoles(), p.removeGuests(), p.removeServicePrincipals(), p.removeAuthMethods(), p.removeGroups(), p.inventory()},
+		Actions:       []*sdk.Action{p.findUsers(), p.disableUser(), p.revokeSessions(), p.resetPassword(), p.removeRoles(), p.removeGuests(), p.removeServicePrincipals(), p.removeAuthMethods(), p.removeGroups(), p.appCredentials(), p.inventory()},
 	}
 }
 

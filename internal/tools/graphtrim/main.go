@@ -15,11 +15,12 @@ import (
 
 // What is used: entity and complex types, bound actions, entity sets.
 var (
-	types   = []string{"entity", "directoryObject", "user", "directoryRole", "passwordProfile", "servicePrincipal", "oAuth2PermissionGrant", "appRoleAssignment", "domain",
+	types = []string{"entity", "directoryObject", "user", "directoryRole", "passwordProfile", "servicePrincipal", "oAuth2PermissionGrant", "appRoleAssignment", "domain",
 		"authentication", "authenticationMethod", "phoneAuthenticationMethod", "emailAuthenticationMethod", "microsoftAuthenticatorAuthenticationMethod",
-		"softwareOathAuthenticationMethod", "fido2AuthenticationMethod", "temporaryAccessPassAuthenticationMethod", "passwordAuthenticationMethod", "group"}
-	actions = []string{"revokeSignInSessions"}
-	sets    = []string{"users", "directoryRoles", "servicePrincipals", "oauth2PermissionGrants", "domains", "groups"}
+		"softwareOathAuthenticationMethod", "fido2AuthenticationMethod", "temporaryAccessPassAuthenticationMethod", "passwordAuthenticationMethod", "group",
+		"application", "passwordCredential", "keyCredential"}
+	actions = []string{"revokeSignInSessions", "removePassword"}
+	sets    = []string{"users", "directoryRoles", "servicePrincipals", "oauth2PermissionGrants", "domains", "groups", "applications"}
 )
 
 func main() {
@@ -38,7 +39,10 @@ func main() {
 		out.WriteString(element(schema, `(EntityType|ComplexType) Name="`+t+`"`))
 	}
 	for _, a := range actions {
-		out.WriteString(element(schema, `Action Name="`+a+`" IsBound="true"`))
+		// Every overload (one per binding type).
+		for _, e := range elements(schema, `Action Name="`+a+`" IsBound="true"`) {
+			out.WriteString(e)
+		}
 	}
 	out.WriteString("      <EntityContainer Name=\"GraphService\">\n")
 	for _, s := range sets {
@@ -46,6 +50,21 @@ func main() {
 	}
 	out.WriteString("      </EntityContainer>\n    </Schema>\n  </edmx:DataServices>\n</edmx:Edmx>\n")
 	os.Stdout.WriteString(out.String())
+}
+
+// elements are all the elements whose start tag matches head.
+func elements(src, head string) []string {
+	var out []string
+	for rest := src; ; {
+		re := regexp.MustCompile(`(?m)^[ \t]*<` + head)
+		loc := re.FindStringIndex(rest)
+		if loc == nil {
+			return out
+		}
+		e := element(rest[loc[0]:], head)
+		out = append(out, e)
+		rest = rest[loc[0]+len(e)-1:]
+	}
 }
 
 // element is the whole element whose start tag matches head, with its
