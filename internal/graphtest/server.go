@@ -9,8 +9,13 @@
 package graphtest
 
 import (
+	"crypto"
 	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -50,6 +55,9 @@ type Server struct {
 	CAFile string
 	// Throttle answers every Nth Graph request with 429 and Retry-After: 1.
 	Throttle int
+	// ClientCert is the app's registered certificate: a client assertion
+	// signed by its key signs the app in (as a client secret does).
+	ClientCert *x509.Certificate
 	// Latency is added to every Graph request (as a real tenant has).
 	Latency    time.Duration
 	schema     *Schema
@@ -365,7 +373,9 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, map[string]any{"error": "invalid_request", "error_description": "AADSTS90002: Tenant not found."})
 		return
 	}
-	if r.Form.Get("client_id") != ClientID || r.Form.Get("client_secret") != ClientSecret {
+	secretOK := r.Form.Get("client_secret") == ClientSecret && r.Form.Get("client_secret") != ""
+	assertionOK := r.Form.Get("client_assertion_type") == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" && s.assertionValid(r.Form.Get("client_assertion"))
+	if r.Form.Get("client_id") != ClientID || !(secretOK || assertionOK) {
 		w.WriteHeader(401)
 		writeJSON(w, map[string]any{"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.", "error_codes": []int{7000215}})
 		return
@@ -935,4 +945,45 @@ func (s *Server) applications(w http.ResponseWriter, r *http.Request, typ string
 	default:
 		graphError(w, 400, "BadRequest", "Unsupported request: "+r.Method+" "+r.URL.Path)
 	}
+}
+
+// assertionValid checks a client assertion: a JWT (RS256 or PS256) signed
+// by the registered certificate's key, issued by and for the app.
+func (s *Server) assertionValid(jwt string) bool {
+	if s.ClientCert == nil {
+		return false
+	}
+	parts := strings.Split(jwt, ".")
+	if len(parts) != 3 {
+		return false
+	}
+	var hdr struct {
+		Alg string `json:"alg"`
+	}
+	var claims struct {
+		Iss string `json:"iss"`
+		Sub string `json:"sub"`
+		Exp int64  `json:"exp"`
+	}
+	hb, err1 := base64.RawURLEncoding.DecodeString(parts[0])
+	cb, err2 := base64.RawURLEncoding.DecodeString(parts[1])
+	sig, err3 := base64.RawURLEncoding.DecodeString(parts[2])
+	if err1 != nil || err2 != nil || err3 != nil || json.Unmarshal(hb, &hdr) != nil || json.Unmarshal(cb, &claims) != nil {
+		return false
+	}
+	if claims.Iss != ClientID || claims.Sub != ClientID || claims.Exp < time.Now().Unix() {
+		return false
+	}
+	pub, ok := s.ClientCert.PublicKey.(*rsa.PublicKey)
+	if !ok {
+		return false
+	}
+	h := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
+	switch hdr.Alg {
+	case "RS256":
+		return rsa.VerifyPKCS1v15(pub, crypto.SHA256, h[:], sig) == nil
+	case "PS256":
+		return rsa.VerifyPSS(pub, crypto.SHA256, h[:], sig, nil) == nil
+	}
+	return false
 }

@@ -2,9 +2,18 @@ package entraplugin
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/zclconf/go-cty/cty"
 
@@ -224,5 +233,46 @@ func TestOldProvidersAppsAndInventory(t *testing.T) {
 		if ok, _ := g.ServicePrincipalExists(id); !ok {
 			t.Fatal("another tenant's app was removed")
 		}
+	}
+}
+
+// Signing in with the app's certificate instead of a secret: the test
+// server checks the client assertion's signature with the registered
+// certificate; another certificate is refused.
+func TestClientCertificate(t *testing.T) {
+	ctx := context.Background()
+	g := graphtest.Start(t)
+	g.AddUser("c@oldmsp.example", "x", false)
+	certFile := func(name string) (string, *x509.Certificate) {
+		key, _ := rsa.GenerateKey(rand.Reader, 2048)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+		der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+		cert, _ := x509.ParseCertificate(der)
+		f := filepath.Join(t.TempDir(), name+".pem")
+		b := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+		b = append(b, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})...)
+		os.WriteFile(f, b, 0o600)
+		return f, cert
+	}
+	good, cert := certFile("app")
+	bad, _ := certFile("other")
+	g.ClientCert = cert
+	attrs := map[string]cty.Value{"user": str("c@oldmsp.example")}
+	h, err := configured(t, g, map[string]cty.Value{"client_secret": cty.NullVal(cty.String), "client_certificate_file": str(good)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Run(ctx, "disable_user", attrs); err != nil {
+		t.Fatalf("with the certificate: %v", err)
+	}
+	h, err = configured(t, g, map[string]cty.Value{"client_secret": cty.NullVal(cty.String), "client_certificate_file": str(bad)})
+	if err == nil {
+		_, err = h.Plan(ctx, "disable_user", attrs, nil)
+	}
+	if err == nil || !strings.Contains(err.Error(), "signing in to the tenant failed") {
+		t.Fatalf("another certificate: %v", err)
+	}
+	if _, err := configured(t, g, map[string]cty.Value{"client_certificate_file": str(good)}); err == nil || !strings.Contains(err.Error(), "one of them") {
+		t.Fatalf("both a secret and a certificate: %v", err)
 	}
 }

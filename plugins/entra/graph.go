@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -34,6 +35,7 @@ type graph struct {
 
 type graphSettings struct {
 	tenant, clientID, secret, authority, endpoint, caFile string
+	certFile, certPassword                                string
 	noDiscovery                                           bool
 	timeout                                               time.Duration
 }
@@ -44,12 +46,30 @@ func newGraph(s graphSettings) (*graph, error) {
 		return nil, err
 	}
 	hc := &http.Client{Timeout: s.timeout, Transport: sdkhttp.Transport(tc)}
-	opts := &azidentity.ClientSecretCredentialOptions{DisableInstanceDiscovery: s.noDiscovery}
-	opts.ClientOptions = azcore.ClientOptions{Transport: hc, Cloud: cloud.Configuration{ActiveDirectoryAuthorityHost: s.authority},
+	co := azcore.ClientOptions{Transport: hc, Cloud: cloud.Configuration{ActiveDirectoryAuthorityHost: s.authority},
 		Retry: policy.RetryOptions{MaxRetries: 2, RetryDelay: 300 * time.Millisecond}}
-	cred, err := azidentity.NewClientSecretCredential(s.tenant, s.clientID, s.secret, opts)
-	if err != nil {
-		return nil, fmt.Errorf("the client secret credential: %v", err)
+	var cred azcore.TokenCredential
+	if s.certFile != "" {
+		pemData, err := os.ReadFile(s.certFile)
+		if err != nil {
+			return nil, fmt.Errorf("client_certificate_file: %v", err)
+		}
+		certs, key, err := azidentity.ParseCertificates(pemData, []byte(s.certPassword))
+		if err != nil {
+			return nil, fmt.Errorf("client_certificate_file %s: %v", s.certFile, err)
+		}
+		cred, err = azidentity.NewClientCertificateCredential(s.tenant, s.clientID, certs, key,
+			&azidentity.ClientCertificateCredentialOptions{ClientOptions: co, DisableInstanceDiscovery: s.noDiscovery})
+		if err != nil {
+			return nil, fmt.Errorf("the client certificate credential: %v", err)
+		}
+	} else {
+		c, err := azidentity.NewClientSecretCredential(s.tenant, s.clientID, s.secret,
+			&azidentity.ClientSecretCredentialOptions{ClientOptions: co, DisableInstanceDiscovery: s.noDiscovery})
+		if err != nil {
+			return nil, fmt.Errorf("the client secret credential: %v", err)
+		}
+		cred = c
 	}
 	return &graph{endpoint: strings.TrimRight(s.endpoint, "/"), cred: cred, http: hc, retries: 5}, nil
 }

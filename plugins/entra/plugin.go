@@ -30,7 +30,9 @@ func New(version string) *sdk.Plugin {
 		Config: []sdk.Attribute{
 			{Name: "tenant_id", Type: cty.String, Required: true, Description: "The client's tenant ID."},
 			{Name: "client_id", Type: cty.String, Required: true, Description: "The app registration's client ID (the new provider's)."},
-			{Name: "client_secret", Type: cty.String, Required: true, Sensitive: true, Description: "Its client secret."},
+			{Name: "client_secret", Type: cty.String, Sensitive: true, Description: "Its client secret (or client_certificate_file)."},
+			{Name: "client_certificate_file", Type: cty.String, Description: "PEM (or PKCS#12) file with the app's certificate and private key, instead of a secret."},
+			{Name: "client_certificate_password", Type: cty.String, Sensitive: true, Description: "Password of client_certificate_file, if it has one."},
 			{Name: "authority_host", Type: cty.String, Description: "Login host (default https://login.microsoftonline.com/; national clouds, tests)."},
 			{Name: "graph_endpoint", Type: cty.String, Description: "Graph endpoint (default https://graph.microsoft.com)."},
 			{Name: "disable_instance_discovery", Type: cty.Bool, Description: "Skip the authority's instance discovery (for a private or test authority)."},
@@ -46,7 +48,11 @@ func (p *plugin) configure(ctx context.Context, cfg sdk.Values) sdk.Diagnostics 
 	timeout, diags := cfg.Duration("timeout", 30*time.Second)
 	s := graphSettings{tenant: cfg.String("tenant_id"), clientID: cfg.String("client_id"), secret: cfg.String("client_secret"),
 		authority: cfg.String("authority_host"), endpoint: cfg.String("graph_endpoint"), caFile: cfg.String("ca_file"),
-		noDiscovery: cfg.Bool("disable_instance_discovery"), timeout: timeout}
+		noDiscovery: cfg.Bool("disable_instance_discovery"), timeout: timeout,
+		certFile: cfg.String("client_certificate_file"), certPassword: cfg.String("client_certificate_password")}
+	if (s.secret == "") == (s.certFile == "") {
+		return append(diags, sdk.Diagnostic{Severity: sdk.Error, Summary: "One way to sign in", Detail: "Set client_secret or client_certificate_file (one of them)."})
+	}
 	if s.authority == "" {
 		s.authority = "https://login.microsoftonline.com/"
 	}
