@@ -32,6 +32,7 @@ const Token = "scimlab-token-7f3a"
 // Options of a server.
 type Options struct {
 	NoFilter bool // no filter support (advertised and enforced)
+	NoPatch  bool // no PATCH support (advertised and enforced): PUT only
 	ETags    bool // meta.version and If-Match
 	Throttle int  // every Nth request is answered 429 (Retry-After: 1)
 	// MaxResults is the largest page the server serves (default 50).
@@ -95,6 +96,9 @@ func New(dir string, o Options) (*Server, error) {
 	s.cmd.Env = append(os.Environ(), "SCIM_TOKEN="+Token, "PORT=0")
 	if o.NoFilter {
 		s.cmd.Env = append(s.cmd.Env, "SCIM_NO_FILTER=1")
+	}
+	if o.NoPatch {
+		s.cmd.Env = append(s.cmd.Env, "SCIM_NO_PATCH=1")
 	}
 	if o.ETags {
 		s.cmd.Env = append(s.cmd.Env, "SCIM_ETAG=1")

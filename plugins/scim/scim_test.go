@@ -236,3 +236,21 @@ func addUsersThrottled(t *testing.T, s *scimlab.Server, names ...string) map[str
 	}
 	return ids
 }
+
+// A server without PATCH: deactivate_user PUTs the whole user with
+// active = false, keeping its other attributes.
+func TestServerWithoutPatch(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := scimlab.Start(t, scimlab.Options{NoPatch: true, ETags: true})
+	ids := addUsers(t, s, "p@oldmsp.example")
+	s.Call("PUT", "/Users/"+ids["p@oldmsp.example"], map[string]any{"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:User"},
+		"userName": "p@oldmsp.example", "displayName": "Pat", "active": true, "emails": []map[string]string{{"value": "p@oldmsp.example"}}})
+	if _, err := mustHarness(t, s, nil).Run(ctx, "deactivate_user", map[string]cty.Value{"user": str("p@oldmsp.example")}); err != nil {
+		t.Fatal(err)
+	}
+	u, _ := s.User(ids["p@oldmsp.example"])
+	if u["active"] != false || u["displayName"] != "Pat" || u["userName"] != "p@oldmsp.example" {
+		t.Fatalf("after the PUT: %v", u)
+	}
+}

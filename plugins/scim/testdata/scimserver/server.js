@@ -6,6 +6,7 @@
 //   SCIM_THROTTLE  N: every Nth request is answered 429 with Retry-After: 1
 //   SCIM_ETAG      "1": resources carry meta.version; If-Match is enforced
 //   SCIM_MAX_RESULTS  the largest page it serves (default 50)
+//   SCIM_NO_PATCH  "1": advertise and enforce "no PATCH support" (PUT only)
 // It prints "listening PORT" once it listens on 127.0.0.1 (port 0: any).
 const express = require("express");
 const SCIMMY = require("scimmy").default ?? require("scimmy");
@@ -17,6 +18,7 @@ const noFilter = process.env.SCIM_NO_FILTER === "1";
 const throttle = parseInt(process.env.SCIM_THROTTLE || "0", 10);
 const etags = process.env.SCIM_ETAG === "1";
 const maxResults = parseInt(process.env.SCIM_MAX_RESULTS || "50", 10);
+const noPatch = process.env.SCIM_NO_PATCH === "1";
 
 
 const stores = { Users: new Map(), Groups: new Map() };
@@ -65,6 +67,7 @@ app.use("/scim/v2", (req, res, next) => {
     return scimError(res, 429, null, "Too many requests");
   }
   if (noFilter && req.query.filter !== undefined) return scimError(res, 400, "invalidFilter", "Filtering is not supported");
+  if (noPatch && req.method === "PATCH") return scimError(res, 501, null, "PATCH is not supported");
   const m = req.path.match(/^\/(Users|Groups)\/([^/]+)$/);
   if (etags && m && ["PUT", "PATCH", "DELETE"].includes(req.method) && req.get("If-Match")) {
     const rec = stores[m[1]].get(m[2]);
@@ -82,7 +85,7 @@ const routers = new SCIMMYRouters({
 });
 // After the routers, which set every feature they implement to supported.
 SCIMMY.Config.set({
-  patch: { supported: true },
+  patch: { supported: !noPatch },
   filter: { supported: !noFilter, maxResults },
   etag: { supported: etags },
   bulk: { supported: false },
