@@ -119,70 +119,24 @@ func (p *plugin) removeAuthMethods() *sdk.Action {
 		}}
 }
 
-type membership struct {
-	Type        string `json:"@odata.type"`
-	ID          string `json:"id"`
-	DisplayName string `json:"displayName"`
-}
-
 func (p *plugin) removeGroups() *sdk.Action {
-	read := func(ctx context.Context, a sdk.Values) (*graph, *user, []membership, error) {
-		g, err := p.graph()
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		u, err := g.mustUser(ctx, a.String("user"))
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		raws, err := g.all(ctx, "/users/"+url.PathEscape(u.ID)+"/memberOf?$select=id,displayName", nil)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		only := map[string]bool{}
-		for _, n := range a.Strings("groups") {
-			only[strings.ToLower(n)] = true
-		}
-		var out []membership
-		for _, r := range raws {
-			var m membership
-			if json.Unmarshal(r, &m) != nil || m.Type != "#microsoft.graph.group" {
-				continue // directory roles: remove_roles
-			}
-			if len(only) == 0 || only[strings.ToLower(m.DisplayName)] || only[m.ID] {
-				out = append(out, m)
-			}
-		}
-		return g, u, out, nil
-	}
-	return &sdk.Action{Name: "remove_groups",
-		Description: "Removes the user from groups (all its direct group memberships, or the named ones); directory roles are remove_roles' work.",
-		Attributes:  []sdk.Attribute{userAttr, {Name: "groups", Type: cty.List(cty.String), Description: "Group names or ids (default: every group)."}},
-		PlanFunc: func(ctx context.Context, req *sdk.PlanRequest) *sdk.PlanResponse {
-			_, u, ms, err := read(ctx, req.Attributes)
+	return p.membershipAction("remove_groups", "Removes the user from groups (all its direct group memberships, or the named ones); directory roles are remove_roles' work.",
+		sdk.Attribute{Name: "groups", Type: cty.List(cty.String), Description: "Group names or ids (default: every group)."}, "groups",
+		func(ctx context.Context, g *graph, u *user, a sdk.Values) ([]membership, error) {
+			raws, err := g.all(ctx, "/users/"+url.PathEscape(u.ID)+"/memberOf?$select=id,displayName", nil)
 			if err != nil {
-				return sdk.PlanError(err)
+				return nil, err
 			}
-			if len(ms) == 0 {
-				return sdk.NoChangef("%s is in none of the groups", u.UserPrincipalName)
-			}
-			var names []string
-			for _, m := range ms {
-				names = append(names, m.DisplayName)
-			}
-			return sdk.Changef("remove %s from %s", u.UserPrincipalName, strings.Join(names, ", "))
-		},
-		ApplyFunc: func(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) *sdk.ApplyResponse {
-			g, u, ms, err := read(ctx, req.Attributes)
-			if err != nil {
-				return sdk.ApplyError(err)
-			}
-			for _, m := range ms {
-				err := g.do(ctx, "DELETE", "/groups/"+url.PathEscape(m.ID)+"/members/"+url.PathEscape(u.ID)+"/$ref", nil, nil, nil)
-				if err != nil && statusOf(err) != http.StatusNotFound {
-					return sdk.ApplyError(err)
+			var out []membership
+			for _, r := range raws {
+				var m membership
+				if json.Unmarshal(r, &m) == nil && m.Type == "#microsoft.graph.group" {
+					out = append(out, m) // directory roles: remove_roles
 				}
 			}
-			return &sdk.ApplyResponse{Summary: fmt.Sprintf("removed %s from %d groups", u.UserPrincipalName, len(ms))}
-		}}
+			return named(out, a.Strings("groups")), nil
+		},
+		func(m membership, u *user) string {
+			return "/groups/" + url.PathEscape(m.ID) + "/members/" + url.PathEscape(u.ID) + "/$ref"
+		})
 }

@@ -352,8 +352,18 @@ func (p *plugin) resetPassword() *sdk.Action {
 		}}
 }
 
-func (p *plugin) removeRoles() *sdk.Action {
-	read := func(ctx context.Context, a sdk.Values) (*graph, *user, []role, error) {
+// membership is one group or role a user is a direct member of.
+type membership struct {
+	Type        string `json:"@odata.type"`
+	ID          string `json:"id"`
+	DisplayName string `json:"displayName"`
+}
+
+// membershipAction removes a user from the memberships read lists
+// (directory roles, groups): DELETE path(membership, user), 404 = done.
+func (p *plugin) membershipAction(name, desc string, attr sdk.Attribute, what string,
+	read func(ctx context.Context, g *graph, u *user, a sdk.Values) ([]membership, error), path func(m membership, u *user) string) *sdk.Action {
+	look := func(ctx context.Context, a sdk.Values) (*graph, *user, []membership, error) {
 		g, err := p.graph()
 		if err != nil {
 			return nil, nil, nil, err
@@ -362,57 +372,77 @@ func (p *plugin) removeRoles() *sdk.Action {
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		roles, err := g.roles(ctx)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		only := map[string]bool{}
-		for _, r := range a.Strings("roles") {
-			only[strings.ToLower(r)] = true
-		}
-		var in []role
-		for _, r := range roles {
-			if len(only) > 0 && !only[strings.ToLower(r.DisplayName)] {
-				continue
-			}
-			for _, m := range r.Members {
-				if m.ID == u.ID {
-					in = append(in, r)
-				}
-			}
-		}
-		return g, u, in, nil
+		ms, err := read(ctx, g, u, a)
+		return g, u, ms, err
 	}
-	return &sdk.Action{Name: "remove_roles",
-		Description: "Removes the user from directory roles (all, or the named ones): Global Administrator and the like.",
-		Attributes:  []sdk.Attribute{userAttr, {Name: "roles", Type: cty.List(cty.String), Description: "Role names (default: every role the user holds)."}},
+	return &sdk.Action{Name: name, Description: desc, Attributes: []sdk.Attribute{userAttr, attr},
 		PlanFunc: func(ctx context.Context, req *sdk.PlanRequest) *sdk.PlanResponse {
-			_, u, in, err := read(ctx, req.Attributes)
+			_, u, ms, err := look(ctx, req.Attributes)
 			if err != nil {
 				return sdk.PlanError(err)
 			}
-			if len(in) == 0 {
-				return sdk.NoChangef("%s holds none of the roles", u.UserPrincipalName)
+			if len(ms) == 0 {
+				return sdk.NoChangef("%s is in none of the %s", u.UserPrincipalName, what)
 			}
 			var names []string
-			for _, r := range in {
-				names = append(names, r.DisplayName)
+			for _, m := range ms {
+				names = append(names, m.DisplayName)
 			}
 			return sdk.Changef("remove %s from %s", u.UserPrincipalName, strings.Join(names, ", "))
 		},
 		ApplyFunc: func(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) *sdk.ApplyResponse {
-			g, u, in, err := read(ctx, req.Attributes)
+			g, u, ms, err := look(ctx, req.Attributes)
 			if err != nil {
 				return sdk.ApplyError(err)
 			}
-			for _, r := range in {
-				err := g.do(ctx, "DELETE", "/directoryRoles/"+url.PathEscape(r.ID)+"/members/"+url.PathEscape(u.ID)+"/$ref", nil, nil, nil)
-				if err != nil && statusOf(err) != http.StatusNotFound {
+			for _, m := range ms {
+				if err := g.do(ctx, "DELETE", path(m, u), nil, nil, nil); err != nil && statusOf(err) != http.StatusNotFound {
 					return sdk.ApplyError(err)
 				}
 			}
-			return &sdk.ApplyResponse{Summary: fmt.Sprintf("removed %s from %d roles", u.UserPrincipalName, len(in))}
+			return &sdk.ApplyResponse{Summary: fmt.Sprintf("removed %s from %d %s", u.UserPrincipalName, len(ms), what)}
 		}}
+}
+
+// named keeps the memberships named in names (all when names is empty).
+func named(ms []membership, names []string) []membership {
+	if len(names) == 0 {
+		return ms
+	}
+	want := map[string]bool{}
+	for _, n := range names {
+		want[strings.ToLower(n)] = true
+	}
+	var out []membership
+	for _, m := range ms {
+		if want[strings.ToLower(m.DisplayName)] || want[strings.ToLower(m.ID)] {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func (p *plugin) removeRoles() *sdk.Action {
+	return p.membershipAction("remove_roles", "Removes the user from directory roles (all, or the named ones): Global Administrator and the like.",
+		sdk.Attribute{Name: "roles", Type: cty.List(cty.String), Description: "Role names (default: every role the user holds)."}, "roles",
+		func(ctx context.Context, g *graph, u *user, a sdk.Values) ([]membership, error) {
+			roles, err := g.roles(ctx)
+			if err != nil {
+				return nil, err
+			}
+			var in []membership
+			for _, r := range roles {
+				for _, m := range r.Members {
+					if m.ID == u.ID {
+						in = append(in, membership{ID: r.ID, DisplayName: r.DisplayName})
+					}
+				}
+			}
+			return named(in, a.Strings("roles")), nil
+		},
+		func(m membership, u *user) string {
+			return "/directoryRoles/" + url.PathEscape(m.ID) + "/members/" + url.PathEscape(u.ID) + "/$ref"
+		})
 }
 
 // guestsFrom lists the tenant's guests whose mail is in one of domains
