@@ -54,18 +54,7 @@ func orNone(s string) string {
 }
 
 func (g *graph) servicePrincipals(ctx context.Context) ([]servicePrincipal, error) {
-	raws, err := g.all(ctx, "/servicePrincipals?$select=id,appId,displayName,appOwnerOrganizationId", nil)
-	if err != nil {
-		return nil, err
-	}
-	var out []servicePrincipal
-	for _, r := range raws {
-		var sp servicePrincipal
-		if json.Unmarshal(r, &sp) == nil {
-			out = append(out, sp)
-		}
-	}
-	return out, nil
+	return listOf[servicePrincipal](ctx, g, "/servicePrincipals?$select=id,appId,displayName,appOwnerOrganizationId", nil)
 }
 
 // permissions reads what a service principal was granted.

@@ -230,3 +230,20 @@ func (g *graph) all(ctx context.Context, path string, hdr http.Header) ([]json.R
 	}
 	return out, nil
 }
+
+// listOf pages through a collection and decodes each item as T (items
+// that do not decode are left out).
+func listOf[T any](ctx context.Context, g *graph, path string, hdr http.Header) ([]T, error) {
+	raws, err := g.all(ctx, path, hdr)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]T, 0, len(raws))
+	for _, r := range raws {
+		var v T
+		if json.Unmarshal(r, &v) == nil {
+			out = append(out, v)
+		}
+	}
+	return out, nil
+}

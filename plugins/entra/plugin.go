@@ -124,18 +124,7 @@ type role struct {
 }
 
 func (g *graph) roles(ctx context.Context) ([]role, error) {
-	raws, err := g.all(ctx, "/directoryRoles?$expand=members", nil)
-	if err != nil {
-		return nil, err
-	}
-	var out []role
-	for _, r := range raws {
-		var ro role
-		if json.Unmarshal(r, &ro) == nil {
-			out = append(out, ro)
-		}
-	}
-	return out, nil
+	return listOf[role](ctx, g, "/directoryRoles?$expand=members", nil)
 }
 
 var foundType = cty.Object(map[string]cty.Type{"id": cty.String, "upn": cty.String, "display_name": cty.String, "mail": cty.String,
@@ -254,6 +243,17 @@ type timeCheckpoint struct {
 	After string `json:"after"`
 }
 
+// checkpointAfter reads the user again and records the property the
+// change left (a time), which a later plan compares with.
+func (g *graph) checkpointAfter(ctx context.Context, ev sdk.Events, id string, prop func(*user) string) error {
+	after, err := g.mustUser(ctx, id)
+	if err != nil {
+		return err
+	}
+	b, _ := json.Marshal(timeCheckpoint{After: prop(after)})
+	return ev.Checkpoint(ctx, b)
+}
+
 func laterOrEqual(a, b string) bool {
 	ta, err1 := time.Parse(time.RFC3339Nano, a)
 	tb, err2 := time.Parse(time.RFC3339Nano, b)
@@ -293,12 +293,7 @@ func (p *plugin) revokeSessions() *sdk.Action {
 			if err := g.do(ctx, "POST", "/users/"+url.PathEscape(u.ID)+"/revokeSignInSessions", nil, nil, nil); err != nil {
 				return sdk.ApplyError(err)
 			}
-			after, err := g.mustUser(ctx, u.ID)
-			if err != nil {
-				return sdk.ApplyError(err)
-			}
-			b, _ := json.Marshal(timeCheckpoint{After: after.SignInSessionsValidFromDateTime})
-			if err := ev.Checkpoint(ctx, b); err != nil {
+			if err := g.checkpointAfter(ctx, ev, u.ID, func(a *user) string { return a.SignInSessionsValidFromDateTime }); err != nil {
 				return sdk.ApplyError(err)
 			}
 			return &sdk.ApplyResponse{Summary: "revoked the sessions of " + u.UserPrincipalName}
@@ -340,12 +335,7 @@ func (p *plugin) resetPassword() *sdk.Action {
 			if err := g.do(ctx, "PATCH", "/users/"+url.PathEscape(u.ID), nil, map[string]any{"passwordProfile": pp}, nil); err != nil {
 				return sdk.ApplyError(err)
 			}
-			after, err := g.mustUser(ctx, u.ID)
-			if err != nil {
-				return sdk.ApplyError(err)
-			}
-			b, _ := json.Marshal(timeCheckpoint{After: after.LastPasswordChangeDateTime})
-			if err := ev.Checkpoint(ctx, b); err != nil {
+			if err := g.checkpointAfter(ctx, ev, u.ID, func(a *user) string { return a.LastPasswordChangeDateTime }); err != nil {
 				return sdk.ApplyError(err)
 			}
 			return &sdk.ApplyResponse{Summary: "reset the password of " + u.UserPrincipalName}
