@@ -102,6 +102,11 @@ func TestSaaSExampleRunbook(t *testing.T) {
 	if rmm.Active("oldmsp-integration") || !rmm.Active("backup-agent") {
 		t.Fatal("the RMM tokens are not as they should be")
 	}
+	// The checklist names the systems: the PSA's SCIM endpoint, the RMM's API.
+	_, md, _ := f.run("handover", f.dir)
+	if !strings.Contains(md, "### SCIM "+s.URL) || !strings.Contains(md, "### API "+rmm.URL) {
+		t.Fatalf("the checklist's systems:\n%s", md)
+	}
 	_, plan, _ := f.run("plan", "-var-file", filepath.Join(f.dir, "vars.json"), f.dir)
 	for where, text := range map[string]string{"apply output": out, "plan output": plan, "state and audit": readAll(t, filepath.Join(f.dir, ".switchover"))} {
 		for _, canary := range []string{rmmToken, scimlab.Token} {

@@ -355,7 +355,7 @@ func (g *Graph) applyInstance(ctx context.Context, ip *InstancePlan, nr *nodeRun
 			if st.Confirm.Note != "" {
 				sum += ": " + st.Confirm.Note
 			}
-			return g.markDone(o, addr, st.Attempts, sum, nil, in.Node)
+			return g.markDone(o, addr, st.Attempts, sum, nil, in.Node, "")
 		}
 		g.recordOrKeep(o, &state.Record{Kind: state.KindStatus, Address: addr, Status: state.Waiting, Summary: ip.Summary})
 		o.Events(Event{Type: "waiting", Time: time.Now(), Address: addr, Summary: ip.Summary})
@@ -387,7 +387,7 @@ func (g *Graph) applyInstance(ctx context.Context, ip *InstancePlan, nr *nodeRun
 				outs = r.Outputs
 			}
 		}
-		return g.markDone(o, addr, attempt, "no change needed: "+ip.Summary, outs, in.Node)
+		return g.markDone(o, addr, attempt, "no change needed: "+ip.Summary, outs, in.Node, ip.Target)
 	}
 	return g.applyWithRetries(ctx, ip, attrs, attempt, o)
 }
@@ -449,7 +449,7 @@ func (g *Graph) applyWithRetries(ctx context.Context, ip *InstancePlan, attrs ct
 		g.auditf(o, audit.EvStepStarted, addr, map[string]any{"attempt": attempt, "action": step.Plugin + "." + step.Action})
 		outs, summary, err := g.applyOnce(ctx, ip, attrs, o)
 		if err == nil {
-			return g.markDone(o, addr, attempt, summary, outs, in.Node)
+			return g.markDone(o, addr, attempt, summary, outs, in.Node, ip.Target)
 		}
 		var later *laterError
 		if errors.As(err, &later) {
@@ -470,7 +470,7 @@ func (g *Graph) applyWithRetries(ctx context.Context, ip *InstancePlan, attrs ct
 			o.Events(Event{Type: "log", Time: time.Now(), Address: addr, Summary: g.Redactor.String("planned again: " + lastErr)})
 			g.auditf(o, audit.EvStepReplanned, addr, map[string]any{"reason": lastErr, "summary": np.Summary})
 			if np.Action == plans.NoChange {
-				return g.markDone(o, addr, attempt, "no change needed after planning again: "+np.Summary, np.Outputs, in.Node)
+				return g.markDone(o, addr, attempt, "no change needed after planning again: "+np.Summary, np.Outputs, in.Node, np.Target)
 			}
 			ip = np
 			continue
@@ -515,7 +515,7 @@ func (g *Graph) replan(ctx context.Context, ip *InstancePlan, attrs cty.Value, o
 	}
 	np := *ip
 	np.Action, np.Summary, np.Details, np.Private, np.Outputs = actionOf(resp.Kind), g.Redactor.String(resp.Summary), g.Redactor.Strings(resp.Details), resp.Private, resp.Outputs
-	np.NotBefore = resp.NotBefore
+	np.NotBefore, np.Target = resp.NotBefore, resp.Target
 	if np.Action == plans.Manual {
 		return nil, fmt.Errorf("the new plan needs a person")
 	}
@@ -562,6 +562,9 @@ func (g *Graph) applyOnce(ctx context.Context, ip *InstancePlan, attrs cty.Value
 	if err := verify.Diagnostics.Err(); err != nil {
 		return nil, "", fmt.Errorf("verifying after apply: %v", err)
 	}
+	if ip.Target == "" {
+		ip.Target = verify.Target // planned during apply, or from a saved plan
+	}
 	if verify.Kind == sdk.Wait {
 		return nil, "", &laterError{summary: g.Redactor.String(verify.Summary), until: verify.NotBefore}
 	}
@@ -579,7 +582,7 @@ func (g *Graph) applyOnce(ctx context.Context, ip *InstancePlan, attrs cty.Value
 	return outs, sum, nil
 }
 
-func (g *Graph) markDone(o ApplyOptions, addr string, attempt int, summary string, outs map[string]cty.Value, n *StepNode) outcome {
+func (g *Graph) markDone(o ApplyOptions, addr string, attempt int, summary string, outs map[string]cty.Value, n *StepNode, target string) outcome {
 	sensitive := map[string]bool{}
 	for _, out := range n.Schema.Outputs {
 		sensitive[out.Name] = out.Sensitive
@@ -593,7 +596,7 @@ func (g *Graph) markDone(o ApplyOptions, addr string, attempt int, summary strin
 	if err != nil {
 		return g.failDone(o, addr, attempt, "cannot record outputs: "+err.Error())
 	}
-	recs := []*state.Record{{Kind: state.KindStatus, Address: addr, Status: state.Done, Attempt: attempt, Summary: summary, Outputs: clear, SealedOutputs: sealed}}
+	recs := []*state.Record{{Kind: state.KindStatus, Address: addr, Status: state.Done, Attempt: attempt, Summary: summary, Outputs: clear, SealedOutputs: sealed, Target: target}}
 	names := o.Run.pendingSecretsOf(addr)
 	for _, name := range names {
 		recs = append(recs, &state.Record{Kind: state.KindSecret, Name: name, Address: addr, Verified: true})

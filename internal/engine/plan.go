@@ -40,6 +40,8 @@ type InstancePlan struct {
 	Outputs map[string]cty.Value
 	// NotBefore, with Wait: when the step goes on.
 	NotBefore time.Time
+	// Target is the system the plugin said the step works on.
+	Target string
 }
 
 // Entry is the instance's plan as the plan file and `plan -json` hold it.
@@ -288,7 +290,7 @@ func (g *Graph) observe(ctx context.Context, in *Instance, run *Run) (*InstanceP
 	p.Details = g.Redactor.Strings(resp.Details)
 	p.Private = resp.Private
 	p.Outputs = resp.Outputs
-	p.NotBefore = resp.NotBefore
+	p.NotBefore, p.Target = resp.NotBefore, resp.Target
 	return p, diags
 }
 

@@ -91,8 +91,9 @@ type OpenItem struct {
 	DueText string     `json:"due_text,omitempty"` // as the runbook gives it
 }
 
-// System is what one plugin configuration reaches (hosts, a domain, a
-// repository), with the steps done there.
+// System is one system the steps worked on (a host, a domain, a tenant, a
+// repository, as the plugin names it; else the plugin configuration), with
+// the steps done there.
 type System struct {
 	Name   string        `json:"name"`
 	Plugin string        `json:"plugin"`
@@ -279,11 +280,15 @@ func (c *Checklist) stepResults(st *state.Snapshot, steps map[string]stepInfo) {
 		default:
 			c.Counts.Pending++
 		}
-		sys := bySystem[info.system]
+		system := info.system
+		if inst.Target != "" {
+			system = inst.Target
+		}
+		sys := bySystem[system]
 		if sys == nil {
-			sys = &System{Name: info.system, Plugin: info.plugin}
-			bySystem[info.system] = sys
-			order = append(order, info.system)
+			sys = &System{Name: system, Plugin: info.plugin}
+			bySystem[system] = sys
+			order = append(order, system)
 		}
 		sys.Steps = append(sys.Steps, r)
 		c.index[inst.Address] = r

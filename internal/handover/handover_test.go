@@ -63,7 +63,7 @@ handover {
 	now := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
 	for _, r := range []*state.Record{
 		{Kind: state.KindRun, RunID: "r1", RunbookHash: rb.Hash, Time: now},
-		{Kind: state.KindStatus, Address: "step.done", Status: state.Done, Summary: "did it", Outputs: json.RawMessage(`{"removed":["oldmsp@lab <script>"]}`), Time: now},
+		{Kind: state.KindStatus, Address: "step.done", Status: state.Done, Summary: "did it", Outputs: json.RawMessage(`{"removed":["oldmsp@lab <script>"]}`), Target: "ssh 10.0.0.5:22", Time: now},
 		{Kind: state.KindStatus, Address: "step.broken", Status: state.Failed, Error: "host01: login refused", Time: now},
 		{Kind: state.KindStatus, Address: "step.registrar", Status: state.Waiting, Summary: "Move the domain | to the new registrar account.", Time: now},
 		{Kind: state.KindStatus, Address: "step.later", Status: state.Waiting, Summary: "second reset due", Until: now.Add(10 * time.Hour), Time: now},
@@ -94,6 +94,13 @@ func TestChecklistFromARun(t *testing.T) {
 	}
 	if c.Counts != (Counts{Done: 1, Failed: 1, Waiting: 1, Due: 1, Skipped: 1}) {
 		t.Fatalf("counts: %+v", c.Counts)
+	}
+	var systems []string
+	for _, s := range c.Systems {
+		systems = append(systems, s.Name)
+	}
+	if got := strings.Join(systems, ", "); got != "core, ssh 10.0.0.5:22" {
+		t.Fatalf("systems: %s (a step's target names its system)", got)
 	}
 	if len(c.Secrets) != 1 || !c.Secrets[0].Verified || c.Secrets[0].SetBy != "step.done" {
 		t.Fatalf("secrets: %+v", c.Secrets)

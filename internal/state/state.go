@@ -58,6 +58,8 @@ type Record struct {
 	// Until, with Waiting: the step goes on by itself at this time (not a
 	// person's step).
 	Until time.Time `json:"until,omitempty"`
+	// Target, with Done: the system the step worked on (for the handover).
+	Target string `json:"tgt,omitempty"`
 
 	// checkpoint (Sealed: Data is age-encrypted because it held a secret)
 	Data   []byte `json:"d,omitempty"`
@@ -98,6 +100,8 @@ type Instance struct {
 	Confirm       *Confirmation
 	// Until: waiting until this time, not for a person (zero otherwise).
 	Until time.Time
+	// Target: the system the step worked on.
+	Target string
 }
 
 // Confirmation is a person's written, attributable confirmation.
@@ -191,6 +195,9 @@ func (s *Snapshot) Apply(r *Record) {
 		}
 		in.Error = r.Error
 		in.Until = r.Until
+		if r.Target != "" {
+			in.Target = r.Target
+		}
 		if r.Status == Done {
 			in.Outputs, in.SealedOutputs = r.Outputs, r.SealedOutputs
 		}

@@ -64,6 +64,12 @@ func New(version string) *sdk.Plugin {
 			{Name: "page_size", Type: cty.Number, Description: "Entries per page of a paged search (RFC 2696; default 500)."},
 		},
 		ConfigureFunc: p.configure,
+		TargetFunc: func(string, sdk.Values) string {
+			if p.s == nil {
+				return ""
+			}
+			return "Active Directory " + p.s.url
+		},
 		Actions: []*sdk.Action{
 			p.findAccounts(), p.disableAccount(), p.resetPassword(), p.removeFromGroups(), p.rotateKrbtgt(), p.inventory(),
 		},

@@ -52,7 +52,13 @@ func New(version string) *sdk.Plugin {
 			{Name: "timeout", Type: sdk.DurationType, Description: "Timeout of one restic command (default 1h)."},
 		},
 		ConfigureFunc: p.configure,
-		Actions:       []*sdk.Action{p.verify(), p.rotateKey(), p.snapshots()},
+		TargetFunc: func(string, sdk.Values) string {
+			if p.s == nil {
+				return ""
+			}
+			return "restic repository " + p.s.repo
+		},
+		Actions: []*sdk.Action{p.verify(), p.rotateKey(), p.snapshots()},
 	}
 }
 

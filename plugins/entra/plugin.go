@@ -40,7 +40,13 @@ func New(version string) *sdk.Plugin {
 			{Name: "timeout", Type: sdk.DurationType, Description: "Timeout of one request (default 30s)."},
 		},
 		ConfigureFunc: p.configure,
-		Actions:       []*sdk.Action{p.findUsers(), p.disableUser(), p.revokeSessions(), p.resetPassword(), p.removeRoles(), p.removeGuests(), p.removeServicePrincipals(), p.removeAuthMethods(), p.removeGroups(), p.appCredentials(), p.inventory()},
+		TargetFunc: func(string, sdk.Values) string {
+			if p.tenant == "" {
+				return ""
+			}
+			return "Entra tenant " + p.tenant
+		},
+		Actions: []*sdk.Action{p.findUsers(), p.disableUser(), p.revokeSessions(), p.resetPassword(), p.removeRoles(), p.removeGuests(), p.removeServicePrincipals(), p.removeAuthMethods(), p.removeGroups(), p.appCredentials(), p.inventory()},
 	}
 }
 

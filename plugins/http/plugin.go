@@ -59,7 +59,21 @@ func New(version string) *sdk.Plugin {
 			{Name: "retries", Type: cty.Number, Description: "Retries of a request answered 429 or 5xx, after Retry-After (default 4)."},
 		},
 		ConfigureFunc: p.configure,
-		Actions:       []*sdk.Action{p.request()},
+		TargetFunc: func(_ string, a sdk.Values) string {
+			if p.client == nil {
+				return ""
+			}
+			u, err := p.fullURL(callOf(a.Get("check")).url)
+			if err != nil {
+				return ""
+			}
+			pu, err := url.Parse(u)
+			if err != nil {
+				return ""
+			}
+			return "API " + pu.Scheme + "://" + pu.Host
+		},
+		Actions: []*sdk.Action{p.request()},
 	}
 }
 

@@ -36,7 +36,13 @@ func New(version string) *sdk.Plugin {
 			{Name: "page_size", Type: cty.Number, Description: "Resources per page when listing (default 100)."},
 		},
 		ConfigureFunc: p.configure,
-		Actions:       []*sdk.Action{p.findUsers(), p.deactivate(), p.deleteUser(), p.removeMembers(), p.inventory()},
+		TargetFunc: func(string, sdk.Values) string {
+			if p.c == nil {
+				return ""
+			}
+			return "SCIM " + p.c.base.String()
+		},
+		Actions: []*sdk.Action{p.findUsers(), p.deactivate(), p.deleteUser(), p.removeMembers(), p.inventory()},
 	}
 }
 

@@ -20,7 +20,11 @@ type Plugin struct {
 	Config []Attribute
 	// ConfigureFunc receives the plugin block's settings. Optional.
 	ConfigureFunc func(ctx context.Context, config Values) Diagnostics
-	Actions       []*Action
+	// TargetFunc names the system a step works on (a host, a domain, a
+	// tenant, a repository) when its plan did not; the handover checklist
+	// groups steps by it. Optional.
+	TargetFunc func(action string, attrs Values) string
+	Actions    []*Action
 }
 
 // Action is one action of a plugin.
@@ -81,6 +85,9 @@ func (p *Plugin) Plan(ctx context.Context, req *PlanRequest) (resp *PlanResponse
 	}
 	if resp.Kind == 0 && !resp.Diagnostics.HasErrors() {
 		return nil, fmt.Errorf("plugin %q action %q returned a plan without a kind", p.Name, req.Action)
+	}
+	if resp.Target == "" && p.TargetFunc != nil && req.Attributes.AllKnown() {
+		resp.Target = p.TargetFunc(req.Action, req.Attributes)
 	}
 	return resp, nil
 }

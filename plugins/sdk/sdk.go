@@ -137,6 +137,10 @@ type PlanResponse struct {
 	Outputs map[string]cty.Value
 	// NotBefore, with Wait: when the step can go on.
 	NotBefore time.Time
+	// Target names the system the step works on ("127.0.0.1:22",
+	// "ldaps://dc1.example.com", a tenant, a repository): the handover
+	// checklist groups steps by it.
+	Target string
 }
 
 // ApplyRequest asks a plugin to make the change for one step instance.

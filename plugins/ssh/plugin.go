@@ -48,6 +48,15 @@ func New(version string) *sdk.Plugin {
 			{Name: "max_sessions", Type: cty.Number, Description: "Commands at once over one host's connection (default 8; sshd allows 10)."},
 		},
 		ConfigureFunc: p.configure,
+		TargetFunc: func(_ string, a sdk.Values) string {
+			if p.s == nil {
+				return ""
+			}
+			if t, err := p.target(a); err == nil {
+				return "ssh " + t.String()
+			}
+			return ""
+		},
 		Actions: []*sdk.Action{
 			p.authorizedKeys(), p.rotatePassword(), p.lockAccount(), p.removeSudo(),
 			p.service(), p.command(), p.export(), p.inventory(),

@@ -783,8 +783,11 @@ type PlanResponse struct {
 	Outputs *DynamicValue `protobuf:"bytes,6,opt,name=outputs,proto3" json:"outputs,omitempty"`
 	// With WAIT: when the step can go on (Unix time in nanoseconds).
 	NotBeforeUnixNano int64 `protobuf:"varint,7,opt,name=not_before_unix_nano,json=notBeforeUnixNano,proto3" json:"not_before_unix_nano,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The system the step works on (a host, a domain, a tenant, a repository):
+	// the handover checklist groups steps by it.
+	Target        string `protobuf:"bytes,8,opt,name=target,proto3" json:"target,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PlanResponse) Reset() {
@@ -864,6 +867,13 @@ func (x *PlanResponse) GetNotBeforeUnixNano() int64 {
 		return x.NotBeforeUnixNano
 	}
 	return 0
+}
+
+func (x *PlanResponse) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
 }
 
 type ApplyRequest struct {
@@ -1388,7 +1398,7 @@ const file_plugin_proto_rawDesc = "" +
 	"attributes\x12\x1e\n" +
 	"\n" +
 	"checkpoint\x18\x04 \x01(\fR\n" +
-	"checkpoint\"\xc9\x02\n" +
+	"checkpoint\"\xe1\x02\n" +
 	"\fPlanResponse\x128\n" +
 	"\x06action\x18\x01 \x01(\x0e2 .switchover.plugin.v1.PlanActionR\x06action\x12\x18\n" +
 	"\asummary\x18\x02 \x01(\tR\asummary\x12\x18\n" +
@@ -1396,7 +1406,8 @@ const file_plugin_proto_rawDesc = "" +
 	"\aprivate\x18\x04 \x01(\fR\aprivate\x12B\n" +
 	"\vdiagnostics\x18\x05 \x03(\v2 .switchover.plugin.v1.DiagnosticR\vdiagnostics\x12<\n" +
 	"\aoutputs\x18\x06 \x01(\v2\".switchover.plugin.v1.DynamicValueR\aoutputs\x12/\n" +
-	"\x14not_before_unix_nano\x18\a \x01(\x03R\x11notBeforeUnixNano\"\xbe\x01\n" +
+	"\x14not_before_unix_nano\x18\a \x01(\x03R\x11notBeforeUnixNano\x12\x16\n" +
+	"\x06target\x18\b \x01(\tR\x06target\"\xbe\x01\n" +
 	"\fApplyRequest\x12\x16\n" +
 	"\x06action\x18\x01 \x01(\tR\x06action\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12B\n" +

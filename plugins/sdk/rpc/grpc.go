@@ -84,7 +84,7 @@ func (s *grpcServer) Plan(ctx context.Context, req *pb.PlanRequest) (*pb.PlanRes
 	if err != nil {
 		return nil, fmt.Errorf("encoding outputs: %w", err)
 	}
-	return &pb.PlanResponse{Action: planKinds[r.Kind], Summary: r.Summary, Details: r.Details, Private: r.Private, Diagnostics: encodeDiags(r.Diagnostics), Outputs: outs, NotBeforeUnixNano: unixNano(r.NotBefore)}, nil
+	return &pb.PlanResponse{Action: planKinds[r.Kind], Summary: r.Summary, Details: r.Details, Private: r.Private, Diagnostics: encodeDiags(r.Diagnostics), Outputs: outs, NotBeforeUnixNano: unixNano(r.NotBefore), Target: r.Target}, nil
 }
 
 func (s *grpcServer) Apply(stream pb.Plugin_ApplyServer) error {
@@ -214,6 +214,7 @@ func (c *GRPCClient) Plan(ctx context.Context, req *sdk.PlanRequest) (*sdk.PlanR
 		return nil, err
 	}
 	resp := &sdk.PlanResponse{Summary: r.Summary, Details: r.Details, Private: r.Private, Diagnostics: decodeDiags(r.Diagnostics), Outputs: outs}
+	resp.Target = r.Target
 	if r.NotBeforeUnixNano != 0 {
 		resp.NotBefore = time.Unix(0, r.NotBeforeUnixNano)
 	}
