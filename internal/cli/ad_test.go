@@ -148,7 +148,7 @@ step "core.noop" "after" {
 	}
 }
 
-// The example runbook examples/ad-offboarding, applied to the lab DC: the
+// The example runbook runbooks/ad-domain, applied to the lab DC: the
 // old provider's admin ends disabled, out of Domain Admins, and the run
 // stops where it must wait (krbtgt's second reset, a person's step).
 func TestADExampleRunbook(t *testing.T) {
@@ -164,7 +164,7 @@ func TestADExampleRunbook(t *testing.T) {
 	if err := adlab.AddMember(c, "CN=Domain Admins,"+adlab.UsersDN, dn); err != nil {
 		t.Fatal(err)
 	}
-	src, err := os.ReadFile("../../examples/ad-offboarding/main.sw.hcl")
+	src, err := os.ReadFile("../../runbooks/ad-domain/main.sw.hcl")
 	if err != nil {
 		t.Fatal(err)
 	}

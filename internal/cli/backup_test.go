@@ -70,7 +70,7 @@ func resticAs(repo, pw, dir string, args ...string) error {
 	return nil
 }
 
-// The example runbook examples/backup-handover on a real repository: the
+// The example runbook runbooks/backups on a real repository: the
 // backups are verified, the key is rotated, and the run waits for the
 // person who updates the backup clients.
 func TestBackupExampleRunbook(t *testing.T) {
@@ -84,7 +84,7 @@ func TestBackupExampleRunbook(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	body, err := os.ReadFile("../../examples/backup-handover/main.sw.hcl")
+	body, err := os.ReadFile("../../runbooks/backups/main.sw.hcl")
 	if err != nil {
 		t.Fatal(err)
 	}

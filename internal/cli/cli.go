@@ -48,6 +48,7 @@ var commands []command
 
 func init() {
 	commands = []command{
+		{"init", "Make a new runbook directory from a curated runbook", runInit},
 		{"validate", "Check a runbook without touching any remote system", runValidate},
 		{"plan", "Observe the real systems and show what apply would change", runPlan},
 		{"apply", "Apply a runbook or a saved plan, with durable checkpoints", runApply},

@@ -79,7 +79,7 @@ step "entra.reset_password" "pw" {
 	}
 }
 
-// The example runbook examples/m365-offboarding against the Graph test
+// The example runbook runbooks/m365-tenant against the Graph test
 // server: the old provider's users and guest are disabled and out of the
 // roles, their sessions revoked, the known account's password reset; the
 // run waits for the person who removes the partner relationships.
@@ -93,7 +93,7 @@ func TestEntraExampleRunbook(t *testing.T) {
 	ga := g.AddRole("Global Administrator", "62e90394-69f5-4237-9190-012177145e10", admin, client)
 	rmm := g.AddServicePrincipal("OldMSP RMM", "99999999-8888-7777-6666-555555555555", "Directory.ReadWrite.All", 1)
 	hr := g.AddApplication("Client HR app", []string{"OldMSP sync secret"}, nil)
-	src, err := os.ReadFile("../../examples/m365-offboarding/main.sw.hcl")
+	src, err := os.ReadFile("../../runbooks/m365-tenant/main.sw.hcl")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -64,7 +64,7 @@ step "scim.deactivate_user" "off" {
 	}
 }
 
-// The example runbook examples/saas-offboarding on a real SCIM server and
+// The example runbook runbooks/saas-apps on a real SCIM server and
 // the fictional RMM: the old provider's PSA accounts are inactive, the
 // client's are not, the RMM token is revoked; the tokens (canaries) are
 // nowhere in the output, the plan file, the state or the audit trail.
@@ -81,7 +81,7 @@ func TestSaaSExampleRunbook(t *testing.T) {
 	b, _ := os.ReadFile(rmm.CAFile)
 	ca := filepath.Join(t.TempDir(), "cas.pem")
 	os.WriteFile(ca, append(a, b...), 0o600)
-	src, err := os.ReadFile("../../examples/saas-offboarding/main.sw.hcl")
+	src, err := os.ReadFile("../../runbooks/saas-apps/main.sw.hcl")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,8 +48,8 @@ Each has root (with the admin key %s), an account oldmsp with the old provider's
 key and sudo rights, and alice. known_hosts: %s
 
 Try, in another terminal:
-  bin/switchover plan  -var-file %s examples/ssh-offboarding
-  bin/switchover apply -var-file %s examples/ssh-offboarding
+  bin/switchover plan  -var-file %s runbooks/linux-servers
+  bin/switchover apply -var-file %s runbooks/linux-servers
 
 Ctrl-C stops the hosts.
 `, lab.AdminKeyFile, lab.KnownHosts, varFile, varFile)

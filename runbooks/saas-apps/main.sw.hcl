@@ -21,7 +21,8 @@ variable "rmm_api_url" {
   description = "The RMM's API base URL, e.g. https://rmm.example.com/api/v1"
 }
 variable "rmm_admin_token" {
-  sensitive = true
+  description = "An API token of the new provider in the RMM: the RMM's settings > API"
+  sensitive   = true
 }
 variable "old_provider_token_name" {
   description = "The name of the old provider's API token in the RMM"
@@ -61,6 +62,6 @@ step "http.request" "rmm_token" {
     path   = "tokens.#(name==\"${var.old_provider_token_name}\").active"
     equals = "false"
   }
-  apply = [{ method = "DELETE", url = "tokens/${var.old_provider_token_name}" }]
+  apply   = [{ method = "DELETE", url = "tokens/${var.old_provider_token_name}" }]
   outputs = { active_tokens = "tokens.#(active==true)#.name" }
 }

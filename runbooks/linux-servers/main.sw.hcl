@@ -1,6 +1,6 @@
 # Take the old provider's access away from a handful of Linux servers.
 # Against local lab hosts: `make lab` in one terminal, then
-#   bin/switchover apply -var-file /tmp/switchover-lab/lab.vars.json examples/ssh-offboarding
+#   bin/switchover apply -var-file /tmp/switchover-lab/lab.vars.json runbooks/linux-servers
 runbook "acme-servers-leave-oldmsp" {
   client       = "Acme Bakery GmbH"
   old_provider = "OldMSP GmbH"

@@ -18,7 +18,8 @@ variable "bind_dn" {
   description = "A domain admin of the new provider or the client (not the old provider's)"
 }
 variable "bind_password" {
-  sensitive = true
+  description = "That account's password"
+  sensitive   = true
 }
 variable "old_provider_upn_suffix" {
   description = "The old provider's UPN domain, e.g. oldmsp.example"

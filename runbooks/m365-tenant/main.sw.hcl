@@ -9,18 +9,22 @@ runbook "m365-offboarding" {
   description = "Take a Microsoft 365 tenant back from the previous IT provider"
 }
 
-variable "tenant_id" {}
+variable "tenant_id" {
+  description = "The client's tenant ID: Entra admin center > Overview > Tenant ID"
+}
 variable "client_id" {
   description = "An app registration of the new provider with User.ReadWrite.All, Directory.ReadWrite.All, RoleManagement.ReadWrite.Directory"
 }
 variable "client_secret" {
-  sensitive = true
+  description = "A client secret of that app registration: Entra admin center > App registrations > the app > Certificates & secrets"
+  sensitive   = true
 }
 variable "old_provider_name" {
   description = "How the old provider named the app secrets and certificates it made (matched in their display names)"
 }
 variable "old_provider_domains" {
-  type = list(string)
+  description = "The old provider's e-mail domains (its technicians' and guests' addresses), e.g. [\"oldmsp.example\"]"
+  type        = list(string)
 }
 variable "old_provider_tenant_ids" {
   description = "The old provider's own tenant ID(s): its multi-tenant apps (RMM, backup, PSA) are removed"
@@ -34,13 +38,16 @@ variable "known_accounts" {
 }
 # For a test or a national cloud; the defaults are Microsoft's global cloud.
 variable "authority_host" {
-  default = "https://login.microsoftonline.com/"
+  description = "Login host: keep the default, except in a national cloud (e.g. https://login.microsoftonline.us/)"
+  default     = "https://login.microsoftonline.com/"
 }
 variable "graph_endpoint" {
-  default = "https://graph.microsoft.com"
+  description = "Graph endpoint: keep the default, except in a national cloud (e.g. https://graph.microsoft.us)"
+  default     = "https://graph.microsoft.com"
 }
 variable "ca_file" {
-  default = null
+  description = "A CA to trust in addition to the system's (a TLS-inspecting proxy's); usually not needed"
+  default     = null
 }
 
 plugin "entra" {
