@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -24,6 +25,10 @@ import (
 )
 
 type settings struct {
+	// mu runs one restic command at a time: steps planned in parallel on
+	// the same repository would otherwise meet each other's locks (check
+	// and forget take an exclusive one).
+	mu       sync.Mutex
 	repo     string
 	password string
 	env      map[string]string
@@ -111,19 +116,29 @@ type result struct {
 	exit           int
 }
 
-// run runs one restic command with password. The password travels in the
-// environment of restic alone (never on a command line); the cache is the
-// workspace's. A lock left by a restic that was killed with switchover is
-// removed (restic unlock removes only stale locks) and the command tried
-// once more.
+// run runs one restic command with password, one at a time. The password
+// travels in the environment of restic alone (never on a command line);
+// the cache is the workspace's. When the repository is locked, a lock left
+// by a restic that was killed with switchover is removed (restic unlock
+// removes only stale locks), and one another program holds (a nightly
+// backup) is waited for: up to about a minute, with backoff.
 func (s *settings) run(ctx context.Context, password string, args ...string) (*result, error) {
-	r, err := s.runOnce(ctx, password, args...)
-	if err == nil && r.exit != 0 && bytes.Contains(r.stderr, []byte("repository is already locked")) {
-		if u, err := s.runOnce(ctx, password, "unlock"); err == nil && u.exit == 0 {
-			return s.runOnce(ctx, password, args...)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for attempt := 0; ; attempt++ {
+		r, err := s.runOnce(ctx, password, args...)
+		if err != nil || r.exit == 0 || !bytes.Contains(r.stderr, []byte("repository is already locked")) || attempt == 6 {
+			return r, err
+		}
+		if u, err := s.runOnce(ctx, password, "unlock"); err != nil || u.exit != 0 {
+			return r, nil
+		}
+		select {
+		case <-time.After(time.Duration(500<<attempt) * time.Millisecond):
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
 	}
-	return r, err
 }
 
 func (s *settings) runOnce(ctx context.Context, password string, args ...string) (*result, error) {
