@@ -49,11 +49,7 @@ func (m method) describe() string {
 
 func (p *plugin) removeAuthMethods() *sdk.Action {
 	read := func(ctx context.Context, a sdk.Values) (*graph, *user, []method, error) {
-		g, err := p.graph()
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		u, err := g.mustUser(ctx, a.String("user"))
+		g, u, err := p.userOf(ctx, a)
 		if err != nil {
 			return nil, nil, nil, err
 		}

@@ -113,6 +113,16 @@ func (g *graph) getUser(ctx context.Context, key string) (*user, error) {
 	return &u, nil
 }
 
+// userOf is the configured client and the user the step's "user" names.
+func (p *plugin) userOf(ctx context.Context, a sdk.Values) (*graph, *user, error) {
+	g, err := p.graph()
+	if err != nil {
+		return nil, nil, err
+	}
+	u, err := g.mustUser(ctx, a.String("user"))
+	return g, u, err
+}
+
 func (g *graph) mustUser(ctx context.Context, key string) (*user, error) {
 	u, err := g.getUser(ctx, key)
 	if err == nil && u == nil {
@@ -212,11 +222,7 @@ func (p *plugin) disableUser() *sdk.Action {
 	return &sdk.Action{Name: "disable_user", Description: "Sets accountEnabled = false: the user can no longer sign in.",
 		Attributes: []sdk.Attribute{userAttr},
 		PlanFunc: func(ctx context.Context, req *sdk.PlanRequest) *sdk.PlanResponse {
-			g, err := p.graph()
-			if err != nil {
-				return sdk.PlanError(err)
-			}
-			u, err := g.mustUser(ctx, req.Attributes.String("user"))
+			_, u, err := p.userOf(ctx, req.Attributes)
 			if err != nil {
 				return sdk.PlanError(err)
 			}
@@ -271,11 +277,7 @@ func (p *plugin) revokeSessions() *sdk.Action {
 		Description: "Ends the user's sessions and refresh tokens (revokeSignInSessions); verified by signInSessionsValidFromDateTime.",
 		Attributes:  []sdk.Attribute{userAttr},
 		PlanFunc: func(ctx context.Context, req *sdk.PlanRequest) *sdk.PlanResponse {
-			g, err := p.graph()
-			if err != nil {
-				return sdk.PlanError(err)
-			}
-			u, err := g.mustUser(ctx, req.Attributes.String("user"))
+			_, u, err := p.userOf(ctx, req.Attributes)
 			if err != nil {
 				return sdk.PlanError(err)
 			}
@@ -288,11 +290,7 @@ func (p *plugin) revokeSessions() *sdk.Action {
 			return r
 		},
 		ApplyFunc: func(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) *sdk.ApplyResponse {
-			g, err := p.graph()
-			if err != nil {
-				return sdk.ApplyError(err)
-			}
-			u, err := g.mustUser(ctx, req.Attributes.String("user"))
+			g, u, err := p.userOf(ctx, req.Attributes)
 			if err != nil {
 				return sdk.ApplyError(err)
 			}
@@ -313,11 +311,7 @@ func (p *plugin) resetPassword() *sdk.Action {
 			{Name: "password", Type: cty.String, Required: true, Sensitive: true, Description: "The new password, normally secret(\"...\")."},
 			{Name: "force_change", Type: cty.Bool, Description: "The user must change it at the next sign-in."}},
 		PlanFunc: func(ctx context.Context, req *sdk.PlanRequest) *sdk.PlanResponse {
-			g, err := p.graph()
-			if err != nil {
-				return sdk.PlanError(err)
-			}
-			u, err := g.mustUser(ctx, req.Attributes.String("user"))
+			_, u, err := p.userOf(ctx, req.Attributes)
 			if err != nil {
 				return sdk.PlanError(err)
 			}
@@ -360,11 +354,7 @@ type membership struct {
 func (p *plugin) membershipAction(name, desc string, attr sdk.Attribute, what string,
 	read func(ctx context.Context, g *graph, u *user, a sdk.Values) ([]membership, error), path func(m membership, u *user) string) *sdk.Action {
 	look := func(ctx context.Context, a sdk.Values) (*graph, *user, []membership, error) {
-		g, err := p.graph()
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		u, err := g.mustUser(ctx, a.String("user"))
+		g, u, err := p.userOf(ctx, a)
 		if err != nil {
 			return nil, nil, nil, err
 		}
