@@ -9,6 +9,7 @@
 package graphtest
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
@@ -19,6 +20,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -58,7 +60,11 @@ type Server struct {
 	// ClientCert is the app's registered certificate: a client assertion
 	// signed by its key signs the app in (as a client secret does).
 	ClientCert *x509.Certificate
-	// Latency is added to every Graph request (as a real tenant has).
+	// RateLimit is how many Graph requests a second the tenant takes,
+	// each request of a $batch counted (as Graph does); more get 429 with
+	// Retry-After in whole seconds.
+	RateLimit float64
+	// Latency is added to every Graph call (as a real tenant has).
 	Latency    time.Duration
 	schema     *Schema
 	mu         sync.Mutex
@@ -73,7 +79,10 @@ type Server struct {
 	apps       map[string]map[string]any   // application registrations
 	tokens     map[string]bool
 	requests   int
+	batches    int
 	throttled  int
+	bucket     float64 // RateLimit's bucket, and when it was filled
+	bucketAt   time.Time
 	violations []string
 }
 
@@ -332,27 +341,142 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.discovery(w, r)
 	case strings.HasSuffix(p, "/oauth2/v2.0/token"):
 		s.token(w, r)
-	case strings.HasPrefix(p, "/v1.0/"):
-		if s.Latency > 0 {
-			s.mu.Unlock()
-			time.Sleep(s.Latency)
-			s.mu.Lock()
-		}
-		s.requests++
-		if s.Throttle > 0 && s.requests%s.Throttle == 0 {
-			s.throttled++
-			w.Header().Set("Retry-After", "1")
-			graphError(w, http.StatusTooManyRequests, "TooManyRequests", "Too many requests.")
-			return
-		}
+	case p == "/v1.0/$batch" && r.Method == "POST":
+		s.latency()
 		if !s.tokens[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")] {
 			graphError(w, http.StatusUnauthorized, "InvalidAuthenticationToken", "Access token is empty or invalid.")
 			return
 		}
-		s.graph(w, r, strings.Split(strings.TrimPrefix(p, "/v1.0/"), "/"))
+		s.batch(w, r)
+	case strings.HasPrefix(p, "/v1.0/"):
+		s.latency()
+		s.one(w, r)
 	default:
 		http.NotFound(w, r)
 	}
+}
+
+// latency waits the server's latency, with the lock released.
+func (s *Server) latency() {
+	if s.Latency > 0 {
+		s.mu.Unlock()
+		time.Sleep(s.Latency)
+		s.mu.Lock()
+	}
+}
+
+// one serves one Graph request (alone, or one of a $batch): each counts
+// against the throttle, as in Graph.
+func (s *Server) one(w http.ResponseWriter, r *http.Request) {
+	s.requests++
+	if s.Throttle > 0 && s.requests%s.Throttle == 0 {
+		s.throttle(w, 1)
+		return
+	}
+	if wait, ok := s.rateTake(); !ok {
+		s.throttle(w, wait)
+		return
+	}
+	if !s.tokens[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")] {
+		graphError(w, http.StatusUnauthorized, "InvalidAuthenticationToken", "Access token is empty or invalid.")
+		return
+	}
+	s.graph(w, r, strings.Split(strings.TrimPrefix(r.URL.Path, "/v1.0/"), "/"))
+}
+
+func (s *Server) throttle(w http.ResponseWriter, seconds int) {
+	s.throttled++
+	w.Header().Set("Retry-After", strconv.Itoa(seconds))
+	graphError(w, http.StatusTooManyRequests, "TooManyRequests", "Too many requests.")
+}
+
+// rateTake takes one request from the RateLimit bucket (which holds one
+// second's worth); when it is empty, the whole seconds until it is not.
+func (s *Server) rateTake() (int, bool) {
+	if s.RateLimit <= 0 {
+		return 0, true
+	}
+	now := time.Now()
+	if s.bucketAt.IsZero() {
+		s.bucket = s.RateLimit
+	} else {
+		s.bucket = math.Min(s.RateLimit, s.bucket+now.Sub(s.bucketAt).Seconds()*s.RateLimit)
+	}
+	s.bucketAt = now
+	if s.bucket >= 1 {
+		s.bucket--
+		return 0, true
+	}
+	return int(math.Ceil((1 - s.bucket) / s.RateLimit)), false
+}
+
+// batch serves a JSON $batch: up to 20 requests, each served as if alone
+// (and each counted against the throttle), answered in one response.
+func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Requests []struct {
+			ID        string            `json:"id"`
+			Method    string            `json:"method"`
+			URL       string            `json:"url"`
+			Headers   map[string]string `json:"headers"`
+			Body      json.RawMessage   `json:"body"`
+			DependsOn []string          `json:"dependsOn"`
+		} `json:"requests"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&in); err != nil || len(in.Requests) == 0 {
+		s.violate("POST /$batch: not a batch: %v", err)
+		graphError(w, 400, "BadRequest", "Invalid batch payload format.")
+		return
+	}
+	if len(in.Requests) > 20 {
+		s.violate("POST /$batch: %d requests, Graph takes 20", len(in.Requests))
+		graphError(w, 400, "BadRequest", "Number of batch requests exceeds the maximum of 20.")
+		return
+	}
+	s.batches++
+	seen := map[string]bool{}
+	var out []map[string]any
+	for _, sub := range in.Requests {
+		if sub.ID == "" || seen[sub.ID] {
+			s.violate("POST /$batch: request id %q is empty or not unique", sub.ID)
+		}
+		seen[sub.ID] = true
+		if strings.HasPrefix(sub.URL, "http") || strings.HasPrefix(sub.URL, "/v1.0") {
+			s.violate("POST /$batch: url %q is not relative to the version", sub.URL)
+		}
+		req, err := http.NewRequest(sub.Method, "https://"+r.Host+"/v1.0/"+strings.TrimPrefix(sub.URL, "/"), bytes.NewReader(sub.Body))
+		if err != nil {
+			s.violate("POST /$batch: request %s: %v", sub.ID, err)
+			continue
+		}
+		for k, v := range sub.Headers {
+			req.Header.Set(k, v)
+		}
+		if len(sub.Body) > 0 && req.Header.Get("Content-Type") == "" {
+			s.violate("POST /$batch: request %s has a body and no Content-Type", sub.ID)
+		}
+		req.Header.Set("Authorization", r.Header.Get("Authorization"))
+		rec := httptest.NewRecorder()
+		s.one(rec, req)
+		hdr := map[string]string{}
+		for k := range rec.Header() {
+			hdr[k] = rec.Header().Get(k)
+		}
+		resp := map[string]any{"id": sub.ID, "status": rec.Code, "headers": hdr}
+		if b := bytes.TrimSpace(rec.Body.Bytes()); len(b) > 0 {
+			resp["body"] = json.RawMessage(b)
+		}
+		out = append(out, resp)
+	}
+	writeJSON(w, map[string]any{"responses": out})
+}
+
+// Requests counts the Graph requests served (each of a $batch counts);
+// Batches the $batch calls.
+func (s *Server) Requests() (requests, batches int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.requests, s.batches
 }
 
 func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
@@ -536,46 +660,121 @@ func (s *Server) project(typ string, props map[string]any, sel []string) map[str
 	return out
 }
 
-// matchFilter evaluates the filters the plugin sends: endswith(PROP,'x'),
-// PROP eq 'x', joined by " or " / " and " (no nesting).
+// matchFilter evaluates a filter on one entity (see compileFilter).
 func (s *Server) matchFilter(typ, filter string, props map[string]any) (bool, bool, error) {
-	advanced := false
-	if filter == "" {
-		return true, false, nil
+	match, advanced, err := s.compileFilter(typ, filter)
+	if err != nil {
+		return false, advanced, err
 	}
-	ors := strings.Split(filter, " or ")
-	any := false
-	for _, or := range ors {
-		all := true
+	return match(props), advanced, nil
+}
+
+// compileFilter reads the filters the plugin sends: endswith(PROP,'x'),
+// PROP eq 'x', PROP in ('x','y'), joined by " or " / " and " (no
+// nesting). advanced says whether Graph takes it only as an advanced query.
+func (s *Server) compileFilter(typ, filter string) (match func(map[string]any) bool, advanced bool, err error) {
+	if filter == "" {
+		return func(map[string]any) bool { return true }, false, nil
+	}
+	type pred = func(map[string]any) bool
+	var ors [][]pred
+	for _, or := range strings.Split(filter, " or ") {
+		var all []pred
 		for _, term := range strings.Split(or, " and ") {
-			term = strings.TrimSpace(strings.Trim(strings.TrimSpace(term), "()"))
-			var prop, val string
-			var ok bool
-			switch {
-			case strings.HasPrefix(term, "endswith("):
-				advanced = true
-				inner := strings.TrimSuffix(strings.TrimPrefix(term, "endswith("), ")")
-				prop, val, ok = strings.Cut(inner, ",")
-				val = strings.Trim(strings.TrimSpace(val), "'")
-				if ok {
-					got, _ := props[prop].(string)
-					all = all && strings.HasSuffix(strings.ToLower(got), strings.ToLower(val))
+			term = strings.TrimSpace(term)
+			var prop string
+			var p pred
+			if left, list, ok := strings.Cut(term, " in ("); ok {
+				prop = strings.TrimLeft(left, "( ")
+				vals, err := odataStrings(strings.TrimSuffix(strings.TrimSpace(list), ")"))
+				if err != nil {
+					return nil, advanced, fmt.Errorf("filter term %q: %v", term, err)
 				}
-			case strings.Contains(term, " eq "):
-				prop, val, ok = strings.Cut(term, " eq ")
-				val = strings.Trim(strings.TrimSpace(val), "'")
-				all = all && fmt.Sprint(props[prop]) == val
-			}
-			if !ok {
-				return false, advanced, fmt.Errorf("unsupported filter term %q", term)
+				set := map[string]bool{}
+				for _, v := range vals {
+					set[strings.ToLower(v)] = true
+				}
+				p = func(m map[string]any) bool { return set[strings.ToLower(fmt.Sprint(m[prop]))] }
+			} else {
+				term = strings.TrimSpace(strings.Trim(term, "()"))
+				var val string
+				switch {
+				case strings.HasPrefix(term, "endswith("):
+					advanced = true
+					prop, val, ok = strings.Cut(strings.TrimSuffix(strings.TrimPrefix(term, "endswith("), ")"), ",")
+					val = strings.ToLower(strings.Trim(strings.TrimSpace(val), "'"))
+					p = func(m map[string]any) bool {
+						got, _ := m[prop].(string)
+						return strings.HasSuffix(strings.ToLower(got), val)
+					}
+				case strings.Contains(term, " eq "):
+					prop, val, ok = strings.Cut(term, " eq ")
+					val = strings.Trim(strings.TrimSpace(val), "'")
+					p = func(m map[string]any) bool { return fmt.Sprint(m[prop]) == val }
+				}
+				if !ok {
+					return nil, advanced, fmt.Errorf("unsupported filter term %q", term)
+				}
 			}
 			for _, b := range s.schema.Properties(typ, prop) {
 				s.violate("$filter: %s", b)
 			}
+			all = append(all, p)
 		}
-		any = any || all
+		ors = append(ors, all)
 	}
-	return any, advanced, nil
+	return func(m map[string]any) bool {
+		for _, all := range ors {
+			ok := true
+			for _, p := range all {
+				ok = ok && p(m)
+			}
+			if ok {
+				return true
+			}
+		}
+		return false
+	}, advanced, nil
+}
+
+// odataStrings reads 'a','b”c' (OData string literals, ' doubled).
+func odataStrings(list string) ([]string, error) {
+	var out []string
+	for rest := strings.TrimSpace(list); rest != ""; {
+		if rest[0] != '\'' {
+			return nil, fmt.Errorf("%q is not a quoted string", rest)
+		}
+		var v strings.Builder
+		i := 1
+		for ; i < len(rest); i++ {
+			if rest[i] == '\'' {
+				if i+1 < len(rest) && rest[i+1] == '\'' {
+					v.WriteByte('\'')
+					i++
+					continue
+				}
+				break
+			}
+			v.WriteByte(rest[i])
+		}
+		if i >= len(rest) {
+			return nil, fmt.Errorf("an unterminated string")
+		}
+		out = append(out, v.String())
+		rest = strings.TrimSpace(rest[i+1:])
+		if rest != "" {
+			if rest[0] != ',' {
+				return nil, fmt.Errorf("%q: a comma is missing", rest)
+			}
+			if rest = strings.TrimSpace(rest[1:]); rest == "" {
+				return nil, fmt.Errorf("a value is missing after the last comma")
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("an empty list")
+	}
+	return out, nil
 }
 
 func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, typ string, sel []string) {
@@ -585,20 +784,19 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, typ string, s
 		top = t
 	}
 	skip, _ := strconv.Atoi(q.Get("$skiptoken"))
+	match, advanced, err := s.compileFilter(typ, q.Get("$filter"))
+	if err != nil {
+		graphError(w, 400, "Request_UnsupportedQuery", err.Error())
+		return
+	}
+	if advanced && (r.Header.Get("ConsistencyLevel") != "eventual" || q.Get("$count") != "true") {
+		// As Graph answers an advanced query without them.
+		graphError(w, 400, "Request_UnsupportedQuery", "Operator 'endsWith' is not supported because the required parameters might be missing. Try adding $count=true query parameter and ConsistencyLevel:eventual header.")
+		return
+	}
 	var matched []map[string]any
 	for _, id := range s.order {
-		u := s.users[id]
-		ok, advanced, err := s.matchFilter(typ, q.Get("$filter"), u.Props)
-		if err != nil {
-			graphError(w, 400, "Request_UnsupportedQuery", err.Error())
-			return
-		}
-		if advanced && (r.Header.Get("ConsistencyLevel") != "eventual" || q.Get("$count") != "true") {
-			// As Graph answers an advanced query without them.
-			graphError(w, 400, "Request_UnsupportedQuery", "Operator 'endsWith' is not supported because the required parameters might be missing. Try adding $count=true query parameter and ConsistencyLevel:eventual header.")
-			return
-		}
-		if ok {
+		if u := s.users[id]; match(u.Props) {
 			matched = append(matched, u.Props)
 		}
 	}

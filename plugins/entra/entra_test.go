@@ -276,3 +276,60 @@ func TestClientCertificate(t *testing.T) {
 		t.Fatalf("both a secret and a certificate: %v", err)
 	}
 }
+
+// Many instances at once, as a for_each runs them, against a tenant that
+// takes 100 requests a second: the requests that queue go out as $batch
+// calls, the reads of single users as one listing, every 429 of a request
+// inside a batch is waited for and sent again, and each user really is
+// disabled with its sessions revoked; a user the tenant lacks is said so.
+func TestManyAtOnceBatched(t *testing.T) {
+	ctx := context.Background()
+	g := graphtest.Start(t)
+	g.Latency = 5 * time.Millisecond
+	g.RateLimit = 100
+	var ids []string
+	for i := 0; i < 60; i++ {
+		ids = append(ids, g.AddUser(fmt.Sprintf("tech%02d@oldmsp.example", i), "x", false))
+	}
+	h := harness(t, g)
+	errs := make(chan error, len(ids)+5)
+	for i := range ids {
+		go func(upn string) {
+			_, err := h.Run(ctx, "disable_user", map[string]cty.Value{"user": str(upn)})
+			if err == nil {
+				_, err = h.Run(ctx, "revoke_sessions", map[string]cty.Value{"user": str(upn)})
+			}
+			errs <- err
+		}(fmt.Sprintf("tech%02d@oldmsp.example", i))
+	}
+	for i := 0; i < 5; i++ {
+		go func(upn string) {
+			_, err := h.Plan(ctx, "disable_user", map[string]cty.Value{"user": str(upn)}, nil)
+			if err == nil || !strings.Contains(err.Error(), `no user "`+upn+`"`) {
+				err = fmt.Errorf("a user the tenant lacks: %v", err)
+			} else {
+				err = nil
+			}
+			errs <- err
+		}(fmt.Sprintf("ghost%d@oldmsp.example", i))
+	}
+	for i := 0; i < len(ids)+5; i++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	for _, id := range ids {
+		p := g.UserProps(id)
+		if p["accountEnabled"] != false || p["signInSessionsValidFromDateTime"] == nil {
+			t.Errorf("%s: accountEnabled %v, sessions valid from %v", p["userPrincipalName"], p["accountEnabled"], p["signInSessionsValidFromDateTime"])
+		}
+	}
+	// Alone, each user costs 7 requests: disable (read, PATCH, read
+	// again) and revoke (read, POST, read for the checkpoint, read again).
+	requests, batches := g.Requests()
+	served := requests - g.Throttled()
+	t.Logf("%d Graph requests served (for %d alone) in %d $batch calls and single calls, %d throttled", served, 7*len(ids)+5, batches, g.Throttled())
+	if batches == 0 || served >= 7*len(ids)+5 || g.Throttled() == 0 {
+		t.Errorf("batches %d, requests %d of %d, throttled %d: batching, shared reads and throttling must each have happened for the test to test them", batches, served, 7*len(ids)+5, g.Throttled())
+	}
+}

@@ -5,14 +5,13 @@
 package entraplugin
 
 import (
-	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -31,6 +30,7 @@ type graph struct {
 	cred     azcore.TokenCredential
 	http     *http.Client
 	retries  int
+	d        *dispatcher
 }
 
 type graphSettings struct {
@@ -71,7 +71,9 @@ func newGraph(s graphSettings) (*graph, error) {
 		}
 		cred = c
 	}
-	return &graph{endpoint: strings.TrimRight(s.endpoint, "/"), cred: cred, http: hc, retries: 5}, nil
+	g := &graph{endpoint: strings.TrimRight(s.endpoint, "/"), cred: cred, http: hc, retries: 5}
+	g.d = newDispatcher(g)
+	return g, nil
 }
 
 // graphError is Graph's error, with its code, message and request-id.
@@ -132,83 +134,63 @@ func tokenError(err error) error {
 	return fmt.Errorf("signing in to the tenant failed: %s", s)
 }
 
-// do sends one Graph request (JSON), retrying 429, 503 and 504 after
-// Retry-After with a bounded backoff.
+// do sends one Graph request (JSON) through the dispatcher, which retries
+// 429, 503 and 504 after Retry-After with a bounded backoff.
 func (g *graph) do(ctx context.Context, method, path string, hdr http.Header, body, out any) error {
-	tok, err := g.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{g.endpoint + "/.default"}})
-	if err != nil {
-		return tokenError(err)
-	}
-	var payload []byte
+	j := &job{ctx: ctx, method: method, path: strings.TrimPrefix(path, g.endpoint+"/v1.0"), hdr: hdr}
 	if body != nil {
-		if payload, err = json.Marshal(body); err != nil {
+		var err error
+		if j.body, err = json.Marshal(body); err != nil {
 			return err
 		}
 	}
-	u := path
-	if !strings.HasPrefix(path, "https://") {
-		u = g.endpoint + "/v1.0" + path
+	return g.finish(g.d.submit(j), method+" "+strings.SplitN(j.path, "?", 2)[0], out)
+}
+
+// getUserJSON reads one user (by id or UPN), maybe together with others.
+func (g *graph) getUserJSON(ctx context.Context, key string, out any) error {
+	j := &job{ctx: ctx, method: "GET", userKey: key}
+	return g.finish(g.d.submit(j), "GET /users/"+url.PathEscape(key), out)
+}
+
+// finish turns Graph's answer into out or an error with Graph's code,
+// message and request-id.
+func (g *graph) finish(a answer, what string, out any) error {
+	if a.err != nil {
+		var se signInError
+		if errors.As(a.err, &se) {
+			return se.error
+		}
+		if errors.Is(a.err, context.Canceled) || errors.Is(a.err, context.DeadlineExceeded) {
+			return a.err
+		}
+		return fmt.Errorf("%s: %w", what, a.err)
 	}
-	what := method + " " + strings.SplitN(strings.TrimPrefix(u, g.endpoint), "?", 2)[0]
-	for attempt := 0; ; attempt++ {
-		req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(payload))
-		if err != nil {
-			return err
+	if a.status >= 300 {
+		ge := &graphError{Status: a.status, What: what, RequestID: a.header.Get("request-id")}
+		var eb struct {
+			Error struct {
+				Code       string `json:"code"`
+				Message    string `json:"message"`
+				InnerError struct {
+					RequestID string `json:"request-id"`
+				} `json:"innerError"`
+			} `json:"error"`
 		}
-		req.Header.Set("Authorization", "Bearer "+tok.Token)
-		req.Header.Set("Accept", "application/json")
-		if payload != nil {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		for k, v := range hdr {
-			req.Header[k] = v
-		}
-		resp, err := g.http.Do(req)
-		if err != nil {
-			return fmt.Errorf("%s: %v", what, sdkhttp.ErrorText(err))
-		}
-		b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-		resp.Body.Close()
-		if err != nil {
-			return fmt.Errorf("%s: %v", what, err)
-		}
-		switch resp.StatusCode {
-		case 429, 503, 504:
-			if attempt < g.retries {
-				select {
-				case <-time.After(sdkhttp.RetryAfter(resp.Header.Get("Retry-After"), attempt, time.Second, 30*time.Second)):
-					continue
-				case <-ctx.Done():
-					return ctx.Err()
-				}
+		if json.Unmarshal(a.body, &eb) == nil {
+			ge.Code, ge.Message = eb.Error.Code, eb.Error.Message
+			if eb.Error.InnerError.RequestID != "" {
+				ge.RequestID = eb.Error.InnerError.RequestID
 			}
 		}
-		if resp.StatusCode >= 300 {
-			ge := &graphError{Status: resp.StatusCode, What: what, RequestID: resp.Header.Get("request-id")}
-			var eb struct {
-				Error struct {
-					Code       string `json:"code"`
-					Message    string `json:"message"`
-					InnerError struct {
-						RequestID string `json:"request-id"`
-					} `json:"innerError"`
-				} `json:"error"`
-			}
-			if json.Unmarshal(b, &eb) == nil {
-				ge.Code, ge.Message = eb.Error.Code, eb.Error.Message
-				if eb.Error.InnerError.RequestID != "" {
-					ge.RequestID = eb.Error.InnerError.RequestID
-				}
-			}
-			return ge
-		}
-		if out != nil && len(b) > 0 {
-			if err := json.Unmarshal(b, out); err != nil {
-				return fmt.Errorf("%s: the answer is not JSON: %v", what, err)
-			}
-		}
-		return nil
+		return ge
 	}
+	if out != nil && len(a.body) > 0 {
+		if err := json.Unmarshal(a.body, out); err != nil {
+			return fmt.Errorf("%s: the answer is not JSON: %v", what, err)
+		}
+	}
+	return nil
 }
 
 // all pages through a collection by @odata.nextLink.

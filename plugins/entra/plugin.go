@@ -103,7 +103,7 @@ const userSelect = "id,userPrincipalName,displayName,mail,accountEnabled,userTyp
 // getUser reads a user by id or UPN; nil when there is none.
 func (g *graph) getUser(ctx context.Context, key string) (*user, error) {
 	var u user
-	err := g.do(ctx, "GET", "/users/"+url.PathEscape(key)+"?$select="+userSelect, nil, nil, &u)
+	err := g.getUserJSON(ctx, key, &u)
 	if statusOf(err) == http.StatusNotFound {
 		return nil, nil
 	}
@@ -290,17 +290,25 @@ func (p *plugin) revokeSessions() *sdk.Action {
 			return r
 		},
 		ApplyFunc: func(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) *sdk.ApplyResponse {
-			g, u, err := p.userOf(ctx, req.Attributes)
+			g, err := p.graph()
 			if err != nil {
 				return sdk.ApplyError(err)
 			}
-			if err := g.do(ctx, "POST", "/users/"+url.PathEscape(u.ID)+"/revokeSignInSessions", nil, nil, nil); err != nil {
+			id := string(req.Private) // the id the plan read
+			if id == "" {
+				u, err := g.mustUser(ctx, req.Attributes.String("user"))
+				if err != nil {
+					return sdk.ApplyError(err)
+				}
+				id = u.ID
+			}
+			if err := g.do(ctx, "POST", "/users/"+url.PathEscape(id)+"/revokeSignInSessions", nil, nil, nil); err != nil {
 				return sdk.ApplyError(err)
 			}
-			if err := g.checkpointAfter(ctx, ev, u.ID, func(a *user) string { return a.SignInSessionsValidFromDateTime }); err != nil {
+			if err := g.checkpointAfter(ctx, ev, id, func(a *user) string { return a.SignInSessionsValidFromDateTime }); err != nil {
 				return sdk.ApplyError(err)
 			}
-			return &sdk.ApplyResponse{Summary: "revoked the sessions of " + u.UserPrincipalName}
+			return &sdk.ApplyResponse{Summary: "revoked the sessions of " + req.Attributes.String("user")}
 		}}
 }
 
