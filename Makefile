@@ -2,7 +2,7 @@ GO ?= go
 BIN := bin/switchover
 PROTO_DIR := plugins/protocol/v1
 
-.PHONY: build test generate lint bench-plan bench-apply bench-ssh bench-ad bench-backup bench-saas lab fuzz clean check-generate
+.PHONY: build test generate lint bench-plan bench-apply bench-ssh bench-ad bench-backup bench-saas bench-entra lab fuzz clean check-generate
 
 build:
 	$(GO) build -o $(BIN) ./cmd/switchover
@@ -48,6 +48,8 @@ lint:
 bench-plan: build
 	$(GO) run ./internal/tools/bench -what plan -bin $(BIN)
 
+BENCH_ENTRA_PARALLELISM ?= 40
+
 bench-ssh: build
 	$(GO) run ./internal/tools/bench -what ssh -hosts 20 -bin $(BIN)
 
@@ -62,6 +64,9 @@ bench-backup: build
 
 bench-saas: build
 	$(GO) run ./internal/tools/bench -what saas -accounts 1000 -runs 2 -bin $(BIN)
+
+bench-entra: build
+	$(GO) run ./internal/tools/bench -what entra -accounts 2000 -runs 2 -parallelism $(BENCH_ENTRA_PARALLELISM) -bin $(BIN)
 
 bench-apply: build
 	$(GO) run ./internal/tools/bench -what apply -bin $(BIN)

@@ -60,12 +60,16 @@ type Server struct {
 	// ClientCert is the app's registered certificate: a client assertion
 	// signed by its key signs the app in (as a client secret does).
 	ClientCert *x509.Certificate
+	// PageSize caps the users of one page (Graph may serve fewer than
+	// $top asks for, and the client must follow @odata.nextLink).
+	PageSize int
 	// RateLimit is how many Graph requests a second the tenant takes,
 	// each request of a $batch counted (as Graph does); more get 429 with
 	// Retry-After in whole seconds.
 	RateLimit float64
 	// Latency is added to every Graph call (as a real tenant has).
 	Latency    time.Duration
+	srv        *httptest.Server
 	schema     *Schema
 	mu         sync.Mutex
 	users      map[string]*User
@@ -95,34 +99,50 @@ type role struct {
 // anything broke the schema.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	sch, err := LoadSchema()
+	s, err := New(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{schema: sch, users: map[string]*User{}, roles: map[string]*role{}, tokens: map[string]bool{},
-		sps: map[string]map[string]any{}, grants: map[string]map[string]any{}, assigns: map[string][]map[string]any{}, groups: map[string]*role{}, apps: map[string]map[string]any{}}
-	ca, err := testca.New("graphtest CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := ca.Issue([]string{"localhost"}, "127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert.TLS}}
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	s.URL = srv.URL
-	s.CAFile = filepath.Join(t.TempDir(), "graph-ca.pem")
-	os.WriteFile(s.CAFile, ca.PEM, 0o600)
 	t.Cleanup(func() {
+		s.Close()
 		if v := s.Violations(); len(v) > 0 {
 			t.Errorf("the Graph schema was broken:\n%s", strings.Join(v, "\n"))
 		}
 	})
 	return s
 }
+
+// New starts a server (for benchmarks and demos; tests use Start), its CA
+// certificate written in dir; Close stops it.
+func New(dir string) (*Server, error) {
+	sch, err := LoadSchema()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{schema: sch, users: map[string]*User{}, roles: map[string]*role{}, tokens: map[string]bool{},
+		sps: map[string]map[string]any{}, grants: map[string]map[string]any{}, assigns: map[string][]map[string]any{}, groups: map[string]*role{}, apps: map[string]map[string]any{}}
+	ca, err := testca.New("graphtest CA")
+	if err != nil {
+		return nil, err
+	}
+	cert, err := ca.Issue([]string{"localhost"}, "127.0.0.1")
+	if err != nil {
+		return nil, err
+	}
+	s.CAFile = filepath.Join(dir, "graph-ca.pem")
+	if err := os.WriteFile(s.CAFile, ca.PEM, 0o600); err != nil {
+		return nil, err
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert.TLS}}
+	srv.StartTLS()
+	s.srv = srv
+	s.URL = srv.URL
+	return s, nil
+}
+
+// Close stops the server.
+func (s *Server) Close() { s.srv.Close() }
 
 // Violations are what requests or answers had that the schema does not.
 func (s *Server) Violations() []string {
@@ -782,6 +802,9 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, typ string, s
 	top := 100
 	if t, err := strconv.Atoi(q.Get("$top")); err == nil && t > 0 && t <= 999 {
 		top = t
+	}
+	if s.PageSize > 0 && top > s.PageSize {
+		top = s.PageSize // Graph may serve fewer than $top asks
 	}
 	skip, _ := strconv.Atoi(q.Get("$skiptoken"))
 	match, advanced, err := s.compileFilter(typ, q.Get("$filter"))

@@ -31,6 +31,9 @@ const (
 	batchMax     = 20 // Graph's limit of requests in one $batch
 	inMax        = 15 // Graph's limit of values of an `in` filter
 	callsInFight = 4  // HTTP calls in flight at once
+
+	congestion = 10 * time.Second      // how long a 429 counts as "throttled"
+	linger     = 20 * time.Millisecond // how long requests gather then
 )
 
 // job is one Graph request waiting for its answer.
@@ -70,9 +73,12 @@ type dispatcher struct {
 	mu    sync.Mutex
 	queue []*job
 	pause time.Time // no call before this (Retry-After)
-	wake  chan struct{}
-	slots chan struct{}
-	once  sync.Once
+	// throttledAt is the last 429: for a while after it, calls wait
+	// linger for requests to gather.
+	throttledAt time.Time
+	wake        chan struct{}
+	slots       chan struct{}
+	once        sync.Once
 	// Calls, Batched and Coalesced count what was sent (for tests and
 	// benchmarks): HTTP calls, requests sent inside a $batch, user reads
 	// answered by a shared listing.
@@ -128,6 +134,15 @@ func (d *dispatcher) loop() {
 				break
 			}
 			time.Sleep(wait)
+		}
+		d.mu.Lock()
+		throttled := time.Since(d.throttledAt) < congestion
+		d.mu.Unlock()
+		if throttled {
+			// The tenant's budget, not the round trips, is what limits
+			// now: let the requests gather, so that each call carries
+			// more of them (and more user reads share one listing).
+			time.Sleep(linger)
 		}
 		subs := d.take()
 		if len(subs) == 0 {
@@ -232,6 +247,7 @@ func (d *dispatcher) send(subs []*subRequest) {
 		if a.err == nil && (a.status == 429 || a.status == 503 || a.status == 504) && s.jobs[0].attempt < d.g.retries {
 			wait := sdkhttp.RetryAfter(a.header.Get("Retry-After"), s.jobs[0].attempt, time.Second, 30*time.Second)
 			d.mu.Lock()
+			d.throttledAt = time.Now()
 			if t := time.Now().Add(wait); t.After(d.pause) {
 				d.pause = t
 			}

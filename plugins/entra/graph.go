@@ -71,7 +71,7 @@ func newGraph(s graphSettings) (*graph, error) {
 		}
 		cred = c
 	}
-	g := &graph{endpoint: strings.TrimRight(s.endpoint, "/"), cred: cred, http: hc, retries: 5}
+	g := &graph{endpoint: strings.TrimRight(s.endpoint, "/"), cred: cred, http: hc, retries: 8}
 	g.d = newDispatcher(g)
 	return g, nil
 }

@@ -171,7 +171,7 @@ func (p *plugin) findUsers() *sdk.Action {
 				d = "@" + strings.TrimPrefix(strings.ToLower(d), "@")
 				terms = append(terms, "endswith(userPrincipalName,"+quoteOData(d)+")", "endswith(mail,"+quoteOData(d)+")")
 			}
-			q := url.Values{"$filter": {strings.Join(terms, " or ")}, "$select": {userSelect}, "$count": {"true"}, "$top": {"100"}}
+			q := url.Values{"$filter": {strings.Join(terms, " or ")}, "$select": {userSelect}, "$count": {"true"}, "$top": {"999"}}
 			// endswith is an advanced query: it needs these.
 			raws, err := g.all(ctx, "/users?"+q.Encode(), http.Header{"Consistencylevel": {"eventual"}})
 			if err != nil {
@@ -252,7 +252,28 @@ func (p *plugin) disableUser() *sdk.Action {
 // timeCheckpoint: the value a property had after the step's change, which
 // a later plan compares with.
 type timeCheckpoint struct {
-	After string `json:"after"`
+	After string `json:"after,omitempty"`
+	// Before is the value the plan saw before the change: the change
+	// happened when the property is later than that (revocations only move
+	// it forward), which needs no read after the write.
+	Before *string `json:"before,omitempty"`
+}
+
+// revokePlan is what a revoke_sessions plan hands its apply: the user's id
+// and the sessions' valid-from time it saw.
+type revokePlan struct {
+	ID     string `json:"id"`
+	Before string `json:"before"`
+}
+
+// laterThan: a was set after b ("" is never set).
+func laterThan(a, b string) bool {
+	if b == "" {
+		return a != ""
+	}
+	ta, err1 := time.Parse(time.RFC3339Nano, a)
+	tb, err2 := time.Parse(time.RFC3339Nano, b)
+	return err1 == nil && err2 == nil && ta.After(tb)
 }
 
 // checkpointAfter reads the user again and records the property the
@@ -282,11 +303,12 @@ func (p *plugin) revokeSessions() *sdk.Action {
 				return sdk.PlanError(err)
 			}
 			var ck timeCheckpoint
-			if json.Unmarshal(req.Checkpoint, &ck) == nil && ck.After != "" && laterOrEqual(u.SignInSessionsValidFromDateTime, ck.After) {
+			if json.Unmarshal(req.Checkpoint, &ck) == nil && (ck.After != "" && laterOrEqual(u.SignInSessionsValidFromDateTime, ck.After) ||
+				ck.Before != nil && laterThan(u.SignInSessionsValidFromDateTime, *ck.Before)) {
 				return sdk.NoChangef("the sessions of %s were revoked: valid only from %s", u.UserPrincipalName, u.SignInSessionsValidFromDateTime)
 			}
 			r := sdk.Changef("revoke the sessions of %s (valid from %s now)", u.UserPrincipalName, u.SignInSessionsValidFromDateTime)
-			r.Private = []byte(u.ID)
+			r.Private, _ = json.Marshal(revokePlan{ID: u.ID, Before: u.SignInSessionsValidFromDateTime})
 			return r
 		},
 		ApplyFunc: func(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) *sdk.ApplyResponse {
@@ -294,18 +316,29 @@ func (p *plugin) revokeSessions() *sdk.Action {
 			if err != nil {
 				return sdk.ApplyError(err)
 			}
-			id := string(req.Private) // the id the plan read
-			if id == "" {
+			var rp revokePlan
+			if json.Unmarshal(req.Private, &rp) != nil || rp.ID == "" {
+				// No plan of this version (one saved by an older one):
+				// read the user and, after the change, read it again.
 				u, err := g.mustUser(ctx, req.Attributes.String("user"))
 				if err != nil {
 					return sdk.ApplyError(err)
 				}
-				id = u.ID
+				if err := g.do(ctx, "POST", "/users/"+url.PathEscape(u.ID)+"/revokeSignInSessions", nil, nil, nil); err != nil {
+					return sdk.ApplyError(err)
+				}
+				if err := g.checkpointAfter(ctx, ev, u.ID, func(a *user) string { return a.SignInSessionsValidFromDateTime }); err != nil {
+					return sdk.ApplyError(err)
+				}
+				return &sdk.ApplyResponse{Summary: "revoked the sessions of " + u.UserPrincipalName}
 			}
-			if err := g.do(ctx, "POST", "/users/"+url.PathEscape(id)+"/revokeSignInSessions", nil, nil, nil); err != nil {
+			if err := g.do(ctx, "POST", "/users/"+url.PathEscape(rp.ID)+"/revokeSignInSessions", nil, nil, nil); err != nil {
 				return sdk.ApplyError(err)
 			}
-			if err := g.checkpointAfter(ctx, ev, id, func(a *user) string { return a.SignInSessionsValidFromDateTime }); err != nil {
+			// The sessions are revoked once their valid-from time is later
+			// than the plan saw (the verify reads it).
+			b, _ := json.Marshal(timeCheckpoint{Before: &rp.Before})
+			if err := ev.Checkpoint(ctx, b); err != nil {
 				return sdk.ApplyError(err)
 			}
 			return &sdk.ApplyResponse{Summary: "revoked the sessions of " + req.Attributes.String("user")}

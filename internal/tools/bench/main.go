@@ -26,9 +26,10 @@ func main() {
 	bin := flag.String("bin", "bin/switchover", "switchover binary")
 	n := flag.Int("n", 10000, "step instances")
 	runs := flag.Int("runs", 3, "runs of each command (the best is shown, and the worst)")
-	what := flag.String("what", "plan", "plan, apply, ssh, ad, backup or saas")
+	what := flag.String("what", "plan", "plan, apply, ssh, ad, backup, saas or entra")
 	hosts := flag.Int("hosts", 20, "sshd hosts (-what ssh)")
 	accounts := flag.Int("accounts", 1000, "AD accounts (-what ad)")
+	parallelism := flag.Int("parallelism", 40, "switchover's -parallelism (-what entra)")
 	sizeMB := flag.Int("mb", 1024, "repository size in MB (-what backup)")
 	flag.Parse()
 	dir, err := os.MkdirTemp("", "bench-")
@@ -59,6 +60,10 @@ func main() {
 	}
 	if *what == "saas" {
 		benchSaaS(abs, *accounts, *runs)
+		return
+	}
+	if *what == "entra" {
+		benchEntra(abs, *accounts, *runs, *parallelism)
 		return
 	}
 	if *what == "backup" {

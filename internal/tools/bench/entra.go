@@ -1,0 +1,254 @@
+package main
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/switchover/switchover/internal/graphtest"
+)
+
+// benchEntra: disable n users and revoke their sessions in the Graph test
+// server (5 ms per call, 100 requests a second, each request of a $batch
+// counted as Graph counts them), with switchover (find, plan, write,
+// verify) against a floor: a bare Go loop sending only the 2n writes, in
+// $batch calls of 20, at the throttle limit (four calls in flight, every
+// 429 waited for as Retry-After says).
+func benchEntra(bin string, n, runs, par int) {
+	dir, err := os.MkdirTemp("", "bench-entra-")
+	if err != nil {
+		fail(err)
+	}
+	defer os.RemoveAll(dir)
+	rb := filepath.Join(dir, "rb")
+	os.MkdirAll(rb, 0o755)
+	type result struct {
+		wall                        time.Duration
+		requests, batches, throttle int
+		cpu                         time.Duration
+	}
+	res := map[string][]result{}
+	for r := 0; r < runs; r++ {
+		for _, which := range []string{"switchover", "floor"} {
+			g, err := graphtest.New(dir)
+			if err != nil {
+				fail(err)
+			}
+			g.Latency = 5 * time.Millisecond
+			ids := make([]string, n)
+			for i := range ids {
+				ids[i] = g.AddUser(fmt.Sprintf("tech%04d@oldmsp.example", i), "Old-Pw-1!", false)
+			}
+			g.RateLimit = 100
+			start := time.Now()
+			var cpu time.Duration
+			if which == "switchover" {
+				cpu = entraSwitchover(bin, rb, g, par)
+			} else if err := entraFloor(g, ids); err != nil {
+				fail(err)
+			}
+			wall := time.Since(start)
+			for _, id := range ids {
+				p := g.UserProps(id)
+				if p["accountEnabled"] != false || p["signInSessionsValidFromDateTime"] == "2026-01-01T00:00:00Z" {
+					fail(fmt.Errorf("%s: %s is not disabled with its sessions revoked", which, p["userPrincipalName"]))
+				}
+			}
+			if v := g.Violations(); len(v) > 0 {
+				fail(fmt.Errorf("%s broke the Graph schema: %v", which, v))
+			}
+			req, b := g.Requests()
+			res[which] = append(res[which], result{wall, req - g.Throttled(), b, g.Throttled(), cpu})
+			g.Close()
+		}
+	}
+	best := func(rs []result) (b result, worst time.Duration) {
+		for _, r := range rs {
+			if b.wall == 0 || r.wall < b.wall {
+				b = r
+			}
+			worst = max(worst, r.wall)
+		}
+		return
+	}
+	sb, sw := best(res["switchover"])
+	fb, fw := best(res["floor"])
+	fmt.Printf("Disable %d Entra users and revoke their sessions: Graph test server, 5 ms per call, throttled at 100 requests/s\n(each request of a $batch counts); best and worst of %d runs, %d CPUs\n\n", n, runs, numCPU())
+	fmt.Printf("%-58s %7s %7s %9s %8s %9s\n", "what", "best s", "worst s", "requests", "$batch", "429s")
+	fmt.Printf("%-58s %7.2f %7.2f %9d %8d %9d\n", fmt.Sprintf("switchover apply -parallelism %d (find, plan, write, verify)", par), sb.wall.Seconds(), sw.Seconds(), sb.requests, sb.batches, sb.throttle)
+	fmt.Printf("%-58s %7.2f %7.2f %9d %8d %9d\n", "floor: Go loop, the 2 writes per user in $batch calls", fb.wall.Seconds(), fw.Seconds(), fb.requests, fb.batches, fb.throttle)
+	fmt.Printf("\nswitchover / floor: %.2fx (the floor's %d requests at 100/s: %.1f s); switchover used %.2f CPU s\n",
+		sb.wall.Seconds()/fb.wall.Seconds(), 2*n, float64(2*n-100)/100, sb.cpu.Seconds())
+}
+
+func entraSwitchover(bin, rb string, g *graphtest.Server, par int) time.Duration {
+	os.RemoveAll(filepath.Join(rb, ".switchover"))
+	os.WriteFile(filepath.Join(rb, "main.sw.hcl"), []byte(`runbook "bench-entra" {}
+variable "client_secret" { sensitive = true }
+variable "url" {}
+variable "ca_file" {}
+plugin "entra" {
+  tenant_id                  = "`+graphtest.Tenant+`"
+  client_id                  = "`+graphtest.ClientID+`"
+  client_secret              = var.client_secret
+  authority_host             = "${var.url}/"
+  graph_endpoint             = var.url
+  disable_instance_discovery = true
+  ca_file                    = var.ca_file
+}
+step "entra.find_users" "old" {
+  domains = ["oldmsp.example"]
+}
+step "entra.disable_user" "off" {
+  for_each = step.old.outputs.users
+  user     = each.value.id
+}
+step "entra.revoke_sessions" "sessions" {
+  for_each = step.old.outputs.users
+  user     = each.value.id
+}
+`), 0o644)
+	vars := filepath.Join(rb, "vars.json")
+	b, _ := json.Marshal(map[string]string{"client_secret": graphtest.ClientSecret, "url": g.URL, "ca_file": g.CAFile})
+	os.WriteFile(vars, b, 0o600)
+	cmd := exec.Command(bin, "apply", "-auto-approve", "-parallelism", strconv.Itoa(par), "-var-file", vars, rb)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		fail(fmt.Errorf("switchover: %v\n%s", err, lastLine(out)))
+	}
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// entraFloor sends a PATCH accountEnabled=false and a POST
+// revokeSignInSessions per user, 20 to a $batch, four calls in flight; a
+// request answered 429 waits for Retry-After (all calls do) and goes again.
+func entraFloor(g *graphtest.Server, ids []string) error {
+	pool := x509.NewCertPool()
+	ca, _ := os.ReadFile(g.CAFile)
+	pool.AppendCertsFromPEM(ca)
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 8}}
+	resp, err := c.PostForm(g.URL+"/"+graphtest.Tenant+"/oauth2/v2.0/token", url.Values{"grant_type": {"client_credentials"},
+		"client_id": {graphtest.ClientID}, "client_secret": {graphtest.ClientSecret}, "scope": {g.URL + "/.default"}})
+	if err != nil {
+		return err
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+	type sub struct {
+		ID      string            `json:"id"`
+		Method  string            `json:"method"`
+		URL     string            `json:"url"`
+		Headers map[string]string `json:"headers,omitempty"`
+		Body    json.RawMessage   `json:"body,omitempty"`
+	}
+	var queue []sub
+	for _, id := range ids {
+		queue = append(queue, sub{Method: "PATCH", URL: "/users/" + id, Headers: map[string]string{"Content-Type": "application/json"}, Body: json.RawMessage(`{"accountEnabled":false}`)},
+			sub{Method: "POST", URL: "/users/" + id + "/revokeSignInSessions"})
+	}
+	var mu sync.Mutex
+	var pause time.Time
+	inFlight := 0
+	var firstErr error
+	cond := sync.NewCond(&mu)
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				for len(queue) == 0 && inFlight > 0 && firstErr == nil {
+					cond.Wait() // a call in flight may give requests back
+				}
+				if len(queue) == 0 || firstErr != nil {
+					mu.Unlock()
+					cond.Broadcast()
+					return
+				}
+				wait := time.Until(pause)
+				k := min(20, len(queue))
+				batch := append([]sub(nil), queue[:k]...)
+				queue = queue[k:]
+				inFlight++
+				mu.Unlock()
+				if wait > 0 {
+					time.Sleep(wait)
+				}
+				for i := range batch {
+					batch[i].ID = strconv.Itoa(i + 1)
+				}
+				again, retry, err := floorBatch(c, g.URL, tok.AccessToken, batch)
+				mu.Lock()
+				inFlight--
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+				for _, i := range again {
+					queue = append(queue, batch[i])
+				}
+				if t := time.Now().Add(retry); len(again) > 0 && t.After(pause) {
+					pause = t
+				}
+				mu.Unlock()
+				cond.Broadcast()
+			}
+		}()
+	}
+	wg.Wait()
+	return firstErr
+}
+
+// floorBatch sends one $batch; again are the indexes answered 429.
+func floorBatch(c *http.Client, base, token string, batch any) (again []int, retry time.Duration, err error) {
+	body, _ := json.Marshal(map[string]any{"requests": batch})
+	req, _ := http.NewRequest("POST", base+"/v1.0/$batch", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		return nil, 0, fmt.Errorf("$batch: %d %s", resp.StatusCode, b)
+	}
+	var out struct {
+		Responses []struct {
+			ID      string            `json:"id"`
+			Status  int               `json:"status"`
+			Headers map[string]string `json:"headers"`
+		} `json:"responses"`
+	}
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, 0, err
+	}
+	for _, r := range out.Responses {
+		i, _ := strconv.Atoi(r.ID)
+		switch {
+		case r.Status == 429:
+			again = append(again, i-1)
+			s, _ := strconv.Atoi(r.Headers["Retry-After"])
+			retry = max(retry, time.Duration(s)*time.Second)
+		case r.Status >= 300:
+			return nil, 0, fmt.Errorf("$batch request %s: %d", r.ID, r.Status)
+		}
+	}
+	return again, retry, nil
+}
