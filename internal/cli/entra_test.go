@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -123,5 +124,69 @@ func TestEntraExampleRunbook(t *testing.T) {
 	}
 	if g.Password(bg) != secretValue(t, f.dir, "m365/breakglass@client.example") {
 		t.Fatal("the break-glass password is not the stored one")
+	}
+}
+
+// promptWatcher is a terminal's stderr: it keeps what is written and
+// hands each device code prompt to signIn, as an admin reading it would.
+type promptWatcher struct {
+	mu     sync.Mutex
+	b      strings.Builder
+	signIn func(code string)
+}
+
+func (w *promptWatcher) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.b.Write(p)
+	for _, line := range strings.Split(string(p), "\n") {
+		if _, rest, ok := strings.Cut(line, "enter the code "); ok {
+			code, _, _ := strings.Cut(rest, " ")
+			go w.signIn(code)
+		}
+	}
+	return len(p), nil
+}
+
+// An admin signs in with a device code: the entra plugin, running as its
+// own process, shows the address and the code on switchover's stderr while
+// it waits; the admin enters it and the run goes on with that sign-in.
+func TestEntraDeviceCodeOnTheTerminal(t *testing.T) {
+	t.Parallel()
+	g := graphtest.Start(t)
+	id := g.AddUser("tech@oldmsp.example", "x", false)
+	f := newFixture(t, fmt.Sprintf(`
+plugin "entra" {
+  tenant_id                  = %q
+  client_id                  = %q
+  device_code                = true
+  authority_host             = "%s/"
+  graph_endpoint             = %q
+  disable_instance_discovery = true
+  ca_file                    = %q
+}
+step "entra.disable_user" "off" {
+  user = "tech@oldmsp.example"
+}
+`, graphtest.Tenant, graphtest.ClientID, g.URL, g.URL, g.CAFile))
+	stderr := &promptWatcher{signIn: func(code string) {
+		time.Sleep(200 * time.Millisecond) // the admin types it
+		if !g.SignInWithCode(code, "admin@client.example", false) {
+			t.Errorf("no sign-in waits for the code %q", code)
+		}
+	}}
+	var stdout strings.Builder
+	code := Main([]string{"apply", "-auto-approve", "-plugin-dir", f.pluginDir, f.dir}, &Env{Stdout: &stdout, Stderr: stderr, Stdin: strings.NewReader("")})
+	stderr.mu.Lock()
+	errs := stderr.b.String()
+	stderr.mu.Unlock()
+	if code != 0 {
+		t.Fatalf("apply: exit %d\n%s%s", code, stdout.String(), errs)
+	}
+	if !strings.Contains(errs, "entra: To sign in, use a web browser to open the page https://microsoft.com/devicelogin and enter the code ") {
+		t.Fatalf("the prompt is not on stderr:\n%s", errs)
+	}
+	if g.UserProps(id)["accountEnabled"] != false {
+		t.Fatal("the user is not disabled")
 	}
 }

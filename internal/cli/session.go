@@ -58,7 +58,7 @@ func hasRunbookFiles(dir string) bool {
 // openSession builds the graph against the workspace's state. On error it
 // prints and returns an exit code; the caller must call close.
 func openSession(ctx context.Context, env *Env, o sessionOptions, jsonOut bool) (*session, hcl.Diagnostics, error) {
-	s := &session{ctx: ctx, host: pluginhost.New(pluginhost.Options{Dirs: pluginDirs(o.PluginDir), WorkDir: o.Dir})}
+	s := &session{ctx: ctx, host: pluginhost.New(pluginhost.Options{Dirs: pluginDirs(o.PluginDir), WorkDir: o.Dir, Notices: env.Stderr})}
 	red := engine.NewRedactor()
 	s.run = &engine.Run{Redactor: red}
 	if hasRunbookFiles(o.Dir) && (o.ForApply || o.NeedWorkspace || workspace.Exists(o.Dir)) {

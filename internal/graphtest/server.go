@@ -82,6 +82,7 @@ type Server struct {
 	groups     map[string]*role            // groups (id, displayName, members)
 	apps       map[string]map[string]any   // application registrations
 	tokens     map[string]bool
+	devices    map[string]*deviceSignIn // device code sign-ins by device code
 	requests   int
 	batches    int
 	throttled  int
@@ -359,6 +360,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case strings.HasSuffix(p, "/v2.0/.well-known/openid-configuration"):
 		s.discovery(w, r)
+	case strings.HasSuffix(p, "/oauth2/v2.0/devicecode") && r.Method == "POST":
+		s.deviceCode(w, r)
+	case strings.HasSuffix(p, "/oauth2/v2.0/token") && (r.FormValue("grant_type") == "device_code" || r.FormValue("grant_type") == "urn:ietf:params:oauth:grant-type:device_code"):
+		s.deviceToken(w, r)
 	case strings.HasSuffix(p, "/oauth2/v2.0/token"):
 		s.token(w, r)
 	case p == "/v1.0/$batch" && r.Method == "POST":
@@ -532,6 +537,83 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	tok := "graphtest." + newID()
 	s.tokens[tok] = true
 	writeJSON(w, map[string]any{"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": tok})
+}
+
+// deviceSignIn is a device code sign-in: waiting for a person, signed in
+// (upn) or declined.
+type deviceSignIn struct {
+	userCode, upn string
+	declined      bool
+}
+
+// deviceCode starts a device code sign-in (a public client asks for it).
+func (s *Server) deviceCode(w http.ResponseWriter, r *http.Request) {
+	if !strings.Contains(r.URL.Path, Tenant) {
+		w.WriteHeader(400)
+		writeJSON(w, map[string]any{"error": "invalid_request", "error_description": "AADSTS90002: Tenant not found."})
+		return
+	}
+	if r.FormValue("client_id") != ClientID || !strings.Contains(" "+r.FormValue("scope")+" ", "/.default ") {
+		w.WriteHeader(400)
+		writeJSON(w, map[string]any{"error": "invalid_request", "error_description": "AADSTS700016: Application not found in the directory, or the scope is not valid."})
+		return
+	}
+	code := strings.ToUpper(newID()[:9])
+	dc := newID() + newID()
+	if s.devices == nil {
+		s.devices = map[string]*deviceSignIn{}
+	}
+	s.devices[dc] = &deviceSignIn{userCode: code}
+	writeJSON(w, map[string]any{"user_code": code, "device_code": dc, "verification_uri": "https://microsoft.com/devicelogin",
+		"expires_in": 900, "interval": 1,
+		"message": "To sign in, use a web browser to open the page https://microsoft.com/devicelogin and enter the code " + code + " to authenticate."})
+}
+
+// SignInWithCode is the person at the keyboard entering the code shown
+// and signing in as upn (or declining); false when no sign-in waits for it.
+func (s *Server) SignInWithCode(userCode, upn string, decline bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range s.devices {
+		if d.userCode == userCode && d.upn == "" && !d.declined {
+			d.upn, d.declined = upn, decline
+			return true
+		}
+	}
+	return false
+}
+
+// deviceToken answers the polls of a device code sign-in.
+func (s *Server) deviceToken(w http.ResponseWriter, r *http.Request) {
+	d := s.devices[r.FormValue("device_code")]
+	fail := func(code, desc string) {
+		w.WriteHeader(400)
+		writeJSON(w, map[string]any{"error": code, "error_description": desc})
+	}
+	switch {
+	case d == nil || r.FormValue("client_id") != ClientID:
+		fail("expired_token", "AADSTS70020: The provided value for the input parameter 'device_code' is not valid. This device code has expired.")
+	case d.declined:
+		fail("authorization_declined", "AADSTS70000: The user declined the sign-in.")
+	case d.upn == "":
+		fail("authorization_pending", "AADSTS70016: OAuth 2.0 device flow error. Authorization is pending. Continue polling.")
+	default:
+		delete(s.devices, r.FormValue("device_code"))
+		oid := newID()
+		b64 := func(v any) string {
+			j, _ := json.Marshal(v)
+			return base64.RawURLEncoding.EncodeToString(j)
+		}
+		now := time.Now().Unix()
+		idToken := b64(map[string]any{"alg": "none", "typ": "JWT"}) + "." + b64(map[string]any{"aud": ClientID,
+			"iss": "https://" + r.Host + "/" + Tenant + "/v2.0", "tid": Tenant, "oid": oid, "sub": oid, "preferred_username": d.upn,
+			"name": d.upn, "iat": now, "nbf": now, "exp": now + 3600, "ver": "2.0"}) + "."
+		tok := "graphtest." + newID()
+		s.tokens[tok] = true
+		writeJSON(w, map[string]any{"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": tok,
+			"scope": r.FormValue("scope"), "refresh_token": "graphtest-refresh." + newID(), "id_token": idToken,
+			"client_info": b64(map[string]any{"uid": oid, "utid": Tenant})})
+	}
 }
 
 // graph serves /v1.0/...: users, users/{id}, users/{id}/revokeSignInSessions,

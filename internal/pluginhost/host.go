@@ -6,9 +6,11 @@
 package pluginhost
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -84,9 +86,15 @@ type Options struct {
 	// StartTimeout bounds the start and handshake of a plugin (default 15s,
 	// or SWITCHOVER_PLUGIN_START_TIMEOUT).
 	StartTimeout time.Duration
-	// CallTimeout bounds Schema and Configure calls (default 2m).
+	// CallTimeout bounds Schema calls (default 2m).
 	CallTimeout time.Duration
-	Logger      hclog.Logger
+	// ConfigureTimeout bounds Configure calls, in which a plugin may wait
+	// for a person to sign in (default 15m, the life of a device code).
+	ConfigureTimeout time.Duration
+	// Notices receives the notices of plugins (sdk.Notify), a line each,
+	// as "PLUGIN: message"; nil drops them.
+	Notices io.Writer
+	Logger  hclog.Logger
 }
 
 // Host starts plugins and keeps them running until Close.
@@ -98,6 +106,7 @@ type Host struct {
 	// declares the same schema.
 	schemas map[string]*sdk.Schema
 
+	noticeMu   sync.Mutex // one notice line at a time
 	socketOnce sync.Once
 	socketDir  string
 }
@@ -117,6 +126,12 @@ func New(opts Options) *Host {
 	}
 	if opts.CallTimeout == 0 {
 		opts.CallTimeout = 2 * time.Minute
+	}
+	if opts.ConfigureTimeout == 0 {
+		opts.ConfigureTimeout = 15 * time.Minute
+	}
+	if opts.Notices == nil {
+		opts.Notices = io.Discard
 	}
 	if opts.Logger == nil {
 		level := hclog.LevelFromString(os.Getenv("SWITCHOVER_LOG"))
@@ -272,6 +287,7 @@ func (h *Host) Start(name, key string) (*Instance, error) {
 		StartTimeout:     h.opts.StartTimeout,
 		Logger:           h.opts.Logger.Named(key),
 		Stderr:           stderr,
+		SyncStderr:       &notices{name: name, w: h.opts.Notices, mu: &h.noticeMu},
 	})
 	in := &Instance{Name: name, Key: key, Found: f, client: c, stderr: stderr, host: h}
 	conn, err := c.Client()
@@ -442,7 +458,7 @@ func (in *Instance) Schema(ctx context.Context) (*sdk.Schema, error) {
 
 // Configure sends the plugin block's settings.
 func (in *Instance) Configure(ctx context.Context, cfg cty.Value) (sdk.Diagnostics, error) {
-	ctx, cancel := context.WithTimeout(ctx, in.host.opts.CallTimeout)
+	ctx, cancel := context.WithTimeout(ctx, in.host.opts.ConfigureTimeout)
 	defer cancel()
 	d, err := in.remote.Configure(ctx, cfg)
 	return d, in.callError(ctx, "Configure", err)
@@ -458,6 +474,35 @@ func (in *Instance) Plan(ctx context.Context, req *sdk.PlanRequest) (*sdk.PlanRe
 func (in *Instance) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) (*sdk.ApplyResponse, error) {
 	r, err := in.remote.Apply(ctx, req, ev)
 	return r, in.callError(ctx, "Apply of "+req.Address, err)
+}
+
+// notices passes on the lines of a plugin's os.Stderr that are notices
+// (sdk.Notify) for the person running switchover, and drops the others.
+type notices struct {
+	name string
+	w    io.Writer
+	mu   *sync.Mutex
+	part []byte
+}
+
+func (n *notices) Write(p []byte) (int, error) {
+	n.part = append(n.part, p...)
+	for {
+		i := bytes.IndexByte(n.part, '\n')
+		if i < 0 {
+			if len(n.part) > 64<<10 {
+				n.part = n.part[:0] // a line that never ends is no notice
+			}
+			return len(p), nil
+		}
+		line := string(n.part[:i])
+		n.part = n.part[i+1:]
+		if msg, ok := strings.CutPrefix(line, sdk.NoticePrefix); ok {
+			n.mu.Lock()
+			fmt.Fprintf(n.w, "%s: %s\n", n.name, strings.TrimSpace(msg))
+			n.mu.Unlock()
+		}
+	}
 }
 
 // tail keeps the last lines a plugin wrote to stderr.

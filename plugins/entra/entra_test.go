@@ -334,3 +334,55 @@ func TestManyAtOnceBatched(t *testing.T) {
 		t.Errorf("batches %d, requests %d of %d, throttled %d: batching, shared reads and throttling must each have happened for the test to test them", batches, served, 7*len(ids)+5, g.Throttled())
 	}
 }
+
+// An admin at the keyboard signs in with a device code: the plugin shows
+// the address and the code (once, at configure), the admin enters it, and
+// the steps run with that sign-in; a declined sign-in is one clear line.
+func TestDeviceCodeSignIn(t *testing.T) {
+	ctx := context.Background()
+	g := graphtest.Start(t)
+	g.AddUser("tech@oldmsp.example", "x", false)
+	cfg := map[string]cty.Value{"tenant_id": str(graphtest.Tenant), "client_id": str(graphtest.ClientID), "device_code": cty.True,
+		"authority_host": str(g.URL + "/"), "graph_endpoint": str(g.URL), "disable_instance_discovery": cty.True, "ca_file": str(g.CAFile), "timeout": str("10s")}
+	for _, decline := range []bool{false, true} {
+		var prompts []string
+		h := &sdktest.Harness{P: newPlugin("test", func(msg string) {
+			prompts = append(prompts, msg)
+			i := strings.Index(msg, "enter the code ")
+			if i < 0 || !strings.Contains(msg, "https://microsoft.com/devicelogin") {
+				t.Errorf("the prompt %q gives no address and code", msg)
+				return
+			}
+			code, _, _ := strings.Cut(msg[i+len("enter the code "):], " ")
+			// The admin types it in a browser a moment later.
+			go func() {
+				time.Sleep(100 * time.Millisecond)
+				if !g.SignInWithCode(code, "admin@client.example", decline) {
+					t.Errorf("no sign-in waits for the code %q", code)
+				}
+			}()
+		})}
+		err := h.Configure(ctx, cfg)
+		if len(prompts) != 1 {
+			t.Fatalf("%d prompts, want 1: %q", len(prompts), prompts)
+		}
+		if decline {
+			if err == nil || !strings.Contains(err.Error(), "declined") || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("a declined sign-in: %v", err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.Run(ctx, "disable_user", map[string]cty.Value{"user": str("tech@oldmsp.example")}); err != nil {
+			t.Fatal(err)
+		}
+		if len(prompts) != 1 {
+			t.Fatalf("the admin was asked %d times to sign in, once is enough", len(prompts))
+		}
+	}
+	if _, err := configured(t, g, map[string]cty.Value{"device_code": cty.True}); err == nil || !strings.Contains(err.Error(), "one of them") {
+		t.Fatalf("a secret and a device code: %v", err)
+	}
+}

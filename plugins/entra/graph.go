@@ -36,8 +36,9 @@ type graph struct {
 type graphSettings struct {
 	tenant, clientID, secret, authority, endpoint, caFile string
 	certFile, certPassword                                string
-	noDiscovery                                           bool
+	noDiscovery, deviceCode                               bool
 	timeout                                               time.Duration
+	prompt                                                func(string) // shows the device code's message
 }
 
 func newGraph(s graphSettings) (*graph, error) {
@@ -49,7 +50,18 @@ func newGraph(s graphSettings) (*graph, error) {
 	co := azcore.ClientOptions{Transport: hc, Cloud: cloud.Configuration{ActiveDirectoryAuthorityHost: s.authority},
 		Retry: policy.RetryOptions{MaxRetries: 2, RetryDelay: 300 * time.Millisecond}}
 	var cred azcore.TokenCredential
-	if s.certFile != "" {
+	if s.deviceCode {
+		c, err := azidentity.NewDeviceCodeCredential(&azidentity.DeviceCodeCredentialOptions{ClientOptions: co, TenantID: s.tenant, ClientID: s.clientID,
+			DisableInstanceDiscovery: s.noDiscovery,
+			UserPrompt: func(_ context.Context, m azidentity.DeviceCodeMessage) error {
+				s.prompt(m.Message)
+				return nil
+			}})
+		if err != nil {
+			return nil, fmt.Errorf("the device code credential: %v", err)
+		}
+		cred = c
+	} else if s.certFile != "" {
 		pemData, err := os.ReadFile(s.certFile)
 		if err != nil {
 			return nil, fmt.Errorf("client_certificate_file: %v", err)
@@ -112,12 +124,16 @@ func tokenError(err error) error {
 	var ae *azidentity.AuthenticationFailedError
 	if errors.As(err, &ae) {
 		msg := ae.Error()
-		for _, code := range []string{"AADSTS7000215", "AADSTS700016", "AADSTS90002", "AADSTS1002012", "AADSTS7000222"} {
+		for _, code := range []string{"AADSTS7000215", "AADSTS700016", "AADSTS90002", "AADSTS1002012", "AADSTS7000222", "AADSTS70000", "AADSTS70020"} {
 			if strings.Contains(msg, code) {
 				i := strings.Index(msg, code)
 				line, _, _ := strings.Cut(msg[i:], "\n")
 				return fmt.Errorf("signing in to the tenant failed: %s", strings.TrimSpace(strings.Trim(line, `",`)))
 			}
+		}
+		if ae.RawResponse != nil && ae.RawResponse.StatusCode == 400 && strings.Contains(msg, "DeviceCodeCredential") {
+			// MSAL has read the body already (looking for "pending").
+			return fmt.Errorf("signing in to the tenant failed: the sign-in with the device code was declined, or the code expired (the token endpoint answered 400)")
 		}
 		if ae.RawResponse != nil {
 			return fmt.Errorf("signing in to the tenant failed: the token endpoint answered %d", ae.RawResponse.StatusCode)

@@ -18,11 +18,15 @@ import (
 type plugin struct {
 	g      *graph
 	tenant string
+	notify func(string) // shows the person at the keyboard a message
 }
 
 // New returns the entra plugin.
-func New(version string) *sdk.Plugin {
-	p := &plugin{}
+func New(version string) *sdk.Plugin { return newPlugin(version, sdk.Notify) }
+
+// newPlugin is the plugin with its way to show a person the device code.
+func newPlugin(version string, notify func(string)) *sdk.Plugin {
+	p := &plugin{notify: notify}
 	return &sdk.Plugin{
 		Name:        "entra",
 		Version:     version,
@@ -33,6 +37,7 @@ func New(version string) *sdk.Plugin {
 			{Name: "client_secret", Type: cty.String, Sensitive: true, Description: "Its client secret (or client_certificate_file)."},
 			{Name: "client_certificate_file", Type: cty.String, Description: "PEM (or PKCS#12) file with the app's certificate and private key, instead of a secret."},
 			{Name: "client_certificate_password", Type: cty.String, Sensitive: true, Description: "Password of client_certificate_file, if it has one."},
+			{Name: "device_code", Type: cty.Bool, Description: "Sign in as an admin at the keyboard instead (device code): switchover shows the address and the code to enter, and waits for the sign-in (up to 15 minutes). client_id is then a public client app registration."},
 			{Name: "authority_host", Type: cty.String, Description: "Login host (default https://login.microsoftonline.com/; national clouds, tests)."},
 			{Name: "graph_endpoint", Type: cty.String, Description: "Graph endpoint (default https://graph.microsoft.com)."},
 			{Name: "disable_instance_discovery", Type: cty.Bool, Description: "Skip the authority's instance discovery (for a private or test authority)."},
@@ -55,9 +60,16 @@ func (p *plugin) configure(ctx context.Context, cfg sdk.Values) sdk.Diagnostics 
 	s := graphSettings{tenant: cfg.String("tenant_id"), clientID: cfg.String("client_id"), secret: cfg.String("client_secret"),
 		authority: cfg.String("authority_host"), endpoint: cfg.String("graph_endpoint"), caFile: cfg.String("ca_file"),
 		noDiscovery: cfg.Bool("disable_instance_discovery"), timeout: timeout,
-		certFile: cfg.String("client_certificate_file"), certPassword: cfg.String("client_certificate_password")}
-	if (s.secret == "") == (s.certFile == "") {
-		return append(diags, sdk.Diagnostic{Severity: sdk.Error, Summary: "One way to sign in", Detail: "Set client_secret or client_certificate_file (one of them)."})
+		certFile: cfg.String("client_certificate_file"), certPassword: cfg.String("client_certificate_password"),
+		deviceCode: cfg.Bool("device_code"), prompt: p.notify}
+	ways := 0
+	for _, set := range []bool{s.secret != "", s.certFile != "", s.deviceCode} {
+		if set {
+			ways++
+		}
+	}
+	if ways != 1 {
+		return append(diags, sdk.Diagnostic{Severity: sdk.Error, Summary: "One way to sign in", Detail: "Set client_secret, client_certificate_file or device_code = true (one of them)."})
 	}
 	if s.authority == "" {
 		s.authority = "https://login.microsoftonline.com/"
@@ -73,6 +85,12 @@ func (p *plugin) configure(ctx context.Context, cfg sdk.Values) sdk.Diagnostics 
 	g, err := newGraph(s)
 	if err != nil {
 		return append(diags, sdk.Diagnostic{Severity: sdk.Error, Summary: "Invalid Entra settings", Detail: err.Error()})
+	}
+	if s.deviceCode {
+		// The admin signs in now, once, before the steps run in parallel.
+		if _, err := g.token(ctx); err != nil {
+			return append(diags, sdk.Diagnostic{Severity: sdk.Error, Summary: "Signing in with a device code failed", Detail: err.Error()})
+		}
 	}
 	p.g, p.tenant = g, s.tenant
 	return diags
