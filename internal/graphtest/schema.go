@@ -21,7 +21,13 @@ type csdlDoc struct {
 		EntityTypes  []csdlType `xml:"EntityType"`
 		ComplexTypes []csdlType `xml:"ComplexType"`
 		Actions      []csdlActn `xml:"Action"`
-		Container    csdlCntnr  `xml:"EntityContainer"`
+		EnumTypes    []struct {
+			Name    string `xml:"Name,attr"`
+			Members []struct {
+				Name string `xml:"Name,attr"`
+			} `xml:"Member"`
+		} `xml:"EnumType"`
+		Container csdlCntnr `xml:"EntityContainer"`
 	} `xml:"DataServices>Schema"`
 }
 
@@ -51,13 +57,18 @@ type csdlCntnr struct {
 		Name       string `xml:"Name,attr"`
 		EntityType string `xml:"EntityType,attr"`
 	} `xml:"EntitySet"`
+	Singletons []struct {
+		Name string `xml:"Name,attr"`
+		Type string `xml:"Type,attr"`
+	} `xml:"Singleton"`
 }
 
 // Schema is the Graph schema the requests and answers are checked against.
 type Schema struct {
 	types   map[string]*csdlType       // by short name: user, directoryObject, passwordProfile
 	actions map[string]map[string]bool // action name -> binding types (short)
-	sets    map[string]string          // entity set -> entity type (short)
+	sets    map[string]string          // entity set or singleton -> entity type (short)
+	enums   map[string]map[string]bool // enum type -> its members
 }
 
 func short(t string) string {
@@ -72,7 +83,7 @@ func LoadSchema() (*Schema, error) {
 	if err := xml.Unmarshal(csdl, &d); err != nil {
 		return nil, fmt.Errorf("the Graph CSDL: %v", err)
 	}
-	s := &Schema{types: map[string]*csdlType{}, actions: map[string]map[string]bool{}, sets: map[string]string{}}
+	s := &Schema{types: map[string]*csdlType{}, actions: map[string]map[string]bool{}, sets: map[string]string{}, enums: map[string]map[string]bool{}}
 	for _, sc := range d.Schemas {
 		for i := range sc.EntityTypes {
 			s.types[sc.EntityTypes[i].Name] = &sc.EntityTypes[i]
@@ -90,6 +101,15 @@ func LoadSchema() (*Schema, error) {
 		}
 		for _, es := range sc.Container.Sets {
 			s.sets[es.Name] = short(es.EntityType)
+		}
+		for _, sg := range sc.Container.Singletons {
+			s.sets[sg.Name] = short(sg.Type)
+		}
+		for _, e := range sc.EnumTypes {
+			s.enums[e.Name] = map[string]bool{}
+			for _, m := range e.Members {
+				s.enums[e.Name][m.Name] = true
+			}
 		}
 	}
 	return s, nil
@@ -112,7 +132,17 @@ func (s *Schema) property(typ, name string) (csdlProp, bool, bool) {
 	return csdlProp{}, false, false
 }
 
-// EntitySet checks an entity set exists and returns its type.
+// NavigationType checks a navigation property of a type and returns the
+// type it leads to (of one item, for a collection).
+func (s *Schema) NavigationType(typ, name string) (string, error) {
+	p, nav, ok := s.property(typ, name)
+	if !ok || !nav {
+		return "", fmt.Errorf("navigation %s.%s is not in the Graph v1.0 schema", typ, name)
+	}
+	return short(p.Type), nil
+}
+
+// EntitySet checks an entity set (or singleton) exists and returns its type.
 func (s *Schema) EntitySet(name string) (string, error) {
 	t, ok := s.sets[name]
 	if !ok {
@@ -212,6 +242,12 @@ func (s *Schema) checkValue(t string, v any) string {
 			return fmt.Sprintf("%v is not an Edm.DateTimeOffset", v)
 		}
 	default:
+		if members := s.enums[short(t)]; members != nil {
+			if str, ok := v.(string); !ok || !members[str] {
+				return fmt.Sprintf("%v is not a member of %s", v, short(t))
+			}
+			return ""
+		}
 		if ct := s.types[short(t)]; ct != nil {
 			m, ok := v.(map[string]any)
 			if !ok {

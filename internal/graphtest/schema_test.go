@@ -36,4 +36,13 @@ func TestSchemaCatchesWhatGraphDoesNotHave(t *testing.T) {
 	if err := s.Navigation("directoryRole", "member"); err == nil {
 		t.Error("a wrong navigation passed")
 	}
+	if bad := strings.Join(s.Check("conditionalAccessPolicy", map[string]any{"state": "on"}), "; "); !strings.Contains(bad, "not a member of conditionalAccessPolicyState") {
+		t.Errorf("a state Graph does not have: %q", bad)
+	}
+	if typ, err := s.NavigationType("rbacApplication", "roleAssignments"); err != nil || typ != "unifiedRoleAssignment" {
+		t.Errorf("roleManagement/directory/roleAssignments: %q, %v", typ, err)
+	}
+	if _, err := s.NavigationType("identityContainer", "conditionalAccessPolicies"); err == nil {
+		t.Error("a wrong navigation passed")
+	}
 }

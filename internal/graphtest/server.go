@@ -60,6 +60,12 @@ type Server struct {
 	// ClientCert is the app's registered certificate: a client assertion
 	// signed by its key signs the app in (as a client secret does).
 	ClientCert *x509.Certificate
+	// DenyPolicies answers a read of the Conditional Access policies 403,
+	// as for an app without Policy.Read.All.
+	DenyPolicies bool
+	// NoPremium answers a read of signInActivity 403, as a tenant without
+	// Entra ID P1 does.
+	NoPremium bool
 	// PageSize caps the users of one page (Graph may serve fewer than
 	// $top asks for, and the client must follow @odata.nextLink).
 	PageSize int
@@ -83,6 +89,8 @@ type Server struct {
 	apps       map[string]map[string]any   // application registrations
 	tokens     map[string]bool
 	devices    map[string]*deviceSignIn // device code sign-ins by device code
+	skus       []map[string]any
+	policies   []map[string]any // Conditional Access
 	requests   int
 	batches    int
 	throttled  int
@@ -539,6 +547,99 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, map[string]any{"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": tok})
 }
 
+// list answers a collection (one page), each item checked against typ.
+func (s *Server) list(w http.ResponseWriter, typ string, items []map[string]any) {
+	for _, it := range items {
+		for _, b := range s.schema.Check(typ, it) {
+			s.violate("answer: %s", b)
+		}
+	}
+	if items == nil {
+		items = []map[string]any{}
+	}
+	writeJSON(w, map[string]any{"value": items})
+}
+
+// AddSKU adds a subscribed SKU (a licence) with its consumed units.
+func (s *Server) AddSKU(partNumber string, consumed int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.skus = append(s.skus, map[string]any{"id": newID(), "skuId": newID(), "skuPartNumber": partNumber, "consumedUnits": float64(consumed),
+		"capabilityStatus": "Enabled", "appliesTo": "User"})
+}
+
+// AddConditionalAccessPolicy adds a Conditional Access policy (state
+// enabled, disabled or enabledForReportingButNotEnforced).
+func (s *Server) AddConditionalAccessPolicy(name, state string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.policies = append(s.policies, map[string]any{"id": newID(), "displayName": name, "state": state, "createdDateTime": "2025-03-01T10:00:00Z"})
+}
+
+// SetLastSignIn records a user's last sign-in (signInActivity).
+func (s *Server) SetLastSignIn(id string, at time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.users[id].Props["signInActivity"] = map[string]any{"lastSignInDateTime": at.UTC().Format(time.RFC3339)}
+}
+
+// roleDefinition is the id of a role's definition: its template id, as in
+// Graph for the built-in roles.
+func (ro *role) definition() string {
+	if ro.TemplateID != "" {
+		return ro.TemplateID
+	}
+	return ro.ID
+}
+
+// roleManagement serves roleManagement/directory/roleDefinitions and
+// roleAssignments (list by principalId, delete): the assignments are the
+// members of the directory roles, one truth seen two ways.
+func (s *Server) roleManagement(w http.ResponseWriter, r *http.Request, typ string, seg []string) {
+	ids := make([]string, 0, len(s.roles))
+	for id := range s.roles {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	switch {
+	case len(seg) == 3 && seg[2] == "roleDefinitions" && r.Method == "GET":
+		var out []map[string]any
+		for _, id := range ids {
+			ro := s.roles[id]
+			out = append(out, map[string]any{"id": ro.definition(), "displayName": ro.DisplayName, "templateId": ro.definition(), "isBuiltIn": true, "isEnabled": true})
+		}
+		s.list(w, typ, out)
+	case len(seg) == 3 && seg[2] == "roleAssignments" && r.Method == "GET":
+		match, _, err := s.compileFilter(typ, r.URL.Query().Get("$filter"))
+		if err != nil {
+			graphError(w, 400, "Request_UnsupportedQuery", err.Error())
+			return
+		}
+		var out []map[string]any
+		for _, id := range ids {
+			ro := s.roles[id]
+			for _, m := range ro.Members {
+				a := map[string]any{"id": ro.definition() + "_" + m, "principalId": m, "roleDefinitionId": ro.definition(), "directoryScopeId": "/"}
+				if match(a) {
+					out = append(out, a)
+				}
+			}
+		}
+		s.list(w, typ, out)
+	case len(seg) == 4 && seg[2] == "roleAssignments" && r.Method == "DELETE":
+		def, member, _ := strings.Cut(seg[3], "_")
+		for _, id := range ids {
+			if ro := s.roles[id]; ro.definition() == def && remove(&ro.Members, member) {
+				w.WriteHeader(204)
+				return
+			}
+		}
+		graphError(w, 404, "Request_ResourceNotFound", "The role assignment does not exist.")
+	default:
+		graphError(w, 400, "BadRequest", "Unsupported request: "+r.Method+" "+r.URL.Path)
+	}
+}
+
 // deviceSignIn is a device code sign-in: waiting for a person, signed in
 // (upn) or declined.
 type deviceSignIn struct {
@@ -625,6 +726,24 @@ func (s *Server) graph(w http.ResponseWriter, r *http.Request, seg []string) {
 		graphError(w, 400, "BadRequest", "Resource not found for the segment '"+seg[0]+"'.")
 		return
 	}
+	if seg[0] == "identity" || seg[0] == "roleManagement" {
+		// A singleton: the type is where its navigations lead; after a
+		// collection comes a key.
+		collection := false
+		for _, sg := range seg[1:] {
+			p, nav, ok := s.schema.property(typ, sg)
+			switch {
+			case ok && nav:
+				typ, collection = short(p.Type), strings.HasPrefix(p.Type, "Collection(")
+			case collection:
+				collection = false // a key
+			default:
+				s.violate("%s %s: navigation %s.%s is not in the Graph v1.0 schema", r.Method, r.URL.Path, typ, sg)
+				graphError(w, 400, "BadRequest", "Resource not found for the segment '"+sg+"'.")
+				return
+			}
+		}
+	}
 	q := r.URL.Query()
 	sel := splitList(q.Get("$select"))
 	for _, b := range s.schema.Properties(typ, sel...) {
@@ -694,6 +813,16 @@ func (s *Server) graph(w http.ResponseWriter, r *http.Request, seg []string) {
 		writeJSON(w, map[string]any{"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#Edm.Boolean", "value": true})
 	case seg[0] == "applications":
 		s.applications(w, r, typ, seg, sel)
+	case seg[0] == "subscribedSkus" && len(seg) == 1 && r.Method == "GET":
+		s.list(w, typ, s.skus)
+	case seg[0] == "identity" && len(seg) == 3 && seg[1] == "conditionalAccess" && seg[2] == "policies" && r.Method == "GET":
+		if s.DenyPolicies {
+			graphError(w, 403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+			return
+		}
+		s.list(w, typ, s.policies)
+	case seg[0] == "roleManagement" && len(seg) >= 3 && seg[1] == "directory":
+		s.roleManagement(w, r, typ, seg)
 	case seg[0] == "servicePrincipals":
 		s.servicePrincipals(w, r, typ, seg, sel)
 	case seg[0] == "oauth2PermissionGrants":
@@ -893,6 +1022,12 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, typ string, s
 	if err != nil {
 		graphError(w, 400, "Request_UnsupportedQuery", err.Error())
 		return
+	}
+	for _, p := range sel {
+		if p == "signInActivity" && s.NoPremium {
+			graphError(w, 403, "Authentication_RequestFromNonPremiumTenantOrB2CTenant", "Neither tenant is B2C or tenant doesn't have premium license")
+			return
+		}
 	}
 	if advanced && (r.Header.Get("ConsistencyLevel") != "eventual" || q.Get("$count") != "true") {
 		// As Graph answers an advanced query without them.

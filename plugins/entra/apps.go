@@ -148,13 +148,15 @@ func (p *plugin) removeServicePrincipals() *sdk.Action {
 
 func (p *plugin) inventory() *sdk.Action {
 	return sdk.ReadOnlyAction("inventory",
-		"Reads the tenant's facts for the handover, changing nothing: domains, directory role members, guests, and the service principals of other tenants with their permissions.",
+		"Reads the tenant's facts for the handover, changing nothing: domains, licences, directory role members, guests, the service principals of other tenants with their permissions, and the Conditional Access policies.",
 		nil,
 		[]sdk.Output{
 			{Name: "domains", Type: cty.List(cty.String), Description: "Verified domains."},
 			{Name: "role_members", Type: cty.Map(cty.List(cty.String)), Description: "Role name -> member UPNs."},
 			{Name: "guests", Type: cty.List(cty.String), Description: "Guests' mail addresses."},
 			{Name: "foreign_apps", Type: cty.List(cty.String), Description: "Service principals of other tenants than this one and Microsoft's, with their permissions."},
+			{Name: "licenses", Type: cty.List(cty.String), Description: "Subscribed SKUs: \"PART_NUMBER: N in use (status)\"."},
+			{Name: "conditional_access", Type: cty.List(cty.String), Description: "Conditional Access policies: \"name: state\" (empty with a warning where the app may not read them)."},
 		},
 		func(ctx context.Context, a sdk.Values) (map[string]cty.Value, string, sdk.Diagnostics, error) {
 			g, err := p.graph()
@@ -216,12 +218,49 @@ func (p *plugin) inventory() *sdk.Action {
 				foreign = append(foreign, ap.describe())
 			}
 			sort.Strings(foreign)
+			var diags sdk.Diagnostics
+			readable := func(what string, err error) error {
+				if st := statusOf(err); st == http.StatusForbidden || st == http.StatusUnauthorized {
+					diags = append(diags, sdk.Diagnostic{Severity: sdk.Warning, Summary: "The " + what + " are not readable", Detail: err.Error()})
+					return nil
+				}
+				return err
+			}
+			type sku struct {
+				SkuPartNumber    string `json:"skuPartNumber"`
+				ConsumedUnits    int    `json:"consumedUnits"`
+				CapabilityStatus string `json:"capabilityStatus"`
+			}
+			skus, err := listOf[sku](ctx, g, "/subscribedSkus?$select=skuPartNumber,consumedUnits,capabilityStatus", nil)
+			if err = readable("licences (subscribedSkus, Organization.Read.All)", err); err != nil {
+				return nil, "", nil, err
+			}
+			var licenses []string
+			for _, k := range skus {
+				licenses = append(licenses, fmt.Sprintf("%s: %d in use (%s)", k.SkuPartNumber, k.ConsumedUnits, k.CapabilityStatus))
+			}
+			sort.Strings(licenses)
+			type policy struct {
+				DisplayName string `json:"displayName"`
+				State       string `json:"state"`
+			}
+			pols, err := listOf[policy](ctx, g, "/identity/conditionalAccess/policies?$select=displayName,state", nil)
+			if err = readable("Conditional Access policies (Policy.Read.All)", err); err != nil {
+				return nil, "", nil, err
+			}
+			var ca []string
+			for _, p := range pols {
+				ca = append(ca, p.DisplayName+": "+p.State)
+			}
+			sort.Strings(ca)
 			rm := cty.MapValEmpty(cty.List(cty.String))
 			if len(members) > 0 {
 				rm = cty.MapVal(members)
 			}
-			outs := map[string]cty.Value{"domains": sdk.StringList(domains), "role_members": rm, "guests": sdk.StringList(guests), "foreign_apps": sdk.StringList(foreign)}
-			return outs, fmt.Sprintf("read the tenant: %d domains, %d roles, %d guests, %d apps of other tenants", len(domains), len(roles), len(guests), len(foreign)), nil, nil
+			outs := map[string]cty.Value{"domains": sdk.StringList(domains), "role_members": rm, "guests": sdk.StringList(guests), "foreign_apps": sdk.StringList(foreign),
+				"licenses": sdk.StringList(licenses), "conditional_access": sdk.StringList(ca)}
+			return outs, fmt.Sprintf("read the tenant: %d domains, %d licences, %d roles, %d guests, %d apps of other tenants, %d Conditional Access policies",
+				len(domains), len(licenses), len(roles), len(guests), len(foreign), len(ca)), diags, nil
 		})
 }
 

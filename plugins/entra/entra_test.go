@@ -197,6 +197,9 @@ func TestOldProvidersAppsAndInventory(t *testing.T) {
 	own := g.AddServicePrincipal("Client HR app", graphtest.Tenant, "User.Read", 0)
 	ms := g.AddServicePrincipal("Microsoft Graph", "f8cdef31-a31e-4b4a-93e4-5f571e91255a", "", 0)
 	g.AddUser("guest@oldmsp.example", "", true)
+	g.AddSKU("O365_BUSINESS_PREMIUM", 12)
+	g.AddConditionalAccessPolicy("Require MFA for admins", "enabled")
+	g.AddConditionalAccessPolicy("Block legacy auth", "enabledForReportingButNotEnforced")
 	h := harness(t, g)
 	inv, err := h.Plan(ctx, "inventory", nil, nil)
 	if err != nil {
@@ -206,6 +209,19 @@ func TestOldProvidersAppsAndInventory(t *testing.T) {
 	if fa.LengthInt() != 1 || !strings.Contains(fa.Index(cty.NumberIntVal(0)).AsString(), "OldMSP RMM") || inv.Outputs["guests"].LengthInt() != 1 || inv.Outputs["domains"].LengthInt() != 2 {
 		t.Fatalf("inventory: %#v", inv.Outputs)
 	}
+	if l := inv.Outputs["licenses"]; l.LengthInt() != 1 || l.Index(cty.NumberIntVal(0)).AsString() != "O365_BUSINESS_PREMIUM: 12 in use (Enabled)" {
+		t.Fatalf("licences: %#v", l)
+	}
+	if c := inv.Outputs["conditional_access"]; c.LengthInt() != 2 || c.Index(cty.NumberIntVal(1)).AsString() != "Require MFA for admins: enabled" {
+		t.Fatalf("Conditional Access: %#v", c)
+	}
+	// An app that may not read the policies: the rest, and a warning.
+	g.DenyPolicies = true
+	inv, err = h.Plan(ctx, "inventory", nil, nil)
+	if err != nil || inv.Outputs["conditional_access"].LengthInt() != 0 || len(inv.Diagnostics) != 1 || !strings.Contains(inv.Diagnostics[0].Detail, "Authorization_RequestDenied") {
+		t.Fatalf("inventory without Policy.Read.All: %v %#v", err, inv.Diagnostics)
+	}
+	g.DenyPolicies = false
 	// Secrets and a certificate the old provider put on the client's own
 	// app registration: only those go.
 	hr := g.AddApplication("Client HR app", []string{"OldMSP sync secret", "HR team secret"}, []string{"oldmsp-cert", "hr-cert"})
@@ -384,5 +400,34 @@ func TestDeviceCodeSignIn(t *testing.T) {
 	}
 	if _, err := configured(t, g, map[string]cty.Value{"device_code": cty.True}); err == nil || !strings.Contains(err.Error(), "one of them") {
 		t.Fatalf("a secret and a device code: %v", err)
+	}
+}
+
+// The last sign-in comes with the users where the tenant lets it be read
+// (Entra ID P1, AuditLog.Read.All); elsewhere the users come without it,
+// with a warning that says why.
+func TestFindUsersLastSignIn(t *testing.T) {
+	ctx := context.Background()
+	g := graphtest.Start(t)
+	id := g.AddUser("tech@oldmsp.example", "x", false)
+	g.AddUser("never@oldmsp.example", "x", false)
+	g.SetLastSignIn(id, time.Date(2026, 11, 30, 8, 15, 0, 0, time.UTC))
+	h := harness(t, g)
+	domains := map[string]cty.Value{"domains": cty.ListVal([]cty.Value{str("oldmsp.example")})}
+	for _, premium := range []bool{true, false} {
+		g.NoPremium = !premium
+		p, err := h.Plan(ctx, "find_users", domains, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		users := p.Outputs["users"]
+		got := users.Index(str("tech@oldmsp.example")).GetAttr("last_sign_in").AsString()
+		never := users.Index(str("never@oldmsp.example")).GetAttr("last_sign_in").AsString()
+		switch {
+		case premium && (got != "2026-11-30T08:15:00Z" || never != "" || len(p.Diagnostics) != 0):
+			t.Errorf("with P1: last sign-ins %q and %q, %v", got, never, p.Diagnostics)
+		case !premium && (got != "" || len(p.Diagnostics) != 1 || !strings.Contains(p.Diagnostics[0].Detail, "AuditLog.Read.All")):
+			t.Errorf("without P1: last sign-in %q, %v", got, p.Diagnostics)
+		}
 	}
 }

@@ -112,6 +112,16 @@ type user struct {
 	UserType                        string `json:"userType"`
 	SignInSessionsValidFromDateTime string `json:"signInSessionsValidFromDateTime"`
 	LastPasswordChangeDateTime      string `json:"lastPasswordChangeDateTime"`
+	SignInActivity                  *struct {
+		LastSignInDateTime string `json:"lastSignInDateTime"`
+	} `json:"signInActivity"`
+}
+
+func (u *user) lastSignIn() string {
+	if u.SignInActivity == nil {
+		return ""
+	}
+	return u.SignInActivity.LastSignInDateTime
 }
 
 func (u *user) enabled() bool { return u.AccountEnabled == nil || *u.AccountEnabled }
@@ -162,7 +172,7 @@ func (g *graph) roles(ctx context.Context) ([]role, error) {
 }
 
 var foundType = cty.Object(map[string]cty.Type{"id": cty.String, "upn": cty.String, "display_name": cty.String, "mail": cty.String,
-	"enabled": cty.Bool, "user_type": cty.String, "roles": cty.List(cty.String)})
+	"enabled": cty.Bool, "user_type": cty.String, "roles": cty.List(cty.String), "last_sign_in": cty.String})
 
 func quoteOData(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
@@ -174,7 +184,7 @@ func (p *plugin) findUsers() *sdk.Action {
 			{Name: "guests", Type: cty.Bool, Description: "Include guests from those domains (default true)."},
 			{Name: "members", Type: cty.Bool, Description: "Include member users in those domains (default true)."},
 		},
-		[]sdk.Output{{Name: "users", Type: cty.Map(foundType), Description: "By UPN: id, upn, display_name, mail, enabled, user_type, roles."}, {Name: "count", Type: cty.Number}},
+		[]sdk.Output{{Name: "users", Type: cty.Map(foundType), Description: "By UPN: id, upn, display_name, mail, enabled, user_type, roles, last_sign_in (\"\" where not readable)."}, {Name: "count", Type: cty.Number}},
 		func(ctx context.Context, a sdk.Values) (map[string]cty.Value, string, sdk.Diagnostics, error) {
 			g, err := p.graph()
 			if err != nil {
@@ -189,9 +199,19 @@ func (p *plugin) findUsers() *sdk.Action {
 				d = "@" + strings.TrimPrefix(strings.ToLower(d), "@")
 				terms = append(terms, "endswith(userPrincipalName,"+quoteOData(d)+")", "endswith(mail,"+quoteOData(d)+")")
 			}
-			q := url.Values{"$filter": {strings.Join(terms, " or ")}, "$select": {userSelect}, "$count": {"true"}, "$top": {"999"}}
+			// The last sign-in is readable with AuditLog.Read.All in a
+			// tenant with Entra ID P1; without, the users come without it.
+			var diags sdk.Diagnostics
+			q := url.Values{"$filter": {strings.Join(terms, " or ")}, "$select": {userSelect + ",signInActivity"}, "$count": {"true"}, "$top": {"999"}}
 			// endswith is an advanced query: it needs these.
-			raws, err := g.all(ctx, "/users?"+q.Encode(), http.Header{"Consistencylevel": {"eventual"}})
+			advanced := http.Header{"Consistencylevel": {"eventual"}}
+			raws, err := g.all(ctx, "/users?"+q.Encode(), advanced)
+			if st := statusOf(err); st == http.StatusForbidden || st == http.StatusBadRequest {
+				diags = append(diags, sdk.Diagnostic{Severity: sdk.Warning, Summary: "The last sign-ins are not readable",
+					Detail: fmt.Sprintf("Graph refused signInActivity (%v): it needs AuditLog.Read.All and Entra ID P1. The users are listed without it.", err)})
+				q.Set("$select", userSelect)
+				raws, err = g.all(ctx, "/users?"+q.Encode(), advanced)
+			}
 			if err != nil {
 				return nil, "", nil, err
 			}
@@ -222,7 +242,7 @@ func (p *plugin) findUsers() *sdk.Action {
 				sort.Strings(rs)
 				users[u.UserPrincipalName] = cty.ObjectVal(map[string]cty.Value{"id": cty.StringVal(u.ID), "upn": cty.StringVal(u.UserPrincipalName),
 					"display_name": cty.StringVal(u.DisplayName), "mail": cty.StringVal(u.Mail), "enabled": cty.BoolVal(u.enabled()),
-					"user_type": cty.StringVal(u.UserType), "roles": sdk.StringList(rs)})
+					"user_type": cty.StringVal(u.UserType), "roles": sdk.StringList(rs), "last_sign_in": cty.StringVal(u.lastSignIn())})
 				names = append(names, u.UserPrincipalName)
 			}
 			sort.Strings(names)
@@ -230,7 +250,7 @@ func (p *plugin) findUsers() *sdk.Action {
 			if len(users) > 0 {
 				outs["users"] = cty.MapVal(users)
 			}
-			return outs, fmt.Sprintf("found %d users of %s: %s", len(names), strings.Join(domains, ", "), strings.Join(names, ", ")), nil, nil
+			return outs, fmt.Sprintf("found %d users of %s: %s", len(names), strings.Join(domains, ", "), strings.Join(names, ", ")), diags, nil
 		})
 }
 
@@ -468,25 +488,38 @@ func named(ms []membership, names []string) []membership {
 }
 
 func (p *plugin) removeRoles() *sdk.Action {
-	return p.membershipAction("remove_roles", "Removes the user from directory roles (all, or the named ones): Global Administrator and the like.",
+	return p.membershipAction("remove_roles", "Removes the user's directory role assignments (roleManagement/directory/roleAssignments; all, or of the named roles): Global Administrator and the like, also those scoped to an administrative unit.",
 		sdk.Attribute{Name: "roles", Type: cty.List(cty.String), Description: "Role names (default: every role the user holds)."}, "roles",
 		func(ctx context.Context, g *graph, u *user, a sdk.Values) ([]membership, error) {
-			roles, err := g.roles(ctx)
+			defs, err := listOf[membership](ctx, g, "/roleManagement/directory/roleDefinitions?$select=id,displayName", nil)
+			if err != nil {
+				return nil, err
+			}
+			name := map[string]string{}
+			for _, d := range defs {
+				name[d.ID] = d.DisplayName
+			}
+			type assignment struct {
+				ID               string `json:"id"`
+				RoleDefinitionID string `json:"roleDefinitionId"`
+			}
+			q := url.Values{"$filter": {"principalId eq " + quoteOData(u.ID)}}
+			as, err := listOf[assignment](ctx, g, "/roleManagement/directory/roleAssignments?"+q.Encode(), nil)
 			if err != nil {
 				return nil, err
 			}
 			var in []membership
-			for _, r := range roles {
-				for _, m := range r.Members {
-					if m.ID == u.ID {
-						in = append(in, membership{ID: r.ID, DisplayName: r.DisplayName})
-					}
+			for _, x := range as {
+				n := name[x.RoleDefinitionID]
+				if n == "" {
+					n = x.RoleDefinitionID
 				}
+				in = append(in, membership{ID: x.ID, DisplayName: n})
 			}
 			return named(in, a.Strings("roles")), nil
 		},
 		func(m membership, u *user) string {
-			return "/directoryRoles/" + url.PathEscape(m.ID) + "/members/" + url.PathEscape(u.ID) + "/$ref"
+			return "/roleManagement/directory/roleAssignments/" + url.PathEscape(m.ID)
 		})
 }
 

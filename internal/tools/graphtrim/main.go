@@ -13,14 +13,18 @@ import (
 	"strings"
 )
 
-// What is used: entity and complex types, bound actions, entity sets.
+// What is used: entity, complex and enum types, bound actions, entity sets
+// and singletons.
 var (
 	types = []string{"entity", "directoryObject", "user", "directoryRole", "passwordProfile", "servicePrincipal", "oAuth2PermissionGrant", "appRoleAssignment", "domain",
 		"authentication", "authenticationMethod", "phoneAuthenticationMethod", "emailAuthenticationMethod", "microsoftAuthenticatorAuthenticationMethod",
 		"softwareOathAuthenticationMethod", "fido2AuthenticationMethod", "temporaryAccessPassAuthenticationMethod", "passwordAuthenticationMethod", "group",
-		"application", "passwordCredential", "keyCredential"}
-	actions = []string{"revokeSignInSessions", "removePassword"}
-	sets    = []string{"users", "directoryRoles", "servicePrincipals", "oauth2PermissionGrants", "domains", "groups", "applications"}
+		"application", "passwordCredential", "keyCredential", "signInActivity", "subscribedSku", "policyDeletableItem", "conditionalAccessPolicy",
+		"conditionalAccessRoot", "identityContainer", "roleManagement", "rbacApplication", "unifiedRoleAssignment", "unifiedRoleDefinition"}
+	enums      = []string{"conditionalAccessPolicyState"}
+	singletons = []string{"identity", "roleManagement"}
+	actions    = []string{"revokeSignInSessions", "removePassword"}
+	sets       = []string{"users", "directoryRoles", "servicePrincipals", "oauth2PermissionGrants", "domains", "groups", "applications", "subscribedSkus"}
 )
 
 func main() {
@@ -38,6 +42,9 @@ func main() {
 	for _, t := range types {
 		out.WriteString(element(schema, `(EntityType|ComplexType) Name="`+t+`"`))
 	}
+	for _, e := range enums {
+		out.WriteString(element(schema, `EnumType Name="`+e+`"`))
+	}
 	for _, a := range actions {
 		// Every overload (one per binding type).
 		for _, e := range elements(schema, `Action Name="`+a+`" IsBound="true"`) {
@@ -47,6 +54,9 @@ func main() {
 	out.WriteString("      <EntityContainer Name=\"GraphService\">\n")
 	for _, s := range sets {
 		out.WriteString(element(src, `EntitySet Name="`+s+`"`))
+	}
+	for _, s := range singletons {
+		out.WriteString(element(src, `Singleton Name="`+s+`"`))
 	}
 	out.WriteString("      </EntityContainer>\n    </Schema>\n  </edmx:DataServices>\n</edmx:Edmx>\n")
 	os.Stdout.WriteString(out.String())
