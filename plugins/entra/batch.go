@@ -79,10 +79,6 @@ type dispatcher struct {
 	wake        chan struct{}
 	slots       chan struct{}
 	once        sync.Once
-	// Calls, Batched and Coalesced count what was sent (for tests and
-	// benchmarks): HTTP calls, requests sent inside a $batch, user reads
-	// answered by a shared listing.
-	calls, batched, coalesced int
 }
 
 func newDispatcher(g *graph) *dispatcher {
@@ -220,12 +216,6 @@ func userReadPath(s *subRequest) string {
 
 // send makes one HTTP call for subs: the request itself, or a $batch.
 func (d *dispatcher) send(subs []*subRequest) {
-	d.mu.Lock()
-	d.calls++
-	if len(subs) > 1 {
-		d.batched += len(subs)
-	}
-	d.mu.Unlock()
 	// A call for one request ends with that request's context; a call for
 	// several, with the client's timeout.
 	ctx := context.Background()
@@ -300,9 +290,6 @@ func (d *dispatcher) answerReads(s *subRequest, a answer) {
 			found[strings.ToLower(u.UserPrincipalName)] = raw
 		}
 	}
-	d.mu.Lock()
-	d.coalesced += len(s.jobs)
-	d.mu.Unlock()
 	for _, j := range s.jobs {
 		if raw, ok := found[strings.ToLower(j.userKey)]; ok {
 			j.done <- answer{status: 200, header: a.header, body: raw}
