@@ -31,15 +31,15 @@ func runGraph(ctx context.Context, env *Env, args []string) int {
 	b.WriteString("digraph switchover {\n  rankdir = \"LR\";\n  node [shape = box];\n")
 	for _, n := range g.Order {
 		s := n.Step
-		label := fmt.Sprintf("step.%s\\n%s.%s", s.Name, s.Plugin, s.Action)
+		label := fmt.Sprintf("%s\\n%s.%s", s.Address(), s.Plugin, s.Action)
 		if s.ForEach != nil {
 			label += fmt.Sprintf("\\n(%d instances)", len(n.Instances))
 		}
-		fmt.Fprintf(&b, "  %q [label = %q];\n", "step."+s.Name, label)
+		fmt.Fprintf(&b, "  %q [label = %q];\n", s.Address(), label)
 	}
 	for _, n := range g.Order {
 		for _, d := range n.Deps {
-			fmt.Fprintf(&b, "  %q -> %q;\n", "step."+d, "step."+n.Step.Name)
+			fmt.Fprintf(&b, "  %q -> %q;\n", g.Steps[d].Step.Address(), n.Step.Address())
 		}
 	}
 	b.WriteString("}\n")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/switchover/switchover/internal/audit"
 	"github.com/switchover/switchover/internal/engine"
+	"github.com/switchover/switchover/internal/runbook"
 	"github.com/zclconf/go-cty/cty"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
 	"sort"
@@ -200,13 +201,13 @@ func runConfirm(ctx context.Context, env *Env, args []string) int {
 	}
 	addr, dir := pos[0], "."
 	if len(pos) == 2 {
-		if !strings.HasPrefix(addr, "step.") && strings.HasPrefix(pos[1], "step.") {
+		if !runbook.IsAddress(addr) && runbook.IsAddress(pos[1]) {
 			addr, dir = pos[1], pos[0]
 		} else {
 			dir = pos[1]
 		}
 	}
-	if !strings.HasPrefix(addr, "step.") {
+	if !runbook.IsAddress(addr) {
 		addr = "step." + addr
 	}
 	if strings.TrimSpace(by) == "" {

@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/ext/typeexpr"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 	"github.com/zclconf/go-cty/cty/function"
@@ -204,13 +205,24 @@ func (g *Graph) evalLocals() (map[string]cty.Value, hcl.Diagnostics) {
 			case "var":
 				diags = append(diags, g.checkVarRef(r)...)
 			default:
+				if l.Var != nil {
+					diags = append(diags, errDiag(r.Range.Ptr(), "Invalid reference in module input", "A module input (here %s of module.%s) can refer to var.NAME and local.NAME, not to %s: the module's variables are known before any step runs.", l.Var.Name, l.Module, r.Kind))
+					continue
+				}
 				diags = append(diags, errDiag(r.Range.Ptr(), "Invalid reference in local value", "A local value can refer to var.NAME and local.NAME, not to %s.", r.Kind))
 			}
 		}
 	}
 	out := map[string]cty.Value{}
+	unknown := func() map[string]cty.Value {
+		// Declared, not known: what refers to them is not reported again.
+		for n := range byName {
+			out[n] = cty.DynamicVal
+		}
+		return out
+	}
 	if diags.HasErrors() {
-		return out, diags
+		return unknown(), diags
 	}
 	dg := dag.New()
 	for _, l := range g.Runbook.Locals {
@@ -224,11 +236,17 @@ func (g *Graph) evalLocals() (map[string]cty.Value, hcl.Diagnostics) {
 		diags = append(diags, errDiag(l.DeclRange.Ptr(), "Cycle in local values", "These local values refer to each other: %s.", cyclePath("local.", c)))
 	}
 	if diags.HasErrors() {
-		return out, diags
+		return unknown(), diags
 	}
 	for _, name := range dg.TopoOrder() {
 		l := byName[name]
 		g.scope.Locals = out
+		if l.Var != nil {
+			v, d := g.moduleVar(l)
+			diags = append(diags, d...)
+			out[name] = v
+			continue
+		}
 		v, d := l.Expr.Value(g.scope.EvalContext(nil))
 		diags = append(diags, d...)
 		if d.HasErrors() {
@@ -237,6 +255,41 @@ func (g *Graph) evalLocals() (map[string]cty.Value, hcl.Diagnostics) {
 		out[name] = v
 	}
 	return out, diags
+}
+
+// moduleVar is the value of a module's variable: the module block's input
+// (evaluated in the runbook that uses the module) or the default, of the
+// variable's type, sensitive when declared so, validated.
+func (g *Graph) moduleVar(l *runbook.Local) (cty.Value, hcl.Diagnostics) {
+	v := l.Var
+	val := v.Default
+	if l.Expr != nil {
+		var d hcl.Diagnostics
+		val, d = l.Expr.Value(g.scope.EvalContext(nil))
+		if d.HasErrors() {
+			return cty.UnknownVal(v.Type), d
+		}
+		if v.Defaults != nil {
+			val = v.Defaults.Apply(val)
+		}
+		conv, err := convert.Convert(lang.Homogeneous(val), v.Type)
+		if err != nil {
+			return cty.UnknownVal(v.Type), hcl.Diagnostics{errDiag(l.Expr.Range().Ptr(), "Invalid value for module input",
+				"The value given to variable %q of module.%s does not fit its type %s: %s.", v.Name, l.Module, typeexpr.TypeString(v.Type), err)}
+		}
+		val = conv
+	}
+	if v.Sensitive {
+		val = val.Mark(lang.SensitiveMark)
+		g.Redactor.AddValue(val)
+	}
+	diags := validate(v, val, g.scope)
+	if l.Expr != nil {
+		for _, d := range diags {
+			d.Detail += fmt.Sprintf(" (The value is module.%s's input at %s.)", l.Module, l.Expr.Range())
+		}
+	}
+	return val, diags
 }
 
 func cyclePath(prefix string, c []string) string {
@@ -258,7 +311,7 @@ func keys[V any](m map[string]V) []string {
 }
 
 func didYouMean(name string, candidates []string) string {
-	if s := nearest(name, candidates); s != "" {
+	if s := runbook.Nearest(name, candidates); s != "" {
 		return fmt.Sprintf(" Did you mean %q?", s)
 	}
 	return ""
@@ -306,13 +359,13 @@ func (g *Graph) loadPlugins(ctx context.Context, host Factory) hcl.Diagnostics {
 		if _, ok := needed[s.PluginKey]; ok {
 			continue
 		}
-		if s.PluginKey != s.Plugin {
+		if !s.ImplicitPlugin() {
 			rng := s.DeclRange
 			if s.PluginRange != nil {
 				rng = *s.PluginRange
 			}
 			diags = append(diags, errDiag(&rng, "Reference to undeclared plugin configuration",
-				"Step %q uses plugin = %s, but no plugin %q block has alias = %q.", s.Name, s.PluginKey, s.Plugin, strings.TrimPrefix(s.PluginKey, s.Plugin+".")))
+				"Step %q uses plugin = %s, but no plugin %q block has alias = %q.", s.Name, s.PluginRef(), s.Plugin, strings.TrimPrefix(s.PluginRef(), s.Plugin+".")))
 			continue
 		}
 		needed[s.PluginKey] = use{s.Plugin, s.TypeRange}
@@ -589,14 +642,18 @@ func (g *Graph) order(targets []string) hcl.Diagnostics {
 	g.DAG = dg
 	for _, c := range dg.Cycles() {
 		first := g.Steps[c[0]].Step
-		diags = append(diags, errDiag(first.DeclRange.Ptr(), "Dependency cycle", "These steps depend on each other, so none of them can start: %s. Break the cycle by removing a reference or a depends_on entry.", cyclePath("step.", c)))
+		addrs := make([]string, len(c))
+		for i, n := range c {
+			addrs[i] = g.Steps[n].Step.Address()
+		}
+		diags = append(diags, errDiag(first.DeclRange.Ptr(), "Dependency cycle", "These steps depend on each other, so none of them can start: %s. Break the cycle by removing a reference or a depends_on entry.", cyclePath("", addrs)))
 	}
 	if diags.HasErrors() {
 		return diags
 	}
 	var roots []string
 	for _, t := range targets {
-		name := strings.TrimPrefix(t, "step.")
+		name := runbook.StepName(t)
 		if g.Steps[name] == nil {
 			diags = append(diags, errDiag(nil, "Unknown target", "-target %s names no step of this runbook.%s", t, didYouMean(name, keys(g.Steps))))
 			continue

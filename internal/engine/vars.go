@@ -108,7 +108,7 @@ func suggest(name string, declared map[string]*runbook.Variable) string {
 	for n := range declared {
 		names = append(names, n)
 	}
-	if s := nearest(name, names); s != "" {
+	if s := runbook.Nearest(name, names); s != "" {
 		return fmt.Sprintf(" Did you mean %q?", s)
 	}
 	return ""
@@ -137,42 +137,49 @@ func resolveVariables(rb *runbook.Runbook, inputs []VarInput, environ []string, 
 	if diags.HasErrors() {
 		return out, diags
 	}
-	// Validations see only their own variable.
 	for _, v := range rb.Variables {
-		for _, vd := range v.Validations {
-			ctx := (&lang.Scope{Vars: map[string]cty.Value{v.Name: out[v.Name]}, Funcs: funcs.Funcs}).EvalContext(nil)
-			ok, d := vd.Condition.Value(ctx)
-			diags = append(diags, d...)
-			if d.HasErrors() {
-				continue
-			}
-			ok, _ = ok.Unmark()
-			if !ok.IsKnown() {
-				continue
-			}
-			ok, err := convert.Convert(ok, cty.Bool)
-			if err != nil || ok.IsNull() {
-				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid validation condition",
-					Detail: "A validation condition must be true or false.", Subject: vd.Condition.Range().Ptr()})
-				continue
-			}
-			if ok.True() {
-				continue
-			}
-			msg, d := vd.ErrorMessage.Value(ctx)
-			text := fmt.Sprintf("The value of variable %q failed its validation.", v.Name)
-			if !d.HasErrors() {
-				if m, err := convert.Convert(msg, cty.String); err == nil && m.IsKnown() && !m.IsNull() {
-					if um, marks := m.Unmark(); len(marks) == 0 {
-						text = um.AsString()
-					}
-				}
-			}
-			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid value for variable",
-				Detail: text, Subject: vd.Condition.Range().Ptr(), Context: vd.DeclRange.Ptr()})
-		}
+		diags = append(diags, validate(v, out[v.Name], funcs)...)
 	}
 	return out, diags
+}
+
+// validate checks a variable's validation blocks, which see only the
+// variable itself (as var.NAME).
+func validate(v *runbook.Variable, val cty.Value, funcs *lang.Scope) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	for _, vd := range v.Validations {
+		ctx := (&lang.Scope{Vars: map[string]cty.Value{v.Name: val}, Funcs: funcs.Funcs}).EvalContext(nil)
+		ok, d := vd.Condition.Value(ctx)
+		diags = append(diags, d...)
+		if d.HasErrors() {
+			continue
+		}
+		ok, _ = ok.Unmark()
+		if !ok.IsKnown() {
+			continue
+		}
+		ok, err := convert.Convert(ok, cty.Bool)
+		if err != nil || ok.IsNull() {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid validation condition",
+				Detail: "A validation condition must be true or false.", Subject: vd.Condition.Range().Ptr()})
+			continue
+		}
+		if ok.True() {
+			continue
+		}
+		msg, d := vd.ErrorMessage.Value(ctx)
+		text := fmt.Sprintf("The value of variable %q failed its validation.", v.Name)
+		if !d.HasErrors() {
+			if m, err := convert.Convert(msg, cty.String); err == nil && m.IsKnown() && !m.IsNull() {
+				if um, marks := m.Unmark(); len(marks) == 0 {
+					text = um.AsString()
+				}
+			}
+		}
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid value for variable",
+			Detail: text, Subject: vd.Condition.Range().Ptr(), Context: vd.DeclRange.Ptr()})
+	}
+	return diags
 }
 
 func variableValue(v *runbook.Variable, raws map[string]rawValue, allowMissing bool) (cty.Value, hcl.Diagnostics) {

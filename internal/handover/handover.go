@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/switchover/switchover/internal/audit"
@@ -242,7 +241,7 @@ func (c *Checklist) stepResults(st *state.Snapshot, steps map[string]stepInfo) {
 	bySystem := map[string]*System{}
 	var order []string
 	for _, inst := range st.SortedInstances() {
-		name := stepName(inst.Address)
+		name := runbook.StepName(inst.Address)
 		info, ok := steps[name]
 		if !ok {
 			info = stepInfo{plugin: "?", action: "(no longer in the runbook)", system: "(steps no longer in the runbook)"}
@@ -335,20 +334,11 @@ func (c *Checklist) openItems(rb *runbook.Runbook, st *state.Snapshot, now time.
 // confirmBy is a core.manual step's confirm_by, when it is a plain string.
 func confirmBy(rb *runbook.Runbook, addr string) string {
 	for _, s := range rb.Steps {
-		if s.Name == stepName(addr) {
+		if s.Name == runbook.StepName(addr) {
 			return s.LiteralAttr("confirm_by")
 		}
 	}
 	return ""
-}
-
-// stepName is the step's name in an instance address (step.NAME["key"]).
-func stepName(addr string) string {
-	n := strings.TrimPrefix(addr, "step.")
-	if i := strings.IndexByte(n, '['); i >= 0 {
-		n = n[:i]
-	}
-	return n
 }
 
 func str(v any) string {

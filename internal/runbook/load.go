@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"os"
 	"path/filepath"
 	"sort"
@@ -29,14 +30,25 @@ func IsRunbookFile(name string) bool {
 	return strings.HasSuffix(name, SuffixHCL) || strings.HasSuffix(name, SuffixJSON)
 }
 
-// Load reads every runbook file in dir.
+// Load reads every runbook file in dir, and the modules it uses.
 func Load(dir string) (*Runbook, hcl.Diagnostics) {
+	files, diags := readDir(dir, nil)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	return LoadFiles(dir, files)
+}
+
+// readDir reads the runbook files of dir; from (when not nil) is the module
+// block that uses dir, for diagnostics.
+func readDir(dir string, from *hcl.Range) (map[string][]byte, hcl.Diagnostics) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, hcl.Diagnostics{{
 			Severity: hcl.DiagError,
 			Summary:  "Cannot read runbook directory",
 			Detail:   fmt.Sprintf("%s: %v.", dir, unwrapPathError(err)),
+			Subject:  from,
 		}}
 	}
 	files := map[string][]byte{}
@@ -47,7 +59,7 @@ func Load(dir string) (*Runbook, hcl.Diagnostics) {
 		p := filepath.Join(dir, e.Name())
 		b, err := os.ReadFile(p)
 		if err != nil {
-			return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read runbook file", Detail: fmt.Sprintf("%s: %v.", p, unwrapPathError(err))}}
+			return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read runbook file", Detail: fmt.Sprintf("%s: %v.", p, unwrapPathError(err)), Subject: from}}
 		}
 		files[p] = b
 	}
@@ -56,9 +68,10 @@ func Load(dir string) (*Runbook, hcl.Diagnostics) {
 			Severity: hcl.DiagError,
 			Summary:  "No runbook files",
 			Detail:   fmt.Sprintf("The directory %s holds no *%s or *%s file.", dir, SuffixHCL, SuffixJSON),
+			Subject:  from,
 		}}
 	}
-	return LoadFiles(dir, files)
+	return files, nil
 }
 
 func unwrapPathError(err error) error {
@@ -101,14 +114,20 @@ func LoadFiles(dir string, files map[string][]byte) (*Runbook, hcl.Diagnostics) 
 			bodies = append(bodies, f.Body)
 		}
 	}
-	rb := &Runbook{Dir: dir, Files: p.Files(), Hash: hex.EncodeToString(h.Sum(nil))}
+	rb := &Runbook{Dir: dir, Files: p.Files()}
 	if diags.HasErrors() {
+		rb.Hash = hex.EncodeToString(h.Sum(nil))
 		return rb, diags
 	}
-	l := &loader{rb: rb, seen: map[string]map[string]hcl.Range{}}
+	l := &loader{rb: rb, seen: map[string]map[string]hcl.Range{}, dir: dir, hash: h}
+	if abs, err := filepath.Abs(dir); err == nil {
+		l.chain = []string{abs}
+	}
 	for _, b := range bodies {
 		l.body(b)
 	}
+	l.loadModules()
+	rb.Hash = hex.EncodeToString(h.Sum(nil))
 	if rb.Meta == nil {
 		l.diags = append(l.diags, &hcl.Diagnostic{
 			Severity: hcl.DiagError,
@@ -135,12 +154,32 @@ var fileSchema = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{
 	{Type: "step", LabelNames: []string{"type", "name"}},
 	{Type: "output", LabelNames: []string{"name"}},
 	{Type: "handover"},
+	{Type: "module", LabelNames: []string{"name"}},
 }}
 
 type loader struct {
 	rb    *Runbook
 	diags hcl.Diagnostics
 	seen  map[string]map[string]hcl.Range
+
+	// In a module: its path ("A.B"), its variables (which become locals of
+	// the runbook, see Local.Var), the absolute directories from the
+	// runbook down to it (for cycles).
+	prefix string
+	vars   []*Variable
+	dir    string
+	chain  []string
+	// pending are the module blocks met, loaded once the bodies are read.
+	pending []*pendingModule
+	hash    hash.Hash
+}
+
+// name is a declared name as the runbook knows it: prefixed in a module.
+func (l *loader) name(n string) string {
+	if l.prefix == "" {
+		return n
+	}
+	return l.prefix + "." + n
 }
 
 func (l *loader) errf(rng *hcl.Range, summary, format string, a ...any) {
@@ -189,6 +228,8 @@ func (l *loader) body(b hcl.Body) {
 			l.output(blk)
 		case "handover":
 			l.handover(blk)
+		case "module":
+			l.module(blk)
 		}
 	}
 }
@@ -263,6 +304,9 @@ var runbookSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 }}
 
 func (l *loader) runbookBlock(blk *hcl.Block) {
+	if l.prefix != "" {
+		return // a module's own runbook block: the runbook that uses it says whose switch it is
+	}
 	if l.rb.Meta != nil {
 		l.errf(blk.DefRange.Ptr(), "Duplicate runbook block", "A runbook has one runbook block; another was declared at %s.", l.rb.Meta.DeclRange)
 		return
@@ -360,6 +404,10 @@ func (l *loader) variable(blk *hcl.Block) {
 		}
 		v.Validations = append(v.Validations, val)
 	}
+	if l.prefix != "" {
+		l.vars = append(l.vars, v)
+		return
+	}
 	l.rb.Variables = append(l.rb.Variables, v)
 }
 
@@ -376,7 +424,7 @@ func (l *loader) locals(blk *hcl.Block) {
 		if !l.unique("local", "local value", n, a.Range) {
 			continue
 		}
-		l.rb.Locals = append(l.rb.Locals, &Local{Name: n, Expr: a.Expr, DeclRange: a.Range})
+		l.rb.Locals = append(l.rb.Locals, &Local{Name: l.name(n), Expr: a.Expr, Module: l.prefix, DeclRange: a.Range})
 	}
 }
 
@@ -389,7 +437,7 @@ func (l *loader) plugin(blk *hcl.Block) {
 	}
 	c, rest, d := blk.Body.PartialContent(pluginSchema)
 	l.diags = append(l.diags, d...)
-	p := &PluginBlock{Name: name, Config: rest, DeclRange: blk.DefRange, NameRange: blk.LabelRanges[0]}
+	p := &PluginBlock{Name: name, Module: l.prefix, Config: rest, DeclRange: blk.DefRange, NameRange: blk.LabelRanges[0]}
 	if a, ok := c.Attributes["alias"]; ok {
 		alias, ok := l.literalString(a)
 		if !ok {
@@ -428,7 +476,7 @@ func (l *loader) step(blk *hcl.Block) {
 	if !l.validName(name, "step", blk.LabelRanges[1]) || !l.unique("step", "step", name, blk.DefRange) {
 		return
 	}
-	s := &Step{Name: name, Plugin: plug, Action: action, PluginKey: plug, OnFailure: Halt,
+	s := &Step{Name: l.name(name), Module: l.prefix, Plugin: plug, Action: action, PluginKey: modulePrefix(l.prefix) + plug, OnFailure: Halt,
 		DeclRange: blk.DefRange, TypeRange: blk.LabelRanges[0], NameRange: blk.LabelRanges[1]}
 	c, rest, d := blk.Body.PartialContent(stepMetaSchema)
 	l.diags = append(l.diags, d...)
@@ -481,7 +529,7 @@ func (l *loader) step(blk *hcl.Block) {
 		} else if tr.RootName() != plug {
 			l.errf(&rng, "Plugin reference of another plugin", "Step %q runs %s.%s, so its plugin must be a configuration of plugin %q, not of %q.", name, plug, action, plug, tr.RootName())
 		} else {
-			s.PluginKey = plug + "." + tr[1].(hcl.TraverseAttr).Name
+			s.PluginKey = modulePrefix(l.prefix) + plug + "." + tr[1].(hcl.TraverseAttr).Name
 		}
 	}
 	for _, rb := range c.Blocks {
@@ -530,7 +578,7 @@ func (l *loader) output(blk *hcl.Block) {
 	if d.HasErrors() {
 		return
 	}
-	o := &Output{Name: name, Value: c.Attributes["value"].Expr, DeclRange: blk.DefRange}
+	o := &Output{Name: l.name(name), Value: c.Attributes["value"].Expr, DeclRange: blk.DefRange}
 	if a, ok := c.Attributes["description"]; ok {
 		o.Description, _ = l.literalString(a)
 	}

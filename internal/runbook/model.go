@@ -4,6 +4,7 @@
 package runbook
 
 import (
+	"strings"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -25,6 +26,10 @@ type Runbook struct {
 	Plugins   []*PluginBlock
 	Steps     []*Step
 	Outputs   []*Output
+	// Modules are the module blocks, nested ones included, parents first.
+	// Their contents are already merged into the lists above, under names
+	// prefixed with the module's path.
+	Modules []*Module
 	// Handover lists what the new provider must do (handover { item ... }).
 	Handover []*HandoverItem
 }
@@ -68,28 +73,47 @@ type Validation struct {
 	DeclRange    hcl.Range
 }
 
-// Local is one attribute of a `locals` block.
+// Local is one attribute of a `locals` block, or a module's variable.
 type Local struct {
-	Name      string
-	Expr      hcl.Expression
+	Name string
+	// Expr is nil for a module variable that takes its default.
+	Expr hcl.Expression
+	// Var is set when this is a module's variable (Name "PATH.NAME"): its
+	// value, the module block's input, has the variable's type, default,
+	// sensitivity and validations.
+	Var *Variable
+	// Module is the module path ("" in the runbook itself).
+	Module    string
 	DeclRange hcl.Range
 }
 
 // PluginBlock is a `plugin "NAME"` block: one configured instance of a plugin.
 type PluginBlock struct {
-	Name      string
-	Alias     string
+	Name  string
+	Alias string
+	// Module is the module path ("" in the runbook itself).
+	Module    string
 	Config    hcl.Body // decoded later against the plugin's schema
 	DeclRange hcl.Range
 	NameRange hcl.Range
 }
 
-// Key is NAME or NAME.ALIAS, how steps refer to this configuration.
+// Key is NAME or NAME.ALIAS, how steps refer to this configuration; in a
+// module it is prefixed with module.PATH. (one configuration per module).
 func (p *PluginBlock) Key() string {
-	if p.Alias == "" {
-		return p.Name
+	k := p.Name
+	if p.Alias != "" {
+		k += "." + p.Alias
 	}
-	return p.Name + "." + p.Alias
+	return modulePrefix(p.Module) + k
+}
+
+// modulePrefix is "" or "module.A.module.B." for module path "A.B".
+func modulePrefix(path string) string {
+	if path == "" {
+		return ""
+	}
+	return "module." + strings.ReplaceAll(path, ".", ".module.") + "."
 }
 
 // OnFailure says what a failed step does to the rest of the run.
@@ -108,7 +132,11 @@ type Retry struct {
 
 // Step is a `step "PLUGIN.ACTION" "NAME"` block.
 type Step struct {
-	Name   string
+	// Name is unique in the runbook: the block's name, prefixed with the
+	// module path in a module ("ad.disable").
+	Name string
+	// Module is the module path ("" in the runbook itself).
+	Module string
 	Plugin string
 	Action string
 	// PluginKey is the plugin configuration it uses: Plugin, or Plugin.ALIAS
@@ -146,8 +174,52 @@ func (s *Step) LiteralAttr(name string) string {
 	return v.AsString()
 }
 
-// Address is step.NAME.
-func (s *Step) Address() string { return "step." + s.Name }
+// Address is step.NAME, or module.A.step.NAME in module A.
+func (s *Step) Address() string {
+	if s.Module == "" {
+		return "step." + s.Name
+	}
+	return modulePrefix(s.Module) + "step." + strings.TrimPrefix(s.Name, s.Module+".")
+}
+
+// ImplicitPlugin says whether the step uses its plugin without a plugin
+// block (no alias): the configuration key is then the plugin's name.
+func (s *Step) ImplicitPlugin() bool {
+	return s.PluginKey == modulePrefix(s.Module)+s.Plugin
+}
+
+// PluginRef is the plugin configuration as the step names it: PLUGIN or
+// PLUGIN.ALIAS, without its module's prefix.
+func (s *Step) PluginRef() string {
+	return strings.TrimPrefix(s.PluginKey, modulePrefix(s.Module))
+}
+
+// StepName is the step name (Step.Name) of a step or instance address:
+// step.NAME["key"] -> NAME, module.A.module.B.step.NAME -> A.B.NAME. A
+// bare NAME is taken as it is.
+func StepName(addr string) string {
+	if i := strings.IndexByte(addr, '['); i >= 0 {
+		addr = addr[:i]
+	}
+	var path []string
+	for strings.HasPrefix(addr, "module.") {
+		rest := strings.TrimPrefix(addr, "module.")
+		name, after, ok := strings.Cut(rest, ".")
+		if !ok {
+			return addr
+		}
+		path = append(path, name)
+		addr = after
+	}
+	addr = strings.TrimPrefix(addr, "step.")
+	return strings.Join(append(path, addr), ".")
+}
+
+// IsAddress says whether s looks like a step address (step.X or
+// module.M.step.X) rather than a directory.
+func IsAddress(s string) bool {
+	return strings.HasPrefix(s, "step.") || strings.HasPrefix(s, "module.")
+}
 
 // Output is an `output "NAME"` block.
 type Output struct {
