@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclwrite"
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/switchover/switchover/internal/fsutil"
@@ -45,11 +47,30 @@ func runInit(ctx context.Context, env *Env, args []string) int {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fail("%v", err)
 	}
+	main, modules, err := vendorModules(main)
+	if err != nil {
+		return fail("the curated runbook %s: %v (a bug: please report it)", from, err)
+	}
 	if err := fsutil.WriteFileAtomic(filepath.Join(dir, "main.sw.hcl"), main, 0o644); err != nil {
 		return fail("%v", err)
 	}
 	if err := fsutil.WriteFileAtomic(filepath.Join(dir, "README.md"), readme, 0o644); err != nil {
 		return fail("%v", err)
+	}
+	for _, m := range modules {
+		mdir := filepath.Join(dir, "modules", m)
+		if err := os.MkdirAll(mdir, 0o755); err != nil {
+			return fail("%v", err)
+		}
+		for _, file := range []string{"main.sw.hcl", "README.md"} {
+			b, err := runbooks.File(m, file)
+			if err == nil {
+				err = fsutil.WriteFileAtomic(filepath.Join(mdir, file), b, 0o644)
+			}
+			if err != nil {
+				return fail("%v", err)
+			}
+		}
 	}
 	rb, diags := runbook.Load(dir)
 	if diags.HasErrors() {
@@ -59,6 +80,9 @@ func runInit(ctx context.Context, env *Env, args []string) int {
 	vars := variablesFile(rb)
 	if err := fsutil.WriteFileAtomic(filepath.Join(dir, "variables.sw.vars"), []byte(vars), 0o600); err != nil {
 		return fail("%v", err)
+	}
+	if len(modules) > 0 {
+		fmt.Fprintf(env.Stdout, "Copied the modules it uses into %s: %s.\n", filepath.Join(dir, "modules"), strings.Join(modules, ", "))
 	}
 	fmt.Fprintf(env.Stdout, "Made %s from %s: main.sw.hcl, README.md, variables.sw.vars (mode 0600).\nFill in variables.sw.vars (sensitive values go in SWITCHOVER_VAR_name instead), then:\n  switchover plan -var-file %s %s\n",
 		dir, from, filepath.Join(dir, "variables.sw.vars"), dir)
@@ -109,4 +133,53 @@ func placeholder(t cty.Type) string {
 		return "{}"
 	}
 	return `""`
+}
+
+// vendorModules points a curated runbook's module blocks that use another
+// curated runbook (source = "../NAME") at a copy in ./modules/NAME, so the
+// new directory holds everything that runs; it returns the rewritten file
+// and the curated runbooks to copy (those the modules use in turn included:
+// their "../OTHER" resolves to modules/OTHER).
+func vendorModules(src []byte) ([]byte, []string, error) {
+	seen := map[string]bool{}
+	var order []string
+	var visit func(src []byte, rewrite bool) ([]byte, error)
+	visit = func(src []byte, rewrite bool) ([]byte, error) {
+		f, d := hclwrite.ParseConfig(src, "main.sw.hcl", hcl.InitialPos)
+		if d.HasErrors() {
+			return nil, d
+		}
+		for _, blk := range f.Body().Blocks() {
+			if blk.Type() != "module" {
+				continue
+			}
+			a := blk.Body().GetAttribute("source")
+			if a == nil {
+				continue
+			}
+			source := strings.Trim(strings.TrimSpace(string(a.Expr().BuildTokens(nil).Bytes())), `"`)
+			name, ok := strings.CutPrefix(source, "../")
+			if !ok || strings.Contains(name, "/") {
+				continue
+			}
+			sub, err := runbooks.File(name, "main.sw.hcl")
+			if err != nil {
+				continue // not a curated runbook: left as it is
+			}
+			if rewrite {
+				blk.Body().SetAttributeValue("source", cty.StringVal("./modules/"+name))
+			}
+			if !seen[name] {
+				seen[name] = true
+				order = append(order, name)
+				if _, err := visit(sub, false); err != nil {
+					return nil, err
+				}
+			}
+		}
+		return f.Bytes(), nil
+	}
+	out, err := visit(src, true)
+	sort.Strings(order)
+	return out, order, err
 }

@@ -15,7 +15,7 @@ import (
 // the file.
 func TestInitFromEveryCuratedRunbook(t *testing.T) {
 	t.Parallel()
-	if len(runbooks.Names()) < 5 {
+	if len(runbooks.Names()) < 6 {
 		t.Fatalf("curated runbooks: %v", runbooks.Names())
 	}
 	for _, name := range runbooks.Names() {
@@ -23,6 +23,17 @@ func TestInitFromEveryCuratedRunbook(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), name)
 		if code, out, errs := f.run("init", "-from", name, dir); code != ExitOK || !strings.Contains(out, "variables.sw.vars") {
 			t.Fatalf("init -from %s: %d %s %s", name, code, out, errs)
+		}
+		if name == "full-switch" {
+			// Its modules are copied in: the directory holds all that runs.
+			for _, m := range []string{"ad-domain", "backups", "linux-servers", "m365-tenant", "saas-apps"} {
+				if _, err := os.Stat(filepath.Join(dir, "modules", m, "main.sw.hcl")); err != nil {
+					t.Fatalf("full-switch: module %s not copied: %v", m, err)
+				}
+			}
+			if b, _ := os.ReadFile(filepath.Join(dir, "main.sw.hcl")); !strings.Contains(string(b), `source                  = "./modules/ad-domain"`) {
+				t.Fatalf("full-switch: the module sources are not the copies:\n%s", b)
+			}
 		}
 		vars := filepath.Join(dir, "variables.sw.vars")
 		for _, args := range [][]string{{"validate", dir}, {"validate", "-var-file", vars, dir}} {
