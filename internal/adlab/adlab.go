@@ -309,15 +309,26 @@ func (d *DC) dial() (*ldap.Conn, error) {
 // checks; closed when the test ends.
 func (d *DC) Admin(t testing.TB) *ldap.Conn {
 	t.Helper()
-	c, err := d.dial()
-	if err == nil {
-		err = c.Bind(AdminDN, AdminPassword)
-	}
+	c, err := d.AdminConn()
 	if err != nil {
-		t.Fatalf("binding as Administrator: %v", err)
+		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// AdminConn is a connection bound as Administrator (with the password the
+// lab starts with), for a lab's setup.
+func (d *DC) AdminConn() (*ldap.Conn, error) {
+	c, err := d.dial()
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Bind(AdminDN, AdminPassword); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("binding as Administrator: %v", err)
+	}
+	return c, nil
 }
 
 // BindWorks reports whether a simple bind as dn with password works; a

@@ -71,6 +71,9 @@ func runStatus(ctx context.Context, env *Env, args []string) int {
 			if !in.FinishedAt.IsZero() {
 				m["finished_at"] = in.FinishedAt
 			}
+			if !in.Until.IsZero() {
+				m["until"] = in.Until // waits for this time, not for a person
+			}
 			if in.Confirm != nil {
 				m["confirmed_by"], m["confirmed_at"], m["confirm_note"] = in.Confirm.By, in.Confirm.Time, in.Confirm.Note
 			}

@@ -42,25 +42,38 @@ type Server struct {
 // Start starts one for a test, with the given tokens active.
 func Start(t testing.TB, adminToken string, tokens ...string) *Server {
 	t.Helper()
+	s, err := New(t.TempDir(), adminToken, tokens...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// New starts one with its CA file in dir, with the given tokens active;
+// Close stops it.
+func New(dir, adminToken string, tokens ...string) (*Server, error) {
 	s := &Server{Token: adminToken, tokens: map[string]bool{}}
 	for _, n := range tokens {
 		s.tokens[n] = true
 	}
 	ca, cert, err := certs()
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
+	}
+	s.CAFile = filepath.Join(dir, "rmm-ca.pem")
+	if err := os.WriteFile(s.CAFile, ca, 0o600); err != nil {
+		return nil, err
 	}
 	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
 	s.srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
 	s.srv.StartTLS()
-	t.Cleanup(s.srv.Close)
 	s.URL = s.srv.URL
-	s.CAFile = filepath.Join(t.TempDir(), "rmm-ca.pem")
-	if err := os.WriteFile(s.CAFile, ca, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return s, nil
 }
+
+// Close stops it.
+func (s *Server) Close() { s.srv.Close() }
 
 // Active reports whether a token is active.
 func (s *Server) Active(name string) bool {

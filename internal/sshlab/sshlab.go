@@ -369,22 +369,32 @@ func (h *Host) MustRun(t testing.TB, script string) string {
 // other than a refused authentication fails the test.
 func LoginWorks(t testing.TB, h *Host, user string, auth ssh.AuthMethod) bool {
 	t.Helper()
+	ok, err := h.Login(user, auth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ok
+}
+
+// Login is LoginWorks without a test: the error is for anything other
+// than a refused authentication.
+func (h *Host) Login(user string, auth ssh.AuthMethod) (bool, error) {
 	cfg := &ssh.ClientConfig{User: user, Auth: []ssh.AuthMethod{auth}, HostKeyCallback: ssh.FixedHostKey(h.HostKey), Timeout: 5 * time.Second}
 	c, err := ssh.Dial("tcp", h.Addr(), cfg)
 	if err != nil {
 		if !strings.Contains(err.Error(), "unable to authenticate") {
-			t.Fatalf("login to %s as %s: %v", h.Name, user, err)
+			return false, fmt.Errorf("login to %s as %s: %v", h.Name, user, err)
 		}
-		return false
+		return false, nil
 	}
 	defer c.Close()
 	s, err := c.NewSession()
 	if err != nil {
-		return false
+		return false, nil
 	}
 	defer s.Close()
 	out, err := s.CombinedOutput("echo logged-in")
-	return err == nil && strings.Contains(string(out), "logged-in")
+	return err == nil && strings.Contains(string(out), "logged-in"), nil
 }
 
 // KeyAuth is the private key in file as an SSH login method.

@@ -1,0 +1,89 @@
+package demo
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/go-ldap/ldap/v3"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/switchover/switchover/internal/adlab"
+	"github.com/switchover/switchover/internal/sshlab"
+)
+
+// Finding is one credential of the old provider, tried.
+type Finding struct {
+	What  string // "ssh oldmsp key as root on host01"
+	Works bool   // it still opens something: the switch failed there
+}
+
+// Check tries every credential the old provider had in the lab, the way it
+// would: its SSH key and passwords on every server, its AD passwords (and
+// the Administrator and service account passwords it knew), its Entra
+// accounts, app secret, app and the break-glass password, its PSA accounts,
+// its RMM token and the repository password. An error is a check that
+// could not be made (never counted as "does not work").
+func (l *Lab) Check() ([]Finding, error) {
+	var out []Finding
+	add := func(what string, works bool) { out = append(out, Finding{what, works}) }
+
+	key, err := os.ReadFile(l.SSH.OldMSPKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	signer, err := ssh.ParsePrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range l.SSH.Hosts {
+		for _, try := range []struct {
+			what, user string
+			auth       ssh.AuthMethod
+		}{
+			{"its key as root", "root", ssh.PublicKeys(signer)},
+			{"its key as oldmsp", "oldmsp", ssh.PublicKeys(signer)},
+			{"root's old password", "root", ssh.Password(sshlab.RootPassword)},
+			{"oldmsp's password", "oldmsp", ssh.Password(sshlab.OldMSPPassword)},
+		} {
+			ok, err := h.Login(try.user, try.auth)
+			if err != nil {
+				return nil, err
+			}
+			add(fmt.Sprintf("ssh %s on %s", try.what, h.Name), ok)
+		}
+	}
+
+	for _, try := range []struct{ dn, pw, what string }{
+		{l.ADOld[0], OldADPassword, "AD: its admin account"},
+		{l.ADOld[1], OldADPassword, "AD: its technician's account"},
+		{adlab.AdminDN, adlab.AdminPassword, "AD: the Administrator password it knew"},
+		{l.ADService, OldSvcPassword, "AD: the service account password it chose"},
+	} {
+		err := l.DC.BindError(try.dn, try.pw)
+		if err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultInvalidCredentials) {
+			return nil, fmt.Errorf("%s: %v", try.what, err)
+		}
+		add(try.what, err == nil)
+	}
+
+	for _, id := range l.GraphOld {
+		p := l.Graph.UserProps(id)
+		add(fmt.Sprintf("Entra: %v can sign in", p["userPrincipalName"]), p["accountEnabled"] != false)
+	}
+	add("Entra: its phone as the admin's MFA method", len(l.Graph.AuthMethods(l.GraphOld[0])) > 0)
+	add("Entra: its secret on the HR app", len(l.Graph.Credentials(l.GraphApp)) > 0)
+	sp, _ := l.Graph.ServicePrincipalExists(l.GraphSP)
+	add("Entra: its RMM app in the tenant", sp)
+	add("Entra: the break-glass password it knew", l.Graph.Password(l.GraphBG) == OldBreakGlass)
+
+	for _, id := range l.SCIMOld {
+		u, err := l.SCIM.User(id)
+		if err != nil {
+			return nil, err
+		}
+		add(fmt.Sprintf("PSA: its account %s is active", id), u != nil && u["active"] != false)
+	}
+	add("RMM: its API token "+OldRMMToken, l.RMM.Active(OldRMMToken))
+	add("restic: the repository password it knew", l.restic(OldRepoPassword, l.Dir, "cat", "config") == nil)
+	return out, nil
+}

@@ -1,0 +1,303 @@
+// Package demo is the whole switchover against a local lab: real sshd
+// hosts, a real Samba AD DC, the SCIM server (SCIMMY), a restic repository,
+// the Graph test server and the fictional RMM, seeded with an old
+// provider's footprint; runbooks/full-switch is planned and applied to it,
+// the person's steps confirmed, the checklist and the bundle written; Check
+// then tries every credential the old provider had. `make demo` runs it
+// (internal/tools/demo), and a test runs it end to end.
+package demo
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/switchover/switchover/internal/adlab"
+	"github.com/switchover/switchover/internal/graphtest"
+	"github.com/switchover/switchover/internal/rmmlab"
+	"github.com/switchover/switchover/internal/scimlab"
+	"github.com/switchover/switchover/internal/sshlab"
+)
+
+// The old provider's footprint, as the demo seeds it.
+const (
+	OldDomain       = "oldmsp.example"
+	OldTenant       = "99999999-8888-7777-6666-555555555555"
+	OldADPassword   = "OldMSP-AD-Pw-1!"
+	OldSvcPassword  = "Old-Svc-Backup-Pw-1!"
+	OldRepoPassword = "oldmsp-restic-pw"
+	OldRMMToken     = "oldmsp-integration"
+	OldBreakGlass   = "Old-Break-Glass-1!"
+
+	newBindPassword = "NewMSP-Bind-Pw-1!"
+	rmmAdminToken   = "RMM-NEWMSP-TOKEN-5c1e"
+	backupHost      = "office-nas"
+)
+
+// Lab is the running lab with what was seeded in it.
+type Lab struct {
+	Dir   string
+	SSH   *sshlab.Lab
+	DC    *adlab.DC
+	SCIM  *scimlab.Server
+	RMM   *rmmlab.Server
+	Graph *graphtest.Server
+	Repo  string
+
+	// Seeded: the old provider's AD accounts (DNs), its SCIM users and
+	// Entra objects (ids).
+	ADOld       []string
+	ADService   string
+	ADNewAdmin  string
+	SCIMOld     []string
+	SCIMClient  string
+	GraphOld    []string
+	GraphClient string
+	GraphBG     string
+	GraphApp    string
+	GraphSP     string
+}
+
+// Start starts every part of the lab in dir at once and seeds it;
+// progress gets a line as each part is up.
+func Start(dir string, progress func(string)) (*Lab, error) {
+	l := &Lab{Dir: dir}
+	for _, d := range []string{"ssh", "ad", "scim", "rmm", "graph", "restic"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
+			return nil, err
+		}
+	}
+	parts := []struct {
+		name  string
+		start func() error
+	}{
+		{"3 Linux servers (sshd)", l.startSSH},
+		{"Active Directory (Samba DC)", l.startAD},
+		{"PSA (SCIM server SCIMMY)", l.startSCIM},
+		{"RMM (REST API)", l.startRMM},
+		{"Microsoft 365 (Graph test server)", l.startGraph},
+		{"backups (restic repository)", l.startRestic},
+	}
+	errs := make([]error, len(parts))
+	var wg sync.WaitGroup
+	for i, p := range parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.start(); err != nil {
+				errs[i] = fmt.Errorf("%s: %w", p.name, err)
+				return
+			}
+			if progress != nil {
+				progress("  up: " + p.name)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		l.Stop()
+		return nil, err
+	}
+	return l, nil
+}
+
+// Stop stops every part that runs.
+func (l *Lab) Stop() {
+	if l.SSH != nil {
+		l.SSH.Stop()
+	}
+	if l.DC != nil {
+		l.DC.Stop()
+	}
+	if l.SCIM != nil {
+		l.SCIM.Stop()
+	}
+	if l.RMM != nil {
+		l.RMM.Close()
+	}
+	if l.Graph != nil {
+		l.Graph.Close()
+	}
+}
+
+func (l *Lab) startSSH() error {
+	var err error
+	l.SSH, err = sshlab.New(filepath.Join(l.Dir, "ssh"), sshlab.Options{Hosts: 3})
+	return err
+}
+
+func (l *Lab) startAD() error {
+	dc, err := adlab.New(filepath.Join(l.Dir, "ad"))
+	l.DC = dc
+	if err != nil {
+		return err
+	}
+	c, err := dc.AdminConn()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	add := func(sam, pw, upn string, admin bool) (string, error) {
+		dn, err := adlab.AddUser(c, sam, pw, map[string][]string{"userPrincipalName": {upn}})
+		if err == nil && admin {
+			err = adlab.AddMember(c, "CN=Domain Admins,"+adlab.UsersDN, dn)
+		}
+		return dn, err
+	}
+	// The old provider's admin and technician, the service account whose
+	// password it chose, the client's user, and the new provider's admin
+	// that switchover binds as.
+	for _, u := range []struct {
+		sam, pw, upn string
+		admin        bool
+		dst          *string
+	}{
+		{"oldmsp-admin", OldADPassword, "oldmsp-admin@" + OldDomain, true, nil},
+		{"oldmsp-tech", OldADPassword, "tech@" + OldDomain, false, nil},
+		{"svc-backup", OldSvcPassword, "svc-backup@acme.example", false, &l.ADService},
+		{"anna", "Anna-Pw-1!", "anna@acme.example", false, nil},
+		{"newmsp-admin", newBindPassword, "newmsp-admin@acme.example", true, &l.ADNewAdmin},
+	} {
+		dn, err := add(u.sam, u.pw, u.upn, u.admin)
+		if err != nil {
+			return err
+		}
+		if u.dst != nil {
+			*u.dst = dn
+		} else if strings.HasPrefix(u.sam, "oldmsp") {
+			l.ADOld = append(l.ADOld, dn)
+		}
+	}
+	return nil
+}
+
+func (l *Lab) startSCIM() error {
+	s, err := scimlab.New(filepath.Join(l.Dir, "scim"), scimlab.Options{ETags: true})
+	l.SCIM = s
+	if err != nil {
+		return err
+	}
+	for _, u := range []string{"tech1@" + OldDomain, "tech2@" + OldDomain, "anna@acme.example"} {
+		id, err := s.AddUser(u)
+		if err != nil {
+			return err
+		}
+		if strings.HasSuffix(u, OldDomain) {
+			l.SCIMOld = append(l.SCIMOld, id)
+		} else {
+			l.SCIMClient = id
+		}
+	}
+	return nil
+}
+
+func (l *Lab) startRMM() error {
+	var err error
+	l.RMM, err = rmmlab.New(filepath.Join(l.Dir, "rmm"), rmmAdminToken, OldRMMToken, "backup-agent")
+	return err
+}
+
+func (l *Lab) startGraph() error {
+	g, err := graphtest.New(filepath.Join(l.Dir, "graph"))
+	if err != nil {
+		return err
+	}
+	l.Graph = g
+	admin := g.AddUser("admin@"+OldDomain, "Old-M365-Admin-Pw-1!", false)
+	guest := g.AddUser("helpdesk@"+OldDomain, "", true)
+	l.GraphOld = []string{admin, guest}
+	l.GraphClient = g.AddUser("anna@acme.example", "x", false)
+	l.GraphBG = g.AddUser("breakglass@acme.example", OldBreakGlass, false)
+	g.AddAuthMethod(admin, "phoneAuthenticationMethod", map[string]any{"phoneNumber": "+49 170 0000000", "phoneType": "mobile"})
+	g.AddRole("Global Administrator", "62e90394-69f5-4237-9190-012177145e10", admin, l.GraphClient)
+	l.GraphSP = g.AddServicePrincipal("OldMSP RMM", OldTenant, "Directory.ReadWrite.All", 1)
+	l.GraphApp = g.AddApplication("Acme HR app", []string{"OldMSP sync secret"}, nil)
+	return nil
+}
+
+func (l *Lab) startRestic() error {
+	src := filepath.Join(l.Dir, "restic", "office")
+	if err := os.MkdirAll(src, 0o700); err != nil {
+		return err
+	}
+	for i := 0; i < 30; i++ {
+		content := strings.Repeat(fmt.Sprintf("invoice %d of Acme Bakery\n", i), 200+i)
+		if err := os.WriteFile(filepath.Join(src, fmt.Sprintf("invoice-%02d.txt", i)), []byte(content), 0o600); err != nil {
+			return err
+		}
+	}
+	l.Repo = filepath.Join(l.Dir, "restic", "repo")
+	if err := l.restic(OldRepoPassword, src, "init"); err != nil {
+		return err
+	}
+	return l.restic(OldRepoPassword, src, "backup", "--host", backupHost, ".")
+}
+
+// restic runs restic on the lab repository with a password.
+func (l *Lab) restic(pw, dir string, args ...string) error {
+	cmd := exec.Command("restic", append([]string{"-q"}, args...)...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "RESTIC_REPOSITORY="+l.Repo, "RESTIC_PASSWORD="+pw, "RESTIC_CACHE_DIR="+filepath.Join(l.Dir, "restic", "cache"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("restic %s: %v: %s", args[0], err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// Values are the runbook's variables for this lab: plain ones for a
+// -var-file, sensitive ones as SWITCHOVER_VAR_* environment entries.
+func (l *Lab) Values() (vars map[string]any, env []string, err error) {
+	hosts := map[string]int{}
+	for _, h := range l.SSH.Hosts {
+		hosts[h.Name] = h.Port
+	}
+	// One CA file for both SaaS tools, as the runbook takes one.
+	a, err := os.ReadFile(l.SCIM.CAFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := os.ReadFile(l.RMM.CAFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	saasCA := filepath.Join(l.Dir, "saas-ca.pem")
+	if err := os.WriteFile(saasCA, append(a, b...), 0o600); err != nil {
+		return nil, nil, err
+	}
+	vars = map[string]any{
+		"old_provider_domain":     OldDomain,
+		"old_provider_name":       "OldMSP",
+		"old_provider_tenant_ids": []string{OldTenant},
+		"ssh_dir":                 l.SSH.Dir,
+		"servers":                 hosts,
+		"ad_dc":                   l.DC.URL(),
+		"ad_ca_file":              l.DC.CAFile,
+		"ad_bind_dn":              l.ADNewAdmin,
+		"ad_service_accounts":     []string{"svc-backup"},
+		"m365_tenant_id":          graphtest.Tenant,
+		"m365_client_id":          graphtest.ClientID,
+		"m365_known_accounts":     []string{"breakglass@acme.example"},
+		"m365_authority_host":     l.Graph.URL + "/",
+		"m365_graph_endpoint":     l.Graph.URL,
+		"m365_ca_file":            l.Graph.CAFile,
+		"psa_scim_url":            l.SCIM.URL,
+		"rmm_api_url":             l.RMM.URL + "/api/v1",
+		"rmm_old_token_name":      OldRMMToken,
+		"saas_ca_file":            saasCA,
+		"backup_repository":       l.Repo,
+		"backup_hosts":            []string{backupHost},
+	}
+	env = []string{
+		"SWITCHOVER_VAR_ad_bind_password=" + newBindPassword,
+		"SWITCHOVER_VAR_m365_client_secret=" + graphtest.ClientSecret,
+		"SWITCHOVER_VAR_psa_scim_token=" + scimlab.Token,
+		"SWITCHOVER_VAR_rmm_admin_token=" + rmmAdminToken,
+		"SWITCHOVER_VAR_backup_password=" + OldRepoPassword,
+	}
+	return vars, env, nil
+}
