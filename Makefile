@@ -2,13 +2,26 @@ GO ?= go
 BIN := bin/switchover
 PROTO_DIR := plugins/protocol/v1
 
-.PHONY: build test generate lint bench-plan bench-apply bench-ssh bench-ad bench-backup bench-saas bench-entra lab fuzz clean check-generate
+.PHONY: build test demo demo-down generate lint bench-plan bench-apply bench-ssh bench-ad bench-backup bench-saas bench-entra lab fuzz clean check-generate
 
 build:
 	$(GO) build -o $(BIN) ./cmd/switchover
 
 test:
 	$(GO) test -count=1 ./...
+
+# The whole switchover against a local lab (root; installs missing Debian
+# packages as .ci/run does): runbooks/full-switch planned, applied and
+# checked; the lab stays up until make demo-down.
+DEMO_DIR ?= $(or $(TMPDIR),/tmp)/switchover-demo
+demo: build
+	@bash .ci/deps
+	$(GO) build -o bin/switchover-demo ./internal/tools/demo
+	bin/switchover-demo up -dir $(DEMO_DIR) -bin $(BIN)
+
+demo-down:
+	$(GO) build -o bin/switchover-demo ./internal/tools/demo
+	bin/switchover-demo down -dir $(DEMO_DIR)
 
 generate:
 	cd $(PROTO_DIR) && protoc --proto_path=. \

@@ -70,7 +70,11 @@ func (l *Lab) Check() ([]Finding, error) {
 		p := l.Graph.UserProps(id)
 		add(fmt.Sprintf("Entra: %v can sign in", p["userPrincipalName"]), p["accountEnabled"] != false)
 	}
-	add("Entra: its phone as the admin's MFA method", len(l.Graph.AuthMethods(l.GraphOld[0])) > 0)
+	phone := false
+	for _, m := range l.Graph.AuthMethods(l.GraphOld[0]) {
+		phone = phone || m == "phoneAuthenticationMethod"
+	}
+	add("Entra: its phone as the admin's MFA method", phone)
 	add("Entra: its secret on the HR app", len(l.Graph.Credentials(l.GraphApp)) > 0)
 	sp, _ := l.Graph.ServicePrincipalExists(l.GraphSP)
 	add("Entra: its RMM app in the tenant", sp)

@@ -43,7 +43,7 @@ func TestMain(m *testing.M) {
 // wrote.
 func TestDemoEndToEnd(t *testing.T) {
 	dir := t.TempDir()
-	lab, err := Start(filepath.Join(dir, "lab"), t.Logf)
+	lab, err := Start(filepath.Join(dir, "lab"), func(s string) { t.Log(s) })
 	if err != nil {
 		t.Fatalf("the lab: %v", err)
 	}
@@ -63,7 +63,7 @@ func TestDemoEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	var log bytes.Buffer
-	res, err := Run(context.Background(), Options{Bin: bin, Dir: dir, Vars: vars, Env: env, Log: &log, Progress: t.Log})
+	res, err := Run(context.Background(), Options{Bin: bin, Dir: dir, Vars: vars, Env: env, Log: &log, Progress: func(s string) { t.Log(s) }})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, log.String())
 	}

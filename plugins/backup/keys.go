@@ -94,10 +94,24 @@ func (p *plugin) rotateKey() *sdk.Action {
 		}
 		s := p.s
 		newPw := a.String("new_password")
-		if newPw == s.password {
-			return nil, fmt.Errorf("new_password is the repository's current password: give a new one, normally secret(\"...\")")
-		}
 		v := &view{}
+		if newPw == s.password {
+			// Done, and the plugin's password set to the new one since (as
+			// the runbook's README says): its key is the only one left.
+			// Otherwise it is the old password given as the new one.
+			keys, opens, err := s.keys(ctx, newPw)
+			if err != nil {
+				return nil, err
+			}
+			if !opens {
+				return nil, fmt.Errorf("the configured password does not open %s", s.repo)
+			}
+			v.newOpens, v.newID = true, current(keys)
+			if v.remove = toRemove(keys, v.newID, a.Strings("remove_keys")); len(v.remove) > 0 {
+				return nil, fmt.Errorf("new_password is the repository's current password and other keys remain (%s): give a new one, normally secret(\"...\")", describeKeys(v.remove))
+			}
+			return v, nil
+		}
 		keys, opens, err := s.keys(ctx, newPw)
 		if err != nil {
 			return nil, err
