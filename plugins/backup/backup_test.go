@@ -212,6 +212,24 @@ func TestRotateKey(t *testing.T) {
 		if err != nil || !opens || len(keys) != 1 {
 			t.Fatalf("after the rotation: %d keys, opens with the new password: %v (%v)", len(keys), opens, err)
 		}
+		// Then the plugin's password is set to the new one (as the README
+		// says): the rotation is done, not an error.
+		h = harness(t, repo, map[string]cty.Value{"password": cty.StringVal(newPw)})
+		if p, err := h.Plan(ctx, "restic_rotate_key", attrs, nil); err != nil || p.Kind != sdk.NoChange {
+			t.Fatalf("plan with the new password as the plugin's: %+v %v", p, err)
+		}
+	}
+	// The old password given as the new one, while other keys remain: a
+	// mistake, refused (nothing would be rotated).
+	repo := repoCopy(t)
+	f := filepath.Join(t.TempDir(), "pw")
+	os.WriteFile(f, []byte(newPw), 0o600)
+	if err := restic(repo, oldPw, t.TempDir(), "key", "add", "--new-password-file", f); err != nil {
+		t.Fatal(err)
+	}
+	h := harness(t, repo, nil)
+	if _, err := h.Plan(ctx, "restic_rotate_key", map[string]cty.Value{"new_password": cty.StringVal(oldPw)}, nil); err == nil || !strings.Contains(err.Error(), "current password and other keys remain") {
+		t.Fatalf("new_password = the current password with another key: %v", err)
 	}
 }
 
