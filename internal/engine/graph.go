@@ -569,6 +569,14 @@ func (g *Graph) decodeSteps() hcl.Diagnostics {
 			}
 		}
 		for _, tr := range s.DependsOn {
+			if tr.RootName() == "module" {
+				names, d := g.moduleSteps(tr, s)
+				diags = append(diags, d...)
+				for _, n := range names {
+					deps[n] = true
+				}
+				continue
+			}
 			name, _ := stepNameOf(tr)
 			r := lang.Ref{Kind: "step", Name: name, Range: tr.SourceRange()}
 			diags = append(diags, g.checkStepRef(r, s)...)
@@ -609,6 +617,41 @@ func stepNameOf(tr hcl.Traversal) (string, bool) {
 		return a.Name, true
 	}
 	return "", false
+}
+
+// moduleSteps are the steps of the module a depends_on entry names
+// (module.NAME: its steps, those of the modules it uses included).
+func (g *Graph) moduleSteps(tr hcl.Traversal, from *runbook.Step) ([]string, hcl.Diagnostics) {
+	path, _ := stepNameOf(tr)
+	var names []string
+	for _, s := range g.Runbook.Steps {
+		if s.Module == path || strings.HasPrefix(s.Module, path+".") {
+			names = append(names, s.Name)
+		}
+	}
+	if len(names) > 0 {
+		return names, nil
+	}
+	// Modules declared where the step is (the runbook, or its module).
+	var known []string
+	for _, m := range g.Runbook.Modules {
+		if m.Path == path {
+			return nil, nil // a module without steps
+		}
+		if parent, name := splitPath(m.Path); parent == from.Module {
+			known = append(known, name)
+		}
+	}
+	_, name := splitPath(path)
+	return nil, hcl.Diagnostics{errDiag(tr.SourceRange().Ptr(), "Reference to undeclared module", "Step %q depends on module %q, which is not declared here.%s", from.Name, name, didYouMean(name, known))}
+}
+
+// splitPath splits a module path "A.B" into its parent "A" and name "B".
+func splitPath(path string) (parent, name string) {
+	if i := strings.LastIndexByte(path, '.'); i >= 0 {
+		return path[:i], path[i+1:]
+	}
+	return "", path
 }
 
 func (g *Graph) checkStepRef(r lang.Ref, from *runbook.Step) hcl.Diagnostics {

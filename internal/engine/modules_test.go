@@ -96,7 +96,7 @@ module "south" {
 }
 step "core.noop" "first" { message = "the runbook's own first" }
 step "core.noop" "last" {
-  depends_on = [step.first]
+  depends_on = [step.first, module.north]
   message    = "done"
 }
 `})
@@ -114,6 +114,10 @@ step "core.noop" "last" {
 	// A module's step depends on its own module's step, nothing else.
 	if deps := g.Steps["south.second"].Deps; len(deps) != 1 || deps[0] != "south.first" {
 		t.Errorf("south.second depends on %v", deps)
+	}
+	// depends_on = [module.north]: every step of the module.
+	if deps := strings.Join(g.Steps["last"].Deps, ","); deps != "first,north.first,north.second,north.secret" {
+		t.Errorf("last depends on %s", deps)
 	}
 	// The sensitive input stays sensitive inside the module.
 	sec := instance(t, g, "module.north.step.secret").Attrs.GetAttr("message")
@@ -177,6 +181,9 @@ module "inner" {
   source = "../leaf"
   who    = "${var.who} via mid"
 }
+step "core.noop" "after_inner" {
+  depends_on = [module.inner]
+}
 `,
 		"top/main.sw.hcl": `
 runbook "top" {}
@@ -188,6 +195,9 @@ module "outer" {
 	g := build(t, filepath.Join(dir, "top"), Options{Mode: ModePlan})
 	if got := attr(instance(t, g, "module.outer.module.inner.step.s"), "message"); got != "leaf top via mid" {
 		t.Errorf("message %q", got)
+	}
+	if deps := g.Steps["outer.after_inner"].Deps; len(deps) != 1 || deps[0] != "outer.inner.s" {
+		t.Errorf("module.outer.step.after_inner depends on %v", deps)
 	}
 	if n := runbook.StepName("module.outer.module.inner.step.s[\"k\"]"); n != "outer.inner.s" {
 		t.Errorf("StepName = %q", n)
@@ -246,6 +256,14 @@ module "a" {
   site   = "x"
   count  = "many"
 }`}, "r/main.sw.hcl", 5, `Invalid value for module input: The value given to variable "count" of module.a does not fit its type number`},
+		{"depends on an undeclared module", map[string]string{"m/main.sw.hcl": serversModule, "r/main.sw.hcl": `runbook "r" {}
+module "north" {
+  source = "../m"
+  site   = "x"
+}
+step "core.noop" "s" {
+  depends_on = [module.nort]
+}`}, "r/main.sw.hcl", 7, `Reference to undeclared module: Step "s" depends on module "nort", which is not declared here. Did you mean "north"?`},
 		{"input from a step", map[string]string{"m/main.sw.hcl": serversModule, "r/main.sw.hcl": `runbook "r" {}
 step "core.noop" "s" {}
 module "a" {

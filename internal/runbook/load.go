@@ -486,8 +486,12 @@ func (l *loader) step(blk *hcl.Block) {
 		l.diags = append(l.diags, d...)
 		for _, e := range exprs {
 			tr, d := hcl.AbsTraversalForExpr(e)
+			if !d.HasErrors() && tr.RootName() == "module" && len(tr) == 2 {
+				s.DependsOn = append(s.DependsOn, tr) // every step of the module
+				continue
+			}
 			if d.HasErrors() || tr.RootName() != "step" || len(tr) < 2 {
-				l.errf(e.Range().Ptr(), "Invalid depends_on reference", "depends_on lists steps, such as [step.drop_keys]; this is not a reference to a step.")
+				l.errf(e.Range().Ptr(), "Invalid depends_on reference", "depends_on lists steps and modules, such as [step.drop_keys, module.ad]; this is not a reference to a step or a module.")
 				continue
 			}
 			s.DependsOn = append(s.DependsOn, tr)

@@ -255,7 +255,7 @@ func (r *rewriter) traversal(tr hcl.Traversal) hcl.Traversal {
 			r.undeclared(tr, "local value", "local value", name, r.locals)
 			return tr
 		}
-	case "step":
+	case "step", "module":
 	default:
 		return tr
 	}

@@ -204,7 +204,12 @@ step "core.manual" "contracts" {
 step "core.manual" "handover_protocol" {
   instructions = "Sign the written handover protocol with the old provider: what was handed over (documentation, passwords, licences, hardware), what is still open, and that it keeps no access. Attach the onboarding checklist (switchover handover)."
   confirm_by   = "the client's managing director and the new provider"
-  depends_on   = [step.registrar_dns, step.firewall_vpn, step.rmm_agents, step.contracts]
+  # Not module.ad: its second krbtgt reset is due 10 hours after the first;
+  # the checklist names it as open.
+  depends_on = [
+    step.registrar_dns, step.firewall_vpn, step.rmm_agents, step.contracts,
+    module.servers, module.m365, module.saas, module.backups,
+  ]
 }
 
 handover {
