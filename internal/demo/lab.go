@@ -252,9 +252,9 @@ func (l *Lab) restic(pw, dir string, args ...string) error {
 // Values are the runbook's variables for this lab: plain ones for a
 // -var-file, sensitive ones as SWITCHOVER_VAR_* environment entries.
 func (l *Lab) Values() (vars map[string]any, env []string, err error) {
-	hosts := map[string]int{}
+	servers := map[string]any{}
 	for _, h := range l.SSH.Hosts {
-		hosts[h.Name] = h.Port
+		servers[h.Name] = map[string]any{"address": "127.0.0.1", "port": h.Port}
 	}
 	// One CA file for both SaaS tools, as the runbook takes one.
 	a, err := os.ReadFile(l.SCIM.CAFile)
@@ -273,8 +273,9 @@ func (l *Lab) Values() (vars map[string]any, env []string, err error) {
 		"old_provider_domain":     OldDomain,
 		"old_provider_name":       "OldMSP",
 		"old_provider_tenant_ids": []string{OldTenant},
-		"ssh_dir":                 l.SSH.Dir,
-		"servers":                 hosts,
+		"servers":                 servers,
+		"ssh_private_key_file":    l.SSH.AdminKeyFile,
+		"ssh_known_hosts":         l.SSH.KnownHosts,
 		"ad_dc":                   l.DC.URL(),
 		"ad_ca_file":              l.DC.CAFile,
 		"ad_bind_dn":              l.ADNewAdmin,

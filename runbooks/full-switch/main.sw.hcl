@@ -32,12 +32,18 @@ variable "old_provider_tenant_ids" {
 
 # --- Linux servers and the NAS (ssh) ----------------------------------------
 
-variable "ssh_dir" {
-  description = "Directory with the new provider's SSH key (admin_ed25519) and the servers' known_hosts"
-}
 variable "servers" {
-  description = "Server name => SSH port on 127.0.0.1 (a jump host's forwards, or the lab's hosts)"
-  type        = map(number)
+  description = "The servers and NAS boxes: name => { address = \"10.0.0.5\", port = 22 } (port may be left out)"
+  type = map(object({
+    address = string
+    port    = optional(number, 22)
+  }))
+}
+variable "ssh_private_key_file" {
+  description = "The new provider's SSH private key, authorized for root on every server"
+}
+variable "ssh_known_hosts" {
+  description = "A known_hosts file with every server's host key (ssh-keyscan, each fingerprint checked on the console)"
 }
 
 # --- Active Directory (ldap) ------------------------------------------------
@@ -132,9 +138,10 @@ variable "backup_hosts" {
 # --- The systems ------------------------------------------------------------
 
 module "servers" {
-  source  = "../linux-servers"
-  lab_dir = var.ssh_dir
-  hosts   = var.servers
+  source           = "../linux-servers"
+  servers          = var.servers
+  private_key_file = var.ssh_private_key_file
+  known_hosts      = var.ssh_known_hosts
 }
 
 module "ad" {

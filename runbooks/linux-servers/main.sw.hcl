@@ -7,65 +7,86 @@ runbook "acme-servers-leave-oldmsp" {
   new_provider = "NewMSP AG"
 }
 
-variable "lab_dir" {
-  type        = string
-  description = "Where the admin key and known_hosts are (make lab prints it)."
+variable "servers" {
+  description = "The servers and NAS boxes: name => { address = \"10.0.0.5\", port = 22 } (port may be left out)"
+  type = map(object({
+    address = string
+    port    = optional(number, 22)
+  }))
 }
 
-variable "hosts" {
-  type        = map(number)
-  description = "Host name => SSH port on 127.0.0.1."
+variable "private_key_file" {
+  description = "The new provider's SSH private key, authorized for root on every server"
+}
+
+variable "known_hosts" {
+  description = "A known_hosts file with every server's host key (ssh-keyscan, each fingerprint checked on the console)"
+}
+
+variable "old_provider_key_comment" {
+  description = "A regular expression matching the comments of the old provider's SSH keys"
+  default     = "^oldmsp@"
+}
+
+variable "old_provider_account" {
+  description = "The old provider's own account on the servers"
+  default     = "oldmsp"
 }
 
 plugin "ssh" {
-  host             = "127.0.0.1"
   user             = "root"
-  private_key_file = "${var.lab_dir}/admin_ed25519"
-  known_hosts      = "${var.lab_dir}/known_hosts"
+  private_key_file = var.private_key_file
+  known_hosts      = var.known_hosts
 }
 
 # What was there before, for the handover.
 step "ssh.inventory" "before" {
-  for_each = var.hosts
-  port     = each.value
+  for_each = var.servers
+  host     = each.value.address
+  port     = each.value.port
 }
 
 # The old provider's key, wherever it is authorized.
 step "ssh.authorized_keys" "drop_oldmsp_keys" {
-  for_each   = var.hosts
-  port       = each.value
+  for_each   = var.servers
+  host       = each.value.address
+  port       = each.value.port
   all_users  = true
-  remove     = { comment_matches = "^oldmsp@" }
+  remove     = { comment_matches = var.old_provider_key_comment }
   depends_on = [step.before]
   on_failure = continue
 }
 
 step "ssh.remove_sudo" "oldmsp_sudo" {
-  for_each   = var.hosts
-  port       = each.value
-  users      = ["oldmsp"]
+  for_each   = var.servers
+  host       = each.value.address
+  port       = each.value.port
+  users      = [var.old_provider_account]
   depends_on = [step.drop_oldmsp_keys]
 }
 
 step "ssh.lock_account" "oldmsp_account" {
-  for_each   = var.hosts
-  port       = each.value
-  account    = "oldmsp"
+  for_each   = var.servers
+  host       = each.value.address
+  port       = each.value.port
+  account    = var.old_provider_account
   depends_on = [step.oldmsp_sudo]
 }
 
 # Every password the old provider knew.
 step "ssh.rotate_password" "root" {
-  for_each   = var.hosts
-  port       = each.value
+  for_each   = var.servers
+  host       = each.value.address
+  port       = each.value.port
   account    = "root"
   password   = secret("root@${each.key}", { length = 32 })
   depends_on = [step.oldmsp_account]
 }
 
 step "ssh.command" "handover_note" {
-  for_each = var.hosts
-  port     = each.value
+  for_each = var.servers
+  host     = each.value.address
+  port     = each.value.port
   command  = "printf 'Managed by NewMSP AG since the switchover.\\n' > /etc/motd.d-handover"
   creates  = "/etc/motd.d-handover"
 }

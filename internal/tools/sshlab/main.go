@@ -31,11 +31,11 @@ func main() {
 		}
 		fail(err)
 	}
-	hosts := map[string]int{}
+	servers := map[string]any{}
 	for _, h := range lab.Hosts {
-		hosts[h.Name] = h.Port
+		servers[h.Name] = map[string]any{"address": "127.0.0.1", "port": h.Port}
 	}
-	vars := map[string]any{"lab_dir": *dir, "hosts": hosts}
+	vars := map[string]any{"servers": servers, "private_key_file": lab.AdminKeyFile, "known_hosts": lab.KnownHosts}
 	b, _ := json.MarshalIndent(vars, "", "  ")
 	varFile := filepath.Join(*dir, "lab.vars.json")
 	os.WriteFile(varFile, b, 0o600)
