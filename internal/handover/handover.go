@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/switchover/switchover/internal/audit"
@@ -112,6 +113,19 @@ type StepResult struct {
 	Evidence    map[string]any `json:"evidence,omitempty"` // its outputs (sensitive ones left out)
 }
 
+// Result is the step's result for a person: its error or summary, and who
+// confirmed it (when the summary does not say so already).
+func (r StepResult) Result() string {
+	res := r.Summary
+	if r.Error != "" {
+		res = "error: " + r.Error
+	}
+	if r.ConfirmedBy != "" && !strings.Contains(res, "confirmed by "+r.ConfirmedBy) {
+		res += " (confirmed by " + r.ConfirmedBy + ")"
+	}
+	return res
+}
+
 // Secret is a delivered credential: never its value.
 type Secret struct {
 	Name       string     `json:"name"`
@@ -177,7 +191,7 @@ func Build(in Input) *Checklist {
 	}
 	steps := map[string]stepInfo{}
 	for _, s := range rb.Steps {
-		steps[s.Name] = stepInfo{plugin: s.Plugin, action: s.Plugin + "." + s.Action, system: s.PluginKey}
+		steps[s.Name] = stepInfo{plugin: s.Plugin, action: s.Plugin + "." + s.Action, system: s.PluginRef()}
 	}
 	c.auditFacts(in)
 	c.stepResults(st, steps)

@@ -238,3 +238,19 @@ func BenchmarkChecklist10000(b *testing.B) {
 		}
 	}
 }
+
+// A step's result names who confirmed it once, not twice.
+func TestStepResultNamesTheConfirmerOnce(t *testing.T) {
+	for _, c := range []struct {
+		r    StepResult
+		want string
+	}{
+		{StepResult{Summary: "confirmed by Anna: registrar moved", ConfirmedBy: "Anna"}, "confirmed by Anna: registrar moved"},
+		{StepResult{Summary: "did it", ConfirmedBy: "Anna"}, "did it (confirmed by Anna)"},
+		{StepResult{Summary: "x", Error: "refused"}, "error: refused"},
+	} {
+		if got := c.r.Result(); got != c.want {
+			t.Errorf("%+v: %q, want %q", c.r, got, c.want)
+		}
+	}
+}

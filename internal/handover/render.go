@@ -134,13 +134,7 @@ func (c *Checklist) Markdown(w io.Writer) error {
 	for _, sys := range c.Systems {
 		fmt.Fprintf(&b, "\n### %s\n\n| step | action | status | result |\n|---|---|---|---|\n", mdEscape(sys.Name))
 		for _, s := range sys.Steps {
-			res := s.Summary
-			if s.Error != "" {
-				res = "error: " + s.Error
-			}
-			if s.ConfirmedBy != "" {
-				res += " (confirmed by " + s.ConfirmedBy + ")"
-			}
+			res := s.Result()
 			fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", strings.ReplaceAll(s.Address, "`", "'"), mdEscape(s.Action), mdEscape(s.Status), mdEscape(res))
 		}
 		for _, s := range sys.Steps {
@@ -227,7 +221,7 @@ details { margin: .3rem 0 .6rem; } summary { cursor: pointer; color: #0969da; } 
 <p>Steps: {{.Counts}}.</p>
 {{range .C.Systems}}<h3>{{.Name}}</h3>
 <table><tr><th>step</th><th>action</th><th>status</th><th>result</th></tr>
-{{range .Steps}}<tr><td><code>{{.Address}}</code></td><td>{{.Action}}</td><td class="status-{{.Status}}">{{.Status}}</td><td>{{if .Error}}error: {{.Error}}{{else}}{{.Summary}}{{end}}{{if .ConfirmedBy}} (confirmed by {{.ConfirmedBy}}){{end}}{{if .Evidence}}<details><summary>evidence</summary><ul class="ev">{{range evidence .Evidence}}<li><code>{{.}}</code></li>{{end}}</ul></details>{{end}}</td></tr>
+{{range .Steps}}<tr><td><code>{{.Address}}</code></td><td>{{.Action}}</td><td class="status-{{.Status}}">{{.Status}}</td><td>{{.Result}}{{if .Evidence}}<details><summary>evidence</summary><ul class="ev">{{range evidence .Evidence}}<li><code>{{.}}</code></li>{{end}}</ul></details>{{end}}</td></tr>
 {{end}}</table>
 {{end}}
 <h2 id="secrets">Secrets delivered ({{len .C.Secrets}})</h2>
