@@ -34,6 +34,48 @@ type client struct {
 	cfgOnce sync.Once
 	cfg     providerConfig
 	cfgErr  error
+
+	// listed are the users a find_users listing just read (by id), for the
+	// plans of the steps that follow it in the same run: each is used once
+	// (a verify, a plan after a conflict read the user again) and only
+	// within listedFor. A listing is a read of the server as good as a GET
+	// of each user; the change goes out with If-Match on what was read.
+	listedMu sync.Mutex
+	listed   map[string]listedUser
+}
+
+type listedUser struct {
+	u  *user
+	at time.Time
+}
+
+// listedFor is how long a listed user stands for a read of it.
+const listedFor = time.Minute
+
+// remember keeps the users a listing read.
+func (c *client) remember(us []*user) {
+	c.listedMu.Lock()
+	defer c.listedMu.Unlock()
+	if c.listed == nil {
+		c.listed = map[string]listedUser{}
+	}
+	now := time.Now()
+	for _, u := range us {
+		c.listed[u.ID] = listedUser{u, now}
+	}
+}
+
+// recentlyListed is the user with this id as a listing read it within
+// listedFor (nil otherwise); it is used up.
+func (c *client) recentlyListed(id string) *user {
+	c.listedMu.Lock()
+	defer c.listedMu.Unlock()
+	e, ok := c.listed[id]
+	delete(c.listed, id)
+	if !ok || time.Since(e.at) > listedFor {
+		return nil
+	}
+	return e.u
 }
 
 type providerConfig struct {

@@ -171,6 +171,7 @@ func (p *plugin) findUsers() *sdk.Action {
 			}
 			users := map[string]cty.Value{}
 			var names []string
+			var found []*user
 			for _, r := range raws {
 				u, err := decodeUser(r)
 				if err != nil || !matches(a, u) {
@@ -178,7 +179,9 @@ func (p *plugin) findUsers() *sdk.Action {
 				}
 				users[u.UserName] = userValue(u)
 				names = append(names, u.UserName)
+				found = append(found, u)
 			}
+			c.remember(found)
 			sort.Strings(names)
 			outs := map[string]cty.Value{"users": cty.MapValEmpty(foundType), "count": cty.NumberIntVal(int64(len(names)))}
 			if len(users) > 0 {
@@ -190,6 +193,13 @@ func (p *plugin) findUsers() *sdk.Action {
 			}
 			return outs, fmt.Sprintf("found %d users (%s): %s", len(names), how, strings.Join(shown, ", ")), nil, nil
 		})
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }
 
 // private is what a plan hands its apply: the version it read.
@@ -224,9 +234,13 @@ func (p *plugin) deactivate() *sdk.Action {
 			return sdk.PlanError(err)
 		}
 		name := req.Attributes.String("user")
-		u, err := c.findUser(ctx, name)
-		if err != nil {
-			return sdk.PlanError(err)
+		// Read by the find_users listing of this run, or now.
+		u, read := c.recentlyListed(name), "as listed by find_users"
+		if u == nil {
+			read = "as read now"
+			if u, err = c.findUser(ctx, name); err != nil {
+				return sdk.PlanError(err)
+			}
 		}
 		if u == nil {
 			return sdk.PlanError(fmt.Errorf("the SCIM server has no user %q", name))
@@ -235,7 +249,7 @@ func (p *plugin) deactivate() *sdk.Action {
 			return sdk.NoChangef("%s is inactive", u.UserName)
 		}
 		r := sdk.Changef("deactivate %s (active = false)", u.UserName)
-		r.Details = []string{"id " + u.ID}
+		r.Details = []string{fmt.Sprintf("id %s, version %s (%s)", u.ID, orNone(u.Meta.Version), read)}
 		r.Private, _ = json.Marshal(private{ID: u.ID, Version: u.Meta.Version})
 		return r
 	}
@@ -246,6 +260,10 @@ func (p *plugin) deactivate() *sdk.Action {
 		}
 		var pv private
 		json.Unmarshal(req.Private, &pv)
+		// What a listing read before this change is not what the verify
+		// after it may take for the user (a saved plan's apply lists again).
+		c.recentlyListed(pv.ID)
+		c.recentlyListed(req.Attributes.String("user"))
 		cfg, err := c.config(ctx)
 		if err != nil {
 			return sdk.ApplyError(err)

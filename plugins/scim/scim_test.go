@@ -254,3 +254,51 @@ func TestServerWithoutPatch(t *testing.T) {
 		t.Fatalf("after the PUT: %v", u)
 	}
 }
+
+// After find_users, a user's plan takes the listing's read of it (no GET
+// per user), once: a change made between the listing and the apply is a
+// conflict (If-Match on the listed version), never overwritten; the plan
+// after it, and the verify after an apply, read the user again.
+func TestPlanTakesTheListingOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := scimlab.Start(t, scimlab.Options{ETags: true})
+	ids := addUsers(t, s, "eve@oldmsp.example", "sam@oldmsp.example")
+	h := mustHarness(t, s, nil)
+	if _, err := h.Plan(ctx, "find_users", map[string]cty.Value{"user_name_suffix": str("@oldmsp.example")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	eve := map[string]cty.Value{"user": str(ids["eve@oldmsp.example"])}
+	p, err := h.Plan(ctx, "deactivate_user", eve, nil)
+	if err != nil || p.Kind != sdk.Change || !strings.Contains(strings.Join(p.Details, " "), "as listed by find_users") {
+		t.Fatalf("plan after the listing: %+v %v", p, err)
+	}
+	s.Call("PATCH", "/Users/"+ids["eve@oldmsp.example"], map[string]any{"schemas": []string{"urn:ietf:params:scim:api:messages:2.0:PatchOp"},
+		"Operations": []map[string]any{{"op": "replace", "path": "displayName", "value": "Eve (changed)"}}})
+	if r, _, err := h.Apply(ctx, "deactivate_user", eve, p, nil); err == nil || !r.Diagnostics.HasCode(sdk.CodeConflict) {
+		t.Fatalf("apply on the listed version after a change: %v", err)
+	}
+	if u, _ := s.User(ids["eve@oldmsp.example"]); u["active"] != true || u["displayName"] != "Eve (changed)" {
+		t.Fatalf("after the refused apply: %v", u)
+	}
+	p, err = h.Plan(ctx, "deactivate_user", eve, nil)
+	if err != nil || !strings.Contains(strings.Join(p.Details, " "), "as read now") {
+		t.Fatalf("the plan after a conflict must read again: %+v %v", p, err)
+	}
+	// A saved plan's apply lists again; the verify after its change must
+	// not take the listing's (active) read for the user's state.
+	sam := map[string]cty.Value{"user": str(ids["sam@oldmsp.example"])}
+	saved, err := h.Plan(ctx, "deactivate_user", sam, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Plan(ctx, "find_users", map[string]cty.Value{"user_name_suffix": str("@oldmsp.example")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := h.Apply(ctx, "deactivate_user", sam, saved, nil); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := h.Plan(ctx, "deactivate_user", sam, nil); err != nil || v.Kind != sdk.NoChange {
+		t.Fatalf("verify after the apply: %+v %v", v, err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,8 +21,8 @@ import (
 
 // benchSaaS: deactivate n users on the SCIM server (SCIMMY, ETags, behind
 // the TLS front), with switchover (find, plan, PATCH, verify) against a
-// floor: a bare Go loop sending the same PATCH requests (and the same
-// verifying GETs) with the same concurrency.
+// floor: a bare Go loop sending the same requests (the listing, then the
+// PATCH requests and the verifying GETs) with the same concurrency.
 func benchSaaS(bin string, n, runs int) {
 	dir, err := os.MkdirTemp("", "bench-saas-")
 	if err != nil {
@@ -38,7 +39,6 @@ func benchSaaS(bin string, n, runs int) {
 			if err != nil {
 				fail(err)
 			}
-			ids := make([]string, n)
 			var wg sync.WaitGroup
 			sem := make(chan struct{}, 16)
 			for i := 0; i < n; i++ {
@@ -47,11 +47,9 @@ func benchSaaS(bin string, n, runs int) {
 				go func(i int) {
 					defer wg.Done()
 					defer func() { <-sem }()
-					id, err := s.AddUser(fmt.Sprintf("tech%04d@oldmsp.example", i))
-					if err != nil {
+					if _, err := s.AddUser(fmt.Sprintf("tech%04d@oldmsp.example", i)); err != nil {
 						fail(err)
 					}
-					ids[i] = id
 				}(i)
 			}
 			wg.Wait()
@@ -81,7 +79,7 @@ step "scim.deactivate_user" "off" {
 				ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 				cpu = append(cpu, time.Duration(ru.Utime.Nano()+ru.Stime.Nano()))
 			} else {
-				if err := saasFloor(s, ids, 10); err != nil {
+				if err := saasFloor(s, 10); err != nil {
 					fail(err)
 				}
 				fl = append(fl, time.Since(start))
@@ -103,7 +101,7 @@ step "scim.deactivate_user" "off" {
 	fmt.Printf("Deactivate %d users on a SCIM 2.0 server (SCIMMY, ETags, TLS on loopback), concurrency 10;\nbest and worst of %d runs, %d CPUs\n\n", n, runs, numCPU())
 	fmt.Printf("%-62s %8s %8s\n", "what", "best s", "worst s")
 	fmt.Printf("%-62s %8.2f %8.2f\n", fmt.Sprintf("switchover apply -parallelism %d (find, plan, PATCH, verify)", saasParallelism()), sb.Seconds(), sworst.Seconds())
-	fmt.Printf("%-62s %8.2f %8.2f\n", "floor: Go loop, GET + PATCH (If-Match) + GET per user", fb.Seconds(), fworst.Seconds())
+	fmt.Printf("%-62s %8.2f %8.2f\n", "floor: Go loop, listing + PATCH (If-Match) + GET per user", fb.Seconds(), fworst.Seconds())
 	fmt.Printf("\nswitchover / floor: %.2fx; switchover and its plugin used %.2f CPU s (best run), on the 2 cores the SCIM server (node, one thread) and the TLS front also use\n", sb.Seconds()/fb.Seconds(), minDur(cpu).Seconds())
 }
 
@@ -126,9 +124,11 @@ func minDur(ds []time.Duration) time.Duration {
 	return m
 }
 
-// saasFloor does per user what switchover does: read it (the plan), PATCH
-// active=false with If-Match, read it again (the verify).
-func saasFloor(s *scimlab.Server, ids []string, k int) error {
+// saasFloor sends the requests switchover sends: the listing of the old
+// provider's users (filtered by the server, pages of 500), then per user
+// PATCH active=false with If-Match on the listed version and a GET to
+// read it again (the verify), k at a time.
+func saasFloor(s *scimlab.Server, k int) error {
 	pool := x509.NewCertPool()
 	ca, _ := os.ReadFile(s.CAFile)
 	pool.AppendCertsFromPEM(ca)
@@ -152,23 +152,40 @@ func saasFloor(s *scimlab.Server, ids []string, k int) error {
 		}
 		return out, nil
 	}
+	type listed struct{ id, version string }
+	var users []listed
+	for start := 1; ; {
+		q := url.Values{"filter": {`userName ew "@oldmsp.example"`}, "startIndex": {strconv.Itoa(start)}, "count": {"500"}}
+		page, err := do("GET", "/Users?"+q.Encode(), "", nil)
+		if err != nil {
+			return err
+		}
+		rs, _ := page["Resources"].([]any)
+		for _, r := range rs {
+			u, _ := r.(map[string]any)
+			meta, _ := u["meta"].(map[string]any)
+			v, _ := meta["version"].(string)
+			id, _ := u["id"].(string)
+			users = append(users, listed{id, v})
+		}
+		total, _ := page["totalResults"].(float64)
+		if len(rs) == 0 || len(users) >= int(total) {
+			break
+		}
+		start += len(rs)
+	}
 	patch := []byte(`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}`)
 	var wg sync.WaitGroup
-	errs := make(chan error, len(ids))
-	ch := make(chan string)
+	errs := make(chan error, len(users))
+	ch := make(chan listed)
 	for w := 0; w < k; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for id := range ch {
-				u, err := do("GET", "/Users/"+id, "", nil)
+			for u := range ch {
+				_, err := do("PATCH", "/Users/"+u.id, u.version, patch)
 				if err == nil {
-					meta, _ := u["meta"].(map[string]any)
-					v, _ := meta["version"].(string)
-					_, err = do("PATCH", "/Users/"+id, v, patch)
-				}
-				if err == nil {
-					_, err = do("GET", "/Users/"+id, "", nil)
+					_, err = do("GET", "/Users/"+u.id, "", nil)
 				}
 				if err != nil {
 					errs <- err
@@ -176,8 +193,8 @@ func saasFloor(s *scimlab.Server, ids []string, k int) error {
 			}
 		}()
 	}
-	for _, id := range ids {
-		ch <- id
+	for _, u := range users {
+		ch <- u
 	}
 	close(ch)
 	wg.Wait()
