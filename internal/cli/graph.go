@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sort"
 	"strings"
 
 	"github.com/switchover/switchover/internal/engine"
 	"github.com/switchover/switchover/internal/pluginhost"
+	"github.com/switchover/switchover/internal/runbook"
 )
 
 func runGraph(ctx context.Context, env *Env, args []string) int {
@@ -29,13 +31,35 @@ func runGraph(ctx context.Context, env *Env, args []string) int {
 	}
 	var b strings.Builder
 	b.WriteString("digraph switchover {\n  rankdir = \"LR\";\n  node [shape = box];\n")
+	// The steps of each module in a box of its own (the runbook's first).
+	var modules []string
+	byModule := map[string][]*engine.StepNode{}
 	for _, n := range g.Order {
-		s := n.Step
-		label := fmt.Sprintf("%s\\n%s.%s", s.Address(), s.Plugin, s.Action)
-		if s.ForEach != nil {
-			label += fmt.Sprintf("\\n(%d instances)", len(n.Instances))
+		m := n.Step.Module
+		if _, seen := byModule[m]; !seen {
+			modules = append(modules, m)
 		}
-		fmt.Fprintf(&b, "  %q [label = %q];\n", s.Address(), label)
+		byModule[m] = append(byModule[m], n)
+	}
+	sort.SliceStable(modules, func(i, j int) bool { return modules[i] == "" && modules[j] != "" })
+	for _, m := range modules {
+		indent := "  "
+		if m != "" {
+			addr := runbook.ModuleAddress(m)
+			fmt.Fprintf(&b, "  subgraph %q {\n    label = %q;\n", "cluster_"+addr, addr)
+			indent = "    "
+		}
+		for _, n := range byModule[m] {
+			s := n.Step
+			label := fmt.Sprintf("%s\\n%s.%s", s.Address(), s.Plugin, s.Action)
+			if s.ForEach != nil {
+				label += fmt.Sprintf("\\n(%d instances)", len(n.Instances))
+			}
+			fmt.Fprintf(&b, "%s%q [label = %q];\n", indent, s.Address(), label)
+		}
+		if m != "" {
+			b.WriteString("  }\n")
+		}
 	}
 	for _, n := range g.Order {
 		for _, d := range n.Deps {

@@ -365,7 +365,7 @@ func (g *Graph) loadPlugins(ctx context.Context, host Factory) hcl.Diagnostics {
 				rng = *s.PluginRange
 			}
 			diags = append(diags, errDiag(&rng, "Reference to undeclared plugin configuration",
-				"Step %q uses plugin = %s, but no plugin %q block has alias = %q.", s.Name, s.PluginRef(), s.Plugin, strings.TrimPrefix(s.PluginRef(), s.Plugin+".")))
+				"Step %q uses plugin = %s, but no plugin %q block has alias = %q.", stepLabel(s), s.PluginRef(), s.Plugin, strings.TrimPrefix(s.PluginRef(), s.Plugin+".")))
 			continue
 		}
 		needed[s.PluginKey] = use{s.Plugin, s.TypeRange}
@@ -519,7 +519,7 @@ func (g *Graph) decodeSteps() hcl.Diagnostics {
 				}
 			}
 			diags = append(diags, errDiag(s.TypeRange.Ptr(), "Missing plugin configuration",
-				"Step %q uses plugin %q, which needs settings (%s): add a plugin %q { ... } block.", s.Name, s.Plugin, strings.Join(req, ", "), s.Plugin))
+				"Step %q uses plugin %q, which needs settings (%s): add a plugin %q { ... } block.", stepLabel(s), s.Plugin, strings.Join(req, ", "), s.Plugin))
 		}
 		node.Schema = pc.Schema.Action(s.Action)
 		if node.Schema == nil {
@@ -643,7 +643,7 @@ func (g *Graph) moduleSteps(tr hcl.Traversal, from *runbook.Step) ([]string, hcl
 		}
 	}
 	_, name := splitPath(path)
-	return nil, hcl.Diagnostics{errDiag(tr.SourceRange().Ptr(), "Reference to undeclared module", "Step %q depends on module %q, which is not declared here.%s", from.Name, name, didYouMean(name, known))}
+	return nil, hcl.Diagnostics{errDiag(tr.SourceRange().Ptr(), "Reference to undeclared module", "Step %q depends on module %q, which is not declared here.%s", stepLabel(from), name, didYouMean(name, known))}
 }
 
 // splitPath splits a module path "A.B" into its parent "A" and name "B".
@@ -663,11 +663,33 @@ func (g *Graph) checkStepRef(r lang.Ref, from *runbook.Step) hcl.Diagnostics {
 			return nil
 		}
 	}
+	// The steps declared where it is (the runbook, or its module), as
+	// written there.
 	var names []string
 	for _, s := range g.Runbook.Steps {
-		names = append(names, s.Name)
+		if s.Module == from.Module {
+			names = append(names, localName(s.Name, s.Module))
+		}
 	}
-	return hcl.Diagnostics{errDiag(r.Range.Ptr(), "Reference to undeclared step", "Step %q refers to step %q, which is not declared.%s", from.Name, r.Name, didYouMean(r.Name, names))}
+	name := localName(r.Name, from.Module)
+	return hcl.Diagnostics{errDiag(r.Range.Ptr(), "Reference to undeclared step", "Step %q refers to step %q, which is not declared.%s", stepLabel(from), name, didYouMean(name, names))}
+}
+
+// localName is a name as written in its module (without the module path).
+func localName(name, module string) string {
+	if module == "" {
+		return name
+	}
+	return strings.TrimPrefix(name, module+".")
+}
+
+// stepLabel names a step in a message: its name in the runbook itself, its
+// address in a module.
+func stepLabel(s *runbook.Step) string {
+	if s.Module == "" {
+		return s.Name
+	}
+	return s.Address()
 }
 
 // order builds the dependency graph, reports cycles and marks targets.
@@ -799,7 +821,7 @@ func (g *Graph) expandNode(n *StepNode, mode Mode, mayDefer bool) hcl.Diagnostic
 				n.pendingReads = true
 				return diags
 			}
-			return append(diags, errDiag(s.ForEach.Range().Ptr(), "Invalid for_each argument", "for_each depends on values known only after apply (another step's outputs, or a variable without a value), so the instances of step %q cannot be determined now. Only the outputs of read-only steps (such as ad.find_accounts) are read while planning.", s.Name))
+			return append(diags, errDiag(s.ForEach.Range().Ptr(), "Invalid for_each argument", "for_each depends on values known only after apply (another step's outputs, or a variable without a value), so the instances of step %q cannot be determined now. Only the outputs of read-only steps (such as ad.find_accounts) are read while planning.", stepLabel(s)))
 		}
 		// Validate the body once, with each.key and each.value unknown.
 		in := &Instance{Node: n, Address: s.Address() + "[*]", Key: cty.UnknownVal(cty.String)}

@@ -232,6 +232,15 @@ module "a" {
   source = "../m"
   site   = "x"
 }`}, "m/main.sw.hcl", 4, `Reference to undeclared input variable: No variable "stie" is declared in this module (../m, used as module "a"). Did you mean "site"?`},
+		{"undeclared step in the module", map[string]string{"m/main.sw.hcl": `runbook "m" {}
+step "core.noop" "first" {}
+step "core.noop" "s" {
+  message = step.frist.outputs.message
+}`, "r/main.sw.hcl": `runbook "r" {}
+step "core.noop" "frist" {}
+module "a" {
+  source = "../m"
+}`}, "m/main.sw.hcl", 4, `Reference to undeclared step: Step "module.a.step.s" refers to step "frist", which is not declared. Did you mean "first"?`},
 		{"cycle", map[string]string{"r/main.sw.hcl": `runbook "r" {}
 module "self" {
   source = "../r"

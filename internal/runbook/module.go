@@ -27,7 +27,11 @@ type Module struct {
 }
 
 // Address is module.NAME (module.OUTER.module.NAME).
-func (m *Module) Address() string { return strings.TrimSuffix(modulePrefix(m.Path), ".") }
+func (m *Module) Address() string { return ModuleAddress(m.Path) }
+
+// ModuleAddress is the address of the module at path ("A.B":
+// module.A.module.B).
+func ModuleAddress(path string) string { return strings.TrimSuffix(modulePrefix(path), ".") }
 
 // maxModuleDepth bounds nesting (a cycle is reported before it).
 const maxModuleDepth = 8
