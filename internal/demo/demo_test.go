@@ -100,17 +100,17 @@ func TestDemoEndToEnd(t *testing.T) {
 		return v
 	}
 	for _, h := range lab.SSH.Hosts {
-		if ok, err := h.Login("root", ssh.Password(secret("root@"+h.Name))); err != nil || !ok {
+		if ok, err := h.Login("root", ssh.Password(secret("servers/root@"+h.Name))); err != nil || !ok {
 			t.Errorf("%s: root's new password does not log in (%v)", h.Name, err)
 		}
 	}
-	if err := lab.DC.BindError(adlab.AdminDN, secret("ad/Administrator")); err != nil {
+	if err := lab.DC.BindError(adlab.AdminDN, secret("ad/ad/Administrator")); err != nil {
 		t.Errorf("Administrator's new password: %v", err)
 	}
-	if err := lab.restic(secret("restic/office"), dir, "cat", "config"); err != nil {
+	if err := lab.restic(secret("backups/restic/office"), dir, "cat", "config"); err != nil {
 		t.Errorf("the repository's new password: %v", err)
 	}
-	if lab.Graph.Password(lab.GraphBG) != secret("m365/breakglass@acme.example") {
+	if lab.Graph.Password(lab.GraphBG) != secret("m365/m365/breakglass@acme.example") {
 		t.Error("the break-glass password is not the stored one")
 	}
 
@@ -141,7 +141,7 @@ func TestDemoEndToEnd(t *testing.T) {
 		}
 		return nil
 	})
-	for _, canary := range []string{newBindPassword, rmmAdminToken, scimlab.Token, graphtest.ClientSecret, OldRepoPassword, secret("ad/Administrator"), secret("root@host01")} {
+	for _, canary := range []string{newBindPassword, rmmAdminToken, scimlab.Token, graphtest.ClientSecret, OldRepoPassword, secret("ad/ad/Administrator"), secret("servers/root@host01")} {
 		if bytes.Contains(all.Bytes(), []byte(canary)) {
 			t.Errorf("a sensitive value (%d characters) is in the demo's output or files", len(canary))
 		}

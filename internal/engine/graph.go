@@ -646,6 +646,18 @@ func (g *Graph) moduleSteps(tr hcl.Traversal, from *runbook.Step) ([]string, hcl
 	return nil, hcl.Diagnostics{errDiag(tr.SourceRange().Ptr(), "Reference to undeclared module", "Step %q depends on module %q, which is not declared here.%s", stepLabel(from), name, didYouMean(name, known))}
 }
 
+// moduleSecrets names a module's secrets after it: secret("restic/office")
+// in module backups is the secret backups/restic/office, so that two
+// modules (two domains from the same runbook) never share a password.
+func moduleSecrets(module string, resolve lang.SecretResolver) lang.SecretResolver {
+	if module == "" {
+		return resolve
+	}
+	return func(name string, opts secrets.Options) (cty.Value, error) {
+		return resolve(module+"/"+name, opts)
+	}
+}
+
 // splitPath splits a module path "A.B" into its parent "A" and name "B".
 func splitPath(path string) (parent, name string) {
 	if i := strings.LastIndexByte(path, '.'); i >= 0 {
@@ -953,10 +965,10 @@ const (
 // (with the outputs known then) and by apply (with the recorded outputs of
 // the steps it depends on): its when condition, then its attributes, with
 // each.key/each.value and secret() in scope.
-func (g *Graph) evalStepInstance(n *StepNode, base *hcl.EvalContext, each *lang.Each, secrets lang.SecretResolver) (cty.Value, whenValue, hcl.Diagnostics) {
+func (g *Graph) evalStepInstance(n *StepNode, base *hcl.EvalContext, each *lang.Each, resolve lang.SecretResolver) (cty.Value, whenValue, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
 	ctx := base.NewChild()
-	ctx.Functions = map[string]function.Function{"secret": lang.SecretFunc(secrets)}
+	ctx.Functions = map[string]function.Function{"secret": lang.SecretFunc(moduleSecrets(n.Step.Module, resolve))}
 	if each != nil {
 		ctx.Variables = map[string]cty.Value{"each": cty.ObjectVal(map[string]cty.Value{"key": each.Key, "value": each.Value})}
 	}

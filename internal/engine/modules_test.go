@@ -5,12 +5,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
 
 	"github.com/switchover/switchover/internal/lang"
 	"github.com/switchover/switchover/internal/runbook"
+	"github.com/switchover/switchover/internal/secrets"
 )
 
 // writeTree writes files (slash path -> content) under a fresh directory.
@@ -64,6 +67,9 @@ step "core.noop" "second" {
 step "core.noop" "secret" {
   message = var.token
 }
+step "core.noop" "password" {
+  message = secret("admin")
+}
 output "label" { value = local.label }
 handover {
   item "Check the servers" { owner = "new provider" }
@@ -100,7 +106,21 @@ step "core.noop" "last" {
   message    = "done"
 }
 `})
-	g := build(t, filepath.Join(dir, "full"), Options{Mode: ModePlan})
+	var mu sync.Mutex
+	asked := map[string]string{} // secret name -> the step instance that asked
+	g := build(t, filepath.Join(dir, "full"), Options{Mode: ModePlan, Secrets: func(addr string) lang.SecretResolver {
+		return func(name string, _ secrets.Options) (cty.Value, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			asked[name] = addr
+			return cty.UnknownVal(cty.String), nil
+		}
+	}})
+	// Each module's secrets are its own: the same secret("admin") in two
+	// modules is two passwords.
+	if asked["north/admin"] != "module.north.step.password" || asked["south/admin"] != "module.south.step.password" || asked["admin"] != "" {
+		t.Errorf("secrets asked for: %v", asked)
+	}
 	for addr, want := range map[string]string{
 		"module.north.step.first":  "hello bakery",
 		"module.south.step.first":  "hi office",
@@ -116,7 +136,7 @@ step "core.noop" "last" {
 		t.Errorf("south.second depends on %v", deps)
 	}
 	// depends_on = [module.north]: every step of the module.
-	if deps := strings.Join(g.Steps["last"].Deps, ","); deps != "first,north.first,north.second,north.secret" {
+	if deps := strings.Join(g.Steps["last"].Deps, ","); deps != "first,north.first,north.password,north.second,north.secret" {
 		t.Errorf("last depends on %s", deps)
 	}
 	// The sensitive input stays sensitive inside the module.
