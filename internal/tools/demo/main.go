@@ -144,21 +144,23 @@ func up(dir, bin string) error {
 	}
 	say("check: tried the old provider's %d credentials (SSH keys and passwords, AD, Entra, PSA, RMM token, repository password): none works", len(findings))
 	fmt.Printf(`
-Done in %s. The old provider is out; the new provider's results:
-  checklist (Markdown)  %s
-  checklist (HTML)      %s
-  handover bundle       %s   (switchover handover open -identity %s %s)
-  runbook               %s   (runbooks/full-switch, with its modules)
-  every command's output %s
-Due later: %s (the second krbtgt reset waits 10 hours after the first).
+Done in %[1]s. The old provider is out; the new provider's results:
+  checklist (Markdown)    %[2]s
+  checklist (HTML)        %[3]s
+  handover bundle         %[4]s   (bin/switchover handover open -identity %[5]s %[4]s)
+  runbook                 %[6]s   (runbooks/full-switch, with its modules)
+  every command's output  %[7]s
+Due later: %[8]s (the second krbtgt reset waits 10 hours after the first).
 
-Try it by hand (the sensitive values are in %s):
-  set -a; . %s; set +a
-  bin/switchover status %s
-  bin/switchover plan -var-file %s %s
+Try it by hand (the lab's sensitive values are in %[9]s; the repository's password is the
+new one since the rotation):
+  set -a; . %[9]s; set +a
+  export SWITCHOVER_VAR_backup_password="$(bin/switchover secrets show backups/restic/office %[6]s)"
+  bin/switchover status %[6]s
+  bin/switchover plan -var-file %[10]s %[6]s
 make demo-down stops the lab.
-`, time.Since(start).Round(time.Second), res.Checklist, res.HTML, res.Bundle, res.Identity, res.Bundle, res.Runbook, logPath,
-		strings.Join(res.Due, ", "), filepath.Join(dir, "lab.env"), filepath.Join(dir, "lab.env"), res.Runbook, filepath.Join(dir, "lab.vars.json"), res.Runbook)
+`, time.Since(start).Round(time.Second), res.Checklist, res.HTML, res.Bundle, res.Identity, res.Runbook, logPath,
+		strings.Join(res.Due, ", "), filepath.Join(dir, "lab.env"), filepath.Join(dir, "lab.vars.json"))
 	return nil
 }
 
