@@ -265,6 +265,23 @@ func (s *Server) ServicePrincipalExists(id string) (bool, int) {
 	return s.sps[id] != nil, n
 }
 
+// SetSynced makes a user one that Entra Connect synchronizes from
+// on-premises AD (onPremisesSyncEnabled): Graph refuses to change its
+// accountEnabled and password, as the real one does.
+func (s *Server) SetSynced(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.users[id].Props["onPremisesSyncEnabled"] = true
+}
+
+// SyncDisabled is what Entra Connect does once the AD account of a synced
+// user is disabled: the cloud user becomes disabled.
+func (s *Server) SyncDisabled(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.users[id].Props["accountEnabled"] = false
+}
+
 // UserProps is a copy of a user's properties.
 func (s *Server) UserProps(id string) map[string]any {
 	s.mu.Lock()
@@ -1089,6 +1106,15 @@ func (s *Server) oneUser(w http.ResponseWriter, r *http.Request, typ, key string
 		if len(bad) > 0 {
 			graphError(w, 400, "Request_BadRequest", "Invalid property.")
 			return
+		}
+		if synced, _ := u.Props["onPremisesSyncEnabled"].(bool); synced {
+			// Graph keeps these for Entra Connect: they are mastered in AD.
+			for _, k := range []string{"accountEnabled", "passwordProfile"} {
+				if _, ok := body[k]; ok {
+					graphError(w, 400, "Request_BadRequest", "Unable to update the specified properties for on-premises mastered Directory Sync objects or objects currently undergoing migration.")
+					return
+				}
+			}
 		}
 		for k, v := range body {
 			if k == "passwordProfile" {

@@ -431,3 +431,37 @@ func TestFindUsersLastSignIn(t *testing.T) {
 		}
 	}
 }
+
+// A user that Entra Connect synchronizes from AD: Graph refuses to disable
+// it or set its password (as the real one does), so disable_user waits for
+// the sync of the AD account's disable (a Wait plan, looked at again), and
+// reset_password says to reset it in AD. Once the sync disabled it, the
+// step is done.
+func TestSyncedUserIsDisabledInADAndWaitedFor(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	g := graphtest.Start(t)
+	id := g.AddUser("tech@oldmsp.example", "Old-Pw-1!", false)
+	g.SetSynced(id)
+	h := harness(t, g)
+	found, err := h.Plan(ctx, "find_users", map[string]cty.Value{"domains": cty.ListVal([]cty.Value{str("oldmsp.example")})}, nil)
+	if err != nil || !found.Outputs["users"].Index(str("tech@oldmsp.example")).GetAttr("synced").True() {
+		t.Fatalf("find_users does not say the user is synced: %v %v", found, err)
+	}
+	attrs := map[string]cty.Value{"user": str(id)}
+	p, err := h.Plan(ctx, "disable_user", attrs, nil)
+	if err != nil || p.Kind != sdk.Wait || !strings.Contains(p.Summary, "ad.disable_account") || time.Until(p.NotBefore) < 5*time.Minute {
+		t.Fatalf("plan of a synced user: %+v %v", p, err)
+	}
+	// What Graph answers when one tries anyway.
+	if _, _, err := h.Apply(ctx, "disable_user", attrs, &sdk.PlanResponse{Kind: sdk.Change, Private: []byte(id)}, nil); err == nil || !strings.Contains(err.Error(), "on-premises mastered Directory Sync objects") {
+		t.Fatalf("Graph let a synced user be disabled: %v", err)
+	}
+	if _, err := h.Plan(ctx, "reset_password", map[string]cty.Value{"user": str(id), "password": str("New-Pw-1!xyz")}, nil); err == nil || !strings.Contains(err.Error(), "reset it in AD") {
+		t.Fatalf("reset_password of a synced user: %v", err)
+	}
+	g.SyncDisabled(id)
+	if p, err := h.Plan(ctx, "disable_user", attrs, nil); err != nil || p.Kind != sdk.NoChange {
+		t.Fatalf("after the sync: %+v %v", p, err)
+	}
+}

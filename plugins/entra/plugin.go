@@ -115,7 +115,13 @@ type user struct {
 	SignInActivity                  *struct {
 		LastSignInDateTime string `json:"lastSignInDateTime"`
 	} `json:"signInActivity"`
+	// OnPremisesSyncEnabled: Entra Connect synchronizes it from AD, where
+	// its accountEnabled and password are mastered.
+	OnPremisesSyncEnabled *bool `json:"onPremisesSyncEnabled"`
 }
+
+// synced says whether the user is synchronized from on-premises AD.
+func (u *user) synced() bool { return u.OnPremisesSyncEnabled != nil && *u.OnPremisesSyncEnabled }
 
 func (u *user) lastSignIn() string {
 	if u.SignInActivity == nil {
@@ -126,7 +132,7 @@ func (u *user) lastSignIn() string {
 
 func (u *user) enabled() bool { return u.AccountEnabled == nil || *u.AccountEnabled }
 
-const userSelect = "id,userPrincipalName,displayName,mail,accountEnabled,userType,signInSessionsValidFromDateTime,lastPasswordChangeDateTime"
+const userSelect = "id,userPrincipalName,displayName,mail,accountEnabled,userType,signInSessionsValidFromDateTime,lastPasswordChangeDateTime,onPremisesSyncEnabled"
 
 // getUser reads a user by id or UPN; nil when there is none.
 func (g *graph) getUser(ctx context.Context, key string) (*user, error) {
@@ -172,7 +178,7 @@ func (g *graph) roles(ctx context.Context) ([]role, error) {
 }
 
 var foundType = cty.Object(map[string]cty.Type{"id": cty.String, "upn": cty.String, "display_name": cty.String, "mail": cty.String,
-	"enabled": cty.Bool, "user_type": cty.String, "roles": cty.List(cty.String), "last_sign_in": cty.String})
+	"enabled": cty.Bool, "user_type": cty.String, "roles": cty.List(cty.String), "last_sign_in": cty.String, "synced": cty.Bool})
 
 func quoteOData(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
@@ -184,7 +190,7 @@ func (p *plugin) findUsers() *sdk.Action {
 			{Name: "guests", Type: cty.Bool, Description: "Include guests from those domains (default true)."},
 			{Name: "members", Type: cty.Bool, Description: "Include member users in those domains (default true)."},
 		},
-		[]sdk.Output{{Name: "users", Type: cty.Map(foundType), Description: "By UPN: id, upn, display_name, mail, enabled, user_type, roles, last_sign_in (\"\" where not readable)."}, {Name: "count", Type: cty.Number}},
+		[]sdk.Output{{Name: "users", Type: cty.Map(foundType), Description: "By UPN: id, upn, display_name, mail, enabled, user_type, roles, last_sign_in (\"\" where not readable), synced (from on-premises AD by Entra Connect)."}, {Name: "count", Type: cty.Number}},
 		func(ctx context.Context, a sdk.Values) (map[string]cty.Value, string, sdk.Diagnostics, error) {
 			g, err := p.graph()
 			if err != nil {
@@ -242,7 +248,7 @@ func (p *plugin) findUsers() *sdk.Action {
 				sort.Strings(rs)
 				users[u.UserPrincipalName] = cty.ObjectVal(map[string]cty.Value{"id": cty.StringVal(u.ID), "upn": cty.StringVal(u.UserPrincipalName),
 					"display_name": cty.StringVal(u.DisplayName), "mail": cty.StringVal(u.Mail), "enabled": cty.BoolVal(u.enabled()),
-					"user_type": cty.StringVal(u.UserType), "roles": sdk.StringList(rs), "last_sign_in": cty.StringVal(u.lastSignIn())})
+					"user_type": cty.StringVal(u.UserType), "roles": sdk.StringList(rs), "last_sign_in": cty.StringVal(u.lastSignIn()), "synced": cty.BoolVal(u.synced())})
 				names = append(names, u.UserPrincipalName)
 			}
 			sort.Strings(names)
@@ -253,6 +259,10 @@ func (p *plugin) findUsers() *sdk.Action {
 			return outs, fmt.Sprintf("found %d users of %s: %s", len(names), strings.Join(domains, ", "), strings.Join(names, ", ")), diags, nil
 		})
 }
+
+// syncWait is how long a synced user's disable waits for Entra Connect
+// before it looks again.
+const syncWait = 10 * time.Minute
 
 var userAttr = sdk.Attribute{Name: "user", Type: cty.String, Required: true, Description: "The user's id or UPN."}
 
@@ -266,6 +276,13 @@ func (p *plugin) disableUser() *sdk.Action {
 			}
 			if !u.enabled() {
 				return sdk.NoChangef("%s is disabled", u.UserPrincipalName)
+			}
+			if u.synced() {
+				// Graph refuses to change it: its AD account is disabled
+				// (the ad plugin's disable_account), and Entra Connect
+				// carries that over, every 30 minutes by default.
+				next := time.Now().Add(syncWait).UTC()
+				return sdk.Waitf(next, "%s is synchronized from on-premises AD (Entra Connect), where it is enabled or disabled: disable its AD account (ad.disable_account); the next sync (every 30 minutes by default) disables it here; looking again at %s", u.UserPrincipalName, next.Format(time.RFC3339))
 			}
 			r := sdk.Changef("disable %s (accountEnabled = false)", u.UserPrincipalName)
 			r.Private = []byte(u.ID)
@@ -397,6 +414,9 @@ func (p *plugin) resetPassword() *sdk.Action {
 			var ck timeCheckpoint
 			if json.Unmarshal(req.Checkpoint, &ck) == nil && ck.After != "" && u.LastPasswordChangeDateTime == ck.After {
 				return sdk.NoChangef("the password of %s is the one set at %s", u.UserPrincipalName, ck.After)
+			}
+			if u.synced() {
+				return sdk.PlanError(fmt.Errorf("%s is synchronized from on-premises AD (Entra Connect), where its password is mastered: Graph cannot set it; reset it in AD (ad.reset_password) instead", u.UserPrincipalName))
 			}
 			return sdk.Changef("reset the password of %s (to a new secret)", u.UserPrincipalName)
 		},
