@@ -680,19 +680,11 @@ func (g *Graph) checkStepRef(r lang.Ref, from *runbook.Step) hcl.Diagnostics {
 	var names []string
 	for _, s := range g.Runbook.Steps {
 		if s.Module == from.Module {
-			names = append(names, localName(s.Name, s.Module))
+			names = append(names, runbook.LocalName(s.Name, s.Module))
 		}
 	}
-	name := localName(r.Name, from.Module)
+	name := runbook.LocalName(r.Name, from.Module)
 	return hcl.Diagnostics{errDiag(r.Range.Ptr(), "Reference to undeclared step", "Step %q refers to step %q, which is not declared.%s", stepLabel(from), name, didYouMean(name, names))}
-}
-
-// localName is a name as written in its module (without the module path).
-func localName(name, module string) string {
-	if module == "" {
-		return name
-	}
-	return strings.TrimPrefix(name, module+".")
 }
 
 // stepLabel names a step in a message: its name in the runbook itself, its

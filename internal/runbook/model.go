@@ -179,7 +179,15 @@ func (s *Step) Address() string {
 	if s.Module == "" {
 		return "step." + s.Name
 	}
-	return modulePrefix(s.Module) + "step." + strings.TrimPrefix(s.Name, s.Module+".")
+	return modulePrefix(s.Module) + "step." + LocalName(s.Name, s.Module)
+}
+
+// LocalName is a name as its module wrote it: without the module's path.
+func LocalName(name, module string) string {
+	if module == "" {
+		return name
+	}
+	return strings.TrimPrefix(name, module+".")
 }
 
 // ImplicitPlugin says whether the step uses its plugin without a plugin
