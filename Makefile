@@ -76,7 +76,7 @@ bench-backup: build
 	$(GO) run ./internal/tools/bench -what backup -mb 1024 -runs 3 -bin $(BIN)
 
 bench-saas: build
-	$(GO) run ./internal/tools/bench -what saas -accounts 1000 -runs 2 -bin $(BIN)
+	$(GO) run ./internal/tools/bench -what saas -accounts 1000 -runs 3 -bin $(BIN)
 
 bench-entra: build
 	$(GO) run ./internal/tools/bench -what entra -accounts 2000 -runs 2 -parallelism $(BENCH_ENTRA_PARALLELISM) -bin $(BIN)

@@ -110,6 +110,10 @@ func (g *Graph) Apply(ctx context.Context, plans []*InstancePlan, o ApplyOptions
 	stopping := w.schedule(ctx)
 	w.leaveRest()
 	w.res.Stopped = stopping || ctx.Err() != nil
+	// Every result recorded is durable before the apply reports it.
+	if err := o.Run.State.Flush(); err != nil {
+		g.keepWriteError(fmt.Errorf("writing the state: %w", err))
+	}
 	g.writeMu.Lock()
 	w.res.WriteError = g.writeErr
 	g.writeMu.Unlock()
@@ -291,6 +295,14 @@ func (g *Graph) record(o ApplyOptions, recs ...*state.Record) error {
 		r.Summary, r.Error = g.Redactor.String(r.Summary), g.Redactor.String(r.Error)
 	}
 	return o.Run.State.Append(recs...)
+}
+
+// recordLater records without waiting for the disk (state.AppendLater).
+func (g *Graph) recordLater(o ApplyOptions, recs ...*state.Record) {
+	for _, r := range recs {
+		r.Summary, r.Error = g.Redactor.String(r.Summary), g.Redactor.String(r.Error)
+	}
+	o.Run.State.AppendLater(recs...)
 }
 
 func (g *Graph) auditf(o ApplyOptions, event audit.Event, addr string, fields map[string]any) {
@@ -601,9 +613,10 @@ func (g *Graph) markDone(o ApplyOptions, addr string, attempt int, summary strin
 	for _, name := range names {
 		recs = append(recs, &state.Record{Kind: state.KindSecret, Name: name, Address: addr, Verified: true})
 	}
-	if err := g.record(o, recs...); err != nil {
-		return g.failDone(o, addr, attempt, "cannot record the result: "+err.Error())
-	}
+	// Not waited for: the next record waited for (the next step's start, or
+	// the end of the apply) carries it to the disk, in order. A crash before
+	// that leaves the step "running", and the next apply looks again.
+	g.recordLater(o, recs...)
 	o.Events(Event{Type: "done", Time: time.Now(), Address: addr, Attempt: attempt, Summary: g.Redactor.String(summary)})
 	g.auditf(o, audit.EvStepDone, addr, map[string]any{"summary": summary, "attempt": attempt})
 	for _, name := range names {

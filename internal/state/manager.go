@@ -7,24 +7,35 @@ import (
 	"time"
 )
 
-// Manager folds a backend's records into a snapshot and makes appends
-// durable in batches: concurrent Append calls issued while a write is in
-// flight are written together by the next one (group commit), so N parallel
-// steps cost about one fsync, not N.
+// Manager folds a backend's records into a snapshot and writes them in
+// batches: records queued while a write is in flight are written together by
+// the next one (group commit), so N parallel steps cost about one fsync, not
+// N.
+//
+// The snapshot follows the queue, not the disk: a record is folded in when
+// it is queued, and the disk holds a prefix of the queue, in the same order.
+// Append returns once its records (and so every record queued before them)
+// are durable; AppendLater returns at once, and its records become durable
+// with the next write. A write error is kept: every later Append, Flush and
+// Close returns it and nothing more is written, so the disk never holds a
+// record whose predecessors were lost.
 type Manager struct {
 	backend Backend
 
-	mu   sync.Mutex
+	mu   sync.Mutex // the snapshot, and the order records are queued in
 	snap *Snapshot
 
 	queue   chan *pending
 	stopped chan struct{}
 	closeMu sync.Once
+
+	errMu sync.Mutex
+	err   error // the first write error
 }
 
 type pending struct {
 	recs []*Record
-	done chan error
+	done chan error // nil: nobody waits (AppendLater)
 }
 
 // NewManager loads the backend's records.
@@ -53,6 +64,9 @@ func fold(b Backend) (*Snapshot, error) {
 // Lock takes the backend's lock and folds the records again: what was read
 // before may be stale.
 func (m *Manager) Lock(info LockInfo) error {
+	if err := m.Flush(); err != nil {
+		return err
+	}
 	if err := m.backend.Lock(info); err != nil {
 		return err
 	}
@@ -86,32 +100,64 @@ func (m *Manager) writer() {
 		for _, b := range batch {
 			recs = append(recs, b.recs...)
 		}
-		err := m.backend.Append(recs)
-		if err == nil {
-			m.mu.Lock()
-			for _, r := range recs {
-				m.snap.Apply(r)
+		err := m.writeErr()
+		if err == nil && len(recs) > 0 {
+			if err = m.backend.Append(recs); err != nil {
+				m.errMu.Lock()
+				m.err = err
+				m.errMu.Unlock()
 			}
-			m.mu.Unlock()
 		}
 		for _, b := range batch {
-			b.done <- err
+			if b.done != nil {
+				b.done <- err
+			}
 		}
 	}
 }
 
-// Append makes the records durable (in order, together) and folds them into
-// the snapshot. It returns once they are durable.
-func (m *Manager) Append(recs ...*Record) error {
+func (m *Manager) writeErr() error {
+	m.errMu.Lock()
+	defer m.errMu.Unlock()
+	return m.err
+}
+
+// enqueue folds the records into the snapshot and queues them, in one order.
+func (m *Manager) enqueue(recs []*Record, done chan error) {
 	now := time.Now().UTC()
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	for _, r := range recs {
 		if r.Time.IsZero() {
 			r.Time = now
 		}
+		m.snap.Apply(r)
 	}
-	p := &pending{recs: recs, done: make(chan error, 1)}
-	m.queue <- p
-	return <-p.done
+	m.queue <- &pending{recs: recs, done: done}
+}
+
+// Append queues the records (in order, together) and returns once they, and
+// every record queued before them, are durable.
+func (m *Manager) Append(recs ...*Record) error {
+	if err := m.writeErr(); err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	m.enqueue(recs, done)
+	return <-done
+}
+
+// AppendLater queues the records and returns at once: for a record whose
+// loss in a crash costs only a second look (a step's "done", which the next
+// apply plans again and finds done). The next Append, Flush or Close makes
+// it durable, or returns the error that kept it from the disk.
+func (m *Manager) AppendLater(recs ...*Record) {
+	m.enqueue(recs, nil)
+}
+
+// Flush returns once every record queued so far is durable.
+func (m *Manager) Flush() error {
+	return m.Append()
 }
 
 // View calls f with the snapshot under the lock; f must not keep it.
@@ -143,9 +189,9 @@ func (m *Manager) Serial() int {
 // Backend returns the backend.
 func (m *Manager) Backend() Backend { return m.backend }
 
-// Close stops the writer and closes the backend.
+// Close writes what is queued, stops the writer and closes the backend.
 func (m *Manager) Close() error {
 	m.closeMu.Do(func() { close(m.queue) })
 	<-m.stopped
-	return m.backend.Close()
+	return errors.Join(m.writeErr(), m.backend.Close())
 }

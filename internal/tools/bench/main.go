@@ -8,6 +8,9 @@
 //	             past the done half, and the resume's total.
 //	-what ssh:   one job (set a password, remove a key) over real sshd hosts:
 //	             switchover, Ansible, and a bare Go floor (as root).
+//	-what saas:  deactivate users on the SCIM server, against a Go loop
+//	             sending the same requests; with the server on a core of its
+//	             own (saas-pinned, run by saas under taskset), then sharing.
 package main
 
 import (
@@ -60,6 +63,10 @@ func main() {
 	}
 	if *what == "saas" {
 		benchSaaS(abs, *accounts, *runs)
+		return
+	}
+	if *what == "saas-pinned" {
+		benchSaaSPinned(abs, *accounts, *runs)
 		return
 	}
 	if *what == "entra" {

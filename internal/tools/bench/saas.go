@@ -23,7 +23,84 @@ import (
 // the TLS front), with switchover (find, plan, PATCH, verify) against a
 // floor: a bare Go loop sending the same requests (the listing, then the
 // PATCH requests and the verifying GETs) with the same concurrency.
+//
+// Measured twice. First with the server on a core of its own and switchover
+// or the floor (and the TLS front) on the others, as with a SaaS, which runs
+// elsewhere: the figure for switchover's own cost. Then with everything
+// sharing the cores: there the server (node, about 1.3 cores while the floor
+// runs) loses to the client whatever CPU the client uses, which a real SaaS
+// does not.
 func benchSaaS(bin string, n, runs int) {
+	var pinned *saasResult
+	if cpus := numCPU(); cpus >= 2 {
+		// This program again, on the client's cores; it starts the server
+		// on core 0.
+		exe, err := os.Executable()
+		if err != nil {
+			fail(err)
+		}
+		cmd := exec.Command("taskset", "-c", fmt.Sprintf("1-%d", cpus-1), exe, "-what", "saas-pinned", "-accounts", strconv.Itoa(n), "-runs", strconv.Itoa(runs), "-bin", bin)
+		cmd.Stderr = os.Stderr
+		out, err := cmd.Output()
+		if err != nil {
+			fail(fmt.Errorf("the run with the server on its own core: %v", err))
+		}
+		pinned = &saasResult{}
+		if err := json.Unmarshal(out, pinned); err != nil {
+			fail(err)
+		}
+	}
+	shared := measureSaaS(bin, n, runs, "")
+	fmt.Printf("Deactivate %d users on a SCIM 2.0 server (SCIMMY, ETags, TLS on loopback), concurrency %d;\nbest and worst of %d runs, %d CPUs\n\n", n, saasParallelism(), runs, numCPU())
+	fmt.Printf("%-58s %8s %8s %8s\n", "", "best s", "worst s", "CPU s")
+	for _, x := range []struct {
+		title string
+		r     *saasResult
+	}{{"server on core 0, client on the others (a SaaS is elsewhere)", pinned}, {"server and client sharing all cores", &shared}} {
+		if x.r == nil {
+			fmt.Printf("%s: needs 2 CPUs\n\n", x.title)
+			continue
+		}
+		r := x.r
+		sb, sworst := best(r.Switchover)
+		fb, fworst := best(r.Floor)
+		fmt.Printf("%s\n", x.title)
+		fmt.Printf("  %-56s %8.2f %8.2f %8.2f\n", "switchover apply (find, plan, PATCH, verify)", sb.Seconds(), sworst.Seconds(), minDur(r.CPU).Seconds())
+		fmt.Printf("  %-56s %8.2f %8.2f %8.2f\n", "floor: Go loop, listing + PATCH (If-Match) + GET per user", fb.Seconds(), fworst.Seconds(), minDur(r.SelfCPU["floor"]).Seconds())
+		fmt.Printf("  %-56s %8s %8s %8.2f / %.2f\n", "SCIM server (node) in the switchover / floor runs", "", "", minDur(r.NodeCPU["switchover"]).Seconds(), minDur(r.NodeCPU["floor"]).Seconds())
+		fmt.Printf("  switchover / floor: %.2fx\n\n", sb.Seconds()/fb.Seconds())
+	}
+	fmt.Printf("CPU s: switchover and its plugin; the floor's row is the Go loop with the TLS front.\n")
+}
+
+// saasResult is one placement's measurements (durations in ns in JSON).
+type saasResult struct {
+	Switchover, Floor, CPU []time.Duration
+	// CPU used while timed: the SCIM server (node), and this process (the
+	// TLS front; for the floor also the Go loop), per kind of run.
+	NodeCPU, SelfCPU map[string][]time.Duration
+}
+
+// benchSaaSPinned is the run with the server on core 0 (this process runs
+// on the other cores): it prints its result as JSON for benchSaaS.
+func benchSaaSPinned(bin string, n, runs int) {
+	r := measureSaaS(bin, n, runs, "0")
+	json.NewEncoder(os.Stdout).Encode(r)
+}
+
+func best(ds []time.Duration) (b, w time.Duration) {
+	for _, d := range ds {
+		if b == 0 || d < b {
+			b = d
+		}
+		w = max(w, d)
+	}
+	return
+}
+
+// measureSaaS runs switchover and the floor, runs times each, against a
+// fresh server with n users; serverCPUs (taskset's list) places the server.
+func measureSaaS(bin string, n, runs int, serverCPUs string) saasResult {
 	dir, err := os.MkdirTemp("", "bench-saas-")
 	if err != nil {
 		fail(err)
@@ -31,11 +108,11 @@ func benchSaaS(bin string, n, runs int) {
 	defer os.RemoveAll(dir)
 	rb := filepath.Join(dir, "rb")
 	os.MkdirAll(rb, 0o755)
-	var sw, fl, cpu []time.Duration
+	res := saasResult{NodeCPU: map[string][]time.Duration{}, SelfCPU: map[string][]time.Duration{}}
 	for r := 0; r < runs; r++ {
 		for _, which := range []string{"switchover", "floor"} {
 			// Pages of 500, as a SaaS tool serves (the tests use 50).
-			s, err := scimlab.New(dir, scimlab.Options{ETags: true, MaxResults: 500})
+			s, err := scimlab.New(dir, scimlab.Options{ETags: true, MaxResults: 500, CPUs: serverCPUs})
 			if err != nil {
 				fail(err)
 			}
@@ -54,6 +131,7 @@ func benchSaaS(bin string, n, runs int) {
 			}
 			wg.Wait()
 			start := time.Now()
+			node0, self0 := s.CPUTime(), selfCPUTime()
 			if which == "switchover" {
 				os.RemoveAll(filepath.Join(rb, ".switchover"))
 				os.WriteFile(filepath.Join(rb, "main.sw.hcl"), []byte(fmt.Sprintf(`runbook "bench-saas" {}
@@ -75,34 +153,21 @@ step "scim.deactivate_user" "off" {
 				if out, err := cmd.CombinedOutput(); err != nil {
 					fail(fmt.Errorf("switchover: %v\n%s", err, lastLine(out)))
 				}
-				sw = append(sw, time.Since(start))
+				res.Switchover = append(res.Switchover, time.Since(start))
 				ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-				cpu = append(cpu, time.Duration(ru.Utime.Nano()+ru.Stime.Nano()))
+				res.CPU = append(res.CPU, time.Duration(ru.Utime.Nano()+ru.Stime.Nano()))
 			} else {
-				if err := saasFloor(s, 10); err != nil {
+				if err := saasFloor(s, saasParallelism()); err != nil {
 					fail(err)
 				}
-				fl = append(fl, time.Since(start))
+				res.Floor = append(res.Floor, time.Since(start))
 			}
+			res.NodeCPU[which] = append(res.NodeCPU[which], s.CPUTime()-node0)
+			res.SelfCPU[which] = append(res.SelfCPU[which], selfCPUTime()-self0)
 			s.Stop()
 		}
 	}
-	best := func(ds []time.Duration) (b, w time.Duration) {
-		for _, d := range ds {
-			if b == 0 || d < b {
-				b = d
-			}
-			w = max(w, d)
-		}
-		return
-	}
-	sb, sworst := best(sw)
-	fb, fworst := best(fl)
-	fmt.Printf("Deactivate %d users on a SCIM 2.0 server (SCIMMY, ETags, TLS on loopback), concurrency 10;\nbest and worst of %d runs, %d CPUs\n\n", n, runs, numCPU())
-	fmt.Printf("%-62s %8s %8s\n", "what", "best s", "worst s")
-	fmt.Printf("%-62s %8.2f %8.2f\n", fmt.Sprintf("switchover apply -parallelism %d (find, plan, PATCH, verify)", saasParallelism()), sb.Seconds(), sworst.Seconds())
-	fmt.Printf("%-62s %8.2f %8.2f\n", "floor: Go loop, listing + PATCH (If-Match) + GET per user", fb.Seconds(), fworst.Seconds())
-	fmt.Printf("\nswitchover / floor: %.2fx; switchover and its plugin used %.2f CPU s (best run), on the 2 cores the SCIM server (node, one thread) and the TLS front also use\n", sb.Seconds()/fb.Seconds(), minDur(cpu).Seconds())
+	return res
 }
 
 // saasParallelism is switchover's -parallelism ($BENCH_SAAS_PARALLELISM,
@@ -112,6 +177,13 @@ func saasParallelism() int {
 		return n
 	}
 	return 10
+}
+
+// selfCPUTime is this process's CPU time so far (user and system).
+func selfCPUTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func minDur(ds []time.Duration) time.Duration {
