@@ -125,6 +125,11 @@ func TestBuiltinCoreAcrossProcessBoundary(t *testing.T) {
 	if len(ev.checkpoints) != 1 {
 		t.Fatalf("checkpoints = %q, want one", ev.checkpoints)
 	}
+	// The plugin looked again at the end of its Apply, with the checkpoint
+	// it had just recorded, and the result crossed the wire.
+	if res.Verify == nil || res.Verify.Kind != sdk.NoChange || !res.Verify.Outputs["message"].RawEquals(cty.StringVal("hi")) {
+		t.Fatalf("verify carried by Apply = %+v, want no change with the outputs", res.Verify)
+	}
 	// The checkpoint makes the next plan a no-op: that is what verify-after-apply checks.
 	plan, err = in.Plan(ctx, &sdk.PlanRequest{Action: "noop", Address: "step.x", Attributes: sdk.NewValues(attrs), Checkpoint: ev.checkpoints[0]})
 	if err != nil || plan.Kind != sdk.NoChange {

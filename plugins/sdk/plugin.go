@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime/debug"
 	"sort"
+	"sync"
 
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
@@ -99,14 +100,47 @@ func (p *Plugin) Apply(ctx context.Context, req *ApplyRequest, ev Events) (resp 
 		return nil, fmt.Errorf("plugin %q has no action %q", p.Name, req.Action)
 	}
 	defer recoverInto(p.Name, req.Action, &err)
-	resp = a.ApplyFunc(ctx, req, ev)
+	cp := &lastCheckpoint{Events: ev, data: req.Checkpoint}
+	resp = a.ApplyFunc(ctx, req, cp)
 	if resp == nil {
 		return nil, fmt.Errorf("plugin %q action %q returned no result", p.Name, req.Action)
 	}
 	if err := checkOutputs(a, resp.Outputs); err != nil {
 		return nil, err
 	}
+	if len(resp.Diagnostics) == 0 && ctx.Err() == nil {
+		// Look again here, as switchover would with Plan: one call less
+		// per step. A plan that fails (it may have run out of the apply's
+		// time) is left to switchover's own call, with a timeout of its own.
+		if v, err := p.Plan(ctx, &PlanRequest{Action: req.Action, Address: req.Address, Attributes: req.Attributes, Checkpoint: cp.latest()}); err == nil && !v.Diagnostics.HasErrors() {
+			resp.Verify = v
+		}
+	}
 	return resp, nil
+}
+
+// lastCheckpoint passes events on and keeps the last checkpoint made
+// durable, for the plan that verifies the apply.
+type lastCheckpoint struct {
+	Events
+	mu   sync.Mutex
+	data []byte
+}
+
+func (e *lastCheckpoint) Checkpoint(ctx context.Context, data []byte) error {
+	if err := e.Events.Checkpoint(ctx, data); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.data = append([]byte(nil), data...)
+	e.mu.Unlock()
+	return nil
+}
+
+func (e *lastCheckpoint) latest() []byte {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.data
 }
 
 func checkOutputs(a *Action, outs map[string]cty.Value) error {

@@ -157,6 +157,11 @@ type ApplyResponse struct {
 	Summary     string
 	Outputs     map[string]cty.Value
 	Diagnostics Diagnostics
+	// Verify is the plan made right after a successful apply, with the
+	// same attributes and the latest checkpoint: switchover's look again,
+	// made in the plugin without another call. Plugin (the SDK) fills it;
+	// a Provider that leaves it nil is asked with Plan.
+	Verify *PlanResponse
 }
 
 // Events lets Apply report progress to switchover.

@@ -1183,10 +1183,14 @@ func (x *LogLine) GetMessage() string {
 }
 
 type ApplyResult struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Summary       string                 `protobuf:"bytes,1,opt,name=summary,proto3" json:"summary,omitempty"`
-	Outputs       *DynamicValue          `protobuf:"bytes,2,opt,name=outputs,proto3" json:"outputs,omitempty"`
-	Diagnostics   []*Diagnostic          `protobuf:"bytes,3,rep,name=diagnostics,proto3" json:"diagnostics,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Summary     string                 `protobuf:"bytes,1,opt,name=summary,proto3" json:"summary,omitempty"`
+	Outputs     *DynamicValue          `protobuf:"bytes,2,opt,name=outputs,proto3" json:"outputs,omitempty"`
+	Diagnostics []*Diagnostic          `protobuf:"bytes,3,rep,name=diagnostics,proto3" json:"diagnostics,omitempty"`
+	// The plugin's plan right after a successful apply (same attributes,
+	// latest checkpoint): switchover's verification without another call.
+	// Unset: switchover calls Plan.
+	Verify        *PlanResponse `protobuf:"bytes,4,opt,name=verify,proto3" json:"verify,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1238,6 +1242,13 @@ func (x *ApplyResult) GetOutputs() *DynamicValue {
 func (x *ApplyResult) GetDiagnostics() []*Diagnostic {
 	if x != nil {
 		return x.Diagnostics
+	}
+	return nil
+}
+
+func (x *ApplyResult) GetVerify() *PlanResponse {
+	if x != nil {
+		return x.Verify
 	}
 	return nil
 }
@@ -1430,11 +1441,12 @@ const file_plugin_proto_rawDesc = "" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\"#\n" +
 	"\aLogLine\x12\x18\n" +
-	"\amessage\x18\x01 \x01(\tR\amessage\"\xa9\x01\n" +
+	"\amessage\x18\x01 \x01(\tR\amessage\"\xe5\x01\n" +
 	"\vApplyResult\x12\x18\n" +
 	"\asummary\x18\x01 \x01(\tR\asummary\x12<\n" +
 	"\aoutputs\x18\x02 \x01(\v2\".switchover.plugin.v1.DynamicValueR\aoutputs\x12B\n" +
-	"\vdiagnostics\x18\x03 \x03(\v2 .switchover.plugin.v1.DiagnosticR\vdiagnostics\"\xcf\x01\n" +
+	"\vdiagnostics\x18\x03 \x03(\v2 .switchover.plugin.v1.DiagnosticR\vdiagnostics\x12:\n" +
+	"\x06verify\x18\x04 \x01(\v2\".switchover.plugin.v1.PlanResponseR\x06verify\"\xcf\x01\n" +
 	"\x12ApplyServerMessage\x12B\n" +
 	"\n" +
 	"checkpoint\x18\x01 \x01(\v2 .switchover.plugin.v1.CheckpointH\x00R\n" +
@@ -1511,22 +1523,23 @@ var file_plugin_proto_depIdxs = []int32{
 	14, // 14: switchover.plugin.v1.ApplyClientMessage.ack:type_name -> switchover.plugin.v1.CheckpointAck
 	2,  // 15: switchover.plugin.v1.ApplyResult.outputs:type_name -> switchover.plugin.v1.DynamicValue
 	3,  // 16: switchover.plugin.v1.ApplyResult.diagnostics:type_name -> switchover.plugin.v1.Diagnostic
-	16, // 17: switchover.plugin.v1.ApplyServerMessage.checkpoint:type_name -> switchover.plugin.v1.Checkpoint
-	17, // 18: switchover.plugin.v1.ApplyServerMessage.log:type_name -> switchover.plugin.v1.LogLine
-	18, // 19: switchover.plugin.v1.ApplyServerMessage.result:type_name -> switchover.plugin.v1.ApplyResult
-	7,  // 20: switchover.plugin.v1.Plugin.GetSchema:input_type -> switchover.plugin.v1.GetSchemaRequest
-	9,  // 21: switchover.plugin.v1.Plugin.Configure:input_type -> switchover.plugin.v1.ConfigureRequest
-	11, // 22: switchover.plugin.v1.Plugin.Plan:input_type -> switchover.plugin.v1.PlanRequest
-	15, // 23: switchover.plugin.v1.Plugin.Apply:input_type -> switchover.plugin.v1.ApplyClientMessage
-	8,  // 24: switchover.plugin.v1.Plugin.GetSchema:output_type -> switchover.plugin.v1.GetSchemaResponse
-	10, // 25: switchover.plugin.v1.Plugin.Configure:output_type -> switchover.plugin.v1.ConfigureResponse
-	12, // 26: switchover.plugin.v1.Plugin.Plan:output_type -> switchover.plugin.v1.PlanResponse
-	19, // 27: switchover.plugin.v1.Plugin.Apply:output_type -> switchover.plugin.v1.ApplyServerMessage
-	24, // [24:28] is the sub-list for method output_type
-	20, // [20:24] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	12, // 17: switchover.plugin.v1.ApplyResult.verify:type_name -> switchover.plugin.v1.PlanResponse
+	16, // 18: switchover.plugin.v1.ApplyServerMessage.checkpoint:type_name -> switchover.plugin.v1.Checkpoint
+	17, // 19: switchover.plugin.v1.ApplyServerMessage.log:type_name -> switchover.plugin.v1.LogLine
+	18, // 20: switchover.plugin.v1.ApplyServerMessage.result:type_name -> switchover.plugin.v1.ApplyResult
+	7,  // 21: switchover.plugin.v1.Plugin.GetSchema:input_type -> switchover.plugin.v1.GetSchemaRequest
+	9,  // 22: switchover.plugin.v1.Plugin.Configure:input_type -> switchover.plugin.v1.ConfigureRequest
+	11, // 23: switchover.plugin.v1.Plugin.Plan:input_type -> switchover.plugin.v1.PlanRequest
+	15, // 24: switchover.plugin.v1.Plugin.Apply:input_type -> switchover.plugin.v1.ApplyClientMessage
+	8,  // 25: switchover.plugin.v1.Plugin.GetSchema:output_type -> switchover.plugin.v1.GetSchemaResponse
+	10, // 26: switchover.plugin.v1.Plugin.Configure:output_type -> switchover.plugin.v1.ConfigureResponse
+	12, // 27: switchover.plugin.v1.Plugin.Plan:output_type -> switchover.plugin.v1.PlanResponse
+	19, // 28: switchover.plugin.v1.Plugin.Apply:output_type -> switchover.plugin.v1.ApplyServerMessage
+	25, // [25:29] is the sub-list for method output_type
+	21, // [21:25] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_plugin_proto_init() }

@@ -80,6 +80,10 @@ func (s *grpcServer) Plan(ctx context.Context, req *pb.PlanRequest) (*pb.PlanRes
 	if err != nil {
 		return nil, err
 	}
+	return encodePlan(r)
+}
+
+func encodePlan(r *sdk.PlanResponse) (*pb.PlanResponse, error) {
 	outs, err := encodeOutputs(r.Outputs)
 	if err != nil {
 		return nil, fmt.Errorf("encoding outputs: %w", err)
@@ -125,7 +129,13 @@ func (s *grpcServer) Apply(stream pb.Plugin_ApplyServer) error {
 	if err != nil {
 		return fmt.Errorf("encoding outputs: %w", err)
 	}
-	return ev.send(&pb.ApplyServerMessage{Msg: &pb.ApplyServerMessage_Result{Result: &pb.ApplyResult{Summary: resp.Summary, Outputs: outs, Diagnostics: encodeDiags(resp.Diagnostics)}}})
+	result := &pb.ApplyResult{Summary: resp.Summary, Outputs: outs, Diagnostics: encodeDiags(resp.Diagnostics)}
+	if resp.Verify != nil {
+		if result.Verify, err = encodePlan(resp.Verify); err != nil {
+			return err
+		}
+	}
+	return ev.send(&pb.ApplyServerMessage{Msg: &pb.ApplyServerMessage_Result{Result: result}})
 }
 
 type serverEvents struct {
@@ -209,6 +219,10 @@ func (c *GRPCClient) Plan(ctx context.Context, req *sdk.PlanRequest) (*sdk.PlanR
 	if err != nil {
 		return nil, err
 	}
+	return decodePlan(r)
+}
+
+func decodePlan(r *pb.PlanResponse) (*sdk.PlanResponse, error) {
 	outs, err := decodeOutputs(r.Outputs)
 	if err != nil {
 		return nil, err
@@ -269,7 +283,13 @@ func (c *GRPCClient) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Ev
 				return nil, err
 			}
 			_ = stream.CloseSend()
-			return &sdk.ApplyResponse{Summary: msg.Result.Summary, Outputs: outs, Diagnostics: decodeDiags(msg.Result.Diagnostics)}, nil
+			resp := &sdk.ApplyResponse{Summary: msg.Result.Summary, Outputs: outs, Diagnostics: decodeDiags(msg.Result.Diagnostics)}
+			if msg.Result.Verify != nil {
+				if resp.Verify, err = decodePlan(msg.Result.Verify); err != nil {
+					return nil, err
+				}
+			}
+			return resp, nil
 		}
 	}
 }
