@@ -10,7 +10,7 @@
 //	             switchover, Ansible, and a bare Go floor (as root).
 //	-what saas:  deactivate users on the SCIM server, against a Go loop
 //	             sending the same requests; with the server on a core of its
-//	             own (saas-pinned, run by saas under taskset), then sharing.
+//	             own (saas-one, run by saas under taskset), then sharing.
 package main
 
 import (
@@ -33,6 +33,7 @@ func main() {
 	hosts := flag.Int("hosts", 20, "sshd hosts (-what ssh)")
 	accounts := flag.Int("accounts", 1000, "AD accounts (-what ad)")
 	parallelism := flag.Int("parallelism", 40, "switchover's -parallelism (-what entra)")
+	serverCPUs := flag.String("server-cpus", "", "the SCIM server's CPUs, taskset's list (-what saas-one)")
 	sizeMB := flag.Int("mb", 1024, "repository size in MB (-what backup)")
 	flag.Parse()
 	dir, err := os.MkdirTemp("", "bench-")
@@ -65,8 +66,8 @@ func main() {
 		benchSaaS(abs, *accounts, *runs)
 		return
 	}
-	if *what == "saas-pinned" {
-		benchSaaSPinned(abs, *accounts, *runs)
+	if *what == "saas-one" {
+		benchSaaSOne(abs, *accounts, *runs, *serverCPUs)
 		return
 	}
 	if *what == "entra" {

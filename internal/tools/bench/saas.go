@@ -39,7 +39,7 @@ func benchSaaS(bin string, n, runs int) {
 		if err != nil {
 			fail(err)
 		}
-		cmd := exec.Command("taskset", "-c", fmt.Sprintf("1-%d", cpus-1), exe, "-what", "saas-pinned", "-accounts", strconv.Itoa(n), "-runs", strconv.Itoa(runs), "-bin", bin)
+		cmd := exec.Command("taskset", "-c", fmt.Sprintf("1-%d", cpus-1), exe, "-what", "saas-one", "-server-cpus", "0", "-accounts", strconv.Itoa(n), "-runs", strconv.Itoa(runs), "-bin", bin)
 		cmd.Stderr = os.Stderr
 		out, err := cmd.Output()
 		if err != nil {
@@ -81,10 +81,11 @@ type saasResult struct {
 	NodeCPU, SelfCPU map[string][]time.Duration
 }
 
-// benchSaaSPinned is the run with the server on core 0 (this process runs
-// on the other cores): it prints its result as JSON for benchSaaS.
-func benchSaaSPinned(bin string, n, runs int) {
-	r := measureSaaS(bin, n, runs, "0")
+// benchSaaSOne measures one placement of the server (serverCPUs: taskset's
+// list; "": anywhere) and prints the result as JSON: benchSaaS runs it
+// under taskset for the run with the server on a core of its own.
+func benchSaaSOne(bin string, n, runs int, serverCPUs string) {
+	r := measureSaaS(bin, n, runs, serverCPUs)
 	json.NewEncoder(os.Stdout).Encode(r)
 }
 
