@@ -546,7 +546,7 @@ func (g *Graph) applyOnce(ctx context.Context, ip *InstancePlan, attrs cty.Value
 	}
 	cctx, cancel := stepContext(ctx, timeout)
 	defer cancel()
-	ev := &applyEvents{g: g, o: o, addr: in.Address, last: cp}
+	ev := &applyEvents{g: g, o: o, addr: in.Address}
 	resp, err := n.Plugin.Instance.Apply(cctx, &sdk.ApplyRequest{
 		Action: n.Step.Action, Address: in.Address, Attributes: sdk.NewValues(attrs), Private: ip.Private, Checkpoint: cp,
 	}, ev)
@@ -569,7 +569,13 @@ func (g *Graph) applyOnce(ctx context.Context, ip *InstancePlan, attrs cty.Value
 	if verify == nil {
 		vctx, vcancel := stepContext(ctx, timeout)
 		defer vcancel()
-		verify, err = n.Plugin.Instance.Plan(vctx, &sdk.PlanRequest{Action: n.Step.Action, Address: in.Address, Attributes: sdk.NewValues(attrs), Checkpoint: ev.latest()})
+		// The latest checkpoint is in the state: each one is recorded there
+		// before the plugin hears it was.
+		latest, err := o.Run.Checkpoint(in.Address)
+		if err != nil {
+			return nil, "", err
+		}
+		verify, err = n.Plugin.Instance.Plan(vctx, &sdk.PlanRequest{Action: n.Step.Action, Address: in.Address, Attributes: sdk.NewValues(attrs), Checkpoint: latest})
 		if err != nil {
 			return nil, "", fmt.Errorf("verifying after apply: %w", timeoutError(vctx, err, timeout))
 		}
@@ -697,8 +703,6 @@ type applyEvents struct {
 	g    *Graph
 	o    ApplyOptions
 	addr string
-	mu   sync.Mutex
-	last []byte
 }
 
 func (e *applyEvents) Checkpoint(ctx context.Context, data []byte) error {
@@ -706,19 +710,7 @@ func (e *applyEvents) Checkpoint(ctx context.Context, data []byte) error {
 	if err != nil {
 		return err
 	}
-	if err := e.o.Run.State.Append(&state.Record{Kind: state.KindCheckpoint, Address: e.addr, Data: stored, Sealed: sealed}); err != nil {
-		return err
-	}
-	e.mu.Lock()
-	e.last = append([]byte(nil), data...)
-	e.mu.Unlock()
-	return nil
-}
-
-func (e *applyEvents) latest() []byte {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.last
+	return e.o.Run.State.Append(&state.Record{Kind: state.KindCheckpoint, Address: e.addr, Data: stored, Sealed: sealed})
 }
 
 func (e *applyEvents) Log(msg string) {
