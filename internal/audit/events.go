@@ -16,6 +16,7 @@ const (
 	EvStepSkipped          Event = "step_skipped"
 	EvStepWaiting          Event = "step_waiting"
 	EvStepReplanned        Event = "step_replanned"
+	EvStepGone             Event = "step_gone"
 	EvDriftFound           Event = "drift_found"
 	EvPluginWarning        Event = "plugin_warning"
 	EvIdentityCreated      Event = "identity_created"

@@ -89,7 +89,7 @@ func apply(ctx context.Context, env *Env, o applyOptions) int {
 	if !hasRunbookFiles(dir) {
 		return failf("No runbook files", "The directory %s holds no *.sw.hcl or *.sw.json file.", dir)
 	}
-	sess, diags, err := openSession(ctx, env, sessionOptions{Dir: dir, Vars: o.Vars, PluginDir: o.PluginDir, Targets: o.Targets, ForApply: true}, o.JSON)
+	sess, diags, err := openSession(ctx, env, sessionOptions{Dir: dir, Vars: o.Vars, PluginDir: o.PluginDir, Targets: o.Targets, ForApply: true, Refresh: o.Refresh}, o.JSON)
 	defer sess.close(env)
 	if err != nil {
 		return failf("Cannot start the apply", "%v.", err)
@@ -322,6 +322,11 @@ func (p *progress) event(ev engine.Event) {
 		line = fmt.Sprintf("%s: attempt %d failed (%s); %s", ev.Address, ev.Attempt, ev.Error, ev.Summary)
 	case "waiting":
 		line = fmt.Sprintf("%s: waiting for a person: %s", ev.Address, ev.Summary)
+		if ev.Until != nil {
+			line = fmt.Sprintf("%s: due later (%s): %s", ev.Address, ev.Until.Local().Format("2006-01-02 15:04 MST"), ev.Summary)
+		}
+	case "gone":
+		line = fmt.Sprintf("%s: %s", ev.Address, ev.Summary)
 	case "skipped", "not_started":
 		line = fmt.Sprintf("%s: %s", ev.Address, strings.TrimPrefix(ev.Summary, "skipped: "))
 		if ev.Type == "skipped" {
@@ -415,13 +420,16 @@ func (p *progress) summary(res engine.ApplyResult, dir string) int {
 	}
 	if p.asJSON {
 		p.json(map[string]any{"type": "apply_finished", "time": time.Now(), "elapsed_seconds": elapsed.Seconds(), "done": res.Done, "already_done": res.AlreadyDone, "failed": res.Failed,
-			"skipped": res.Skipped, "waiting": res.Waiting, "later": res.Later, "not_started": res.NotStarted, "stopped": res.Stopped, "halted": res.Halted, "exit_code": code})
+			"skipped": res.Skipped, "waiting": res.Waiting, "later": res.Later, "gone": res.Gone, "not_started": res.NotStarted, "stopped": res.Stopped, "halted": res.Halted, "exit_code": code})
 		return code
 	}
 	w := p.env.Stdout
 	fmt.Fprintf(w, "\nApply finished in %s: %d done, %d failed, %d skipped, %d waiting for a person, %d not started", elapsed, res.Done, res.Failed, res.Skipped, res.Waiting, res.NotStarted)
 	if res.Later > 0 {
 		fmt.Fprintf(w, ", %d due again later", res.Later)
+	}
+	if res.Gone > 0 {
+		fmt.Fprintf(w, ", %d gone", res.Gone)
 	}
 	if res.AlreadyDone > 0 {
 		fmt.Fprintf(w, " (and %d done before)", res.AlreadyDone)

@@ -57,7 +57,7 @@ func runPlan(ctx context.Context, env *Env, args []string) int {
 }
 
 func plan(ctx context.Context, env *Env, o planOptions) int {
-	sess, diags, err := openSession(ctx, env, sessionOptions{Dir: o.Dir, Vars: o.Vars, PluginDir: o.PluginDir, Targets: o.Targets, NeedWorkspace: o.Out != ""}, o.JSON)
+	sess, diags, err := openSession(ctx, env, sessionOptions{Dir: o.Dir, Vars: o.Vars, PluginDir: o.PluginDir, Targets: o.Targets, NeedWorkspace: o.Out != "", Refresh: o.Refresh}, o.JSON)
 	defer sess.close(env)
 	fail := func(diags hcl.Diagnostics) int {
 		if o.JSON {
@@ -135,7 +135,7 @@ func renderPlan(w io.Writer, g *engine.Graph, ips []*engine.InstancePlan, c plan
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Symbols: ~ will change, ! needs a person, = already done, - skipped")
+	fmt.Fprintln(w, "Symbols: ~ will change, ! needs a person, = already done, > due later, - skipped or gone")
 	fmt.Fprintln(w)
 	var b strings.Builder
 	for _, p := range ips {
@@ -153,6 +153,9 @@ func renderPlan(w io.Writer, g *engine.Graph, ips []*engine.InstancePlan, c plan
 	fmt.Fprintf(w, "\nPlan: %d to change, %d for a person, %d already done, %d skipped", c.Change, c.Manual, c.NoChange, c.Skipped)
 	if c.Wait > 0 {
 		fmt.Fprintf(w, ", %d due later", c.Wait)
+	}
+	if c.Gone > 0 {
+		fmt.Fprintf(w, ", %d gone (no longer found: recorded by the next apply)", c.Gone)
 	}
 	if c.Failed > 0 {
 		fmt.Fprintf(w, ", %d failed to plan", c.Failed)

@@ -38,6 +38,8 @@ type sessionOptions struct {
 	ForApply bool
 	// NeedWorkspace: create the workspace if needed (plan -out).
 	NeedWorkspace bool
+	// Refresh: read-only steps are read again (not -refresh=false).
+	Refresh bool
 }
 
 // hasRunbookFiles reports whether dir holds runbook files, so that no
@@ -82,7 +84,7 @@ func openSession(ctx context.Context, env *Env, o sessionOptions, jsonOut bool) 
 		}
 	}
 	g, diags := engine.Build(ctx, engine.Options{
-		Dir: o.Dir, Vars: o.Vars, Plugins: pluginhost.Factory{H: s.host}, Environ: os.Environ(), Mode: engine.ModePlan, Targets: o.Targets, Redactor: red,
+		Dir: o.Dir, Vars: o.Vars, Plugins: pluginhost.Factory{H: s.host}, Environ: os.Environ(), Mode: engine.ModePlan, Targets: o.Targets, Redactor: red, FreshReads: o.Refresh,
 		Secrets: func(addr string) lang.SecretResolver { return s.run.SecretResolver(addr, false) },
 		KnownOutputs: func(addr string) (cty.Value, bool) {
 			if s.run.State == nil {

@@ -57,14 +57,14 @@ func runStatus(ctx context.Context, env *Env, args []string) int {
 		}
 		insts = c
 	})
-	counts := map[state.Status]int{}
+	counts := map[string]int{}
 	for _, in := range insts {
-		counts[in.Status]++
+		counts[in.Shown()]++
 	}
 	if asJSON {
 		var list []map[string]any
 		for _, in := range insts {
-			m := map[string]any{"address": in.Address, "status": in.Status, "attempts": in.Attempts, "summary": in.Summary, "error": in.Error}
+			m := map[string]any{"address": in.Address, "status": in.Shown(), "attempts": in.Attempts, "summary": in.Summary, "error": in.Error}
 			if !in.StartedAt.IsZero() {
 				m["started_at"] = in.StartedAt
 			}
@@ -102,7 +102,7 @@ func runStatus(ctx context.Context, env *Env, args []string) int {
 		}
 		return ExitOK
 	}
-	fmt.Fprintf(w, "%-50s %-8s %8s  %-19s  %s\n", "STEP", "STATUS", "ATTEMPTS", "UPDATED", "SUMMARY / ERROR")
+	fmt.Fprintf(w, "%-50s %-9s %8s  %-19s  %s\n", "STEP", "STATUS", "ATTEMPTS", "UPDATED", "SUMMARY / ERROR")
 	var waiting, later []*state.Instance
 	for _, in := range insts {
 		text := termSafe(in.Summary)
@@ -115,18 +115,25 @@ func runStatus(ctx context.Context, env *Env, args []string) int {
 				text += ": " + in.Confirm.Note
 			}
 		}
-		fmt.Fprintf(w, "%-50s %-8s %8d  %-19s  %s\n", in.Address, in.Status, in.Attempts, stamp(in.UpdatedAt), firstLine(text))
-		if in.Status == state.Waiting && in.Until.IsZero() {
+		fmt.Fprintf(w, "%-50s %-9s %8d  %-19s  %s\n", in.Address, in.Shown(), in.Attempts, stamp(in.UpdatedAt), firstLine(text))
+		if in.WaitsForPerson() {
 			waiting = append(waiting, in)
 		}
-		if in.Status == state.Waiting && !in.Until.IsZero() {
+		if in.DueLater() {
 			later = append(later, in)
 		}
 	}
 	var parts []string
-	for _, st := range []state.Status{state.Done, state.Running, state.Failed, state.Waiting, state.Skipped, state.Pending} {
+	for _, st := range []string{"done", "running", "failed", "waiting", "due_later", "skipped", "gone", "pending"} {
 		if counts[st] > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", counts[st], st))
+			word := st
+			switch st {
+			case "waiting":
+				word = "waiting for a person"
+			case "due_later":
+				word = "due later"
+			}
+			parts = append(parts, fmt.Sprintf("%d %s", counts[st], word))
 		}
 	}
 	fmt.Fprintf(w, "\n%d step instances recorded: %s.\n", len(insts), strings.Join(parts, ", "))
@@ -145,7 +152,7 @@ func runStatus(ctx context.Context, env *Env, args []string) int {
 			fmt.Fprintf(w, "  %s = %s\n", n, termSafe(showValue(o)))
 		}
 	}
-	if counts[state.Running] > 0 {
+	if counts["running"] > 0 {
 		fmt.Fprintln(w, "Steps marked running were cut off; the next apply asks their plugins to look again before anything is repeated.")
 	}
 	if len(later) > 0 {

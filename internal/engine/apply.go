@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -24,12 +25,15 @@ const DefaultApplyTimeout = 30 * time.Minute
 
 // Event reports progress of an apply.
 type Event struct {
-	Type    string    `json:"type"` // started, done, failed, skipped, waiting, retry, log, not_started
+	Type    string    `json:"type"` // started, done, failed, skipped, waiting, retry, log, not_started, gone
 	Time    time.Time `json:"time"`
 	Address string    `json:"address"`
 	Attempt int       `json:"attempt,omitempty"`
 	Summary string    `json:"summary,omitempty"`
 	Error   string    `json:"error,omitempty"`
+	// Until, with waiting: the step goes on by itself at this time (due
+	// later); without it, a person is waited for.
+	Until *time.Time `json:"until,omitempty"`
 }
 
 // ApplyOptions configure Apply.
@@ -49,7 +53,9 @@ type ApplyResult struct {
 	// AlreadyDone were done before this apply and not called again.
 	AlreadyDone, Done, Failed, Skipped, Waiting, NotStarted int
 	// Later are steps that started and go on at a later time (Until).
-	Later   int
+	Later int
+	// Gone: instances recorded as gone (their objects no longer found).
+	Gone    int
 	Stopped bool // by Stop or ctx
 	Halted  bool // by a failed step with on_failure = halt
 	// WriteError is the first audit or state write that failed where the
@@ -68,6 +74,7 @@ const (
 	outLater      // until a time the plugin gave
 	outNotStarted // stopped, halted, or blocked by a step waiting for a person
 	outAlreadyDone
+	outGone // the object is gone (the read no longer finds it)
 )
 
 type nodeRun struct {
@@ -233,6 +240,8 @@ func (w *walk) finish(r result) {
 		}
 	case outNotStarted:
 		w.res.NotStarted++
+	case outGone:
+		w.res.Gone++
 	}
 	r.nr.remaining--
 	if r.nr.remaining == 0 {
@@ -270,6 +279,16 @@ func (w *walk) release(nr *nodeRun) {
 	for _, ip := range ips {
 		r := result{ip: ip, nr: nr}
 		switch {
+		case ip.Action == plans.Gone:
+			g.recordOrKeep(o, &state.Record{Kind: state.KindStatus, Address: ip.Instance.Address, Status: state.Gone, Summary: ip.Summary})
+			o.Events(Event{Type: "gone", Time: time.Now(), Address: ip.Instance.Address, Summary: ip.Summary})
+			g.auditf(o, audit.EvStepGone, ip.Instance.Address, map[string]any{"summary": ip.Summary})
+			r.out = outGone
+			w.finish(r)
+		case ip.Action == plans.Done && g.readChanged(ip, o.Run):
+			// A read-only step read something new: recorded, so that what
+			// later steps are evaluated with at apply is this read.
+			w.ready = append(w.ready, r)
 		case ip.Action == plans.Done:
 			r.out = outAlreadyDone
 			w.finish(r)
@@ -360,6 +379,25 @@ func (g *Graph) applyInstance(ctx context.Context, ip *InstancePlan, nr *nodeRun
 		o.Events(Event{Type: "skipped", Time: time.Now(), Address: addr, Summary: why})
 		return outDisabled
 	}
+	if ip.Action == plans.Done {
+		// Looked at again, it found something new (readChanged).
+		st := o.Run.Instance(addr)
+		outs := ip.Outputs
+		if outs == nil && !in.Node.Schema.ReadOnly {
+			if v, ok := o.Run.Outputs(addr, nil); ok {
+				outs = v.AsValueMap()
+			}
+		}
+		target := ip.Target
+		if target == "" {
+			target = st.Target
+		}
+		summary := st.Summary
+		if in.Node.Schema.ReadOnly {
+			summary = ip.Summary
+		}
+		return g.markDone(o, addr, st.Attempts, in.Node, finished{summary: summary, outs: outs, target: target, notes: ip.Notes})
+	}
 	if ip.Action == plans.Manual {
 		st := o.Run.Instance(addr)
 		if st != nil && st.Confirm != nil {
@@ -367,7 +405,7 @@ func (g *Graph) applyInstance(ctx context.Context, ip *InstancePlan, nr *nodeRun
 			if st.Confirm.Note != "" {
 				sum += ": " + st.Confirm.Note
 			}
-			return g.markDone(o, addr, st.Attempts, sum, nil, in.Node, "")
+			return g.markDone(o, addr, st.Attempts, in.Node, finished{summary: sum})
 		}
 		g.recordOrKeep(o, &state.Record{Kind: state.KindStatus, Address: addr, Status: state.Waiting, Summary: ip.Summary})
 		o.Events(Event{Type: "waiting", Time: time.Now(), Address: addr, Summary: ip.Summary})
@@ -381,7 +419,7 @@ func (g *Graph) applyInstance(ctx context.Context, ip *InstancePlan, nr *nodeRun
 			return fail(0, "planning again: "+g.Redactor.String(err.Error()))
 		}
 		if np.Action == plans.Wait {
-			return g.waitLater(o, addr, np.Summary, np.NotBefore)
+			return g.waitLater(o, addr, np.Summary, np.NotBefore, np.Notes)
 		}
 		ip = np
 	}
@@ -399,24 +437,50 @@ func (g *Graph) applyInstance(ctx context.Context, ip *InstancePlan, nr *nodeRun
 				outs = r.Outputs
 			}
 		}
-		return g.markDone(o, addr, attempt, "no change needed: "+ip.Summary, outs, in.Node, ip.Target)
+		return g.markDone(o, addr, attempt, in.Node, finished{summary: "no change needed: " + ip.Summary, outs: outs, target: ip.Target, notes: ip.Notes})
 	}
 	return g.applyWithRetries(ctx, ip, attrs, attempt, o)
+}
+
+// readChanged: looking again at a done instance found what the state
+// does not hold: a read-only step read other outputs, or the plugin warns
+// of something else now (the checklist lists what the state holds).
+func (g *Graph) readChanged(ip *InstancePlan, run *Run) bool {
+	st := run.Instance(ip.Instance.Address)
+	if st == nil || st.Confirm != nil {
+		return false
+	}
+	if !sameNotes(ip.Notes, st.Notes) {
+		return true
+	}
+	if !ip.Instance.Node.Schema.ReadOnly || ip.Outputs == nil {
+		return false
+	}
+	if len(st.SealedOutputs) > 0 {
+		return true
+	}
+	sensitive := map[string]bool{}
+	for _, o := range ip.Instance.Node.Schema.Outputs {
+		sensitive[o.Name] = o.Sensitive
+	}
+	clear, sealed, err := run.encodeOutputs(ip.Outputs, sensitive)
+	return err != nil || len(sealed) > 0 || !bytes.Equal(clear, st.Outputs)
 }
 
 // laterError: the apply did its part, and the step goes on at until.
 type laterError struct {
 	summary string
 	until   time.Time
+	notes   []state.Note
 }
 
 func (e *laterError) Error() string { return e.summary }
 
 // waitLater records an instance as waiting until a time the plugin gave:
 // its dependents wait with it, and a later apply goes on.
-func (g *Graph) waitLater(o ApplyOptions, addr, summary string, until time.Time) outcome {
-	g.recordOrKeep(o, &state.Record{Kind: state.KindStatus, Address: addr, Status: state.Waiting, Summary: summary, Until: until})
-	o.Events(Event{Type: "waiting", Time: time.Now(), Address: addr, Summary: summary})
+func (g *Graph) waitLater(o ApplyOptions, addr, summary string, until time.Time, notes []state.Note) outcome {
+	g.recordOrKeep(o, &state.Record{Kind: state.KindStatus, Address: addr, Status: state.Waiting, Summary: summary, Until: until, Notes: notes})
+	o.Events(Event{Type: "waiting", Time: time.Now(), Address: addr, Summary: summary, Until: &until})
 	g.auditf(o, audit.EvStepWaiting, addr, map[string]any{"summary": summary, "until": until})
 	return outLater
 }
@@ -459,13 +523,13 @@ func (g *Graph) applyWithRetries(ctx context.Context, ip *InstancePlan, attrs ct
 		}
 		o.Events(Event{Type: "started", Time: time.Now(), Address: addr, Attempt: attempt})
 		g.auditf(o, audit.EvStepStarted, addr, map[string]any{"attempt": attempt, "action": step.Plugin + "." + step.Action})
-		outs, summary, err := g.applyOnce(ctx, ip, attrs, o)
+		fin, err := g.applyOnce(ctx, ip, attrs, o)
 		if err == nil {
-			return g.markDone(o, addr, attempt, summary, outs, in.Node, ip.Target)
+			return g.markDone(o, addr, attempt, in.Node, fin)
 		}
 		var later *laterError
 		if errors.As(err, &later) {
-			return g.waitLater(o, addr, later.summary, later.until)
+			return g.waitLater(o, addr, later.summary, later.until, later.notes)
 		}
 		lastErr = g.Redactor.String(err.Error())
 		var conflict *ConflictError
@@ -482,7 +546,7 @@ func (g *Graph) applyWithRetries(ctx context.Context, ip *InstancePlan, attrs ct
 			o.Events(Event{Type: "log", Time: time.Now(), Address: addr, Summary: g.Redactor.String("planned again: " + lastErr)})
 			g.auditf(o, audit.EvStepReplanned, addr, map[string]any{"reason": lastErr, "summary": np.Summary})
 			if np.Action == plans.NoChange {
-				return g.markDone(o, addr, attempt, "no change needed after planning again: "+np.Summary, np.Outputs, in.Node, np.Target)
+				return g.markDone(o, addr, attempt, in.Node, finished{summary: "no change needed after planning again: " + np.Summary, outs: np.Outputs, target: np.Target, notes: np.Notes})
 			}
 			ip = np
 			continue
@@ -527,22 +591,33 @@ func (g *Graph) replan(ctx context.Context, ip *InstancePlan, attrs cty.Value, o
 	}
 	np := *ip
 	np.Action, np.Summary, np.Details, np.Private, np.Outputs = actionOf(resp.Kind), g.Redactor.String(resp.Summary), g.Redactor.Strings(resp.Details), resp.Private, resp.Outputs
-	np.NotBefore, np.Target = resp.NotBefore, resp.Target
+	np.NotBefore, np.Target, np.Notes = resp.NotBefore, g.target(resp), g.notes(resp.Diagnostics)
 	if np.Action == plans.Manual {
 		return nil, fmt.Errorf("the new plan needs a person")
 	}
 	return &np, nil
 }
 
+// finished is what a step instance finished with.
+type finished struct {
+	summary string
+	outs    map[string]cty.Value
+	target  string
+	notes   []state.Note
+	// reads: how many plans the verify took (more than one: the target
+	// answered from a stale replica first).
+	reads int
+}
+
 // applyOnce calls Apply, then verifies with a fresh Plan that no change
 // remains.
-func (g *Graph) applyOnce(ctx context.Context, ip *InstancePlan, attrs cty.Value, o ApplyOptions) (map[string]cty.Value, string, error) {
+func (g *Graph) applyOnce(ctx context.Context, ip *InstancePlan, attrs cty.Value, o ApplyOptions) (finished, error) {
 	in := ip.Instance
 	n := in.Node
 	timeout := n.timeout(DefaultApplyTimeout)
 	cp, err := o.Run.Checkpoint(in.Address)
 	if err != nil {
-		return nil, "", err
+		return finished{}, err
 	}
 	cctx, cancel := stepContext(ctx, timeout)
 	defer cancel()
@@ -553,19 +628,20 @@ func (g *Graph) applyOnce(ctx context.Context, ip *InstancePlan, attrs cty.Value
 	if err == nil {
 		g.auditWarnings(o, in.Address, resp.Diagnostics)
 		if resp.Diagnostics.HasCode(sdk.CodeConflict) {
-			return nil, "", &ConflictError{Msg: resp.Diagnostics.Err().Error()}
+			return finished{}, &ConflictError{Msg: resp.Diagnostics.Err().Error()}
 		}
 		err = resp.Diagnostics.Err()
 	}
 	if err != nil {
 		// Whatever the plugin or the transport answered, say when it was
 		// the step's timeout.
-		return nil, "", timeoutError(cctx, err, timeout)
+		return finished{}, timeoutError(cctx, err, timeout)
 	}
 	// Verify: the step is done only when the plugin, looking again, sees no
 	// change left. A plugin built on the SDK looked already, at the end of
-	// its Apply (the same Plan, with the latest checkpoint); else ask.
-	verify := resp.Verify
+	// its Apply (the same Plan, with the latest checkpoint, again for a
+	// while when its target reads from lagging replicas); else ask.
+	verify, reads := resp.Verify, resp.VerifyReads
 	if verify == nil {
 		vctx, vcancel := stepContext(ctx, timeout)
 		defer vcancel()
@@ -573,38 +649,44 @@ func (g *Graph) applyOnce(ctx context.Context, ip *InstancePlan, attrs cty.Value
 		// before the plugin hears it was.
 		latest, err := o.Run.Checkpoint(in.Address)
 		if err != nil {
-			return nil, "", err
+			return finished{}, err
 		}
 		verify, err = n.Plugin.Instance.Plan(vctx, &sdk.PlanRequest{Action: n.Step.Action, Address: in.Address, Attributes: sdk.NewValues(attrs), Checkpoint: latest})
 		if err != nil {
-			return nil, "", fmt.Errorf("verifying after apply: %w", timeoutError(vctx, err, timeout))
+			return finished{}, fmt.Errorf("verifying after apply: %w", timeoutError(vctx, err, timeout))
 		}
+		reads++
 	}
 	g.auditWarnings(o, in.Address, verify.Diagnostics)
 	if err := verify.Diagnostics.Err(); err != nil {
-		return nil, "", fmt.Errorf("verifying after apply: %v", err)
+		return finished{}, fmt.Errorf("verifying after apply: %v", err)
 	}
 	if ip.Target == "" {
-		ip.Target = verify.Target // planned during apply, or from a saved plan
+		ip.Target = g.target(verify) // planned during apply, or from a saved plan
 	}
+	notes := mergeNotes(g.notes(resp.Diagnostics), g.notes(verify.Diagnostics))
 	if verify.Kind == sdk.Wait {
-		return nil, "", &laterError{summary: g.Redactor.String(verify.Summary), until: verify.NotBefore}
+		return finished{}, &laterError{summary: g.Redactor.String(verify.Summary), until: verify.NotBefore, notes: notes}
 	}
 	if verify.Kind != sdk.NoChange {
-		return nil, "", fmt.Errorf("the plugin reported success, but looking again it still sees a change to make (%s): the change did not take effect", verify.Summary)
+		looked := "looking again"
+		if reads > 1 {
+			looked = fmt.Sprintf("looking again %d times", reads)
+		}
+		return finished{}, fmt.Errorf("the plugin reported success, but %s it still sees a change to make (%s): the change did not take effect", looked, verify.Summary)
 	}
-	outs := verify.Outputs
+	fin := finished{summary: resp.Summary, outs: verify.Outputs, target: ip.Target, notes: notes, reads: reads}
 	if len(resp.Outputs) > 0 {
-		outs = resp.Outputs
+		fin.outs = resp.Outputs
 	}
-	sum := resp.Summary
-	if sum == "" {
-		sum = ip.Summary
+	if fin.summary == "" {
+		fin.summary = ip.Summary
 	}
-	return outs, sum, nil
+	return fin, nil
 }
 
-func (g *Graph) markDone(o ApplyOptions, addr string, attempt int, summary string, outs map[string]cty.Value, n *StepNode, target string) outcome {
+func (g *Graph) markDone(o ApplyOptions, addr string, attempt int, n *StepNode, fin finished) outcome {
+	outs, summary := fin.outs, fin.summary
 	sensitive := map[string]bool{}
 	for _, out := range n.Schema.Outputs {
 		sensitive[out.Name] = out.Sensitive
@@ -618,7 +700,7 @@ func (g *Graph) markDone(o ApplyOptions, addr string, attempt int, summary strin
 	if err != nil {
 		return g.failDone(o, addr, attempt, "cannot record outputs: "+err.Error())
 	}
-	recs := []*state.Record{{Kind: state.KindStatus, Address: addr, Status: state.Done, Attempt: attempt, Summary: summary, Outputs: clear, SealedOutputs: sealed, Target: target}}
+	recs := []*state.Record{{Kind: state.KindStatus, Address: addr, Status: state.Done, Attempt: attempt, Summary: summary, Outputs: clear, SealedOutputs: sealed, Target: g.Redactor.String(fin.target), Notes: fin.notes}}
 	names := o.Run.pendingSecretsOf(addr)
 	for _, name := range names {
 		recs = append(recs, &state.Record{Kind: state.KindSecret, Name: name, Address: addr, Verified: true})
@@ -628,7 +710,12 @@ func (g *Graph) markDone(o ApplyOptions, addr string, attempt int, summary strin
 	// that leaves the step "running", and the next apply looks again.
 	g.recordLater(o, recs...)
 	o.Events(Event{Type: "done", Time: time.Now(), Address: addr, Attempt: attempt, Summary: g.Redactor.String(summary)})
-	g.auditf(o, audit.EvStepDone, addr, map[string]any{"summary": summary, "attempt": attempt})
+	fields := map[string]any{"summary": summary, "attempt": attempt}
+	if fin.reads > 1 {
+		// The target answered from a stale replica: the verify looked again.
+		fields["verify_reads"] = fin.reads
+	}
+	g.auditf(o, audit.EvStepDone, addr, fields)
 	for _, name := range names {
 		g.auditf(o, audit.EvSecretVerified, addr, map[string]any{"name": name})
 	}

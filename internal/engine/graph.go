@@ -56,6 +56,11 @@ type Options struct {
 	Secrets func(address string) lang.SecretResolver
 	// KnownOutputs returns the recorded outputs of a finished instance.
 	KnownOutputs func(address string) (cty.Value, bool)
+	// FreshReads (plan and apply, unless -refresh=false): read-only steps
+	// are data sources, read again on every plan. A step that refers to
+	// one is expanded by ExpandReads from that fresh read, never from the
+	// outputs the state recorded.
+	FreshReads bool
 	// Redactor to use (default: a new one).
 	Redactor *Redactor
 }
@@ -69,8 +74,11 @@ type Graph struct {
 	Steps     map[string]*StepNode
 	Order     []*StepNode // dependencies first
 	Instances []*Instance // in Order
-	Redactor  *Redactor
-	DAG       *dag.Graph
+	// Gone are the recorded instances whose keys the fresh reads no longer
+	// yield (ExpandReads): planned as plans.Gone, recorded by apply.
+	Gone     []*Instance
+	Redactor *Redactor
+	DAG      *dag.Graph
 
 	scope *lang.Scope
 	opts  Options
@@ -98,16 +106,21 @@ type PluginConfig struct {
 
 // StepNode is a step with its action schema and decoded attributes.
 type StepNode struct {
-	Step      *runbook.Step
-	Plugin    *PluginConfig
-	Schema    *sdk.ActionSchema
-	Attrs     hcl.Attributes
-	Deps      []string
+	Step   *runbook.Step
+	Plugin *PluginConfig
+	Schema *sdk.ActionSchema
+	Attrs  hcl.Attributes
+	Deps   []string
+	// refs are the steps its expressions (for_each, when, attributes)
+	// refer to: Deps without depends_on.
+	refs      []string
 	Instances []*Instance
 	Targeted  bool
 	// pendingReads: its for_each waits for read-only steps, read once
 	// plugins are configured (ExpandReads).
 	pendingReads bool
+	// fromReads: ExpandReads expanded it, from what the reads found.
+	fromReads bool
 }
 
 // Instance is one expanded step instance.
@@ -120,6 +133,9 @@ type Instance struct {
 	Disabled bool
 	// Deferred says why the plugin cannot plan it yet (empty when it can).
 	Deferred string
+	// Gone: recorded in the state, but the reads it is expanded from no
+	// longer yield its key (Graph.Gone).
+	Gone bool
 
 	each *lang.Each
 }
@@ -568,6 +584,7 @@ func (g *Graph) decodeSteps() hcl.Diagnostics {
 					r.Kind, didYouMean(r.Kind, []string{"var", "local", "step", "each"})))
 			}
 		}
+		node.refs = keys(deps)
 		for _, tr := range s.DependsOn {
 			if tr.RootName() == "module" {
 				names, d := g.moduleSteps(tr, s)
@@ -787,6 +804,12 @@ func (g *Graph) expandNode(n *StepNode, mode Mode, mayDefer bool) hcl.Diagnostic
 	placeholder := outputsPlaceholder(n.Schema)
 	n.pendingReads = false
 	n.Instances = nil
+	if mode == ModePlan && mayDefer && g.opts.FreshReads && g.refersToReads(n) {
+		// Expanded by ExpandReads, from what its reads find now.
+		n.pendingReads = true
+		stepVals[s.Name] = cty.DynamicVal
+		return nil
+	}
 	if s.ForEach == nil {
 		in := &Instance{Node: n, Address: s.Address()}
 		diags = append(diags, g.evalInstance(in, base, nil, mode)...)
@@ -844,6 +867,17 @@ func (g *Graph) expandNode(n *StepNode, mode Mode, mayDefer bool) hcl.Diagnostic
 	}
 	stepVals[s.Name] = instancesValue(vals, placeholder.Type())
 	return diags
+}
+
+// refersToReads: one of the steps n's expressions refer to is read-only,
+// or is itself expanded from reads.
+func (g *Graph) refersToReads(n *StepNode) bool {
+	for _, name := range n.refs {
+		if m := g.Steps[name]; m != nil && m.Schema != nil && (m.Schema.ReadOnly || m.pendingReads) {
+			return true
+		}
+	}
+	return false
 }
 
 // readsOnly: every step the expression refers to is read-only, or itself

@@ -40,8 +40,10 @@ type InstancePlan struct {
 	Outputs map[string]cty.Value
 	// NotBefore, with Wait: when the step goes on.
 	NotBefore time.Time
-	// Target is the system the plugin said the step works on.
+	// Target is the system the plugin said the step works on (redacted).
 	Target string
+	// Notes are the plugin's warnings and what it left for a person.
+	Notes []state.Note
 }
 
 // Entry is the instance's plan as the plan file and `plan -json` hold it.
@@ -60,10 +62,11 @@ func (g *Graph) PlansFrom(entries []plans.Instance, run *Run) ([]*InstancePlan, 
 	for _, e := range entries {
 		byAddr[e.Address] = e
 	}
-	out := make([]*InstancePlan, 0, len(g.Instances))
-	if len(entries) != len(g.Instances) {
+	all := append(append(make([]*Instance, 0, len(g.Instances)+len(g.Gone)), g.Instances...), g.Gone...)
+	out := make([]*InstancePlan, 0, len(all))
+	if len(entries) != len(all) {
 		have := map[string]bool{}
-		for _, in := range g.Instances {
+		for _, in := range all {
 			have[in.Address] = true
 		}
 		for _, e := range entries {
@@ -72,7 +75,7 @@ func (g *Graph) PlansFrom(entries []plans.Instance, run *Run) ([]*InstancePlan, 
 			}
 		}
 	}
-	for _, in := range g.Instances {
+	for _, in := range all {
 		e, ok := byAddr[in.Address]
 		if !ok {
 			return nil, fmt.Errorf("the plan has no entry for %s (a step read while planning found other objects since, or the runbook changed)", in.Address)
@@ -80,7 +83,14 @@ func (g *Graph) PlansFrom(entries []plans.Instance, run *Run) ([]*InstancePlan, 
 		if e.Kind == plans.Invalid {
 			return nil, fmt.Errorf("the plan entry of %s has no action", in.Address)
 		}
+		if (e.Kind == plans.Gone) != in.Gone {
+			return nil, fmt.Errorf("the plan says %s is %s, but a step read now finds otherwise", in.Address, e.Kind)
+		}
 		ip := &InstancePlan{Instance: in, Action: e.Kind, Summary: e.Summary, Details: e.Details, Private: e.Private}
+		if rp := g.readPlans[in.Address]; rp != nil {
+			// Read again at apply: what later steps see is what it reads now.
+			ip.Outputs = rp.Outputs
+		}
 		if st := run.Instance(in.Address); st != nil && st.Status == state.Done {
 			// Made by an older switchover, a plan may say change or
 			// no-change for a done instance.
@@ -124,8 +134,12 @@ func Count(ips []*InstancePlan) plans.Counts {
 func (g *Graph) Configure(ctx context.Context) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	used := map[string]bool{}
-	for _, in := range g.Instances {
-		used[in.Node.Plugin.Key] = true
+	for _, n := range g.Order {
+		// Every targeted step's plugin: one expanded from reads has its
+		// instances only once the reads ran.
+		if n.Targeted && n.Plugin != nil && (len(n.Instances) > 0 || n.pendingReads) {
+			used[n.Plugin.Key] = true
+		}
 	}
 	for _, key := range keys(used) {
 		pc := g.Plugins[key]
@@ -214,6 +228,9 @@ func (g *Graph) Plan(ctx context.Context, o PlanOptions, run *Run) ([]*InstanceP
 	for _, d := range diagsAt {
 		diags = append(diags, d...)
 	}
+	for _, in := range g.Gone {
+		out = append(out, g.gonePlan(in, run))
+	}
 	return out, diags
 }
 
@@ -290,7 +307,7 @@ func (g *Graph) observe(ctx context.Context, in *Instance, run *Run) (*InstanceP
 	p.Details = g.Redactor.Strings(resp.Details)
 	p.Private = resp.Private
 	p.Outputs = resp.Outputs
-	p.NotBefore, p.Target = resp.NotBefore, resp.Target
+	p.NotBefore, p.Target, p.Notes = resp.NotBefore, g.target(resp), g.notes(resp.Diagnostics)
 	return p, diags
 }
 

@@ -2,21 +2,27 @@ package engine
 
 import (
 	"context"
+	"fmt"
+	"sort"
+	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/switchover/switchover/internal/lang"
 	"github.com/switchover/switchover/internal/plans"
+	"github.com/switchover/switchover/internal/state"
 )
 
-// ExpandReads expands the steps whose for_each is over the outputs of
-// read-only steps (ad.find_accounts, ssh.inventory): it plans those
-// read-only instances (they change nothing, and answer with their outputs)
-// and expands the waiting steps with what they read, like Terraform reads
-// a data source while planning. Plugins must be configured. Plan calls it;
-// an apply of a saved plan calls it before PlansFrom, and a read that
-// changed since the plan then shows as instances the plan does not have.
+// ExpandReads reads the read-only steps (ad.find_accounts, ssh.inventory)
+// that other steps refer to, and expands those steps with what was read,
+// like Terraform reads a data source while planning. Read-only steps are
+// read on every plan, done or not (with Options.FreshReads): an account
+// added since the last apply is a new instance, and an instance whose key
+// the read no longer yields is gone (Gone). Plugins must be configured.
+// Plan calls it; an apply of a saved plan calls it before PlansFrom, and a
+// read that changed since the plan then shows as instances the plan does
+// not have.
 func (g *Graph) ExpandReads(ctx context.Context, run *Run, noRefresh bool) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	pending := false
@@ -31,28 +37,57 @@ func (g *Graph) ExpandReads(ctx context.Context, run *Run, noRefresh bool) hcl.D
 	if g.readPlans == nil {
 		g.readPlans = map[string]*InstancePlan{}
 	}
+	failed := map[string]bool{} // steps whose read failed, and what depends on them
 	for _, n := range g.Order {
-		switch {
-		case n.pendingReads:
-			d := g.expandNode(n, ModePlan, false)
-			diags = append(diags, d...)
-		case n.Schema.ReadOnly && g.feedsPending(n):
+		if n.pendingReads {
+			if dependsOnFailed(n, failed) {
+				failed[n.Step.Name] = true
+				g.stepVals[n.Step.Name] = cty.DynamicVal
+				continue
+			}
+			diags = append(diags, g.expandNode(n, ModePlan, false)...)
+			n.fromReads = true
+		}
+		if n.Schema.ReadOnly && g.feedsPending(n) {
 			d := g.read(ctx, n, run, noRefresh)
 			diags = append(diags, d...)
+			if d.HasErrors() {
+				failed[n.Step.Name] = true
+			}
 		}
 	}
 	g.collectInstances()
+	g.Gone = g.goneInstances(run)
 	return diags
 }
 
-// feedsPending: a step waiting for reads refers to n.
+func dependsOnFailed(n *StepNode, failed map[string]bool) bool {
+	for _, r := range n.refs {
+		if failed[r] {
+			return true
+		}
+	}
+	return false
+}
+
+// feedsPending: a step expanded from reads refers to n.
 func (g *Graph) feedsPending(n *StepNode) bool {
 	for _, m := range g.Order {
-		if !m.pendingReads {
+		if m.pendingReads && contains(m.refs, n.Step.Name) {
+			return true
+		}
+	}
+	return false
+}
+
+// feedsForEach: a step expanded from reads has a for_each that refers to n.
+func (g *Graph) feedsForEach(n *StepNode) bool {
+	for _, m := range g.Order {
+		if !m.pendingReads || m.Step.ForEach == nil {
 			continue
 		}
-		for _, d := range m.Deps {
-			if d == n.Step.Name {
+		for _, r := range lang.References(m.Step.ForEach) {
+			if r.Kind == "step" && r.Name == n.Step.Name {
 				return true
 			}
 		}
@@ -60,15 +95,29 @@ func (g *Graph) feedsPending(n *StepNode) bool {
 	return false
 }
 
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
 // read plans a read-only node's instances and makes what they read the
-// node's value for the expansions after it.
+// node's value for the expansions after it. An instance that cannot be
+// read yet (its attributes wait for earlier steps) leaves the value
+// unknown: an error only when a for_each needs it.
 func (g *Graph) read(ctx context.Context, n *StepNode, run *Run, noRefresh bool) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	placeholder := outputsPlaceholder(n.Schema)
 	vals := map[string]cty.Value{}
 	for _, in := range n.Instances {
 		if in.Deferred != "" || !in.Attrs.IsWhollyKnown() {
-			diags = append(diags, errDiag(n.Step.DeclRange.Ptr(), "Cannot read a step while planning", "%s is read while planning (a later for_each uses its outputs), but its attributes are known only after apply.", in.Address))
+			if g.feedsForEach(n) {
+				diags = append(diags, errDiag(n.Step.DeclRange.Ptr(), "Cannot read a step while planning", "%s is read while planning (a later for_each uses its outputs), but its attributes are known only after apply.", in.Address))
+			}
+			g.stepVals[n.Step.Name] = placeholderValue(n, placeholder)
 			return diags
 		}
 		p, d := g.planInstance(ctx, in, run, noRefresh)
@@ -80,9 +129,15 @@ func (g *Graph) read(ctx context.Context, n *StepNode, run *Run, noRefresh bool)
 			}
 			return diags
 		}
-		v := g.instanceValue(in.Address, placeholder)
+		v := placeholder
 		if p.Outputs != nil {
 			v = cty.ObjectVal(map[string]cty.Value{"outputs": outputsObject(n, p.Outputs)})
+		} else if g.opts.KnownOutputs != nil {
+			// Not looked at again (-refresh=false, or a confirmed step): as
+			// the state recorded it.
+			if outs, ok := g.opts.KnownOutputs(in.Address); ok {
+				v = cty.ObjectVal(map[string]cty.Value{"outputs": outs})
+			}
 		}
 		if in.Key == cty.NilVal {
 			g.stepVals[n.Step.Name] = v
@@ -92,6 +147,14 @@ func (g *Graph) read(ctx context.Context, n *StepNode, run *Run, noRefresh bool)
 	}
 	g.stepVals[n.Step.Name] = instancesValue(vals, placeholder.Type())
 	return diags
+}
+
+// placeholderValue is a node's value before it ran: its outputs unknown.
+func placeholderValue(n *StepNode, placeholder cty.Value) cty.Value {
+	if n.Step.ForEach == nil {
+		return placeholder
+	}
+	return cty.DynamicVal
 }
 
 // outputsObject is a plugin's outputs as the object later steps see: every
@@ -109,4 +172,77 @@ func outputsObject(n *StepNode, outs map[string]cty.Value) cty.Value {
 		m[o.Name] = v
 	}
 	return cty.ObjectVal(m)
+}
+
+// goneInstances are the recorded instances of the steps expanded from
+// reads whose keys the reads no longer yield (the object was deleted, or
+// no longer matches): shown as gone, recorded by apply, never an error.
+// One recorded as gone already is not listed again.
+func (g *Graph) goneInstances(run *Run) []*Instance {
+	if run == nil || run.State == nil {
+		return nil
+	}
+	var out []*Instance
+	for _, n := range g.Order {
+		if !n.fromReads || !n.Targeted || n.Step.ForEach == nil {
+			continue
+		}
+		have := make(map[string]bool, len(n.Instances))
+		for _, in := range n.Instances {
+			have[in.Address] = true
+		}
+		prefix := n.Step.Address() + "["
+		var gone []*Instance
+		run.State.View(func(s *state.Snapshot) {
+			for addr, st := range s.Instances {
+				if !strings.HasPrefix(addr, prefix) || have[addr] || st.Status == state.Gone {
+					continue
+				}
+				key, ok := instanceKey(addr[len(n.Step.Address()):])
+				if !ok {
+					continue
+				}
+				gone = append(gone, &Instance{Node: n, Key: cty.StringVal(key), Address: addr, Gone: true})
+			}
+		})
+		sort.Slice(gone, func(i, j int) bool { return gone[i].Address < gone[j].Address })
+		out = append(out, gone...)
+	}
+	return out
+}
+
+// instanceKey parses `["key"]`.
+func instanceKey(s string) (string, bool) {
+	var k string
+	if len(s) < 4 || s[0] != '[' || s[len(s)-1] != ']' {
+		return "", false
+	}
+	if _, err := fmt.Sscanf(s[1:len(s)-1], "%q", &k); err != nil {
+		return "", false
+	}
+	return k, true
+}
+
+// gonePlan is the plan of an instance whose object is gone.
+func (g *Graph) gonePlan(in *Instance, run *Run) *InstancePlan {
+	st := run.Instance(in.Address)
+	was := "never applied"
+	if st != nil {
+		was = "it was " + string(st.Status)
+		if st.Status == state.Done {
+			was = "it was done " + st.FinishedAt.Local().Format("2006-01-02 15:04:05")
+		}
+	}
+	feeds := make([]string, 0, len(in.Node.refs))
+	for _, r := range in.Node.refs {
+		if m := g.Steps[r]; m != nil && m.Schema.ReadOnly {
+			feeds = append(feeds, m.Step.Address())
+		}
+	}
+	by := "the steps it is expanded from"
+	if len(feeds) > 0 {
+		by = strings.Join(feeds, ", ")
+	}
+	return &InstancePlan{Instance: in, Action: plans.Gone,
+		Summary: fmt.Sprintf("gone: %s no longer finds it (%s); recorded as gone, nothing to do", by, was)}
 }

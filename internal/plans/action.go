@@ -33,6 +33,10 @@ const (
 	// Wait: started, and goes on at a later time (the plugin said when);
 	// apply leaves it waiting until then.
 	Wait
+	// Gone: the state records the instance, but the read-only step it is
+	// expanded from no longer finds its object (deleted, or no longer
+	// matching). Nothing to do on any system; apply records it as gone.
+	Gone
 )
 
 var actionWords = [...]string{
@@ -46,6 +50,7 @@ var actionWords = [...]string{
 	Skipped:  "skipped",
 	Failed:   "failed",
 	Wait:     "wait",
+	Gone:     "gone",
 }
 
 // String is the action's word in the plan file and in `-json`.
@@ -93,7 +98,7 @@ func (a Action) Symbol() string {
 		return "!"
 	case NoChange, Done:
 		return "="
-	case Skipped:
+	case Skipped, Gone:
 		return "-"
 	case Wait:
 		return ">"
@@ -113,6 +118,8 @@ type Counts struct {
 	Wait     int `json:"wait"`
 	Skipped  int `json:"skipped"`
 	Failed   int `json:"failed"`
+	// Gone: objects the reads no longer find (no change to any system).
+	Gone int `json:"gone"`
 }
 
 // Add counts one instance's action.
@@ -130,5 +137,7 @@ func (c *Counts) Add(a Action) {
 		c.Skipped++
 	case Failed:
 		c.Failed++
+	case Gone:
+		c.Gone++
 	}
 }

@@ -28,6 +28,9 @@ const (
 	Failed  Status = "failed"
 	Skipped Status = "skipped"
 	Waiting Status = "waiting" // for a person, or until a time (Until)
+	// Gone: the read it was expanded from no longer finds its object
+	// (deleted, or no longer matching); nothing was done for it.
+	Gone Status = "gone"
 )
 
 // Record kinds.
@@ -60,6 +63,9 @@ type Record struct {
 	Until time.Time `json:"until,omitempty"`
 	// Target, with Done: the system the step worked on (for the handover).
 	Target string `json:"tgt,omitempty"`
+	// Notes: what the plugin warned about, or left for a person, when the
+	// instance reached this status (the checklist's open items).
+	Notes []Note `json:"notes,omitempty"`
 
 	// checkpoint (Sealed: Data is age-encrypted because it held a secret)
 	Data   []byte `json:"d,omitempty"`
@@ -102,6 +108,39 @@ type Instance struct {
 	Until time.Time
 	// Target: the system the step worked on.
 	Target string
+	// Notes of its last outcome.
+	Notes []Note
+}
+
+// Note is a plugin's warning, or what it left for a person, about one
+// step instance.
+type Note struct {
+	// Kind is NoteWarning or NoteLeftForPerson.
+	Kind    string `json:"kind"`
+	Summary string `json:"summary"`
+	Detail  string `json:"detail,omitempty"`
+}
+
+// Note kinds.
+const (
+	NoteWarning       = "warning"
+	NoteLeftForPerson = "left_for_person"
+)
+
+// WaitsForPerson: the instance waits for a person's confirmation.
+func (in *Instance) WaitsForPerson() bool { return in.Status == Waiting && in.Until.IsZero() }
+
+// DueLater: the instance started and goes on by itself at Until (the
+// second krbtgt reset, Connect's next sync); no person is waited for.
+func (in *Instance) DueLater() bool { return in.Status == Waiting && !in.Until.IsZero() }
+
+// Shown is the status as a person reads it: "due_later" for a timed wait,
+// else Status.
+func (in *Instance) Shown() string {
+	if in.DueLater() {
+		return "due_later"
+	}
+	return string(in.Status)
 }
 
 // Confirmation is a person's written, attributable confirmation.
@@ -187,7 +226,7 @@ func (s *Snapshot) Apply(r *Record) {
 		switch r.Status {
 		case Running:
 			in.StartedAt, in.Error = r.Time, ""
-		case Done, Failed, Skipped:
+		case Done, Failed, Skipped, Gone:
 			in.FinishedAt = r.Time
 		}
 		if r.Summary != "" {
@@ -198,6 +237,7 @@ func (s *Snapshot) Apply(r *Record) {
 		if r.Target != "" {
 			in.Target = r.Target
 		}
+		in.Notes = r.Notes
 		if r.Status == Done {
 			in.Outputs, in.SealedOutputs = r.Outputs, r.SealedOutputs
 		}

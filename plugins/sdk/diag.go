@@ -33,6 +33,31 @@ type Diagnostic struct {
 // plan is safe (Plan and Apply are idempotent from the world's view).
 const CodeConflict = "conflict"
 
+// CodeNotFound marks an error meaning the object a step works on does not
+// exist (any more): deleted between plan and apply, or never there. For an
+// action that removes or disables objects (Action.GoneIsDone) that is
+// success ("already gone"); for others, a one-line failure naming the
+// object. Return it with NotFound.
+const CodeNotFound = "not_found"
+
+// CodeLeftForPerson marks a warning that names something a person must
+// still do (switchover could not, or must not, do it): it becomes an open
+// item of the new provider's checklist, with the step and its target. A
+// warning without it is listed there too, as a warning.
+const CodeLeftForPerson = "left_for_person"
+
+// Warnf is one warning: shown with the plan, recorded with the step, and
+// listed as an open item in the checklist.
+func Warnf(summary, format string, a ...any) Diagnostic {
+	return Diagnostic{Severity: Warning, Summary: summary, Detail: fmt.Sprintf(format, a...)}
+}
+
+// LeftForPerson is a warning saying what a person still has to do (such
+// as "still privileged through its primary group: change it by hand").
+func LeftForPerson(summary, format string, a ...any) Diagnostic {
+	return Diagnostic{Severity: Warning, Summary: summary, Detail: fmt.Sprintf(format, a...), Code: CodeLeftForPerson}
+}
+
 // Conflictf returns an error diagnostic with CodeConflict.
 func Conflictf(format string, a ...any) Diagnostics {
 	return Diagnostics{{Severity: Error, Summary: fmt.Sprintf(format, a...), Code: CodeConflict}}
@@ -102,17 +127,69 @@ func Conflict(format string, a ...any) error {
 	return &ConflictError{Msg: fmt.Sprintf(format, a...)}
 }
 
-// PlanError is a plan that failed with err.
+// NotFoundError says the object a step works on does not exist: the
+// target answered so (Graph 404 Request_ResourceNotFound, SCIM 404, LDAP
+// noSuchObject, no such user or file on a host).
+type NotFoundError struct {
+	// Object names it as a person would look for it ("user tech3@oldmsp.example
+	// in tenant T").
+	Object string
+}
+
+func (e *NotFoundError) Error() string { return e.Object + " does not exist (any more)" }
+
+// NotFound is a NotFoundError naming the object.
+func NotFound(format string, a ...any) error {
+	return &NotFoundError{Object: fmt.Sprintf(format, a...)}
+}
+
+// IsNotFound reports whether err is, or wraps, a NotFoundError.
+func IsNotFound(err error) bool {
+	var nf *NotFoundError
+	return errors.As(err, &nf)
+}
+
+// errDiags is the diagnostic for err, with its code.
+func errDiags(err error) Diagnostics {
+	var ce *ConflictError
+	if errors.As(err, &ce) {
+		return Conflictf("%v", err)
+	}
+	if IsNotFound(err) {
+		return Diagnostics{{Severity: Error, Summary: err.Error(), Code: CodeNotFound}}
+	}
+	return Errorf("%v", err)
+}
+
+// PlanError is a plan that failed with err (a NotFoundError keeps its code).
 func PlanError(err error) *PlanResponse {
-	return &PlanResponse{Diagnostics: Errorf("%v", err)}
+	return &PlanResponse{Diagnostics: errDiags(err)}
 }
 
 // ApplyError is an apply that failed with err; a ConflictError anywhere in
-// its chain makes it a conflict (switchover plans again).
+// its chain makes it a conflict (switchover plans again), a NotFoundError
+// says the object is gone.
 func ApplyError(err error) *ApplyResponse {
-	var ce *ConflictError
-	if errors.As(err, &ce) {
-		return &ApplyResponse{Diagnostics: Conflictf("%v", err)}
+	return &ApplyResponse{Diagnostics: errDiags(err)}
+}
+
+// notFoundSummary is the not-found error's text, or "".
+func (d Diagnostics) notFoundSummary() string {
+	for _, x := range d {
+		if x.Severity == Error && x.Code == CodeNotFound {
+			return x.Summary
+		}
 	}
-	return &ApplyResponse{Diagnostics: Errorf("%v", err)}
+	return ""
+}
+
+// warnings are the diagnostics that are not errors.
+func (d Diagnostics) warnings() Diagnostics {
+	var out Diagnostics
+	for _, x := range d {
+		if x.Severity != Error {
+			out = append(out, x)
+		}
+	}
+	return out
 }

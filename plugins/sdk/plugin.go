@@ -7,6 +7,8 @@ import (
 	"runtime/debug"
 	"sort"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
@@ -26,6 +28,27 @@ type Plugin struct {
 	// groups steps by it. Optional.
 	TargetFunc func(action string, attrs Values) string
 	Actions    []*Action
+	// Consistency is how long the target may answer reads from a stale
+	// replica after a write (Microsoft Graph: seconds, sometimes a
+	// minute). The plan that verifies an apply is made again, with
+	// backoff, for up to this long before a change is called
+	// ineffective. Zero: the target reads its own writes (one look). With
+	// it, the plugin block takes `consistency_wait = "90s"`.
+	Consistency time.Duration
+
+	consistencyWait atomic.Int64 // the plugin block's consistency_wait, if set
+}
+
+// ConsistencyAttribute is the plugin block setting of a plugin with
+// Consistency.
+const ConsistencyAttribute = "consistency_wait"
+
+// settle is how long a verify may look again.
+func (p *Plugin) settle() time.Duration {
+	if d := p.consistencyWait.Load(); d > 0 {
+		return time.Duration(d)
+	}
+	return p.Consistency
 }
 
 // Action is one action of a plugin.
@@ -38,6 +61,10 @@ type Action struct {
 	// NoChange with its outputs). switchover reads it while planning, so
 	// that later steps can expand for_each over its outputs.
 	ReadOnly bool
+	// GoneIsDone: the action removes or disables an object, so an object
+	// that does not exist (its plan or apply returned NotFound) is done:
+	// the plan says NoChange ("already gone"), the apply succeeds.
+	GoneIsDone bool
 	// PlanFunc must not change anything.
 	PlanFunc  func(ctx context.Context, req *PlanRequest) *PlanResponse
 	ApplyFunc func(ctx context.Context, req *ApplyRequest, ev Events) *ApplyResponse
@@ -57,6 +84,10 @@ func (p *Plugin) action(name string) *Action {
 // Schema implements Provider.
 func (p *Plugin) Schema(ctx context.Context) (*Schema, error) {
 	s := &Schema{Name: p.Name, Version: p.Version, Description: p.Description, Config: p.Config}
+	if p.Consistency > 0 {
+		s.Config = append(append([]Attribute(nil), p.Config...), Attribute{Name: ConsistencyAttribute, Type: cty.String,
+			Description: fmt.Sprintf("How long to look again after a write before calling it ineffective: the target answers reads from replicas that may lag (a Go duration; default %s).", p.Consistency)})
+	}
 	for _, a := range p.Actions {
 		s.Actions = append(s.Actions, ActionSchema{Name: a.Name, Description: a.Description, Attributes: a.Attributes, Outputs: a.Outputs, ReadOnly: a.ReadOnly})
 	}
@@ -66,6 +97,16 @@ func (p *Plugin) Schema(ctx context.Context) (*Schema, error) {
 
 // Configure implements Provider.
 func (p *Plugin) Configure(ctx context.Context, config cty.Value) (diags Diagnostics, err error) {
+	if p.Consistency > 0 {
+		vals := NewValues(config)
+		if w := vals.String(ConsistencyAttribute); w != "" {
+			d, perr := time.ParseDuration(w)
+			if perr != nil || d < 0 || d > time.Hour {
+				return AttributeErrorf(ConsistencyAttribute, "Invalid consistency_wait", "%q is not a duration between 0s and 1h (such as \"90s\").", w), nil
+			}
+			p.consistencyWait.Store(int64(d))
+		}
+	}
 	if p.ConfigureFunc == nil {
 		return nil, nil
 	}
@@ -83,6 +124,9 @@ func (p *Plugin) Plan(ctx context.Context, req *PlanRequest) (resp *PlanResponse
 	resp = a.PlanFunc(ctx, req)
 	if resp == nil {
 		return nil, fmt.Errorf("plugin %q action %q returned no plan", p.Name, req.Action)
+	}
+	if gone := resp.Diagnostics.notFoundSummary(); gone != "" && a.GoneIsDone {
+		resp = &PlanResponse{Kind: NoChange, Summary: "already gone: " + gone, Target: resp.Target, Diagnostics: resp.Diagnostics.warnings()}
 	}
 	if resp.Kind == 0 && !resp.Diagnostics.HasErrors() {
 		return nil, fmt.Errorf("plugin %q action %q returned a plan without a kind", p.Name, req.Action)
@@ -105,18 +149,44 @@ func (p *Plugin) Apply(ctx context.Context, req *ApplyRequest, ev Events) (resp 
 	if resp == nil {
 		return nil, fmt.Errorf("plugin %q action %q returned no result", p.Name, req.Action)
 	}
+	if gone := resp.Diagnostics.notFoundSummary(); gone != "" && a.GoneIsDone {
+		// Deleted since the plan: nothing is left to remove or disable.
+		resp = &ApplyResponse{Summary: "already gone: " + gone, Diagnostics: resp.Diagnostics.warnings()}
+	}
 	if err := checkOutputs(a, resp.Outputs); err != nil {
 		return nil, err
 	}
-	if len(resp.Diagnostics) == 0 && ctx.Err() == nil {
+	if !resp.Diagnostics.HasErrors() && ctx.Err() == nil {
 		// Look again here, as switchover would with Plan: one call less
 		// per step. A plan that fails (it may have run out of the apply's
 		// time) is left to switchover's own call, with a timeout of its own.
-		if v, err := p.Plan(ctx, &PlanRequest{Action: req.Action, Address: req.Address, Attributes: req.Attributes, Checkpoint: cp.latest()}); err == nil && !v.Diagnostics.HasErrors() {
-			resp.Verify = v
-		}
+		resp.Verify, resp.VerifyReads = p.verify(ctx, &PlanRequest{Action: req.Action, Address: req.Address, Attributes: req.Attributes}, cp)
 	}
 	return resp, nil
+}
+
+// verify plans again after an apply; while the plan still sees the change
+// to make, it looks again with backoff for up to settle (a target that
+// answers from stale replicas), and says how many plans it made.
+func (p *Plugin) verify(ctx context.Context, req *PlanRequest, cp *lastCheckpoint) (*PlanResponse, int) {
+	deadline := time.Now().Add(p.settle())
+	wait := 200 * time.Millisecond
+	for reads := 1; ; reads++ {
+		req.Checkpoint = cp.latest()
+		v, err := p.Plan(ctx, req)
+		if err != nil || v.Diagnostics.HasErrors() {
+			return nil, reads
+		}
+		if v.Kind != Change || time.Now().Add(wait).After(deadline) {
+			return v, reads
+		}
+		select {
+		case <-ctx.Done():
+			return v, reads
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 5*time.Second)
+	}
 }
 
 // lastCheckpoint passes events on and keeps the last checkpoint made

@@ -141,6 +141,11 @@ type PlanResponse struct {
 	// "ldaps://dc1.example.com", a tenant, a repository): the handover
 	// checklist groups steps by it.
 	Target string
+	// TargetSensitive: Target holds a secret (a repository URL with its
+	// password); switchover never shows or stores it. Better: name the
+	// target without the secret (rest:https://user:***@host/, restic's
+	// own spelling).
+	TargetSensitive bool
 }
 
 // ApplyRequest asks a plugin to make the change for one step instance.
@@ -162,6 +167,10 @@ type ApplyResponse struct {
 	// made in the plugin without another call. Plugin (the SDK) fills it;
 	// a Provider that leaves it nil is asked with Plan.
 	Verify *PlanResponse
+	// VerifyReads is how many plans Verify took: more than one when the
+	// target answered from a stale replica and the SDK looked again
+	// (Plugin.Consistency). The audit trail records it.
+	VerifyReads int
 }
 
 // Events lets Apply report progress to switchover.

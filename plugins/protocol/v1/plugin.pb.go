@@ -785,9 +785,12 @@ type PlanResponse struct {
 	NotBeforeUnixNano int64 `protobuf:"varint,7,opt,name=not_before_unix_nano,json=notBeforeUnixNano,proto3" json:"not_before_unix_nano,omitempty"`
 	// The system the step works on (a host, a domain, a tenant, a repository):
 	// the handover checklist groups steps by it.
-	Target        string `protobuf:"bytes,8,opt,name=target,proto3" json:"target,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Target string `protobuf:"bytes,8,opt,name=target,proto3" json:"target,omitempty"`
+	// The target holds a secret (a repository URL with its password): the
+	// host shows and stores it redacted.
+	TargetSensitive bool `protobuf:"varint,9,opt,name=target_sensitive,json=targetSensitive,proto3" json:"target_sensitive,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *PlanResponse) Reset() {
@@ -874,6 +877,13 @@ func (x *PlanResponse) GetTarget() string {
 		return x.Target
 	}
 	return ""
+}
+
+func (x *PlanResponse) GetTargetSensitive() bool {
+	if x != nil {
+		return x.TargetSensitive
+	}
+	return false
 }
 
 type ApplyRequest struct {
@@ -1190,7 +1200,10 @@ type ApplyResult struct {
 	// The plugin's plan right after a successful apply (same attributes,
 	// latest checkpoint): switchover's verification without another call.
 	// Unset: switchover calls Plan.
-	Verify        *PlanResponse `protobuf:"bytes,4,opt,name=verify,proto3" json:"verify,omitempty"`
+	Verify *PlanResponse `protobuf:"bytes,4,opt,name=verify,proto3" json:"verify,omitempty"`
+	// How many reads the verify took: more than one when the target answered
+	// from a stale replica and the plugin looked again (eventual consistency).
+	VerifyReads   uint32 `protobuf:"varint,5,opt,name=verify_reads,json=verifyReads,proto3" json:"verify_reads,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1251,6 +1264,13 @@ func (x *ApplyResult) GetVerify() *PlanResponse {
 		return x.Verify
 	}
 	return nil
+}
+
+func (x *ApplyResult) GetVerifyReads() uint32 {
+	if x != nil {
+		return x.VerifyReads
+	}
+	return 0
 }
 
 type ApplyServerMessage struct {
@@ -1409,7 +1429,7 @@ const file_plugin_proto_rawDesc = "" +
 	"attributes\x12\x1e\n" +
 	"\n" +
 	"checkpoint\x18\x04 \x01(\fR\n" +
-	"checkpoint\"\xe1\x02\n" +
+	"checkpoint\"\x8c\x03\n" +
 	"\fPlanResponse\x128\n" +
 	"\x06action\x18\x01 \x01(\x0e2 .switchover.plugin.v1.PlanActionR\x06action\x12\x18\n" +
 	"\asummary\x18\x02 \x01(\tR\asummary\x12\x18\n" +
@@ -1418,7 +1438,8 @@ const file_plugin_proto_rawDesc = "" +
 	"\vdiagnostics\x18\x05 \x03(\v2 .switchover.plugin.v1.DiagnosticR\vdiagnostics\x12<\n" +
 	"\aoutputs\x18\x06 \x01(\v2\".switchover.plugin.v1.DynamicValueR\aoutputs\x12/\n" +
 	"\x14not_before_unix_nano\x18\a \x01(\x03R\x11notBeforeUnixNano\x12\x16\n" +
-	"\x06target\x18\b \x01(\tR\x06target\"\xbe\x01\n" +
+	"\x06target\x18\b \x01(\tR\x06target\x12)\n" +
+	"\x10target_sensitive\x18\t \x01(\bR\x0ftargetSensitive\"\xbe\x01\n" +
 	"\fApplyRequest\x12\x16\n" +
 	"\x06action\x18\x01 \x01(\tR\x06action\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12B\n" +
@@ -1441,12 +1462,13 @@ const file_plugin_proto_rawDesc = "" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\"#\n" +
 	"\aLogLine\x12\x18\n" +
-	"\amessage\x18\x01 \x01(\tR\amessage\"\xe5\x01\n" +
+	"\amessage\x18\x01 \x01(\tR\amessage\"\x88\x02\n" +
 	"\vApplyResult\x12\x18\n" +
 	"\asummary\x18\x01 \x01(\tR\asummary\x12<\n" +
 	"\aoutputs\x18\x02 \x01(\v2\".switchover.plugin.v1.DynamicValueR\aoutputs\x12B\n" +
 	"\vdiagnostics\x18\x03 \x03(\v2 .switchover.plugin.v1.DiagnosticR\vdiagnostics\x12:\n" +
-	"\x06verify\x18\x04 \x01(\v2\".switchover.plugin.v1.PlanResponseR\x06verify\"\xcf\x01\n" +
+	"\x06verify\x18\x04 \x01(\v2\".switchover.plugin.v1.PlanResponseR\x06verify\x12!\n" +
+	"\fverify_reads\x18\x05 \x01(\rR\vverifyReads\"\xcf\x01\n" +
 	"\x12ApplyServerMessage\x12B\n" +
 	"\n" +
 	"checkpoint\x18\x01 \x01(\v2 .switchover.plugin.v1.CheckpointH\x00R\n" +

@@ -88,7 +88,7 @@ func encodePlan(r *sdk.PlanResponse) (*pb.PlanResponse, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encoding outputs: %w", err)
 	}
-	return &pb.PlanResponse{Action: planKinds[r.Kind], Summary: r.Summary, Details: r.Details, Private: r.Private, Diagnostics: encodeDiags(r.Diagnostics), Outputs: outs, NotBeforeUnixNano: unixNano(r.NotBefore), Target: r.Target}, nil
+	return &pb.PlanResponse{Action: planKinds[r.Kind], Summary: r.Summary, Details: r.Details, Private: r.Private, Diagnostics: encodeDiags(r.Diagnostics), Outputs: outs, NotBeforeUnixNano: unixNano(r.NotBefore), Target: r.Target, TargetSensitive: r.TargetSensitive}, nil
 }
 
 func (s *grpcServer) Apply(stream pb.Plugin_ApplyServer) error {
@@ -129,7 +129,7 @@ func (s *grpcServer) Apply(stream pb.Plugin_ApplyServer) error {
 	if err != nil {
 		return fmt.Errorf("encoding outputs: %w", err)
 	}
-	result := &pb.ApplyResult{Summary: resp.Summary, Outputs: outs, Diagnostics: encodeDiags(resp.Diagnostics)}
+	result := &pb.ApplyResult{Summary: resp.Summary, Outputs: outs, Diagnostics: encodeDiags(resp.Diagnostics), VerifyReads: uint32(resp.VerifyReads)}
 	if resp.Verify != nil {
 		if result.Verify, err = encodePlan(resp.Verify); err != nil {
 			return err
@@ -228,7 +228,7 @@ func decodePlan(r *pb.PlanResponse) (*sdk.PlanResponse, error) {
 		return nil, err
 	}
 	resp := &sdk.PlanResponse{Summary: r.Summary, Details: r.Details, Private: r.Private, Diagnostics: decodeDiags(r.Diagnostics), Outputs: outs}
-	resp.Target = r.Target
+	resp.Target, resp.TargetSensitive = r.Target, r.TargetSensitive
 	if r.NotBeforeUnixNano != 0 {
 		resp.NotBefore = time.Unix(0, r.NotBeforeUnixNano)
 	}
@@ -283,7 +283,7 @@ func (c *GRPCClient) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Ev
 				return nil, err
 			}
 			_ = stream.CloseSend()
-			resp := &sdk.ApplyResponse{Summary: msg.Result.Summary, Outputs: outs, Diagnostics: decodeDiags(msg.Result.Diagnostics)}
+			resp := &sdk.ApplyResponse{Summary: msg.Result.Summary, Outputs: outs, Diagnostics: decodeDiags(msg.Result.Diagnostics), VerifyReads: int(msg.Result.VerifyReads)}
 			if msg.Result.Verify != nil {
 				if resp.Verify, err = decodePlan(msg.Result.Verify); err != nil {
 					return nil, err
