@@ -76,14 +76,19 @@ type Counts struct {
 	Skipped int `json:"skipped"`
 	Running int `json:"cut_off"`
 	Pending int `json:"pending"`
+	// Gone: objects the runbook's reads no longer found (deleted, or no
+	// longer matching), nothing done for them.
+	Gone int `json:"gone"`
 }
 
 // OpenItem is something not finished: a failed, skipped or cut-off step,
 // a step waiting for a person or for a time, or a task from the runbook's
 // handover block.
 type OpenItem struct {
-	Kind    string     `json:"kind"` // failed, cut_off, waiting_for_person, due_later, skipped, task
-	Step    string     `json:"step,omitempty"`
+	Kind string `json:"kind"` // failed, cut_off, waiting_for_person, left_for_person, due_later, warning, skipped, task
+	Step string `json:"step,omitempty"`
+	// Target is the system of the step (a host, a domain, a tenant).
+	Target  string     `json:"target,omitempty"`
 	Title   string     `json:"title"`
 	Detail  string     `json:"detail,omitempty"`
 	Owner   string     `json:"owner,omitempty"`
@@ -102,15 +107,17 @@ type System struct {
 
 // StepResult is one step instance with its evidence.
 type StepResult struct {
-	Address     string         `json:"address"`
-	Action      string         `json:"action"`
-	Status      string         `json:"status"`
-	Summary     string         `json:"summary,omitempty"`
-	Error       string         `json:"error,omitempty"`
-	Attempts    int            `json:"attempts,omitempty"`
-	FinishedAt  *time.Time     `json:"finished_at,omitempty"`
-	ConfirmedBy string         `json:"confirmed_by,omitempty"`
-	Evidence    map[string]any `json:"evidence,omitempty"` // its outputs (sensitive ones left out)
+	Address     string     `json:"address"`
+	Action      string     `json:"action"`
+	Status      string     `json:"status"`
+	Summary     string     `json:"summary,omitempty"`
+	Error       string     `json:"error,omitempty"`
+	Attempts    int        `json:"attempts,omitempty"`
+	FinishedAt  *time.Time `json:"finished_at,omitempty"`
+	ConfirmedBy string     `json:"confirmed_by,omitempty"`
+	// Evidence is its outputs as plain JSON values (sensitive ones left
+	// out).
+	Evidence map[string]any `json:"evidence,omitempty"`
 }
 
 // Result is the step's result for a person: its error or summary, and who
@@ -260,10 +267,7 @@ func (c *Checklist) stepResults(st *state.Snapshot, steps map[string]stepInfo) {
 		if !ok {
 			info = stepInfo{plugin: "?", action: "(no longer in the runbook)", system: "(steps no longer in the runbook)"}
 		}
-		r := &StepResult{Address: inst.Address, Action: info.action, Status: string(inst.Status), Summary: inst.Summary, Error: inst.Error, Attempts: inst.Attempts}
-		if inst.Status == state.Waiting && !inst.Until.IsZero() {
-			r.Status = "due_later"
-		}
+		r := &StepResult{Address: inst.Address, Action: info.action, Status: inst.Shown(), Summary: inst.Summary, Error: inst.Error, Attempts: inst.Attempts}
 		if !inst.FinishedAt.IsZero() {
 			t := inst.FinishedAt.UTC()
 			r.FinishedAt = &t
@@ -271,21 +275,18 @@ func (c *Checklist) stepResults(st *state.Snapshot, steps map[string]stepInfo) {
 		if inst.Confirm != nil {
 			r.ConfirmedBy = inst.Confirm.By
 		}
-		if len(inst.Outputs) > 0 {
-			var ev map[string]any
-			if json.Unmarshal(inst.Outputs, &ev) == nil && len(ev) > 0 {
-				r.Evidence = ev
-			}
-		}
+		r.Evidence = evidence(inst.Outputs)
 		switch {
 		case inst.Status == state.Done:
 			c.Counts.Done++
 		case inst.Status == state.Failed:
 			c.Counts.Failed++
-		case r.Status == "due_later":
+		case inst.DueLater():
 			c.Counts.Due++
-		case inst.Status == state.Waiting:
+		case inst.WaitsForPerson():
 			c.Counts.Waiting++
+		case inst.Status == state.Gone:
+			c.Counts.Gone++
 		case inst.Status == state.Skipped:
 			c.Counts.Skipped++
 		case inst.Status == state.Running:
@@ -319,9 +320,9 @@ func (c *Checklist) openItems(rb *runbook.Runbook, st *state.Snapshot, now time.
 			c.OpenItems = append(c.OpenItems, OpenItem{Kind: "failed", Step: inst.Address, Title: "Failed: " + inst.Address, Detail: inst.Error})
 		case inst.Status == state.Running:
 			c.OpenItems = append(c.OpenItems, OpenItem{Kind: "cut_off", Step: inst.Address, Title: "Cut off while running: " + inst.Address, Detail: "Run switchover apply again: the plugin looks before anything is repeated."})
-		case inst.Status == state.Waiting && inst.Until.IsZero():
+		case inst.WaitsForPerson():
 			c.OpenItems = append(c.OpenItems, OpenItem{Kind: "waiting_for_person", Step: inst.Address, Title: "Waiting for a person: " + inst.Address, Detail: inst.Summary, Owner: confirmBy(rb, inst.Address)})
-		case inst.Status == state.Waiting:
+		case inst.DueLater():
 			t := inst.Until.UTC()
 			detail := inst.Summary
 			if t.After(now) {
@@ -330,6 +331,16 @@ func (c *Checklist) openItems(rb *runbook.Runbook, st *state.Snapshot, now time.
 			c.OpenItems = append(c.OpenItems, OpenItem{Kind: "due_later", Step: inst.Address, Title: "Due later: " + inst.Address, Detail: detail, Due: &t})
 		case inst.Status == state.Skipped:
 			c.OpenItems = append(c.OpenItems, OpenItem{Kind: "skipped", Step: inst.Address, Title: "Skipped: " + inst.Address, Detail: inst.Summary})
+		}
+		if inst.Status == state.Gone {
+			continue // nothing is open for an object that is gone
+		}
+		for _, n := range inst.Notes {
+			it := OpenItem{Kind: n.Kind, Step: inst.Address, Target: inst.Target, Title: n.Summary, Detail: n.Detail}
+			if it.Kind != state.NoteLeftForPerson {
+				it.Kind = "warning"
+			}
+			c.OpenItems = append(c.OpenItems, it)
 		}
 	}
 	for _, it := range rb.Handover {
@@ -341,7 +352,7 @@ func (c *Checklist) openItems(rb *runbook.Runbook, st *state.Snapshot, now time.
 				Detail: "A new value was made but its step has not verified it: apply again to finish; both the old and the new value are in the state until then."})
 		}
 	}
-	rank := map[string]int{"failed": 0, "cut_off": 1, "waiting_for_person": 2, "due_later": 3, "skipped": 4, "task": 5}
+	rank := map[string]int{"failed": 0, "cut_off": 1, "waiting_for_person": 2, "left_for_person": 3, "due_later": 4, "warning": 5, "skipped": 6, "task": 7}
 	sort.SliceStable(c.OpenItems, func(i, j int) bool { return rank[c.OpenItems[i].Kind] < rank[c.OpenItems[j].Kind] })
 }
 
@@ -372,4 +383,29 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// evidence is a step's recorded outputs as plain JSON values: the state
+// keeps them as cty JSON ({"value": ..., "type": ...}), whose type half
+// means nothing to a person.
+func evidence(raw json.RawMessage) map[string]any {
+	if len(raw) == 0 {
+		return nil
+	}
+	var ev map[string]any
+	if json.Unmarshal(raw, &ev) != nil {
+		return nil
+	}
+	if v, ok := ev["value"].(map[string]any); ok && len(ev) == 2 && ev["type"] != nil {
+		ev = v
+	}
+	for k, v := range ev {
+		if v == nil {
+			delete(ev, k) // an output the step did not give
+		}
+	}
+	if len(ev) == 0 {
+		return nil
+	}
+	return ev
 }

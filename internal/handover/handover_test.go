@@ -254,3 +254,86 @@ func TestStepResultNamesTheConfirmerOnce(t *testing.T) {
 		}
 	}
 }
+
+// What a person reads: evidence as lists and tables (never cty's type
+// encoding), "->" as written in every format, a plugin's warnings and what
+// it left for a person as open items with step and target, a gone object
+// counted, a timed wait named "due later" (not "waiting for a person").
+func TestChecklistReadsAsAPersonWould(t *testing.T) {
+	in := sample(t)
+	now := in.Now
+	for _, r := range []*state.Record{
+		{Kind: state.KindStatus, Address: "step.done", Status: state.Done, Summary: "moved a -> b", Target: "ldaps://dc1.kunde.example",
+			Outputs: json.RawMessage(`{"value":{"accounts":{"tech1":{"dn":"CN=tech1","enabled":false},"tech2":{"dn":"CN=tech2","enabled":true}},"count":2,"names":["tech1","tech2"]},"type":["object",{"accounts":["map",["object",{"dn":"string","enabled":"bool"}]],"count":"number","names":["list","string"]}]}`),
+			Notes: []state.Note{{Kind: state.NoteLeftForPerson, Summary: "tech2 is privileged through its primary group", Detail: "Set its primary group to Domain Users -> by hand."}, {Kind: state.NoteWarning, Summary: "host key trusted on first use"}},
+			Time:  now},
+		{Kind: state.KindStatus, Address: `step.off`, Status: state.Gone, Summary: "gone: step.found no longer finds it", Time: now},
+	} {
+		in.State.Apply(r)
+	}
+	c := Build(in)
+	kinds := map[string]OpenItem{}
+	for _, it := range c.OpenItems {
+		kinds[it.Kind] = it
+	}
+	if it := kinds["left_for_person"]; it.Step != "step.done" || it.Target != "ldaps://dc1.kunde.example" || !strings.Contains(it.Title, "primary group") {
+		t.Fatalf("left_for_person item: %+v", it)
+	}
+	if it := kinds["warning"]; it.Title != "host key trusted on first use" {
+		t.Fatalf("warning item: %+v", it)
+	}
+	if _, ok := kinds["skipped"]; ok {
+		t.Fatal("a gone object is listed as skipped")
+	}
+	if c.Counts.Gone != 1 || c.Counts.Due != 1 || c.Counts.Waiting != 1 {
+		t.Fatalf("counts: %+v", c.Counts)
+	}
+	var md, js, html bytes.Buffer
+	if err := c.Markdown(&md); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.JSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.HTML(&html); err != nil {
+		t.Fatal(err)
+	}
+	for name, out := range map[string]string{"markdown": md.String(), "json": js.String(), "html": html.String()} {
+		for _, bad := range []string{`"type"`, `["object"`, `-\u003e`, `-\>`, "Waiting for a person: step.later"} {
+			if strings.Contains(out, bad) {
+				t.Errorf("%s has %q", name, bad)
+			}
+		}
+	}
+	for _, want := range []string{"moved a -> b", "| key | dn | enabled |", "| tech2 | CN=tech2 | yes |", "- count: 2", "- names: tech1, tech2",
+		"Due later: step.later", "1 gone", "**tech2 is privileged through its primary group** — `step.done` — on ldaps://dc1.kunde.example"} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md.String())
+		}
+	}
+	if !strings.Contains(html.String(), "<th>enabled</th>") || !strings.Contains(html.String(), "<td>CN=tech1</td>") {
+		t.Errorf("html evidence is not a table")
+	}
+	var back struct {
+		Systems []struct {
+			Steps []struct {
+				Address  string         `json:"address"`
+				Evidence map[string]any `json:"evidence"`
+			} `json:"steps"`
+		} `json:"systems"`
+	}
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, s := range back.Systems {
+		for _, st := range s.Steps {
+			if st.Address == "step.done" {
+				found = st.Evidence["count"] == float64(2) && st.Evidence["value"] == nil
+			}
+		}
+	}
+	if !found {
+		t.Errorf("json evidence is not plain: %s", js.String())
+	}
+}

@@ -5,15 +5,16 @@ import (
 	"fmt"
 	"html/template"
 	"io"
-	"sort"
 	"strings"
 	"time"
 )
 
-// JSON writes the checklist as JSON (format_version 1).
+// JSON writes the checklist as JSON (format_version 1), with text as it is
+// ("->" is not escaped to "-\u003e").
 func (c *Checklist) JSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
 	return enc.Encode(c)
 }
 
@@ -29,25 +30,6 @@ func (it OpenItem) due() string {
 		return stamp(*it.Due)
 	}
 	return it.DueText
-}
-
-// evidenceLines flattens a step's evidence into "name: value" lines.
-func evidenceLines(ev map[string]any) []string {
-	keys := make([]string, 0, len(ev))
-	for k := range ev {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var out []string
-	for _, k := range keys {
-		b, _ := json.Marshal(ev[k])
-		s := string(b)
-		if len(s) > 2000 {
-			s = s[:2000] + fmt.Sprintf("... (%d bytes)", len(b))
-		}
-		out = append(out, k+": "+s)
-	}
-	return out
 }
 
 func (c *Checklist) title() string {
@@ -89,16 +71,23 @@ func (c *Checklist) headerFacts() [][2]string {
 
 func (c *Checklist) countLine() string {
 	n := c.Counts
-	return fmt.Sprintf("%d done, %d failed, %d waiting for a person, %d due later, %d skipped, %d cut off, %d pending", n.Done, n.Failed, n.Waiting, n.Due, n.Skipped, n.Running, n.Pending)
+	line := fmt.Sprintf("%d done, %d failed, %d waiting for a person, %d due later, %d skipped, %d cut off, %d pending", n.Done, n.Failed, n.Waiting, n.Due, n.Skipped, n.Running, n.Pending)
+	if n.Gone > 0 {
+		line += fmt.Sprintf(", %d gone (no longer found by the runbook's reads)", n.Gone)
+	}
+	return line
 }
 
-// mdEscape keeps a value from breaking a Markdown table or list.
+// mdEscape keeps a value from breaking a Markdown table or list, or
+// becoming HTML in a renderer: line breaks and "|" and "<" are escaped, a
+// ">" only where it would start a quote ("->" stays as written).
 func mdEscape(s string) string {
 	s = strings.ReplaceAll(s, "\r", "")
 	s = strings.ReplaceAll(s, "\n", " ")
 	s = strings.ReplaceAll(s, "|", `\|`)
-	for _, c := range []string{"<", ">"} {
-		s = strings.ReplaceAll(s, c, `\`+c)
+	s = strings.ReplaceAll(s, "<", `\<`)
+	if strings.HasPrefix(s, ">") {
+		s = `\` + s
 	}
 	return s
 }
@@ -119,6 +108,12 @@ func (c *Checklist) Markdown(w io.Writer) error {
 	}
 	for _, it := range c.OpenItems {
 		fmt.Fprintf(&b, "- [ ] **%s**", mdEscape(it.Title))
+		if it.Step != "" && it.Kind != "failed" && it.Kind != "cut_off" && it.Kind != "waiting_for_person" && it.Kind != "due_later" && it.Kind != "skipped" {
+			fmt.Fprintf(&b, " — `%s`", strings.ReplaceAll(it.Step, "`", "'"))
+		}
+		if it.Target != "" {
+			fmt.Fprintf(&b, " — on %s", mdEscape(it.Target))
+		}
 		if it.Owner != "" {
 			fmt.Fprintf(&b, " — owner: %s", mdEscape(it.Owner))
 		}
@@ -141,10 +136,8 @@ func (c *Checklist) Markdown(w io.Writer) error {
 			if len(s.Evidence) == 0 {
 				continue
 			}
-			fmt.Fprintf(&b, "\nEvidence of `%s`:\n\n", strings.ReplaceAll(s.Address, "`", "'"))
-			for _, l := range evidenceLines(s.Evidence) {
-				fmt.Fprintf(&b, "- %s\n", mdEscape(l))
-			}
+			fmt.Fprintf(&b, "\nEvidence of `%s`:\n", strings.ReplaceAll(s.Address, "`", "'"))
+			mdEvidence(&b, s.Evidence)
 		}
 	}
 	fmt.Fprintf(&b, "\n## Secrets delivered (%d; values only in the encrypted bundle)\n\n", len(c.Secrets))
@@ -179,8 +172,7 @@ func (c *Checklist) Markdown(w io.Writer) error {
 		for _, o := range c.Outputs {
 			v := "(sensitive: in the bundle)"
 			if !o.Sensitive {
-				j, _ := json.Marshal(o.Value)
-				v = string(j)
+				v = plainJSON(o.Value)
 			}
 			fmt.Fprintf(&b, "- %s = %s\n", mdEscape(o.Name), mdEscape(v))
 		}
@@ -189,7 +181,7 @@ func (c *Checklist) Markdown(w io.Writer) error {
 	return err
 }
 
-var page = template.Must(template.New("page").Funcs(template.FuncMap{"stamp": stampAny, "evidence": evidenceLines, "json": jsonText}).Parse(`<!DOCTYPE html>
+var page = template.Must(template.New("page").Funcs(template.FuncMap{"stamp": stampAny, "evidence": evidenceItems, "json": plainJSON}).Parse(`<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -215,13 +207,13 @@ details { margin: .3rem 0 .6rem; } summary { cursor: pointer; color: #0969da; } 
 {{range .C.Warnings}}<p class="warn">{{.}}</p>{{end}}
 <h2 id="open">Open items ({{len .C.OpenItems}})</h2>
 {{if not .C.OpenItems}}<p>Nothing is open.</p>{{else}}<ul class="open">{{range .C.OpenItems}}
-<li class="{{.Kind}}"><span class="kind">{{.Kind}}</span> <strong>{{.Title}}</strong>{{if .Owner}} — owner: {{.Owner}}{{end}}{{if .Due}} — due: {{stamp .Due}}{{else if .DueText}} — due: {{.DueText}}{{end}}{{if .Detail}}<br>{{.Detail}}{{end}}</li>{{end}}
+<li class="{{.Kind}}"><span class="kind">{{.Kind}}</span> <strong>{{.Title}}</strong>{{if or (eq .Kind "warning") (eq .Kind "left_for_person")}} — <code>{{.Step}}</code>{{end}}{{if .Target}} — on {{.Target}}{{end}}{{if .Owner}} — owner: {{.Owner}}{{end}}{{if .Due}} — due: {{stamp .Due}}{{else if .DueText}} — due: {{.DueText}}{{end}}{{if .Detail}}<br>{{.Detail}}{{end}}</li>{{end}}
 </ul>{{end}}
 <h2 id="systems">Systems</h2>
 <p>Steps: {{.Counts}}.</p>
 {{range .C.Systems}}<h3>{{.Name}}</h3>
 <table><tr><th>step</th><th>action</th><th>status</th><th>result</th></tr>
-{{range .Steps}}<tr><td><code>{{.Address}}</code></td><td>{{.Action}}</td><td class="status-{{.Status}}">{{.Status}}</td><td>{{.Result}}{{if .Evidence}}<details><summary>evidence</summary><ul class="ev">{{range evidence .Evidence}}<li><code>{{.}}</code></li>{{end}}</ul></details>{{end}}</td></tr>
+{{range .Steps}}<tr><td><code>{{.Address}}</code></td><td>{{.Action}}</td><td class="status-{{.Status}}">{{.Status}}</td><td>{{.Result}}{{if .Evidence}}<details><summary>evidence</summary><ul class="ev">{{range evidence .Evidence}}<li><strong>{{.Name}}</strong>:{{if .IsTable}}<table class="ev"><tr>{{range .Cols}}<th>{{.}}</th>{{end}}</tr>{{range .Rows}}<tr>{{range .}}<td>{{.}}</td>{{end}}</tr>{{end}}</table>{{if .More}}<em>and {{.More}} more (all in checklist.json)</em>{{end}}{{else if .HasPairs}}<ul>{{range .Pairs}}<li>{{index . 0}}: {{index . 1}}</li>{{end}}</ul>{{else}} {{.Value}}{{end}}</li>{{end}}</ul></details>{{end}}</td></tr>
 {{end}}</table>
 {{end}}
 <h2 id="secrets">Secrets delivered ({{len .C.Secrets}})</h2>
@@ -241,9 +233,41 @@ func (c *Checklist) HTML(w io.Writer) error {
 	return page.Execute(w, map[string]any{"C": htmlView{c}, "Facts": c.headerFacts(), "Counts": c.countLine()})
 }
 
-func jsonText(v any) string {
-	b, _ := json.Marshal(v)
-	return string(b)
+// mdEvidence writes a step's evidence: "name: value" lines, key/value
+// lists, small tables.
+func mdEvidence(b *strings.Builder, ev map[string]any) {
+	b.WriteString("\n")
+	for _, it := range evidenceItems(ev) {
+		switch {
+		case it.IsTable():
+			fmt.Fprintf(b, "- %s:\n\n  | %s |\n  |%s\n", mdEscape(it.Name), strings.Join(mdCells(it.Cols), " | "), strings.Repeat("---|", len(it.Cols)))
+			for _, r := range it.Rows {
+				fmt.Fprintf(b, "  | %s |\n", strings.Join(mdCells(r), " | "))
+			}
+			if it.More > 0 {
+				fmt.Fprintf(b, "\n  and %d more (all in checklist.json)\n", it.More)
+			}
+			b.WriteString("\n")
+		case it.HasPairs():
+			fmt.Fprintf(b, "- %s:\n", mdEscape(it.Name))
+			for _, p := range it.Pairs {
+				fmt.Fprintf(b, "  - %s: %s\n", mdEscape(p[0]), mdEscape(p[1]))
+			}
+		default:
+			fmt.Fprintf(b, "- %s: %s\n", mdEscape(it.Name), mdEscape(it.Value))
+		}
+	}
+}
+
+func mdCells(cells []string) []string {
+	out := make([]string, len(cells))
+	for i, c := range cells {
+		out[i] = mdEscape(c)
+		if out[i] == "" {
+			out[i] = " "
+		}
+	}
+	return out
 }
 
 // stampAny formats a time or a *time.Time for the template.
