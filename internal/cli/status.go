@@ -57,14 +57,16 @@ func runStatus(ctx context.Context, env *Env, args []string) int {
 		}
 		insts = c
 	})
-	counts := map[string]int{}
+	counts := map[string]int{} // by the status shown: due_later apart from waiting
+	jsonCounts := map[state.Status]int{}
 	for _, in := range insts {
 		counts[in.Shown()]++
+		jsonCounts[in.Status]++
 	}
 	if asJSON {
 		var list []map[string]any
 		for _, in := range insts {
-			m := map[string]any{"address": in.Address, "status": in.Shown(), "attempts": in.Attempts, "summary": in.Summary, "error": in.Error}
+			m := map[string]any{"address": in.Address, "status": in.Status, "attempts": in.Attempts, "summary": in.Summary, "error": in.Error}
 			if !in.StartedAt.IsZero() {
 				m["started_at"] = in.StartedAt
 			}
@@ -73,6 +75,10 @@ func runStatus(ctx context.Context, env *Env, args []string) int {
 			}
 			if !in.Until.IsZero() {
 				m["until"] = in.Until // waits for this time, not for a person
+				m["due_later"] = true
+			}
+			if len(in.Notes) > 0 {
+				m["notes"] = in.Notes
 			}
 			if in.Confirm != nil {
 				m["confirmed_by"], m["confirmed_at"], m["confirm_note"] = in.Confirm.By, in.Confirm.Time, in.Confirm.Note
@@ -87,7 +93,7 @@ func runStatus(ctx context.Context, env *Env, args []string) int {
 				outs[name] = map[string]any{"value": o.Value}
 			}
 		}
-		writeJSON(env.Stdout, map[string]any{"format_version": 1, "run": runID, "instances": list, "counts": counts, "outputs": outs})
+		writeJSON(env.Stdout, map[string]any{"format_version": 1, "run": runID, "instances": list, "counts": jsonCounts, "due_later": counts["due_later"], "outputs": outs})
 		return ExitOK
 	}
 	w := env.Stdout

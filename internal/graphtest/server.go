@@ -74,7 +74,12 @@ type Server struct {
 	// Retry-After in whole seconds.
 	RateLimit float64
 	// Latency is added to every Graph call (as a real tenant has).
-	Latency    time.Duration
+	Latency time.Duration
+	// Stale makes reads lag writes, as Graph's replicas do: a GET sees
+	// the directory as it was Stale ago (a write is visible to reads only
+	// Stale after it was made, a deleted user is still listed until then).
+	Stale      time.Duration
+	history    []stamped // the directory before each write of the last Stale
 	srv        *httptest.Server
 	schema     *Schema
 	mu         sync.Mutex
@@ -431,7 +436,121 @@ func (s *Server) one(w http.ResponseWriter, r *http.Request) {
 		graphError(w, http.StatusUnauthorized, "InvalidAuthenticationToken", "Access token is empty or invalid.")
 		return
 	}
+	if s.Stale > 0 {
+		now := time.Now()
+		if r.Method == "GET" {
+			if old := s.replicaAt(now.Add(-s.Stale)); old != nil {
+				cur := s.view()
+				s.setView(*old)
+				defer s.setView(cur)
+			}
+		} else {
+			s.history = append(s.history, stamped{at: now, dir: s.copyView()})
+		}
+	}
 	s.graph(w, r, strings.Split(strings.TrimPrefix(r.URL.Path, "/v1.0/"), "/"))
+}
+
+// directory is what a replica holds.
+type directory struct {
+	users   map[string]*User
+	order   []string
+	roles   map[string]*role
+	groups  map[string]*role
+	sps     map[string]map[string]any
+	spOrder []string
+	grants  map[string]map[string]any
+	assigns map[string][]map[string]any
+	apps    map[string]map[string]any
+}
+
+// stamped is the directory as it was before a write at a time.
+type stamped struct {
+	at  time.Time
+	dir directory
+}
+
+func (s *Server) view() directory {
+	return directory{s.users, s.order, s.roles, s.groups, s.sps, s.spOrder, s.grants, s.assigns, s.apps}
+}
+
+func (s *Server) setView(d directory) {
+	s.users, s.order, s.roles, s.groups, s.sps, s.spOrder, s.grants, s.assigns, s.apps = d.users, d.order, d.roles, d.groups, d.sps, d.spOrder, d.grants, d.assigns, d.apps
+}
+
+// replicaAt is the directory as it was at t (nil: as it is now): before
+// the first write made after t. History older than every replica's lag is
+// dropped.
+func (s *Server) replicaAt(t time.Time) *directory {
+	for len(s.history) > 0 && !s.history[0].at.After(t) {
+		s.history = s.history[1:]
+	}
+	if len(s.history) == 0 {
+		return nil
+	}
+	return &s.history[0].dir
+}
+
+func (s *Server) copyView() directory {
+	d := directory{users: map[string]*User{}, order: append([]string(nil), s.order...), roles: copyRoles(s.roles), groups: copyRoles(s.groups),
+		sps: copyObjects(s.sps), spOrder: append([]string(nil), s.spOrder...), grants: copyObjects(s.grants), assigns: map[string][]map[string]any{}, apps: copyObjects(s.apps)}
+	for id, u := range s.users {
+		c := &User{Props: deepCopy(u.Props).(map[string]any), Password: u.Password}
+		for _, m := range u.Methods {
+			c.Methods = append(c.Methods, deepCopy(m).(map[string]any))
+		}
+		d.users[id] = c
+	}
+	for k, list := range s.assigns {
+		for _, a := range list {
+			d.assigns[k] = append(d.assigns[k], deepCopy(a).(map[string]any))
+		}
+	}
+	return d
+}
+
+func copyRoles(m map[string]*role) map[string]*role {
+	out := make(map[string]*role, len(m))
+	for k, r := range m {
+		c := *r
+		c.Members = append([]string(nil), r.Members...)
+		out[k] = &c
+	}
+	return out
+}
+
+func copyObjects(m map[string]map[string]any) map[string]map[string]any {
+	out := make(map[string]map[string]any, len(m))
+	for k, v := range m {
+		out[k] = deepCopy(v).(map[string]any)
+	}
+	return out
+}
+
+func deepCopy(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		m := make(map[string]any, len(x))
+		for k, e := range x {
+			m[k] = deepCopy(e)
+		}
+		return m
+	case []any:
+		l := make([]any, len(x))
+		for i, e := range x {
+			l[i] = deepCopy(e)
+		}
+		return l
+	case []map[string]any:
+		l := make([]map[string]any, len(x))
+		for i, e := range x {
+			l[i] = deepCopy(e).(map[string]any)
+		}
+		return l
+	case []string:
+		return append([]string(nil), x...)
+	}
+	return v
 }
 
 func (s *Server) throttle(w http.ResponseWriter, seconds int) {

@@ -62,7 +62,7 @@ func (p *plugin) removeAuthMethods() *sdk.Action {
 		}
 		raws, err := g.all(ctx, "/users/"+url.PathEscape(u.ID)+"/authentication/methods", nil)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, p.gone(err, "user %q", u.UserPrincipalName)
 		}
 		var out []method
 		for _, r := range raws {
@@ -80,7 +80,7 @@ func (p *plugin) removeAuthMethods() *sdk.Action {
 		sort.Slice(out, func(i, j int) bool { return out[i].describe() < out[j].describe() })
 		return g, u, out, nil
 	}
-	return &sdk.Action{Name: "remove_auth_methods",
+	return &sdk.Action{Name: "remove_auth_methods", GoneIsDone: true,
 		Description: "Deletes the user's authentication methods (all removable ones, or kinds): the old provider's phone as MFA, its authenticator app, OATH tokens, FIDO2 keys, email and temporary access passes. The password stays.",
 		Attributes: []sdk.Attribute{userAttr,
 			{Name: "kinds", Type: cty.List(cty.String), Description: "phone, email, microsoft_authenticator, software_oath, fido2, temporary_access_pass (default: all)."}},
@@ -121,7 +121,7 @@ func (p *plugin) removeGroups() *sdk.Action {
 		func(ctx context.Context, g *graph, u *user, a sdk.Values) ([]membership, error) {
 			raws, err := g.all(ctx, "/users/"+url.PathEscape(u.ID)+"/memberOf?$select=id,displayName", nil)
 			if err != nil {
-				return nil, err
+				return nil, p.gone(err, "user %q", u.UserPrincipalName)
 			}
 			var out []membership
 			for _, r := range raws {

@@ -52,7 +52,18 @@ func newPlugin(version string, notify func(string)) *sdk.Plugin {
 			return "Entra tenant " + p.tenant
 		},
 		Actions: []*sdk.Action{p.findUsers(), p.disableUser(), p.revokeSessions(), p.resetPassword(), p.removeRoles(), p.removeGuests(), p.removeServicePrincipals(), p.removeAuthMethods(), p.removeGroups(), p.appCredentials(), p.inventory()},
+		// Graph answers reads from replicas: a read right after a write may
+		// show the old value for seconds (a minute at worst).
+		Consistency: 60 * time.Second,
 	}
+}
+
+// gone turns Graph's 404 into the SDK's NotFound, naming the object.
+func (p *plugin) gone(err error, format string, a ...any) error {
+	if statusOf(err) == http.StatusNotFound {
+		return sdk.NotFound("%s in tenant %s", fmt.Sprintf(format, a...), p.tenant)
+	}
+	return err
 }
 
 func (p *plugin) configure(ctx context.Context, cfg sdk.Values) sdk.Diagnostics {
@@ -160,7 +171,7 @@ func (p *plugin) userOf(ctx context.Context, a sdk.Values) (*graph, *user, error
 func (g *graph) mustUser(ctx context.Context, key string) (*user, error) {
 	u, err := g.getUser(ctx, key)
 	if err == nil && u == nil {
-		err = fmt.Errorf("the tenant has no user %q", key)
+		err = sdk.NotFound("user %q", key)
 	}
 	return u, err
 }
@@ -267,8 +278,8 @@ const syncWait = 10 * time.Minute
 var userAttr = sdk.Attribute{Name: "user", Type: cty.String, Required: true, Description: "The user's id or UPN."}
 
 func (p *plugin) disableUser() *sdk.Action {
-	return &sdk.Action{Name: "disable_user", Description: "Sets accountEnabled = false: the user can no longer sign in.",
-		Attributes: []sdk.Attribute{userAttr},
+	return &sdk.Action{Name: "disable_user", Description: "Sets accountEnabled = false: the user can no longer sign in. A user deleted meanwhile is done (already gone).",
+		Attributes: []sdk.Attribute{userAttr}, GoneIsDone: true,
 		PlanFunc: func(ctx context.Context, req *sdk.PlanRequest) *sdk.PlanResponse {
 			_, u, err := p.userOf(ctx, req.Attributes)
 			if err != nil {
@@ -298,7 +309,7 @@ func (p *plugin) disableUser() *sdk.Action {
 				id = req.Attributes.String("user")
 			}
 			if err := g.do(ctx, "PATCH", "/users/"+url.PathEscape(id), nil, map[string]any{"accountEnabled": false}, nil); err != nil {
-				return sdk.ApplyError(err)
+				return sdk.ApplyError(p.gone(err, "user %q", req.Attributes.String("user")))
 			}
 			return &sdk.ApplyResponse{Summary: "disabled " + req.Attributes.String("user")}
 		}}
@@ -331,17 +342,6 @@ func laterThan(a, b string) bool {
 	return err1 == nil && err2 == nil && ta.After(tb)
 }
 
-// checkpointAfter reads the user again and records the property the
-// change left (a time), which a later plan compares with.
-func (g *graph) checkpointAfter(ctx context.Context, ev sdk.Events, id string, prop func(*user) string) error {
-	after, err := g.mustUser(ctx, id)
-	if err != nil {
-		return err
-	}
-	b, _ := json.Marshal(timeCheckpoint{After: prop(after)})
-	return ev.Checkpoint(ctx, b)
-}
-
 func laterOrEqual(a, b string) bool {
 	ta, err1 := time.Parse(time.RFC3339Nano, a)
 	tb, err2 := time.Parse(time.RFC3339Nano, b)
@@ -350,8 +350,8 @@ func laterOrEqual(a, b string) bool {
 
 func (p *plugin) revokeSessions() *sdk.Action {
 	return &sdk.Action{Name: "revoke_sessions",
-		Description: "Ends the user's sessions and refresh tokens (revokeSignInSessions); verified by signInSessionsValidFromDateTime.",
-		Attributes:  []sdk.Attribute{userAttr},
+		Description: "Ends the user's sessions and refresh tokens (revokeSignInSessions); verified by signInSessionsValidFromDateTime. A user deleted meanwhile has none left.",
+		Attributes:  []sdk.Attribute{userAttr}, GoneIsDone: true,
 		PlanFunc: func(ctx context.Context, req *sdk.PlanRequest) *sdk.PlanResponse {
 			_, u, err := p.userOf(ctx, req.Attributes)
 			if err != nil {
@@ -374,21 +374,15 @@ func (p *plugin) revokeSessions() *sdk.Action {
 			var rp revokePlan
 			if json.Unmarshal(req.Private, &rp) != nil || rp.ID == "" {
 				// No plan of this version (one saved by an older one):
-				// read the user and, after the change, read it again.
+				// read the user before the change.
 				u, err := g.mustUser(ctx, req.Attributes.String("user"))
 				if err != nil {
 					return sdk.ApplyError(err)
 				}
-				if err := g.do(ctx, "POST", "/users/"+url.PathEscape(u.ID)+"/revokeSignInSessions", nil, nil, nil); err != nil {
-					return sdk.ApplyError(err)
-				}
-				if err := g.checkpointAfter(ctx, ev, u.ID, func(a *user) string { return a.SignInSessionsValidFromDateTime }); err != nil {
-					return sdk.ApplyError(err)
-				}
-				return &sdk.ApplyResponse{Summary: "revoked the sessions of " + u.UserPrincipalName}
+				rp = revokePlan{ID: u.ID, Before: u.SignInSessionsValidFromDateTime}
 			}
 			if err := g.do(ctx, "POST", "/users/"+url.PathEscape(rp.ID)+"/revokeSignInSessions", nil, nil, nil); err != nil {
-				return sdk.ApplyError(err)
+				return sdk.ApplyError(p.gone(err, "user %q", req.Attributes.String("user")))
 			}
 			// The sessions are revoked once their valid-from time is later
 			// than the plan saw (the verify reads it).
@@ -400,25 +394,64 @@ func (p *plugin) revokeSessions() *sdk.Action {
 		}}
 }
 
+// passwordCheckpoint is reset_password's evidence, from its own write
+// (never from a read after it, which a lagging replica may answer): the
+// password-change time it saw before the write, and when it sent it.
+type passwordCheckpoint struct {
+	Before string    `json:"before"`
+	Sent   time.Time `json:"sent"`
+	// After is what an older version recorded from a read after the write.
+	After string `json:"after,omitempty"`
+}
+
+// passwordSkew is how far Graph's clock and this machine's may differ
+// (and how long a write may take to land): a change later than that after
+// the write is someone else's.
+const passwordSkew = 10 * time.Minute
+
+// ours says whether the password change time changed reads as the
+// write the checkpoint records: later than before it, and not much later
+// than it was sent (a later one is someone else's change: drift).
+func (ck passwordCheckpoint) ours(changed string) (bool, string) {
+	if ck.After != "" {
+		return changed == ck.After, ck.After
+	}
+	if ck.Sent.IsZero() || !laterThan(changed, ck.Before) {
+		return false, ""
+	}
+	t, err := time.Parse(time.RFC3339Nano, changed)
+	if err != nil || t.After(ck.Sent.Add(passwordSkew)) {
+		return false, ""
+	}
+	return true, ck.Sent.UTC().Format(time.RFC3339)
+}
+
 func (p *plugin) resetPassword() *sdk.Action {
 	return &sdk.Action{Name: "reset_password",
-		Description: "Sets the user's password (passwordProfile) to a value from secret(), optionally to be changed at the next sign-in; crash-safe through the write-ahead secret. Verified by lastPasswordChangeDateTime (Graph never reads a password back).",
+		Description: "Sets the user's password (passwordProfile) to a value from secret(), optionally to be changed at the next sign-in; crash-safe through the write-ahead secret. Verified by lastPasswordChangeDateTime moving past what it was before the write (Graph never reads a password back); a change made later by someone else is drift.",
 		Attributes: []sdk.Attribute{userAttr,
 			{Name: "password", Type: cty.String, Required: true, Sensitive: true, Description: "The new password, normally secret(\"...\")."},
 			{Name: "force_change", Type: cty.Bool, Description: "The user must change it at the next sign-in."}},
 		PlanFunc: func(ctx context.Context, req *sdk.PlanRequest) *sdk.PlanResponse {
 			_, u, err := p.userOf(ctx, req.Attributes)
 			if err != nil {
-				return sdk.PlanError(err)
+				return sdk.PlanError(p.gone(err, "user %q", req.Attributes.String("user")))
 			}
-			var ck timeCheckpoint
-			if json.Unmarshal(req.Checkpoint, &ck) == nil && ck.After != "" && u.LastPasswordChangeDateTime == ck.After {
-				return sdk.NoChangef("the password of %s is the one set at %s", u.UserPrincipalName, ck.After)
+			var ck passwordCheckpoint
+			if json.Unmarshal(req.Checkpoint, &ck) == nil {
+				if ok, at := ck.ours(u.LastPasswordChangeDateTime); ok {
+					return sdk.NoChangef("the password of %s is the one set at %s", u.UserPrincipalName, at)
+				}
 			}
 			if u.synced() {
 				return sdk.PlanError(fmt.Errorf("%s is synchronized from on-premises AD (Entra Connect), where its password is mastered: Graph cannot set it; reset it in AD (ad.reset_password) instead", u.UserPrincipalName))
 			}
-			return sdk.Changef("reset the password of %s (to a new secret)", u.UserPrincipalName)
+			r := sdk.Changef("reset the password of %s (to a new secret)", u.UserPrincipalName)
+			if ck.Before != "" || ck.After != "" {
+				r = sdk.Changef("reset the password of %s again: it was changed at %s, after switchover set it", u.UserPrincipalName, u.LastPasswordChangeDateTime)
+			}
+			r.Private, _ = json.Marshal(passwordCheckpoint{Before: u.LastPasswordChangeDateTime})
+			return r
 		},
 		ApplyFunc: func(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) *sdk.ApplyResponse {
 			g, err := p.graph()
@@ -430,12 +463,20 @@ func (p *plugin) resetPassword() *sdk.Action {
 			if err != nil {
 				return sdk.ApplyError(err)
 			}
-			pp := map[string]any{"password": a.String("password"), "forceChangePasswordNextSignIn": a.Has("force_change") && a.Bool("force_change")}
-			if err := g.do(ctx, "PATCH", "/users/"+url.PathEscape(u.ID), nil, map[string]any{"passwordProfile": pp}, nil); err != nil {
+			// Before: what the plan saw (a read now may lag behind it).
+			var planned passwordCheckpoint
+			if json.Unmarshal(req.Private, &planned) != nil || laterThan(u.LastPasswordChangeDateTime, planned.Before) {
+				planned.Before = u.LastPasswordChangeDateTime
+			}
+			// The evidence is recorded before the write: killed right after
+			// it, the next plan still knows what "changed" means.
+			b, _ := json.Marshal(passwordCheckpoint{Before: planned.Before, Sent: time.Now().UTC()})
+			if err := ev.Checkpoint(ctx, b); err != nil {
 				return sdk.ApplyError(err)
 			}
-			if err := g.checkpointAfter(ctx, ev, u.ID, func(a *user) string { return a.LastPasswordChangeDateTime }); err != nil {
-				return sdk.ApplyError(err)
+			pp := map[string]any{"password": a.String("password"), "forceChangePasswordNextSignIn": a.Has("force_change") && a.Bool("force_change")}
+			if err := g.do(ctx, "PATCH", "/users/"+url.PathEscape(u.ID), nil, map[string]any{"passwordProfile": pp}, nil); err != nil {
+				return sdk.ApplyError(p.gone(err, "user %q", u.UserPrincipalName))
 			}
 			return &sdk.ApplyResponse{Summary: "reset the password of " + u.UserPrincipalName}
 		}}
@@ -460,7 +501,7 @@ func (p *plugin) membershipAction(name, desc string, attr sdk.Attribute, what st
 		ms, err := read(ctx, g, u, a)
 		return g, u, ms, err
 	}
-	return &sdk.Action{Name: name, Description: desc, Attributes: []sdk.Attribute{userAttr, attr},
+	return &sdk.Action{Name: name, Description: desc, Attributes: []sdk.Attribute{userAttr, attr}, GoneIsDone: true,
 		PlanFunc: func(ctx context.Context, req *sdk.PlanRequest) *sdk.PlanResponse {
 			_, u, ms, err := look(ctx, req.Attributes)
 			if err != nil {
