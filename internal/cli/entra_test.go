@@ -127,6 +127,90 @@ func TestEntraExampleRunbook(t *testing.T) {
 	}
 }
 
+// The m365 runbook against a tenant at its worst: reads lag writes by two
+// seconds (Graph's replicas), and the tenant changes under the runbook. The
+// apply finishes (no correct write is called ineffective) and the plan
+// after it is clean (reset_password's evidence is not a stale read); an
+// account the old provider adds after the run makes the plan exit 2 and
+// the apply disables it; a deleted account is shown as gone, recorded,
+// and the plan after that is clean again.
+func TestEntraTenantChangesUnderTheRunbook(t *testing.T) {
+	t.Parallel()
+	g := graphtest.Start(t)
+	g.Stale = 2 * time.Second
+	admin := g.AddUser("admin@oldmsp.example", "x", false)
+	tech2 := g.AddUser("tech2@oldmsp.example", "x", false)
+	client := g.AddUser("anna@client.example", "x", false)
+	bg := g.AddUser("breakglass@client.example", "Old-Break-Glass-1!", false)
+	g.AddRole("Global Administrator", "62e90394-69f5-4237-9190-012177145e10", admin, client)
+	time.Sleep(g.Stale)
+	src, err := os.ReadFile("../../runbooks/m365-tenant/main.sw.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, "")
+	os.WriteFile(filepath.Join(f.dir, "main.sw.hcl"), src, 0o644)
+	vars := entraVars(t, g, `, "old_provider_name": "OldMSP", "old_provider_domains": ["oldmsp.example"], "known_accounts": ["breakglass@client.example"]`)
+	plan := func(want int, what string) string {
+		t.Helper()
+		code, out, errs := f.run("plan", "-detailed-exitcode", "-var-file", vars, f.dir)
+		if code != want {
+			t.Fatalf("%s: plan exit %d, want %d\n%s%s", what, code, want, out, errs)
+		}
+		return out
+	}
+	if code, out := f.apply("-var-file", vars); code != ExitWaiting {
+		t.Fatalf("apply against lagging replicas: exit %d\n%s", code, out)
+	}
+	if code, out, errs := f.run("confirm", "step.partner_relationships", "--by", "Anna Keller", f.dir); code != ExitOK {
+		t.Fatalf("confirm: %d %s%s", code, out, errs)
+	}
+	if code, out := f.apply("-var-file", vars); code != ExitOK {
+		t.Fatalf("apply after the confirmation: exit %d\n%s", code, out)
+	}
+	for _, id := range []string{admin, tech2} {
+		if g.UserProps(id)["accountEnabled"] != false {
+			t.Fatalf("%v is enabled", g.UserProps(id)["userPrincipalName"])
+		}
+	}
+	if g.UserProps(client)["accountEnabled"] != true || g.Password(bg) != secretValue(t, f.dir, "m365/breakglass@client.example") {
+		t.Fatal("the client's user was touched, or the break-glass password is not the stored one")
+	}
+	time.Sleep(g.Stale)
+	plan(ExitOK, "after a clean apply")
+
+	// The old provider adds an account after the run.
+	late := g.AddUser("tech4@oldmsp.example", "x", false)
+	time.Sleep(g.Stale)
+	if out := plan(ExitChanges, "after a late account"); !strings.Contains(out, `step.disable["tech4@oldmsp.example"]`) {
+		t.Fatalf("the late account is not in the plan:\n%s", out)
+	}
+	if code, out := f.apply("-var-file", vars); code != ExitOK {
+		t.Fatalf("apply of the late account: exit %d\n%s", code, out)
+	}
+	if g.UserProps(late)["accountEnabled"] != false {
+		t.Fatal("the late account tech4 is still enabled")
+	}
+	time.Sleep(g.Stale)
+	plan(ExitOK, "after the late account was disabled")
+
+	// Someone deletes tech2: gone, recorded, then clean.
+	g.DeleteUser(tech2)
+	time.Sleep(g.Stale)
+	if out := plan(ExitOK, "after a deletion"); !strings.Contains(out, `step.disable["tech2@oldmsp.example"]`) || !strings.Contains(out, "gone") {
+		t.Fatalf("the deleted account is not shown as gone:\n%s", out)
+	}
+	if code, out := f.apply("-var-file", vars); code != ExitOK || !strings.Contains(out, "gone") {
+		t.Fatalf("apply after a deletion: exit %d\n%s", code, out)
+	}
+	if st := f.states()[`step.disable["tech2@oldmsp.example"]`]; st == nil || st.Status != "gone" {
+		t.Fatalf("tech2 is not recorded as gone: %+v", st)
+	}
+	if out := plan(ExitOK, "after the gone account was recorded"); strings.Contains(out, "tech2") {
+		t.Fatalf("the recorded gone account is still shown:\n%s", out)
+	}
+}
+
 // promptWatcher is a terminal's stderr: it keeps what is written and
 // hands each device code prompt to signIn, as an admin reading it would.
 type promptWatcher struct {

@@ -1263,6 +1263,24 @@ func (s *Server) oneUser(w http.ResponseWriter, r *http.Request, typ, key string
 	}
 }
 
+// DeleteUser deletes a user, as someone in the admin center would (with
+// Stale, reads still see it for that long).
+func (s *Server) DeleteUser(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.Stale > 0 {
+		s.history = append(s.history, stamped{at: time.Now(), dir: s.copyView()})
+	}
+	delete(s.users, id)
+	remove(&s.order, id)
+	for _, r := range s.roles {
+		remove(&r.Members, id)
+	}
+	for _, gr := range s.groups {
+		remove(&gr.Members, id)
+	}
+}
+
 // Exists reports whether a user exists.
 func (s *Server) Exists(id string) bool {
 	s.mu.Lock()

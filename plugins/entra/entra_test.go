@@ -178,8 +178,12 @@ func TestRefusals(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("a wrong CA: %v", err)
 	}
-	if _, err := harness(t, g).Plan(ctx, "disable_user", map[string]cty.Value{"user": str("nobody@oldmsp.example")}, nil); err == nil || !strings.Contains(err.Error(), "has no user") {
+	if _, err := harness(t, g).Plan(ctx, "reset_password", map[string]cty.Value{"user": str("nobody@oldmsp.example"), "password": str("A-New-Pw-9!")}, nil); err == nil || !strings.Contains(err.Error(), `user "nobody@oldmsp.example" does not exist`) {
 		t.Errorf("an unknown user: %v", err)
+	}
+	// To disable a user that does not exist is done.
+	if p, err := harness(t, g).Plan(ctx, "disable_user", map[string]cty.Value{"user": str("nobody@oldmsp.example")}, nil); err != nil || p.Kind != sdk.NoChange || !strings.Contains(p.Summary, "already gone") {
+		t.Errorf("disable an unknown user: %v %v", p, err)
 	}
 	if g.UserProps(g.AddUser("y@oldmsp.example", "x", false))["accountEnabled"] != true {
 		t.Fatal("?")
@@ -321,11 +325,9 @@ func TestManyAtOnceBatched(t *testing.T) {
 	}
 	for i := 0; i < 5; i++ {
 		go func(upn string) {
-			_, err := h.Plan(ctx, "disable_user", map[string]cty.Value{"user": str(upn)}, nil)
-			if err == nil || !strings.Contains(err.Error(), `no user "`+upn+`"`) {
-				err = fmt.Errorf("a user the tenant lacks: %v", err)
-			} else {
-				err = nil
+			p, err := h.Plan(ctx, "disable_user", map[string]cty.Value{"user": str(upn)}, nil)
+			if err != nil || p.Kind != sdk.NoChange || !strings.Contains(p.Summary, `already gone: user "`+upn+`"`) {
+				err = fmt.Errorf("a user the tenant lacks: %v %v", p, err)
 			}
 			errs <- err
 		}(fmt.Sprintf("ghost%d@oldmsp.example", i))
@@ -463,5 +465,88 @@ func TestSyncedUserIsDisabledInADAndWaitedFor(t *testing.T) {
 	g.SyncDisabled(id)
 	if p, err := h.Plan(ctx, "disable_user", attrs, nil); err != nil || p.Kind != sdk.NoChange {
 		t.Fatalf("after the sync: %+v %v", p, err)
+	}
+}
+
+// Graph at its worst: reads come from replicas that lag writes by two
+// seconds, and users are deleted under the runbook. A correct write is
+// verified by looking again for a while (the count of looks is reported),
+// not called ineffective; with consistency_wait = "0s" it would be (so the
+// re-observation is what makes it pass). reset_password's evidence is its
+// own write: the plan after the replicas caught up is a no-op. A deleted user is done for the
+// actions that disable or remove, and a one-line error naming it for
+// reset_password.
+func TestStaleReplicasAndDeletedUsers(t *testing.T) {
+	ctx := context.Background()
+	g := graphtest.Start(t)
+	g.Stale = 2 * time.Second
+	tech := g.AddUser("tech1@oldmsp.example", "Old-Pw-1!", false)
+	bg := g.AddUser("breakglass@client.example", "Old-Break-Glass-1!", false)
+	gone := g.AddUser("tech2@oldmsp.example", "Old-Pw-1!", false)
+	time.Sleep(g.Stale) // the replicas have the users
+	h := harness(t, g)
+
+	r, err := h.Run(ctx, "disable_user", map[string]cty.Value{"user": str("tech1@oldmsp.example")})
+	if err != nil {
+		t.Fatalf("a correct write to a lagging tenant failed: %v", err)
+	}
+	if r.VerifyReads < 2 {
+		t.Fatalf("verified with %d reads: the replica was not stale?", r.VerifyReads)
+	}
+	if g.UserProps(tech)["accountEnabled"] != false {
+		t.Fatal("tech1 is not disabled")
+	}
+
+	set := map[string]cty.Value{"user": str("breakglass@client.example"), "password": str("New-Break-Glass-7!")}
+	p, err := h.Plan(ctx, "reset_password", set, nil)
+	if err != nil || p.Kind != sdk.Change {
+		t.Fatalf("plan: %v %v", p, err)
+	}
+	ar, ev, err := h.Apply(ctx, "reset_password", set, p, nil)
+	if err != nil || ar.Verify == nil || ar.Verify.Kind != sdk.NoChange {
+		t.Fatalf("reset_password against a lagging tenant: %v, verify %+v", err, ar)
+	}
+	if g.Password(bg) != "New-Break-Glass-7!" {
+		t.Fatal("the password was not set")
+	}
+	time.Sleep(g.Stale)
+	if p, err := h.Plan(ctx, "reset_password", set, ev.Last()); err != nil || p.Kind != sdk.NoChange {
+		t.Fatalf("the plan after the reset is not a no-op (evidence from a stale read?): %v %v", p, err)
+	}
+
+	// consistency_wait = "0s": one look, and the lagging replica fails it.
+	h0, err := configured(t, g, map[string]cty.Value{"consistency_wait": str("0s")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := g.AddUser("tech3@oldmsp.example", "Old-Pw-1!", false)
+	time.Sleep(g.Stale)
+	if _, err := h0.Run(ctx, "disable_user", map[string]cty.Value{"user": str("tech3@oldmsp.example")}); err == nil || !strings.Contains(err.Error(), "still sees a change") {
+		t.Fatalf("with one look, a lagging replica should fail the verify: %v", err)
+	}
+	if g.UserProps(other)["accountEnabled"] != false {
+		t.Fatal("tech3 is not disabled")
+	}
+
+	// Deleted between plan and apply: done, already gone.
+	dp, err := h.Plan(ctx, "disable_user", map[string]cty.Value{"user": str("tech2@oldmsp.example")}, nil)
+	if err != nil || dp.Kind != sdk.Change {
+		t.Fatalf("plan: %v %v", dp, err)
+	}
+	g.DeleteUser(gone)
+	time.Sleep(g.Stale)
+	ar, _, err = h.Apply(ctx, "disable_user", map[string]cty.Value{"user": str("tech2@oldmsp.example")}, dp, nil)
+	if err != nil || !strings.Contains(ar.Summary, "already gone") {
+		t.Fatalf("disable of a user deleted since the plan: %v %+v", err, ar)
+	}
+	for _, action := range []string{"disable_user", "revoke_sessions", "remove_roles", "remove_groups", "remove_auth_methods"} {
+		p, err := h.Plan(ctx, action, map[string]cty.Value{"user": str("tech2@oldmsp.example")}, nil)
+		if err != nil || p.Kind != sdk.NoChange || !strings.Contains(p.Summary, "already gone") || !strings.Contains(p.Summary, "tech2@oldmsp.example") {
+			t.Errorf("%s of a deleted user: %v %v", action, p, err)
+		}
+	}
+	_, err = h.Plan(ctx, "reset_password", map[string]cty.Value{"user": str("tech2@oldmsp.example"), "password": str("X-Pw-123456!")}, nil)
+	if err == nil || !strings.Contains(err.Error(), `user "tech2@oldmsp.example"`) || !strings.Contains(err.Error(), "does not exist") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("reset_password of a deleted user: %v", err)
 	}
 }

@@ -36,7 +36,7 @@ type Plugin struct {
 	// it, the plugin block takes `consistency_wait = "90s"`.
 	Consistency time.Duration
 
-	consistencyWait atomic.Int64 // the plugin block's consistency_wait, if set
+	consistencyWait atomic.Int64 // the plugin block's consistency_wait + 1 (0: not set)
 }
 
 // ConsistencyAttribute is the plugin block setting of a plugin with
@@ -46,7 +46,7 @@ const ConsistencyAttribute = "consistency_wait"
 // settle is how long a verify may look again.
 func (p *Plugin) settle() time.Duration {
 	if d := p.consistencyWait.Load(); d > 0 {
-		return time.Duration(d)
+		return time.Duration(d - 1)
 	}
 	return p.Consistency
 }
@@ -98,13 +98,12 @@ func (p *Plugin) Schema(ctx context.Context) (*Schema, error) {
 // Configure implements Provider.
 func (p *Plugin) Configure(ctx context.Context, config cty.Value) (diags Diagnostics, err error) {
 	if p.Consistency > 0 {
-		vals := NewValues(config)
-		if w := vals.String(ConsistencyAttribute); w != "" {
-			d, perr := time.ParseDuration(w)
-			if perr != nil || d < 0 || d > time.Hour {
-				return AttributeErrorf(ConsistencyAttribute, "Invalid consistency_wait", "%q is not a duration between 0s and 1h (such as \"90s\").", w), nil
+		if vals := NewValues(config); vals.Declares(ConsistencyAttribute) {
+			d, diags := vals.Duration(ConsistencyAttribute, p.Consistency)
+			if diags.HasErrors() || d > time.Hour {
+				return AttributeErrorf(ConsistencyAttribute, "Invalid consistency_wait", "consistency_wait is a duration up to 1h (such as \"90s\"), not %q.", vals.String(ConsistencyAttribute)), nil
 			}
-			p.consistencyWait.Store(int64(d))
+			p.consistencyWait.Store(int64(d) + 1)
 		}
 	}
 	if p.ConfigureFunc == nil {

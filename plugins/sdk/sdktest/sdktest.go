@@ -81,7 +81,11 @@ type Harness struct {
 
 // Configure sends settings (by name) to the plugin.
 func (h *Harness) Configure(ctx context.Context, set map[string]cty.Value) error {
-	cfg, err := Object(h.P.Config, set)
+	schema, err := h.P.Schema(ctx) // the SDK's own settings (consistency_wait) too
+	if err != nil {
+		return err
+	}
+	cfg, err := Object(schema.Config, set)
 	if err != nil {
 		return err
 	}
