@@ -265,8 +265,8 @@ func TestChecklistReadsAsAPersonWould(t *testing.T) {
 	for _, r := range []*state.Record{
 		{Kind: state.KindStatus, Address: "step.done", Status: state.Done, Summary: "moved a -> b", Target: "ldaps://dc1.kunde.example",
 			Outputs: json.RawMessage(`{"value":{"accounts":{"tech1":{"dn":"CN=tech1","enabled":false},"tech2":{"dn":"CN=tech2","enabled":true}},"count":2,"names":["tech1","tech2"]},"type":["object",{"accounts":["map",["object",{"dn":"string","enabled":"bool"}]],"count":"number","names":["list","string"]}]}`),
-			Notes: []state.Note{{Kind: state.NoteLeftForPerson, Summary: "tech2 is privileged through its primary group", Detail: "Set its primary group to Domain Users -> by hand."}, {Kind: state.NoteWarning, Summary: "host key trusted on first use"}},
-			Time:  now},
+			Notes:   []state.Note{{Kind: state.NoteLeftForPerson, Summary: "tech2 is privileged through its primary group", Detail: "Set its primary group to Domain Users -> by hand."}, {Kind: state.NoteWarning, Summary: "host key trusted on first use"}},
+			Time:    now},
 		{Kind: state.KindStatus, Address: `step.off`, Status: state.Gone, Summary: "gone: step.found no longer finds it", Time: now},
 	} {
 		in.State.Apply(r)
