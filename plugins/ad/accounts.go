@@ -386,14 +386,16 @@ func (p *plugin) disableAccount() *sdk.Action {
 			if strings.HasSuffix(rdn, `\`) {
 				return sdk.ApplyError(fmt.Errorf("cannot move %s: its name holds an escaped comma", acc.DN))
 			}
-			if err := c.ModifyDN(ldap.NewModifyDNRequest(acc.DN, rdn, true, w.moveTo)); err != nil {
+			if err := c.ModifyDN(ldap.NewModifyDNRequest(acc.DN, rdn, true, w.moveTo)); ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) && strings.Contains(err.Error(), acc.DN) {
+				return sdk.ApplyError(sdk.NotFound("account %s (deleted since it was read)", acc.name()))
+			} else if err != nil {
 				return sdk.ApplyError(fmt.Errorf("moving %s to %s: %v", acc.name(), w.moveTo, err))
 			}
 			dn = rdn + "," + w.moveTo
 		}
 		return &sdk.ApplyResponse{Summary: "disabled " + acc.name(), Outputs: map[string]cty.Value{"dn": cty.StringVal(dn), "sid": cty.StringVal(acc.SID)}}
 	}
-	return p.action("disable_account",
+	return goneIsDone(p.action("disable_account",
 		"Disables an account (ACCOUNTDISABLE in userAccountControl, changed as a compare-and-swap), optionally moves it to an OU and stamps its description. The built-in Administrator is refused unless allowed.",
 		[]sdk.Attribute{
 			{Name: "account", Type: cty.String, Required: true, Description: "sAMAccountName, UPN, DN or SID."},
@@ -403,7 +405,14 @@ func (p *plugin) disableAccount() *sdk.Action {
 			{Name: "allow_builtin_administrator", Type: cty.Bool, Description: "Allow disabling the built-in Administrator (RID 500)."},
 		},
 		[]sdk.Output{{Name: "dn", Type: cty.String, Description: "Where the account is now."}, {Name: "sid", Type: cty.String}},
-		plan, apply)
+		plan, apply))
+}
+
+// goneIsDone marks an action that disables or removes: an account deleted
+// meanwhile is done.
+func goneIsDone(a *sdk.Action) *sdk.Action {
+	a.GoneIsDone = true
+	return a
 }
 
 // encodePassword is unicodePwd's value: the password in double quotes, UTF-16LE.

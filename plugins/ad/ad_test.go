@@ -433,3 +433,66 @@ func TestInventory(t *testing.T) {
 		t.Fatalf("no sync warning: %+v", p.Diagnostics)
 	}
 }
+
+// An account deleted under the runbook: between plan and apply, a disable
+// is done ("already gone", LDAP noSuchObject), a removal from groups too;
+// a password reset of an account that does not exist is one line naming
+// it. What the plugin cannot take away (a privileged primary group) is
+// left for a person, as such.
+func TestDeletedAccountsAndWhatIsLeftForAPerson(t *testing.T) {
+	ctx := context.Background()
+	c := dc.Admin(t)
+	dn := mustUser(t, c, "gone-user", "Gone-Pw-12345!", nil)
+	h := harness(t)
+	attrs := map[string]cty.Value{"account": str("gone-user")}
+	p, err := h.Plan(ctx, "disable_account", attrs, nil)
+	if err != nil || p.Kind != sdk.Change {
+		t.Fatalf("plan: %v %v", p, err)
+	}
+	if err := c.Del(ldap.NewDelRequest(dn, nil)); err != nil {
+		t.Fatal(err)
+	}
+	r, _, err := h.Apply(ctx, "disable_account", attrs, p, nil)
+	if err != nil || !strings.Contains(r.Summary, "already gone") {
+		t.Fatalf("disable of an account deleted since the plan: %v %+v", err, r)
+	}
+	for _, action := range []string{"disable_account", "remove_from_groups"} {
+		set := map[string]cty.Value{"account": str("gone-user")}
+		if action == "remove_from_groups" {
+			set["privileged"] = cty.True
+		}
+		p, err := h.Plan(ctx, action, set, nil)
+		if err != nil || p.Kind != sdk.NoChange || !strings.Contains(p.Summary, `already gone: account "gone-user"`) {
+			t.Errorf("%s of a deleted account: %v %v", action, p, err)
+		}
+	}
+	_, err = h.Plan(ctx, "reset_password", map[string]cty.Value{"account": str("gone-user"), "password": str("New-Pw-12345!")}, nil)
+	if err == nil || !strings.Contains(err.Error(), `account "gone-user"`) || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("reset_password of a deleted account: %v", err)
+	}
+
+	// Primary group Domain Admins: not removable here, left for a person.
+	pdn := mustUser(t, c, "prim-admin", "Prim-Pw-12345!", nil)
+	if err := adlab.AddMember(c, "CN=Domain Admins,"+adlab.UsersDN, pdn); err != nil {
+		t.Fatal(err)
+	}
+	m := ldap.NewModifyRequest(pdn, nil)
+	m.Replace("primaryGroupID", []string{"512"})
+	if err := c.Modify(m); err != nil {
+		t.Fatal(err)
+	}
+	set := map[string]cty.Value{"account": str("prim-admin"), "privileged": cty.True}
+	p, err = h.Plan(ctx, "remove_from_groups", set, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	left := false
+	for _, d := range p.Diagnostics {
+		if d.Severity == sdk.Warning && d.Code == sdk.CodeLeftForPerson && strings.Contains(d.Detail, "primary group") {
+			left = true
+		}
+	}
+	if !left {
+		t.Fatalf("a privileged primary group is not left for a person: %+v", p.Diagnostics)
+	}
+}

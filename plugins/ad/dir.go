@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
+
+	"github.com/switchover/switchover/plugins/sdk"
 )
 
 // userAccountControl bits.
@@ -282,7 +284,7 @@ func findAccount(c *ldap.Conn, info *domainInfo, name string, extra ...string) (
 		return nil, fmt.Errorf("looking up %s: %v", name, err)
 	}
 	if r == nil || len(r.Entries) == 0 {
-		return nil, fmt.Errorf("the domain has no account %q", name)
+		return nil, sdk.NotFound("account %q in %s", name, info.domainDN)
 	}
 	if len(r.Entries) > 1 {
 		return nil, fmt.Errorf("%q names more than one account (%s, %s): name it by DN or SID", name, r.Entries[0].DN, r.Entries[1].DN)
@@ -298,7 +300,10 @@ func reread(c *ldap.Conn, info *domainInfo, a *account) (*account, error) {
 	}
 	r, err := c.Search(ldap.NewSearchRequest(info.domainDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 1, 0, false,
 		"(objectGUID="+sb.String()+")", accountAttrs, nil))
-	if err != nil || len(r.Entries) == 0 {
+	if err == nil && len(r.Entries) == 0 {
+		return nil, sdk.NotFound("account %s (deleted since it was read)", a.name())
+	}
+	if err != nil {
 		return nil, fmt.Errorf("reading %s again: %v", a.name(), err)
 	}
 	return accountFrom(r.Entries[0]), nil

@@ -141,8 +141,8 @@ func (p *plugin) removeFromGroups() *sdk.Action {
 			details = append(details, fmt.Sprintf("%s is its primary group (primaryGroupID): set another primary group by hand", m.primary.Name))
 		}
 		if len(details) > 0 {
-			diags = append(diags, sdk.Diagnostic{Severity: sdk.Warning, Summary: acc.name() + " keeps memberships that are not direct",
-				Detail: strings.Join(details, "; ")})
+			// For the new provider's checklist: a person must do it.
+			diags = append(diags, sdk.LeftForPerson(acc.name()+" keeps memberships that are not direct", "%s", strings.Join(details, "; ")))
 		}
 		return diags, details
 	}
@@ -210,7 +210,7 @@ func (p *plugin) removeFromGroups() *sdk.Action {
 		diags, _ := leftOver(acc, m)
 		return &sdk.ApplyResponse{Summary: fmt.Sprintf("removed %s from %s", acc.name(), strings.Join(removed, ", ")), Outputs: outputs(m), Diagnostics: diags}
 	}
-	return p.action("remove_from_groups",
+	return goneIsDone(p.action("remove_from_groups",
 		"Removes an account's direct memberships in the named groups, or in every privileged group (found by well-known SID). Memberships through nested groups and a privileged primary group are reported, not removed.",
 		[]sdk.Attribute{
 			{Name: "account", Type: cty.String, Required: true, Description: "sAMAccountName, UPN, DN or SID."},
@@ -218,5 +218,5 @@ func (p *plugin) removeFromGroups() *sdk.Action {
 			{Name: "privileged", Type: cty.Bool, Description: "Every privileged group: Domain, Enterprise and Schema Admins, Administrators, Account/Server/Backup/Print Operators, Group Policy Creator Owners, Cert Publishers, Key Admins, DnsAdmins."},
 		},
 		[]sdk.Output{{Name: "nested", Type: cty.List(cty.String), Description: "Membership paths through other groups that remain."}},
-		plan, apply)
+		plan, apply))
 }

@@ -418,6 +418,9 @@ func modify(c *ldap.Conn, m *ldap.ModifyRequest, what string) error {
 	if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchAttribute) {
 		return sdk.Conflict("%s: %s changed since it was read (nothing was overwritten)", what, m.DN)
 	}
+	if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
+		return sdk.NotFound("%s (deleted since it was read)", m.DN)
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %v", what, err)
 	}
