@@ -243,7 +243,7 @@ func (p *plugin) deactivate() *sdk.Action {
 			}
 		}
 		if u == nil {
-			return sdk.PlanError(fmt.Errorf("the SCIM server has no user %q", name))
+			return sdk.PlanError(sdk.NotFound("user %q on the SCIM server", name))
 		}
 		if !u.active() {
 			return sdk.NoChangef("%s is inactive", u.UserName)
@@ -279,7 +279,7 @@ func (p *plugin) deactivate() *sdk.Action {
 				return sdk.ApplyError(err)
 			}
 			if u == nil {
-				return sdk.ApplyError(fmt.Errorf("the SCIM server has no user %q", req.Attributes.String("user")))
+				return sdk.ApplyError(sdk.NotFound("user %q on the SCIM server", req.Attributes.String("user")))
 			}
 			if pv.ID != "" && pv.ID != u.ID {
 				return sdk.ApplyError(sdk.Conflict("%s is another user than the one planned", u.UserName))
@@ -300,7 +300,8 @@ func (p *plugin) deactivate() *sdk.Action {
 			_, err = c.do(ctx, "PUT", path, ifMatch(version), body, nil)
 		}
 		if statusOf(err) == http.StatusNotFound {
-			return sdk.ApplyError(sdk.Conflict("%s is gone since the plan", u.UserName))
+			// Deleted since the plan: nothing is left to deactivate.
+			return sdk.ApplyError(sdk.NotFound("user %q on the SCIM server (deleted since the plan)", u.UserName))
 		}
 		if err != nil {
 			return sdk.ApplyError(conflict(err, u.UserName))
@@ -309,7 +310,7 @@ func (p *plugin) deactivate() *sdk.Action {
 	}
 	return &sdk.Action{Name: "deactivate_user",
 		Description: "Sets active = false (PATCH, or PUT where the server has no PATCH), with If-Match when the server gives ETags: a concurrent change is detected, not overwritten.",
-		Attributes:  []sdk.Attribute{userAttr}, PlanFunc: plan, ApplyFunc: apply}
+		Attributes:  []sdk.Attribute{userAttr}, PlanFunc: plan, ApplyFunc: apply, GoneIsDone: true}
 }
 
 func (p *plugin) deleteUser() *sdk.Action {
@@ -354,7 +355,7 @@ func (p *plugin) deleteUser() *sdk.Action {
 		return &sdk.ApplyResponse{Summary: "deleted " + req.Attributes.String("user")}
 	}
 	return &sdk.Action{Name: "delete_user", Description: "Deletes a user (If-Match with ETags); a user already gone counts as done.",
-		Attributes: []sdk.Attribute{userAttr}, PlanFunc: plan, ApplyFunc: apply}
+		Attributes: []sdk.Attribute{userAttr}, PlanFunc: plan, ApplyFunc: apply, GoneIsDone: true}
 }
 
 type group struct {
@@ -388,7 +389,7 @@ func (c *client) findGroup(ctx context.Context, name string) (*group, error) {
 			return &g, nil
 		}
 	}
-	return nil, fmt.Errorf("the SCIM server has no group %q", name)
+	return nil, sdk.NotFound("group %q on the SCIM server", name)
 }
 
 func (p *plugin) removeMembers() *sdk.Action {
@@ -445,7 +446,9 @@ func (p *plugin) removeMembers() *sdk.Action {
 			ops = append(ops, map[string]any{"op": "remove", "path": fmt.Sprintf("members[value eq %s]", quote(id))})
 		}
 		body := map[string]any{"schemas": []string{"urn:ietf:params:scim:api:messages:2.0:PatchOp"}, "Operations": ops}
-		if _, err := c.do(ctx, "PATCH", "/Groups/"+url.PathEscape(g.ID), ifMatch(version), body, nil); err != nil {
+		if _, err := c.do(ctx, "PATCH", "/Groups/"+url.PathEscape(g.ID), ifMatch(version), body, nil); statusOf(err) == http.StatusNotFound {
+			return sdk.ApplyError(sdk.NotFound("group %q on the SCIM server (deleted since the plan)", g.DisplayName))
+		} else if err != nil {
 			return sdk.ApplyError(conflict(err, "group "+g.DisplayName))
 		}
 		return &sdk.ApplyResponse{Summary: fmt.Sprintf("removed %d members from %s", len(remove), g.DisplayName)}
@@ -455,7 +458,7 @@ func (p *plugin) removeMembers() *sdk.Action {
 		Attributes: []sdk.Attribute{
 			{Name: "group", Type: cty.String, Required: true, Description: "The group's id or displayName."},
 			{Name: "members", Type: cty.List(cty.String), Required: true, Description: "User ids or userNames."},
-		}, PlanFunc: plan, ApplyFunc: apply}
+		}, PlanFunc: plan, ApplyFunc: apply, GoneIsDone: true}
 }
 
 func (p *plugin) inventory() *sdk.Action {

@@ -302,3 +302,32 @@ func TestPlanTakesTheListingOnce(t *testing.T) {
 		t.Fatalf("verify after the apply: %+v %v", v, err)
 	}
 }
+
+// A user deleted between plan and apply (SCIM 404): deactivate is done,
+// already gone, and so is a plan for a user or group that does not exist.
+func TestDeletedSinceThePlan(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := scimlab.Start(t, scimlab.Options{ETags: true})
+	ids := addUsers(t, s, "gone@oldmsp.example")
+	h := mustHarness(t, s, nil)
+	set := map[string]cty.Value{"user": str("gone@oldmsp.example")}
+	p, err := h.Plan(ctx, "deactivate_user", set, nil)
+	if err != nil || p.Kind != sdk.Change {
+		t.Fatalf("plan: %v %v", p, err)
+	}
+	if code, _, err := s.Call("DELETE", "/Users/"+ids["gone@oldmsp.example"], nil); err != nil || code != 204 {
+		t.Fatalf("delete: %d %v", code, err)
+	}
+	r, _, err := h.Apply(ctx, "deactivate_user", set, p, nil)
+	if err != nil || !strings.Contains(r.Summary, "already gone") || !strings.Contains(r.Summary, "gone@oldmsp.example") {
+		t.Fatalf("deactivate of a user deleted since the plan: %v %+v", err, r)
+	}
+	if p, err := h.Plan(ctx, "deactivate_user", set, nil); err != nil || p.Kind != sdk.NoChange || !strings.Contains(p.Summary, "already gone") {
+		t.Fatalf("plan for a deleted user: %v %v", p, err)
+	}
+	rm := map[string]cty.Value{"group": str("No Such Group"), "members": cty.ListVal([]cty.Value{str("gone@oldmsp.example")})}
+	if p, err := h.Plan(ctx, "remove_group_members", rm, nil); err != nil || p.Kind != sdk.NoChange || !strings.Contains(p.Summary, `group "No Such Group"`) {
+		t.Fatalf("plan for a group that does not exist: %v %v", p, err)
+	}
+}
