@@ -308,3 +308,23 @@ func TestRefusalsAreOneSentenceAndChangeNothing(t *testing.T) {
 		t.Fatal("root cannot log in with the new password set through sudo")
 	}
 }
+
+// An account that is not on the host: locking it or removing its keys is
+// done (already gone); rotating its password is one line naming it.
+func TestMissingAccountIsGone(t *testing.T) {
+	ctx := context.Background()
+	hs := harness(t, lab.Hosts[hostRotate], 0, nil)
+	for action, set := range map[string]map[string]cty.Value{
+		"lock_account":    {"account": str("nosuch-oldmsp")},
+		"authorized_keys": {"user": str("nosuch-oldmsp"), "remove": cty.ObjectVal(map[string]cty.Value{"comment_matches": str("oldmsp")})},
+	} {
+		p, err := hs.Plan(ctx, action, set, nil)
+		if err != nil || p.Kind != sdk.NoChange || !strings.Contains(p.Summary, `already gone: account "nosuch-oldmsp"`) {
+			t.Errorf("%s of a missing account: %v %v", action, p, err)
+		}
+	}
+	_, err := hs.Plan(ctx, "rotate_password", map[string]cty.Value{"account": str("nosuch-oldmsp"), "password": str("Some-New-Pw-123")}, nil)
+	if err == nil || !strings.Contains(err.Error(), `account "nosuch-oldmsp"`) || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("rotate_password of a missing account: %v", err)
+	}
+}

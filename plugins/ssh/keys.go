@@ -44,14 +44,22 @@ func listKeyFiles(ctx context.Context, c *conn, user string) ([]keyFile, error) 
 `
 	script := emit + `getent passwd | while IFS=: read -r u x uid gid g home shell; do emit "$u" "$home"; done`
 	if user != "" {
-		script = "set -- " + shellQuote(user) + "\n" + emit + `home=$(getent passwd "$1" | cut -d: -f6) || { echo "no such user: $1" >&2; exit 2; }
+		script = "set -- " + shellQuote(user) + "\n" + emit + `home=$(getent passwd "$1") || { echo "no such user: $1" >&2; exit 2; }
+home=$(printf '%s\n' "$home" | cut -d: -f6)
 emit "$1" "$home"`
 	}
 	script = strings.ReplaceAll(script, "'MARK%s %s\\n'", shellQuote(mark+"%s %s\\n"))
-	out, err := c.runOK(ctx, "reading authorized_keys", script, nil)
+	r, err := c.run(ctx, script, nil)
 	if err != nil {
 		return nil, err
 	}
+	if r.exit == 2 && user != "" {
+		return nil, sdk.NotFound("account %q on %s", user, c.t)
+	}
+	if r.exit != 0 {
+		return nil, fmt.Errorf("%s: reading authorized_keys failed: %s", c.t, firstLine(strings.TrimSpace(string(r.stderr))))
+	}
+	out := string(r.stdout)
 	var files []keyFile
 	for _, chunk := range strings.Split(out, mark)[1:] {
 		head, rest, _ := strings.Cut(chunk, "\n")
@@ -413,7 +421,7 @@ func (p *plugin) authorizedKeys() *sdk.Action {
 		}
 		return &sdk.ApplyResponse{Summary: fmt.Sprintf("removed %d keys on %s", len(removed), c.t), Outputs: map[string]cty.Value{"removed": outs}}
 	}
-	return p.action("authorized_keys",
+	return goneIsDone(p.action("authorized_keys",
 		"Removes keys from authorized_keys (matching fingerprints, a comment pattern or key types), or keeps exactly a given set; for one user or every user. Keeps owner, mode and unrelated lines; replaces each file atomically.",
 		[]sdk.Attribute{
 			{Name: "user", Type: cty.String, Description: "The user whose authorized_keys to change."},
@@ -422,7 +430,7 @@ func (p *plugin) authorizedKeys() *sdk.Action {
 			{Name: "keep_only", Type: cty.List(cty.String), Description: "Public key lines to keep; every other key is removed."},
 		},
 		[]sdk.Output{{Name: "removed", Type: cty.List(cty.String), Description: "The keys removed: USER: COMMENT (TYPE FINGERPRINT)."}},
-		plan, apply)
+		plan, apply))
 }
 
 // plannedKeyFile is one file's change as the plan computed it.

@@ -26,7 +26,7 @@ func readShadow(ctx context.Context, c *conn, account string) (*shadowEntry, err
 		return nil, err
 	}
 	if r.exit == 2 {
-		return nil, fmt.Errorf("%s has no account %q", c.t, account)
+		return nil, sdk.NotFound("account %q on %s", account, c.t)
 	}
 	if r.exit != 0 {
 		return nil, fmt.Errorf("%s: reading the shadow entry of %s failed: %s", c.t, account, firstLine(string(r.stderr)))
@@ -198,10 +198,16 @@ func nologin(shell string) bool {
 func today() int { return int(time.Now().Unix() / 86400) }
 
 func readAccount(ctx context.Context, c *conn, acct string) (*accountFacts, error) {
-	out, err := c.runOK(ctx, "reading the account "+acct, "getent passwd -- "+shellQuote(acct)+" || { echo 'no such account' >&2; exit 2; }", nil)
-	if err != nil {
+	r, err := c.run(ctx, "getent passwd -- "+shellQuote(acct), nil)
+	switch {
+	case err != nil:
 		return nil, err
+	case r.exit == 2:
+		return nil, sdk.NotFound("account %q on %s", acct, c.t)
+	case r.exit != 0:
+		return nil, fmt.Errorf("%s: reading the account %s failed: %s", c.t, acct, firstLine(strings.TrimSpace(string(r.stderr))))
 	}
+	out := string(r.stdout)
 	f := strings.Split(strings.TrimSpace(out), ":")
 	if len(f) < 7 {
 		return nil, fmt.Errorf("%s: unexpected passwd entry for %s", c.t, acct)
@@ -292,10 +298,17 @@ usermod -L -e 1 -s "$nl" -- "$1"`
 		}
 		return &sdk.ApplyResponse{Summary: fmt.Sprintf("locked %s on %s", acct, c.t)}
 	}
-	return p.action("lock_account",
+	return goneIsDone(p.action("lock_account",
 		"Locks a local account so that neither a password nor a key logs in: locks the password, expires the account (with PAM a locked password alone does not stop a key login), sets a no-login shell, removes its keys and ends its sessions.",
 		[]sdk.Attribute{
 			{Name: "account", Type: cty.String, Required: true, Description: "The local account, such as the old provider's."},
 			{Name: "kill_sessions", Type: cty.Bool, Description: "End the account's running processes and sessions (default true)."},
-		}, nil, plan, apply)
+		}, nil, plan, apply))
+}
+
+// goneIsDone marks an action that locks or removes: an account (or its
+// files) that is not there is done.
+func goneIsDone(a *sdk.Action) *sdk.Action {
+	a.GoneIsDone = true
+	return a
 }
