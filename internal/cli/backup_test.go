@@ -1,8 +1,11 @@
 package cli
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand"
+	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -101,5 +104,126 @@ func TestBackupExampleRunbook(t *testing.T) {
 	}
 	if err := resticAs(repo, oldPw, src, "snapshots"); err == nil {
 		t.Fatal("the old password still opens the repository")
+	}
+}
+
+// restServer starts Debian's rclone as a restic REST server with basic
+// auth on loopback and returns its address; the test's end stops it.
+func restServer(t *testing.T, user, pass string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command("rclone", "serve", "restic", "--addr", addr, "--user", user, "--pass", pass, "--config", os.DevNull, t.TempDir())
+	var log bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("rclone (CI installs it): %v", err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	for i := 0; ; i++ {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return addr
+		}
+		if i == 100 {
+			t.Fatalf("rclone serve restic did not start: %s", log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A repository behind a REST server with credentials: restic takes them
+// only in the URL, so the URL is a secret. Given through a sensitive
+// variable, its password appears in no file of the workspace (state,
+// audit trail, saved plan, checklists), in no output of plan, apply,
+// status or handover, in none of its escaped forms; the repository is
+// shown as restic shows it (rest:http://USER:***@host/).
+func TestBackupRESTRepositoryPasswordStaysSecret(t *testing.T) {
+	t.Parallel()
+	const restPw = "Canary+Rest7f3e9a1b" // '+' is escaped in the URL
+	addr := restServer(t, "backupuser", restPw)
+	repo := "rest:http://backupuser:" + url.QueryEscape(restPw) + "@" + addr + "/office"
+	const repoPw = "old-provider-repo-pw"
+	src := t.TempDir()
+	os.WriteFile(filepath.Join(src, "file.txt"), []byte("data\n"), 0o644)
+	for _, args := range [][]string{{"init"}, {"backup", "--host", "office-nas", "."}} {
+		if err := resticAs(repo, repoPw, src, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := newFixture(t, `
+variable "repository" { sensitive = true }
+variable "password" { sensitive = true }
+plugin "backup" {
+  repository = var.repository
+  password   = var.password
+}
+step "backup.restic_snapshots" "before" {}
+step "backup.restic_verify" "backups" {
+  hosts        = ["office-nas"]
+  max_age      = "26h"
+  sample_files = 2
+}
+step "backup.restic_rotate_key" "key" {
+  new_password = secret("restic/office")
+  depends_on   = [step.backups]
+}
+`)
+	vars := filepath.Join(t.TempDir(), "vars.json") // outside the workspace: it is the input
+	os.WriteFile(vars, []byte(fmt.Sprintf(`{"repository": %q, "password": %q}`, repo, repoPw)), 0o600)
+	var outputs strings.Builder
+	run := func(args ...string) int {
+		code, out, errs := f.run(args...)
+		outputs.WriteString(out + errs)
+		return code
+	}
+	planFile := filepath.Join(f.dir, "plan.bin")
+	if code := run("plan", "-var-file", vars, "-out", planFile, f.dir); code != ExitOK {
+		t.Fatalf("plan: %d\n%s", code, outputs.String())
+	}
+	run("plan", "-json", "-var-file", vars, f.dir)
+	if code := run("apply", "-auto-approve", "-var-file", vars, f.dir); code != ExitOK {
+		t.Fatalf("apply: %d\n%s", code, outputs.String())
+	}
+	run("apply", "-auto-approve", "-json", "-var-file", vars, f.dir)
+	run("status", f.dir)
+	run("status", "-json", f.dir)
+	for _, format := range []string{"markdown", "html", "json"} {
+		if code := run("handover", "-format", format, "-out", filepath.Join(f.dir, "checklist."+format), f.dir); code != ExitOK {
+			t.Fatalf("handover -format %s: %d\n%s", format, code, outputs.String())
+		}
+	}
+	run("handover", f.dir)
+	if err := resticAs(repo, secretValue(t, f.dir, "restic/office"), src, "snapshots"); err != nil {
+		t.Fatalf("the new password does not open the repository: %v", err)
+	}
+	forms := []string{restPw, url.QueryEscape(restPw), url.PathEscape(restPw), strings.ReplaceAll(restPw, "+", `\u002b`), strings.ReplaceAll(restPw, "+", " ")}
+	check := func(where, text string) {
+		for _, form := range forms {
+			if strings.Contains(text, form) {
+				t.Errorf("the REST password (as %q) is in %s", form, where)
+			}
+		}
+	}
+	check("the output", outputs.String())
+	files := 0
+	filepath.Walk(f.dir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			b, _ := os.ReadFile(p)
+			check(p, string(b))
+			files++
+		}
+		return nil
+	})
+	if files < 6 {
+		t.Fatalf("only %d files in the workspace: was anything written?", files)
+	}
+	md, _ := os.ReadFile(filepath.Join(f.dir, "checklist.markdown"))
+	if want := "restic repository rest:http://backupuser:***@" + addr + "/office"; !strings.Contains(string(md), want) {
+		t.Errorf("the checklist does not name the repository as %q:\n%s", want, md)
 	}
 }

@@ -61,9 +61,9 @@ func New(version string) *sdk.Plugin {
 			if p.s == nil {
 				return ""
 			}
-			return "restic repository " + p.s.repo
+			return "restic repository " + displayRepo(p.s.repo)
 		},
-		Actions: []*sdk.Action{p.verify(), p.rotateKey(), p.snapshots()},
+		Actions: []*sdk.Action{p.scrubbed(p.verify()), p.scrubbed(p.rotateKey()), p.scrubbed(p.snapshots())},
 	}
 }
 
