@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/switchover/switchover/internal/graphtest"
+	"github.com/switchover/switchover/internal/workspace"
 )
 
 func entraVars(t *testing.T, g *graphtest.Server, extra string) string {
@@ -175,6 +176,10 @@ func TestEntraTenantChangesUnderTheRunbook(t *testing.T) {
 	}
 	if g.UserProps(client)["accountEnabled"] != true || g.Password(bg) != secretValue(t, f.dir, "m365/breakglass@client.example") {
 		t.Fatal("the client's user was touched, or the break-glass password is not the stored one")
+	}
+	// The trail says how often a verify looked again at a lagging replica.
+	if trail, err := os.ReadFile(filepath.Join(workspace.Path(f.dir), "audit.jsonl")); err != nil || !strings.Contains(string(trail), `"verify_reads":`) {
+		t.Fatalf("the audit trail records no re-reads (%v)", err)
 	}
 	time.Sleep(g.Stale)
 	plan(ExitOK, "after a clean apply")
