@@ -310,7 +310,8 @@ func TestRefusalsAreOneSentenceAndChangeNothing(t *testing.T) {
 }
 
 // An account that is not on the host: locking it or removing its keys is
-// done (already gone); rotating its password is one line naming it.
+// done (already gone); rotating its password, or exporting a path that is
+// not there, is one line naming it.
 func TestMissingAccountIsGone(t *testing.T) {
 	ctx := context.Background()
 	hs := harness(t, lab.Hosts[hostRotate], 0, nil)
@@ -326,5 +327,10 @@ func TestMissingAccountIsGone(t *testing.T) {
 	_, err := hs.Plan(ctx, "rotate_password", map[string]cty.Value{"account": str("nosuch-oldmsp"), "password": str("Some-New-Pw-123")}, nil)
 	if err == nil || !strings.Contains(err.Error(), `account "nosuch-oldmsp"`) || !strings.Contains(err.Error(), "does not exist") {
 		t.Fatalf("rotate_password of a missing account: %v", err)
+	}
+	// A file to export that is not there: one line naming it.
+	_, err = hs.Plan(ctx, "export", map[string]cty.Value{"paths": cty.ListVal([]cty.Value{str("/srv/no-such-dir")}), "destination": str(t.TempDir())}, nil)
+	if err == nil || !strings.Contains(err.Error(), "/srv/no-such-dir (to export) does not exist") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("export of a missing path: %v", err)
 	}
 }

@@ -130,6 +130,9 @@ func walk(cl *sftp.Client, roots []string) ([]remoteFile, []string, error) {
 	for _, r := range roots {
 		r = path.Clean("/" + r)
 		fi, err := cl.Lstat(r)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil, sdk.NotFound("%s (to export)", r)
+		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %v", r, err)
 		}
