@@ -10,6 +10,7 @@ import (
 
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/switchover/switchover/internal/plans"
 	"github.com/switchover/switchover/internal/state"
 	"github.com/switchover/switchover/plugins/sdk"
 	"github.com/switchover/switchover/plugins/sdk/sdktest"
@@ -215,6 +216,27 @@ step "dir.disable" "off" {
 	if c := Count(ips); c.Change != 0 || c.Gone != 1 {
 		t.Fatalf("a gone object is no change: %+v", c)
 	}
+	// A saved plan keeps what its read found: rebuilt from its entries at
+	// apply (the read again finds the same), it has the gone instance; when
+	// the read moved since, it is refused.
+	var entries []plans.Instance
+	for _, p := range ips {
+		entries = append(entries, p.Entry())
+	}
+	g2 := r.graph(true)
+	if d := g2.ExpandReads(context.Background(), &Run{State: m, Redactor: g2.Redactor}, false); d.HasErrors() {
+		t.Fatal(describe(d))
+	}
+	if saved, err := g2.PlansFrom(entries, &Run{State: m, Redactor: g2.Redactor}); err != nil || Count(saved).Gone != 1 {
+		t.Fatalf("saved plan with a gone instance: %v", err)
+	}
+	tn.set("tech9", true)
+	g3 := r.graph(true)
+	g3.ExpandReads(context.Background(), &Run{State: m, Redactor: g3.Redactor}, false)
+	if _, err := g3.PlansFrom(entries, &Run{State: m, Redactor: g3.Redactor}); err == nil || !strings.Contains(err.Error(), "tech9") {
+		t.Fatalf("a saved plan whose read moved since: %v", err)
+	}
+	tn.remove("tech9")
 	res := r.apply(g, ips)
 	if res.Gone != 1 {
 		t.Fatalf("apply: %+v", res)
