@@ -57,7 +57,7 @@ plugin "entra" {
   client_secret              = var.client_secret
   authority_host             = var.authority_host
   graph_endpoint             = var.graph_endpoint
-  disable_instance_discovery = true
+  unverified_authority_host  = true
   ca_file                    = var.ca_file
 }
 step "entra.reset_password" "pw" {
@@ -101,7 +101,7 @@ func TestEntraExampleRunbook(t *testing.T) {
 	}
 	f := newFixture(t, "")
 	os.WriteFile(filepath.Join(f.dir, "main.sw.hcl"), src, 0o644)
-	vars := entraVars(t, g, `, "old_provider_name": "OldMSP", "old_provider_domains": ["oldmsp.example"], "known_accounts": ["breakglass@client.example"], "old_provider_tenant_ids": ["99999999-8888-7777-6666-555555555555"]`)
+	vars := entraVars(t, g, `, "unverified_authority_host": true, "old_provider_name": "OldMSP", "old_provider_domains": ["oldmsp.example"], "known_accounts": ["breakglass@client.example"], "old_provider_tenant_ids": ["99999999-8888-7777-6666-555555555555"]`)
 	code, out := f.apply("-var-file", vars)
 	if code != ExitWaiting {
 		t.Fatalf("apply: exit %d\n%s", code, out)
@@ -151,7 +151,7 @@ func TestEntraTenantChangesUnderTheRunbook(t *testing.T) {
 	}
 	f := newFixture(t, "")
 	os.WriteFile(filepath.Join(f.dir, "main.sw.hcl"), src, 0o644)
-	vars := entraVars(t, g, `, "old_provider_name": "OldMSP", "old_provider_domains": ["oldmsp.example"], "known_accounts": ["breakglass@client.example"]`)
+	vars := entraVars(t, g, `, "unverified_authority_host": true, "old_provider_name": "OldMSP", "old_provider_domains": ["oldmsp.example"], "known_accounts": ["breakglass@client.example"]`)
 	plan := func(want int, what string) string {
 		t.Helper()
 		code, out, errs := f.run("plan", "-detailed-exitcode", "-var-file", vars, f.dir)
@@ -251,7 +251,7 @@ plugin "entra" {
   device_code                = true
   authority_host             = "%s/"
   graph_endpoint             = %q
-  disable_instance_discovery = true
+  unverified_authority_host  = true
   ca_file                    = %q
 }
 step "entra.disable_user" "off" {

@@ -63,6 +63,9 @@ type Server struct {
 	// DenyPolicies answers a read of the Conditional Access policies 403,
 	// as for an app without Policy.Read.All.
 	DenyPolicies bool
+	// PoliciesUnauthorized answers that read 401 InvalidAuthenticationToken,
+	// whatever the token (a sign-in that does not work for this API).
+	PoliciesUnauthorized bool
 	// NoPremium answers a read of signInActivity 403, as a tenant without
 	// Entra ID P1 does.
 	NoPremium bool
@@ -75,6 +78,19 @@ type Server struct {
 	RateLimit float64
 	// Latency is added to every Graph call (as a real tenant has).
 	Latency time.Duration
+	// TokenLifetime: a token is refused (401 InvalidAuthenticationToken,
+	// "Lifetime validation failed") this long after it was issued, though
+	// it said it lives an hour: a revocation or clock skew, as a long run
+	// meets it.
+	TokenLifetime time.Duration
+	// NextLinkHost spells the host of @odata.nextLink otherwise than the
+	// client asked (localhost for 127.0.0.1, another case, :443).
+	NextLinkHost string
+	// Redirect answers every Graph GET with 307 to this origin (such as
+	// http://127.0.0.1:PORT of a decoy).
+	Redirect      string
+	deleteOnWrite []string
+	expired       int
 	// Stale makes reads lag writes, as Graph's replicas do: a GET sees
 	// the directory as it was Stale ago (a write is visible to reads only
 	// Stale after it was made, a deleted user is still listed until then).
@@ -92,7 +108,8 @@ type Server struct {
 	assigns    map[string][]map[string]any // appRoleAssignments by service principal
 	groups     map[string]*role            // groups (id, displayName, members)
 	apps       map[string]map[string]any   // application registrations
-	tokens     map[string]bool
+	tokens     map[string]time.Time        // when each expires (zero: never)
+	tokenReqs  int
 	devices    map[string]*deviceSignIn // device code sign-ins by device code
 	skus       []map[string]any
 	policies   []map[string]any // Conditional Access
@@ -133,7 +150,7 @@ func New(dir string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{schema: sch, users: map[string]*User{}, roles: map[string]*role{}, tokens: map[string]bool{},
+	s := &Server{schema: sch, users: map[string]*User{}, roles: map[string]*role{}, tokens: map[string]time.Time{},
 		sps: map[string]map[string]any{}, grants: map[string]map[string]any{}, assigns: map[string][]map[string]any{}, groups: map[string]*role{}, apps: map[string]map[string]any{}}
 	ca, err := testca.New("graphtest CA")
 	if err != nil {
@@ -398,11 +415,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.token(w, r)
 	case p == "/v1.0/$batch" && r.Method == "POST":
 		s.latency()
-		if !s.tokens[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")] {
-			graphError(w, http.StatusUnauthorized, "InvalidAuthenticationToken", "Access token is empty or invalid.")
+		if !s.tokenValid(w, r) {
 			return
 		}
 		s.batch(w, r)
+	case strings.HasPrefix(p, "/v1.0/") && s.Redirect != "" && r.Method == "GET":
+		// A misconfigured proxy, or a hostile one, sends the client on.
+		w.Header().Set("Location", s.Redirect+r.URL.RequestURI())
+		w.WriteHeader(http.StatusTemporaryRedirect)
 	case strings.HasPrefix(p, "/v1.0/"):
 		s.latency()
 		s.one(w, r)
@@ -432,9 +452,14 @@ func (s *Server) one(w http.ResponseWriter, r *http.Request) {
 		s.throttle(w, wait)
 		return
 	}
-	if !s.tokens[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")] {
-		graphError(w, http.StatusUnauthorized, "InvalidAuthenticationToken", "Access token is empty or invalid.")
+	if !s.tokenValid(w, r) {
 		return
+	}
+	if r.Method != "GET" && len(s.deleteOnWrite) > 0 {
+		for _, id := range s.deleteOnWrite {
+			s.deleteUser(id)
+		}
+		s.deleteOnWrite = nil
 	}
 	if s.Stale > 0 {
 		now := time.Now()
@@ -678,9 +703,50 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, map[string]any{"error": "invalid_scope", "error_description": "AADSTS1002012: The provided value for scope is not valid."})
 		return
 	}
+	writeJSON(w, map[string]any{"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": s.newToken()})
+}
+
+// newToken issues a token: it says it lives an hour (as Entra's do), and
+// with TokenLifetime the server refuses it earlier (revoked, clock skew).
+func (s *Server) newToken() string {
+	s.tokenReqs++
 	tok := "graphtest." + newID()
-	s.tokens[tok] = true
-	writeJSON(w, map[string]any{"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": tok})
+	var exp time.Time
+	if s.TokenLifetime > 0 {
+		exp = time.Now().Add(s.TokenLifetime)
+	}
+	s.tokens[tok] = exp
+	return tok
+}
+
+// tokenValid answers 401 as Graph does for a token it does not take.
+func (s *Server) tokenValid(w http.ResponseWriter, r *http.Request) bool {
+	exp, ok := s.tokens[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")]
+	switch {
+	case !ok:
+		graphError(w, http.StatusUnauthorized, "InvalidAuthenticationToken", "Access token is empty or invalid.")
+		return false
+	case !exp.IsZero() && time.Now().After(exp):
+		s.expired++
+		graphError(w, http.StatusUnauthorized, "InvalidAuthenticationToken", "Lifetime validation failed, the token is expired.")
+		return false
+	}
+	return true
+}
+
+// TokenRequests counts the tokens issued; Expired the requests refused
+// for an expired token.
+func (s *Server) TokenRequests() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tokenReqs
+}
+
+// Expired counts the requests refused with an expired token.
+func (s *Server) Expired() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.expired
 }
 
 // list answers a collection (one page), each item checked against typ.
@@ -845,8 +911,7 @@ func (s *Server) deviceToken(w http.ResponseWriter, r *http.Request) {
 		idToken := b64(map[string]any{"alg": "none", "typ": "JWT"}) + "." + b64(map[string]any{"aud": ClientID,
 			"iss": "https://" + r.Host + "/" + Tenant + "/v2.0", "tid": Tenant, "oid": oid, "sub": oid, "preferred_username": d.upn,
 			"name": d.upn, "iat": now, "nbf": now, "exp": now + 3600, "ver": "2.0"}) + "."
-		tok := "graphtest." + newID()
-		s.tokens[tok] = true
+		tok := s.newToken()
 		writeJSON(w, map[string]any{"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": tok,
 			"scope": r.FormValue("scope"), "refresh_token": "graphtest-refresh." + newID(), "id_token": idToken,
 			"client_info": b64(map[string]any{"uid": oid, "utid": Tenant})})
@@ -954,6 +1019,10 @@ func (s *Server) graph(w http.ResponseWriter, r *http.Request, seg []string) {
 	case seg[0] == "identity" && len(seg) == 3 && seg[1] == "conditionalAccess" && seg[2] == "policies" && r.Method == "GET":
 		if s.DenyPolicies {
 			graphError(w, 403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+			return
+		}
+		if s.PoliciesUnauthorized {
+			graphError(w, 401, "InvalidAuthenticationToken", "Access token validation failure.")
 			return
 		}
 		s.list(w, typ, s.policies)
@@ -1189,7 +1258,11 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, typ string, s
 		nq := next.Query()
 		nq.Set("$skiptoken", strconv.Itoa(skip+top))
 		next.RawQuery = nq.Encode()
-		resp["@odata.nextLink"] = "https://" + r.Host + next.RequestURI()
+		host := r.Host
+		if s.NextLinkHost != "" {
+			host = s.NextLinkHost
+		}
+		resp["@odata.nextLink"] = "https://" + host + next.RequestURI()
 	}
 	writeJSON(w, resp)
 }
@@ -1263,11 +1336,24 @@ func (s *Server) oneUser(w http.ResponseWriter, r *http.Request, typ, key string
 	}
 }
 
+// DeleteUserOnNextWrite deletes a user just before the next write
+// request is served: someone deleted it between the client's read and
+// its write.
+func (s *Server) DeleteUserOnNextWrite(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.deleteOnWrite = append(s.deleteOnWrite, id)
+}
+
 // DeleteUser deletes a user, as someone in the admin center would (with
 // Stale, reads still see it for that long).
 func (s *Server) DeleteUser(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.deleteUser(id)
+}
+
+func (s *Server) deleteUser(id string) {
 	if s.Stale > 0 {
 		s.history = append(s.history, stamped{at: time.Now(), dir: s.copyView()})
 	}

@@ -132,17 +132,23 @@ func (p *plugin) removeServicePrincipals() *sdk.Action {
 			if err != nil {
 				return sdk.ApplyError(err)
 			}
+			gone := 0
 			for _, a := range apps {
 				for _, gr := range a.grants {
 					if err := g.do(ctx, "DELETE", "/oauth2PermissionGrants/"+url.PathEscape(gr.ID), nil, nil, nil); err != nil && statusOf(err) != http.StatusNotFound {
 						return sdk.ApplyError(err)
 					}
 				}
-				if err := g.do(ctx, "DELETE", "/servicePrincipals/"+url.PathEscape(a.ID), nil, nil, nil); err != nil && statusOf(err) != http.StatusNotFound {
+				err := g.do(ctx, "DELETE", "/servicePrincipals/"+url.PathEscape(a.ID), nil, nil, nil)
+				if statusOf(err) == http.StatusNotFound {
+					gone++ // deleted since the plan: done
+					continue
+				}
+				if err != nil {
 					return sdk.ApplyError(err)
 				}
 			}
-			return &sdk.ApplyResponse{Summary: fmt.Sprintf("removed %d apps of the old provider", len(apps))}
+			return &sdk.ApplyResponse{Summary: fmt.Sprintf("removed %d apps of the old provider%s", len(apps), alreadyGone(gone))}
 		}}
 }
 
@@ -219,9 +225,11 @@ func (p *plugin) inventory() *sdk.Action {
 			}
 			sort.Strings(foreign)
 			var diags sdk.Diagnostics
-			readable := func(what string, err error) error {
-				if st := statusOf(err); st == http.StatusForbidden || st == http.StatusUnauthorized {
-					diags = append(diags, sdk.Diagnostic{Severity: sdk.Warning, Summary: "The " + what + " are not readable", Detail: err.Error()})
+			// 403: the app lacks the permission (a warning naming it); a 401
+			// is a sign-in that failed (even after a fresh token): an error.
+			readable := func(what, grant string, err error) error {
+				if statusOf(err) == http.StatusForbidden {
+					diags = append(diags, sdk.Warnf("The "+what+" are not readable", "Grant the app %s to read them (%v).", grant, err))
 					return nil
 				}
 				return err
@@ -232,7 +240,7 @@ func (p *plugin) inventory() *sdk.Action {
 				CapabilityStatus string `json:"capabilityStatus"`
 			}
 			skus, err := listOf[sku](ctx, g, "/subscribedSkus?$select=skuPartNumber,consumedUnits,capabilityStatus", nil)
-			if err = readable("licences (subscribedSkus, Organization.Read.All)", err); err != nil {
+			if err = readable("licences (subscribedSkus)", "Organization.Read.All", err); err != nil {
 				return nil, "", nil, err
 			}
 			var licenses []string
@@ -245,7 +253,7 @@ func (p *plugin) inventory() *sdk.Action {
 				State       string `json:"state"`
 			}
 			pols, err := listOf[policy](ctx, g, "/identity/conditionalAccess/policies?$select=displayName,state", nil)
-			if err = readable("Conditional Access policies (Policy.Read.All)", err); err != nil {
+			if err = readable("Conditional Access policies", "Policy.Read.All", err); err != nil {
 				return nil, "", nil, err
 			}
 			var ca []string
@@ -374,6 +382,7 @@ func (p *plugin) appCredentials() *sdk.Action {
 			if err != nil {
 				return sdk.ApplyError(err)
 			}
+			gone := 0
 			for _, pl := range plans {
 				path := "/applications/" + url.PathEscape(pl.app.ID)
 				for _, c := range pl.passwords {
@@ -386,11 +395,25 @@ func (p *plugin) appCredentials() *sdk.Action {
 					if keep == nil {
 						keep = []json.RawMessage{}
 					}
-					if err := g.do(ctx, "PATCH", path, nil, map[string]any{"keyCredentials": keep}, nil); err != nil {
+					err := g.do(ctx, "PATCH", path, nil, map[string]any{"keyCredentials": keep}, nil)
+					if statusOf(err) == http.StatusNotFound {
+						gone++ // the app registration was deleted since the plan
+						continue
+					}
+					if err != nil {
 						return sdk.ApplyError(err)
 					}
 				}
 			}
-			return &sdk.ApplyResponse{Summary: fmt.Sprintf("removed the matching credentials of %d app registrations", len(plans))}
+			return &sdk.ApplyResponse{Summary: fmt.Sprintf("removed the matching credentials of %d app registrations%s", len(plans), alreadyGone(gone))}
 		}}
+}
+
+// alreadyGone says how many objects were deleted by someone else between
+// the plan and the apply (done: nothing is left to remove).
+func alreadyGone(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%d of them already gone)", n)
 }

@@ -272,8 +272,8 @@ func (d *dispatcher) answerReads(s *subRequest, a answer) {
 		NextLink string            `json:"@odata.nextLink"`
 	}
 	if a.err == nil && a.status == 200 {
-		if err := json.Unmarshal(a.body, &page); err != nil || page.NextLink != "" {
-			a = answer{err: fmt.Errorf("GET /users: the listing of %d users is not one page of JSON", len(s.jobs))}
+		if err := json.Unmarshal(a.body, &page); err != nil {
+			a = answer{err: fmt.Errorf("GET /users: the listing of %d users is not JSON", len(s.jobs))}
 		}
 	}
 	if a.err != nil || a.status != 200 {
@@ -282,8 +282,39 @@ func (d *dispatcher) answerReads(s *subRequest, a answer) {
 		}
 		return
 	}
+	if page.NextLink != "" {
+		// Graph served fewer than asked: the rest through the dispatcher
+		// (not from this call's slot, which it frees).
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), d.g.http.Timeout+time.Minute)
+			defer cancel()
+			values, err := d.g.rest(ctx, page.NextLink)
+			if err != nil {
+				for _, j := range s.jobs {
+					j.done <- answer{err: err}
+				}
+				return
+			}
+			d.deliverReads(s, a, append(page.Value, values...))
+		}()
+		return
+	}
+	d.deliverReads(s, a, page.Value)
+}
+
+// rest are the items of the pages from a nextLink on.
+func (g *graph) rest(ctx context.Context, next string) ([]json.RawMessage, error) {
+	rel, err := g.relative(next)
+	if err != nil {
+		return nil, err
+	}
+	return g.all(ctx, rel, nil)
+}
+
+// deliverReads answers each user read of a listing.
+func (d *dispatcher) deliverReads(s *subRequest, a answer, values []json.RawMessage) {
 	found := map[string]json.RawMessage{}
-	for _, raw := range page.Value {
+	for _, raw := range values {
 		var u user
 		if json.Unmarshal(raw, &u) == nil {
 			found[strings.ToLower(u.ID)] = raw
@@ -306,21 +337,79 @@ type signInError struct{ error }
 
 func (e signInError) Unwrap() error { return e.error }
 
-// token is a token for Graph.
+// token is a token for Graph: the credential's (cached until it says it
+// expires), or the fresh one taken after Graph refused that one.
 func (g *graph) token(ctx context.Context) (string, error) {
 	tok, err := g.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{g.endpoint + "/.default"}})
 	if err != nil {
 		return "", tokenError(err)
 	}
+	g.tokMu.Lock()
+	defer g.tokMu.Unlock()
+	if g.refused[tok.Token] && g.fresh != "" {
+		return g.fresh, nil
+	}
 	return tok.Token, nil
 }
 
-// roundTrip sends one HTTP request to Graph.
+// freshToken is a token taken past the credential's cache, after Graph
+// refused stale (401 InvalidAuthenticationToken: expired early, revoked,
+// clock skew). Requests refused together share one new token: at most one
+// token request per refusal.
+func (g *graph) freshToken(ctx context.Context, stale string) (string, error) {
+	g.refreshMu.Lock()
+	defer g.refreshMu.Unlock()
+	g.tokMu.Lock()
+	if g.fresh != "" && g.fresh != stale && !g.refused[g.fresh] {
+		f := g.fresh
+		g.tokMu.Unlock()
+		return f, nil
+	}
+	if g.refused == nil {
+		g.refused = map[string]bool{}
+	}
+	g.refused[stale] = true
+	g.tokMu.Unlock()
+	// Claims make the credential ask the login host instead of its cache:
+	// a token issued from now on.
+	claims := fmt.Sprintf(`{"access_token":{"nbf":{"essential":true,"value":"%d"}}}`, time.Now().Unix())
+	tok, err := g.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{g.endpoint + "/.default"}, Claims: claims})
+	if err != nil {
+		return "", tokenError(err)
+	}
+	g.tokMu.Lock()
+	g.fresh = tok.Token
+	g.tokMu.Unlock()
+	return tok.Token, nil
+}
+
+// tokenRefused: Graph answered that the token is not valid (any more).
+func tokenRefused(a answer) bool {
+	return a.err == nil && a.status == http.StatusUnauthorized && bytes.Contains(a.body, []byte("InvalidAuthenticationToken"))
+}
+
+// roundTrip sends one HTTP request to Graph. A token Graph refuses is
+// replaced once by a fresh one; refused again, it is an error naming the
+// app and the tenant.
 func (g *graph) roundTrip(ctx context.Context, method, u string, hdr http.Header, body []byte) answer {
 	tok, err := g.token(ctx)
 	if err != nil {
 		return answer{err: signInError{err}}
 	}
+	a := g.send(ctx, method, u, hdr, body, tok)
+	if !tokenRefused(a) {
+		return a
+	}
+	if tok, err = g.freshToken(ctx, tok); err != nil {
+		return answer{err: signInError{err}}
+	}
+	if a = g.send(ctx, method, u, hdr, body, tok); tokenRefused(a) {
+		return answer{err: signInError{fmt.Errorf("Graph refuses a fresh token of app %s in tenant %s (401 InvalidAuthenticationToken): check the app's permissions and that it is not disabled", g.clientID, g.tenant)}}
+	}
+	return a
+}
+
+func (g *graph) send(ctx context.Context, method, u string, hdr http.Header, body []byte, tok string) answer {
 	req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(body))
 	if err != nil {
 		return answer{err: err}

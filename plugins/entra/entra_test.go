@@ -9,9 +9,13 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,7 +31,7 @@ func str(s string) cty.Value { return cty.StringVal(s) }
 func configured(t *testing.T, g *graphtest.Server, set map[string]cty.Value) (*sdktest.Harness, error) {
 	t.Helper()
 	cfg := map[string]cty.Value{"tenant_id": str(graphtest.Tenant), "client_id": str(graphtest.ClientID), "client_secret": str(graphtest.ClientSecret),
-		"authority_host": str(g.URL + "/"), "graph_endpoint": str(g.URL), "disable_instance_discovery": cty.True, "ca_file": str(g.CAFile), "timeout": str("10s")}
+		"authority_host": str(g.URL + "/"), "graph_endpoint": str(g.URL), "unverified_authority_host": cty.True, "ca_file": str(g.CAFile), "timeout": str("10s")}
 	for k, v := range set {
 		cfg[k] = v
 	}
@@ -188,6 +192,34 @@ func TestRefusals(t *testing.T) {
 	if g.UserProps(g.AddUser("y@oldmsp.example", "x", false))["accountEnabled"] != true {
 		t.Fatal("?")
 	}
+	// A login host none of Microsoft's clouds knows gets no secret unless
+	// the runbook says loudly that it is unverified; then it is named.
+	before := g.TokenRequests()
+	if _, err := configured(t, g, map[string]cty.Value{"unverified_authority_host": cty.False}); err == nil || !strings.Contains(err.Error(), "none of Microsoft's clouds") || !strings.Contains(err.Error(), "unverified_authority_host") {
+		t.Errorf("an unknown login host: %v", err)
+	}
+	if _, err := configured(t, g, map[string]cty.Value{"unverified_authority_host": cty.False, "disable_instance_discovery": cty.True}); err == nil || !strings.Contains(err.Error(), "instance discovery") {
+		t.Errorf("instance discovery turned off alone: %v", err)
+	}
+	if g.TokenRequests() != before {
+		t.Error("a refused configuration asked the login host for a token")
+	}
+	h, _ = configured(t, g, nil)
+	if d, _ := h.P.Configure(ctx, mustConfig(t, h, g)); len(d) != 1 || d[0].Severity != sdk.Warning || !strings.Contains(d[0].Detail, strings.TrimPrefix(g.URL, "https://")) {
+		t.Errorf("the unverified login host is not named in a warning: %+v", d)
+	}
+}
+
+// mustConfig is the configuration object configured(t, g, nil) sends.
+func mustConfig(t *testing.T, h *sdktest.Harness, g *graphtest.Server) cty.Value {
+	t.Helper()
+	schema, _ := h.P.Schema(context.Background())
+	v, err := sdktest.Object(schema.Config, map[string]cty.Value{"tenant_id": str(graphtest.Tenant), "client_id": str(graphtest.ClientID), "client_secret": str(graphtest.ClientSecret),
+		"authority_host": str(g.URL + "/"), "graph_endpoint": str(g.URL), "unverified_authority_host": cty.True, "ca_file": str(g.CAFile)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
 
 // The old provider's multi-tenant app (its RMM) with delegated and app
@@ -226,6 +258,17 @@ func TestOldProvidersAppsAndInventory(t *testing.T) {
 		t.Fatalf("inventory without Policy.Read.All: %v %#v", err, inv.Diagnostics)
 	}
 	g.DenyPolicies = false
+	// A 401 is not "not readable": the token is refreshed once, then it is
+	// an error naming the app and the tenant.
+	g.PoliciesUnauthorized = true
+	tokens := g.TokenRequests()
+	if _, err := h.Plan(ctx, "inventory", nil, nil); err == nil || !strings.Contains(err.Error(), "refuses a fresh token of app "+graphtest.ClientID+" in tenant "+graphtest.Tenant) {
+		t.Fatalf("inventory with a 401: %v", err)
+	}
+	if n := g.TokenRequests() - tokens; n != 1 {
+		t.Fatalf("%d token requests for one refusal", n)
+	}
+	g.PoliciesUnauthorized = false
 	// Secrets and a certificate the old provider put on the client's own
 	// app registration: only those go.
 	hr := g.AddApplication("Client HR app", []string{"OldMSP sync secret", "HR team secret"}, []string{"oldmsp-cert", "hr-cert"})
@@ -361,7 +404,7 @@ func TestDeviceCodeSignIn(t *testing.T) {
 	g := graphtest.Start(t)
 	g.AddUser("tech@oldmsp.example", "x", false)
 	cfg := map[string]cty.Value{"tenant_id": str(graphtest.Tenant), "client_id": str(graphtest.ClientID), "device_code": cty.True,
-		"authority_host": str(g.URL + "/"), "graph_endpoint": str(g.URL), "disable_instance_discovery": cty.True, "ca_file": str(g.CAFile), "timeout": str("10s")}
+		"authority_host": str(g.URL + "/"), "graph_endpoint": str(g.URL), "unverified_authority_host": cty.True, "ca_file": str(g.CAFile), "timeout": str("10s")}
 	for _, decline := range []bool{false, true} {
 		var prompts []string
 		h := &sdktest.Harness{P: newPlugin("test", func(msg string) {
@@ -548,5 +591,170 @@ func TestStaleReplicasAndDeletedUsers(t *testing.T) {
 	_, err = h.Plan(ctx, "reset_password", map[string]cty.Value{"user": str("tech2@oldmsp.example"), "password": str("X-Pw-123456!")}, nil)
 	if err == nil || !strings.Contains(err.Error(), `user "tech2@oldmsp.example"`) || !strings.Contains(err.Error(), "does not exist") || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("reset_password of a deleted user: %v", err)
+	}
+}
+
+// Tokens that Graph refuses before they say they expire (a revocation,
+// clock skew): a refused token is replaced by a fresh one, once for all
+// the requests refused with it, and the run finishes.
+func TestTokensExpireMidRun(t *testing.T) {
+	ctx := context.Background()
+	g := graphtest.Start(t)
+	g.TokenLifetime = 300 * time.Millisecond
+	g.Latency = 60 * time.Millisecond
+	g.RateLimit = 150 // requests a second: the run takes a few seconds
+	var upns []string
+	for i := 0; i < 150; i++ {
+		u := fmt.Sprintf("exp%02d@oldmsp.example", i)
+		g.AddUser(u, "x", false)
+		upns = append(upns, u)
+	}
+	h := harness(t, g)
+	start := time.Now()
+	errs := make(chan error, len(upns))
+	for _, u := range upns {
+		go func(u string) {
+			_, err := h.Run(ctx, "disable_user", map[string]cty.Value{"user": str(u)})
+			if err == nil {
+				_, err = h.Run(ctx, "revoke_sessions", map[string]cty.Value{"user": str(u)})
+			}
+			errs <- err
+		}(u)
+	}
+	for range upns {
+		if err := <-errs; err != nil {
+			t.Fatalf("a run with expiring tokens failed: %v", err)
+		}
+	}
+	took := time.Since(start)
+	expiries := int(took / g.TokenLifetime)
+	if g.Expired() == 0 {
+		t.Fatalf("no request met an expired token in %s: the test proves nothing", took)
+	}
+	if n := g.TokenRequests(); n > 1+expiries+1 {
+		t.Fatalf("%d token requests in %s (tokens live %s): more than one per expiry", n, took, g.TokenLifetime)
+	}
+	t.Logf("%s, %d token requests, %d requests met an expired token", took, g.TokenRequests(), g.Expired())
+}
+
+// A nextLink may spell the endpoint's origin otherwise; it is followed
+// on the configured endpoint, and only under its /v1.0/.
+func TestNextLinkSpellings(t *testing.T) {
+	g := &graph{endpoint: "https://127.0.0.1:8443"}
+	for link, want := range map[string]string{
+		"https://127.0.0.1:8443/v1.0/users?$skiptoken=2":   "/users?$skiptoken=2",
+		"https://localhost:8443/v1.0/users?$skiptoken=2":   "/users?$skiptoken=2",
+		"HTTPS://LOCALHOST:8443/v1.0/users?$skiptoken=2":   "/users?$skiptoken=2",
+		"https://[::1]:8443/v1.0/users?$skiptoken=2":       "/users?$skiptoken=2",
+		"https://127.0.0.1:8444/v1.0/users":                "",
+		"http://127.0.0.1:8443/v1.0/users":                 "",
+		"https://evil.example:8443/v1.0/users":             "",
+		"https://127.0.0.1:8443/beta/users":                "",
+		"https://127.0.0.1:8443/v1.0evil/users":            "",
+		"https://user:pw@graph.microsoft.com/v1.0/users":   "",
+		"https://127.0.0.1:8443/v1.0/users/x/memberOf?a=b": "/users/x/memberOf?a=b",
+	} {
+		got, err := g.relative(link)
+		if want == "" && (err == nil || !strings.Contains(err.Error(), "leaves the Graph endpoint")) || want != "" && got != want {
+			t.Errorf("%s: %q, %v; want %q", link, got, err, want)
+		}
+	}
+	ms := &graph{endpoint: "https://graph.microsoft.com"}
+	if got, err := ms.relative("https://Graph.Microsoft.com:443/v1.0/users?$skiptoken=x"); err != nil || got != "/users?$skiptoken=x" {
+		t.Errorf("case and :443: %q %v", got, err)
+	}
+}
+
+// Against a tenant whose nextLinks say localhost where the plugin was
+// told 127.0.0.1, and whose pages are small (the combined id-in read of
+// many users comes in pages too): every guest is found and disabled.
+func TestPagesSpelledOtherwiseAndPagedCombinedReads(t *testing.T) {
+	ctx := context.Background()
+	g := graphtest.Start(t)
+	g.PageSize = 4
+	u, _ := url.Parse(g.URL)
+	g.NextLinkHost = "localhost:" + u.Port()
+	for i := 0; i < 30; i++ {
+		g.AddUser(fmt.Sprintf("guest%02d@oldmsp.example", i), "", true)
+	}
+	h := harness(t, g)
+	if _, err := h.Run(ctx, "remove_guests", map[string]cty.Value{"domains": cty.ListVal([]cty.Value{str("oldmsp.example")})}); err != nil {
+		t.Fatalf("remove_guests over pages with another spelling of the host: %v", err)
+	}
+	// Many user reads at once go out as one listing, served in pages.
+	var members []string
+	for i := 0; i < 30; i++ {
+		upn := fmt.Sprintf("tech%02d@oldmsp.example", i)
+		g.AddUser(upn, "x", false)
+		members = append(members, upn)
+	}
+	errs := make(chan error, len(members))
+	for _, upn := range members {
+		go func(upn string) {
+			p, err := h.Plan(ctx, "disable_user", map[string]cty.Value{"user": str(upn)}, nil)
+			if err == nil && p.Kind != sdk.Change {
+				err = fmt.Errorf("%s: %s", upn, p.Summary)
+			}
+			errs <- err
+		}(upn)
+	}
+	for range members {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A redirect to another origin (here a downgrade to a plain-http decoy
+// that would answer "no users") is refused: the token never reaches it,
+// and its answer is not taken for Graph's.
+func TestRedirectsNeverCarryTheToken(t *testing.T) {
+	ctx := context.Background()
+	g := graphtest.Start(t)
+	g.AddUser("tech1@oldmsp.example", "x", false)
+	var gotAuth []string
+	var mu sync.Mutex
+	decoy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		gotAuth = append(gotAuth, r.Header.Get("Authorization"))
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"value":[]}`))
+	}))
+	defer decoy.Close()
+	h := harness(t, g)
+	g.Redirect = decoy.URL
+	_, err := h.Plan(ctx, "find_users", map[string]cty.Value{"domains": cty.ListVal([]cty.Value{str("oldmsp.example")})}, nil)
+	if err == nil || !strings.Contains(err.Error(), "refused") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("a redirect to another origin: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(gotAuth) > 0 {
+		t.Fatalf("the decoy was called (Authorization %q)", gotAuth)
+	}
+}
+
+// A guest deleted between the listing and its disable is done, and the
+// result says so.
+func TestGuestDeletedMeanwhileIsDone(t *testing.T) {
+	ctx := context.Background()
+	g := graphtest.Start(t)
+	g.AddUser("helpdesk@oldmsp.example", "", true)
+	gone := g.AddUser("old@oldmsp.example", "", true)
+	h := harness(t, g)
+	set := map[string]cty.Value{"domains": cty.ListVal([]cty.Value{str("oldmsp.example")})}
+	p, err := h.Plan(ctx, "remove_guests", set, nil)
+	if err != nil || p.Kind != sdk.Change {
+		t.Fatalf("plan: %v %v", p, err)
+	}
+	// Someone deletes it between the apply's listing and its write.
+	g.DeleteUserOnNextWrite(gone)
+	r, _, err := h.Apply(ctx, "remove_guests", set, p, nil)
+	if err != nil || !strings.Contains(r.Summary, "1 of them already gone") {
+		t.Fatalf("apply: %v %+v", err, r)
+	}
+	if r.Verify == nil || r.Verify.Kind != sdk.NoChange {
+		t.Fatalf("verify: %+v", r.Verify)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -31,6 +32,13 @@ type graph struct {
 	http     *http.Client
 	retries  int
 	d        *dispatcher
+	// who signs in where, for messages
+	tenant, clientID string
+
+	refreshMu sync.Mutex // one fresh token at a time
+	tokMu     sync.Mutex
+	refused   map[string]bool // tokens Graph refused
+	fresh     string          // the token taken after the last refusal
 }
 
 type graphSettings struct {
@@ -46,7 +54,7 @@ func newGraph(s graphSettings) (*graph, error) {
 	if err != nil {
 		return nil, err
 	}
-	hc := &http.Client{Timeout: s.timeout, Transport: sdkhttp.Transport(tc)}
+	hc := sdkhttp.Client(tc, s.timeout) // never a redirect to another origin (with the token)
 	co := azcore.ClientOptions{Transport: hc, Cloud: cloud.Configuration{ActiveDirectoryAuthorityHost: s.authority},
 		Retry: policy.RetryOptions{MaxRetries: 2, RetryDelay: 300 * time.Millisecond}}
 	var cred azcore.TokenCredential
@@ -83,7 +91,7 @@ func newGraph(s graphSettings) (*graph, error) {
 		}
 		cred = c
 	}
-	g := &graph{endpoint: strings.TrimRight(s.endpoint, "/"), cred: cred, http: hc, retries: 8}
+	g := &graph{endpoint: strings.TrimRight(s.endpoint, "/"), cred: cred, http: hc, retries: 8, tenant: s.tenant, clientID: s.clientID}
 	g.d = newDispatcher(g)
 	return g, nil
 }
@@ -221,12 +229,35 @@ func (g *graph) all(ctx context.Context, path string, hdr http.Header) ([]json.R
 			return nil, err
 		}
 		out = append(out, page.Value...)
-		next = page.NextLink
-		if next != "" && !strings.HasPrefix(next, g.endpoint+"/") {
-			return nil, fmt.Errorf("the nextLink %q Graph gave leaves the Graph endpoint: refused", next)
+		if next = page.NextLink; next != "" {
+			var err error
+			if next, err = g.relative(next); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return out, nil
+}
+
+// relative is a nextLink as a path on the configured endpoint: the link
+// may spell the endpoint's origin otherwise (host case, the default port,
+// localhost for 127.0.0.1), but must be under its /v1.0/; the request goes
+// to the configured endpoint, never to a host the link names.
+func (g *graph) relative(link string) (string, error) {
+	u, err := url.Parse(link)
+	e, eerr := url.Parse(g.endpoint)
+	if err != nil || eerr != nil {
+		return "", fmt.Errorf("the nextLink %q Graph gave is not a URL: refused", link)
+	}
+	root := strings.TrimRight(e.Path, "/") + "/v1.0"
+	if !sdkhttp.SameOrigin(u, e) || !strings.HasPrefix(u.EscapedPath(), root+"/") {
+		return "", fmt.Errorf("the nextLink %s Graph gave leaves the Graph endpoint %s: refused", u.Redacted(), g.endpoint)
+	}
+	rel := strings.TrimPrefix(u.EscapedPath(), root)
+	if u.RawQuery != "" {
+		rel += "?" + u.RawQuery
+	}
+	return rel, nil
 }
 
 // listOf pages through a collection and decodes each item as T (items

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/switchover/switchover/plugins/sdk"
@@ -40,7 +41,8 @@ func newPlugin(version string, notify func(string)) *sdk.Plugin {
 			{Name: "device_code", Type: cty.Bool, Description: "Sign in as an admin at the keyboard instead (device code): switchover shows the address and the code to enter, and waits for the sign-in (up to 15 minutes). client_id is then a public client app registration."},
 			{Name: "authority_host", Type: cty.String, Description: "Login host (default https://login.microsoftonline.com/; national clouds, tests)."},
 			{Name: "graph_endpoint", Type: cty.String, Description: "Graph endpoint (default https://graph.microsoft.com)."},
-			{Name: "disable_instance_discovery", Type: cty.Bool, Description: "Skip the authority's instance discovery (for a private or test authority)."},
+			{Name: "unverified_authority_host", Type: cty.Bool, Description: "LAB OR PRIVATE CLOUD ONLY: sign in at an authority_host that is none of Microsoft's clouds, without Microsoft's instance discovery; the secret goes to that host, which every plan names in a warning."},
+			{Name: "disable_instance_discovery", Type: cty.Bool, Description: "Only with unverified_authority_host (which implies it)."},
 			{Name: "ca_file", Type: cty.String, Description: "PEM file of a CA to trust in addition to the system's."},
 			{Name: "timeout", Type: sdk.DurationType, Description: "Timeout of one request (default 30s)."},
 		},
@@ -70,7 +72,7 @@ func (p *plugin) configure(ctx context.Context, cfg sdk.Values) sdk.Diagnostics 
 	timeout, diags := cfg.Duration("timeout", 30*time.Second)
 	s := graphSettings{tenant: cfg.String("tenant_id"), clientID: cfg.String("client_id"), secret: cfg.String("client_secret"),
 		authority: cfg.String("authority_host"), endpoint: cfg.String("graph_endpoint"), caFile: cfg.String("ca_file"),
-		noDiscovery: cfg.Bool("disable_instance_discovery"), timeout: timeout,
+		noDiscovery: cfg.Bool("unverified_authority_host"), timeout: timeout,
 		certFile: cfg.String("client_certificate_file"), certPassword: cfg.String("client_certificate_password"),
 		deviceCode: cfg.Bool("device_code"), prompt: p.notify}
 	ways := 0
@@ -93,6 +95,10 @@ func (p *plugin) configure(ctx context.Context, cfg sdk.Values) sdk.Diagnostics 
 			return append(diags, sdk.AttributeErrorf(name, "Invalid URL", "%s must be an https URL, not %q", name, v)...)
 		}
 	}
+	d := checkAuthority(s.authority, cfg.Bool("unverified_authority_host"), cfg.Bool("disable_instance_discovery"))
+	if diags = append(diags, d...); d.HasErrors() {
+		return diags
+	}
 	g, err := newGraph(s)
 	if err != nil {
 		return append(diags, sdk.Diagnostic{Severity: sdk.Error, Summary: "Invalid Entra settings", Detail: err.Error()})
@@ -105,6 +111,35 @@ func (p *plugin) configure(ctx context.Context, cfg sdk.Values) sdk.Diagnostics 
 	}
 	p.g, p.tenant = g, s.tenant
 	return diags
+}
+
+// microsoftClouds are the login hosts of Microsoft's clouds (azcore's
+// list): instance discovery checks an authority there.
+var microsoftClouds = []string{cloud.AzurePublic.ActiveDirectoryAuthorityHost, cloud.AzureGovernment.ActiveDirectoryAuthorityHost, cloud.AzureChina.ActiveDirectoryAuthorityHost}
+
+// checkAuthority: the credentials go only to one of Microsoft's clouds
+// (with instance discovery), unless the runbook says loudly that the
+// host is unverified (a lab), and then every plan names it.
+func checkAuthority(authority string, unverified, noDiscovery bool) sdk.Diagnostics {
+	u, _ := url.Parse(authority)
+	known := false
+	for _, c := range microsoftClouds {
+		if k, err := url.Parse(c); err == nil && strings.EqualFold(k.Host, u.Host) {
+			known = true
+		}
+	}
+	switch {
+	case noDiscovery && !unverified:
+		return sdk.AttributeErrorf("disable_instance_discovery", "Instance discovery is not turned off alone",
+			"Microsoft's instance discovery is what checks the login host the client secret goes to: it is turned off only with unverified_authority_host = true (a lab or a private cloud), which every plan names")
+	case !known && !unverified:
+		return sdk.AttributeErrorf("authority_host", "Unknown login host",
+			"%s is none of Microsoft's clouds (%s): the client secret would go there. For a lab or a private cloud, also set unverified_authority_host = true", u.Host, strings.Join(microsoftClouds, ", "))
+	case unverified:
+		return sdk.Diagnostics{sdk.Warnf("Signing in at an unverified login host",
+			"The credentials go to %s without Microsoft's instance discovery (unverified_authority_host = true): right for a lab or a private cloud, never for a client's tenant.", u.Host)}
+	}
+	return nil
 }
 
 func (p *plugin) graph() (*graph, error) {
@@ -663,20 +698,22 @@ func (p *plugin) removeGuests() *sdk.Action {
 			if err != nil {
 				return sdk.ApplyError(err)
 			}
+			gone := 0
 			for _, u := range todo {
 				path := "/users/" + url.PathEscape(u.ID)
 				if verb(req.Attributes) == "delete" {
 					err = g.do(ctx, "DELETE", path, nil, nil, nil)
-					if statusOf(err) == http.StatusNotFound {
-						err = nil
-					}
 				} else {
 					err = g.do(ctx, "PATCH", path, nil, map[string]any{"accountEnabled": false}, nil)
+				}
+				if statusOf(err) == http.StatusNotFound {
+					gone++ // deleted since it was listed: done
+					continue
 				}
 				if err != nil {
 					return sdk.ApplyError(err)
 				}
 			}
-			return &sdk.ApplyResponse{Summary: fmt.Sprintf("%sd %d guests", verb(req.Attributes), len(todo))}
+			return &sdk.ApplyResponse{Summary: fmt.Sprintf("%sd %d guests%s", verb(req.Attributes), len(todo), alreadyGone(gone))}
 		}}
 }

@@ -128,8 +128,7 @@ func newClient(base, auth, caFile string, timeout time.Duration, rateLimit float
 	if err != nil {
 		return nil, err
 	}
-	tr := sdkhttp.Transport(tc)
-	c := &client{base: u, auth: auth, http: &http.Client{Transport: tr, Timeout: timeout}, maxRetries: 5, pageSize: pageSize}
+	c := &client{base: u, auth: auth, http: sdkhttp.Client(tc, timeout), maxRetries: 5, pageSize: pageSize}
 	if rateLimit > 0 {
 		t := time.NewTicker(time.Duration(float64(time.Second) / rateLimit))
 		c.limiter = t.C

@@ -92,6 +92,11 @@ variable "m365_graph_endpoint" {
   description = "Graph endpoint: keep the default, except in a national cloud or the lab"
   default     = "https://graph.microsoft.com"
 }
+variable "m365_unverified_authority_host" {
+  description = "LAB ONLY: m365_authority_host is none of Microsoft's clouds (the client secret goes there; every plan names the host)"
+  type        = bool
+  default     = false
+}
 variable "m365_ca_file" {
   description = "A CA to trust for Graph in addition to the system's; usually not needed"
   default     = null
@@ -166,6 +171,8 @@ module "m365" {
   authority_host          = var.m365_authority_host
   graph_endpoint          = var.m365_graph_endpoint
   ca_file                 = var.m365_ca_file
+
+  unverified_authority_host = var.m365_unverified_authority_host
 }
 
 module "saas" {

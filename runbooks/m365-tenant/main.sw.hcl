@@ -45,6 +45,11 @@ variable "graph_endpoint" {
   description = "Graph endpoint: keep the default, except in a national cloud (e.g. https://graph.microsoft.us)"
   default     = "https://graph.microsoft.com"
 }
+variable "unverified_authority_host" {
+  description = "LAB ONLY: sign in at an authority_host that is none of Microsoft's clouds (the client secret goes there; every plan names the host)"
+  type        = bool
+  default     = false
+}
 variable "ca_file" {
   description = "A CA to trust in addition to the system's (a TLS-inspecting proxy's); usually not needed"
   default     = null
@@ -56,7 +61,7 @@ plugin "entra" {
   client_secret              = var.client_secret
   authority_host             = var.authority_host
   graph_endpoint             = var.graph_endpoint
-  disable_instance_discovery = var.authority_host != "https://login.microsoftonline.com/"
+  unverified_authority_host  = var.unverified_authority_host
   ca_file                    = var.ca_file
 }
 

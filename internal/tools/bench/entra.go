@@ -105,7 +105,7 @@ plugin "entra" {
   client_secret              = var.client_secret
   authority_host             = "${var.url}/"
   graph_endpoint             = var.url
-  disable_instance_discovery = true
+  unverified_authority_host  = true
   ca_file                    = var.ca_file
 }
 step "entra.find_users" "old" {

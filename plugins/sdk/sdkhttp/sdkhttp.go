@@ -98,3 +98,47 @@ func ErrorText(err error) string {
 	}
 	return err.Error()
 }
+
+// SameOrigin: a and b name the same scheme, host and port, after the
+// spellings that mean the same are made one (scheme and host case, the
+// default port, "localhost", "127.0.0.1" and "::1").
+func SameOrigin(a, b *url.URL) bool {
+	return strings.EqualFold(a.Scheme, b.Scheme) && hostKey(a) == hostKey(b)
+}
+
+func hostKey(u *url.URL) string {
+	h := strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
+	if ip := net.ParseIP(h); h == "localhost" || ip != nil && ip.IsLoopback() {
+		h = "loopback"
+	}
+	port := u.Port()
+	if port == "" {
+		switch strings.ToLower(u.Scheme) {
+		case "https":
+			port = "443"
+		case "http":
+			port = "80"
+		}
+	}
+	return h + ":" + port
+}
+
+// CheckRedirect follows a redirect only within the origin of the request
+// that was sent first (the one that carries the token): never to another
+// scheme (no downgrade to http), host or port, whose answer would be
+// taken as the server's and which would receive the credentials.
+func CheckRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= 5 {
+		return fmt.Errorf("stopped after %d redirects", len(via))
+	}
+	if !SameOrigin(req.URL, via[0].URL) {
+		return fmt.Errorf("%s redirected to %s://%s: refused (a redirect to another origin would carry the credentials)", via[0].URL.Redacted(), req.URL.Scheme, req.URL.Host)
+	}
+	return nil
+}
+
+// Client is an HTTP client with tc and pooled connections that never
+// follows a redirect to another origin (CheckRedirect).
+func Client(tc *tls.Config, timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout, Transport: Transport(tc), CheckRedirect: CheckRedirect}
+}
