@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"math/rand"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -213,6 +214,76 @@ func TestEntraTenantChangesUnderTheRunbook(t *testing.T) {
 	}
 	if out := plan(ExitOK, "after the gone account was recorded"); strings.Contains(out, "tech2") {
 		t.Fatalf("the recorded gone account is still shown:\n%s", out)
+	}
+}
+
+// The m365 runbook against Graph's quirks, one at a time: tokens refused
+// before they say they expire, nextLinks that spell the host otherwise
+// over small pages (the combined reads of many users paged too). Each
+// run finishes, the old provider is out, and the plan after it is clean.
+// A redirect to another origin is refused in one line, and nothing changes.
+func TestEntraRunbookUnderGraphsQuirks(t *testing.T) {
+	t.Parallel()
+	src, err := os.ReadFile("../../runbooks/m365-tenant/main.sw.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, quirk := range map[string]func(g *graphtest.Server){
+		"tokens expire early": func(g *graphtest.Server) { g.TokenLifetime = 250 * time.Millisecond; g.Latency = 20 * time.Millisecond },
+		"nextLinks say localhost, pages of 2": func(g *graphtest.Server) {
+			u, _ := url.Parse(g.URL)
+			g.NextLinkHost = "LOCALHOST:" + u.Port()
+			g.PageSize = 2
+		},
+		"redirect to plain http": func(g *graphtest.Server) { g.Redirect = "http://127.0.0.1:9" },
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			g := graphtest.Start(t)
+			var old []string
+			for i := 0; i < 12; i++ {
+				old = append(old, g.AddUser(fmt.Sprintf("tech%02d@oldmsp.example", i), "x", false))
+			}
+			client := g.AddUser("anna@client.example", "x", false)
+			g.AddRole("Global Administrator", "62e90394-69f5-4237-9190-012177145e10", old[0], client)
+			for i := 0; i < 5; i++ {
+				g.AddUser(fmt.Sprintf("guest%d@oldmsp.example", i), "", true)
+			}
+			quirk(g)
+			f := newFixture(t, "")
+			os.WriteFile(filepath.Join(f.dir, "main.sw.hcl"), src, 0o644)
+			vars := entraVars(t, g, `, "unverified_authority_host": true, "old_provider_name": "OldMSP", "old_provider_domains": ["oldmsp.example"]`)
+			code, out := f.apply("-var-file", vars)
+			if g.Redirect != "" {
+				if code != ExitError || !strings.Contains(out, "refused") || g.UserProps(old[0])["accountEnabled"] != true {
+					t.Fatalf("apply behind a redirect: exit %d\n%s", code, out)
+				}
+				return
+			}
+			if code != ExitWaiting {
+				t.Fatalf("apply: exit %d\n%s", code, out)
+			}
+			if code, out, errs := f.run("confirm", "step.partner_relationships", "--by", "Anna Keller", f.dir); code != ExitOK {
+				t.Fatalf("confirm: %d %s%s", code, out, errs)
+			}
+			if code, out := f.apply("-var-file", vars); code != ExitOK {
+				t.Fatalf("apply after the confirmation: exit %d\n%s", code, out)
+			}
+			for _, id := range old {
+				if g.UserProps(id)["accountEnabled"] != false {
+					t.Fatalf("%v is enabled", g.UserProps(id)["userPrincipalName"])
+				}
+			}
+			if g.UserProps(client)["accountEnabled"] != true {
+				t.Fatal("the client's user was disabled")
+			}
+			if code, out, errs := f.run("plan", "-detailed-exitcode", "-var-file", vars, f.dir); code != ExitOK {
+				t.Fatalf("the plan after the run is not clean: exit %d\n%s%s", code, out, errs)
+			}
+			if g.TokenLifetime > 0 && g.Expired() == 0 {
+				t.Fatal("no request met an expired token: the quirk was not exercised")
+			}
+		})
 	}
 }
 

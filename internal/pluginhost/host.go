@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/switchover/switchover/internal/termtext"
 	"github.com/switchover/switchover/plugins/sdk"
 	"github.com/switchover/switchover/plugins/sdk/rpc"
 )
@@ -499,7 +500,9 @@ func (n *notices) Write(p []byte) (int, error) {
 		n.part = n.part[i+1:]
 		if msg, ok := strings.CutPrefix(line, sdk.NoticePrefix); ok {
 			n.mu.Lock()
-			fmt.Fprintf(n.w, "%s: %s\n", n.name, strings.TrimSpace(msg))
+			// The plugin's text, never its control characters, reaches the
+			// terminal.
+			fmt.Fprintf(n.w, "%s: %s\n", n.name, termtext.Safe(strings.TrimSpace(msg)))
 			n.mu.Unlock()
 		}
 	}
