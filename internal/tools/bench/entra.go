@@ -91,6 +91,36 @@ func benchEntra(bin string, n, runs, par int) {
 	fmt.Printf("%-58s %7.2f %7.2f %9d %8d %9d\n", "floor: Go loop, the 2 writes per user in $batch calls", fb.wall.Seconds(), fw.Seconds(), fb.requests, fb.batches, fb.throttle)
 	fmt.Printf("\nswitchover / floor: %.2fx (the floor's %d requests at 100/s: %.1f s); switchover used %.2f CPU s\n",
 		sb.wall.Seconds()/fb.wall.Seconds(), 2*n, float64(2*n-100)/100, sb.cpu.Seconds())
+	entraExpiringTokens(bin, rb, dir, n, par, sb.wall)
+}
+
+// entraExpiringTokens runs switchover once more with every token refused
+// 10 s after it was issued (though it says it lives an hour: revocation,
+// clock skew): the run must finish, with at most one token request per
+// expiry besides the first.
+func entraExpiringTokens(bin, rb, dir string, n, par int, ref time.Duration) {
+	const lifetime = 10 * time.Second
+	g, err := graphtest.New(dir)
+	if err != nil {
+		fail(err)
+	}
+	defer g.Close()
+	g.Latency = 5 * time.Millisecond
+	for i := 0; i < n; i++ {
+		g.AddUser(fmt.Sprintf("tech%04d@oldmsp.example", i), "Old-Pw-1!", false)
+	}
+	g.RateLimit = 100
+	g.TokenLifetime = lifetime
+	start := time.Now()
+	entraSwitchover(bin, rb, g, par)
+	wall := time.Since(start)
+	bound := 1 + int(wall/lifetime)
+	verdict := "ok"
+	if g.TokenRequests() > bound {
+		verdict = "TOO MANY"
+	}
+	fmt.Printf("tokens refused %s after issue: %.2f s (%.2fx the run above), %d token requests for %d expiries (at most %d: %s), %d requests met an expired token\n",
+		lifetime, wall.Seconds(), wall.Seconds()/ref.Seconds(), g.TokenRequests(), int(wall/lifetime), bound, verdict, g.Expired())
 }
 
 func entraSwitchover(bin, rb string, g *graphtest.Server, par int) time.Duration {
