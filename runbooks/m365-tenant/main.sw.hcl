@@ -56,13 +56,13 @@ variable "ca_file" {
 }
 
 plugin "entra" {
-  tenant_id                  = var.tenant_id
-  client_id                  = var.client_id
-  client_secret              = var.client_secret
-  authority_host             = var.authority_host
-  graph_endpoint             = var.graph_endpoint
-  unverified_authority_host  = var.unverified_authority_host
-  ca_file                    = var.ca_file
+  tenant_id                 = var.tenant_id
+  client_id                 = var.client_id
+  client_secret             = var.client_secret
+  authority_host            = var.authority_host
+  graph_endpoint            = var.graph_endpoint
+  unverified_authority_host = var.unverified_authority_host
+  ca_file                   = var.ca_file
 }
 
 step "entra.inventory" "before" {}
