@@ -340,7 +340,7 @@ func (p *progress) event(ev engine.Event) {
 		p.clearBar()
 	}
 	if line != "" {
-		fmt.Fprintln(p.w(), termSafe(line))
+		fmt.Fprintln(p.w(), termLine(line))
 	}
 	if p.tty && (line != "" || redraw) {
 		p.drawBar()

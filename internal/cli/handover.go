@@ -79,7 +79,9 @@ func runHandover(ctx context.Context, env *Env, args []string) int {
 
 func writeOut(env *Env, path string, b []byte, mode os.FileMode) error {
 	if path == "" {
-		_, err := env.Stdout.Write(b)
+		// To a terminal maybe: remote text's control characters escaped
+		// (the checklist's JSON escapes them itself).
+		_, err := io.WriteString(env.Stdout, termSafe(string(b)))
 		return err
 	}
 	return fsutil.WriteFileAtomic(path, b, mode)

@@ -144,9 +144,10 @@ func renderPlan(w io.Writer, g *engine.Graph, ips []*engine.InstancePlan, c plan
 		}
 		sym := p.Action.Symbol()
 		n := p.Instance.Node.Step
-		fmt.Fprintf(&b, "  %s %s (%s.%s)\n      %s\n", sym, termSafe(p.Instance.Address), n.Plugin, n.Action, termSafe(p.Summary))
+		// One line each: a remote name cannot add lines to the plan.
+		fmt.Fprintf(&b, "  %s %s (%s.%s)\n      %s\n", sym, termLine(p.Instance.Address), n.Plugin, n.Action, termLine(p.Summary))
 		for _, d := range p.Details {
-			fmt.Fprintf(&b, "        %s\n", termSafe(d))
+			fmt.Fprintf(&b, "        %s\n", termLine(d))
 		}
 	}
 	io.WriteString(w, b.String())

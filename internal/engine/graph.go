@@ -666,9 +666,20 @@ func (g *Graph) moduleSteps(tr hcl.Traversal, from *runbook.Step) ([]string, hcl
 // moduleSecrets names a module's secrets after it: secret("restic/office")
 // in module backups is the secret backups/restic/office, so that two
 // modules (two domains from the same runbook) never share a password.
-func moduleSecrets(module string, resolve lang.SecretResolver) lang.SecretResolver {
+// A name the runbook itself gives that a module's secret already has
+// ("m/x" is module m's secret("x")) is refused: two steps would share
+// one password without anyone saying so.
+func (g *Graph) moduleSecrets(module string, resolve lang.SecretResolver) lang.SecretResolver {
 	if module == "" {
-		return resolve
+		return func(name string, opts secrets.Options) (cty.Value, error) {
+			for _, m := range g.Runbook.Modules {
+				if strings.HasPrefix(name, m.Path+"/") {
+					return cty.NilVal, fmt.Errorf("the secret name %q is where module.%s keeps its secret(%q): name this one otherwise (such as %q)",
+						name, m.Path, strings.TrimPrefix(name, m.Path+"/"), "root-"+name)
+				}
+			}
+			return resolve(name, opts)
+		}
 	}
 	return func(name string, opts secrets.Options) (cty.Value, error) {
 		return resolve(module+"/"+name, opts)
@@ -994,7 +1005,7 @@ const (
 func (g *Graph) evalStepInstance(n *StepNode, base *hcl.EvalContext, each *lang.Each, resolve lang.SecretResolver) (cty.Value, whenValue, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
 	ctx := base.NewChild()
-	ctx.Functions = map[string]function.Function{"secret": lang.SecretFunc(moduleSecrets(n.Step.Module, resolve))}
+	ctx.Functions = map[string]function.Function{"secret": lang.SecretFunc(g.moduleSecrets(n.Step.Module, resolve))}
 	if each != nil {
 		ctx.Variables = map[string]cty.Value{"each": cty.ObjectVal(map[string]cty.Value{"key": each.Key, "value": each.Value})}
 	}

@@ -121,6 +121,20 @@ step "core.noop" "last" {
 	if asked["north/admin"] != "module.north.step.password" || asked["south/admin"] != "module.south.step.password" || asked["admin"] != "" {
 		t.Errorf("secrets asked for: %v", asked)
 	}
+	// The runbook's own secret("north/admin") would be module north's:
+	// refused, at the line that asks for it.
+	os.WriteFile(filepath.Join(dir, "full", "collide.sw.hcl"), []byte(`
+step "core.noop" "mine" {
+  message = secret("north/admin")
+}
+`), 0o644)
+	_, d := Build(context.Background(), Options{Dir: filepath.Join(dir, "full"), Plugins: newHost(t), Mode: ModePlan, Secrets: func(addr string) lang.SecretResolver {
+		return func(name string, _ secrets.Options) (cty.Value, error) { return cty.UnknownVal(cty.String), nil }
+	}})
+	if got := describe(d); !strings.Contains(got, `"north/admin" is where module.north keeps its secret("admin")`) || !strings.Contains(got, "3:") {
+		t.Errorf("a root secret in a module's namespace: %s", got)
+	}
+	os.Remove(filepath.Join(dir, "full", "collide.sw.hcl"))
 	for addr, want := range map[string]string{
 		"module.north.step.first":  "hello bakery",
 		"module.south.step.first":  "hi office",

@@ -1,7 +1,10 @@
 package engine
 
 import (
+	"bytes"
 	"encoding/json"
+	"html"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -43,19 +46,46 @@ func (r *Redactor) Add(s string) {
 	if len(s) < minSecretLen {
 		forms = []string{`"` + s + `"`, "'" + s + "'", strconv.Quote(s)}
 	} else {
-		forms = []string{s}
-		if q := strconv.Quote(s); q[1:len(q)-1] != s {
-			forms = append(forms, q[1:len(q)-1])
-		}
-		if j, err := json.Marshal(s); err == nil && string(j[1:len(j)-1]) != s {
-			forms = append(forms, string(j[1:len(j)-1]))
-		}
+		forms = escapedForms(s)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, f := range forms {
 		r.add(f)
 	}
+}
+
+// escapedForms are the ways a text may carry s: as it is, quoted as Go,
+// HCL and JSON write strings (with and without HTML escapes, with "/" as
+// "\/" as some APIs echo it), URL-escaped and HTML-escaped.
+func escapedForms(s string) []string {
+	forms := []string{s}
+	add := func(f string) {
+		for _, x := range forms {
+			if x == f {
+				return
+			}
+		}
+		forms = append(forms, f)
+	}
+	q := strconv.Quote(s)
+	add(q[1 : len(q)-1])
+	var plain bytes.Buffer
+	enc := json.NewEncoder(&plain)
+	enc.SetEscapeHTML(false)
+	if enc.Encode(s) == nil {
+		j := strings.TrimSuffix(plain.String(), "\n")
+		add(j[1 : len(j)-1])
+		add(strings.ReplaceAll(j[1:len(j)-1], "/", `\/`))
+	}
+	if j, err := json.Marshal(s); err == nil {
+		add(string(j[1 : len(j)-1]))
+		add(strings.ReplaceAll(string(j[1:len(j)-1]), "/", `\/`))
+	}
+	add(url.QueryEscape(s))
+	add(url.PathEscape(s))
+	add(html.EscapeString(s))
+	return forms
 }
 
 func (r *Redactor) add(s string) {

@@ -25,3 +25,22 @@ func TestRedactorFindsQuotedEscapedAndShortValues(t *testing.T) {
 		t.Errorf("bare short value replaced: %q", got)
 	}
 }
+
+// An API that echoes a value escaped does not get it past redaction: JSON
+// with "/" as "\/", HTML escaping, URL escaping.
+func TestRedactorFindsEscapedForms(t *testing.T) {
+	r := NewRedactor()
+	const pw = `Can/ary<&>+ pw"9`
+	r.Add(pw)
+	for _, text := range []string{
+		`{"error":"bad password Can\/ary\u003c\u0026\u003e+ pw\"9"}`,
+		`{"error":"bad password Can\/ary<&>+ pw\"9"}`,
+		`<p>Can/ary&lt;&amp;&gt;+ pw&#34;9</p>`,
+		`https://h/x?pw=Can%2Fary%3C%26%3E%2B+pw%229`,
+		`https://h/Can%2Fary%3C&%3E+%20pw%229/`,
+	} {
+		if got := r.String(text); strings.Contains(got, "ary") {
+			t.Errorf("%q -> %q", text, got)
+		}
+	}
+}

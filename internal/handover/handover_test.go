@@ -337,3 +337,28 @@ func TestChecklistReadsAsAPersonWould(t *testing.T) {
 		t.Errorf("json evidence is not plain: %s", js.String())
 	}
 }
+
+// Remote text is text: no link, image, HTML or table cell survives from
+// it into the Markdown, and DEL and C1 controls are escaped in the JSON.
+func TestRemoteTextCannotShapeTheChecklist(t *testing.T) {
+	in := sample(t)
+	in.State.Apply(&state.Record{Kind: state.KindStatus, Address: "step.broken", Status: state.Failed, Time: in.Now,
+		Error: "x | done | [click here](https://evil.example) ![img](https://evil.example/p.png) <b>hi</b> \\[esc](https://evil.example)\nsecond line \u009b31m"})
+	c := Build(in)
+	var md, js bytes.Buffer
+	c.Markdown(&md)
+	c.JSON(&js)
+	for _, bad := range []string{"[click here](", "![img](", "<b>", "\n  second line", `\\[esc](`} {
+		if strings.Contains(strings.NewReplacer(`\\`, "\x01", `\[`, "\x00", `\]`, "\x00", `\<`, "\x00").Replace(md.String()), bad) {
+			t.Errorf("markdown keeps %q", bad)
+		}
+	}
+	for _, line := range strings.Split(md.String(), "\n") {
+		if strings.HasPrefix(line, "| `step.broken`") && strings.Count(strings.ReplaceAll(line, `\|`, ""), "|") != 5 {
+			t.Errorf("a pipe in remote text adds cells: %s", line)
+		}
+	}
+	if strings.ContainsRune(js.String(), 0x9b) || !strings.Contains(js.String(), `\u009b31m`) {
+		t.Errorf("json keeps the C1 control")
+	}
+}

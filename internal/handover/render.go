@@ -12,10 +12,25 @@ import (
 // JSON writes the checklist as JSON (format_version 1), with text as it is
 // ("->" is not escaped to "-\u003e").
 func (c *Checklist) JSON(w io.Writer) error {
-	enc := json.NewEncoder(w)
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
-	return enc.Encode(c)
+	if err := enc.Encode(c); err != nil {
+		return err
+	}
+	// DEL and the C1 controls (a terminal takes U+009B for ESC [) are
+	// escaped as JSON escapes them: the file is safe to print.
+	var e strings.Builder
+	for _, r := range b.String() {
+		if r == 0x7f || r >= 0x80 && r < 0xa0 {
+			fmt.Fprintf(&e, `\u%04x`, r)
+			continue
+		}
+		e.WriteRune(r)
+	}
+	_, err := io.WriteString(w, e.String())
+	return err
 }
 
 func stamp(t time.Time) string {
@@ -78,15 +93,17 @@ func (c *Checklist) countLine() string {
 	return line
 }
 
-// mdEscape keeps a value from breaking a Markdown table or list, or
-// becoming HTML in a renderer: line breaks and "|" and "<" are escaped, a
-// ">" only where it would start a quote ("->" stays as written).
+// mdEscaper escapes what lets remote text become a link or an image
+// ("[", "]"), HTML or an autolink ("<"), code (a backtick), or break a
+// table row ("|"); the backslash first, so that "\[" cannot undo it.
+var mdEscaper = strings.NewReplacer(`\`, `\\`, "`", "\\`", "[", `\[`, "]", `\]`, "<", `\<`, "|", `\|`, "\r", "", "\n", " ")
+
+// mdEscape keeps a value from breaking a Markdown table or list, or from
+// becoming a link, an image or HTML in a renderer; a ">" or "#" only where
+// it would start a quote or a heading ("->" stays as written).
 func mdEscape(s string) string {
-	s = strings.ReplaceAll(s, "\r", "")
-	s = strings.ReplaceAll(s, "\n", " ")
-	s = strings.ReplaceAll(s, "|", `\|`)
-	s = strings.ReplaceAll(s, "<", `\<`)
-	if strings.HasPrefix(s, ">") {
+	s = mdEscaper.Replace(s)
+	if strings.HasPrefix(s, ">") || strings.HasPrefix(s, "#") {
 		s = `\` + s
 	}
 	return s

@@ -29,3 +29,14 @@ func Safe(s string) string {
 func unsafeRune(r rune) bool {
 	return r < 0x20 && r != '\n' && r != '\t' || r == 0x7f || r >= 0x80 && r < 0xa0
 }
+
+// Line is Safe for text that must stay on one line (a plan line, a
+// progress line, a table cell): newlines and tabs are escaped too, so that
+// a remote name cannot add lines that look like the program's own.
+func Line(s string) string {
+	s = Safe(s)
+	if !strings.ContainsAny(s, "\n\t") {
+		return s
+	}
+	return strings.NewReplacer("\n", `\n`, "\t", `\t`).Replace(s)
+}
