@@ -242,6 +242,21 @@ func (l *Log) Close() error {
 type Problem struct {
 	Line    int // 1-based line number in the file (0: the file as a whole)
 	Message string
+	// PastHead: an intact line after the head the state recorded (a run
+	// cut off before it anchored its lines, or one still going), not a
+	// break of the chain.
+	PastHead bool
+}
+
+// OnlyPastHead: every problem is a line past the recorded head; the chain
+// itself holds.
+func OnlyPastHead(ps []Problem) bool {
+	for _, p := range ps {
+		if !p.PastHead {
+			return false
+		}
+	}
+	return len(ps) > 0
 }
 
 func (p Problem) String() string {
@@ -266,7 +281,7 @@ func Verify(data []byte, anchorSeq int64, anchorHash string) ([]Entry, []Problem
 		no := i + 1
 		var e Entry
 		if err := json.Unmarshal(line, &e); err != nil || line[len(line)-1] != '\n' {
-			problems = append(problems, Problem{no, "not a valid journal entry (changed or cut off)"})
+			problems = append(problems, Problem{Line: no, Message: "not a valid journal entry (changed or cut off)"})
 			prevHash, prevSeq = hashLine(line), prevSeq+1
 			continue
 		}
@@ -275,19 +290,19 @@ func Verify(data []byte, anchorSeq int64, anchorHash string) ([]Entry, []Problem
 		case e.Seq == prevSeq+1:
 			if e.Prev != prevHash {
 				if no == 1 {
-					problems = append(problems, Problem{no, "does not start the chain: an earlier line was deleted, or this one inserted"})
+					problems = append(problems, Problem{Line: no, Message: "does not start the chain: an earlier line was deleted, or this one inserted"})
 				} else {
-					problems = append(problems, Problem{no - 1, fmt.Sprintf("changed: its hash no longer matches the chain (line %d's prev)", no)})
+					problems = append(problems, Problem{Line: no - 1, Message: fmt.Sprintf("changed: its hash no longer matches the chain (line %d's prev)", no)})
 				}
 			}
 		case e.Seq > prevSeq+1:
 			if e.Prev == prevHash {
-				problems = append(problems, Problem{no, fmt.Sprintf("seq %d follows seq %d: the seq was changed", e.Seq, prevSeq)})
+				problems = append(problems, Problem{Line: no, Message: fmt.Sprintf("seq %d follows seq %d: the seq was changed", e.Seq, prevSeq)})
 			} else {
-				problems = append(problems, Problem{no, fmt.Sprintf("seq %d follows seq %d: %d line(s) deleted before this line", e.Seq, prevSeq, e.Seq-prevSeq-1)})
+				problems = append(problems, Problem{Line: no, Message: fmt.Sprintf("seq %d follows seq %d: %d line(s) deleted before this line", e.Seq, prevSeq, e.Seq-prevSeq-1)})
 			}
 		default:
-			problems = append(problems, Problem{no, fmt.Sprintf("seq %d follows seq %d: a line inserted here, or lines reordered", e.Seq, prevSeq)})
+			problems = append(problems, Problem{Line: no, Message: fmt.Sprintf("seq %d follows seq %d: a line inserted here, or lines reordered", e.Seq, prevSeq)})
 		}
 		prevHash, prevSeq = hashLine(line), e.Seq
 	}
@@ -296,14 +311,14 @@ func Verify(data []byte, anchorSeq int64, anchorHash string) ([]Entry, []Problem
 	} else {
 		switch {
 		case prevSeq < anchorSeq:
-			problems = append(problems, Problem{0, fmt.Sprintf("the journal ends at seq %d but the state recorded seq %d: the last %d line(s) were deleted", prevSeq, anchorSeq, anchorSeq-prevSeq)})
+			problems = append(problems, Problem{Line: 0, Message: fmt.Sprintf("the journal ends at seq %d but the state recorded seq %d: the last %d line(s) were deleted", prevSeq, anchorSeq, anchorSeq-prevSeq)})
 		case prevSeq >= anchorSeq:
 			// The anchored line must still hash to the anchor, and every line
 			// after it is outside what the state vouches for.
 			for i, e := range entries {
 				if e.Seq == anchorSeq && i < len(lines) {
 					if h := hashLine(lines[i]); h != anchorHash && len(problems) == 0 {
-						problems = append(problems, Problem{i + 1, "changed: it no longer matches the head recorded in the state"})
+						problems = append(problems, Problem{Line: i + 1, Message: "changed: it no longer matches the head recorded in the state"})
 					}
 				}
 			}
@@ -320,7 +335,7 @@ func PastHead(entries []Entry, anchorSeq int64) []Problem {
 	var out []Problem
 	for i, e := range entries {
 		if e.Seq > anchorSeq {
-			out = append(out, Problem{i + 1, fmt.Sprintf("seq %d (%s) is after the head recorded in the state (seq %d): not anchored; a run killed before it finished, a run still going, or a line appended by someone else", e.Seq, e.Event, anchorSeq)})
+			out = append(out, Problem{Line: i + 1, Message: fmt.Sprintf("seq %d (%s) is after the head recorded in the state (seq %d): not anchored; a run killed before it finished, a run still going, or a line appended by someone else", e.Seq, e.Event, anchorSeq), PastHead: true})
 		}
 	}
 	return out

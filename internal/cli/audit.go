@@ -62,6 +62,16 @@ func runAudit(ctx context.Context, env *Env, args []string) int {
 		}
 		return ExitOK
 	}
+	if audit.OnlyPastHead(problems) {
+		// Not tampering: a run that was cut off wrote lines it could not
+		// anchor in the state; the next command that takes the lock
+		// records them (unanchored_lines_found).
+		fmt.Fprintf(env.Stderr, "The audit trail %s has an unbroken chain, but its last %d line(s) come after the head recorded in the state: a run that was cut off (or one still running) wrote them before it could anchor them. The next apply, confirm or handover bundle records them. Until then they are not vouched for:\n", path, len(problems))
+		for _, p := range problems {
+			fmt.Fprintf(env.Stderr, "  %s\n", p)
+		}
+		return ExitError
+	}
 	if len(problems) > 0 {
 		fmt.Fprintf(env.Stderr, "The audit trail %s has been tampered with or damaged:\n", path)
 		for _, p := range problems {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -163,25 +164,35 @@ func handoverBundle(env *Env, args []string) int {
 		recipients = append(recipients, rs...)
 	}
 	dir := dirArg(pos)
-	c, code := checklistOf(env, "handover bundle", dir)
-	if c == nil {
-		return code
-	}
 	ws, ok := openExisting(env, "handover bundle", dir)
 	if !ok {
 		return ExitError
 	}
 	defer func() { _ = ws.Close() }() // errors of an already-reported session
-	// The bundle holds every secret: its making is recorded, under the lock.
+	// The bundle holds every secret: its making is recorded, under the
+	// lock. Taken first: taking it records what a run cut off left in the
+	// trail, and the bundle's trail and head are read after that.
 	if err := ws.Lock("handover bundle"); err != nil {
 		return fail("%v", err)
 	}
+	c, code := checklistOf(env, "handover bundle", dir)
+	if c == nil {
+		return code
+	}
+	// A bundle write that was killed left its temporary file.
+	fsutil.RemoveStaleTemps(out)
 	parts, err := bundleParts(ws, c, dir)
 	if err != nil {
 		return fail("%v", err)
 	}
 	m := handover.Manifest{Created: time.Now().UTC(), Runbook: c.Runbook.Name, RunbookHash: c.Runbook.Hash, AuditHead: c.Audit.HeadHash}
-	b, err := handover.MakeBundle(m, parts, recipients)
+	id, err := ws.ExistingIdentity("")
+	if err != nil {
+		return fail("the workspace identity (it signs the bundle): %v", err)
+	}
+	key := workspace.SigningKey(id)
+	signer := handover.Fingerprint(key.Public().(ed25519.PublicKey))
+	b, err := handover.MakeBundle(m, parts, recipients, key)
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -190,10 +201,11 @@ func handoverBundle(env *Env, args []string) int {
 	}
 	h := sha256.Sum256(b)
 	sum := hex.EncodeToString(h[:])
-	if err := ws.Audit.Append(audit.EvHandoverMade, "", map[string]any{"bundle_sha256": sum, "recipients": len(recipients), "secrets": len(c.Secrets)}); err != nil {
+	if err := ws.Audit.Append(audit.EvHandoverMade, "", map[string]any{"bundle_sha256": sum, "recipients": len(recipients), "secrets": len(c.Secrets), "signer": signer}); err != nil {
 		return fail("the bundle is written, but the audit trail could not record it: %v", err)
 	}
-	fmt.Fprintf(env.Stdout, "Wrote %s (%d parts, %d secrets), encrypted to %d key(s); sha256 %s.\nThe new provider opens it with: switchover handover open %s -identity KEY\n", out, len(parts), len(c.Secrets), len(recipients), sum, filepath.Base(out))
+	fmt.Fprintf(env.Stdout, "Wrote %s (%d parts, %d secrets), encrypted to %d key(s).\n  signed by  %s\n  sha256     %s\nRead both out to the new provider (by phone, not in the mail that carries the file). It opens it with:\n  switchover handover open %s -identity KEY -signer %s\n",
+		out, len(parts), len(c.Secrets), len(recipients), signer, sum, filepath.Base(out), signer)
 	return ExitOK
 }
 
@@ -270,9 +282,10 @@ func safePartName(s string) string {
 }
 
 func handoverOpen(env *Env, args []string) int {
-	var identity, out string
-	fs := newFlags(env, "handover open", "Decrypts a handover bundle with the new provider's identity, checks every part against the\nmanifest and the audit trail's hash chain, and says exactly what does not match.", "FILE")
+	var identity, out, signer string
+	fs := newFlags(env, "handover open", "Decrypts a handover bundle with the new provider's identity, checks its signature against the\nsigner the previous provider read out, every part against the manifest and the audit trail's\nhash chain, and says exactly what does not match.", "FILE")
 	fs.StringVar(&identity, "identity", "", "age identity file or SSH private key (required)")
+	fs.StringVar(&signer, "signer", "", "The fingerprint the previous provider read out (SHA256:...; required: anyone with your public key can make a bundle)")
 	fs.StringVar(&out, "out", "", "Write the parts into this directory (mode 0700; secrets.json holds the passwords)")
 	pos, code, ok := parse(fs, args, 1)
 	if !ok {
@@ -296,6 +309,20 @@ func handoverOpen(env *Env, args []string) int {
 	m, parts, problems, err := handover.OpenBundle(data, id)
 	if err != nil {
 		return fail("%v", err)
+	}
+	h := sha256.Sum256(data)
+	signedBy := m.Signer
+	if signedBy == "" {
+		signedBy = "(unsigned, or the signature does not verify)"
+	}
+	fmt.Fprintf(env.Stdout, "Bundle sha256 %s\nSigned by     %s\n", hex.EncodeToString(h[:]), signedBy)
+	switch {
+	case m.Signer == "":
+		return fail("the bundle is not signed by a workspace, or its signature does not verify: do not trust it; ask the previous provider for a new one")
+	case signer == "":
+		return fail("give -signer with the fingerprint the previous provider read out to you: the bundle says it was signed by %s, which proves nothing until you compare", m.Signer)
+	case strings.TrimPrefix(strings.TrimSpace(signer), "SHA256:") != strings.TrimPrefix(m.Signer, "SHA256:"):
+		return fail("the bundle is signed by %s, not by %s: it was not made by the workspace you expect; do not trust it", m.Signer, signer)
 	}
 	if trail, ok := parts["audit.jsonl"]; ok {
 		// The chain must hold up to the head the manifest names.
@@ -331,7 +358,7 @@ func handoverOpen(env *Env, args []string) int {
 		}
 		return fail("%d part(s) do not match: do not trust this bundle; ask the previous provider for a new one", len(problems))
 	}
-	fmt.Fprintln(w, "Every part matches the manifest, and the audit trail's chain holds.")
+	fmt.Fprintln(w, "The signature is the expected signer's, every part matches the manifest, and the audit trail's chain holds.")
 	return ExitOK
 }
 
@@ -386,9 +413,26 @@ func handoverReceipt(env *Env, args []string) int {
 		fmt.Fprintf(env.Stderr, "switchover handover receipt: %v\n", err)
 		return ExitError
 	}
-	if !bytes.Contains(trail, []byte(sum)) {
-		fmt.Fprintf(env.Stderr, "switchover handover receipt: %s is not a bundle this workspace made (no bundle with sha256 %s in the audit trail)\n", bundle, sum)
+	// Only a bundle this workspace recorded making, not any line that
+	// happens to hold the hash.
+	entries, _ := audit.Verify(trail, 0, "")
+	var made, newest *audit.Entry
+	for i, e := range entries {
+		if e.Event != string(audit.EvHandoverMade) {
+			continue
+		}
+		newest = &entries[i]
+		if e.Fields["bundle_sha256"] == sum {
+			made = &entries[i]
+		}
+	}
+	if made == nil {
+		fmt.Fprintf(env.Stderr, "switchover handover receipt: %s is not a bundle this workspace made (no bundle with sha256 %s is recorded as made)\n", bundle, sum)
 		return ExitError
+	}
+	fmt.Fprintf(env.Stdout, "It is the bundle made at %s (audit seq %d).\n", made.Time.Local().Format("2006-01-02 15:04:05"), made.Seq)
+	if newest != made {
+		fmt.Fprintf(env.Stderr, "Note: a newer bundle was made since, at %s (audit seq %d): the new provider should have that one.\n", newest.Time.Local().Format("2006-01-02 15:04:05"), newest.Seq)
 	}
 	ws, ok := openExisting(env, "handover receipt", dir)
 	if !ok {

@@ -1,15 +1,21 @@
 package cli
 
 import (
+	"archive/tar"
 	"bufio"
+	"bytes"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
 	"filippo.io/age"
+
+	"github.com/switchover/switchover/internal/handover"
 )
 
 // A run with a done step (that set a secret), a failed one, one waiting for
@@ -85,17 +91,49 @@ handover {
 	idFile := filepath.Join(t.TempDir(), "newmsp.key")
 	os.WriteFile(idFile, []byte(id.String()+"\n"), 0o600)
 	bundle := filepath.Join(t.TempDir(), "handover.bundle")
-	if code, out, errs := f.run("handover", "bundle", "-recipient", id.Recipient().String(), "-out", bundle, f.dir); code != ExitOK {
+	code, out, errs := f.run("handover", "bundle", "-recipient", id.Recipient().String(), "-out", bundle, f.dir)
+	if code != ExitOK {
 		t.Fatalf("bundle: %d %s %s", code, out, errs)
+	}
+	// The fingerprint and the hash to read out.
+	signer := regexp.MustCompile(`signed by  (SHA256:\S+)`).FindStringSubmatch(out)
+	if signer == nil || !regexp.MustCompile(`sha256     [0-9a-f]{64}`).MatchString(out) {
+		t.Fatalf("bundle does not print its signer and hash:\n%s", out)
 	}
 	raw, _ := os.ReadFile(bundle)
 	if strings.Contains(string(raw), secret) {
 		t.Fatal("the bundle holds the secret in clear")
 	}
 	outDir := filepath.Join(t.TempDir(), "opened")
-	code, out, errs := f.run("handover", "open", bundle, "-identity", idFile, "-out", outDir)
-	if code != ExitOK || !strings.Contains(out, "Every part matches the manifest") {
+	code, out, errs = f.run("handover", "open", bundle, "-identity", idFile, "-signer", signer[1], "-out", outDir)
+	if code != ExitOK || !strings.Contains(out, "every part matches the manifest") || !strings.Contains(out, "Signed by     "+signer[1]) {
 		t.Fatalf("open: %d %s %s", code, out, errs)
+	}
+	// Without -signer it says who signed, and does not call it genuine.
+	if code, out, errs := f.run("handover", "open", bundle, "-identity", idFile); code == ExitOK || !strings.Contains(out, signer[1]) || !strings.Contains(errs, "give -signer") {
+		t.Fatalf("open without -signer: %d %s %s", code, out, errs)
+	}
+	// Forged: another workspace, anyone with the new provider's public key,
+	// makes a bundle to the same recipient: its signer is not the one read
+	// out, and it is refused.
+	forger := newFixture(t, `
+step "core.noop" "x" { message = "forged" }
+`)
+	if code, out := forger.apply(); code != ExitOK {
+		t.Fatalf("forger's apply: %d %s", code, out)
+	}
+	forged := filepath.Join(t.TempDir(), "forged.bundle")
+	if code, out, errs := forger.run("handover", "bundle", "-recipient", id.Recipient().String(), "-out", forged, forger.dir); code != ExitOK {
+		t.Fatalf("forged bundle: %d %s %s", code, out, errs)
+	}
+	if code, _, errs := f.run("handover", "open", forged, "-identity", idFile, "-signer", signer[1]); code == ExitOK || !strings.Contains(errs, "not by "+signer[1]) {
+		t.Fatalf("a forged bundle: %d %s", code, errs)
+	}
+	// The signature taken out: unsigned, refused.
+	unsigned := filepath.Join(t.TempDir(), "unsigned.bundle")
+	os.WriteFile(unsigned, stripTarEntry(t, raw, handover.SignatureName), 0o600)
+	if code, _, errs := f.run("handover", "open", unsigned, "-identity", idFile, "-signer", signer[1]); code == ExitOK || !strings.Contains(errs, "not signed") {
+		t.Fatalf("an unsigned bundle: %d %s", code, errs)
 	}
 	var delivered map[string]string
 	b, _ := os.ReadFile(filepath.Join(outDir, "secrets.json"))
@@ -106,19 +144,32 @@ handover {
 	other, _ := age.GenerateX25519Identity()
 	otherFile := filepath.Join(t.TempDir(), "other.key")
 	os.WriteFile(otherFile, []byte(other.String()+"\n"), 0o600)
-	if code, _, errs := f.run("handover", "open", bundle, "-identity", otherFile); code == ExitOK || !strings.Contains(errs, "not encrypted to this identity") {
+	if code, _, errs := f.run("handover", "open", bundle, "-identity", otherFile, "-signer", signer[1]); code == ExitOK || !strings.Contains(errs, "not encrypted to this identity") {
 		t.Fatalf("a wrong identity: %d %s", code, errs)
 	}
 	damaged := filepath.Join(t.TempDir(), "damaged.bundle")
 	i := strings.Index(string(raw), "secrets.json.age")
 	raw[i+512+150] ^= 0x40 // inside the secrets part's ciphertext (after its 512-byte tar header)
 	os.WriteFile(damaged, raw, 0o600)
-	if code, _, errs := f.run("handover", "open", damaged, "-identity", idFile); code == ExitOK || !strings.Contains(errs, "BAD secrets.json") {
+	if code, _, errs := f.run("handover", "open", damaged, "-identity", idFile, "-signer", signer[1]); code == ExitOK || !strings.Contains(errs, "BAD secrets.json") {
 		t.Fatalf("a damaged bundle: %d %s", code, errs)
 	}
 	// The receipt, then the checklist shows it and secrets show warns.
 	if code, _, errs := f.run("handover", "receipt", "-by", "NewMSP (Jo)", "-bundle", bundle, f.dir); code != ExitOK {
 		t.Fatalf("receipt: %s", errs)
+	}
+	// A bundle another workspace made: refused.
+	if code, _, errs := f.run("handover", "receipt", "-by", "x", "-bundle", forged, f.dir); code == ExitOK || !strings.Contains(errs, "not a bundle this workspace made") {
+		t.Fatalf("a receipt for the forged bundle: %d %s", code, errs)
+	}
+	// An older bundle replayed: taken (it was made here), with a note
+	// that a newer one exists.
+	newer := filepath.Join(t.TempDir(), "newer.bundle")
+	if code, out, errs := f.run("handover", "bundle", "-recipient", id.Recipient().String(), "-out", newer, f.dir); code != ExitOK {
+		t.Fatalf("a second bundle: %d %s %s", code, out, errs)
+	}
+	if code, out, errs := f.run("handover", "receipt", "-by", "NewMSP (Jo)", "-bundle", bundle, f.dir); code != ExitOK || !strings.Contains(out, "It is the bundle made at") || !strings.Contains(errs, "a newer bundle was made since") {
+		t.Fatalf("a replayed older bundle: %d %s %s", code, out, errs)
 	}
 	if _, md, _ := f.run("handover", f.dir); !strings.Contains(md, "**Received:** by NewMSP (Jo)") {
 		t.Fatalf("the checklist does not show the receipt:\n%s", md)
@@ -202,4 +253,29 @@ func pageRequests(t *testing.T, netlog string) []string {
 		}
 	}
 	return out
+}
+
+// stripTarEntry is a tar file without the named entry.
+func stripTarEntry(t *testing.T, data []byte, name string) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	tw := tar.NewWriter(&out)
+	tr := tar.NewReader(bytes.NewReader(data))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(tr)
+		if h.Name == name {
+			continue
+		}
+		tw.WriteHeader(h)
+		tw.Write(b)
+	}
+	tw.Close()
+	return out.Bytes()
 }

@@ -5,10 +5,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"filippo.io/age"
 
 	"github.com/switchover/switchover/internal/audit"
 	"github.com/switchover/switchover/internal/state"
@@ -168,5 +171,37 @@ step "test.sleepy" "slow" {
 		if in.Status == state.Done {
 			t.Errorf("%s is done though its step was stopped", addr)
 		}
+	}
+}
+
+// Killed mid-run, an apply leaves lines in the trail after the head it
+// anchored: `audit verify` says so (not "tampered with"), and a bundle
+// made right after it opens, with every part matching; the temporary file
+// of a bundle write that was killed is gone after the next bundle.
+func TestBundleAfterAKilledApply(t *testing.T) {
+	f := newFixture(t, interruptRunbook)
+	cmd, _ := startApply(t, f)
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	cmd.Wait()
+	code, _, errs := f.run("audit", "verify", f.dir)
+	if code == ExitOK || strings.Contains(errs, "tampered") || !strings.Contains(errs, "unbroken chain") {
+		t.Fatalf("audit verify after a kill: %d %s", code, errs)
+	}
+	id, _ := age.GenerateX25519Identity()
+	idFile := filepath.Join(t.TempDir(), "newmsp.key")
+	os.WriteFile(idFile, []byte(id.String()+"\n"), 0o600)
+	out := filepath.Join(t.TempDir(), "handover.bundle")
+	stale := filepath.Join(filepath.Dir(out), ".handover.bundle.12345")
+	os.WriteFile(stale, []byte("half a bundle"), 0o600)
+	code, o, errs := f.run("handover", "bundle", "-recipient", id.Recipient().String(), "-out", out, f.dir)
+	if code != ExitOK {
+		t.Fatalf("bundle after a kill: %d %s %s", code, o, errs)
+	}
+	signer := regexp.MustCompile(`signed by  (SHA256:\S+)`).FindStringSubmatch(o)
+	if code, o, errs := f.run("handover", "open", out, "-identity", idFile, "-signer", signer[1]); code != ExitOK {
+		t.Fatalf("the bundle made after a kill does not open: %d %s %s", code, o, errs)
+	}
+	if _, err := os.Stat(stale); err == nil {
+		t.Fatal("the temporary file of a killed bundle write is still there")
 	}
 }

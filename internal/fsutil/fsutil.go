@@ -4,6 +4,7 @@ package fsutil
 import (
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // WriteFileAtomic replaces path with data so that a crash leaves the old
@@ -31,4 +32,17 @@ func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
 		return err
 	}
 	return os.Rename(f.Name(), path)
+}
+
+// RemoveStaleTemps removes the temporary files WriteFileAtomic(path) left
+// when it was killed mid-write (the caller holds whatever lock keeps
+// another writer of path away).
+func RemoveStaleTemps(path string) {
+	dir, prefix := filepath.Dir(path), "."+filepath.Base(path)+"."
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), prefix) && e.Type().IsRegular() {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
 }

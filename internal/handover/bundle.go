@@ -3,7 +3,9 @@ package handover
 import (
 	"archive/tar"
 	"bytes"
+	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -41,6 +43,23 @@ type Manifest struct {
 	RunbookHash   string         `json:"runbook_hash"`
 	AuditHead     string         `json:"audit_head"`
 	Parts         []ManifestPart `json:"parts"`
+	// Signer is the fingerprint of the key whose signature of the manifest
+	// verified ("" when the bundle is unsigned or the signature is
+	// wrong); set by OpenBundle, not stored.
+	Signer string `json:"-"`
+}
+
+// verifySignature is the signer's fingerprint when sig is a valid
+// signature of the manifest m, else "".
+func verifySignature(sig, m []byte) string {
+	var s signature
+	if sig == nil || json.Unmarshal(sig, &s) != nil || len(s.PublicKey) != ed25519.PublicKeySize {
+		return ""
+	}
+	if !ed25519.Verify(ed25519.PublicKey(s.PublicKey), signedManifest(m), s.Signature) {
+		return ""
+	}
+	return Fingerprint(ed25519.PublicKey(s.PublicKey))
 }
 
 // ManifestPart is one part's name, size and SHA-256.
@@ -57,7 +76,7 @@ func sum(b []byte) string {
 
 // MakeBundle encrypts the parts and the manifest m (its Parts filled in
 // here) to recipients and returns the bundle file.
-func MakeBundle(m Manifest, parts []Part, recipients []age.Recipient) ([]byte, error) {
+func MakeBundle(m Manifest, parts []Part, recipients []age.Recipient, signer ed25519.PrivateKey) ([]byte, error) {
 	if len(recipients) == 0 {
 		return nil, errors.New("no recipient: give the new provider's age or SSH public key")
 	}
@@ -75,6 +94,16 @@ func MakeBundle(m Manifest, parts []Part, recipients []age.Recipient) ([]byte, e
 	}
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
+	sig, err := signatureEntry(mb, signer)
+	if err != nil {
+		return nil, err
+	}
+	if err := tw.WriteHeader(&tar.Header{Name: SignatureName, Mode: 0o644, Size: int64(len(sig)), ModTime: m.Created, Typeflag: tar.TypeReg}); err != nil {
+		return nil, err
+	}
+	if _, err := tw.Write(sig); err != nil {
+		return nil, err
+	}
 	for _, p := range append([]Part{{Name: ManifestName, Data: mb}}, parts...) {
 		ct, err := secrets.Encrypt(p.Data, recipients...)
 		if err != nil {
@@ -93,6 +122,33 @@ func MakeBundle(m Manifest, parts []Part, recipients []age.Recipient) ([]byte, e
 	return buf.Bytes(), nil
 }
 
+// SignatureName is the bundle's signature entry (in clear: it reveals
+// only the signer's public key).
+const SignatureName = "SIGNATURE.json"
+
+// signature is the workspace's Ed25519 signature of the manifest.
+type signature struct {
+	PublicKey []byte `json:"public_key"`
+	Signature []byte `json:"signature"`
+}
+
+// Fingerprint names a signing key for reading out: SHA256:base64 of the
+// public key, as ssh-keygen shows keys.
+func Fingerprint(pub ed25519.PublicKey) string {
+	h := sha256.Sum256(pub)
+	return "SHA256:" + base64.RawStdEncoding.EncodeToString(h[:])
+}
+
+// SignBundle adds the signer's signature of the bundle's manifest.
+func signatureEntry(manifest []byte, key ed25519.PrivateKey) ([]byte, error) {
+	return json.Marshal(signature{PublicKey: key.Public().(ed25519.PublicKey), Signature: ed25519.Sign(key, signedManifest(manifest))})
+}
+
+// signedManifest is what is signed: the manifest, under a context of its own.
+func signedManifest(m []byte) []byte {
+	return append([]byte("switchover handover bundle manifest v1\x00"), m...)
+}
+
 // ErrNotForIdentity: the identity opens nothing in the bundle.
 var ErrNotForIdentity = errors.New("the bundle is not encrypted to this identity")
 
@@ -100,6 +156,7 @@ var ErrNotForIdentity = errors.New("the bundle is not encrypted to this identity
 // It returns the parts that decrypted and matched, and one problem per part
 // that did not (named), or an error when nothing can be read.
 func OpenBundle(data []byte, id age.Identity) (*Manifest, map[string][]byte, []string, error) {
+	var sig []byte
 	enc := map[string][]byte{}
 	var order []string
 	tr := tar.NewReader(bytes.NewReader(data))
@@ -114,6 +171,13 @@ func OpenBundle(data []byte, id age.Identity) (*Manifest, map[string][]byte, []s
 		b, err := io.ReadAll(io.LimitReader(tr, 1<<31))
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("reading %s: %v", h.Name, err)
+		}
+		if h.Name == SignatureName {
+			if sig != nil {
+				return nil, nil, nil, fmt.Errorf("the bundle holds %s twice", SignatureName)
+			}
+			sig = b
+			continue
 		}
 		name := strings.TrimSuffix(h.Name, ".age")
 		if _, dup := enc[name]; dup {
@@ -138,6 +202,7 @@ func OpenBundle(data []byte, id age.Identity) (*Manifest, map[string][]byte, []s
 	if err := json.Unmarshal(mb, &m); err != nil {
 		return nil, nil, nil, fmt.Errorf("the manifest is not readable: %v", err)
 	}
+	m.Signer = verifySignature(sig, mb)
 	parts := map[string][]byte{}
 	var problems []string
 	listed := map[string]bool{}

@@ -3,6 +3,7 @@ package handover
 import (
 	"archive/tar"
 	"bytes"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,6 +21,8 @@ import (
 )
 
 const canary = "CANARY-s3cr3t-9f8e7d"
+
+var _, testSigner, _ = ed25519.GenerateKey(nil)
 
 func loadRunbook(t testing.TB, src string) *runbook.Runbook {
 	t.Helper()
@@ -169,7 +172,7 @@ func rewrite(t *testing.T, bundle []byte, f func(name string, b []byte) []byte) 
 func TestBundleOpensOnlyWhenWhole(t *testing.T) {
 	id, r := recipient(t)
 	parts := []Part{{Name: "checklist.json", Data: []byte(`{"a":1}`)}, {Name: "secrets.json", Data: []byte(`{"root":"` + canary + `"}`)}, {Name: "audit.jsonl", Data: []byte("line\n")}}
-	b, err := MakeBundle(Manifest{Runbook: "r", Created: time.Now()}, parts, []age.Recipient{r})
+	b, err := MakeBundle(Manifest{Runbook: "r", Created: time.Now()}, parts, []age.Recipient{r}, testSigner)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +201,7 @@ func TestBundleOpensOnlyWhenWhole(t *testing.T) {
 		t.Fatalf("a changed byte: %v %v", err, problems)
 	}
 	// A part swapped for another that decrypts (made for the same key).
-	other2, _ := MakeBundle(Manifest{Runbook: "r"}, []Part{{Name: "audit.jsonl", Data: []byte("forged\n")}}, []age.Recipient{r})
+	other2, _ := MakeBundle(Manifest{Runbook: "r"}, []Part{{Name: "audit.jsonl", Data: []byte("forged\n")}}, []age.Recipient{r}, testSigner)
 	var forged []byte
 	rewrite(t, other2, func(name string, ct []byte) []byte {
 		if name == "audit.jsonl" {

@@ -3,6 +3,7 @@
 package workspace
 
 import (
+	"crypto/ed25519"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -259,6 +260,14 @@ func PlanKey(id *age.X25519Identity) []byte {
 	m := hmac.New(sha256.New, []byte(id.String()))
 	m.Write([]byte("switchover saved plan v1"))
 	return m.Sum(nil)
+}
+
+// SigningKey is the workspace's Ed25519 key that signs its handover
+// bundles, derived from the workspace identity (nothing more to keep).
+func SigningKey(id *age.X25519Identity) ed25519.PrivateKey {
+	m := hmac.New(sha256.New, []byte(id.String()))
+	m.Write([]byte("switchover handover bundle signing key v1"))
+	return ed25519.NewKeyFromSeed(m.Sum(nil))
 }
 
 // CheckPrivate refuses a workspace directory, or a file in it, that another
