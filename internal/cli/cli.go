@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/switchover/switchover/internal/runbook"
 	"io"
 	"os"
 	"os/signal"
@@ -160,6 +161,8 @@ func suggestWord(w string, cands []string) string {
 func newFlags(env *Env, name, synopsis, argsHelp string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
+	// Every command that reads a runbook refuses files others can change.
+	fs.BoolVar(&runbook.TrustUnsafeFiles, runbook.TrustFlag, false, "Read runbook files and directories that other users can write, or own (dangerous: they run with your rights)")
 	fs.Usage = func() {
 		fmt.Fprintf(env.Stdout, "Usage: switchover %s [options] %s\n\n%s\n\nOptions:\n", name, argsHelp, synopsis)
 		fs.SetOutput(env.Stdout)

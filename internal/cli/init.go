@@ -43,6 +43,11 @@ func runInit(ctx context.Context, env *Env, args []string) int {
 	dir := pos[0]
 	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
 		return fail("%s exists and is not empty: nothing was written", dir)
+	} else if err == nil {
+		// An empty directory someone else made for you to fill.
+		if err := runbook.CheckOwner(dir); err != nil {
+			return fail("refusing %v", err)
+		}
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fail("%v", err)

@@ -65,3 +65,20 @@ func TestCuratedRunbooksAreFormatted(t *testing.T) {
 		}
 	}
 }
+
+// init does not fill an empty directory that another user made (and can
+// change afterwards).
+func TestInitRefusesADirectoryOfAnotherUser(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "acme")
+	os.Mkdir(dir, 0o755)
+	os.Chown(dir, 65534, 65534)
+	var out, errb strings.Builder
+	code := Main([]string{"init", dir, "-from", "backups"}, &Env{Stdout: &out, Stderr: &errb, Stdin: strings.NewReader("")})
+	if code == ExitOK || !strings.Contains(errb.String(), "owned by uid 65534") {
+		t.Fatalf("init into another user's directory: %d %s", code, errb.String())
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) > 0 {
+		t.Fatal("init wrote into it")
+	}
+}

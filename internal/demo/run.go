@@ -29,6 +29,8 @@ type Options struct {
 // Result says where the results are.
 type Result struct {
 	Runbook, Checklist, HTML, Bundle, Identity string
+	// Signer is the fingerprint of the workspace key that signed the bundle.
+	Signer string
 	// Due are the steps that wait for a time (the second krbtgt reset).
 	Due []string
 	// Confirmed are the person's steps confirmed by "Demo".
@@ -124,11 +126,19 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		{"handover", "-format", "html", "-out", r.HTML, r.Runbook},
 		{"handover", "bundle", "-recipient", id.Recipient().String(), "-out", r.Bundle, r.Runbook},
 	} {
-		if _, _, err := run([]int{0}, args...); err != nil {
+		out, _, err := run([]int{0}, args...)
+		if err != nil {
 			return nil, err
 		}
+		if m := signedBy.FindStringSubmatch(out); m != nil {
+			r.Signer = m[1]
+		}
 	}
-	progress("handover: the checklist and the bundle (encrypted to the new provider's age key) are written")
+	// The new provider opens it, checking the signer read out to it.
+	if _, _, err := run([]int{0}, "handover", "open", r.Bundle, "-identity", r.Identity, "-signer", r.Signer); err != nil {
+		return nil, err
+	}
+	progress("handover: the checklist and the bundle (signed by the workspace %s, encrypted to the new provider's age key) are written, and the bundle opens", r.Signer)
 	out, _, err = run([]int{0}, "audit", "verify", r.Runbook)
 	if err != nil {
 		return nil, err
@@ -168,6 +178,9 @@ func waiting(run runFunc, dir string) (people, due []string, err error) {
 	}
 	return people, due, nil
 }
+
+// signedBy finds the signer's fingerprint in handover bundle's output.
+var signedBy = regexp.MustCompile(`signed by  (SHA256:\S+)`)
 
 var ansi = regexp.MustCompile(`\x1b\[[0-9;]*m`)
 

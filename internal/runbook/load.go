@@ -51,12 +51,18 @@ func readDir(dir string, from *hcl.Range) (map[string][]byte, hcl.Diagnostics) {
 			Subject:  from,
 		}}
 	}
+	if err := checkDirSafe(dir); err != nil {
+		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Runbook directory others can change", Detail: err.Error(), Subject: from}}
+	}
 	files := map[string][]byte{}
 	for _, e := range ents {
 		if e.IsDir() || !IsRunbookFile(e.Name()) {
 			continue
 		}
 		p := filepath.Join(dir, e.Name())
+		if err := checkFileSafe(dir, p, e); err != nil {
+			return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Runbook file others can change", Detail: err.Error(), Subject: from}}
+		}
 		b, err := os.ReadFile(p)
 		if err != nil {
 			return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read runbook file", Detail: fmt.Sprintf("%s: %v.", p, unwrapPathError(err)), Subject: from}}

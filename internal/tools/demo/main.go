@@ -147,7 +147,7 @@ func up(dir, bin string) error {
 Done in %[1]s. The old provider is out; the new provider's results:
   checklist (Markdown)    %[2]s
   checklist (HTML)        %[3]s
-  handover bundle         %[4]s   (bin/switchover handover open -identity %[5]s %[4]s)
+  handover bundle         %[4]s   (bin/switchover handover open -identity %[5]s -signer %[11]s %[4]s)
   runbook                 %[6]s   (runbooks/full-switch, with its modules)
   every command's output  %[7]s
 Due later: %[8]s (the second krbtgt reset waits 10 hours after the first).
@@ -160,7 +160,7 @@ new one since the rotation):
   bin/switchover plan -var-file %[10]s %[6]s
 make demo-down stops the lab.
 `, time.Since(start).Round(time.Second), res.Checklist, res.HTML, res.Bundle, res.Identity, res.Runbook, logPath,
-		strings.Join(res.Due, ", "), filepath.Join(dir, "lab.env"), filepath.Join(dir, "lab.vars.json"))
+		strings.Join(res.Due, ", "), filepath.Join(dir, "lab.env"), filepath.Join(dir, "lab.vars.json"), res.Signer)
 	return nil
 }
 
