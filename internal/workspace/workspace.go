@@ -3,8 +3,8 @@
 package workspace
 
 import (
-	"crypto/ed25519"
 	"context"
+	"crypto/ed25519"
 	"crypto/hmac"
 	"crypto/sha256"
 	"errors"

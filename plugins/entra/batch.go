@@ -404,7 +404,7 @@ func (g *graph) roundTrip(ctx context.Context, method, u string, hdr http.Header
 		return answer{err: signInError{err}}
 	}
 	if a = g.send(ctx, method, u, hdr, body, tok); tokenRefused(a) {
-		return answer{err: signInError{fmt.Errorf("Graph refuses a fresh token of app %s in tenant %s (401 InvalidAuthenticationToken): check the app's permissions and that it is not disabled", g.clientID, g.tenant)}}
+		return answer{err: signInError{fmt.Errorf("the Graph endpoint refuses a fresh token of app %s in tenant %s (401 InvalidAuthenticationToken): check the app's permissions and that it is not disabled", g.clientID, g.tenant)}}
 	}
 	return a
 }
