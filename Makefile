@@ -54,6 +54,14 @@ lint:
 	@# The engine depends on no plugin and not on the plugin host (arrows point down).
 	@bad=$$($(GO) list -deps ./internal/engine | grep -E 'switchover/(plugins/(core|ssh|ad|entra|scim|http|backup)|internal/(pluginhost|cli))$$' || true); \
 		if [ -n "$$bad" ]; then echo "internal/engine depends on: $$bad"; exit 1; fi
+	@# Test labs live under internal/testing/ and never reach the binary.
+	@bad=$$(ls -d internal/*lab internal/graphtest internal/testca internal/testplugin 2>/dev/null || true); \
+		if [ -n "$$bad" ]; then echo "test labs belong under internal/testing/: $$bad"; exit 1; fi
+	@bad=$$($(GO) list -deps ./cmd/switchover | grep 'switchover/internal/testing/' || true); \
+		if [ -n "$$bad" ]; then echo "the switchover binary links test labs: $$bad"; exit 1; fi
+	@# A plugin package is named as its folder.
+	@bad=$$($(GO) list -f '{{.Name}} {{.ImportPath}}' ./plugins/... | awk '{n=split($$2,p,"/"); if ($$1 != p[n] && $$1 != "main" && p[n] != "v1") print}'); \
+		if [ -n "$$bad" ]; then echo "plugin packages must be named as their folders: $$bad"; exit 1; fi
 	@# go.mod is tidy (direct dependencies are not marked indirect).
 	@cp go.mod /tmp/switchover-go.mod.lint; cp go.sum /tmp/switchover-go.sum.lint; $(GO) mod tidy; \
 		if ! cmp -s go.mod /tmp/switchover-go.mod.lint || ! cmp -s go.sum /tmp/switchover-go.sum.lint; then diff /tmp/switchover-go.mod.lint go.mod | head -20; cp /tmp/switchover-go.mod.lint go.mod; cp /tmp/switchover-go.sum.lint go.sum; echo "go.mod is not tidy: run go mod tidy"; exit 1; fi

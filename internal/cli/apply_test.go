@@ -15,7 +15,7 @@ import (
 
 	"github.com/switchover/switchover/internal/secrets"
 	"github.com/switchover/switchover/internal/state"
-	"github.com/switchover/switchover/internal/testplugin"
+	"github.com/switchover/switchover/internal/testing/testplugin"
 	"github.com/switchover/switchover/internal/workspace"
 )
 

@@ -10,7 +10,7 @@ import (
 
 	"github.com/switchover/switchover/internal/plans"
 	"github.com/switchover/switchover/internal/pluginhost"
-	"github.com/switchover/switchover/internal/testplugin"
+	"github.com/switchover/switchover/internal/testing/testplugin"
 	adplugin "github.com/switchover/switchover/plugins/ad"
 	backupplugin "github.com/switchover/switchover/plugins/backup"
 	"github.com/switchover/switchover/plugins/core"

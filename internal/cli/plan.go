@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/switchover/switchover/internal/audit"
+	"github.com/switchover/switchover/internal/version"
 	"io"
 	"path/filepath"
 	"strings"
@@ -16,7 +17,6 @@ import (
 	"github.com/switchover/switchover/internal/engine"
 	"github.com/switchover/switchover/internal/lang"
 	"github.com/switchover/switchover/internal/plans"
-	"github.com/switchover/switchover/internal/pluginhost"
 	"github.com/switchover/switchover/internal/workspace"
 )
 
@@ -190,7 +190,7 @@ func planJSON(g *engine.Graph, ips []*engine.InstancePlan, c plans.Counts, files
 func savedPlan(g *engine.Graph, ips []*engine.InstancePlan, targets []string) *plans.Plan {
 	p := &plans.Plan{
 		FormatVersion:     plans.FormatVersion,
-		SwitchoverVersion: pluginhost.Version,
+		SwitchoverVersion: version.Version,
 		CreatedAt:         time.Now().UTC(),
 		Runbook:           plans.RunbookRef{Name: g.Runbook.Meta.Name, Dir: absDir(g.Runbook.Dir), Hash: g.Runbook.Hash},
 		Variables:         map[string]plans.Variable{},

@@ -3,9 +3,9 @@ package cli
 import (
 	"context"
 	"fmt"
+	"github.com/switchover/switchover/internal/version"
 	"runtime"
 
-	"github.com/switchover/switchover/internal/pluginhost"
 	"github.com/switchover/switchover/plugins/sdk"
 )
 
@@ -17,9 +17,9 @@ func runVersion(ctx context.Context, env *Env, args []string) int {
 		return code
 	}
 	if asJSON {
-		writeJSON(env.Stdout, map[string]any{"version": pluginhost.Version, "plugin_protocol": sdk.ProtocolVersion, "go": runtime.Version(), "platform": runtime.GOOS + "/" + runtime.GOARCH})
+		writeJSON(env.Stdout, map[string]any{"version": version.Version, "plugin_protocol": sdk.ProtocolVersion, "go": runtime.Version(), "platform": runtime.GOOS + "/" + runtime.GOARCH})
 		return ExitOK
 	}
-	fmt.Fprintf(env.Stdout, "switchover %s (plugin protocol %d, %s %s/%s)\n", pluginhost.Version, sdk.ProtocolVersion, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	fmt.Fprintf(env.Stdout, "switchover %s (plugin protocol %d, %s %s/%s)\n", version.Version, sdk.ProtocolVersion, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	return ExitOK
 }

@@ -7,8 +7,8 @@ import (
 	"github.com/go-ldap/ldap/v3"
 	"golang.org/x/crypto/ssh"
 
-	"github.com/switchover/switchover/internal/adlab"
-	"github.com/switchover/switchover/internal/sshlab"
+	"github.com/switchover/switchover/internal/testing/adlab"
+	"github.com/switchover/switchover/internal/testing/sshlab"
 )
 
 // Finding is one credential of the old provider, tried.

@@ -12,9 +12,9 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/switchover/switchover/internal/adlab"
-	"github.com/switchover/switchover/internal/graphtest"
-	"github.com/switchover/switchover/internal/scimlab"
+	"github.com/switchover/switchover/internal/testing/adlab"
+	"github.com/switchover/switchover/internal/testing/graphtest"
+	"github.com/switchover/switchover/internal/testing/scimlab"
 )
 
 var bin string

@@ -16,11 +16,11 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/switchover/switchover/internal/adlab"
-	"github.com/switchover/switchover/internal/graphtest"
-	"github.com/switchover/switchover/internal/rmmlab"
-	"github.com/switchover/switchover/internal/scimlab"
-	"github.com/switchover/switchover/internal/sshlab"
+	"github.com/switchover/switchover/internal/testing/adlab"
+	"github.com/switchover/switchover/internal/testing/graphtest"
+	"github.com/switchover/switchover/internal/testing/rmmlab"
+	"github.com/switchover/switchover/internal/testing/scimlab"
+	"github.com/switchover/switchover/internal/testing/sshlab"
 )
 
 // The old provider's footprint, as the demo seeds it.

@@ -38,9 +38,6 @@ const ServeArg = "__serve-plugin"
 // ExternalPrefix is the file name prefix of external plugin executables.
 const ExternalPrefix = "switchover-plugin-"
 
-// Version is switchover's version, handed to built-in plugins; main sets it.
-var Version = "dev"
-
 // Builtins are the plugins shipped inside the switchover binary. The
 // catalogue lives in cmd/switchover, which registers them: this package
 // (and the engine above it) depends on no plugin.

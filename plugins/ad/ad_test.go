@@ -1,4 +1,4 @@
-package adplugin
+package ad
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 	"github.com/zclconf/go-cty/cty"
 
-	"github.com/switchover/switchover/internal/adlab"
+	"github.com/switchover/switchover/internal/testing/adlab"
 	"github.com/switchover/switchover/plugins/sdk"
 	"github.com/switchover/switchover/plugins/sdk/sdktest"
 )

@@ -1,4 +1,4 @@
-package adplugin
+package ad
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-// Package adplugin is the built-in `ad` plugin: it takes an on-premises
+// Package ad is the built-in `ad` plugin: it takes an on-premises
 // Active Directory back from the old provider over LDAP: finds its
 // accounts, disables them, strips their privileged group memberships,
 // resets the passwords it knew and rotates krbtgt. TLS is always verified
@@ -6,7 +6,7 @@
 //
 // Privileged groups are found by their well-known SIDs, never by name, so
 // a German "Domänen-Admins" is Domain Admins all the same.
-package adplugin
+package ad
 
 import (
 	"context"

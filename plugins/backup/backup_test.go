@@ -1,4 +1,4 @@
-package backupplugin
+package backup
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 
 	"github.com/zclconf/go-cty/cty"
 
-	"github.com/switchover/switchover/internal/sshlab"
+	"github.com/switchover/switchover/internal/testing/sshlab"
 	"github.com/switchover/switchover/plugins/sdk"
 	"github.com/switchover/switchover/plugins/sdk/sdktest"
 )

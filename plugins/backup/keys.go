@@ -1,4 +1,4 @@
-package backupplugin
+package backup
 
 import (
 	"context"

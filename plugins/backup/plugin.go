@@ -1,9 +1,9 @@
-// Package backupplugin is the built-in `backup` plugin: it proves that the
+// Package backup is the built-in `backup` plugin: it proves that the
 // backups the new provider takes over are fresh, consistent and
 // restorable, and takes the repository keys away from the old provider.
 // It drives the real restic binary (--json), so every restic backend works
 // (a local path, sftp:, rest:, s3:, ...).
-package backupplugin
+package backup
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package entraplugin
+package entra
 
 import (
 	"context"
@@ -21,7 +21,7 @@ import (
 
 	"github.com/zclconf/go-cty/cty"
 
-	"github.com/switchover/switchover/internal/graphtest"
+	"github.com/switchover/switchover/internal/testing/graphtest"
 	"github.com/switchover/switchover/plugins/sdk"
 	"github.com/switchover/switchover/plugins/sdk/sdktest"
 )

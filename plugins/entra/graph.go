@@ -1,8 +1,8 @@
-// Package entraplugin is the built-in `entra` plugin: it cuts the old
+// Package entra is the built-in `entra` plugin: it cuts the old
 // provider out of the client's Microsoft 365 tenant over Microsoft Graph
 // v1.0: a thin client over net/http with tokens from azidentity (not the
 // Graph SDK, whose compile cost is very high).
-package entraplugin
+package entra
 
 import (
 	"context"

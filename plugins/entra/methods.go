@@ -1,4 +1,4 @@
-package entraplugin
+package entra
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package httpplugin
+package http
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 
 	"github.com/zclconf/go-cty/cty"
 
-	"github.com/switchover/switchover/internal/rmmlab"
+	"github.com/switchover/switchover/internal/testing/rmmlab"
 	"github.com/switchover/switchover/plugins/sdk"
 	"github.com/switchover/switchover/plugins/sdk/sdktest"
 )

@@ -1,8 +1,8 @@
-// Package httpplugin is the built-in `http` plugin: one HTTP API call with
+// Package http is the built-in `http` plugin: one HTTP API call with
 // plan/apply semantics, for every SaaS tool without a plugin of its own. A
 // check request and a condition on its response say whether the work is
 // done; if not, the apply requests run, and then the check must hold.
-package httpplugin
+package http
 
 import (
 	"bytes"

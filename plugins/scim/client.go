@@ -1,9 +1,9 @@
-// Package scimplugin is the built-in `scim` plugin: it deprovisions the old
+// Package scim is the built-in `scim` plugin: it deprovisions the old
 // provider's accounts in SaaS tools through SCIM 2.0 (RFC 7643/7644):
 // finds them, deactivates or deletes them, takes them out of groups, with
 // ETags where the server gives them so a concurrent change is detected, not
 // overwritten.
-package scimplugin
+package scim
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package scimplugin
+package scim
 
 import (
 	"context"

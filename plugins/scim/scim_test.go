@@ -1,4 +1,4 @@
-package scimplugin
+package scim
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 
 	"github.com/zclconf/go-cty/cty"
 
-	"github.com/switchover/switchover/internal/scimlab"
+	"github.com/switchover/switchover/internal/testing/scimlab"
 	"github.com/switchover/switchover/plugins/sdk"
 	"github.com/switchover/switchover/plugins/sdk/sdktest"
 )

@@ -1,4 +1,4 @@
-package sshplugin
+package ssh
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 	"golang.org/x/crypto/ssh"
 
-	"github.com/switchover/switchover/internal/sshlab"
+	"github.com/switchover/switchover/internal/testing/sshlab"
 	"github.com/switchover/switchover/plugins/sdk"
 )
 

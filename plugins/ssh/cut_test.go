@@ -1,4 +1,4 @@
-package sshplugin
+package ssh
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 	"golang.org/x/crypto/ssh"
 
-	"github.com/switchover/switchover/internal/sshlab"
+	"github.com/switchover/switchover/internal/testing/sshlab"
 )
 
 // fillerKeys returns n authorized_keys lines, so that a file spans many

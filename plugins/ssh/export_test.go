@@ -1,4 +1,4 @@
-package sshplugin
+package ssh
 
 import (
 	"context"

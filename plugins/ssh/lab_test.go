@@ -1,4 +1,4 @@
-package sshplugin
+package ssh
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 
 	"github.com/zclconf/go-cty/cty"
 
-	"github.com/switchover/switchover/internal/sshlab"
+	"github.com/switchover/switchover/internal/testing/sshlab"
 	"github.com/switchover/switchover/plugins/sdk/sdktest"
 )
 

@@ -1,8 +1,8 @@
-// Package sshplugin is the built-in `ssh` plugin: it takes the old
+// Package ssh is the built-in `ssh` plugin: it takes the old
 // provider's access away from Linux servers, NAS boxes and appliances over
 // SSH, and rotates the credentials it knew. Host keys are verified against
 // known_hosts; trust on first use is an explicit option.
-package sshplugin
+package ssh
 
 import (
 	"context"

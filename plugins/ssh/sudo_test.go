@@ -1,4 +1,4 @@
-package sshplugin
+package ssh
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 
 	"github.com/zclconf/go-cty/cty"
 
-	"github.com/switchover/switchover/internal/sshlab"
+	"github.com/switchover/switchover/internal/testing/sshlab"
 )
 
 // The sudo password goes only to sudo's own prompt. Where sudo asks, the

@@ -13,7 +13,7 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 
-	"github.com/switchover/switchover/internal/adlab"
+	"github.com/switchover/switchover/internal/testing/adlab"
 )
 
 // benchAD: disable and reset the passwords of n accounts on a real Samba

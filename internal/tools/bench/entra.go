@@ -17,7 +17,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/switchover/switchover/internal/graphtest"
+	"github.com/switchover/switchover/internal/testing/graphtest"
 )
 
 // benchEntra: disable n users and revoke their sessions in the Graph test

@@ -16,7 +16,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/switchover/switchover/internal/scimlab"
+	"github.com/switchover/switchover/internal/testing/scimlab"
 )
 
 // benchSaaS: deactivate n users on the SCIM server (SCIMMY, ETags, behind

@@ -13,7 +13,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/switchover/switchover/internal/sshlab"
+	"github.com/switchover/switchover/internal/testing/sshlab"
 )
 
 // benchSSH measures one job over real sshd hosts: set alice's password and

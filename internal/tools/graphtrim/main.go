@@ -3,7 +3,7 @@
 // element by element, unchanged (../shared/graph/README.md allows a trimmed
 // copy with the MIT notice beside it):
 //
-//	go run ./internal/tools/graphtrim ../shared/graph/v1.0-Prod.csdl > internal/graphtest/testdata/graph-v1.0-trimmed.csdl
+//	go run ./internal/tools/graphtrim ../shared/graph/v1.0-Prod.csdl > internal/testing/graphtest/testdata/graph-v1.0-trimmed.csdl
 package main
 
 import (

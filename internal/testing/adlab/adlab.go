@@ -29,7 +29,7 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 
-	"github.com/switchover/switchover/internal/testca"
+	"github.com/switchover/switchover/internal/testing/testca"
 )
 
 // The lab domain.

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchover/switchover/internal/adlab"
+	"github.com/switchover/switchover/internal/testing/adlab"
 )
 
 // One Samba AD DC for the runbook-level AD tests of this package, started

@@ -24,7 +24,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchover/switchover/internal/testca"
+	"github.com/switchover/switchover/internal/testing/testca"
 )
 
 // Token is the bearer token every lab server accepts.
@@ -55,7 +55,7 @@ type Server struct {
 // Dir is the server's directory (with its package-lock.json).
 func Dir() string {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "plugins", "scim", "testdata", "scimserver")
+	return filepath.Join(filepath.Dir(file), "..", "..", "..", "plugins", "scim", "testdata", "scimserver")
 }
 
 var installOnce sync.Once

@@ -7,7 +7,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/switchover/switchover/internal/sshlab"
+	"github.com/switchover/switchover/internal/testing/sshlab"
 )
 
 // TestSSHCrashWhileRotatingPasswords kills `switchover apply` with SIGKILL

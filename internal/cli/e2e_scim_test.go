@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchover/switchover/internal/rmmlab"
-	"github.com/switchover/switchover/internal/scimlab"
+	"github.com/switchover/switchover/internal/testing/rmmlab"
+	"github.com/switchover/switchover/internal/testing/scimlab"
 )
 
 // TestSCIMCrashWhileDeactivating200Users kills `switchover apply` with

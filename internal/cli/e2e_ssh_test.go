@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/switchover/switchover/internal/secrets"
-	"github.com/switchover/switchover/internal/sshlab"
 	"github.com/switchover/switchover/internal/state"
+	"github.com/switchover/switchover/internal/testing/sshlab"
 	"github.com/switchover/switchover/internal/workspace"
 )
 

@@ -33,7 +33,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchover/switchover/internal/testca"
+	"github.com/switchover/switchover/internal/testing/testca"
 )
 
 // The tenant and the app the plugin signs in as.

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/switchover/switchover/internal/audit"
-	"github.com/switchover/switchover/internal/sshlab"
+	"github.com/switchover/switchover/internal/testing/sshlab"
 	"github.com/switchover/switchover/internal/workspace"
 )
 

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchover/switchover/internal/graphtest"
+	"github.com/switchover/switchover/internal/testing/graphtest"
 	"github.com/switchover/switchover/internal/workspace"
 )
 

@@ -10,8 +10,8 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/switchover/switchover/internal/audit"
-	"github.com/switchover/switchover/internal/sshlab"
 	"github.com/switchover/switchover/internal/state"
+	"github.com/switchover/switchover/internal/testing/sshlab"
 	"github.com/switchover/switchover/internal/workspace"
 )
 

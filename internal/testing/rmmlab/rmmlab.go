@@ -21,7 +21,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/switchover/switchover/internal/testca"
+	"github.com/switchover/switchover/internal/testing/testca"
 )
 
 // Server is a running fictional RMM.
