@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/switchover/switchover/internal/audit"
@@ -115,22 +114,23 @@ type StepResult struct {
 	Attempts    int        `json:"attempts,omitempty"`
 	FinishedAt  *time.Time `json:"finished_at,omitempty"`
 	ConfirmedBy string     `json:"confirmed_by,omitempty"`
+	// confirmation is who confirmed it, when, and the note, for people.
+	confirmation string
 	// Evidence is its outputs as plain JSON values (sensitive ones left
 	// out).
 	Evidence map[string]any `json:"evidence,omitempty"`
 }
 
-// Result is the step's result for a person: its error or summary, and who
-// confirmed it (when the summary does not say so already).
+// Result is the step's result for a person: its error, its confirmation
+// (from the record of it, not from text), or its summary.
 func (r StepResult) Result() string {
-	res := r.Summary
-	if r.Error != "" {
-		res = "error: " + r.Error
+	switch {
+	case r.Error != "":
+		return "error: " + r.Error
+	case r.confirmation != "":
+		return r.confirmation
 	}
-	if r.ConfirmedBy != "" && !strings.Contains(res, "confirmed by "+r.ConfirmedBy) {
-		res += " (confirmed by " + r.ConfirmedBy + ")"
-	}
-	return res
+	return r.Summary
 }
 
 // Secret is a delivered credential: never its value.
@@ -272,8 +272,14 @@ func (c *Checklist) stepResults(st *state.Snapshot, steps map[string]stepInfo) {
 			t := inst.FinishedAt.UTC()
 			r.FinishedAt = &t
 		}
-		if inst.Confirm != nil {
-			r.ConfirmedBy = inst.Confirm.By
+		if cf := inst.Confirm; cf != nil {
+			r.ConfirmedBy = cf.By
+			if inst.Status == state.Done {
+				r.confirmation = "confirmed by " + cf.By + " at " + stamp(cf.Time)
+				if cf.Note != "" {
+					r.confirmation += ": " + cf.Note
+				}
+			}
 		}
 		r.Evidence = evidence(inst.Outputs)
 		switch {

@@ -242,19 +242,20 @@ func BenchmarkChecklist10000(b *testing.B) {
 	}
 }
 
-// A step's result names who confirmed it once, not twice.
+// A confirmed step's result comes from the confirmation's record (who,
+// when, the note), once, whatever its summary says.
 func TestStepResultNamesTheConfirmerOnce(t *testing.T) {
-	for _, c := range []struct {
-		r    StepResult
-		want string
-	}{
-		{StepResult{Summary: "confirmed by Anna: registrar moved", ConfirmedBy: "Anna"}, "confirmed by Anna: registrar moved"},
-		{StepResult{Summary: "did it", ConfirmedBy: "Anna"}, "did it (confirmed by Anna)"},
-		{StepResult{Summary: "x", Error: "refused"}, "error: refused"},
-	} {
-		if got := c.r.Result(); got != c.want {
-			t.Errorf("%+v: %q, want %q", c.r, got, c.want)
-		}
+	in := sample(t)
+	at := in.Now.Add(time.Hour)
+	in.State.Apply(&state.Record{Kind: state.KindConfirm, Address: "step.registrar", By: "Anna", Note: "registrar moved", Time: at})
+	in.State.Apply(&state.Record{Kind: state.KindStatus, Address: "step.registrar", Status: state.Done, Summary: "confirmed by Anna: registrar moved", Time: at})
+	c := Build(in)
+	r := c.index["step.registrar"]
+	if got, want := r.Result(), "confirmed by Anna at "+stamp(at)+": registrar moved"; got != want {
+		t.Errorf("%q, want %q", got, want)
+	}
+	if got := (StepResult{Summary: "x", Error: "refused"}).Result(); got != "error: refused" {
+		t.Errorf("%q", got)
 	}
 }
 
