@@ -5,33 +5,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/switchover/switchover/plugins/sdk"
 )
 
 // WriteFileAtomic replaces path with data so that a crash leaves the old
-// file or the new one, never a part of one: a temporary file in the same
-// directory, fsync, rename.
+// file or the new one, never a part of one (the SDK's, which plugins use).
 func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return sdk.WriteFileAtomic(path, data, mode)
 }
 
 // RemoveStaleTemps removes the temporary files WriteFileAtomic(path) left

@@ -128,7 +128,7 @@ func TestVerifyFreshBackup(t *testing.T) {
 	}
 	for _, r := range restored {
 		path := r.GetAttr("path").AsString()
-		want, err := fileSHA256(filepath.Join(srcDir, strings.TrimPrefix(path, "/")))
+		want, err := sdk.FileSHA256(filepath.Join(srcDir, strings.TrimPrefix(path, "/")))
 		if err != nil {
 			t.Fatalf("%s: %v", path, err)
 		}

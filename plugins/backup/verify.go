@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -135,7 +134,7 @@ func (s *settings) restoreAndCompare(ctx context.Context, password string, sn sn
 	}
 	var out []cty.Value
 	for _, f := range files {
-		restored, err := fileSHA256(filepath.Join(tmp, filepath.FromSlash(f.Path)))
+		restored, err := sdk.FileSHA256(filepath.Join(tmp, filepath.FromSlash(f.Path)))
 		if err != nil {
 			return nil, fmt.Errorf("the test restore of %s from snapshot %s did not produce the file: %v", f.Path, sn.ShortID, err)
 		}
@@ -155,19 +154,6 @@ func (s *settings) restoreAndCompare(ctx context.Context, password string, sn sn
 			"path": cty.StringVal(f.Path), "size": cty.NumberIntVal(f.Size), "sha256": cty.StringVal(restored)}))
 	}
 	return out, nil
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func (p *plugin) verify() *sdk.Action {

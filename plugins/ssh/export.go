@@ -159,26 +159,6 @@ func loadExportState(dir string) *exportState {
 	return st
 }
 
-func writeAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
-}
-
 // stale lists the files that are missing locally or changed on the host.
 // A file that looks current by size and time is also compared by content:
 // the local copy's SHA-256 with the recorded one, and the host's with it
@@ -194,7 +174,7 @@ func stale(ctx context.Context, c *conn, dir string, st *exportState, files []re
 			out = append(out, f)
 			continue
 		}
-		if sum, err := fileSHA256(local); err != nil || sum != e.SHA256 {
+		if sum, err := sdk.FileSHA256(local); err != nil || sum != e.SHA256 {
 			out = append(out, f)
 			continue
 		}
@@ -224,19 +204,6 @@ func stale(ctx context.Context, c *conn, dir string, st *exportState, files []re
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].path < out[j].path })
 	return out, nil
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // sumLine is a SHA256SUMS line as sha256sum writes it: a name with a
@@ -339,7 +306,7 @@ func (p *plugin) export() *sdk.Action {
 			}
 			st.Files[f.path] = exportEntry{Size: f.size, MTime: f.mtime, SHA256: sum}
 			b, _ := json.MarshalIndent(st, "", " ")
-			if err := writeAtomic(filepath.Join(dir, exportStateFile), b); err != nil {
+			if err := sdk.WriteFileAtomic(filepath.Join(dir, exportStateFile), b, 0o600); err != nil {
 				return sdk.ApplyError(err)
 			}
 		}
@@ -351,7 +318,7 @@ func (p *plugin) export() *sdk.Action {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return sdk.ApplyError(err)
 		}
-		if err := writeAtomic(manifest, []byte(sums.String())); err != nil {
+		if err := sdk.WriteFileAtomic(manifest, []byte(sums.String()), 0o600); err != nil {
 			return sdk.ApplyError(err)
 		}
 		return &sdk.ApplyResponse{
