@@ -16,6 +16,7 @@ import (
 	"github.com/switchover/switchover/internal/runbook"
 	"github.com/switchover/switchover/internal/secrets"
 	"github.com/switchover/switchover/internal/workspace"
+	"github.com/switchover/switchover/plugins/sdk"
 )
 
 // session is a runbook with its workspace (when there is one) and plugins.
@@ -86,11 +87,11 @@ func openSession(ctx context.Context, env *Env, o sessionOptions, jsonOut bool) 
 	g, diags := engine.Build(ctx, engine.Options{
 		Dir: o.Dir, Vars: o.Vars, Plugins: pluginhost.Factory{H: s.host}, Environ: os.Environ(), Mode: engine.ModePlan, Targets: o.Targets, Redactor: red, FreshReads: o.Refresh,
 		Secrets: func(addr string) lang.SecretResolver { return s.run.SecretResolver(addr, false) },
-		KnownOutputs: func(addr string) (cty.Value, bool) {
+		KnownOutputs: func(addr string, schema []sdk.Output) (cty.Value, bool) {
 			if s.run.State == nil {
 				return cty.NilVal, false
 			}
-			return s.run.Outputs(addr, nil)
+			return s.run.Outputs(addr, schema)
 		},
 	})
 	s.g = g

@@ -384,7 +384,7 @@ func (g *Graph) applyInstance(ctx context.Context, ip *InstancePlan, nr *nodeRun
 		st := o.Run.Instance(addr)
 		outs := ip.Outputs
 		if outs == nil && !in.Node.Schema.ReadOnly {
-			if v, ok := o.Run.Outputs(addr, nil); ok {
+			if v, ok := o.Run.Outputs(addr, in.Node.Schema.Outputs); ok {
 				outs = v.AsValueMap()
 			}
 		}
@@ -434,7 +434,7 @@ func (g *Graph) applyInstance(ctx context.Context, ip *InstancePlan, nr *nodeRun
 			// A saved plan does not keep outputs: look again (read-only).
 			cp, _ := o.Run.Checkpoint(addr)
 			if r, err := in.Node.Plugin.Instance.Plan(ctx, &sdk.PlanRequest{Action: step.Action, Address: addr, Attributes: sdk.NewValues(attrs), Checkpoint: cp}); err == nil && r.Kind == sdk.NoChange {
-				outs = r.Outputs
+				outs = typedOutputs(in.Node.Schema, r.Outputs)
 			}
 		}
 		return g.markDone(o, addr, attempt, in.Node, finished{summary: "no change needed: " + ip.Summary, outs: outs, target: ip.Target, notes: ip.Notes})
@@ -590,7 +590,7 @@ func (g *Graph) replan(ctx context.Context, ip *InstancePlan, attrs cty.Value, o
 		return nil, err
 	}
 	np := *ip
-	np.Action, np.Summary, np.Details, np.Private, np.Outputs = actionOf(resp.Kind), g.Redactor.String(resp.Summary), g.Redactor.Strings(resp.Details), resp.Private, resp.Outputs
+	np.Action, np.Summary, np.Details, np.Private, np.Outputs = actionOf(resp.Kind), g.Redactor.String(resp.Summary), g.Redactor.Strings(resp.Details), resp.Private, typedOutputs(n.Schema, resp.Outputs)
 	np.NotBefore, np.Target, np.Notes = resp.NotBefore, g.target(resp), g.notes(resp.Diagnostics)
 	if np.Action == plans.Manual {
 		return nil, fmt.Errorf("the new plan needs a person")
@@ -675,9 +675,9 @@ func (g *Graph) applyOnce(ctx context.Context, ip *InstancePlan, attrs cty.Value
 		}
 		return finished{}, fmt.Errorf("the plugin reported success, but %s it still sees a change to make (%s): the change did not take effect", looked, verify.Summary)
 	}
-	fin := finished{summary: resp.Summary, outs: verify.Outputs, target: ip.Target, notes: notes, reads: reads}
+	fin := finished{summary: resp.Summary, outs: typedOutputs(n.Schema, verify.Outputs), target: ip.Target, notes: notes, reads: reads}
 	if len(resp.Outputs) > 0 {
-		fin.outs = resp.Outputs
+		fin.outs = typedOutputs(n.Schema, resp.Outputs)
 	}
 	if fin.summary == "" {
 		fin.summary = ip.Summary

@@ -110,7 +110,7 @@ func (r *freshRun) graph(refresh bool) *Graph {
 	r.t.Helper()
 	run := &Run{State: r.state}
 	g := build(r.t, r.dir, Options{Mode: ModePlan, Plugins: r.host, FreshReads: refresh,
-		KnownOutputs: func(addr string) (cty.Value, bool) { return run.Outputs(addr, nil) }})
+		KnownOutputs: func(addr string, schema []sdk.Output) (cty.Value, bool) { return run.Outputs(addr, schema) }})
 	run.Redactor = g.Redactor
 	if d := g.Configure(context.Background()); d.HasErrors() {
 		r.t.Fatal(describe(d))
@@ -270,5 +270,38 @@ step "dir.disable" "off" {
 	// A disable of an account that is not there, outside a read: done.
 	if tn.applies["tech5"] != 1 {
 		t.Fatalf("tech5 applies: %d", tn.applies["tech5"])
+	}
+}
+
+// Outputs keep the types the action declares through the state: a plugin
+// that builds a map as an object (as JSON decoding would) is recorded as
+// the declared map, and read back as one.
+func TestOutputsKeepTheirDeclaredTypes(t *testing.T) {
+	p := sdktest.InProcess(&sdk.Plugin{Name: "typed", Actions: []*sdk.Action{
+		sdk.ReadOnlyAction("emit", "", nil, []sdk.Output{{Name: "tags", Type: cty.Map(cty.String)}, {Name: "n", Type: cty.Number}},
+			func(ctx context.Context, a sdk.Values) (map[string]cty.Value, string, sdk.Diagnostics, error) {
+				return map[string]cty.Value{"tags": cty.ObjectVal(map[string]cty.Value{"a": cty.StringVal("x"), "b": cty.StringVal("y")})}, "emitted", nil, nil
+			}),
+	}})
+	dir := writeRunbook(t, map[string]string{"main.sw.hcl": "runbook \"r\" {}\nstep \"typed.emit\" \"e\" {}\n"})
+	st, _ := state.OpenFile(t.TempDir())
+	m, _ := state.NewManager(st)
+	defer m.Close()
+	g := build(t, dir, Options{Mode: ModePlan, Plugins: inProcess{"typed": func() sdk.Provider { return p }}})
+	g.Configure(context.Background())
+	run := &Run{State: m, Redactor: g.Redactor}
+	ips, d := g.Plan(context.Background(), PlanOptions{Parallelism: 1}, run)
+	if d.HasErrors() {
+		t.Fatal(describe(d))
+	}
+	if res := g.Apply(context.Background(), ips, ApplyOptions{Parallelism: 1, Run: run}); res.Done != 1 {
+		t.Fatalf("%+v", res)
+	}
+	outs, _ := run.Outputs("step.e", g.Steps["e"].Schema.Outputs)
+	if ty := outs.GetAttr("tags").Type(); !ty.Equals(cty.Map(cty.String)) {
+		t.Fatalf("tags came back as %s", ty.FriendlyName())
+	}
+	if n := outs.GetAttr("n"); !n.IsNull() || !n.Type().Equals(cty.Number) {
+		t.Fatalf("an output not given came back as %#v", n)
 	}
 }

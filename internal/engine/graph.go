@@ -55,7 +55,7 @@ type Options struct {
 	// (default: every secret unknown, generated at apply).
 	Secrets func(address string) lang.SecretResolver
 	// KnownOutputs returns the recorded outputs of a finished instance.
-	KnownOutputs func(address string) (cty.Value, bool)
+	KnownOutputs func(address string, schema []sdk.Output) (cty.Value, bool)
 	// FreshReads (plan and apply, unless -refresh=false): read-only steps
 	// are data sources, read again on every plan. A step that refers to
 	// one is expanded by ExpandReads from that fresh read, never from the
@@ -825,7 +825,7 @@ func (g *Graph) expandNode(n *StepNode, mode Mode, mayDefer bool) hcl.Diagnostic
 		in := &Instance{Node: n, Address: s.Address()}
 		diags = append(diags, g.evalInstance(in, base, nil, mode)...)
 		n.Instances = []*Instance{in}
-		stepVals[s.Name] = g.instanceValue(in.Address, placeholder)
+		stepVals[s.Name] = g.instanceValue(n, in.Address, placeholder)
 		return diags
 	}
 	fe, d := s.ForEach.Value(base)
@@ -874,7 +874,7 @@ func (g *Graph) expandNode(n *StepNode, mode Mode, mayDefer bool) hcl.Diagnostic
 		in := &Instance{Node: n, Key: e.Key, Address: fmt.Sprintf("%s[%q]", s.Address(), k)}
 		diags = append(diags, g.evalInstance(in, base, &lang.Each{Key: e.Key, Value: e.Value}, mode)...)
 		n.Instances = append(n.Instances, in)
-		vals[k] = g.instanceValue(in.Address, placeholder)
+		vals[k] = g.instanceValue(n, in.Address, placeholder)
 	}
 	stepVals[s.Name] = instancesValue(vals, placeholder.Type())
 	return diags
@@ -910,9 +910,9 @@ func (g *Graph) readsOnly(expr hcl.Expression) bool {
 
 // instanceValue is {outputs = ...} of an instance: its recorded outputs when
 // it has finished, else the placeholder.
-func (g *Graph) instanceValue(addr string, placeholder cty.Value) cty.Value {
+func (g *Graph) instanceValue(n *StepNode, addr string, placeholder cty.Value) cty.Value {
 	if g.opts.KnownOutputs != nil {
-		if outs, ok := g.opts.KnownOutputs(addr); ok {
+		if outs, ok := g.opts.KnownOutputs(addr, n.Schema.Outputs); ok {
 			return cty.ObjectVal(map[string]cty.Value{"outputs": outs})
 		}
 	}

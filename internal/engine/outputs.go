@@ -66,12 +66,8 @@ func (g *Graph) EvalOutputs(run *Run) ([]OutputValue, hcl.Diagnostics) {
 // recordedStepValue is {outputs = ...} of a step from the state (a map by
 // key with for_each).
 func (g *Graph) recordedStepValue(n *StepNode, run *Run) cty.Value {
-	var names []string
-	for _, o := range n.Schema.Outputs {
-		names = append(names, o.Name)
-	}
 	value := func(addr string) cty.Value {
-		if v, ok := run.Outputs(addr, names); ok {
+		if v, ok := run.Outputs(addr, n.Schema.Outputs); ok {
 			return cty.ObjectVal(map[string]cty.Value{"outputs": v})
 		}
 		return cty.ObjectVal(map[string]cty.Value{"outputs": cty.NullVal(cty.DynamicPseudoType)})

@@ -306,7 +306,7 @@ func (g *Graph) observe(ctx context.Context, in *Instance, run *Run) (*InstanceP
 	p.Summary = g.Redactor.String(resp.Summary)
 	p.Details = g.Redactor.Strings(resp.Details)
 	p.Private = resp.Private
-	p.Outputs = resp.Outputs
+	p.Outputs = typedOutputs(n.Schema, resp.Outputs)
 	p.NotBefore, p.Target, p.Notes = resp.NotBefore, g.target(resp), g.notes(resp.Diagnostics)
 	return p, diags
 }

@@ -135,7 +135,7 @@ func (g *Graph) read(ctx context.Context, n *StepNode, run *Run, noRefresh bool)
 		} else if g.opts.KnownOutputs != nil {
 			// Not looked at again (-refresh=false, or a confirmed step): as
 			// the state recorded it.
-			if outs, ok := g.opts.KnownOutputs(in.Address); ok {
+			if outs, ok := g.opts.KnownOutputs(in.Address, n.Schema.Outputs); ok {
 				v = cty.ObjectVal(map[string]cty.Value{"outputs": outs})
 			}
 		}

@@ -7,11 +7,13 @@ import (
 
 	"filippo.io/age"
 	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
 
 	"github.com/switchover/switchover/internal/lang"
 	"github.com/switchover/switchover/internal/secrets"
 	"github.com/switchover/switchover/internal/state"
+	"github.com/switchover/switchover/plugins/sdk"
 )
 
 // Run is what plan and apply need of the workspace: the state, and the keys
@@ -104,8 +106,9 @@ func (r *Run) encodeOutputs(outs map[string]cty.Value, sensitive map[string]bool
 }
 
 // Outputs returns a finished instance's recorded outputs (sensitive ones
-// marked), or false when it has none recorded.
-func (r *Run) Outputs(addr string, schema []string) (cty.Value, bool) {
+// marked), of the types schema declares (a declared one that was not
+// recorded is a null of its type), or false when it has none recorded.
+func (r *Run) Outputs(addr string, schema []sdk.Output) (cty.Value, bool) {
 	in := r.Instance(addr)
 	if in == nil || in.Status != state.Done {
 		return cty.NilVal, false
@@ -129,12 +132,38 @@ func (r *Run) Outputs(addr string, schema []string) (cty.Value, bool) {
 			}
 		}
 	}
-	for _, name := range schema {
-		if _, ok := m[name]; !ok {
-			m[name] = cty.NullVal(cty.DynamicPseudoType)
+	for _, o := range schema {
+		v, ok := m[o.Name]
+		if !ok {
+			m[o.Name] = cty.NullVal(o.Type)
+			continue
+		}
+		if c, err := convert.Convert(v, o.Type); err == nil {
+			m[o.Name] = c // recorded by an older switchover, or untyped
 		}
 	}
 	return cty.ObjectVal(m), true
+}
+
+// typedOutputs are a plugin's outputs as the action declares them: a map
+// stays a map (not an object), a number a number, whatever the plugin
+// built; what does not convert stays as it came (the SDK refuses it).
+func typedOutputs(as *sdk.ActionSchema, outs map[string]cty.Value) map[string]cty.Value {
+	if outs == nil {
+		return nil
+	}
+	typed := make(map[string]cty.Value, len(outs))
+	for name, v := range outs {
+		typed[name] = v
+	}
+	for _, o := range as.Outputs {
+		if v, ok := outs[o.Name]; ok {
+			if c, err := convert.Convert(v, o.Type); err == nil {
+				typed[o.Name] = c
+			}
+		}
+	}
+	return typed
 }
 
 // SecretResolver returns the secret() resolver for one instance. With
