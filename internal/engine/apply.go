@@ -359,87 +359,100 @@ func (g *Graph) recordOrKeep(o ApplyOptions, recs ...*state.Record) {
 func (g *Graph) applyInstance(ctx context.Context, ip *InstancePlan, nr *nodeRun, o ApplyOptions) outcome {
 	in := ip.Instance
 	addr := in.Address
-	step := in.Node.Step
-	fail := func(attempt int, err string) outcome { return g.failStep(o, addr, attempt, err) }
 	if ip.Action == plans.Failed {
-		return fail(0, "it could not be planned: "+ip.Error)
+		return g.failStep(o, addr, 0, "it could not be planned: "+ip.Error)
 	}
 	attrs := in.Attrs
 	disabled := ip.Action == plans.Skipped
 	if !attrs.IsWhollyKnown() || ip.Action == plans.Deferred {
 		var err error
-		attrs, disabled, err = g.applyAttrs(in, nr, o)
-		if err != nil {
-			return fail(0, err.Error())
+		if attrs, disabled, err = g.applyAttrs(in, nr, o); err != nil {
+			return g.failStep(o, addr, 0, err.Error())
 		}
 	}
-	if disabled {
+	switch {
+	case disabled:
 		why := "skipped: its `when` condition is false"
 		g.recordOrKeep(o, &state.Record{Kind: state.KindStatus, Address: addr, Status: state.Skipped, Summary: why})
 		o.Events(Event{Type: "skipped", Time: time.Now(), Address: addr, Summary: why})
 		return outDisabled
-	}
-	if ip.Action == plans.Done {
-		// Looked at again, it found something new (readChanged).
-		st := o.Run.Instance(addr)
-		outs := ip.Outputs
-		if outs == nil && !in.Node.Schema.ReadOnly {
-			if v, ok := o.Run.Outputs(addr, in.Node.Schema.Outputs); ok {
-				outs = v.AsValueMap()
-			}
-		}
-		target := ip.Target
-		if target == "" {
-			target = st.Target
-		}
-		summary := st.Summary
-		if in.Node.Schema.ReadOnly {
-			summary = ip.Summary
-		}
-		return g.markDone(o, addr, st.Attempts, in.Node, finished{summary: summary, outs: outs, target: target, notes: ip.Notes})
-	}
-	if ip.Action == plans.Manual {
-		st := o.Run.Instance(addr)
-		if st != nil && st.Confirm != nil {
-			sum := fmt.Sprintf("confirmed by %s", st.Confirm.By)
-			if st.Confirm.Note != "" {
-				sum += ": " + st.Confirm.Note
-			}
-			return g.markDone(o, addr, st.Attempts, in.Node, finished{summary: sum})
-		}
-		g.recordOrKeep(o, &state.Record{Kind: state.KindStatus, Address: addr, Status: state.Waiting, Summary: ip.Summary})
-		o.Events(Event{Type: "waiting", Time: time.Now(), Address: addr, Summary: ip.Summary})
-		g.auditf(o, audit.EvStepWaiting, addr, map[string]any{"summary": ip.Summary})
-		return outWaiting
-	}
-	if ip.Action == plans.Wait {
+	case ip.Action == plans.Done:
+		return g.recordAgain(ip, o)
+	case ip.Action == plans.Manual:
+		return g.waitForPerson(ip, o)
+	case ip.Action == plans.Wait:
 		// Due by now? The plugin knows; a saved plan may be hours old.
 		np, err := g.replan(ctx, ip, attrs, o)
 		if err != nil {
-			return fail(0, "planning again: "+g.Redactor.String(err.Error()))
+			return g.failStep(o, addr, 0, "planning again: "+g.Redactor.String(err.Error()))
 		}
 		if np.Action == plans.Wait {
 			return g.waitLater(o, addr, np.Summary, np.NotBefore, np.Notes)
 		}
 		ip = np
 	}
-	prev := o.Run.Instance(addr)
 	attempt := 0
-	if prev != nil {
+	if prev := o.Run.Instance(addr); prev != nil {
 		attempt = prev.Attempts
 	}
 	if ip.Action == plans.NoChange {
-		outs := ip.Outputs
-		if outs == nil && len(in.Node.Schema.Outputs) > 0 {
-			// A saved plan does not keep outputs: look again (read-only).
-			cp, _ := o.Run.Checkpoint(addr)
-			if r, err := in.Node.Plugin.Instance.Plan(ctx, &sdk.PlanRequest{Action: step.Action, Address: addr, Attributes: sdk.NewValues(attrs), Checkpoint: cp}); err == nil && r.Kind == sdk.NoChange {
-				outs = typedOutputs(in.Node.Schema, r.Outputs)
-			}
-		}
-		return g.markDone(o, addr, attempt, in.Node, finished{summary: "no change needed: " + ip.Summary, outs: outs, target: ip.Target, notes: ip.Notes})
+		return g.markDone(o, addr, attempt, in.Node, finished{summary: "no change needed: " + ip.Summary, outs: g.noChangeOutputs(ctx, ip, attrs, o), target: ip.Target, notes: ip.Notes})
 	}
 	return g.applyWithRetries(ctx, ip, attrs, attempt, o)
+}
+
+// recordAgain records a done instance again: looking at it again found
+// something the state does not hold (readChanged).
+func (g *Graph) recordAgain(ip *InstancePlan, o ApplyOptions) outcome {
+	in := ip.Instance
+	st := o.Run.Instance(in.Address)
+	outs := ip.Outputs
+	if outs == nil && !in.Node.Schema.ReadOnly {
+		if v, ok := o.Run.Outputs(in.Address, in.Node.Schema.Outputs); ok {
+			outs = v.AsValueMap()
+		}
+	}
+	target := ip.Target
+	if target == "" {
+		target = st.Target
+	}
+	summary := st.Summary
+	if in.Node.Schema.ReadOnly {
+		summary = ip.Summary
+	}
+	return g.markDone(o, in.Address, st.Attempts, in.Node, finished{summary: summary, outs: outs, target: target, notes: ip.Notes})
+}
+
+// waitForPerson records a step for a person as waiting, or as done once a
+// person confirmed it.
+func (g *Graph) waitForPerson(ip *InstancePlan, o ApplyOptions) outcome {
+	addr := ip.Instance.Address
+	if st := o.Run.Instance(addr); st != nil && st.Confirm != nil {
+		sum := "confirmed by " + st.Confirm.By
+		if st.Confirm.Note != "" {
+			sum += ": " + st.Confirm.Note
+		}
+		return g.markDone(o, addr, st.Attempts, ip.Instance.Node, finished{summary: sum})
+	}
+	g.recordOrKeep(o, &state.Record{Kind: state.KindStatus, Address: addr, Status: state.Waiting, Summary: ip.Summary})
+	o.Events(Event{Type: "waiting", Time: time.Now(), Address: addr, Summary: ip.Summary})
+	g.auditf(o, audit.EvStepWaiting, addr, map[string]any{"summary": ip.Summary})
+	return outWaiting
+}
+
+// noChangeOutputs are the outputs of an instance with nothing to do: its
+// plan's, or (a saved plan does not keep outputs) a look again.
+func (g *Graph) noChangeOutputs(ctx context.Context, ip *InstancePlan, attrs cty.Value, o ApplyOptions) map[string]cty.Value {
+	in := ip.Instance
+	if ip.Outputs != nil || len(in.Node.Schema.Outputs) == 0 {
+		return ip.Outputs
+	}
+	cp, _ := o.Run.Checkpoint(in.Address)
+	r, err := g.planCall(ctx, in, attrs, cp, in.Node.timeout(DefaultPlanTimeout))
+	if err != nil || r.Kind != sdk.NoChange {
+		return nil
+	}
+	return typedOutputs(in.Node.Schema, r.Outputs)
 }
 
 // readChanged: looking again at a done instance found what the state
@@ -534,19 +547,12 @@ func (g *Graph) applyWithRetries(ctx context.Context, ip *InstancePlan, attrs ct
 		lastErr = g.Redactor.String(err.Error())
 		var conflict *ConflictError
 		if errors.As(err, &conflict) && replans < MaxReplans && ctx.Err() == nil {
-			// The object changed under the plan (an earlier step of this run,
-			// or someone else): look again and apply the new plan. This does
-			// not count as a retry.
+			// Not a retry: the object changed under the plan.
 			replans++
 			try--
-			np, rerr := g.replan(ctx, ip, attrs, o)
-			if rerr != nil {
-				return fail(attempt, lastErr+"; planning again: "+g.Redactor.String(rerr.Error()))
-			}
-			o.Events(Event{Type: "log", Time: time.Now(), Address: addr, Summary: g.Redactor.String("planned again: " + lastErr)})
-			g.auditf(o, audit.EvStepReplanned, addr, map[string]any{"reason": lastErr, "summary": np.Summary})
-			if np.Action == plans.NoChange {
-				return g.markDone(o, addr, attempt, in.Node, finished{summary: "no change needed after planning again: " + np.Summary, outs: np.Outputs, target: np.Target, notes: np.Notes})
+			np, out, ok := g.planAgain(ctx, ip, attrs, attempt, lastErr, o)
+			if !ok {
+				return out
 			}
 			ip = np
 			continue
@@ -567,6 +573,24 @@ func (g *Graph) applyWithRetries(ctx context.Context, ip *InstancePlan, attrs ct
 	return fail(attempt, lastErr)
 }
 
+// planAgain plans an instance again after its Apply found the object
+// changed under the plan (an earlier step of this run, or someone else):
+// the new plan to apply, or (ok false) the outcome when there is nothing
+// left to apply or the plan failed.
+func (g *Graph) planAgain(ctx context.Context, ip *InstancePlan, attrs cty.Value, attempt int, why string, o ApplyOptions) (*InstancePlan, outcome, bool) {
+	addr := ip.Instance.Address
+	np, err := g.replan(ctx, ip, attrs, o)
+	if err != nil {
+		return nil, g.failStep(o, addr, attempt, why+"; planning again: "+g.Redactor.String(err.Error())), false
+	}
+	o.Events(Event{Type: "log", Time: time.Now(), Address: addr, Summary: g.Redactor.String("planned again: " + why)})
+	g.auditf(o, audit.EvStepReplanned, addr, map[string]any{"reason": why, "summary": np.Summary})
+	if np.Action == plans.NoChange {
+		return nil, g.markDone(o, addr, attempt, ip.Instance.Node, finished{summary: "no change needed after planning again: " + np.Summary, outs: np.Outputs, target: np.Target, notes: np.Notes}), false
+	}
+	return np, 0, true
+}
+
 // MaxReplans bounds how often one instance is planned again after its
 // Apply found the object changed (sdk.CodeConflict).
 const MaxReplans = 3
@@ -575,16 +599,13 @@ const MaxReplans = 3
 func (g *Graph) replan(ctx context.Context, ip *InstancePlan, attrs cty.Value, o ApplyOptions) (*InstancePlan, error) {
 	in := ip.Instance
 	n := in.Node
-	timeout := n.timeout(DefaultPlanTimeout)
 	cp, err := o.Run.Checkpoint(in.Address)
 	if err != nil {
 		return nil, err
 	}
-	cctx, cancel := stepContext(ctx, timeout)
-	defer cancel()
-	resp, err := n.Plugin.Instance.Plan(cctx, &sdk.PlanRequest{Action: n.Step.Action, Address: in.Address, Attributes: sdk.NewValues(attrs), Checkpoint: cp})
+	resp, err := g.planCall(ctx, in, attrs, cp, n.timeout(DefaultPlanTimeout))
 	if err != nil {
-		return nil, timeoutError(cctx, err, timeout)
+		return nil, err
 	}
 	if err := resp.Diagnostics.Err(); err != nil {
 		return nil, err
@@ -637,25 +658,9 @@ func (g *Graph) applyOnce(ctx context.Context, ip *InstancePlan, attrs cty.Value
 		// the step's timeout.
 		return finished{}, timeoutError(cctx, err, timeout)
 	}
-	// Verify: the step is done only when the plugin, looking again, sees no
-	// change left. A plugin built on the SDK looked already, at the end of
-	// its Apply (the same Plan, with the latest checkpoint, again for a
-	// while when its target reads from lagging replicas); else ask.
-	verify, reads := resp.Verify, resp.VerifyReads
-	if verify == nil {
-		vctx, vcancel := stepContext(ctx, timeout)
-		defer vcancel()
-		// The latest checkpoint is in the state: each one is recorded there
-		// before the plugin hears it was.
-		latest, err := o.Run.Checkpoint(in.Address)
-		if err != nil {
-			return finished{}, err
-		}
-		verify, err = n.Plugin.Instance.Plan(vctx, &sdk.PlanRequest{Action: n.Step.Action, Address: in.Address, Attributes: sdk.NewValues(attrs), Checkpoint: latest})
-		if err != nil {
-			return finished{}, fmt.Errorf("verifying after apply: %w", timeoutError(vctx, err, timeout))
-		}
-		reads++
+	verify, reads, err := g.verifyPlan(ctx, ip, attrs, resp, o)
+	if err != nil {
+		return finished{}, err
 	}
 	g.auditWarnings(o, in.Address, verify.Diagnostics)
 	if err := verify.Diagnostics.Err(); err != nil {
@@ -683,6 +688,43 @@ func (g *Graph) applyOnce(ctx context.Context, ip *InstancePlan, attrs cty.Value
 		fin.summary = ip.Summary
 	}
 	return fin, nil
+}
+
+// verifyPlan is the look again after an apply: the step is done only
+// when the plugin sees no change left. A plugin built on the SDK looked
+// already, at the end of its Apply (the same Plan, with the latest
+// checkpoint, again for a while when its target reads from lagging
+// replicas); else it is asked, with the latest checkpoint (recorded in the
+// state before the plugin heard it was).
+func (g *Graph) verifyPlan(ctx context.Context, ip *InstancePlan, attrs cty.Value, resp *sdk.ApplyResponse, o ApplyOptions) (*sdk.PlanResponse, int, error) {
+	if resp.Verify != nil {
+		return resp.Verify, resp.VerifyReads, nil
+	}
+	in := ip.Instance
+	latest, err := o.Run.Checkpoint(in.Address)
+	if err != nil {
+		return nil, 0, err
+	}
+	timeout := in.Node.timeout(DefaultApplyTimeout)
+	verify, err := g.planCall(ctx, in, attrs, latest, timeout)
+	if err != nil {
+		return nil, 0, fmt.Errorf("verifying after apply: %w", err)
+	}
+	return verify, resp.VerifyReads + 1, nil
+}
+
+// planCall is every Plan call of an instance (plan, plan again, verify,
+// the outputs of one with nothing to do): the request built in one place,
+// bounded by timeout, whose expiry the error names.
+func (g *Graph) planCall(ctx context.Context, in *Instance, attrs cty.Value, checkpoint []byte, timeout time.Duration) (*sdk.PlanResponse, error) {
+	cctx, cancel := stepContext(ctx, timeout)
+	defer cancel()
+	n := in.Node
+	resp, err := n.Plugin.Instance.Plan(cctx, &sdk.PlanRequest{Action: n.Step.Action, Address: in.Address, Attributes: sdk.NewValues(attrs), Checkpoint: checkpoint})
+	if err != nil {
+		return nil, timeoutError(cctx, err, timeout)
+	}
+	return resp, nil
 }
 
 func (g *Graph) markDone(o ApplyOptions, addr string, attempt int, n *StepNode, fin finished) outcome {

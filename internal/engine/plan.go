@@ -274,24 +274,21 @@ func (g *Graph) observe(ctx context.Context, in *Instance, run *Run) (*InstanceP
 		return p, nil
 	}
 	timeout := in.Node.timeout(DefaultPlanTimeout)
-	cctx, cancel := stepContext(ctx, timeout)
-	defer cancel()
 	cp, err := run.Checkpoint(in.Address)
 	n := in.Node
 	if err != nil {
 		return p, hcl.Diagnostics{errDiag(n.Step.DeclRange.Ptr(), "Plan failed for "+in.Address, "%s.", err)}
 	}
-	resp, err := n.Plugin.Instance.Plan(cctx, &sdk.PlanRequest{
-		Action: n.Step.Action, Address: in.Address, Attributes: sdk.NewValues(in.Attrs), Checkpoint: cp,
-	})
+	start := time.Now()
+	resp, err := g.planCall(ctx, in, in.Attrs, cp, timeout)
 	if err != nil {
-		msg := g.Redactor.String(timeoutError(cctx, err, timeout).Error())
+		msg := g.Redactor.String(err.Error())
 		p.Error = msg
 		return p, hcl.Diagnostics{errDiag(n.Step.DeclRange.Ptr(), "Plan failed for "+in.Address, "%s.", msg)}
 	}
 	diags := g.pluginDiags(resp.Diagnostics, n.Attrs, n.Step.DeclRange.Ptr(), fmt.Sprintf("%s.%s for %s", n.Step.Plugin, n.Step.Action, in.Address))
 	if diags.HasErrors() {
-		if timedOut(cctx) {
+		if ctx.Err() == nil && time.Since(start) >= timeout {
 			diags = append(diags, errDiag(n.Step.DeclRange.Ptr(), "Step timeout", "The plan of %s ran into the step's timeout (%s).", in.Address, timeout))
 		}
 		p.Error = diagText(diags)
