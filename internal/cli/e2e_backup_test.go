@@ -108,32 +108,45 @@ func TestBackupExampleRunbook(t *testing.T) {
 }
 
 // restServer starts Debian's rclone as a restic REST server with basic
-// auth on loopback and returns its address; the test's end stops it.
+// auth on loopback and returns its address; the test's end stops it. A
+// port taken between choosing it and rclone's bind is chosen again.
 func restServer(t *testing.T, user, pass string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cmd := exec.Command("rclone", "serve", "restic", "--addr", addr, "--user", user, "--pass", pass, "--config", os.DevNull, t.TempDir())
-	var log bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("rclone (CI installs it): %v", err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	for i := 0; ; i++ {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return addr
+	for try := 0; try < 5; try++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
 		}
-		if i == 100 {
-			t.Fatalf("rclone serve restic did not start: %s", log.String())
+		addr := ln.Addr().String()
+		ln.Close()
+		cmd := exec.Command("rclone", "serve", "restic", "--addr", addr, "--user", user, "--pass", pass, "--config", os.DevNull, t.TempDir())
+		var log bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &log, &log
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("rclone (CI installs it): %v", err)
 		}
-		time.Sleep(50 * time.Millisecond)
+		exited := make(chan struct{})
+		go func() { cmd.Wait(); close(exited) }()
+		for i := 0; i < 200; i++ {
+			select {
+			case <-exited:
+				i = 200 // it did not bind (the port was taken): again
+				continue
+			default:
+			}
+			if c, err := net.Dial("tcp", addr); err == nil {
+				c.Close()
+				t.Cleanup(func() { cmd.Process.Kill(); <-exited })
+				return addr
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		cmd.Process.Kill()
+		<-exited
+		t.Logf("rclone serve restic on %s did not start: %s", addr, log.String())
 	}
+	t.Fatal("rclone serve restic did not start")
+	return ""
 }
 
 // A repository behind a REST server with credentials: restic takes them
