@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/go-ldap/ldap/v3"
 	"github.com/zclconf/go-cty/cty"
@@ -155,10 +157,15 @@ func (p *plugin) findAccounts() *sdk.Action {
 		if err != nil {
 			return nil, "", nil, err
 		}
+		// Excluded by SID, whatever the form of the name (and as written,
+		// for a name that resolves to nothing).
 		exclude := map[string]bool{}
 		if a.Has("exclude") {
 			for _, x := range a.Strings("exclude") {
 				exclude[strings.ToLower(x)] = true
+				if sid, err := lookupSID(c, d.info, x); err == nil && sid != "" {
+					exclude[sid] = true
+				}
 			}
 		}
 		accounts := map[string]cty.Value{}
@@ -166,15 +173,15 @@ func (p *plugin) findAccounts() *sdk.Action {
 		var diags sdk.Diagnostics
 		for _, e := range es {
 			acc := accountFrom(e)
-			if exclude[strings.ToLower(acc.Sam)] || exclude[strings.ToLower(acc.UPN)] || exclude[strings.ToLower(acc.DN)] {
+			if exclude[acc.SID] || exclude[strings.ToLower(acc.Sam)] || exclude[strings.ToLower(acc.UPN)] || exclude[strings.ToLower(acc.DN)] {
 				continue
 			}
 			if createdBy != "" && acc.Owner != createdBy {
 				continue
 			}
-			if sameDN(acc.DN, d.s.bindDN) || strings.EqualFold(acc.UPN, d.s.bindDN) {
+			if acc.SID == d.info.bindSID {
 				diags = append(diags, sdk.Diagnostic{Severity: sdk.Warning, Summary: "The result includes the account switchover binds as",
-					Detail: acc.DN + " matched; disabling it or resetting its password cuts switchover's own access. Add it to exclude."})
+					Detail: acc.DN + " matched; no action disables, strips or resets it (refused at plan). Add it to exclude."})
 			}
 			var groups []string
 			for _, g := range acc.MemberOf {
@@ -234,21 +241,14 @@ func (p *plugin) findAccounts() *sdk.Action {
 		find)
 }
 
-// resolveSID is the SID of an account or group named by name or SID.
+// resolveSID is the SID of an account or group named by name or SID; no
+// single one is an error.
 func resolveSID(c *ldap.Conn, info *domainInfo, name string) (string, error) {
-	if strings.HasPrefix(name, "S-1-") {
-		_, err := sidBytes(name)
-		return name, err
+	sid, err := lookupSID(c, info, name)
+	if err == nil && sid == "" {
+		err = fmt.Errorf("no single account or group %q in the domain", name)
 	}
-	f, err := accountFilter(name)
-	if err != nil {
-		return "", err
-	}
-	r, err := c.Search(ldap.NewSearchRequest(info.domainDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 2, 0, false, f, []string{"objectSid"}, nil))
-	if err != nil || len(r.Entries) != 1 {
-		return "", fmt.Errorf("no single account or group %q in the domain (%v)", name, err)
-	}
-	return sidString(r.Entries[0].GetRawAttributeValue("objectSid")), nil
+	return sid, err
 }
 
 // targetPrivate is what a plan hands its apply: the object it read, so
@@ -291,7 +291,9 @@ func (p *plugin) disableAccount() *sdk.Action {
 	wanted := func(a sdk.Values, acc *account, when time.Time) want {
 		w := want{disable: acc.enabled(), moveTo: a.String("move_to")}
 		w.move = w.moveTo != "" && !sameDN(parentDN(acc.DN), w.moveTo)
-		if a.Has("stamp") && a.Bool("stamp") && !strings.HasPrefix(acc.Description, "disabled by switchover") {
+		// The stamp goes with the disable only: an account disabled long
+		// ago keeps its description (it says when, and by whom).
+		if w.disable && a.Has("stamp") && a.Bool("stamp") && !strings.HasPrefix(acc.Description, "disabled by switchover") {
 			reason := a.String("reason")
 			if reason == "" {
 				reason = "offboarding of the previous IT provider"
@@ -300,20 +302,18 @@ func (p *plugin) disableAccount() *sdk.Action {
 			if acc.Description != "" {
 				w.stamp += " (was: " + acc.Description + ")"
 			}
-			if len(w.stamp) > 1024 {
-				w.stamp = w.stamp[:1024]
-			}
+			w.stamp = truncateChars(w.stamp, maxDescription)
 		}
 		return w
 	}
-	guard := func(a sdk.Values, acc *account) error {
+	guard := func(d *directory, a sdk.Values, acc *account) error {
 		if ridOf(acc.SID) == 500 && !(a.Has("allow_builtin_administrator") && a.Bool("allow_builtin_administrator")) {
 			return fmt.Errorf("%s is the built-in Administrator (RID 500): it is not disabled unless allow_builtin_administrator = true (reset its password instead)", acc.name())
 		}
 		if acc.UAC&uacServerTrust != 0 {
 			return fmt.Errorf("%s is a domain controller's account: refused", acc.name())
 		}
-		return nil
+		return notTheBindAccount(d, acc, "disable")
 	}
 	plan := func(ctx context.Context, d *directory, c *ldap.Conn, req *sdk.PlanRequest) *sdk.PlanResponse {
 		a := req.Attributes
@@ -327,7 +327,7 @@ func (p *plugin) disableAccount() *sdk.Action {
 			r.Outputs = map[string]cty.Value{"dn": cty.StringVal(acc.DN), "sid": cty.StringVal(acc.SID)}
 			return r
 		}
-		if err := guard(a, acc); err != nil {
+		if err := guard(d, a, acc); err != nil {
 			return sdk.PlanError(err)
 		}
 		var what, details []string
@@ -358,7 +358,7 @@ func (p *plugin) disableAccount() *sdk.Action {
 		if err != nil {
 			return sdk.ApplyError(err)
 		}
-		if err := guard(a, acc); err != nil {
+		if err := guard(d, a, acc); err != nil {
 			return sdk.ApplyError(err)
 		}
 		w := wanted(a, acc, time.Now())
@@ -375,8 +375,22 @@ func (p *plugin) disableAccount() *sdk.Action {
 			}
 			m.Add("description", []string{w.stamp})
 		}
+		summary := "disabled " + acc.name()
 		if len(m.Changes) > 0 {
-			if err := modify(c, m, "disabling "+acc.name()); err != nil {
+			err := modify(c, m, "disabling "+acc.name())
+			var ce *sdk.ConflictError
+			if err != nil && w.stamp != "" && w.disable && !errors.As(err, &ce) && !sdk.IsNotFound(err) {
+				// The stamp never keeps the account enabled: disable it
+				// without, and say so.
+				m = ldap.NewModifyRequest(acc.DN, nil)
+				m.Delete("userAccountControl", []string{strconv.FormatInt(t.UAC, 10)})
+				m.Add("userAccountControl", []string{strconv.FormatInt(t.UAC|uacDisabled, 10)})
+				if err2 := modify(c, m, "disabling "+acc.name()); err2 == nil {
+					summary += " (its description was not stamped: " + err.Error() + ")"
+					err = nil
+				}
+			}
+			if err != nil {
 				return sdk.ApplyError(err)
 			}
 		}
@@ -393,7 +407,13 @@ func (p *plugin) disableAccount() *sdk.Action {
 			}
 			dn = rdn + "," + w.moveTo
 		}
-		return &sdk.ApplyResponse{Summary: "disabled " + acc.name(), Outputs: map[string]cty.Value{"dn": cty.StringVal(dn), "sid": cty.StringVal(acc.SID)}}
+		if !w.disable {
+			summary = acc.name() + " was disabled already"
+			if w.move {
+				summary += "; moved it to " + w.moveTo
+			}
+		}
+		return &sdk.ApplyResponse{Summary: summary, Outputs: map[string]cty.Value{"dn": cty.StringVal(dn), "sid": cty.StringVal(acc.SID)}}
 	}
 	return goneIsDone(p.action("disable_account",
 		"Disables an account (ACCOUNTDISABLE in userAccountControl, changed as a compare-and-swap), optionally moves it to an OU and stamps its description. The built-in Administrator is refused unless allowed.",
@@ -413,6 +433,19 @@ func (p *plugin) disableAccount() *sdk.Action {
 func goneIsDone(a *sdk.Action) *sdk.Action {
 	a.GoneIsDone = true
 	return a
+}
+
+// maxDescription is how many characters AD keeps in a description.
+const maxDescription = 1024
+
+// truncateChars cuts s to at most n characters, never inside one (a
+// description cut inside a multi-byte character is refused by the DC).
+func truncateChars(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n])
 }
 
 // encodePassword is unicodePwd's value: the password in double quotes, UTF-16LE.
@@ -450,6 +483,9 @@ func (p *plugin) resetPassword() *sdk.Action {
 		if err != nil {
 			return sdk.PlanError(err)
 		}
+		if err := notTheBindAccount(d, acc, "reset the password of"); err != nil {
+			return sdk.PlanError(err)
+		}
 		mustChange := a.Has("must_change") && a.Bool("must_change")
 		verify := !a.Has("verify") || a.Bool("verify")
 		var done bool
@@ -480,10 +516,7 @@ func (p *plugin) resetPassword() *sdk.Action {
 		if mustChange {
 			r.Details = append(r.Details, "must change the password at next logon")
 		}
-		if sameDN(acc.DN, d.s.bindDN) || strings.EqualFold(acc.UPN, d.s.bindDN) {
-			r.Diagnostics = append(r.Diagnostics, sdk.Diagnostic{Severity: sdk.Warning, Summary: "This is the account switchover binds as",
-				Detail: "After the reset, set the plugin's bind_password to the new password."})
-		}
+
 		r.Private = privateOf(targetPrivate{GUID: acc.GUID})
 		return r
 	}
@@ -491,6 +524,9 @@ func (p *plugin) resetPassword() *sdk.Action {
 		a := req.Attributes
 		acc, err := findAccount(c, d.info, a.String("account"))
 		if err != nil {
+			return sdk.ApplyError(err)
+		}
+		if err := notTheBindAccount(d, acc, "reset the password of"); err != nil {
 			return sdk.ApplyError(err)
 		}
 		if _, err := sameObject(req.Private, acc); err != nil {

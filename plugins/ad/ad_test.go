@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unicode/utf8"
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
@@ -494,5 +495,84 @@ func TestDeletedAccountsAndWhatIsLeftForAPerson(t *testing.T) {
 	}
 	if !left {
 		t.Fatalf("a privileged primary group is not left for a person: %+v", p.Diagnostics)
+	}
+}
+
+// The account switchover binds as, named in each of bind_dn's forms, is
+// known by its SID: exclude finds it in any form, and no action disables,
+// strips or resets it.
+func TestTheBindAccountInEveryForm(t *testing.T) {
+	ctx := context.Background()
+	c := dc.Admin(t)
+	dn := mustUser(t, c, "bindadmin", "Bind-Pw-12345!", map[string][]string{"userPrincipalName": {"it-admin@kunde.example"}, "description": {"Fernwartung oldmsp"}})
+	if err := adlab.AddMember(c, "CN=Domain Admins,"+adlab.UsersDN, dn); err != nil {
+		t.Fatal(err)
+	}
+	for _, form := range []string{dn, "it-admin@kunde.example", adlab.Domain + `\bindadmin`, "bindadmin@" + strings.ToLower(adlab.Realm)} {
+		t.Run(form, func(t *testing.T) {
+			h, err := configured(t, map[string]cty.Value{"bind_dn": str(form), "bind_password": str("Bind-Pw-12345!")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for action, set := range map[string]map[string]cty.Value{
+				"disable_account":    {"account": str("bindadmin")},
+				"reset_password":     {"account": str("bindadmin"), "password": str("Other-Pw-12345!")},
+				"remove_from_groups": {"account": str("bindadmin"), "privileged": cty.True},
+			} {
+				if _, err := h.Plan(ctx, action, set, nil); err == nil || !strings.Contains(err.Error(), "the account switchover binds as") {
+					t.Errorf("%s of the bind account: %v", action, err)
+				}
+			}
+			// A find that matches it says so, and exclude in another form
+			// leaves it out.
+			find := map[string]cty.Value{"mentions": str("oldmsp")}
+			p, err := h.Plan(ctx, "find_accounts", find, nil)
+			if err != nil || p.Outputs["accounts"].LengthInt() == 0 || len(p.Diagnostics) == 0 {
+				t.Fatalf("find without exclude: %v %+v", err, p)
+			}
+			find["exclude"] = cty.ListVal([]cty.Value{str(adlab.Domain + `\bindadmin`)})
+			p, err = h.Plan(ctx, "find_accounts", find, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for it := p.Outputs["accounts"].ElementIterator(); it.Next(); {
+				if k, _ := it.Element(); k.AsString() == "bindadmin" {
+					t.Errorf("exclude by DOMAIN\\name did not leave the bind account out")
+				}
+			}
+		})
+	}
+	if got := attr(t, c, dn, "userAccountControl"); got != "512" {
+		t.Fatalf("the bind account was changed: userAccountControl %s", got)
+	}
+}
+
+// An account disabled long ago is no change: its description (when and by
+// whom) stays. A description of 1,030 bytes with multi-byte characters at
+// the cut is stamped whole characters short, and the disable goes through.
+func TestDisabledLongAgoAndALongDescription(t *testing.T) {
+	ctx := context.Background()
+	c := dc.Admin(t)
+	old := mustUser(t, c, "alt-oldmsp", "Alt-Pw-12345!", map[string][]string{"userAccountControl": {"514"}, "description": {"disabled 2019 by Hans"}})
+	h := harness(t)
+	set := map[string]cty.Value{"account": str("alt-oldmsp"), "stamp": cty.True}
+	p, err := h.Plan(ctx, "disable_account", set, nil)
+	if err != nil || p.Kind != sdk.NoChange {
+		t.Fatalf("an account disabled long ago: %+v %v", p, err)
+	}
+	if got := attr(t, c, old, "description"); got != "disabled 2019 by Hans" {
+		t.Fatalf("its description was rewritten: %q", got)
+	}
+	long := strings.Repeat("ä", 515) // 1,030 bytes
+	dn := mustUser(t, c, "long-oldmsp", "Long-Pw-12345!", map[string][]string{"description": {long}})
+	if _, err := h.Run(ctx, "disable_account", map[string]cty.Value{"account": str("long-oldmsp"), "stamp": cty.True}); err != nil {
+		t.Fatalf("disable with a long description: %v", err)
+	}
+	if got := attr(t, c, dn, "userAccountControl"); got != "514" {
+		t.Fatalf("not disabled: userAccountControl %s", got)
+	}
+	desc := attr(t, c, dn, "description")
+	if !utf8.ValidString(desc) || utf8.RuneCountInString(desc) > 1024 || !strings.HasPrefix(desc, "disabled by switchover") {
+		t.Fatalf("the stamp: %d characters, valid %v: %.60q", utf8.RuneCountInString(desc), utf8.ValidString(desc), desc)
 	}
 }

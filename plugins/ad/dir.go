@@ -27,6 +27,52 @@ type domainInfo struct {
 	baseDN    string // where searches start
 	domainDN  string // the domain's naming context
 	domainSID string
+	// bindSID is the SID of the account switchover binds as, however
+	// bind_dn names it (DN, UPN, DOMAIN\name, name@dnsdomain).
+	bindSID string
+}
+
+// dnsName is the domain's DNS name from its DN (DC=lab,DC=test: lab.test).
+func (i *domainInfo) dnsName() string {
+	var parts []string
+	for _, rdn := range strings.Split(i.domainDN, ",") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(rdn), "="); ok && strings.EqualFold(k, "DC") {
+			parts = append(parts, v)
+		}
+	}
+	return strings.ToLower(strings.Join(parts, "."))
+}
+
+// lookupSID is the SID of the account (or group) name names, in any of
+// the forms bind_dn and exclude take; "" when there is no single one.
+func lookupSID(c *ldap.Conn, info *domainInfo, name string) (string, error) {
+	if strings.HasPrefix(name, "S-1-") {
+		_, err := sidBytes(name)
+		return name, err
+	}
+	lookup := func(f string) (string, error) {
+		r, err := c.Search(ldap.NewSearchRequest(info.domainDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 2, 0, false, f, []string{"objectSid"}, nil))
+		if err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultSizeLimitExceeded) {
+			return "", err
+		}
+		if r == nil || len(r.Entries) != 1 {
+			return "", nil
+		}
+		return sidString(r.Entries[0].GetRawAttributeValue("objectSid")), nil
+	}
+	f, err := accountFilter(name)
+	if err != nil {
+		return "", err
+	}
+	sid, err := lookup(f)
+	if sid != "" || err != nil {
+		return sid, err
+	}
+	// name@dnsdomain names sAMAccountName "name" too (an implicit UPN).
+	if user, dom, ok := strings.Cut(name, "@"); ok && strings.EqualFold(dom, info.dnsName()) {
+		return lookup("(sAMAccountName=" + ldap.EscapeFilter(user) + ")")
+	}
+	return "", nil
 }
 
 func readDomainInfo(c *ldap.Conn, s *settings) (*domainInfo, error) {

@@ -121,6 +121,9 @@ func (p *plugin) removeFromGroups() *sdk.Action {
 		if err != nil {
 			return nil, nil, err
 		}
+		if err := notTheBindAccount(d, acc, "take out of groups"); err != nil {
+			return nil, nil, err
+		}
 		targets, err := targetGroups(c, d, a)
 		if err != nil {
 			return nil, nil, err

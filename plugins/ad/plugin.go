@@ -301,6 +301,9 @@ func (d *directory) get(ctx context.Context) (*ldap.Conn, error) {
 	d.conn = c
 	if d.info == nil {
 		info, err := readDomainInfo(c, d.s)
+		if err == nil {
+			info.bindSID, err = lookupSID(c, info, d.s.bindDN)
+		}
 		if err != nil {
 			c.Close()
 			d.conn = nil
@@ -345,6 +348,15 @@ func (d *directory) tryBind(ctx context.Context, dn, password string) (ok bool, 
 		return false, adReason(berr), nil
 	}
 	return false, "", fmt.Errorf("verification bind as %s: %v", dn, berr)
+}
+
+// notTheBindAccount refuses to disable, strip or reset the account
+// switchover binds as: it would cut switchover's own access mid-run.
+func notTheBindAccount(d *directory, acc *account, what string) error {
+	if d.info.bindSID != "" && acc.SID == d.info.bindSID {
+		return fmt.Errorf("%s is the account switchover binds as (bind_dn %s): it does not %s it; bind as another admin to change it", acc.name(), d.s.bindDN, what)
+	}
+	return nil
 }
 
 // dirFor returns the configured directory, connected.
