@@ -41,11 +41,9 @@ func privilegedMembers(c *ldap.Conn, d *directory) (map[string]*privileged, []*g
 	}
 	out := map[string]*privileged{}
 	for _, g := range groups {
-		// LDAP_MATCHING_RULE_IN_CHAIN resolves nesting on the server.
-		f := "(&(objectClass=user)(|(memberOf:1.2.840.113556.1.4.1941:=" + ldap.EscapeFilter(g.DN) + ")(primaryGroupID=" + strconv.Itoa(int(ridOf(g.SID))) + ")))"
-		if strings.HasPrefix(g.SID, "S-1-5-32-") {
-			f = "(&(objectClass=user)(memberOf:1.2.840.113556.1.4.1941:=" + ldap.EscapeFilter(g.DN) + "))"
-		}
+		// LDAP_MATCHING_RULE_IN_CHAIN resolves nesting on the server; the
+		// primary group (nested in g at any depth) is matched by its RID.
+		f := "(&(objectClass=user)(|(memberOf:1.2.840.113556.1.4.1941:=" + ldap.EscapeFilter(g.DN) + ")" + g.primaryFilter() + "))"
 		es, err := searchAll(c, d.s, d.info.domainDN, f, []string{"dn"})
 		if err != nil {
 			return nil, nil, err
@@ -81,10 +79,7 @@ func criteria(a sdk.Values, privileged []*group) ([]string, error) {
 	if a.Has("privileged") && a.Bool("privileged") {
 		var or strings.Builder
 		for _, g := range privileged {
-			or.WriteString("(memberOf:1.2.840.113556.1.4.1941:=" + ldap.EscapeFilter(g.DN) + ")")
-			if !strings.HasPrefix(g.SID, "S-1-5-32-") {
-				or.WriteString("(primaryGroupID=" + strconv.Itoa(int(ridOf(g.SID))) + ")")
-			}
+			or.WriteString("(memberOf:1.2.840.113556.1.4.1941:=" + ldap.EscapeFilter(g.DN) + ")" + g.primaryFilter())
 		}
 		fs = append(fs, "(|"+or.String()+")")
 	}
@@ -259,6 +254,8 @@ type targetPrivate struct {
 	UAC  int64  `json:"uac,omitempty"`
 	// Groups to remove the account from (remove_from_groups).
 	Groups []string `json:"groups,omitempty"`
+	// PrimaryGroupID the plan read (remove_from_groups changes it).
+	PrimaryGroupID uint32 `json:"primary_group_id,omitempty"`
 }
 
 func privateOf(t targetPrivate) []byte {
@@ -344,7 +341,7 @@ func (p *plugin) disableAccount() *sdk.Action {
 			details = append(details, fmt.Sprintf("description: %q", w.stamp))
 		}
 		r := sdk.Changef("%s", strings.Join(what, ", "))
-		r.Details = append([]string{acc.DN}, details...)
+		r.Details = append([]string{acc.DN + " (found by " + acc.MatchedBy + ")"}, details...)
 		r.Private = privateOf(targetPrivate{GUID: acc.GUID, UAC: acc.UAC})
 		return r
 	}
@@ -512,7 +509,7 @@ func (p *plugin) resetPassword() *sdk.Action {
 			return sdk.NoChangef("%s has this password: %s", acc.name(), how)
 		}
 		r := sdk.Changef("reset the password of %s (to a new secret)", acc.name())
-		r.Details = []string{acc.DN}
+		r.Details = []string{acc.DN + " (found by " + acc.MatchedBy + ")"}
 		if mustChange {
 			r.Details = append(r.Details, "must change the password at next logon")
 		}

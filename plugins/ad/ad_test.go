@@ -472,7 +472,7 @@ func TestDeletedAccountsAndWhatIsLeftForAPerson(t *testing.T) {
 		t.Fatalf("reset_password of a deleted account: %v", err)
 	}
 
-	// Primary group Domain Admins: not removable here, left for a person.
+	// Primary group Domain Admins: changed to Domain Users, then out.
 	pdn := mustUser(t, c, "prim-admin", "Prim-Pw-12345!", nil)
 	if err := adlab.AddMember(c, "CN=Domain Admins,"+adlab.UsersDN, pdn); err != nil {
 		t.Fatal(err)
@@ -483,18 +483,14 @@ func TestDeletedAccountsAndWhatIsLeftForAPerson(t *testing.T) {
 		t.Fatal(err)
 	}
 	set := map[string]cty.Value{"account": str("prim-admin"), "privileged": cty.True}
-	p, err = h.Plan(ctx, "remove_from_groups", set, nil)
-	if err != nil {
-		t.Fatal(err)
+	if _, err := h.Run(ctx, "remove_from_groups", set); err != nil {
+		t.Fatalf("remove_from_groups with Domain Admins as the primary group: %v", err)
 	}
-	left := false
-	for _, d := range p.Diagnostics {
-		if d.Severity == sdk.Warning && d.Code == sdk.CodeLeftForPerson && strings.Contains(d.Detail, "primary group") {
-			left = true
-		}
+	if got := attr(t, c, pdn, "primaryGroupID"); got != "513" {
+		t.Fatalf("primaryGroupID %s, want 513 (Domain Users)", got)
 	}
-	if !left {
-		t.Fatalf("a privileged primary group is not left for a person: %+v", p.Diagnostics)
+	if got := attr(t, c, pdn, "memberOf"); strings.Contains(got, "Domain Admins") {
+		t.Fatalf("still in Domain Admins: %s", got)
 	}
 }
 
@@ -575,4 +571,111 @@ func TestDisabledLongAgoAndALongDescription(t *testing.T) {
 	if !utf8.ValidString(desc) || utf8.RuneCountInString(desc) > 1024 || !strings.HasPrefix(desc, "disabled by switchover") {
 		t.Fatalf("the stamp: %d characters, valid %v: %.60q", utf8.RuneCountInString(desc), utf8.ValidString(desc), desc)
 	}
+}
+
+// A German small-business domain at its trickiest: an account whose primary
+// group is a group nested in Domain Admins (memberOf never shows it), the
+// old provider's group nested in Domain Admins, a client's anna beside a
+// provider account whose sAMAccountName is anna's UPN.
+func TestPrimaryGroupsGroupsInGroupsAndNamesThatMeanTwoThings(t *testing.T) {
+	ctx := context.Background()
+	c := dc.Admin(t)
+	h := harness(t)
+	// "Fernwartung" in Domain Admins; the technician's primary group.
+	fw, err := adlab.AddGroup(c, "Fernwartung")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := adlab.AddMember(c, "CN=Domain Admins,"+adlab.UsersDN, fw); err != nil {
+		t.Fatal(err)
+	}
+	tech := mustUser(t, c, "fw-tech", "Fw-Pw-12345!", nil)
+	if err := adlab.AddMember(c, fw, tech); err != nil {
+		t.Fatal(err)
+	}
+	fwSID := attrSID(t, c, fw)
+	m := ldap.NewModifyRequest(tech, nil)
+	m.Replace("primaryGroupID", []string{fwSID[strings.LastIndexByte(fwSID, '-')+1:]})
+	if err := c.Modify(m); err != nil {
+		t.Fatal(err)
+	}
+	// The DC takes the member link away with that: only the primary
+	// group makes it an admin now.
+	if got := attr(t, c, tech, "memberOf"); strings.Contains(got, "Fernwartung") {
+		t.Fatalf("memberOf %q: the lab's premise does not hold", got)
+	}
+	p, err := h.Plan(ctx, "find_accounts", map[string]cty.Value{"privileged": cty.True, "sam_account_name": str("fw-*")}, nil)
+	if err != nil || p.Outputs["count"].AsBigFloat().String() != "1" {
+		t.Fatalf("find privileged misses the primary-group admin: %v %s", err, p.Summary)
+	}
+	inv, err := h.Plan(ctx, "inventory", nil, nil)
+	if err != nil || !strings.Contains(inv.Outputs["privileged_members"].GoString(), "fw-tech") {
+		t.Fatalf("inventory's privileged members miss the primary-group admin: %v", err)
+	}
+	if _, err := h.Run(ctx, "remove_from_groups", map[string]cty.Value{"account": str("fw-tech"), "privileged": cty.True}); err != nil {
+		t.Fatalf("remove_from_groups: %v", err)
+	}
+	if got := attr(t, c, tech, "primaryGroupID"); got != "513" {
+		t.Fatalf("primaryGroupID %s, want 513", got)
+	}
+	if p, _ := h.Plan(ctx, "find_accounts", map[string]cty.Value{"privileged": cty.True, "sam_account_name": str("fw-*")}, nil); p.Outputs["count"].AsBigFloat().String() != "0" {
+		t.Fatal("still privileged after the step")
+	}
+
+	// The provider's group out of Domain Admins, named as the account.
+	if _, err := h.Run(ctx, "remove_from_groups", map[string]cty.Value{"account": str("Fernwartung"), "groups": cty.ListVal([]cty.Value{str("Domain Admins")})}); err != nil {
+		t.Fatalf("taking a group out of Domain Admins: %v", err)
+	}
+	if got := attr(t, c, "CN=Domain Admins,"+adlab.UsersDN, "member"); strings.Contains(got, "Fernwartung") {
+		t.Fatalf("Fernwartung is still in Domain Admins: %s", got)
+	}
+
+	// anna (the client's, UPN anna@acme.example) and a provider account
+	// whose sAMAccountName is "anna@acme.example": refused, both named.
+	client := mustUser(t, c, "anna", "Anna-Pw-12345!", map[string][]string{"userPrincipalName": {"anna@acme.example"}})
+	mustUser(t, c, "anna@acme.example", "Prov-Pw-12345!", nil)
+	_, err = h.Plan(ctx, "disable_account", map[string]cty.Value{"account": str("anna@acme.example")}, nil)
+	if err == nil || !strings.Contains(err.Error(), "more than one") || !strings.Contains(err.Error(), "by userPrincipalName") || !strings.Contains(err.Error(), "by sAMAccountName") {
+		t.Fatalf("an ambiguous name: %v", err)
+	}
+	if got := attr(t, c, client, "userAccountControl"); got != "512" {
+		t.Fatalf("the client's anna was changed: %s", got)
+	}
+	// Named by DN, the provider's is found, and the plan says how.
+	p, err = h.Plan(ctx, "disable_account", map[string]cty.Value{"account": str("CN=anna@acme.example," + adlab.UsersDN)}, nil)
+	if err != nil || !strings.Contains(strings.Join(p.Details, " "), "found by distinguishedName") {
+		t.Fatalf("by DN: %v %+v", err, p)
+	}
+}
+
+// A path through a group the step itself takes the account out of is not
+// reported as staying.
+func TestNestedWarningsOnlyForPathsThatStay(t *testing.T) {
+	ctx := context.Background()
+	c := dc.Admin(t)
+	dn := mustUser(t, c, "da-only", "Da-Pw-12345!", nil)
+	if err := adlab.AddMember(c, "CN=Domain Admins,"+adlab.UsersDN, dn); err != nil {
+		t.Fatal(err)
+	}
+	p, err := harness(t).Plan(ctx, "remove_from_groups", map[string]cty.Value{"account": str("da-only"), "privileged": cty.True}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range p.Details {
+		if strings.Contains(d, "stays a member through Domain Admins") {
+			t.Fatalf("a path through a group the step removes: %s", d)
+		}
+	}
+	if len(p.Diagnostics) > 0 {
+		t.Fatalf("warnings for paths that go: %+v", p.Diagnostics)
+	}
+}
+
+func attrSID(t *testing.T, c *ldap.Conn, dn string) string {
+	t.Helper()
+	r, err := c.Search(ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false, "(objectClass=*)", []string{"objectSid"}, nil))
+	if err != nil || len(r.Entries) != 1 {
+		t.Fatal(err)
+	}
+	return sidString(r.Entries[0].GetRawAttributeValue("objectSid"))
 }

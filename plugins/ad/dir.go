@@ -215,6 +215,41 @@ type group struct {
 	DN, Name, SID string
 	Members       []string
 	MemberOf      []string
+	// PrimaryRIDs are the RIDs of the domain groups whose members are, in
+	// effect, members of this one: itself and every group nested in it. An
+	// account whose primaryGroupID is one of them is a member (memberOf
+	// never shows the primary group).
+	PrimaryRIDs []uint32
+}
+
+// primaryRIDs fills g.PrimaryRIDs: the group (a domain group) and the
+// domain groups nested in it, at any depth.
+func primaryRIDs(c *ldap.Conn, info *domainInfo, g *group) error {
+	g.PrimaryRIDs = nil
+	if strings.HasPrefix(g.SID, info.domainSID+"-") {
+		g.PrimaryRIDs = append(g.PrimaryRIDs, ridOf(g.SID))
+	}
+	r, err := c.Search(ldap.NewSearchRequest(info.domainDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
+		"(&(objectClass=group)(memberOf:1.2.840.113556.1.4.1941:="+ldap.EscapeFilter(g.DN)+"))", []string{"objectSid"}, nil))
+	if err != nil {
+		return fmt.Errorf("reading the groups nested in %s: %v", g.Name, err)
+	}
+	for _, e := range r.Entries {
+		if sid := sidString(e.GetRawAttributeValue("objectSid")); strings.HasPrefix(sid, info.domainSID+"-") {
+			g.PrimaryRIDs = append(g.PrimaryRIDs, ridOf(sid))
+		}
+	}
+	return nil
+}
+
+// primaryFilter matches the accounts whose primary group makes them
+// members of g ("" when none can).
+func (g *group) primaryFilter() string {
+	var b strings.Builder
+	for _, rid := range g.PrimaryRIDs {
+		b.WriteString("(primaryGroupID=" + strconv.Itoa(int(rid)) + ")")
+	}
+	return b.String()
 }
 
 var groupAttrs = []string{"sAMAccountName", "objectSid", "member", "memberOf"}
@@ -240,7 +275,11 @@ func findPrivileged(c *ldap.Conn, info *domainInfo) ([]*group, error) {
 	}
 	var gs []*group
 	for _, e := range r.Entries {
-		gs = append(gs, groupFrom(e))
+		g := groupFrom(e)
+		if err := primaryRIDs(c, info, g); err != nil {
+			return nil, err
+		}
+		gs = append(gs, g)
 	}
 	sort.Slice(gs, func(i, j int) bool { return gs[i].SID < gs[j].SID })
 	return gs, nil
@@ -249,6 +288,8 @@ func findPrivileged(c *ldap.Conn, info *domainInfo) ([]*group, error) {
 // account is a user account as read from the directory.
 type account struct {
 	DN, Sam, UPN, SID, Description string
+	// MatchedBy is the attribute the lookup by name matched.
+	MatchedBy string
 	GUID                           []byte
 	UAC                            int64
 	PrimaryGroupID                 uint32
@@ -320,22 +361,75 @@ func accountFilter(name string) (string, error) {
 
 // findAccount reads one user account; none or several is an error.
 func findAccount(c *ldap.Conn, info *domainInfo, name string, extra ...string) (*account, error) {
+	return findObject(c, info, "user", name, extra...)
+}
+
+// findPrincipal is an account, or else a group (one to take out of
+// groups), by the same names.
+func findPrincipal(c *ldap.Conn, info *domainInfo, name string) (*account, error) {
+	acc, err := findAccount(c, info, name)
+	if sdk.IsNotFound(err) {
+		if g, gerr := findObject(c, info, "group", name); gerr == nil {
+			return g, nil
+		}
+	}
+	return acc, err
+}
+
+// findObject reads one object of class by name. A name with "@" is both a
+// possible userPrincipalName and a possible sAMAccountName: when it is one
+// object's UPN and another's sAMAccountName it is refused as ambiguous,
+// with both named; the object says which attribute matched.
+func findObject(c *ldap.Conn, info *domainInfo, class, name string, extra ...string) (*account, error) {
 	f, err := accountFilter(name)
 	if err != nil {
 		return nil, err
 	}
-	r, err := c.Search(ldap.NewSearchRequest(info.domainDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 2, 0, false,
-		"(&(objectClass=user)"+f+")", append(append([]string{}, accountAttrs...), extra...), nil))
+	if strings.Contains(name, "@") && !strings.Contains(name, "=") {
+		e := ldap.EscapeFilter(name)
+		f = "(|(userPrincipalName=" + e + ")(sAMAccountName=" + e + "))"
+	}
+	r, err := c.Search(ldap.NewSearchRequest(info.domainDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 3, 0, false,
+		"(&(objectClass="+class+")"+f+")", append(append([]string{}, accountAttrs...), extra...), nil))
 	if err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultSizeLimitExceeded) {
 		return nil, fmt.Errorf("looking up %s: %v", name, err)
 	}
 	if r == nil || len(r.Entries) == 0 {
-		return nil, sdk.NotFound("account %q in %s", name, info.domainDN)
+		what := "account"
+		if class == "group" {
+			what = "group"
+		}
+		return nil, sdk.NotFound("%s %q in %s", what, name, info.domainDN)
 	}
 	if len(r.Entries) > 1 {
-		return nil, fmt.Errorf("%q names more than one account (%s, %s): name it by DN or SID", name, r.Entries[0].DN, r.Entries[1].DN)
+		var cands []string
+		for _, e := range r.Entries {
+			cands = append(cands, e.DN+" (by "+matchedBy(e, name)+")")
+		}
+		return nil, fmt.Errorf("%q names more than one object: %s; name it by DN or SID", name, strings.Join(cands, ", "))
 	}
-	return accountFrom(r.Entries[0]), nil
+	acc := accountFrom(r.Entries[0])
+	acc.MatchedBy = matchedBy(r.Entries[0], name)
+	return acc, nil
+}
+
+// matchedBy says which attribute of e a lookup by name matched.
+func matchedBy(e *ldap.Entry, name string) string {
+	bare := name
+	if i := strings.IndexByte(bare, '\\'); i >= 0 && !strings.Contains(bare, "=") {
+		bare = bare[i+1:]
+	}
+	switch {
+	case strings.HasPrefix(name, "S-1-"):
+		return "objectSid"
+	case strings.Contains(name, "="):
+		return "distinguishedName"
+	case strings.EqualFold(e.GetAttributeValue("sAMAccountName"), bare):
+		return "sAMAccountName"
+	case strings.EqualFold(e.GetAttributeValue("userPrincipalName"), name):
+		return "userPrincipalName"
+	}
+	return "?"
 }
 
 // reread reads an account again by its GUID (stable across renames and moves).
