@@ -408,8 +408,28 @@ func TestRotateKrbtgt(t *testing.T) {
 	if err := c.Modify(m); err != nil {
 		t.Fatal(err)
 	}
-	if w, err := h.Plan(ctx, "rotate_krbtgt", map[string]cty.Value{"wait": str("1h")}, intent); err != nil || w.Kind != sdk.Wait {
-		t.Fatalf("after a crash past the first reset: %+v %v (must wait, not reset again)", w, err)
+	w1, err := h.Plan(ctx, "rotate_krbtgt", map[string]cty.Value{"wait": str("1h")}, intent)
+	if err != nil || w1.Kind != sdk.Wait {
+		t.Fatalf("after a crash past the first reset: %+v %v (must wait, not reset again)", w1, err)
+	}
+	// The due time is the DC's: pwdLastSet of that reset plus the wait,
+	// the same at every later look (it used to move forward each time).
+	time.Sleep(1100 * time.Millisecond)
+	w2, _ := h.Plan(ctx, "rotate_krbtgt", map[string]cty.Value{"wait": str("1h")}, intent)
+	set := fileTime(attr(t, c, krbtgt, "pwdLastSet"))
+	if !w1.NotBefore.Equal(w2.NotBefore) || w1.NotBefore.Sub(set.Add(time.Hour)).Abs() > time.Second {
+		t.Fatalf("the second reset is due at %s, then at %s; the first was at %s (DC)", w1.NotBefore, w2.NotBefore, set)
+	}
+	// Killed after the intent, before the reset reached the DC: the key
+	// version did not move, so the first reset is still to do (once).
+	fresh := kvno()
+	pending := []byte(fmt.Sprintf(`{"start_kvno":%d,"intent":1}`, fresh))
+	if p, err := h.Plan(ctx, "rotate_krbtgt", attrs, pending); err != nil || p.Kind != sdk.Change {
+		t.Fatalf("killed before the reset: %+v %v", p, err)
+	}
+	p3, _ := h.Plan(ctx, "rotate_krbtgt", attrs, pending)
+	if _, _, err := h.Apply(ctx, "rotate_krbtgt", attrs, p3, pending); err != nil || kvno() != fresh+1 {
+		t.Fatalf("resumed: key version %d, want %d (%v)", kvno(), fresh+1, err)
 	}
 }
 

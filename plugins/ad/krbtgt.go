@@ -28,13 +28,15 @@ type krbtgtCheckpoint struct {
 }
 
 // settle turns an intent into a fact when the key version shows the reset
-// happened (the crash came after it).
-func (ck *krbtgtCheckpoint) settle(kvno int, now time.Time) {
+// happened (the crash came after it). When it happened is the DC's own
+// record of it, krbtgt's pwdLastSet: never the time of this look, which
+// would move the second reset's due time forward on every plan.
+func (ck *krbtgtCheckpoint) settle(kvno int, pwdLastSet time.Time) {
 	switch {
 	case ck.Intent == 1 && ck.FirstAt.IsZero() && kvno > ck.StartKVNO:
-		ck.FirstKVNO, ck.FirstAt, ck.Intent = kvno, now, 0
+		ck.FirstKVNO, ck.FirstAt, ck.Intent = kvno, pwdLastSet.UTC(), 0
 	case ck.Intent == 2 && ck.SecondAt.IsZero() && kvno > ck.FirstKVNO:
-		ck.EndKVNO, ck.SecondAt, ck.Intent = kvno, now, 0
+		ck.EndKVNO, ck.SecondAt, ck.Intent = kvno, pwdLastSet.UTC(), 0
 	}
 }
 
@@ -82,7 +84,7 @@ func (p *plugin) rotateKrbtgt() *sdk.Action {
 			if err := json.Unmarshal(req.Checkpoint, &ck); err != nil {
 				return sdk.PlanError(fmt.Errorf("the rotation's checkpoint is unreadable: %v", err))
 			}
-			ck.settle(acc.KVNO, time.Now())
+			ck.settle(acc.KVNO, acc.PwdLastSet)
 		}
 		switch {
 		case !ck.SecondAt.IsZero():
@@ -114,38 +116,40 @@ func (p *plugin) rotateKrbtgt() *sdk.Action {
 			if err := json.Unmarshal(req.Checkpoint, &ck); err != nil {
 				return sdk.ApplyError(fmt.Errorf("the rotation's checkpoint is unreadable: %v", err))
 			}
-			ck.settle(acc.KVNO, time.Now())
+			ck.settle(acc.KVNO, acc.PwdLastSet)
 		}
 		save := func() error {
 			b, _ := json.Marshal(ck)
 			return ev.Checkpoint(ctx, b)
 		}
-		reset := func(n int) (int, error) {
+		// reset resets krbtgt once: the key version it left, and when the
+		// DC says it was done (pwdLastSet).
+		reset := func(n int) (int, time.Time, error) {
 			ck.Intent = n
 			if err := save(); err != nil {
-				return 0, err
+				return 0, time.Time{}, err
 			}
 			if err := setPassword(c, acc.DN, acc.name(), randomPassword()); err != nil {
-				return 0, err
+				return 0, time.Time{}, err
 			}
 			after, err := reread(c, d.info, acc)
 			if err != nil {
-				return 0, err
+				return 0, time.Time{}, err
 			}
 			if after.KVNO <= acc.KVNO {
-				return 0, fmt.Errorf("the key version of %s did not go up (%d): the reset did not take effect", acc.name(), after.KVNO)
+				return 0, time.Time{}, fmt.Errorf("the key version of %s did not go up (%d): the reset did not take effect", acc.name(), after.KVNO)
 			}
 			ck.Intent = 0
-			return after.KVNO, nil
+			return after.KVNO, after.PwdLastSet.UTC(), nil
 		}
 		switch {
 		case ck.FirstAt.IsZero():
 			ck = krbtgtCheckpoint{StartKVNO: acc.KVNO}
-			kvno, err := reset(1)
+			kvno, at, err := reset(1)
 			if err != nil {
 				return sdk.ApplyError(err)
 			}
-			ck.FirstKVNO, ck.FirstAt = kvno, time.Now().UTC()
+			ck.FirstKVNO, ck.FirstAt = kvno, at
 			if err := save(); err != nil {
 				return sdk.ApplyError(err)
 			}
@@ -154,11 +158,11 @@ func (p *plugin) rotateKrbtgt() *sdk.Action {
 			if due := ck.FirstAt.Add(wait); time.Now().Before(due) {
 				return sdk.ApplyError(fmt.Errorf("the second reset of %s is not due before %s", acc.name(), due.Format(time.RFC3339)))
 			}
-			kvno, err := reset(2)
+			kvno, at, err := reset(2)
 			if err != nil {
 				return sdk.ApplyError(err)
 			}
-			ck.EndKVNO, ck.SecondAt = kvno, time.Now().UTC()
+			ck.EndKVNO, ck.SecondAt = kvno, at
 			if err := save(); err != nil {
 				return sdk.ApplyError(err)
 			}
