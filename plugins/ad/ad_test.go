@@ -570,14 +570,21 @@ func TestDisabledLongAgoAndALongDescription(t *testing.T) {
 	ctx := context.Background()
 	c := dc.Admin(t)
 	old := mustUser(t, c, "alt-oldmsp", "Alt-Pw-12345!", map[string][]string{"userAccountControl": {"514"}, "description": {"disabled 2019 by Hans"}})
+	usn := attr(t, c, old, "uSNChanged")
 	h := harness(t)
 	set := map[string]cty.Value{"account": str("alt-oldmsp"), "stamp": cty.True}
 	p, err := h.Plan(ctx, "disable_account", set, nil)
 	if err != nil || p.Kind != sdk.NoChange {
 		t.Fatalf("an account disabled long ago: %+v %v", p, err)
 	}
+	if _, err := h.Run(ctx, "disable_account", set); err != nil {
+		t.Fatal(err)
+	}
 	if got := attr(t, c, old, "description"); got != "disabled 2019 by Hans" {
 		t.Fatalf("its description was rewritten: %q", got)
+	}
+	if got := attr(t, c, old, "uSNChanged"); got != usn {
+		t.Fatalf("the account disabled long ago was written to (uSNChanged %s -> %s)", usn, got)
 	}
 	long := strings.Repeat("ä", 515) // 1,030 bytes
 	dn := mustUser(t, c, "long-oldmsp", "Long-Pw-12345!", map[string][]string{"description": {long}})
@@ -654,12 +661,13 @@ func TestPrimaryGroupsGroupsInGroupsAndNamesThatMeanTwoThings(t *testing.T) {
 	// whose sAMAccountName is "anna@acme.example": refused, both named.
 	client := mustUser(t, c, "anna", "Anna-Pw-12345!", map[string][]string{"userPrincipalName": {"anna@acme.example"}})
 	mustUser(t, c, "anna@acme.example", "Prov-Pw-12345!", nil)
+	clientUSN := attr(t, c, client, "uSNChanged")
 	_, err = h.Plan(ctx, "disable_account", map[string]cty.Value{"account": str("anna@acme.example")}, nil)
 	if err == nil || !strings.Contains(err.Error(), "more than one") || !strings.Contains(err.Error(), "by userPrincipalName") || !strings.Contains(err.Error(), "by sAMAccountName") {
 		t.Fatalf("an ambiguous name: %v", err)
 	}
-	if got := attr(t, c, client, "userAccountControl"); got != "512" {
-		t.Fatalf("the client's anna was changed: %s", got)
+	if got := attr(t, c, client, "uSNChanged"); got != clientUSN {
+		t.Fatalf("the client's anna was written to (uSNChanged %s -> %s)", clientUSN, got)
 	}
 	// Named by DN, the provider's is found, and the plan says how.
 	p, err = h.Plan(ctx, "disable_account", map[string]cty.Value{"account": str("CN=anna@acme.example," + adlab.UsersDN)}, nil)
