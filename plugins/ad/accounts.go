@@ -166,6 +166,21 @@ func (p *plugin) findAccounts() *sdk.Action {
 		accounts := map[string]cty.Value{}
 		var names []string
 		var diags sdk.Diagnostics
+		primaries := map[uint32]string{}
+		primaryName := func(rid uint32) string {
+			if rid == 0 {
+				return ""
+			}
+			if n, ok := primaries[rid]; ok {
+				return n
+			}
+			dn, _ := lookupSIDGroup(c, d.info, fmt.Sprintf("%s-%d", d.info.domainSID, rid))
+			primaries[rid] = ""
+			if dn != "" {
+				primaries[rid] = cnOf(dn)
+			}
+			return primaries[rid]
+		}
 		for _, e := range es {
 			acc := accountFrom(e)
 			if exclude[acc.SID] || exclude[strings.ToLower(acc.Sam)] || exclude[strings.ToLower(acc.UPN)] || exclude[strings.ToLower(acc.DN)] {
@@ -181,6 +196,10 @@ func (p *plugin) findAccounts() *sdk.Action {
 			var groups []string
 			for _, g := range acc.MemberOf {
 				groups = append(groups, cnOf(g))
+			}
+			// The primary group too (memberOf never holds it).
+			if name := primaryName(acc.PrimaryGroupID); name != "" {
+				groups = append(groups, name)
 			}
 			sort.Strings(groups)
 			var priv []string
