@@ -164,6 +164,16 @@ func TestADExampleRunbook(t *testing.T) {
 	if err := adlab.AddMember(c, "CN=Domain Admins,"+adlab.UsersDN, dn); err != nil {
 		t.Fatal(err)
 	}
+	// The new provider binds as its own admin: the runbook resets
+	// Administrator's password, and switchover never resets the account
+	// it binds as.
+	admin, err := adlab.AddUser(c, "newmsp-admin", "NewMsp-Admin-Pw-1!", nil)
+	if err == nil {
+		err = adlab.AddMember(c, "CN=Domain Admins,"+adlab.UsersDN, admin)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
 	src, err := os.ReadFile("../../runbooks/ad-domain/main.sw.hcl")
 	if err != nil {
 		t.Fatal(err)
@@ -171,7 +181,7 @@ func TestADExampleRunbook(t *testing.T) {
 	f := newFixture(t, "")
 	os.WriteFile(f.dir+"/main.sw.hcl", src, 0o644)
 	vars := fmt.Sprintf(`{"dc": %q, "ca_file": %q, "bind_dn": %q, "bind_password": %q, "old_provider_upn_suffix": "example-oldmsp.test"}`,
-		dc.URL(), dc.CAFile, adlab.AdminDN, adlab.AdminPassword)
+		dc.URL(), dc.CAFile, admin, "NewMsp-Admin-Pw-1!")
 	os.WriteFile(f.dir+"/vars.json", []byte(vars), 0o600)
 	// A saved plan lists the account found while planning; one more found
 	// by the time of apply makes the saved plan stale: refused.

@@ -15,7 +15,7 @@ variable "ca_file" {
   description = "PEM file of the CA that signed the DC's LDAPS certificate"
 }
 variable "bind_dn" {
-  description = "A domain admin of the new provider or the client (not the old provider's)"
+  description = "A domain admin of the new provider (not Administrator, whose password this runbook resets, and not the old provider's): switchover never disables, resets or strips the account it binds as"
 }
 variable "bind_password" {
   description = "That account's password"
