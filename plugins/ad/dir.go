@@ -289,16 +289,16 @@ func findPrivileged(c *ldap.Conn, info *domainInfo) ([]*group, error) {
 type account struct {
 	DN, Sam, UPN, SID, Description string
 	// MatchedBy is the attribute the lookup by name matched.
-	MatchedBy string
-	GUID                           []byte
-	UAC                            int64
-	PrimaryGroupID                 uint32
-	MemberOf, SPNs                 []string
-	AdminCount                     bool
-	PwdLastSet, LastLogon          time.Time
-	pwdLastSetRaw                  string
-	KVNO                           int
-	Owner                          string // owner SID of the object (its creator, or Domain Admins)
+	MatchedBy             string
+	GUID                  []byte
+	UAC                   int64
+	PrimaryGroupID        uint32
+	MemberOf, SPNs        []string
+	AdminCount            bool
+	PwdLastSet, LastLogon time.Time
+	pwdLastSetRaw         string
+	KVNO                  int
+	Owner                 string // owner SID of the object (its creator, or Domain Admins)
 }
 
 var accountAttrs = []string{"sAMAccountName", "userPrincipalName", "objectSid", "objectGUID", "userAccountControl", "primaryGroupID",
