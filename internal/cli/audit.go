@@ -55,7 +55,7 @@ func runAudit(ctx context.Context, env *Env, args []string) int {
 				b, _ := json.Marshal(e.Fields)
 				fields = " " + string(b)
 			}
-			fmt.Fprintf(env.Stdout, "%6d %s %-16s %-18s %s%s\n", e.Seq, e.Time.Local().Format("2006-01-02 15:04:05"), e.Actor, e.Event, e.Address, fields)
+			fmt.Fprintln(env.Stdout, termLine(fmt.Sprintf("%6d %s %-16s %-18s %s%s", e.Seq, e.Time.Local().Format("2006-01-02 15:04:05"), e.Actor, e.Event, e.Address, fields)))
 		}
 		if len(problems) > 0 {
 			fmt.Fprintf(env.Stderr, "Warning: the audit trail does not verify (%d problems); run `switchover audit verify`.\n", len(problems))
