@@ -14,26 +14,35 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchover/switchover/plugins/sdk/sdkhttp"
 )
 
-// client talks to one SCIM service provider.
+// client talks to one SCIM service provider. Every instance of every step
+// of one plugin configuration shares it: its pacer (one rate limit, one
+// pause after a 429), what the server refused, and what this run listed.
 type client struct {
 	base       *url.URL
 	auth       string // the Authorization header
 	http       *http.Client
 	maxRetries int
-	limiter    <-chan time.Time // nil: no rate limit
+	pacer      *sdkhttp.Pacer
 	pageSize   int
 
 	cfgOnce sync.Once
 	cfg     providerConfig
 	cfgErr  error
+
+	// filterRefused: the server said it supports filters but refused one
+	// (400 invalidFilter, 501): from then on this run lists and filters
+	// here, without asking again.
+	filterRefused atomic.Bool
 
 	// listed are the users a find_users listing just read (by id), for the
 	// plans of the steps that follow it in the same run: each is used once
@@ -42,6 +51,15 @@ type client struct {
 	// of each user; the change goes out with If-Match on what was read.
 	listedMu sync.Mutex
 	listed   map[string]listedUser
+	// names: userName (lower case) -> ids, from every listing of this run;
+	// complete when one of them listed every user (then a name missing
+	// here is nobody's).
+	names    map[string][]string
+	complete bool
+	// all is the last listing of every user (within listedFor): a server
+	// without filters is listed once per run, not once per lookup.
+	all   []json.RawMessage
+	allAt time.Time
 }
 
 type listedUser struct {
@@ -52,17 +70,22 @@ type listedUser struct {
 // listedFor is how long a listed user stands for a read of it.
 const listedFor = time.Minute
 
-// remember keeps the users a listing read.
-func (c *client) remember(us []*user) {
+// remember keeps the users a listing read (complete: every user).
+func (c *client) remember(us []*user, complete bool) {
 	c.listedMu.Lock()
 	defer c.listedMu.Unlock()
 	if c.listed == nil {
-		c.listed = map[string]listedUser{}
+		c.listed, c.names = map[string]listedUser{}, map[string][]string{}
 	}
 	now := time.Now()
 	for _, u := range us {
 		c.listed[u.ID] = listedUser{u, now}
+		k := strings.ToLower(u.UserName)
+		if !slices.Contains(c.names[k], u.ID) {
+			c.names[k] = append(c.names[k], u.ID)
+		}
 	}
+	c.complete = c.complete || complete
 }
 
 // recentlyListed is the user with this id as a listing read it within
@@ -76,6 +99,16 @@ func (c *client) recentlyListed(id string) *user {
 		return nil
 	}
 	return e.u
+}
+
+// knownNames: the ids of the users with this userName as this run's
+// listings saw them, and whether that is certain (a listing saw the name,
+// or one listed every user).
+func (c *client) knownNames(name string) ([]string, bool) {
+	c.listedMu.Lock()
+	defer c.listedMu.Unlock()
+	ids, ok := c.names[strings.ToLower(name)]
+	return slices.Clone(ids), ok || c.complete
 }
 
 type providerConfig struct {
@@ -128,16 +161,12 @@ func newClient(base, auth, caFile string, timeout time.Duration, rateLimit float
 	if err != nil {
 		return nil, err
 	}
-	c := &client{base: u, auth: auth, http: sdkhttp.Client(tc, timeout), maxRetries: 5, pageSize: pageSize}
-	if rateLimit > 0 {
-		t := time.NewTicker(time.Duration(float64(time.Second) / rateLimit))
-		c.limiter = t.C
-	}
-	return c, nil
+	return &client{base: u, auth: auth, http: sdkhttp.Client(tc, timeout), maxRetries: 8, pageSize: pageSize, pacer: sdkhttp.NewPacer(rateLimit)}, nil
 }
 
-// do sends one request (JSON body), retrying 429 and 503 after
-// Retry-After (bounded), and decodes a JSON answer into out.
+// do sends one request (JSON body), paced with every other request of this
+// configuration, retrying 429 and 503 after Retry-After (bounded; every
+// worker waits it out), and decodes a JSON answer into out.
 func (c *client) do(ctx context.Context, method, path string, hdr http.Header, body, out any) (http.Header, error) {
 	var payload []byte
 	if body != nil {
@@ -147,12 +176,8 @@ func (c *client) do(ctx context.Context, method, path string, hdr http.Header, b
 		}
 	}
 	for attempt := 0; ; attempt++ {
-		if c.limiter != nil {
-			select {
-			case <-c.limiter:
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
+		if err := c.pacer.Wait(ctx); err != nil {
+			return nil, err
 		}
 		req, err := http.NewRequestWithContext(ctx, method, c.base.String()+path, bytes.NewReader(payload))
 		if err != nil {
@@ -178,13 +203,8 @@ func (c *client) do(ctx context.Context, method, path string, hdr http.Header, b
 			return nil, fmt.Errorf("%s %s: reading the answer: %v", method, path, err)
 		}
 		if (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) && attempt < c.maxRetries {
-			wait := sdkhttp.RetryAfter(resp.Header.Get("Retry-After"), attempt, 500*time.Millisecond, time.Minute)
-			select {
-			case <-time.After(wait):
-				continue
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
+			c.pacer.Throttled(sdkhttp.RetryAfter(resp.Header.Get("Retry-After"), attempt, 500*time.Millisecond, time.Minute))
+			continue
 		}
 		if resp.StatusCode >= 300 {
 			se := &scimError{Status: resp.StatusCode, Method: method, Path: path}
@@ -216,14 +236,12 @@ func (c *client) config(ctx context.Context) (providerConfig, error) {
 
 // user is a SCIM User as the plugin needs it (the rest is kept raw for PUT).
 type user struct {
-	ID          string `json:"id"`
-	UserName    string `json:"userName"`
-	DisplayName string `json:"displayName"`
-	Active      *bool  `json:"active"`
-	Emails      []struct {
-		Value string `json:"value"`
-	} `json:"emails"`
-	Meta struct {
+	ID          string  `json:"id"`
+	UserName    string  `json:"userName"`
+	DisplayName string  `json:"displayName"`
+	Active      *bool   `json:"active"`
+	Emails      []email `json:"emails"`
+	Meta        struct {
 		Version string `json:"version"`
 	} `json:"meta"`
 	raw map[string]any
@@ -283,42 +301,181 @@ func (c *client) getUser(ctx context.Context, id string) (*user, error) {
 	return decodeUser(raw)
 }
 
-// findUser finds a user by id or userName; nil when there is none. An id
-// is one GET; a userName a filtered search (a full listing on a server
-// without filters).
-func (c *client) findUser(ctx context.Context, name string) (*user, error) {
-	cfg, err := c.config(ctx)
-	if err != nil {
-		return nil, err
+// refusedFilter: the server refused a filter it says it supports (400
+// invalidFilter, or 501): the run lists and filters here from then on.
+func (c *client) refusedFilter(err error) bool {
+	var se *scimError
+	if !errors.As(err, &se) || !(se.Status == http.StatusNotImplemented || se.Status == http.StatusBadRequest && (se.ScimType == "invalidFilter" || strings.Contains(strings.ToLower(se.Detail), "filter"))) {
+		return false
 	}
-	if !strings.ContainsAny(name, "@ ") {
-		if u, err := c.getUser(ctx, name); err != nil || u != nil {
-			return u, err
-		}
-	}
-	var raws []json.RawMessage
-	if cfg.Filter.Supported {
-		raws, err = c.list(ctx, "Users", fmt.Sprintf("userName eq %s", quote(name)))
-	} else {
-		raws, err = c.list(ctx, "Users", "")
-	}
-	if err != nil {
-		return nil, err
-	}
-	for _, r := range raws {
-		u, err := decodeUser(r)
-		if err == nil && (strings.EqualFold(u.UserName, name) || u.ID == name) {
-			return u, nil
-		}
-	}
-	if strings.ContainsAny(name, "@ ") {
-		// An id with an @ in it, on a server whose filter did not match it.
-		return c.getUser(ctx, name)
-	}
-	return nil, nil
+	c.filterRefused.Store(true)
+	return true
 }
 
+// filters: the server takes filters (it says so, and has not refused one
+// in this run).
+func (c *client) filters(ctx context.Context) (bool, error) {
+	cfg, err := c.config(ctx)
+	return err == nil && cfg.Filter.Supported && !c.filterRefused.Load(), err
+}
+
+// listAll lists every user, once within listedFor; the listing stands for
+// a read of each user and names every userName.
+func (c *client) listAll(ctx context.Context) ([]json.RawMessage, error) {
+	c.listedMu.Lock()
+	if c.all != nil && time.Since(c.allAt) < listedFor {
+		defer c.listedMu.Unlock()
+		return c.all, nil
+	}
+	c.listedMu.Unlock()
+	raws, err := c.list(ctx, "Users", "")
+	if err != nil {
+		return nil, err
+	}
+	var us []*user
+	for _, r := range raws {
+		if u, err := decodeUser(r); err == nil {
+			us = append(us, u)
+		}
+	}
+	c.remember(us, true)
+	c.listedMu.Lock()
+	c.all, c.allAt = raws, time.Now()
+	c.listedMu.Unlock()
+	return raws, nil
+}
+
+// search lists the users filter selects, by the server, or (it has no
+// filters, or refuses this one) every user, which the caller filters
+// here: filtered says which, refused why the server's filter was not used.
+func (c *client) search(ctx context.Context, filter string) (raws []json.RawMessage, filtered bool, refused error, err error) {
+	ok, err := c.filters(ctx)
+	if err != nil {
+		return nil, false, nil, err
+	}
+	if ok {
+		raws, err = c.list(ctx, "Users", filter)
+		if err == nil || !c.refusedFilter(err) {
+			return raws, true, nil, err
+		}
+		refused = err
+	}
+	raws, err = c.listAll(ctx)
+	return raws, false, refused, err
+}
+
+// idsNamed: the ids of the users whose userName is name (case-insensitive).
+func (c *client) idsNamed(ctx context.Context, name string) ([]string, error) {
+	m, err := c.idsNamedMany(ctx, []string{name})
+	return m[strings.ToLower(name)], err
+}
+
+// idsNamedMany: the ids of the users with each of these userNames (by the
+// name in lower case), from this run's listings where they settle it, else
+// by filters (userName eq, joined with or, 50 names a request), else (the
+// server has none, or refuses them) by listing every user once.
+func (c *client) idsNamedMany(ctx context.Context, names []string) (map[string][]string, error) {
+	out := map[string][]string{}
+	var unknown []string
+	for _, n := range names {
+		if ids, sure := c.knownNames(n); sure {
+			out[strings.ToLower(n)] = ids
+		} else if !slices.Contains(unknown, n) {
+			unknown = append(unknown, n)
+		}
+	}
+	for len(unknown) > 0 {
+		chunk := unknown[:min(50, len(unknown))]
+		var fs []string
+		for _, n := range chunk {
+			fs = append(fs, "userName eq "+quote(n))
+		}
+		raws, filtered, _, err := c.search(ctx, strings.Join(fs, " or "))
+		if err != nil {
+			return nil, err
+		}
+		if !filtered {
+			break // every user was listed: the names are known now
+		}
+		var us []*user
+		for _, r := range raws {
+			if u, err := decodeUser(r); err == nil && slices.ContainsFunc(chunk, func(n string) bool { return strings.EqualFold(n, u.UserName) }) {
+				us = append(us, u)
+			}
+		}
+		c.remember(us, false)
+		for _, n := range chunk {
+			out[strings.ToLower(n)] = nil
+		}
+		for _, u := range us {
+			k := strings.ToLower(u.UserName)
+			out[k] = append(out[k], u.ID)
+		}
+		unknown = unknown[len(chunk):]
+	}
+	for _, n := range unknown {
+		out[strings.ToLower(n)], _ = c.knownNames(n)
+	}
+	return out, nil
+}
+
+// readUser reads a user by id, as this run's listing read it (once) or
+// now; nil when there is none.
+func (c *client) readUser(ctx context.Context, id string) (*user, string, error) {
+	if u := c.recentlyListed(id); u != nil {
+		return u, "as listed", nil
+	}
+	u, err := c.getUser(ctx, id)
+	return u, "as read now", err
+}
+
+// Lookup keys: what a runbook's value for a user is.
+const (
+	byID       = "id"
+	byUserName = "user_name"
+	byEither   = "" // either: a value that is one user's id and another's userName is refused
+)
+
+// findUser finds the user a runbook's value names, looked up by the
+// attribute by says (or both); nil when there is none. A user is addressed
+// by its id only after that lookup: a userName that is also another user's
+// id, or a userName two users share, is refused with the candidates named.
+func (c *client) findUser(ctx context.Context, value, by string) (*user, string, error) {
+	var found *user
+	how := ""
+	if by != byUserName {
+		u, h, err := c.readUser(ctx, value)
+		if err != nil {
+			return nil, "", err
+		}
+		found, how = u, h
+	}
+	if by == byID {
+		return found, how, nil
+	}
+	ids, err := c.idsNamed(ctx, value)
+	if err != nil {
+		return nil, "", err
+	}
+	switch {
+	case len(ids) > 1:
+		return nil, "", fmt.Errorf("%d users have the userName %q (ids %s): ambiguous, nothing done", len(ids), value, strings.Join(ids, ", "))
+	case len(ids) == 0:
+		return found, how, nil
+	case found != nil && found.ID != ids[0]:
+		return nil, "", fmt.Errorf("%q is the id of %s and the userName of another user (id %s): ambiguous, nothing done; say which with by = \"id\" or by = \"user_name\"", value, found.UserName, ids[0])
+	case found != nil:
+		return found, how, nil
+	}
+	return c.readUser(ctx, ids[0])
+}
+
+// quote is a SCIM filter string: JSON, without the HTML escapes (\u003c)
+// that some servers' filter parsers do not read.
 func quote(s string) string {
-	b, _ := json.Marshal(s)
-	return string(b)
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.Encode(s)
+	return strings.TrimSuffix(b.String(), "\n")
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -32,7 +33,7 @@ func New(version string) *sdk.Plugin {
 			{Name: "password", Type: cty.String, Sensitive: true, Description: "Basic auth password."},
 			{Name: "ca_file", Type: cty.String, Description: "PEM file of a CA to trust (default: the system's). Certificates are always verified."},
 			{Name: "timeout", Type: sdk.DurationType, Description: "Timeout of one request (default 30s)."},
-			{Name: "rate_limit", Type: cty.Number, Description: "Requests per second at most (default: no limit; 429 answers are honoured either way)."},
+			{Name: "rate_limit", Type: cty.Number, Description: "Requests per second at most, fractions too (0.5: one every two seconds), shared by every step of this plugin block. Either way a 429 pauses every request for its Retry-After, and the requests that follow go slower."},
 			{Name: "page_size", Type: cty.Number, Description: "Resources per page when listing (default 100)."},
 		},
 		ConfigureFunc: p.configure,
@@ -61,9 +62,9 @@ func (p *plugin) configure(ctx context.Context, cfg sdk.Values) sdk.Diagnostics 
 	if page <= 0 {
 		page = 100
 	}
-	var rate float64
-	if cfg.Has("rate_limit") {
-		rate = float64(cfg.Int("rate_limit"))
+	rate := cfg.Float("rate_limit")
+	if cfg.Has("rate_limit") && rate <= 0 {
+		return append(diags, sdk.AttributeErrorf("rate_limit", "Invalid rate_limit", "rate_limit = %v: requests per second, more than 0 (0.5 is one request every two seconds)", rate)...)
 	}
 	c, err := newClient(cfg.String("base_url"), auth, cfg.String("ca_file"), timeout, rate, page)
 	if err != nil {
@@ -91,30 +92,75 @@ func userValue(u *user) cty.Value {
 		"active": cty.BoolVal(u.active()), "emails": sdk.StringList(emails)})
 }
 
-// matches is find_users' criteria, evaluated here when the server has no
-// filter support.
-func matches(a sdk.Values, u *user) bool {
-	if s := a.String("user_name_suffix"); s != "" && !strings.HasSuffix(strings.ToLower(u.UserName), strings.ToLower(s)) {
-		return false
-	}
-	if d := a.String("email_domain"); d != "" {
-		ok := false
-		for _, e := range u.Emails {
-			if strings.HasSuffix(strings.ToLower(e.Value), "@"+strings.ToLower(strings.TrimPrefix(d, "@"))) {
-				ok = true
-			}
-		}
-		if !ok {
-			return false
-		}
-	}
-	if a.Has("active") && a.Bool("active") != u.active() {
-		return false
-	}
-	return true
+type email struct {
+	Value   string `json:"value"`
+	Type    string `json:"type"`
+	Primary bool   `json:"primary"`
 }
 
-// serverFilter is the SCIM filter for find_users' criteria.
+func inDomain(addr, domain string) bool {
+	return strings.HasSuffix(strings.ToLower(addr), "@"+strings.ToLower(strings.TrimPrefix(domain, "@")))
+}
+
+// matchUser applies find_users' rules here (case-insensitive), also to
+// what a server filtered: whether u is taken, and if it is a near miss
+// (the old provider's domain is in one of its addresses, but the rules do
+// not take it), why not.
+//
+// The e-mail rule is conservative: by default it looks at work addresses,
+// addresses without a type and the primary one, not at aliases (type
+// other, home); and a user who also has an address (or a userName) outside
+// the old provider's domain may be the client's own with an alias of the
+// old provider: not taken unless allow_other_domains.
+func matchUser(a sdk.Values, u *user) (bool, string) {
+	if s := a.String("user_name_suffix"); s != "" && !strings.HasSuffix(strings.ToLower(u.UserName), strings.ToLower(s)) {
+		return false, ""
+	}
+	if a.Has("active") && a.Bool("active") != u.active() {
+		return false, ""
+	}
+	d := a.String("email_domain")
+	if d == "" {
+		return true, ""
+	}
+	types := a.Strings("email_types")
+	counts := func(e email) bool {
+		if slices.Contains(types, "*") {
+			return true
+		}
+		if len(types) == 0 {
+			return e.Primary || e.Type == "" || strings.EqualFold(e.Type, "work")
+		}
+		return slices.ContainsFunc(types, func(t string) bool { return strings.EqualFold(t, e.Type) })
+	}
+	var hit, seen bool
+	var other []string
+	for _, e := range u.Emails {
+		switch {
+		case inDomain(e.Value, d) && counts(e):
+			hit = true
+		case inDomain(e.Value, d):
+			seen = true
+		default:
+			other = append(other, e.Value)
+		}
+	}
+	if strings.Contains(u.UserName, "@") && !inDomain(u.UserName, d) {
+		other = append(other, "userName "+u.UserName)
+	}
+	switch {
+	case !hit && seen:
+		return false, fmt.Sprintf("its address in %s is only of a type email_types does not take (an alias)", d)
+	case !hit:
+		return false, ""
+	case len(other) > 0 && !a.Bool("allow_other_domains"):
+		return false, fmt.Sprintf("it also has %s, outside %s (allow_other_domains = true takes it)", strings.Join(other, ", "), d)
+	}
+	return true, ""
+}
+
+// serverFilter is the SCIM filter for find_users' criteria (wider than the
+// rules: they are applied here to what it selects).
 func serverFilter(a sdk.Values) string {
 	var fs []string
 	if f := a.String("filter"); f != "" {
@@ -132,12 +178,22 @@ func serverFilter(a sdk.Values) string {
 	return strings.Join(fs, " and ")
 }
 
+// shortList names at most ten, and how many more.
+func shortList(names []string) string {
+	if len(names) > 10 {
+		return strings.Join(names[:10], ", ") + fmt.Sprintf(" and %d more", len(names)-10)
+	}
+	return strings.Join(names, ", ")
+}
+
 func (p *plugin) findUsers() *sdk.Action {
 	return sdk.ReadOnlyAction("find_users",
-		"Finds users, changing nothing: by user_name_suffix, email_domain, active, or a SCIM filter; pages through the results, and filters here when the server does not support filters. Outputs a map by userName for for_each.",
+		"Finds users, changing nothing: by user_name_suffix, email_domain, active, or a SCIM filter; pages through the results. Where the server has no filters or refuses one, every user is listed (once per run) and filtered here; the rules are applied here either way. Outputs a map by userName for for_each.",
 		[]sdk.Attribute{
 			{Name: "user_name_suffix", Type: cty.String, Description: "userName ends with this, e.g. @oldmsp.example."},
-			{Name: "email_domain", Type: cty.String, Description: "An email address in this domain."},
+			{Name: "email_domain", Type: cty.String, Description: "An address in this domain, of a type email_types takes; and no address (or userName) outside it unless allow_other_domains."},
+			{Name: "email_types", Type: cty.List(cty.String), Description: `The types of address email_domain looks at (default: work, none given, and the primary address; ["*"]: every address, aliases included).`},
+			{Name: "allow_other_domains", Type: cty.Bool, Description: "Also take a user who has an address or userName outside email_domain (default false: it may be the client's own account with an alias of the old provider; the plan names each)."},
 			{Name: "active", Type: cty.Bool, Description: "Only active (true) or inactive (false) users."},
 			{Name: "filter", Type: cty.String, Description: "A SCIM filter (RFC 7644 3.4.2.2), for servers that support filters."},
 		},
@@ -147,51 +203,66 @@ func (p *plugin) findUsers() *sdk.Action {
 			if err != nil {
 				return nil, "", nil, err
 			}
-			cfg, err := c.config(ctx)
-			if err != nil {
-				return nil, "", nil, err
-			}
 			filter := serverFilter(a)
 			if filter == "" {
 				return nil, "", nil, fmt.Errorf("give at least one criterion (user_name_suffix, email_domain, active, filter): find_users does not list every user")
 			}
-			var raws []json.RawMessage
-			how := "filtered by the server"
-			if cfg.Filter.Supported {
-				raws, err = c.list(ctx, "Users", filter)
-			} else {
-				if a.String("filter") != "" {
-					return nil, "", nil, fmt.Errorf("the server does not support SCIM filters (its ServiceProviderConfig says so): use user_name_suffix, email_domain and active, which are applied here")
-				}
-				raws, err = c.list(ctx, "Users", "")
-				how = "filtered here: the server does not support filters"
-			}
+			raws, filtered, refused, err := c.search(ctx, filter)
 			if err != nil {
 				return nil, "", nil, err
 			}
+			var diags sdk.Diagnostics
+			how := "filtered by the server and here"
+			if !filtered {
+				if a.String("filter") != "" {
+					why := "its ServiceProviderConfig says it has no filters"
+					if refused != nil {
+						why = "it refused one: " + refused.Error()
+					}
+					return nil, "", nil, fmt.Errorf("the server does not take SCIM filters (%s): use user_name_suffix, email_domain and active, which are applied here", why)
+				}
+				how = "filtered here: the server has no filters"
+				if refused != nil {
+					how = "filtered here: the server refused the filter"
+					diags = append(diags, sdk.Diagnostic{Severity: sdk.Warning, Summary: "The SCIM server refused a filter",
+						Detail: fmt.Sprintf("%v. Every user is listed (once in this run) and filtered here.", refused)})
+				}
+			}
 			users := map[string]cty.Value{}
-			var names []string
+			var names, near []string
 			var found []*user
 			for _, r := range raws {
 				u, err := decodeUser(r)
-				if err != nil || !matches(a, u) {
+				if err != nil {
+					continue
+				}
+				ok, why := matchUser(a, u)
+				if why != "" {
+					near = append(near, fmt.Sprintf("%s (id %s): %s", u.UserName, u.ID, why))
+				}
+				if !ok {
 					continue
 				}
 				users[u.UserName] = userValue(u)
 				names = append(names, u.UserName)
 				found = append(found, u)
 			}
-			c.remember(found)
+			c.remember(found, false)
 			sort.Strings(names)
+			if len(near) > 0 {
+				sort.Strings(near)
+				diags = append(diags, sdk.Diagnostic{Severity: sdk.Warning, Summary: fmt.Sprintf("%d near misses, not taken", len(near)),
+					Detail: "Users with an address in the old provider's domain that the rules do not take (check each is the client's):\n" + strings.Join(near, "\n")})
+			}
 			outs := map[string]cty.Value{"users": cty.MapValEmpty(foundType), "count": cty.NumberIntVal(int64(len(names)))}
 			if len(users) > 0 {
 				outs["users"] = cty.MapVal(users)
 			}
-			shown := names
-			if len(shown) > 10 {
-				shown = append(append([]string{}, shown[:10]...), fmt.Sprintf("and %d more", len(names)-10))
+			summary := fmt.Sprintf("found %d users (%s): %s", len(names), how, shortList(names))
+			if len(near) > 0 {
+				summary += fmt.Sprintf("; %d near misses not taken", len(near))
 			}
-			return outs, fmt.Sprintf("found %d users (%s): %s", len(names), how, strings.Join(shown, ", ")), nil, nil
+			return outs, summary, diags, nil
 		})
 }
 
@@ -202,10 +273,12 @@ func orNone(s string) string {
 	return s
 }
 
-// private is what a plan hands its apply: the version it read.
+// private is what a plan hands its apply: the version it read, and for a
+// group the members it takes out.
 type private struct {
-	ID      string `json:"id"`
-	Version string `json:"version,omitempty"`
+	ID      string   `json:"id"`
+	Version string   `json:"version,omitempty"`
+	Remove  []string `json:"remove,omitempty"`
 }
 
 // ifMatch is the If-Match header for a version (none without ETags).
@@ -225,25 +298,42 @@ func conflict(err error, what string) error {
 	return err
 }
 
-var userAttr = sdk.Attribute{Name: "user", Type: cty.String, Required: true, Description: "The user's id or userName."}
+var userAttr = sdk.Attribute{Name: "user", Type: cty.String, Required: true, Description: "The user: its id or userName (see by)."}
+
+var byAttr = sdk.Attribute{Name: "by", Type: cty.String, Description: `What the user values are: "id" or "user_name" (default: either; a value that is one user's id and another's userName is refused as ambiguous). find_users' outputs give ids: by = "id" looks nothing up.`}
+
+// lookupBy is the by attribute, checked.
+func lookupBy(a sdk.Values) (string, error) {
+	switch by := a.String("by"); by {
+	case byID, byUserName, byEither:
+		return by, nil
+	default:
+		return "", fmt.Errorf(`by = %q: "id" or "user_name"`, by)
+	}
+}
+
+// findUserFor finds the user of a step's user attribute (nil: none).
+func (p *plugin) findUserFor(ctx context.Context, a sdk.Values) (*client, *user, string, error) {
+	c, err := p.client()
+	if err != nil {
+		return nil, nil, "", err
+	}
+	by, err := lookupBy(a)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	u, how, err := c.findUser(ctx, a.String("user"), by)
+	return c, u, how, err
+}
 
 func (p *plugin) deactivate() *sdk.Action {
 	plan := func(ctx context.Context, req *sdk.PlanRequest) *sdk.PlanResponse {
-		c, err := p.client()
+		_, u, read, err := p.findUserFor(ctx, req.Attributes)
 		if err != nil {
 			return sdk.PlanError(err)
 		}
-		name := req.Attributes.String("user")
-		// Read by the find_users listing of this run, or now.
-		u, read := c.recentlyListed(name), "as listed by find_users"
 		if u == nil {
-			read = "as read now"
-			if u, err = c.findUser(ctx, name); err != nil {
-				return sdk.PlanError(err)
-			}
-		}
-		if u == nil {
-			return sdk.PlanError(sdk.NotFound("user %q on the SCIM server", name))
+			return sdk.PlanError(sdk.NotFound("user %q on the SCIM server", req.Attributes.String("user")))
 		}
 		if !u.active() {
 			return sdk.NoChangef("%s is inactive", u.UserName)
@@ -268,25 +358,27 @@ func (p *plugin) deactivate() *sdk.Action {
 		if err != nil {
 			return sdk.ApplyError(err)
 		}
-		// The plan read the user: its id and version are what the change is
-		// made against (a changed user fails If-Match: planned again). A
-		// plan decided during apply, or a server without PATCH (a PUT sends
-		// the whole user), reads it here.
-		u := &user{ID: pv.ID, UserName: req.Attributes.String("user")}
+		// The plan found the user: its id and version are what the change
+		// is made against (a changed user fails If-Match: planned again). A
+		// plan decided during apply looks it up here; a server without
+		// PATCH (a PUT sends the whole user) has it read again.
+		name := req.Attributes.String("user")
+		u := &user{ID: pv.ID, UserName: name}
 		version := pv.Version
-		if pv.ID == "" || !cfg.Patch.Supported {
-			if u, err = c.findUser(ctx, req.Attributes.String("user")); err != nil {
-				return sdk.ApplyError(err)
-			}
-			if u == nil {
-				return sdk.ApplyError(sdk.NotFound("user %q on the SCIM server", req.Attributes.String("user")))
-			}
-			if pv.ID != "" && pv.ID != u.ID {
-				return sdk.ApplyError(sdk.Conflict("%s is another user than the one planned", u.UserName))
-			}
-			if pv.ID == "" {
+		switch {
+		case pv.ID == "":
+			if _, u, _, err = p.findUserFor(ctx, req.Attributes); err == nil && u != nil {
+				c.recentlyListed(u.ID)
 				version = u.Meta.Version
 			}
+		case !cfg.Patch.Supported:
+			u, err = c.getUser(ctx, pv.ID)
+		}
+		if err != nil {
+			return sdk.ApplyError(err)
+		}
+		if u == nil {
+			return sdk.ApplyError(sdk.NotFound("user %q on the SCIM server", name))
 		}
 		path := "/Users/" + url.PathEscape(u.ID)
 		if cfg.Patch.Supported {
@@ -310,16 +402,12 @@ func (p *plugin) deactivate() *sdk.Action {
 	}
 	return &sdk.Action{Name: "deactivate_user",
 		Description: "Sets active = false (PATCH, or PUT where the server has no PATCH), with If-Match when the server gives ETags: a concurrent change is detected, not overwritten.",
-		Attributes:  []sdk.Attribute{userAttr}, PlanFunc: plan, ApplyFunc: apply, GoneIsDone: true}
+		Attributes:  []sdk.Attribute{userAttr, byAttr}, PlanFunc: plan, ApplyFunc: apply, GoneIsDone: true}
 }
 
 func (p *plugin) deleteUser() *sdk.Action {
 	plan := func(ctx context.Context, req *sdk.PlanRequest) *sdk.PlanResponse {
-		c, err := p.client()
-		if err != nil {
-			return sdk.PlanError(err)
-		}
-		u, err := c.findUser(ctx, req.Attributes.String("user"))
+		_, u, _, err := p.findUserFor(ctx, req.Attributes)
 		if err != nil {
 			return sdk.PlanError(err)
 		}
@@ -339,9 +427,12 @@ func (p *plugin) deleteUser() *sdk.Action {
 		var pv private
 		json.Unmarshal(req.Private, &pv)
 		if pv.ID == "" {
-			u, err := c.findUser(ctx, req.Attributes.String("user"))
-			if err != nil || u == nil {
-				return sdk.ApplyError(fmt.Errorf("finding %s: %v", req.Attributes.String("user"), err))
+			_, u, _, err := p.findUserFor(ctx, req.Attributes)
+			if err != nil {
+				return sdk.ApplyError(err)
+			}
+			if u == nil {
+				return &sdk.ApplyResponse{Summary: req.Attributes.String("user") + " does not exist (deleted)"}
 			}
 			pv = private{ID: u.ID, Version: u.Meta.Version}
 		}
@@ -355,41 +446,115 @@ func (p *plugin) deleteUser() *sdk.Action {
 		return &sdk.ApplyResponse{Summary: "deleted " + req.Attributes.String("user")}
 	}
 	return &sdk.Action{Name: "delete_user", Description: "Deletes a user (If-Match with ETags); a user already gone counts as done.",
-		Attributes: []sdk.Attribute{userAttr}, PlanFunc: plan, ApplyFunc: apply, GoneIsDone: true}
+		Attributes: []sdk.Attribute{userAttr, byAttr}, PlanFunc: plan, ApplyFunc: apply, GoneIsDone: true}
+}
+
+type member struct {
+	Value   string `json:"value"`
+	Display string `json:"display,omitempty"`
+	Type    string `json:"type,omitempty"`
+	Ref     string `json:"$ref,omitempty"`
 }
 
 type group struct {
-	ID          string `json:"id"`
-	DisplayName string `json:"displayName"`
-	Members     []struct {
-		Value   string `json:"value"`
-		Display string `json:"display"`
-	} `json:"members"`
-	Meta struct {
+	ID          string   `json:"id"`
+	DisplayName string   `json:"displayName"`
+	Members     []member `json:"members"`
+	Meta        struct {
 		Version string `json:"version"`
 	} `json:"meta"`
+	raw map[string]any
 }
 
-func (c *client) findGroup(ctx context.Context, name string) (*group, error) {
-	var g group
-	_, err := c.do(ctx, "GET", "/Groups/"+url.PathEscape(name), nil, nil, &g)
-	if err == nil {
-		return &g, nil
-	}
-	if statusOf(err) != http.StatusNotFound {
+func (c *client) getGroup(ctx context.Context, id string) (*group, error) {
+	var raw json.RawMessage
+	if _, err := c.do(ctx, "GET", "/Groups/"+url.PathEscape(id), nil, nil, &raw); err != nil {
 		return nil, err
 	}
-	raws, err := c.list(ctx, "Groups", "")
+	var g group
+	if err := json.Unmarshal(raw, &g); err != nil {
+		return nil, err
+	}
+	json.Unmarshal(raw, &g.raw)
+	return &g, nil
+}
+
+// findGroup reads a group by displayName (a filtered search, or one
+// listing on a server without filters; two groups of that name are refused
+// as ambiguous), or else by id. The group is read by id in the end: some
+// servers leave members out of listings.
+func (c *client) findGroup(ctx context.Context, name string) (*group, error) {
+	var raws []json.RawMessage
+	ok, err := c.filters(ctx)
+	if ok {
+		raws, err = c.list(ctx, "Groups", "displayName eq "+quote(name))
+		if err != nil && c.refusedFilter(err) {
+			ok = false
+		}
+	}
+	if !ok && err == nil {
+		raws, err = c.list(ctx, "Groups", "")
+	}
 	if err != nil {
 		return nil, err
 	}
+	var ids []string
 	for _, r := range raws {
 		var g group
 		if json.Unmarshal(r, &g) == nil && g.DisplayName == name {
-			return &g, nil
+			ids = append(ids, g.ID)
 		}
 	}
-	return nil, sdk.NotFound("group %q on the SCIM server", name)
+	switch len(ids) {
+	case 0:
+		g, err := c.getGroup(ctx, name)
+		if statusOf(err) == http.StatusNotFound {
+			return nil, sdk.NotFound("group %q on the SCIM server", name)
+		}
+		return g, err
+	case 1:
+		return c.getGroup(ctx, ids[0])
+	}
+	return nil, fmt.Errorf("%d groups are named %q (ids %s): ambiguous, nothing done; name the group by its id", len(ids), name, strings.Join(ids, ", "))
+}
+
+// memberTargets: the members of g that values name, looked up by the
+// attribute by says, without a request per member (by = "id" compares
+// ids; userNames are looked up together).
+func (c *client) memberTargets(ctx context.Context, g *group, values []string, by string) ([]string, error) {
+	isMember := map[string]bool{}
+	for _, m := range g.Members {
+		isMember[m.Value] = true
+	}
+	var named map[string][]string
+	if by != byID {
+		var err error
+		if named, err = c.idsNamedMany(ctx, values); err != nil {
+			return nil, err
+		}
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, v := range values {
+		ids := named[strings.ToLower(v)]
+		if len(ids) > 1 {
+			return nil, fmt.Errorf("%d users have the userName %q (ids %s): ambiguous, nothing done", len(ids), v, strings.Join(ids, ", "))
+		}
+		var id string
+		switch {
+		case by != byUserName && isMember[v] && len(ids) == 1 && ids[0] != v:
+			return nil, fmt.Errorf("%q is the id of a member of %s and the userName of another user (id %s): ambiguous, nothing done; say which with by = \"id\" or by = \"user_name\"", v, g.DisplayName, ids[0])
+		case by != byUserName && isMember[v]:
+			id = v
+		case len(ids) == 1 && isMember[ids[0]]:
+			id = ids[0]
+		}
+		if id != "" && !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out, nil
 }
 
 func (p *plugin) removeMembers() *sdk.Action {
@@ -398,24 +563,16 @@ func (p *plugin) removeMembers() *sdk.Action {
 		if err != nil {
 			return nil, nil, nil, err
 		}
+		by, err := lookupBy(a)
+		if err != nil {
+			return nil, nil, nil, err
+		}
 		g, err := c.findGroup(ctx, a.String("group"))
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		want := map[string]bool{}
-		for _, m := range a.Strings("members") {
-			want[m] = true
-			if u, err := c.findUser(ctx, m); err == nil && u != nil {
-				want[u.ID] = true
-			}
-		}
-		var remove []string
-		for _, m := range g.Members {
-			if want[m.Value] || (m.Display != "" && want[m.Display]) {
-				remove = append(remove, m.Value)
-			}
-		}
-		return c, g, remove, nil
+		remove, err := c.memberTargets(ctx, g, a.Strings("members"), by)
+		return c, g, remove, err
 	}
 	plan := func(ctx context.Context, req *sdk.PlanRequest) *sdk.PlanResponse {
 		_, g, remove, err := read(ctx, req.Attributes)
@@ -427,38 +584,95 @@ func (p *plugin) removeMembers() *sdk.Action {
 		}
 		r := sdk.Changef("remove %d members from %s", len(remove), g.DisplayName)
 		r.Details = remove
-		r.Private, _ = json.Marshal(private{ID: g.ID, Version: g.Meta.Version})
+		r.Private, _ = json.Marshal(private{ID: g.ID, Version: g.Meta.Version, Remove: remove})
 		return r
 	}
 	apply := func(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) *sdk.ApplyResponse {
-		c, g, remove, err := read(ctx, req.Attributes)
+		c, err := p.client()
+		if err != nil {
+			return sdk.ApplyError(err)
+		}
+		cfg, err := c.config(ctx)
 		if err != nil {
 			return sdk.ApplyError(err)
 		}
 		var pv private
 		json.Unmarshal(req.Private, &pv)
-		version := pv.Version
+		name := req.Attributes.String("group")
 		if pv.ID == "" {
-			version = g.Meta.Version
+			// Planned during apply: read the group now.
+			_, g, remove, err := read(ctx, req.Attributes)
+			if err != nil {
+				return sdk.ApplyError(err)
+			}
+			pv, name = private{ID: g.ID, Version: g.Meta.Version, Remove: remove}, g.DisplayName
 		}
-		var ops []map[string]any
-		for _, id := range remove {
-			ops = append(ops, map[string]any{"op": "remove", "path": fmt.Sprintf("members[value eq %s]", quote(id))})
+		if len(pv.Remove) == 0 {
+			return &sdk.ApplyResponse{Summary: "no member to remove from " + name}
 		}
-		body := map[string]any{"schemas": []string{"urn:ietf:params:scim:api:messages:2.0:PatchOp"}, "Operations": ops}
-		if _, err := c.do(ctx, "PATCH", "/Groups/"+url.PathEscape(g.ID), ifMatch(version), body, nil); statusOf(err) == http.StatusNotFound {
-			return sdk.ApplyError(sdk.NotFound("group %q on the SCIM server (deleted since the plan)", g.DisplayName))
-		} else if err != nil {
-			return sdk.ApplyError(conflict(err, "group "+g.DisplayName))
+		if cfg.Patch.Supported {
+			err = c.patchOutMembers(ctx, pv)
+		} else {
+			err = c.putOutMembers(ctx, pv.ID, pv.Remove)
 		}
-		return &sdk.ApplyResponse{Summary: fmt.Sprintf("removed %d members from %s", len(remove), g.DisplayName)}
+		if statusOf(err) == http.StatusNotFound {
+			return sdk.ApplyError(sdk.NotFound("group %q on the SCIM server (deleted since the plan)", name))
+		}
+		if err != nil {
+			return sdk.ApplyError(conflict(err, "group "+name))
+		}
+		return &sdk.ApplyResponse{Summary: fmt.Sprintf("removed %d members from %s", len(pv.Remove), name)}
 	}
 	return &sdk.Action{Name: "remove_group_members",
-		Description: "Removes members (user ids or userNames) from a group with PATCH remove members[value eq \"...\"] (If-Match with ETags).",
+		Description: "Removes members (user ids or userNames, see by) from a group: the group is read once and the members compared with them; one PATCH (If-Match with ETags), or where the server has no PATCH the whole group PUT back without them, read again under If-Match.",
 		Attributes: []sdk.Attribute{
 			{Name: "group", Type: cty.String, Required: true, Description: "The group's id or displayName."},
-			{Name: "members", Type: cty.List(cty.String), Required: true, Description: "User ids or userNames."},
+			{Name: "members", Type: cty.List(cty.String), Required: true, Description: "User ids or userNames (see by)."},
+			byAttr,
 		}, PlanFunc: plan, ApplyFunc: apply, GoneIsDone: true}
+}
+
+// patchOutMembers removes the planned members in one PATCH, against the
+// version the plan read (a change since is a conflict: planned again).
+func (c *client) patchOutMembers(ctx context.Context, pv private) error {
+	var ops []map[string]any
+	for _, id := range pv.Remove {
+		ops = append(ops, map[string]any{"op": "remove", "path": fmt.Sprintf("members[value eq %s]", quote(id))})
+	}
+	body := map[string]any{"schemas": []string{"urn:ietf:params:scim:api:messages:2.0:PatchOp"}, "Operations": ops}
+	_, err := c.do(ctx, "PATCH", "/Groups/"+url.PathEscape(pv.ID), ifMatch(pv.Version), body, nil)
+	return err
+}
+
+// putOutMembers PUTs the group back without the members: read again, and
+// sent with If-Match on that read; someone's change in between (412) is
+// read again, a few times, and never overwritten.
+func (c *client) putOutMembers(ctx context.Context, id string, remove []string) error {
+	for attempt := 0; ; attempt++ {
+		g, err := c.getGroup(ctx, id)
+		if err != nil {
+			return err
+		}
+		var keep []member
+		for _, m := range g.Members {
+			if !slices.Contains(remove, m.Value) {
+				keep = append(keep, m)
+			}
+		}
+		if len(keep) == len(g.Members) {
+			return nil
+		}
+		body := g.raw
+		delete(body, "meta")
+		body["members"] = keep
+		if keep == nil {
+			body["members"] = []member{}
+		}
+		_, err = c.do(ctx, "PUT", "/Groups/"+url.PathEscape(id), ifMatch(g.Meta.Version), body, nil)
+		if statusOf(err) != http.StatusPreconditionFailed || attempt == 4 {
+			return err
+		}
+	}
 }
 
 func (p *plugin) inventory() *sdk.Action {

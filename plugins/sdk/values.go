@@ -110,6 +110,17 @@ func (vs Values) Int(name string) int64 {
 	return i
 }
 
+// Float returns a number attribute as float64 (fractions kept), 0 when
+// null or unknown.
+func (vs Values) Float(name string) float64 {
+	v := vs.Get(name)
+	if v.IsNull() || !v.IsKnown() || v.Type() != cty.Number {
+		return 0
+	}
+	f, _ := v.AsBigFloat().Float64()
+	return f
+}
+
 // Strings returns a list or set of strings, nil when null or unknown.
 func (vs Values) Strings(name string) []string {
 	v := vs.Get(name)

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -41,6 +42,23 @@ type Options struct {
 	// CPUs places the server on these CPUs (taskset's list, "0"); the
 	// benchmark gives it a core of its own, as a SaaS runs elsewhere.
 	CPUs string
+
+	// Quirks of real SaaS endpoints, served by the TLS front:
+	//
+	// EqOnly: filters are advertised, but only one `attr eq "value"`
+	// comparison is taken; anything else is 400 invalidFilter.
+	EqOnly bool
+	// RateLimit: requests per second (a bucket of one second's requests);
+	// over it, 429 with Retry-After: 1.
+	RateLimit float64
+	// RequireIfMatch: PUT, PATCH and DELETE without If-Match are refused
+	// with 428 (with ETags).
+	RequireIfMatch bool
+	// Patch204: a PATCH is answered 204 without a body.
+	Patch204 bool
+	// Before runs before each request (a test's concurrent edit); a URL
+	// it returns is the answer, as a redirect.
+	Before func(r *http.Request) string
 }
 
 // Server is one running SCIM server.
@@ -50,6 +68,94 @@ type Server struct {
 	CAFile string
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
+
+	mu        sync.Mutex
+	requests  map[string]int // through the front, by method
+	throttled int
+	tokens    float64
+	filled    time.Time
+}
+
+// Requests is how many requests came through the front, by method (and
+// "" for all of them), and how many of them were answered 429.
+func (s *Server) Requests() (map[string]int, int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := map[string]int{}
+	for k, v := range s.requests {
+		m[k] = v
+		m[""] += v
+	}
+	return m, s.throttled
+}
+
+// ResetCounts sets the counts of Requests to zero.
+func (s *Server) ResetCounts() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests, s.throttled = map[string]int{}, 0
+}
+
+var eqOnly = regexp.MustCompile(`^\s*[A-Za-z][\w.:]*\s+eq\s+("([^"\\]|\\.)*"|true|false|null|[\d.]+)\s*$`)
+
+// front serves the quirks, then hands the request to the server.
+func (s *Server) front(o Options, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		s.requests[r.Method]++
+		limited := false
+		if o.RateLimit > 0 {
+			now := time.Now()
+			s.tokens = min(s.tokens+now.Sub(s.filled).Seconds()*o.RateLimit, max(o.RateLimit, 1))
+			s.filled = now
+			if s.tokens < 1 {
+				limited = true
+				s.throttled++
+			} else {
+				s.tokens--
+			}
+		}
+		s.mu.Unlock()
+		refuse := func(status int, scimType, detail string) {
+			w.Header().Set("Content-Type", "application/scim+json")
+			w.WriteHeader(status)
+			json.NewEncoder(w).Encode(map[string]any{"schemas": []string{"urn:ietf:params:scim:api:messages:2.0:Error"}, "status": strconv.Itoa(status), "scimType": scimType, "detail": detail})
+		}
+		switch {
+		case limited:
+			w.Header().Set("Retry-After", "1")
+			refuse(http.StatusTooManyRequests, "", "Rate limit exceeded")
+			return
+		}
+		if o.Before != nil {
+			if to := o.Before(r); to != "" {
+				http.Redirect(w, r, to, http.StatusTemporaryRedirect)
+				return
+			}
+		}
+		switch {
+		case o.EqOnly && r.URL.Query().Has("filter") && !eqOnly.MatchString(r.URL.Query().Get("filter")):
+			refuse(http.StatusBadRequest, "invalidFilter", "Only the eq operator is supported")
+			return
+		case o.RequireIfMatch && (r.Method == "PUT" || r.Method == "PATCH" || r.Method == "DELETE") && r.Header.Get("If-Match") == "":
+			refuse(http.StatusPreconditionRequired, "", "If-Match is required")
+			return
+		case o.Patch204 && r.Method == "PATCH":
+			rec := httptest.NewRecorder()
+			next.ServeHTTP(rec, r)
+			if rec.Code == http.StatusOK {
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(rec.Code)
+			w.Write(rec.Body.Bytes())
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // Dir is the server's directory (with its package-lock.json).
@@ -95,7 +201,7 @@ func New(dir string, o Options) (*Server, error) {
 	if err := install(); err != nil {
 		return nil, err
 	}
-	s := &Server{}
+	s := &Server{requests: map[string]int{}, tokens: max(o.RateLimit, 1), filled: time.Now()}
 	s.cmd = exec.Command("node", filepath.Join(Dir(), "server.js"))
 	if o.CPUs != "" {
 		s.cmd = exec.Command("taskset", "-c", o.CPUs, "node", filepath.Join(Dir(), "server.js"))
@@ -158,7 +264,7 @@ func New(dir string, o Options) (*Server, error) {
 		s.Stop()
 		return nil, err
 	}
-	front := httptest.NewUnstartedServer(httputil.NewSingleHostReverseProxy(target))
+	front := httptest.NewUnstartedServer(s.front(o, httputil.NewSingleHostReverseProxy(target)))
 	front.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
 	front.StartTLS()
 	go func() { s.cmd.Wait(); front.Close() }()
@@ -205,24 +311,30 @@ func (s *Server) Stop() {
 	}
 }
 
-// Call sends a request straight to the server (a test's setup and checks).
+// Call sends a request straight to the server (a test's setup and checks;
+// a 429 of a throttling server is waited out).
 func (s *Server) Call(method, path string, body any) (int, map[string]any, error) {
-	var rd io.Reader
+	var b []byte
 	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
+		b, _ = json.Marshal(body)
 	}
-	req, _ := http.NewRequest(method, s.Direct+path, rd)
-	req.Header.Set("Authorization", "Bearer "+Token)
-	req.Header.Set("Content-Type", "application/scim+json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, nil, err
+	for try := 0; ; try++ {
+		req, _ := http.NewRequest(method, s.Direct+path, bytes.NewReader(b))
+		req.Header.Set("Authorization", "Bearer "+Token)
+		req.Header.Set("Content-Type", "application/scim+json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, nil, err
+		}
+		var out map[string]any
+		json.NewDecoder(resp.Body).Decode(&out)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusTooManyRequests && try < 20 {
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		return resp.StatusCode, out, nil
 	}
-	defer resp.Body.Close()
-	var out map[string]any
-	json.NewDecoder(resp.Body).Decode(&out)
-	return resp.StatusCode, out, nil
 }
 
 // AddUser creates an active user and returns its id.
