@@ -132,10 +132,11 @@ func apply(ctx context.Context, env *Env, o applyOptions) int {
 			if len(engine.BlockingFailures(ips)) > 0 {
 				return fail(sess.files(), d)
 			}
-			// Only steps with on_failure = continue failed to plan: they are
-			// recorded as failed and the rest goes on.
+			// Only instances failed to plan whose steps have on_failure =
+			// continue, or some instances of a step whose others planned:
+			// they are recorded as failed and the rest goes on.
 			if !o.JSON {
-				fmt.Fprintln(env.Stderr, "The steps that failed to plan have on_failure = continue: applying the rest.")
+				fmt.Fprintln(env.Stderr, "What failed to plan fails alone (on_failure = continue, or other instances of its step were planned): applying the rest; on_failure decides what follows.")
 			}
 		}
 		for _, w := range d {

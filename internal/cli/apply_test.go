@@ -548,3 +548,54 @@ output "pin" {
 		t.Fatalf("status:\n%s", st)
 	}
 }
+
+// One instance that cannot be planned fails alone: the step's other
+// instances are applied, then the run halts (on_failure = halt), and what
+// depends on the step does not run. A step none of whose instances can be
+// planned stops the apply before anything changes.
+func TestAnInstanceThatCannotBePlannedFailsAlone(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, `
+step "test.flaky" "each" {
+  for_each   = toset(["a", "b", "c"])
+  world      = local.world
+  name       = each.value
+  plan_fails = each.value == "b"
+}
+step "test.flaky" "after" {
+  world      = local.world
+  name       = "after"
+  depends_on = [step.each]
+}
+`)
+	code, out := f.apply("-parallelism", "1")
+	if code != ExitError {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	st := f.states()
+	for _, a := range []string{`step.each["a"]`, `step.each["c"]`} {
+		if s := st[a]; s == nil || s.Status != state.Done {
+			t.Errorf("%s: %+v\n%s", a, s, out)
+		}
+	}
+	if s := st[`step.each["b"]`]; s == nil || s.Status != state.Failed || !strings.Contains(s.Error, "cannot plan b") {
+		t.Errorf(`step.each["b"]: %+v`, s)
+	}
+	if f.count("try after") != 0 {
+		t.Errorf("a dependent of the failed step ran\n%s", out)
+	}
+	g := newFixture(t, `
+step "test.flaky" "never" {
+  world      = local.world
+  name       = "never"
+  plan_fails = true
+}
+step "test.flaky" "other" {
+  world = local.world
+  name  = "other"
+}
+`)
+	if code, out := g.apply(); code != ExitError || g.count("try other") != 0 || !strings.Contains(out, "cannot plan never") {
+		t.Fatalf("a step that cannot be planned at all: exit %d, %d tries of other\n%s", code, g.count("try other"), out)
+	}
+}

@@ -74,6 +74,18 @@ func TestSaaSExampleRunbook(t *testing.T) {
 	old1, _ := s.AddUser("tech1@oldmsp.example")
 	old2, _ := s.AddUser("tech2@oldmsp.example")
 	client, _ := s.AddUser("anna@client.example")
+	// The client's IT account, with an alias of the old provider.
+	_, it, err := s.Call("POST", "/Users", map[string]any{"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:User"}, "userName": "it@kunde.example", "active": true,
+		"emails": []map[string]any{{"value": "it@kunde.example", "type": "work", "primary": true}, {"value": "it@oldmsp.example", "type": "other"}}})
+	if err != nil || it["id"] == nil {
+		t.Fatalf("adding it@kunde.example: %v %v", it, err)
+	}
+	itID := it["id"].(string)
+	_, admins, err := s.Call("POST", "/Groups", map[string]any{"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:Group"}, "displayName": "Admins",
+		"members": []map[string]string{{"value": old1}, {"value": old2}, {"value": client}, {"value": itID}}})
+	if err != nil || admins["id"] == nil {
+		t.Fatalf("the Admins group: %v %v", admins, err)
+	}
 	const rmmToken = "RMM-ADMIN-CANARY-77aa"
 	rmm := rmmlab.Start(t, rmmToken, "oldmsp-integration", "backup-agent")
 	// Both labs' CAs in one file, as the runbook takes one ca_file.
@@ -94,10 +106,17 @@ func TestSaaSExampleRunbook(t *testing.T) {
 	if code != ExitOK {
 		t.Fatalf("apply: exit %d\n%s", code, out)
 	}
-	for id, want := range map[string]any{old1: false, old2: false, client: true} {
+	for id, want := range map[string]any{old1: false, old2: false, client: true, itID: true} {
 		if u, _ := s.User(id); u["active"] != want {
 			t.Fatalf("%v: active %v, want %v", u["userName"], u["active"], want)
 		}
+	}
+	_, g, _ := s.Call("GET", "/Groups/"+admins["id"].(string), nil)
+	if ms := fmt.Sprint(g["members"]); strings.Contains(ms, old1) || strings.Contains(ms, old2) || !strings.Contains(ms, client) || !strings.Contains(ms, itID) {
+		t.Fatalf("Admins after the apply: %s", ms)
+	}
+	if !strings.Contains(out, "it@kunde.example") || !strings.Contains(out, "near miss") {
+		t.Fatalf("the plan does not name the near miss it@kunde.example:\n%s", out)
 	}
 	if rmm.Active("oldmsp-integration") || !rmm.Active("backup-agent") {
 		t.Fatal("the RMM tokens are not as they should be")

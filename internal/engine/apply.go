@@ -84,7 +84,10 @@ type nodeRun struct {
 	failed      string // a failed (or failure-skipped) step this node depends on, transitively
 	waitsFor    string // a step waiting for a person that this node depends on
 	dependents  []*nodeRun
-	scopeOnce   sync.Once
+	// haltAfter: an instance of it could not be planned and it halts on
+	// failure: the run halts once its other instances are done.
+	haltAfter bool
+	scopeOnce sync.Once
 	scope       *hcl.EvalContext
 }
 
@@ -184,7 +187,13 @@ func (w *walk) schedule(ctx context.Context) bool {
 		case r := <-results:
 			running--
 			if r.out == outFailed && r.ip.Instance.Node.Step.OnFailure == runbook.Halt {
-				w.res.Halted = true
+				// An instance that could not be planned fails alone: the
+				// step's other instances go on, and the halt follows.
+				if r.ip.Action == plans.Failed && r.nr.remaining > 1 {
+					r.nr.haltAfter = true
+				} else {
+					w.res.Halted = true
+				}
 			}
 			w.finish(r)
 		case <-stop:
@@ -245,6 +254,7 @@ func (w *walk) finish(r result) {
 	}
 	r.nr.remaining--
 	if r.nr.remaining == 0 {
+		w.res.Halted = w.res.Halted || r.nr.haltAfter
 		w.settle(r.nr)
 	}
 }

@@ -308,12 +308,21 @@ func (g *Graph) observe(ctx context.Context, in *Instance, run *Run) (*InstanceP
 	return p, diags
 }
 
-// BlockingFailures are the instances that failed to plan and whose steps
-// halt on failure: with any of them, apply must not start.
+// BlockingFailures are the instances that failed to plan of the steps that
+// halt on failure and of which no instance could be planned: with any of
+// them, apply must not start. Where some instances of a step were planned,
+// the failed ones fail alone at apply, the others are applied, and then
+// the run halts.
 func BlockingFailures(ips []*InstancePlan) []*InstancePlan {
+	planned := map[*StepNode]bool{}
+	for _, p := range ips {
+		if p.Action != plans.Failed {
+			planned[p.Instance.Node] = true
+		}
+	}
 	var out []*InstancePlan
 	for _, p := range ips {
-		if p.Action == plans.Failed && p.Instance.Node.Step.OnFailure != runbook.Continue {
+		if p.Action == plans.Failed && p.Instance.Node.Step.OnFailure != runbook.Continue && !planned[p.Instance.Node] {
 			out = append(out, p)
 		}
 	}

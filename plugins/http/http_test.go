@@ -2,7 +2,11 @@ package http
 
 import (
 	"context"
+	"fmt"
+	stdhttp "net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/zclconf/go-cty/cty"
@@ -94,11 +98,67 @@ func TestRetriesAndRefusals(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "not signed by a trusted CA") || strings.Contains(err.Error(), admin) {
 		t.Errorf("a wrong CA: %v", err)
 	}
-	_, err = harness(t, s2, map[string]cty.Value{"base_url": str("http://rmm.example.com/api")}).Plan(ctx, "request", revoke("oldmsp"), nil)
+	err = (&sdktest.Harness{P: New("test")}).Configure(ctx, map[string]cty.Value{"base_url": str("http://rmm.example.com/api")})
 	if err == nil || !strings.Contains(err.Error(), "only https") {
 		t.Errorf("plain http: %v", err)
 	}
 	if !s2.Active("oldmsp") {
 		t.Fatal("a refused request changed something")
+	}
+}
+
+// The plugin's headers (the API token) go only to base_url's origin: not
+// to an absolute URL elsewhere, not along a redirect to plain http or
+// another port; the redirected answer is not taken for the API's.
+func TestHeadersStayWithTheirOrigin(t *testing.T) {
+	ctx := context.Background()
+	s := rmmlab.Start(t, admin, "oldmsp")
+	var leaked atomic.Int32
+	canary := httptest.NewServer(stdhttp.HandlerFunc(func(w stdhttp.ResponseWriter, r *stdhttp.Request) {
+		if strings.Contains(r.Header.Get("Authorization"), admin) {
+			leaked.Add(1)
+		}
+		fmt.Fprint(w, `{"tokens":[]}`)
+	}))
+	defer canary.Close()
+	h := harness(t, s, nil)
+	abs := revoke("oldmsp")
+	abs["check"] = cty.ObjectVal(map[string]cty.Value{"url": str(canary.URL + "/api/v1/tokens")})
+	abs["condition"] = cty.ObjectVal(map[string]cty.Value{"path": str(`tokens.#(name=="oldmsp")#.active`), "equals": str("false")})
+	if p, err := h.Plan(ctx, "request", abs, nil); err != nil || p.Kind != sdk.Change || !strings.Contains(p.Summary, "matches nothing") {
+		t.Fatalf("a check elsewhere: %+v %v", p, err)
+	}
+	// A redirect of the API to the canary (plain http, another port).
+	s.RedirectTo = canary.URL
+	if _, err := h.Plan(ctx, "request", revoke("oldmsp"), nil); err == nil || !strings.Contains(err.Error(), "refused") || strings.Contains(err.Error(), admin) {
+		t.Fatalf("a redirect to another origin: %v", err)
+	}
+	if leaked.Load() != 0 {
+		t.Fatalf("the token reached another origin %d times", leaked.Load())
+	}
+	if !s.Active("oldmsp") {
+		t.Fatal("the token was revoked")
+	}
+	if err := (&sdktest.Harness{P: New("test")}).Configure(ctx, map[string]cty.Value{"headers": cty.MapVal(map[string]cty.Value{"Authorization": str("Bearer " + admin)})}); err == nil || !strings.Contains(err.Error(), "only to base_url's origin") {
+		t.Fatalf("headers without base_url: %v", err)
+	}
+}
+
+// A condition over every match (#(...)#): a revoked decoy of the same name
+// does not make the check hold while the real token is active; a path
+// that takes the first match only is warned about.
+func TestConditionOverEveryMatch(t *testing.T) {
+	body := []byte(`{"tokens":[{"name":"oldmsp","active":false},{"name":"oldmsp","active":true}]}`)
+	cond := func(path string) cty.Value {
+		return cty.ObjectVal(map[string]cty.Value{"path": str(path), "equals": str("false"), "status": cty.NullVal(cty.Number), "exists": cty.NullVal(cty.Bool)})
+	}
+	if why := holds(cond(`tokens.#(name=="oldmsp")#.active`), &response{status: 200, body: body}); !strings.Contains(why, "match 2 of 2") {
+		t.Fatalf("every match: %q", why)
+	}
+	if why := holds(cond(`tokens.#(name=="oldmsp").active`), &response{status: 200, body: body}); why != "" {
+		t.Fatalf("first match (the decoy): %q", why)
+	}
+	if !firstMatchOnly(`tokens.#(name=="oldmsp").active`) || firstMatchOnly(`tokens.#(name=="oldmsp")#.active`) {
+		t.Fatal("firstMatchOnly")
 	}
 }

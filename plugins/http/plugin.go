@@ -25,6 +25,7 @@ import (
 type plugin struct {
 	client  *http.Client
 	base    string
+	origin  *url.URL // base_url's: the only one the plugin's headers go to
 	headers map[string]string
 	retries int
 }
@@ -53,7 +54,7 @@ func New(version string) *sdk.Plugin {
 		Description: "One HTTP API call with plan/apply semantics: a check request and a condition say whether the work is done; apply requests do it.",
 		Config: []sdk.Attribute{
 			{Name: "base_url", Type: cty.String, Description: "Prefix of relative request URLs."},
-			{Name: "headers", Type: cty.Map(cty.String), Sensitive: true, Description: "Headers of every request (such as Authorization); sensitive."},
+			{Name: "headers", Type: cty.Map(cty.String), Sensitive: true, Description: "Headers of every request to base_url's origin (such as Authorization), never sent to another scheme, host or port; sensitive."},
 			{Name: "ca_file", Type: cty.String, Description: "PEM file of a CA to trust (default: the system's). Certificates are always verified."},
 			{Name: "timeout", Type: sdk.DurationType, Description: "Timeout of one request (default 30s)."},
 			{Name: "retries", Type: cty.Number, Description: "Retries of a request answered 429 or 5xx, after Retry-After (default 4)."},
@@ -83,12 +84,18 @@ func (p *plugin) configure(ctx context.Context, cfg sdk.Values) sdk.Diagnostics 
 	if err != nil {
 		return append(diags, sdk.AttributeErrorf("ca_file", "Invalid CA file", "%v", err)...)
 	}
-	p.client = &http.Client{Timeout: timeout, Transport: sdkhttp.Transport(tc),
-		CheckRedirect: func(req *http.Request, via []*http.Request) error { return http.ErrUseLastResponse }}
+	p.client = sdkhttp.Client(tc, timeout)
 	p.base = strings.TrimRight(cfg.String("base_url"), "/")
 	p.headers = map[string]string{}
 	if cfg.Has("headers") {
 		p.headers = cfg.StringMap("headers")
+	}
+	if p.base != "" {
+		if p.origin, err = sdkhttp.CheckURL(p.base); err != nil {
+			return append(diags, sdk.AttributeErrorf("base_url", "Invalid base_url", "%v", err)...)
+		}
+	} else if len(p.headers) > 0 {
+		return append(diags, sdk.AttributeErrorf("headers", "Headers without base_url", "The plugin's headers go only to base_url's origin (scheme, host and port): set base_url.")...)
 	}
 	p.retries = 4
 	if cfg.Has("retries") {
@@ -143,6 +150,8 @@ func (p *plugin) fullURL(u string) (string, error) {
 type response struct {
 	status int
 	body   []byte
+	// withheld: the plugin's headers were not sent (another origin)
+	withheld string
 }
 
 // send sends a request, retrying 429 and 5xx after Retry-After.
@@ -157,8 +166,13 @@ func (p *plugin) send(ctx context.Context, c call) (*response, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %v", what, err)
 		}
-		for k, v := range p.headers {
-			req.Header.Set(k, v)
+		withheld := ""
+		if p.origin != nil && sdkhttp.SameOrigin(req.URL, p.origin) {
+			for k, v := range p.headers {
+				req.Header.Set(k, v)
+			}
+		} else if len(p.headers) > 0 {
+			withheld = fmt.Sprintf(" (the plugin's headers go only to %s://%s, not to %s://%s)", p.origin.Scheme, p.origin.Host, req.URL.Scheme, req.URL.Host)
 		}
 		for k, v := range c.headers {
 			req.Header.Set(k, v)
@@ -183,7 +197,7 @@ func (p *plugin) send(ctx context.Context, c call) (*response, error) {
 				return nil, ctx.Err()
 			}
 		}
-		return &response{status: resp.StatusCode, body: b}, nil
+		return &response{status: resp.StatusCode, body: b, withheld: withheld}, nil
 	}
 }
 
@@ -208,13 +222,16 @@ func holds(cond cty.Value, r *response) string {
 		want = int(n)
 	}
 	if r.status != want {
-		return fmt.Sprintf("status %d, not %d", r.status, want)
+		return fmt.Sprintf("status %d, not %d%s", r.status, want, r.withheld)
 	}
 	path := cond.GetAttr("path")
 	if path.IsNull() {
 		return ""
 	}
 	res := gjson.GetBytes(r.body, path.AsString())
+	if strings.Contains(path.AsString(), ")#") {
+		return holdsForEach(cond, path.AsString(), res)
+	}
 	if e := cond.GetAttr("exists"); !e.IsNull() {
 		if res.Exists() != e.True() {
 			if e.True() {
@@ -230,6 +247,38 @@ func holds(cond cty.Value, r *response) string {
 		return fmt.Sprintf("%s is %q, not %q", path.AsString(), truncate(res.String()), eq.AsString())
 	}
 	return ""
+}
+
+// holdsForEach: a path with #(...)# yields every match, and the condition
+// holds only for all of them: equals when each equals (and there is one),
+// exists when there is one.
+func holdsForEach(cond cty.Value, path string, res gjson.Result) string {
+	all := res.Array()
+	if e := cond.GetAttr("exists"); !e.IsNull() && (len(all) > 0) != e.True() {
+		if e.True() {
+			return fmt.Sprintf("%s matches nothing", path)
+		}
+		return fmt.Sprintf("%s matches %d", path, len(all))
+	}
+	eq := cond.GetAttr("equals")
+	if eq.IsNull() {
+		return ""
+	}
+	if len(all) == 0 {
+		return fmt.Sprintf("%s matches nothing, not %q", path, eq.AsString())
+	}
+	for i, v := range all {
+		if v.String() != eq.AsString() {
+			return fmt.Sprintf("match %d of %d of %s is %q, not %q", i+1, len(all), path, truncate(v.String()), eq.AsString())
+		}
+	}
+	return ""
+}
+
+// firstMatchOnly: a #(...) query without its # takes the first match
+// only (a revoked decoy of the same name would hide the real one).
+func firstMatchOnly(path string) bool {
+	return strings.Count(path, "#(") > strings.Count(path, ")#")
 }
 
 func truncate(s string) string {
@@ -278,10 +327,16 @@ func (p *plugin) request() *sdk.Action {
 		if err != nil {
 			return sdk.PlanError(err)
 		}
+		var warn sdk.Diagnostics
+		if path := a.Get("condition").GetAttr("path"); !path.IsNull() && firstMatchOnly(path.AsString()) {
+			warn = append(warn, sdk.Diagnostic{Severity: sdk.Warning, Summary: "The condition looks at the first match only",
+				Detail: fmt.Sprintf("%s: a #(...) query takes the first match; with #(...)# the condition must hold for every match (two tokens of one name, one revoked, one not).", path.AsString())})
+		}
 		chk := callOf(a.Get("check"))
 		if why == "" {
 			res := sdk.NoChangef("the check holds: %s %s answered %d", chk.method, redactURL(chk.url), r.status)
 			res.Outputs = outputs(a, r)
+			res.Diagnostics = warn
 			return res
 		}
 		var calls []string
@@ -291,6 +346,7 @@ func (p *plugin) request() *sdk.Action {
 		}
 		res := sdk.Changef("the check does not hold (%s): %s", why, strings.Join(calls, ", then "))
 		res.Details = calls
+		res.Diagnostics = warn
 		return res
 	}
 	apply := func(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) *sdk.ApplyResponse {
@@ -312,7 +368,7 @@ func (p *plugin) request() *sdk.Action {
 				}
 			}
 			if !ok {
-				return sdk.ApplyError(fmt.Errorf("apply request %d (%s %s) answered %d: %s", i+1, c.method, redactURL(c.url), r.status, truncate(strings.TrimSpace(string(r.body)))))
+				return sdk.ApplyError(fmt.Errorf("apply request %d (%s %s) answered %d%s: %s", i+1, c.method, redactURL(c.url), r.status, r.withheld, truncate(strings.TrimSpace(string(r.body)))))
 			}
 		}
 		r, why, err := check(ctx, a)
@@ -328,7 +384,7 @@ func (p *plugin) request() *sdk.Action {
 		Description: "A check request and a condition (status, and a JSON value by a gjson path: equals or exists) say whether the work is done; if not, the apply requests run in order (each must answer 2xx, or one of its expect codes), and then the check must hold. Headers and bodies may hold sensitive values; they are redacted everywhere.",
 		Attributes: []sdk.Attribute{
 			{Name: "check", Type: requestType, Required: true, Description: "{ method (default GET), url, headers, body }: observes whether the work is done."},
-			{Name: "condition", Type: conditionType, Required: true, Description: "{ status (default 200), path (gjson, e.g. tokens.#(name==\"oldmsp\").active), equals | exists }: holds when done."},
+			{Name: "condition", Type: conditionType, Required: true, Description: "{ status (default 200), path (gjson, e.g. tokens.#(name==\"oldmsp\")#.active: with #(...)# it must hold for every match), equals | exists }: holds when done."},
 			{Name: "apply", Type: cty.List(requestType), Required: true, Description: "The requests that do the work: { method, url, headers, body, expect }."},
 			{Name: "outputs", Type: cty.Map(cty.String), Description: "Output name -> gjson path in the check's answer."},
 		},

@@ -33,6 +33,9 @@ type Server struct {
 	IgnoreRevoke bool
 	// Throttle answers every Nth request with 429 and Retry-After: 1.
 	Throttle int
+	// RedirectTo answers every request with a redirect to this origin
+	// (the same path): a moved or hijacked API.
+	RedirectTo string
 	mu       sync.Mutex
 	tokens   map[string]bool
 	requests int
@@ -89,6 +92,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if s.Throttle > 0 && s.requests%s.Throttle == 0 {
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, `{"error":"rate limited"}`, http.StatusTooManyRequests)
+		return
+	}
+	if s.RedirectTo != "" {
+		http.Redirect(w, r, s.RedirectTo+r.URL.RequestURI(), http.StatusTemporaryRedirect)
 		return
 	}
 	if r.Header.Get("Authorization") != "Bearer "+s.Token {

@@ -193,9 +193,12 @@ func account() *sdk.Action {
 func flaky() *sdk.Action {
 	return &sdk.Action{
 		Name:        "flaky",
-		Description: "Fails fail_times times, then succeeds.",
-		Attributes:  []sdk.Attribute{world, {Name: "name", Type: cty.String, Required: true}, {Name: "fail_times", Type: cty.Number}},
+		Description: "Fails fail_times times, then succeeds; with plan_fails its plan fails.",
+		Attributes:  []sdk.Attribute{world, {Name: "name", Type: cty.String, Required: true}, {Name: "fail_times", Type: cty.Number}, {Name: "plan_fails", Type: cty.Bool}},
 		PlanFunc: func(ctx context.Context, req *sdk.PlanRequest) *sdk.PlanResponse {
+			if req.Attributes.Bool("plan_fails") {
+				return sdk.PlanError(fmt.Errorf("cannot plan %s", req.Attributes.String("name")))
+			}
 			if count(req.Attributes.String("world"), "ok "+req.Attributes.String("name")) > 0 {
 				return sdk.NoChangef("ok")
 			}
