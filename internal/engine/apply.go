@@ -88,7 +88,7 @@ type nodeRun struct {
 	// failure: the run halts once its other instances are done.
 	haltAfter bool
 	scopeOnce sync.Once
-	scope       *hcl.EvalContext
+	scope     *hcl.EvalContext
 }
 
 type result struct {

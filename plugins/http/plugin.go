@@ -28,6 +28,7 @@ type plugin struct {
 	origin  *url.URL // base_url's: the only one the plugin's headers go to
 	headers map[string]string
 	retries int
+	pacer   *sdkhttp.Pacer // every request of this plugin block: one pause after a 429
 }
 
 var requestType = cty.ObjectWithOptionalAttrs(map[string]cty.Type{
@@ -85,6 +86,7 @@ func (p *plugin) configure(ctx context.Context, cfg sdk.Values) sdk.Diagnostics 
 		return append(diags, sdk.AttributeErrorf("ca_file", "Invalid CA file", "%v", err)...)
 	}
 	p.client = sdkhttp.Client(tc, timeout)
+	p.pacer = sdkhttp.NewPacer(0)
 	p.base = strings.TrimRight(cfg.String("base_url"), "/")
 	p.headers = map[string]string{}
 	if cfg.Has("headers") {
@@ -162,6 +164,9 @@ func (p *plugin) send(ctx context.Context, c call) (*response, error) {
 	}
 	what := c.method + " " + redactURL(u)
 	for attempt := 0; ; attempt++ {
+		if err := p.pacer.Wait(ctx); err != nil {
+			return nil, err
+		}
 		req, err := http.NewRequestWithContext(ctx, c.method, u, bytes.NewReader([]byte(c.body)))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %v", what, err)
@@ -190,13 +195,19 @@ func (p *plugin) send(ctx context.Context, c call) (*response, error) {
 			return nil, fmt.Errorf("%s: reading the answer: %v", what, err)
 		}
 		if (resp.StatusCode == 429 || resp.StatusCode >= 500) && attempt < p.retries {
+			wait := sdkhttp.RetryAfter(resp.Header.Get("Retry-After"), attempt, 250*time.Millisecond, 30*time.Second)
+			if resp.StatusCode == 429 {
+				p.pacer.Throttled(wait) // every request of this block waits
+				continue
+			}
 			select {
-			case <-time.After(sdkhttp.RetryAfter(resp.Header.Get("Retry-After"), attempt, 250*time.Millisecond, 30*time.Second)):
+			case <-time.After(wait):
 				continue
 			case <-ctx.Done():
 				return nil, ctx.Err()
 			}
 		}
+		p.pacer.Accepted()
 		return &response{status: resp.StatusCode, body: b, withheld: withheld}, nil
 	}
 }

@@ -206,6 +206,7 @@ func (c *client) do(ctx context.Context, method, path string, hdr http.Header, b
 			c.pacer.Throttled(sdkhttp.RetryAfter(resp.Header.Get("Retry-After"), attempt, 500*time.Millisecond, time.Minute))
 			continue
 		}
+		c.pacer.Accepted()
 		if resp.StatusCode >= 300 {
 			se := &scimError{Status: resp.StatusCode, Method: method, Path: path}
 			var eb struct {

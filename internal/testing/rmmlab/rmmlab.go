@@ -36,10 +36,10 @@ type Server struct {
 	// RedirectTo answers every request with a redirect to this origin
 	// (the same path): a moved or hijacked API.
 	RedirectTo string
-	mu       sync.Mutex
-	tokens   map[string]bool
-	requests int
-	srv      *httptest.Server
+	mu         sync.Mutex
+	tokens     map[string]bool
+	requests   int
+	srv        *httptest.Server
 }
 
 // Start starts one for a test, with the given tokens active.

@@ -66,6 +66,11 @@ func main() {
 		benchSaaS(abs, *accounts, *runs)
 		return
 	}
+	if *what == "saas-limited" {
+		took, reqs, throttled := measureSaaSLimited(abs, *accounts)
+		fmt.Printf("%d requests, %d 429 (%.2f%%), %.1f s\n", reqs, throttled, 100*float64(throttled)/float64(reqs), took.Seconds())
+		return
+	}
 	if *what == "saas-one" {
 		benchSaaSOne(abs, *accounts, *runs, *serverCPUs)
 		return

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -19,10 +20,13 @@ import (
 	"github.com/switchover/switchover/internal/testing/scimlab"
 )
 
-// benchSaaS: deactivate n users on the SCIM server (SCIMMY, ETags, behind
-// the TLS front), with switchover (find, plan, PATCH, verify) against a
-// floor: a bare Go loop sending the same requests (the listing, then the
-// PATCH requests and the verifying GETs) with the same concurrency.
+// benchSaaS: take n users out of 5 groups and deactivate them on the SCIM
+// server (SCIMMY, ETags, behind the TLS front), with switchover (find,
+// plan, PATCH, verify) against a careful client: a bare Go loop that reads
+// each group once and sends one PATCH for it, then per user a PATCH and a
+// verifying GET, with the same concurrency. Requests and time are compared;
+// then one run against a server limited to 20 requests a second counts
+// the 429s.
 //
 // Measured twice. First with the server on a core of its own and switchover
 // or the floor (and the TLS front) on the others, as with a SaaS, which runs
@@ -51,7 +55,7 @@ func benchSaaS(bin string, n, runs int) {
 		}
 	}
 	shared := measureSaaS(bin, n, runs, "")
-	fmt.Printf("Deactivate %d users on a SCIM 2.0 server (SCIMMY, ETags, TLS on loopback), concurrency %d;\nbest and worst of %d runs, %d CPUs\n\n", n, saasParallelism(), runs, numCPU())
+	fmt.Printf("Take %d users out of %d groups and deactivate them on a SCIM 2.0 server (SCIMMY, ETags,\nTLS on loopback), concurrency %d; best and worst of %d runs, %d CPUs\n\n", n, saasGroups, saasParallelism(), runs, numCPU())
 	fmt.Printf("%-58s %8s %8s %8s\n", "", "best s", "worst s", "CPU s")
 	for _, x := range []struct {
 		title string
@@ -66,11 +70,19 @@ func benchSaaS(bin string, n, runs int) {
 		fb, fworst := best(r.Floor)
 		fmt.Printf("%s\n", x.title)
 		fmt.Printf("  %-56s %8.2f %8.2f %8.2f\n", "switchover apply (find, plan, PATCH, verify)", sb.Seconds(), sworst.Seconds(), minDur(r.CPU).Seconds())
-		fmt.Printf("  %-56s %8.2f %8.2f %8.2f\n", "floor: Go loop, listing + PATCH (If-Match) + GET per user", fb.Seconds(), fworst.Seconds(), minDur(r.SelfCPU["floor"]).Seconds())
+		fmt.Printf("  %-56s %8.2f %8.2f %8.2f\n", "careful client: listing, each group read once + 1 PATCH,", fb.Seconds(), fworst.Seconds(), minDur(r.SelfCPU["floor"]).Seconds())
+		fmt.Printf("  %-56s\n", "  PATCH (If-Match) + GET per user (Go loop)")
 		fmt.Printf("  %-56s %8s %8s %8.2f / %.2f\n", "SCIM server (node) in the switchover / floor runs", "", "", minDur(r.NodeCPU["switchover"]).Seconds(), minDur(r.NodeCPU["floor"]).Seconds())
-		fmt.Printf("  switchover / floor: %.2fx\n\n", sb.Seconds()/fb.Seconds())
+		sr, fr := minInt(r.Requests["switchover"]), minInt(r.Requests["floor"])
+		fmt.Printf("  requests: switchover %d, careful client %d: %.3fx (goal: within 1.1x)\n", sr, fr, float64(sr)/float64(fr))
+		fmt.Printf("  time: switchover / careful client: %.2fx (goal: within 1.5x)\n\n", sb.Seconds()/fb.Seconds())
 	}
-	fmt.Printf("CPU s: switchover and its plugin; the floor's row is the Go loop with the TLS front.\n")
+	fmt.Printf("CPU s: switchover and its plugin; the careful client's row is the Go loop with the TLS front.\n\n")
+	took, reqs, throttled := measureSaaSLimited(bin, n)
+	least := time.Duration(float64(reqs-throttled) / 20 * float64(time.Second))
+	fmt.Printf("A server taking 20 requests/s (429 with Retry-After: 1 over it), one switchover run:\n")
+	fmt.Printf("  %d requests, %d answered 429 (%.2f%%; goal: under 1%%)\n", reqs, throttled, 100*float64(throttled)/float64(reqs))
+	fmt.Printf("  %.1f s, the limit allows %.1f s at best: %.2fx\n", took.Seconds(), least.Seconds(), took.Seconds()/least.Seconds())
 }
 
 // saasResult is one placement's measurements (durations in ns in JSON).
@@ -79,6 +91,8 @@ type saasResult struct {
 	// CPU used while timed: the SCIM server (node), and this process (the
 	// TLS front; for the floor also the Go loop), per kind of run.
 	NodeCPU, SelfCPU map[string][]time.Duration
+	// Requests the server answered, per kind of run.
+	Requests map[string][]int
 }
 
 // benchSaaSOne measures one placement of the server (serverCPUs: taskset's
@@ -109,7 +123,7 @@ func measureSaaS(bin string, n, runs int, serverCPUs string) saasResult {
 	defer os.RemoveAll(dir)
 	rb := filepath.Join(dir, "rb")
 	os.MkdirAll(rb, 0o755)
-	res := saasResult{NodeCPU: map[string][]time.Duration{}, SelfCPU: map[string][]time.Duration{}}
+	res := saasResult{NodeCPU: map[string][]time.Duration{}, SelfCPU: map[string][]time.Duration{}, Requests: map[string][]int{}}
 	for r := 0; r < runs; r++ {
 		for _, which := range []string{"switchover", "floor"} {
 			// Pages of 500, as a SaaS tool serves (the tests use 50).
@@ -117,39 +131,13 @@ func measureSaaS(bin string, n, runs int, serverCPUs string) saasResult {
 			if err != nil {
 				fail(err)
 			}
-			var wg sync.WaitGroup
-			sem := make(chan struct{}, 16)
-			for i := 0; i < n; i++ {
-				wg.Add(1)
-				sem <- struct{}{}
-				go func(i int) {
-					defer wg.Done()
-					defer func() { <-sem }()
-					if _, err := s.AddUser(fmt.Sprintf("tech%04d@oldmsp.example", i)); err != nil {
-						fail(err)
-					}
-				}(i)
-			}
-			wg.Wait()
+			groups := seedSaaS(s, n)
+			s.ResetCounts()
 			start := time.Now()
 			node0, self0 := s.CPUTime(), selfCPUTime()
 			if which == "switchover" {
 				os.RemoveAll(filepath.Join(rb, ".switchover"))
-				os.WriteFile(filepath.Join(rb, "main.sw.hcl"), []byte(fmt.Sprintf(`runbook "bench-saas" {}
-plugin "scim" {
-  base_url = %q
-  token    = %q
-  ca_file  = %q
-  page_size = 500
-}
-step "scim.find_users" "oldmsp" {
-  user_name_suffix = "@oldmsp.example"
-}
-step "scim.deactivate_user" "off" {
-  for_each = step.oldmsp.outputs.users
-  user     = each.value.id
-}
-`, s.URL, scimlab.Token, s.CAFile)), 0o644)
+				writeSaaSRunbook(rb, s)
 				cmd := exec.Command(bin, "apply", "-auto-approve", "-parallelism", strconv.Itoa(saasParallelism()), rb)
 				if out, err := cmd.CombinedOutput(); err != nil {
 					fail(fmt.Errorf("switchover: %v\n%s", err, lastLine(out)))
@@ -158,11 +146,13 @@ step "scim.deactivate_user" "off" {
 				ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 				res.CPU = append(res.CPU, time.Duration(ru.Utime.Nano()+ru.Stime.Nano()))
 			} else {
-				if err := saasFloor(s, saasParallelism()); err != nil {
+				if err := saasFloor(s, groups, saasParallelism()); err != nil {
 					fail(err)
 				}
 				res.Floor = append(res.Floor, time.Since(start))
 			}
+			reqs, _ := s.Requests()
+			res.Requests[which] = append(res.Requests[which], reqs[""])
 			res.NodeCPU[which] = append(res.NodeCPU[which], s.CPUTime()-node0)
 			res.SelfCPU[which] = append(res.SelfCPU[which], selfCPUTime()-self0)
 			s.Stop()
@@ -187,6 +177,16 @@ func selfCPUTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+func minInt(ns []int) int {
+	m := 0
+	for i, n := range ns {
+		if i == 0 || n < m {
+			m = n
+		}
+	}
+	return m
+}
+
 func minDur(ds []time.Duration) time.Duration {
 	var m time.Duration
 	for _, d := range ds {
@@ -197,11 +197,89 @@ func minDur(ds []time.Duration) time.Duration {
 	return m
 }
 
-// saasFloor sends the requests switchover sends: the listing of the old
-// provider's users (filtered by the server, pages of 500), then per user
-// PATCH active=false with If-Match on the listed version and a GET to
-// read it again (the verify), k at a time.
-func saasFloor(s *scimlab.Server, k int) error {
+// saasGroups is how many groups the benchmark's users are spread over.
+const saasGroups = 5
+
+// seedSaaS adds n users of the old provider and 50 of the client, and
+// saasGroups groups, each with a fifth of the old provider's users and
+// ten of the client's; it returns the groups' ids.
+func seedSaaS(s *scimlab.Server, n int) []string {
+	ids := make([]string, n+50)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for i := range ids {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(i int) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			name := fmt.Sprintf("tech%04d@oldmsp.example", i)
+			if i >= n {
+				name = fmt.Sprintf("staff%02d@client.example", i-n)
+			}
+			id, err := s.AddUser(name)
+			if err != nil {
+				fail(err)
+			}
+			ids[i] = id
+		}(i)
+	}
+	wg.Wait()
+	var groups []string
+	for g := 0; g < saasGroups; g++ {
+		var ms []map[string]string
+		for i := g; i < n; i += saasGroups {
+			ms = append(ms, map[string]string{"value": ids[i]})
+		}
+		for i := n + g*10; i < n+g*10+10; i++ {
+			ms = append(ms, map[string]string{"value": ids[i]})
+		}
+		code, out, err := s.Call("POST", "/Groups", map[string]any{"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:Group"}, "displayName": fmt.Sprintf("Group %d", g), "members": ms})
+		if err != nil || code != 201 {
+			fail(fmt.Errorf("group %d: %d %v", g, code, err))
+		}
+		groups = append(groups, out["id"].(string))
+	}
+	return groups
+}
+
+// writeSaaSRunbook: find the old provider's users, take them out of every
+// group, deactivate them (ids from the listing).
+func writeSaaSRunbook(rb string, s *scimlab.Server) {
+	var names []string
+	for g := 0; g < saasGroups; g++ {
+		names = append(names, fmt.Sprintf("%q", fmt.Sprintf("Group %d", g)))
+	}
+	os.WriteFile(filepath.Join(rb, "main.sw.hcl"), []byte(fmt.Sprintf(`runbook "bench-saas" {}
+plugin "scim" {
+  base_url  = %q
+  token     = %q
+  ca_file   = %q
+  page_size = 500
+}
+step "scim.find_users" "oldmsp" {
+  user_name_suffix = "@oldmsp.example"
+}
+step "scim.remove_group_members" "groups" {
+  for_each = toset([%s])
+  group    = each.value
+  members  = [for u in step.oldmsp.outputs.users : u.id]
+  by       = "id"
+}
+step "scim.deactivate_user" "off" {
+  for_each = step.oldmsp.outputs.users
+  user     = each.value.id
+  by       = "id"
+}
+`, s.URL, scimlab.Token, s.CAFile, strings.Join(names, ", "))), 0o644)
+}
+
+// saasFloor is a careful client doing the same work: the listing of the old
+// provider's users (filtered by the server, pages of 500); each group read
+// once and one PATCH taking them out (If-Match); per user a PATCH
+// active=false with If-Match on the listed version and a GET to read it
+// again (the verify), k at a time.
+func saasFloor(s *scimlab.Server, groups []string, k int) error {
 	pool := x509.NewCertPool()
 	ca, _ := os.ReadFile(s.CAFile)
 	pool.AppendCertsFromPEM(ca)
@@ -225,8 +303,14 @@ func saasFloor(s *scimlab.Server, k int) error {
 		}
 		return out, nil
 	}
+	version := func(r map[string]any) string {
+		meta, _ := r["meta"].(map[string]any)
+		v, _ := meta["version"].(string)
+		return v
+	}
 	type listed struct{ id, version string }
 	var users []listed
+	old := map[string]bool{}
 	for start := 1; ; {
 		q := url.Values{"filter": {`userName ew "@oldmsp.example"`}, "startIndex": {strconv.Itoa(start)}, "count": {"500"}}
 		page, err := do("GET", "/Users?"+q.Encode(), "", nil)
@@ -236,16 +320,32 @@ func saasFloor(s *scimlab.Server, k int) error {
 		rs, _ := page["Resources"].([]any)
 		for _, r := range rs {
 			u, _ := r.(map[string]any)
-			meta, _ := u["meta"].(map[string]any)
-			v, _ := meta["version"].(string)
 			id, _ := u["id"].(string)
-			users = append(users, listed{id, v})
+			users = append(users, listed{id, version(u)})
+			old[id] = true
 		}
 		total, _ := page["totalResults"].(float64)
 		if len(rs) == 0 || len(users) >= int(total) {
 			break
 		}
 		start += len(rs)
+	}
+	for _, gid := range groups {
+		g, err := do("GET", "/Groups/"+gid, "", nil)
+		if err != nil {
+			return err
+		}
+		var ops []map[string]any
+		ms, _ := g["members"].([]any)
+		for _, m := range ms {
+			if id, _ := m.(map[string]any)["value"].(string); old[id] {
+				ops = append(ops, map[string]any{"op": "remove", "path": fmt.Sprintf("members[value eq %q]", id)})
+			}
+		}
+		body, _ := json.Marshal(map[string]any{"schemas": []string{"urn:ietf:params:scim:api:messages:2.0:PatchOp"}, "Operations": ops})
+		if _, err := do("PATCH", "/Groups/"+gid, version(g), body); err != nil {
+			return err
+		}
 	}
 	patch := []byte(`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}`)
 	var wg sync.WaitGroup
@@ -273,4 +373,33 @@ func saasFloor(s *scimlab.Server, k int) error {
 	wg.Wait()
 	close(errs)
 	return <-errs
+}
+
+// measureSaaSLimited runs switchover once against a server that takes 20
+// requests a second (429 with Retry-After: 1 over it): its requests, the
+// 429s among them, and its time against the least the limit allows.
+func measureSaaSLimited(bin string, n int) (time.Duration, int, int) {
+	dir, err := os.MkdirTemp("", "bench-saas-")
+	if err != nil {
+		fail(err)
+	}
+	defer os.RemoveAll(dir)
+	rb := filepath.Join(dir, "rb")
+	os.MkdirAll(rb, 0o755)
+	s, err := scimlab.New(dir, scimlab.Options{ETags: true, MaxResults: 500, RateLimit: 20})
+	if err != nil {
+		fail(err)
+	}
+	defer s.Stop()
+	seedSaaS(s, n)
+	writeSaaSRunbook(rb, s)
+	s.ResetCounts()
+	start := time.Now()
+	cmd := exec.Command(bin, "apply", "-auto-approve", "-parallelism", strconv.Itoa(saasParallelism()), rb)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		fail(fmt.Errorf("switchover: %v\n%s", err, lastLine(out)))
+	}
+	took := time.Since(start)
+	reqs, throttled := s.Requests()
+	return took, reqs[""], throttled
 }

@@ -16,8 +16,10 @@ type Pacer struct {
 	learned   time.Duration // slowed down after 429s (0: not throttled yet)
 	next      time.Time     // the next request's slot
 	pause     time.Time     // nobody sends before this
-	sent      []time.Time   // the requests of the last second
+	accepted  []time.Time   // the answers of the last second that were not 429
+	pauseEnd  time.Time     // when the last pause ended
 	lastSlow  time.Time
+	lastFast  time.Time
 	throttled int
 }
 
@@ -50,7 +52,7 @@ func (p *Pacer) Wait(ctx context.Context) error {
 			p.next = at.Add(iv)
 		}
 		if !at.After(now) {
-			p.record(now)
+			p.speedUp(now)
 			p.mu.Unlock()
 			return nil
 		}
@@ -64,9 +66,8 @@ func (p *Pacer) Wait(ctx context.Context) error {
 		}
 		// A pause may have begun meanwhile: look again, then go.
 		p.mu.Lock()
-		if !p.pause.After(time.Now()) {
-			p.record(time.Now())
-			p.speedUp()
+		if now := time.Now(); !p.pause.After(now) {
+			p.speedUp(now)
 			p.mu.Unlock()
 			return nil
 		}
@@ -74,47 +75,60 @@ func (p *Pacer) Wait(ctx context.Context) error {
 	}
 }
 
-// record keeps the last second's sends (for the rate a 429 answered).
-func (p *Pacer) record(now time.Time) {
+// Accepted is an answer that was not a 429: the rate the server takes is
+// measured from these.
+func (p *Pacer) Accepted() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
 	cut := 0
-	for cut < len(p.sent) && now.Sub(p.sent[cut]) > time.Second {
+	for cut < len(p.accepted) && now.Sub(p.accepted[cut]) > time.Second {
 		cut++
 	}
-	p.sent = append(p.sent[cut:], now)
+	p.accepted = append(p.accepted[cut:], now)
 }
 
-// speedUp comes back slowly towards no limit: 1% faster per request
-// after five quiet seconds since the last 429.
-func (p *Pacer) speedUp() {
-	if p.learned > 0 && time.Since(p.lastSlow) > 5*time.Second {
-		p.learned -= p.learned / 100
-		if p.learned < time.Millisecond {
-			p.learned = 0
-		}
+// speedUp comes back slowly towards no limit: 2% faster each second
+// after ten quiet seconds since the last 429.
+func (p *Pacer) speedUp(now time.Time) {
+	if p.learned == 0 || now.Sub(p.lastSlow) < 10*time.Second || now.Sub(p.lastFast) < time.Second {
+		return
+	}
+	p.lastFast = now
+	p.learned -= p.learned / 50
+	if p.learned < time.Millisecond {
+		p.learned = 0
 	}
 }
 
 // Throttled is a 429 (or 503) with its wait: every worker pauses that long,
-// and from then on sends at most 80% of the rate that was answered so,
-// once per pause (the answers to requests already under way say nothing
-// new).
+// and from then on sends at most 90% of the rate the server took since the
+// last pause (within the last second), once per pause (the answers to
+// requests already under way say nothing new).
 func (p *Pacer) Throttled(wait time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := time.Now()
 	p.throttled++
-	if until := now.Add(wait); until.After(p.pause) {
-		p.pause = until
-	}
-	if now.Sub(p.lastSlow) < time.Second {
+	if p.pause.After(now) {
 		return
 	}
-	p.lastSlow = now
-	rate := float64(len(p.sent))
-	if rate < 1 {
-		rate = 1
+	since := now.Add(-time.Second)
+	if p.pauseEnd.After(since) {
+		since = p.pauseEnd
 	}
-	if iv := time.Duration(float64(time.Second) / (rate * 0.8)); iv > p.learned {
+	p.pause = now.Add(wait)
+	p.pauseEnd = p.pause
+	p.lastSlow = now
+	n := 0
+	for _, t := range p.accepted {
+		if t.After(since) {
+			n++
+		}
+	}
+	window := max(now.Sub(since), 200*time.Millisecond)
+	rate := max(float64(n)/window.Seconds()*0.9, 0.5)
+	if iv := time.Duration(float64(time.Second) / rate); iv > p.learned {
 		p.learned = iv
 	}
 }
