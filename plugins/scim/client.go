@@ -289,11 +289,19 @@ func decodeUser(raw json.RawMessage) (*user, error) {
 	return &u, nil
 }
 
+// noSuchID: a GET by id answered 404, or 400 (a value no id can be:
+// SCIMMY, like other servers, turns the id into a filter, and a value with
+// a quote breaks it).
+func noSuchID(err error) bool {
+	st := statusOf(err)
+	return st == http.StatusNotFound || st == http.StatusBadRequest
+}
+
 // getUser reads a user by id; nil (no error) when it does not exist.
 func (c *client) getUser(ctx context.Context, id string) (*user, error) {
 	var raw json.RawMessage
 	_, err := c.do(ctx, "GET", "/Users/"+url.PathEscape(id), nil, nil, &raw)
-	if statusOf(err) == http.StatusNotFound {
+	if noSuchID(err) {
 		return nil, nil
 	}
 	if err != nil {

@@ -508,7 +508,7 @@ func (c *client) findGroup(ctx context.Context, name string) (*group, error) {
 	switch len(ids) {
 	case 0:
 		g, err := c.getGroup(ctx, name)
-		if statusOf(err) == http.StatusNotFound {
+		if noSuchID(err) {
 			return nil, sdk.NotFound("group %q on the SCIM server", name)
 		}
 		return g, err

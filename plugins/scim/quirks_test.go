@@ -356,3 +356,29 @@ func TestRedirectDoesNotCarryTheToken(t *testing.T) {
 		t.Fatalf("the token went along (%d) or is in the error: %v", leaked.Load(), err)
 	}
 }
+
+// Names with "<>& in filters: quoted as JSON without HTML escapes, which
+// SCIMMY's filter parser (like others) does not read.
+func TestNamesWithQuotesAndAngles(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := scimlab.Start(t, scimlab.Options{ETags: true})
+	odd := `o"b<r>&n@oldmsp.example`
+	id := addUser(t, s, odd)
+	h := mustHarness(t, s, nil)
+	// By default the value is tried as an id too (a GET of that path).
+	if _, err := h.Run(ctx, "deactivate_user", map[string]cty.Value{"user": str(odd)}); err != nil {
+		t.Fatal(err)
+	}
+	if active(t, s, id) != false {
+		t.Fatalf("%s is still active", odd)
+	}
+	if got := quote(`a"<>&`); got != `"a\"<>&"` {
+		t.Fatalf("quote: %s", got)
+	}
+	rm := map[string]cty.Value{"group": str(`R&D "<core>"`), "members": list(odd)}
+	addGroup(t, s, `R&D "<core>"`, id)
+	if _, err := h.Run(ctx, "remove_group_members", rm); err != nil {
+		t.Fatal(err)
+	}
+}
