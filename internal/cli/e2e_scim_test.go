@@ -14,22 +14,55 @@ import (
 )
 
 // TestSCIMCrashWhileDeactivating200Users kills `switchover apply` with
-// SIGKILL at random moments while it deactivates 200 users on a real SCIM
-// server (with ETags), resumes it, and checks what the client would: every
-// user is inactive, none was deleted, and none was changed more than twice
-// (the deactivation, and at most one repeat of a PATCH cut off before its
-// result was recorded).
+// SIGKILL at random moments while it takes 200 users out of 10 groups and
+// deactivates them on a real SCIM server (with ETags), resumes it, and
+// checks what the client would: every user is inactive, none was deleted,
+// none was changed more than twice (the deactivation, and at most one
+// repeat of a PATCH cut off before its result was recorded), and each
+// group holds the client's member only. Again on a server without PATCH
+// (users and groups PUT whole), with 60 users.
 func TestSCIMCrashWhileDeactivating200Users(t *testing.T) {
 	t.Parallel()
-	s := scimlab.Start(t, scimlab.Options{ETags: true})
+	for _, c := range []struct {
+		name string
+		o    scimlab.Options
+		n    int
+	}{{"patch", scimlab.Options{ETags: true}, 200}, {"no-patch", scimlab.Options{ETags: true, NoPatch: true}, 60}} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			crashSCIM(t, c.o, c.n)
+		})
+	}
+}
+
+func crashSCIM(t *testing.T, o scimlab.Options, n int) {
+	s := scimlab.Start(t, o)
 	ids := map[string]string{}
-	for i := 0; i < 200; i++ {
-		n := fmt.Sprintf("tech%03d@oldmsp.example", i)
-		id, err := s.AddUser(n)
+	var order []string
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("tech%03d@oldmsp.example", i)
+		id, err := s.AddUser(name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ids[n] = id
+		ids[name] = id
+		order = append(order, id)
+	}
+	anna, err := s.AddUser("anna@client.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var groups []string
+	for g := 0; g < 10; g++ {
+		ms := []map[string]string{{"value": anna}}
+		for i := g; i < n; i += 10 {
+			ms = append(ms, map[string]string{"value": order[i]})
+		}
+		code, out, err := s.Call("POST", "/Groups", map[string]any{"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:Group"}, "displayName": fmt.Sprintf("G%d", g), "members": ms})
+		if err != nil || code != 201 {
+			t.Fatalf("group: %d %v", code, err)
+		}
+		groups = append(groups, fmt.Sprintf("%q", out["id"]))
 	}
 	f := newFixture(t, fmt.Sprintf(`
 plugin "scim" {
@@ -40,27 +73,43 @@ plugin "scim" {
 step "scim.find_users" "oldmsp" {
   user_name_suffix = "@oldmsp.example"
 }
+step "scim.remove_group_members" "groups" {
+  for_each = toset([%s])
+  group    = each.value
+  members  = [for u in step.oldmsp.outputs.users : u.id]
+  by       = "id"
+}
 step "scim.deactivate_user" "off" {
   for_each = step.oldmsp.outputs.users
   user     = each.value.id
+  by       = "id"
 }
-`, s.URL, scimlab.Token, s.CAFile))
+`, s.URL, scimlab.Token, s.CAFile, strings.Join(groups, ", ")))
 	seed := time.Now().UnixNano()
 	rng := rand.New(rand.NewSource(seed))
 	kills, mid := killAndResume(t, f, 6, func() time.Duration { return time.Duration(50+rng.Intn(600)) * time.Millisecond })
 	t.Logf("seed %d: %d kills, %d with a step running", seed, kills, mid)
-	for n, id := range ids {
+	for name, id := range ids {
 		u, err := s.User(id)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if u == nil || u["active"] != false {
-			t.Fatalf("seed %d: %s after the resumed run: %v", seed, n, u)
+			t.Fatalf("seed %d: %s after the resumed run: %v", seed, name, u)
 		}
 		meta, _ := u["meta"].(map[string]any)
 		if v := fmt.Sprint(meta["version"]); v != `W/"2"` && v != `W/"3"` {
-			t.Fatalf("seed %d: %s is at version %s: changed more than twice", seed, n, v)
+			t.Fatalf("seed %d: %s is at version %s: changed more than twice", seed, name, v)
 		}
+	}
+	for _, g := range groups {
+		_, out, _ := s.Call("GET", "/Groups/"+strings.Trim(g, `"`), nil)
+		if ms, _ := out["members"].([]any); len(ms) != 1 || !strings.Contains(fmt.Sprint(ms), anna) {
+			t.Fatalf("seed %d: group %s after the resumed run: %v", seed, g, out["members"])
+		}
+	}
+	if u, _ := s.User(anna); u["active"] != true {
+		t.Fatalf("seed %d: the client's anna: %v", seed, u)
 	}
 }
 
