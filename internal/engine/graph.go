@@ -455,7 +455,12 @@ func (g *Graph) decodePluginConfig(pc *PluginConfig) hcl.Diagnostics {
 		pc.Config = cty.DynamicVal
 		return diags
 	}
-	v, d := g.evalAttrs(pc.Schema.Config, content.Attributes, g.scope.EvalContext(nil))
+	// secret("NAME") here is what a step stored under NAME (null until
+	// then), such as the password a rotation set: the runbook keeps
+	// working after its own rotation.
+	ctx := g.scope.EvalContext(nil).NewChild()
+	ctx.Functions = map[string]function.Function{"secret": lang.StoredSecretFunc(g.moduleSecrets(pc.Block.Module, g.opts.Secrets("plugin."+pc.Key)))}
+	v, d := g.evalAttrs(pc.Schema.Config, content.Attributes, ctx)
 	pc.Config = v
 	return append(diags, d...)
 }

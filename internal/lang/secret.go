@@ -120,12 +120,41 @@ func parseSecretOptions(v cty.Value) (secrets.Options, error) {
 	return opts, nil
 }
 
+// StoredSecretFunc is secret("NAME") in a plugin block: the value a step
+// stored under that name (the password restic_rotate_key set, say), or
+// null while no step has made it. It never generates one: a plugin block
+// is not where a credential is set. Options are accepted and ignored.
+func StoredSecretFunc(resolve SecretResolver) function.Function {
+	return function.New(&function.Spec{
+		Description: "The value a step stored with secret(NAME), or null while there is none.",
+		Params:      []function.Parameter{{Name: "name", Type: cty.String}},
+		VarParam:    &function.Parameter{Name: "options", Type: cty.DynamicPseudoType},
+		Type:        function.StaticReturnType(cty.String),
+		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+			if args[0].AsString() == "" {
+				return cty.NilVal, function.NewArgErrorf(0, "a secret needs a name")
+			}
+			v, err := resolve(args[0].AsString(), DefaultSecretOptions())
+			if err != nil {
+				return cty.NilVal, err
+			}
+			if !v.IsKnown() {
+				v = cty.NullVal(cty.String)
+			}
+			return v.Mark(SensitiveMark), nil
+		},
+	})
+}
+
+// DefaultSecretOptions are secret()'s options when none are given.
+func DefaultSecretOptions() secrets.Options { return secrets.DefaultOptions }
+
 // secretOutsideSteps is secret() where no step instance is being evaluated.
 var secretOutsideSteps = function.New(&function.Spec{
 	Params:   []function.Parameter{{Name: "name", Type: cty.String}},
 	VarParam: &function.Parameter{Name: "options", Type: cty.DynamicPseudoType},
 	Type:     function.StaticReturnType(cty.String),
 	Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
-		return cty.NilVal, fmt.Errorf("secret() can be used only in a step's attributes, where switchover knows which step receives the value")
+		return cty.NilVal, fmt.Errorf("secret() can be used only in a step's attributes, where switchover knows which step receives the value, and in a plugin block (the value a step stored)")
 	},
 })

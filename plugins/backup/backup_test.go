@@ -3,12 +3,15 @@ package backup
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/zclconf/go-cty/cty"
 
@@ -119,7 +122,7 @@ func TestVerifyFreshBackup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Kind != sdk.NoChange || !strings.Contains(p.Summary, "1 hosts backed up within 1h0m0s, check passed (all data read), 3 files restored and matched") {
+	if p.Kind != sdk.NoChange || !strings.Contains(p.Summary, "1 backup sets of 1 hosts backed up within 1h0m0s, check passed (all data read), 3 files restored and verified") {
 		t.Fatalf("plan: %v %s", p.Kind, p.Summary)
 	}
 	restored := p.Outputs["restored"].AsValueSlice()
@@ -276,5 +279,137 @@ func TestSnapshots(t *testing.T) {
 	// keep_last 1 per host (restic groups by host and paths): both kept.
 	if n := len(p.Outputs["kept_by_policy"].AsValueSlice()); n != 2 {
 		t.Fatalf("kept: %d", n)
+	}
+}
+
+// A host with two backup sets (host and paths, as restic groups them):
+// /etc this morning, the data 9 days ago. Without paths every set must be
+// fresh; paths selects the sets.
+func TestFreshnessPerBackupSet(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	repo := repoCopy(t)
+	etc := filepath.Join(t.TempDir(), "etc")
+	os.MkdirAll(etc, 0o755)
+	os.WriteFile(filepath.Join(etc, "hosts"), []byte("127.0.0.1 localhost\n"), 0o644)
+	nineDays := time.Now().Add(-9 * 24 * time.Hour).Format("2006-01-02 15:04:05")
+	if err := restic(repo, oldPw, srcDir, "backup", "--host", "h2", "--time", nineDays, srcDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := restic(repo, oldPw, etc, "backup", "--host", "h2", etc); err != nil {
+		t.Fatal(err)
+	}
+	h := harness(t, repo, nil)
+	verify := func(paths ...string) error {
+		a := map[string]cty.Value{"hosts": strs("h2"), "sample_files": cty.NumberIntVal(1)}
+		if paths != nil {
+			a["paths"] = strs(paths...)
+		}
+		_, err := h.Plan(ctx, "restic_verify", a, nil)
+		return err
+	}
+	if err := verify(); err == nil || !strings.Contains(err.Error(), "backup set "+srcDir) || !strings.Contains(err.Error(), "9d old") {
+		t.Fatalf("every set, the data set 9 days old: %v", err)
+	}
+	if err := verify(srcDir); err == nil || !strings.Contains(err.Error(), "9d old") {
+		t.Fatalf("paths = the data: %v", err)
+	}
+	if err := verify(etc); err != nil {
+		t.Fatalf("paths = /etc, backed up now: %v", err)
+	}
+	if err := verify("/nowhere"); err == nil || !strings.Contains(err.Error(), "no backup set of /nowhere") {
+		t.Fatalf("a path no set backs up: %v", err)
+	}
+}
+
+// A rotation killed between adding the key and removing the old ones
+// resumes whichever password the plugin is given: the old one, or the new
+// (stored) one, which the rotation's checkpoint shows to be its own. With
+// rotated_password, the old password stops working and nothing breaks.
+func TestRotationResumesWithEitherPassword(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	newPw := "new-provider-repo-pw"
+	for _, plugPw := range []string{oldPw, newPw} {
+		repo := repoCopy(t)
+		started := time.Now()
+		if err := (&settings{repo: repo, restic: "restic", cacheDir: t.TempDir(), tmpDir: t.TempDir(), timeout: 60e9}).addKey(ctx, oldPw, newPw); err != nil {
+			t.Fatal(err)
+		}
+		cp, _ := json.Marshal(rotation{Phase: "adding", Started: started})
+		h := harness(t, repo, map[string]cty.Value{"password": cty.StringVal(plugPw)})
+		attrs := map[string]cty.Value{"new_password": cty.StringVal(newPw)}
+		p, err := h.Plan(ctx, "restic_rotate_key", attrs, cp)
+		if err != nil || p.Kind != sdk.Change || strings.Contains(p.Summary, "add a key") {
+			t.Fatalf("password %s: the resumed plan: %+v %v", plugPw, p, err)
+		}
+		if _, _, err := h.Apply(ctx, "restic_rotate_key", attrs, p, cp); err != nil {
+			t.Fatalf("password %s: %v", plugPw, err)
+		}
+		if err := restic(repo, oldPw, t.TempDir(), "snapshots"); err == nil {
+			t.Fatalf("password %s: the old password still opens the repository", plugPw)
+		}
+	}
+	// Without the checkpoint, the stored password as the plugin's and as
+	// new_password while other keys remain is still refused.
+	repo := repoCopy(t)
+	if err := (&settings{repo: repo, restic: "restic", cacheDir: t.TempDir(), tmpDir: t.TempDir(), timeout: 60e9}).addKey(ctx, oldPw, newPw); err != nil {
+		t.Fatal(err)
+	}
+	h := harness(t, repo, map[string]cty.Value{"password": cty.StringVal(newPw)})
+	if _, err := h.Plan(ctx, "restic_rotate_key", map[string]cty.Value{"new_password": cty.StringVal(newPw)}, nil); err == nil || !strings.Contains(err.Error(), "other keys remain") {
+		t.Fatalf("no checkpoint: %v", err)
+	}
+	// rotated_password: the old password no longer opens, the plugin turns
+	// to the rotated one.
+	repo = repoCopy(t)
+	h = harness(t, repo, map[string]cty.Value{"rotated_password": cty.StringVal(newPw)})
+	if _, err := h.Run(ctx, "restic_rotate_key", map[string]cty.Value{"new_password": cty.StringVal(newPw)}); err != nil {
+		t.Fatal(err)
+	}
+	h = harness(t, repo, map[string]cty.Value{"rotated_password": cty.StringVal(newPw)})
+	if _, err := h.Plan(ctx, "restic_snapshots", nil, nil); err != nil {
+		t.Fatalf("after the rotation, with the old password configured: %v", err)
+	}
+}
+
+// restic's retry noise is dropped, its reason lines kept.
+func TestResticErrorKeepsTheReason(t *testing.T) {
+	r := &result{exit: 1, stderr: []byte(`Load(<data/1234abcd>, 0, 0) returned error, retrying after 552.330144ms: open /r/data/12/1234: no such file
+Load(<data/1234abcd>, 0, 0) returned error, retrying after 1.080381816s: open /r/data/12/1234: no such file
+Load(<data/1234abcd>, 0, 0) returned error, retrying after 1.31013006s: open /r/data/12/1234: no such file
+Load(<data/1234abcd>, 0, 0) returned error, retrying after 1.582392691s: open /r/data/12/1234: no such file
+ignoring error for /big.bin: id 1234abcd not found in repository
+Fatal: There were 1 errors
+`)}
+	got := resticError(r)
+	if strings.Contains(got, "retrying") || !strings.Contains(got, "id 1234abcd not found in repository") || !strings.Contains(got, "Fatal") {
+		t.Fatalf("%q", got)
+	}
+}
+
+// The plugin's temporary directory is its own (0700); one a killed run
+// left is removed by the next; restored samples leave nothing behind.
+func TestTemporaryFilesAreRemoved(t *testing.T) {
+	t.Parallel()
+	cache := filepath.Join(t.TempDir(), "cache", "restic")
+	root := filepath.Join(filepath.Dir(cache), "restic-tmp")
+	// A dead process's leftovers (pid 2^22 + 1 is above Linux's pid_max).
+	left := filepath.Join(root, "4194305", "restore-1")
+	os.MkdirAll(left, 0o700)
+	os.WriteFile(filepath.Join(left, "secret.txt"), []byte("x"), 0o600)
+	h := harness(t, repoCopy(t), map[string]cty.Value{"cache_dir": cty.StringVal(cache)})
+	if _, err := os.Stat(left); !os.IsNotExist(err) {
+		t.Fatalf("a killed run's restored files are still there: %v", err)
+	}
+	if fi, err := os.Stat(root); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("the temporary directory: %v %v", fi.Mode(), err)
+	}
+	if _, err := h.Plan(context.Background(), "restic_verify", map[string]cty.Value{"hosts": strs("h1"), "sample_files": cty.NumberIntVal(2)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(filepath.Join(root, strconv.Itoa(os.Getpid())))
+	if len(entries) != 0 {
+		t.Fatalf("the verify left %d entries", len(entries))
 	}
 }

@@ -4,10 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/zclconf/go-cty/cty"
 
@@ -25,7 +24,7 @@ type repoKey struct {
 // keys lists the repository's keys as seen with password; opens is false
 // (and no error) when the password opens nothing.
 func (s *settings) keys(ctx context.Context, password string) (keys []repoKey, opens bool, err error) {
-	r, err := s.run(ctx, password, "key", "list")
+	r, err := s.runCall(ctx, call{password: password, args: []string{"key", "list"}, exact: true})
 	if err != nil {
 		return nil, false, err
 	}
@@ -82,55 +81,81 @@ func describeKeys(ks []repoKey) string {
 	return strings.Join(parts, ", ")
 }
 
+// rotation is the rotation's checkpoint: "adding" is durable before the
+// key is added (with the time), "added" names the new key.
+type rotation struct {
+	Phase   string    `json:"phase"`
+	NewKey  string    `json:"new_key,omitempty"`
+	Started time.Time `json:"started,omitempty"`
+}
+
+// ours: the key newID was added by this rotation (its checkpoint says so),
+// so new_password being the configured password is a resumed rotation,
+// not the old provider's password given as a new one.
+func ours(checkpoint []byte, keys []repoKey, newID string) bool {
+	var rt rotation
+	if json.Unmarshal(checkpoint, &rt) != nil {
+		return false
+	}
+	if rt.NewKey != "" {
+		return rt.NewKey == newID
+	}
+	if rt.Phase != "adding" {
+		return false
+	}
+	for _, k := range keys {
+		if k.ID == newID {
+			t, err := time.ParseInLocation("2006-01-02 15:04:05", k.Created, time.Local)
+			return err == nil && !t.Before(rt.Started.Add(-time.Minute))
+		}
+	}
+	return false
+}
+
 func (p *plugin) rotateKey() *sdk.Action {
 	type view struct {
 		newOpens bool
 		newID    string
 		remove   []repoKey
+		addWith  string // the password that opens it, to add the new key with
 	}
-	look := func(ctx context.Context, a sdk.Values) (*view, error) {
+	look := func(ctx context.Context, a sdk.Values, checkpoint []byte) (*view, error) {
 		if err := p.configured(); err != nil {
 			return nil, err
 		}
 		s := p.s
 		newPw := a.String("new_password")
 		v := &view{}
-		if newPw == s.password {
-			// Done, and the plugin's password set to the new one since (as
-			// the runbook's README says): its key is the only one left.
-			// Otherwise it is the old password given as the new one.
-			keys, opens, err := s.keys(ctx, newPw)
-			if err != nil {
-				return nil, err
-			}
-			if !opens {
-				return nil, fmt.Errorf("the configured password does not open %s", s.repo)
-			}
-			v.newOpens, v.newID = true, current(keys)
-			if v.remove = toRemove(keys, v.newID, a.Strings("remove_keys")); len(v.remove) > 0 {
-				return nil, fmt.Errorf("new_password is the repository's current password and other keys remain (%s): give a new one, normally secret(\"...\")", describeKeys(v.remove))
-			}
-			return v, nil
-		}
 		keys, opens, err := s.keys(ctx, newPw)
 		if err != nil {
 			return nil, err
 		}
-		if !opens {
-			// Not added yet: the configured password must open it.
-			keys, opens, err = s.keys(ctx, s.password)
+		if opens {
+			v.newOpens, v.newID = true, current(keys)
+			v.remove = toRemove(keys, v.newID, a.Strings("remove_keys"))
+			if newPw == s.currentPassword() && len(v.remove) > 0 && !ours(checkpoint, keys, v.newID) {
+				// Not a rotation this step began: the old password given
+				// as the new one would keep the old provider's key.
+				return nil, fmt.Errorf("new_password is the repository's current password and other keys remain (%s): give a new one, normally secret(\"...\")", describeKeys(v.remove))
+			}
+			return v, nil
+		}
+		// Not added yet (or killed before): a password that opens the
+		// repository adds it, the configured one or the rotated one.
+		for _, pw := range s.candidates() {
+			if pw == "" || pw == newPw {
+				continue
+			}
+			keys, opens, err := s.keys(ctx, pw)
 			if err != nil {
 				return nil, err
 			}
-			if !opens {
-				return nil, fmt.Errorf("neither the configured password nor new_password opens %s", s.repo)
+			if opens {
+				v.remove, v.addWith = toRemove(keys, "", a.Strings("remove_keys")), pw
+				return v, nil
 			}
-			v.remove = toRemove(keys, "", a.Strings("remove_keys"))
-			return v, nil
 		}
-		v.newOpens, v.newID = true, current(keys)
-		v.remove = toRemove(keys, v.newID, a.Strings("remove_keys"))
-		return v, nil
+		return nil, fmt.Errorf("neither the configured password nor new_password opens %s (a rotation killed before it added its key needs the old password as the plugin's password)", s.repo)
 	}
 	plan := func(ctx context.Context, req *sdk.PlanRequest) *sdk.PlanResponse {
 		a := req.Attributes
@@ -138,7 +163,7 @@ func (p *plugin) rotateKey() *sdk.Action {
 			if err := p.configured(); err != nil {
 				return sdk.PlanError(err)
 			}
-			keys, opens, err := p.s.keys(ctx, p.s.password)
+			keys, opens, err := p.s.keys(ctx, p.s.currentPassword())
 			if err != nil {
 				return sdk.PlanError(err)
 			}
@@ -146,10 +171,10 @@ func (p *plugin) rotateKey() *sdk.Action {
 				return sdk.PlanError(fmt.Errorf("the configured password does not open %s", p.s.repo))
 			}
 			r := sdk.Changef("add a key for a new password to %s, then remove %d keys", p.s.repo, len(toRemove(keys, "", a.Strings("remove_keys"))))
-			r.Details = []string{"remove: " + describeKeys(toRemove(keys, "", a.Strings("remove_keys")))}
+			r.Details = []string{"remove: " + describeKeys(toRemove(keys, "", a.Strings("remove_keys"))), masterKeyNote}
 			return r
 		}
-		v, err := look(ctx, a)
+		v, err := look(ctx, a, req.Checkpoint)
 		if err != nil {
 			return sdk.PlanError(err)
 		}
@@ -165,29 +190,38 @@ func (p *plugin) rotateKey() *sdk.Action {
 		if len(v.remove) > 0 {
 			what = append(what, fmt.Sprintf("remove %d keys: %s", len(v.remove), describeKeys(v.remove)))
 		}
-		return sdk.Changef("%s: %s", p.s.repo, strings.Join(what, ", then "))
+		r := sdk.Changef("%s: %s", p.s.repo, strings.Join(what, ", then "))
+		r.Details = []string{masterKeyNote}
+		return r
 	}
 	apply := func(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) *sdk.ApplyResponse {
 		a := req.Attributes
-		v, err := look(ctx, a)
+		checkpoint := req.Checkpoint
+		v, err := look(ctx, a, checkpoint)
 		if err != nil {
 			return sdk.ApplyError(err)
 		}
 		s := p.s
 		newPw := a.String("new_password")
 		if !v.newOpens {
-			if err := s.addKey(ctx, newPw); err != nil {
+			// Durable before the key exists: a resumed run knows the key
+			// it finds for new_password is this rotation's.
+			checkpoint, _ = json.Marshal(rotation{Phase: "adding", Started: time.Now()})
+			if err := ev.Checkpoint(ctx, checkpoint); err != nil {
+				return sdk.ApplyError(err)
+			}
+			if err := s.addKey(ctx, v.addWith, newPw); err != nil {
 				return sdk.ApplyError(err)
 			}
 			// The new key must open the repository before any key goes.
-			if v, err = look(ctx, a); err != nil {
+			if v, err = look(ctx, a, checkpoint); err != nil {
 				return sdk.ApplyError(err)
 			}
 			if !v.newOpens {
 				return sdk.ApplyError(fmt.Errorf("the key just added does not open %s: no key removed", s.repo))
 			}
 		}
-		b, _ := json.Marshal(map[string]string{"new_key": v.newID})
+		b, _ := json.Marshal(rotation{Phase: "added", NewKey: v.newID})
 		if err := ev.Checkpoint(ctx, b); err != nil {
 			return sdk.ApplyError(err)
 		}
@@ -198,11 +232,12 @@ func (p *plugin) rotateKey() *sdk.Action {
 				return sdk.ApplyError(err)
 			}
 		}
+		s.rotatedTo(newPw)
 		return &sdk.ApplyResponse{Summary: fmt.Sprintf("%s: new key %s, removed %d keys", s.repo, v.newID, len(v.remove)), Outputs: map[string]cty.Value{"key_id": cty.StringVal(v.newID)}}
 	}
 	return &sdk.Action{
 		Name:        "restic_rotate_key",
-		Description: "Adds a repository key for new_password (normally secret(\"...\")), checks that it opens the repository, then removes the keys the old provider knows: all others, or remove_keys. The new key is never removed, so a working key always stays; killed between adding and removing, the next run finds the new key and goes on. Afterwards set the plugin's password to the new secret.",
+		Description: "Adds a repository key for new_password (normally secret(\"...\")), checks that it opens the repository, then removes the keys the old provider knows: all others, or remove_keys. The new key is never removed, so a working key always stays; killed at any instant, the next run finishes it with the old password or the new one as the plugin's password (or rotated_password). The master key stays the same: whoever copied an old key file and knows its password still reads the repository; restic_migrate takes the data back.",
 		Attributes: []sdk.Attribute{
 			{Name: "new_password", Type: cty.String, Required: true, Sensitive: true, Description: "The new repository password."},
 			{Name: "remove_keys", Type: cty.List(cty.String), Description: "IDs of the keys to remove (default: every key but the new one)."},
@@ -213,20 +248,42 @@ func (p *plugin) rotateKey() *sdk.Action {
 	}
 }
 
-// addKey adds a key for password; restic reads it from a file only this
-// process can read, removed at once.
-func (s *settings) addKey(ctx context.Context, password string) error {
-	dir, err := os.MkdirTemp("", "switchover-restic-")
+// masterKeyNote is what a rotation does not do.
+const masterKeyNote = "restic's master key stays the same: a copy of an old key file with its password still opens the repository (restic_migrate makes a repository with a master key of its own)"
+
+// currentPassword is the password commands use now.
+func (s *settings) currentPassword() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.password
+}
+
+// candidates are the passwords that may open the repository: the one in
+// use, the rotated one, the configured one.
+func (s *settings) candidates() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return []string{s.password, s.rotated, s.configured}
+}
+
+// rotatedTo: after a rotation, the plugin's commands use the new password.
+func (s *settings) rotatedTo(pw string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.password, s.rotated = pw, pw
+}
+
+// addKey adds a key for password, opened with with; both go to restic on
+// pipes.
+func (s *settings) addKey(ctx context.Context, with, password string) error {
+	r, err := s.runCall(ctx, call{password: with, newPassword: password, args: []string{"key", "add"}, exact: true})
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	f := filepath.Join(dir, "new")
-	if err := os.WriteFile(f, []byte(password), 0o600); err != nil {
-		return err
+	if r.exit != 0 {
+		return fmt.Errorf("adding the new key to %s: %s", s.repo, resticError(r))
 	}
-	_, err = s.ok(ctx, s.password, "adding the new key to "+s.repo, "key", "add", "--new-password-file", f)
-	return err
+	return nil
 }
 
 func (p *plugin) snapshots() *sdk.Action {
@@ -234,7 +291,7 @@ func (p *plugin) snapshots() *sdk.Action {
 		if err := p.configured(); err != nil {
 			return nil, "", nil, err
 		}
-		snaps, err := p.s.snapshots(ctx, p.s.password)
+		snaps, err := p.s.snapshots(ctx, p.s.currentPassword())
 		if err != nil {
 			return nil, "", nil, err
 		}
@@ -255,7 +312,7 @@ func (p *plugin) snapshots() *sdk.Action {
 		}
 		outs := map[string]cty.Value{"snapshots": listOf(snapshotType, all), "latest": listOf(snapshotType, latest), "kept_by_policy": cty.ListValEmpty(cty.String)}
 		if policy := forgetArgs(a); len(policy) > 0 {
-			out, err := p.s.ok(ctx, p.s.password, "asking restic forget --dry-run", append([]string{"forget", "--dry-run"}, policy...)...)
+			out, err := p.s.ok(ctx, p.s.currentPassword(), "asking restic forget --dry-run", append([]string{"forget", "--dry-run"}, policy...)...)
 			if err != nil {
 				return nil, "", nil, err
 			}

@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math/rand"
@@ -57,6 +55,40 @@ func latestByHost(snaps []snapshot) map[string]snapshot {
 			out[sn.Hostname] = sn
 		}
 	}
+	return out
+}
+
+// backupSet is a host and the paths it backs up, as restic groups its
+// snapshots ("latest" is per host and paths).
+type backupSet struct {
+	host  string
+	paths []string
+}
+
+func (b backupSet) key() string { return b.host + "\x00" + strings.Join(b.paths, "\x00") }
+
+func (b backupSet) String() string { return b.host + ":" + strings.Join(b.paths, ",") }
+
+func setOf(sn snapshot) backupSet {
+	ps := append([]string(nil), sn.Paths...)
+	sort.Strings(ps)
+	return backupSet{sn.Hostname, ps}
+}
+
+// latestBySet is each backup set's newest snapshot, by host and then paths.
+func latestBySet(snaps []snapshot) []snapshot {
+	latest := map[string]snapshot{}
+	for _, sn := range snaps {
+		k := setOf(sn).key()
+		if cur, ok := latest[k]; !ok || sn.Time.After(cur.Time) {
+			latest[k] = sn
+		}
+	}
+	out := make([]snapshot, 0, len(latest))
+	for _, sn := range latest {
+		out = append(out, sn)
+	}
+	sort.Slice(out, func(i, j int) bool { return setOf(out[i]).String() < setOf(out[j]).String() })
 	return out
 }
 
@@ -117,41 +149,43 @@ func sample(files []node, named []string, n int, rng *rand.Rand) ([]node, error)
 	return out, nil
 }
 
-// restoreAndCompare restores the files of a snapshot into a temporary
-// directory and checks each against what `restic dump` streams.
+// restoreAndCompare restores the sampled files of a snapshot in one
+// restic restore --verify (restic reads each restored file back and checks
+// it against the snapshot's blobs) into this process's temporary directory,
+// and checks each file's size against the snapshot's listing; the SHA-256
+// of each is the evidence.
 func (s *settings) restoreAndCompare(ctx context.Context, password string, sn snapshot, files []node) ([]cty.Value, error) {
-	tmp, err := os.MkdirTemp("", "switchover-restore-")
+	if len(files) == 0 {
+		return nil, nil
+	}
+	tmp, err := os.MkdirTemp(s.tmpDir, "restore-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	args := []string{"restore", sn.ID, "--target", tmp}
+	args := []string{"restore", sn.ID, "--target", tmp, "--verify"}
 	for _, f := range files {
 		args = append(args, "--include", f.Path)
 	}
-	if _, err := s.ok(ctx, password, fmt.Sprintf("the test restore of %d files from snapshot %s (%s)", len(files), sn.ShortID, sn.Hostname), args...); err != nil {
+	if _, err := s.ok(ctx, password, fmt.Sprintf("the test restore of %d files from snapshot %s of %s", len(files), sn.ShortID, sn.Hostname), args...); err != nil {
 		return nil, err
 	}
 	var out []cty.Value
 	for _, f := range files {
-		restored, err := sdk.FileSHA256(filepath.Join(tmp, filepath.FromSlash(f.Path)))
+		path := filepath.Join(tmp, filepath.FromSlash(f.Path))
+		fi, err := os.Stat(path)
 		if err != nil {
-			return nil, fmt.Errorf("the test restore of %s from snapshot %s did not produce the file: %v", f.Path, sn.ShortID, err)
+			return nil, fmt.Errorf("the test restore of %s from snapshot %s of %s did not produce the file: %v", f.Path, sn.ShortID, sn.Hostname, err)
 		}
-		r, err := s.run(ctx, password, "dump", sn.ID, f.Path)
+		if fi.Size() != f.Size {
+			return nil, fmt.Errorf("%s from snapshot %s of %s: the restored file has %d bytes, the snapshot says %d", f.Path, sn.ShortID, sn.Hostname, fi.Size(), f.Size)
+		}
+		sum, err := sdk.FileSHA256(path)
 		if err != nil {
 			return nil, err
 		}
-		if r.exit != 0 {
-			return nil, fmt.Errorf("restic dump of %s from snapshot %s failed: %s", f.Path, sn.ShortID, resticError(r))
-		}
-		sum := sha256.Sum256(r.stdout)
-		dumped := hex.EncodeToString(sum[:])
-		if dumped != restored || int64(len(r.stdout)) != f.Size {
-			return nil, fmt.Errorf("%s from snapshot %s: the restored file (sha256 %s) differs from what restic dump streams (sha256 %s, %d bytes; the snapshot says %d)", f.Path, sn.ShortID, restored, dumped, len(r.stdout), f.Size)
-		}
 		out = append(out, cty.ObjectVal(map[string]cty.Value{"host": cty.StringVal(sn.Hostname), "snapshot": cty.StringVal(sn.ShortID),
-			"path": cty.StringVal(f.Path), "size": cty.NumberIntVal(f.Size), "sha256": cty.StringVal(restored)}))
+			"path": cty.StringVal(f.Path), "size": cty.NumberIntVal(f.Size), "sha256": cty.StringVal(sum)}))
 	}
 	return out, nil
 }
@@ -166,14 +200,15 @@ func (p *plugin) verify() *sdk.Action {
 		if err := d.Err(); err != nil {
 			return nil, "", nil, err
 		}
-		snaps, err := s.snapshots(ctx, s.password)
+		pw := s.currentPassword()
+		snaps, err := s.snapshots(ctx, pw)
 		if err != nil {
 			return nil, "", nil, err
 		}
-		latest := latestByHost(snaps)
+		sets := latestBySet(snaps)
 		hosts := a.Strings("hosts")
 		if len(hosts) == 0 {
-			for h := range latest {
+			for h := range latestByHost(snaps) {
 				hosts = append(hosts, h)
 			}
 			sort.Strings(hosts)
@@ -184,24 +219,42 @@ func (p *plugin) verify() *sdk.Action {
 		var snapVals, restored []cty.Value
 		var problems []string
 		var chosen []snapshot
+		want := a.Strings("paths")
 		for _, h := range hosts {
-			sn, ok := latest[h]
-			if !ok {
-				problems = append(problems, fmt.Sprintf("%s has no snapshot of host %s", s.repo, h))
-				continue
-			}
-			age := time.Since(sn.Time)
-			if age > maxAge {
-				problems = append(problems, fmt.Sprintf("the latest snapshot of %s (%s, %s) is %s old, more than max_age %s", h, sn.ShortID, sn.Time.UTC().Format(time.RFC3339), roundAge(age), maxAge))
-			}
-			for _, want := range a.Strings("paths") {
-				if !contains(sn.Paths, want) {
-					problems = append(problems, fmt.Sprintf("the latest snapshot of %s (%s) does not back up %s (it has %s)", h, sn.ShortID, want, strings.Join(sn.Paths, ", ")))
+			// The host's backup sets: with paths, the sets that back up
+			// each of them; else every set. Each must be fresh.
+			var mine []snapshot
+			var others []string
+			for _, sn := range sets {
+				switch {
+				case sn.Hostname != h:
+				case hasAll(sn.Paths, want):
+					mine = append(mine, sn)
+				default:
+					others = append(others, strings.Join(sn.Paths, ", "))
 				}
 			}
-			chosen = append(chosen, sn)
-			snapVals = append(snapVals, cty.ObjectVal(map[string]cty.Value{"host": cty.StringVal(h), "id": cty.StringVal(sn.ID),
-				"time": cty.StringVal(sn.Time.UTC().Format(time.RFC3339)), "paths": sdk.StringList(sn.Paths), "age": cty.StringVal(roundAge(age))}))
+			if len(mine) == 0 {
+				if len(others) == 0 {
+					problems = append(problems, fmt.Sprintf("%s has no snapshot of host %s", s.repo, h))
+				} else {
+					problems = append(problems, fmt.Sprintf("host %s has no backup set of %s (its sets: %s)", h, strings.Join(want, ", "), strings.Join(others, "; ")))
+				}
+				continue
+			}
+			for _, sn := range mine {
+				age := time.Since(sn.Time)
+				if age > maxAge {
+					hint := ""
+					if len(want) == 0 && len(mine) > 1 {
+						hint = " (every backup set of a host must be fresh; paths = [...] names the sets that must)"
+					}
+					problems = append(problems, fmt.Sprintf("the latest snapshot of %s's backup set %s (%s, %s) is %s old, more than max_age %s%s", h, strings.Join(sn.Paths, ", "), sn.ShortID, sn.Time.UTC().Format(time.RFC3339), roundAge(age), maxAge, hint))
+				}
+				chosen = append(chosen, sn)
+				snapVals = append(snapVals, cty.ObjectVal(map[string]cty.Value{"host": cty.StringVal(h), "id": cty.StringVal(sn.ID),
+					"time": cty.StringVal(sn.Time.UTC().Format(time.RFC3339)), "paths": sdk.StringList(sn.Paths), "age": cty.StringVal(roundAge(age))}))
+			}
 		}
 		if len(problems) > 0 {
 			return nil, "", nil, fmt.Errorf("%s", strings.Join(problems, "; "))
@@ -213,7 +266,7 @@ func (p *plugin) verify() *sdk.Action {
 		} else if sub != "" {
 			checkArgs, checkWhat = append(checkArgs, "--read-data-subset="+sub), sub+" of the data read"
 		}
-		r, err := s.run(ctx, s.password, checkArgs...)
+		r, err := s.run(ctx, pw, checkArgs...)
 		if err != nil {
 			return nil, "", nil, err
 		}
@@ -229,15 +282,15 @@ func (p *plugin) verify() *sdk.Action {
 			if n == 0 && !a.Has("files") {
 				break
 			}
-			files, err := s.files(ctx, s.password, sn.ID)
+			files, err := s.files(ctx, pw, sn.ID)
 			if err != nil {
-				return nil, "", nil, err
+				return nil, "", nil, fmt.Errorf("snapshot %s of %s: %v", sn.ShortID, sn.Hostname, err)
 			}
 			pick, err := sample(files, a.Strings("files"), n, rng)
 			if err != nil {
 				return nil, "", nil, fmt.Errorf("snapshot %s of %s: %v", sn.ShortID, sn.Hostname, err)
 			}
-			vals, err := s.restoreAndCompare(ctx, s.password, sn, pick)
+			vals, err := s.restoreAndCompare(ctx, pw, sn, pick)
 			if err != nil {
 				return nil, "", nil, err
 			}
@@ -248,21 +301,21 @@ func (p *plugin) verify() *sdk.Action {
 			"check":     cty.StringVal("no errors were found (" + checkWhat + ")"),
 			"restored":  listOf(restoredType, restored),
 		}
-		sum := fmt.Sprintf("%s: %d hosts backed up within %s, check passed (%s), %d files restored and matched", s.repo, len(chosen), maxAge, checkWhat, len(restored))
+		sum := fmt.Sprintf("%s: %d backup sets of %d hosts backed up within %s, check passed (%s), %d files restored and verified", s.repo, len(chosen), len(hosts), maxAge, checkWhat, len(restored))
 		return outs, sum, nil, nil
 	}
 	return sdk.ReadOnlyAction("restic_verify",
-		"Proves the backups: each host's latest snapshot is younger than max_age (and has the paths), restic check passes (read_data_subset reads pack data: a plain check misses a corrupted pack), and sample files restore into a temporary directory with the SHA-256 that restic dump streams. Fails when the evidence is bad; changes nothing. The evidence is the step's outputs.",
+		"Proves the backups: the latest snapshot of each backup set (host and paths, as restic groups them; with paths, the sets that back them up) is younger than max_age, restic check passes (read_data_subset reads pack data: a plain check misses a corrupted pack), and sample files of each set restore (one restic restore --verify per set, which checks their content against the snapshot) with the size the snapshot lists. Fails when the evidence is bad; changes nothing. The evidence is the step's outputs.",
 		[]sdk.Attribute{
-			{Name: "hosts", Type: cty.List(cty.String), Description: "Hosts that must have a fresh snapshot (default: every host in the repository)."},
-			{Name: "paths", Type: cty.List(cty.String), Description: "Paths each of those snapshots must back up."},
-			{Name: "max_age", Type: sdk.DurationType, Description: "Maximum age of a host's latest snapshot (default 26h)."},
+			{Name: "hosts", Type: cty.List(cty.String), Description: "Hosts that must have fresh backups (default: every host in the repository)."},
+			{Name: "paths", Type: cty.List(cty.String), Description: "Selects the backup sets that must be fresh: those whose snapshots back up each of these paths (default: every set of each host)."},
+			{Name: "max_age", Type: sdk.DurationType, Description: "Maximum age of a backup set's latest snapshot (default 26h)."},
 			{Name: "read_data_subset", Type: cty.String, Description: "Part of the pack data restic check reads: \"5%\", \"1/20\", \"all\" (default: none, structure only)."},
-			{Name: "sample_files", Type: cty.Number, Description: "Files per host, chosen at random from the latest snapshot, to test-restore (default 5)."},
+			{Name: "sample_files", Type: cty.Number, Description: "Files per backup set, chosen at random from its latest snapshot, to test-restore (default 5)."},
 			{Name: "files", Type: cty.List(cty.String), Description: "Files to test-restore instead (paths as in the snapshot)."},
 		},
 		[]sdk.Output{
-			{Name: "snapshots", Type: cty.List(snapType), Description: "Each host's latest snapshot."},
+			{Name: "snapshots", Type: cty.List(snapType), Description: "Each backup set's latest snapshot."},
 			{Name: "check", Type: cty.String},
 			{Name: "restored", Type: cty.List(restoredType), Description: "Files test-restored, with their SHA-256."},
 		},
@@ -288,6 +341,16 @@ func checkErrors(r *result) string {
 		lines = append(lines[:6], fmt.Sprintf("(%d more)", len(lines)-6))
 	}
 	return strings.Join(lines, "; ")
+}
+
+// hasAll: every one of want is among paths.
+func hasAll(paths, want []string) bool {
+	for _, w := range want {
+		if !contains(paths, w) {
+			return false
+		}
+	}
+	return true
 }
 
 func contains(ss []string, s string) bool {
