@@ -413,3 +413,49 @@ func TestTemporaryFilesAreRemoved(t *testing.T) {
 		t.Fatalf("the verify left %d entries", len(entries))
 	}
 }
+
+// restic_migrate: a new repository with a master key of its own holds a
+// copy of every snapshot; the old provider's key file with its password
+// opens nothing there; the old repository is untouched; a second plan is
+// a no-op, and the deletion of the old one is left to a person.
+func TestMigrate(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	repo := repoCopy(t)
+	oldKeys, _ := filepath.Glob(filepath.Join(repo, "keys", "*"))
+	to := filepath.Join(t.TempDir(), "new")
+	newPw := "new-provider-repo-pw"
+	// A killed init left a key file and no config: cleaned, not refused.
+	os.MkdirAll(filepath.Join(to, "keys"), 0o700)
+	os.WriteFile(filepath.Join(to, "keys", "0123abcd"), []byte("{}"), 0o600)
+	h := harness(t, repo, nil)
+	attrs := map[string]cty.Value{"to": cty.StringVal(to), "new_password": cty.StringVal(newPw), "read_data_subset": cty.StringVal("all"), "sample_files": cty.NumberIntVal(2)}
+	p, err := h.Plan(ctx, "restic_migrate", attrs, nil)
+	if err != nil || p.Kind != sdk.Change || !strings.Contains(p.Summary, "copy 2 of 2 snapshots") {
+		t.Fatalf("plan: %+v %v", p, err)
+	}
+	r, err := h.Run(ctx, "restic_migrate", attrs)
+	if err != nil || !strings.Contains(r.Summary, "holds the 2 snapshots") || len(r.Diagnostics) != 1 || r.Diagnostics[0].Code != sdk.CodeLeftForPerson {
+		t.Fatalf("apply: %+v %v", r, err)
+	}
+	if p, err := h.Plan(ctx, "restic_migrate", attrs, nil); err != nil || p.Kind != sdk.NoChange {
+		t.Fatalf("second plan: %+v %v", p, err)
+	}
+	if err := restic(to, newPw, t.TempDir(), "snapshots"); err != nil {
+		t.Fatalf("the new password: %v", err)
+	}
+	// The old provider kept a copy of its key file: put it in the new
+	// repository, with its password it opens nothing.
+	b, _ := os.ReadFile(oldKeys[0])
+	os.WriteFile(filepath.Join(to, "keys", filepath.Base(oldKeys[0])), b, 0o600)
+	if err := restic(to, oldPw, t.TempDir(), "cat", "config"); err == nil {
+		t.Fatal("the old provider's key file and password open the new repository")
+	}
+	os.Remove(filepath.Join(to, "keys", filepath.Base(oldKeys[0])))
+	if err := restic(repo, oldPw, t.TempDir(), "snapshots"); err != nil {
+		t.Fatalf("the old repository was changed: %v", err)
+	}
+	if _, err := h.Plan(ctx, "restic_migrate", map[string]cty.Value{"to": cty.StringVal(repo), "new_password": cty.StringVal(newPw)}, nil); err == nil {
+		t.Fatal("a migration onto itself")
+	}
+}

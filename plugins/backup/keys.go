@@ -233,7 +233,9 @@ func (p *plugin) rotateKey() *sdk.Action {
 			}
 		}
 		s.rotatedTo(newPw)
-		return &sdk.ApplyResponse{Summary: fmt.Sprintf("%s: new key %s, removed %d keys", s.repo, v.newID, len(v.remove)), Outputs: map[string]cty.Value{"key_id": cty.StringVal(v.newID)}}
+		return &sdk.ApplyResponse{Summary: fmt.Sprintf("%s: new key %s, removed %d keys", s.repo, v.newID, len(v.remove)), Outputs: map[string]cty.Value{"key_id": cty.StringVal(v.newID)},
+			Diagnostics: sdk.Diagnostics{sdk.LeftForPerson("The repository keeps the old master key",
+				"%s: %s. Replace it with restic_migrate and delete it, or accept that risk in writing.", displayRepo(s.repo), masterKeyNote)}}
 	}
 	return &sdk.Action{
 		Name:        "restic_rotate_key",

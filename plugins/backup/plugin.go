@@ -58,7 +58,7 @@ func New(version string) *sdk.Plugin {
 		Description: "restic repositories: verify that backups are fresh, consistent and restorable; rotate the repository keys the old provider knows.",
 		Config: []sdk.Attribute{
 			{Name: "repository", Type: cty.String, Required: true, Description: "The restic repository: a path, sftp:user@host:/path, rest:https://..., s3:..."},
-			{Name: "password", Type: cty.String, Required: true, Sensitive: true, Description: "The repository password the old provider handed over."},
+			{Name: "password", Type: cty.String, Sensitive: true, Description: "The repository password: the one the old provider handed over, or for a repository restic_migrate made, the same secret(\"NAME\") as its new_password (null until the migration made it: the steps on it run after)."},
 			{Name: "rotated_password", Type: cty.String, Sensitive: true, Description: "The password restic_rotate_key sets: the same secret(\"NAME\") as its new_password (in a plugin block, the stored value; null until the rotation made it). Once password no longer opens the repository, every command uses it, so the runbook works before, during and after its rotation."},
 			{Name: "env", Type: cty.Map(cty.String), Sensitive: true, Description: "Environment for the backend (AWS_ACCESS_KEY_ID, B2_ACCOUNT_KEY, ...)."},
 			{Name: "options", Type: cty.Map(cty.String), Description: "restic -o options, e.g. sftp.command."},
@@ -73,7 +73,7 @@ func New(version string) *sdk.Plugin {
 			}
 			return "restic repository " + displayRepo(p.s.repo)
 		},
-		Actions: []*sdk.Action{p.scrubbed(p.verify()), p.scrubbed(p.rotateKey()), p.scrubbed(p.snapshots())},
+		Actions: []*sdk.Action{p.scrubbed(p.verify()), p.scrubbed(p.rotateKey()), p.scrubbed(p.snapshots()), p.scrubbed(p.migrate())},
 	}
 }
 
