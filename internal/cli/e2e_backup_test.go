@@ -39,11 +39,19 @@ func TestBackupKeyRotationKilledAndResumed(t *testing.T) {
 		}
 		f := newFixture(t, fmt.Sprintf(`
 plugin "backup" {
-  repository = %q
-  password   = %q
+  repository       = %q
+  password         = %q
+  rotated_password = secret("restic")
 }
 step "backup.restic_rotate_key" "key" {
   new_password = secret("restic")
+}
+# After the rotation, in the same run and in every resumed one: the
+# plugin turns to the rotated password.
+step "backup.restic_verify" "after" {
+  hosts        = ["h1"]
+  sample_files = 1
+  depends_on   = [step.key]
 }
 `, repo, oldPw))
 		kills, mid := killAndResume(t, f, 2, func() time.Duration { return time.Duration(200+rng.Intn(2000)) * time.Millisecond })
@@ -73,8 +81,83 @@ func resticAs(repo, pw, dir string, args ...string) error {
 	return nil
 }
 
+// TestBackupMigrationKilledAndResumed kills `switchover apply` at ten
+// random instants while it rotates a repository's key and migrates it to a
+// new repository with a master key of its own, resumes it, and checks: the
+// stored password opens the new repository, which holds a copy of every
+// snapshot with the same files; the old provider's key file with its
+// password opens nothing there; the old repository is still readable.
+func TestBackupMigrationKilledAndResumed(t *testing.T) {
+	t.Parallel()
+	const oldPw = "old-provider-repo-pw"
+	src := t.TempDir()
+	for i := 0; i < 4; i++ {
+		b := make([]byte, 1<<20)
+		rand.New(rand.NewSource(int64(i))).Read(b)
+		os.WriteFile(filepath.Join(src, fmt.Sprintf("data%d.bin", i)), b, 0o644)
+	}
+	repo := filepath.Join(t.TempDir(), "repo")
+	for _, args := range [][]string{{"init"}, {"backup", "--host", "h1", "."}, {"backup", "--host", "h2", "."}} {
+		if err := resticAs(repo, oldPw, src, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	oldKeys, _ := filepath.Glob(filepath.Join(repo, "keys", "*"))
+	oldKey, _ := os.ReadFile(oldKeys[0])
+	to := filepath.Join(t.TempDir(), "new")
+	f := newFixture(t, fmt.Sprintf(`
+plugin "backup" {
+  repository       = %q
+  password         = %q
+  rotated_password = secret("restic")
+}
+step "backup.restic_rotate_key" "key" {
+  new_password = secret("restic")
+}
+step "backup.restic_migrate" "move" {
+  to           = %q
+  new_password = secret("restic")
+  sample_files = 2
+  depends_on   = [step.key]
+}
+`, repo, oldPw, to))
+	seed := time.Now().UnixNano()
+	rng := rand.New(rand.NewSource(seed))
+	kills, mid := killAndResume(t, f, 10, func() time.Duration { return time.Duration(100+rng.Intn(2500)) * time.Millisecond })
+	t.Logf("seed %d: %d kills, %d mid-step", seed, kills, mid)
+	pw := secretValue(t, f.dir, "restic")
+	for _, host := range []string{"h1", "h2"} {
+		out := t.TempDir()
+		if err := resticAs(to, pw, src, "restore", "latest", "--host", host, "--target", out); err != nil {
+			t.Fatalf("seed %d: the new repository with the stored password: %v", seed, err)
+		}
+		for i := 0; i < 4; i++ {
+			a, _ := os.ReadFile(filepath.Join(src, fmt.Sprintf("data%d.bin", i)))
+			b, _ := os.ReadFile(filepath.Join(out, fmt.Sprintf("data%d.bin", i))) // restic restores a single path's content at the target
+			if !bytes.Equal(a, b) {
+				var found []string
+				filepath.Walk(out, func(p string, _ os.FileInfo, _ error) error { found = append(found, p); return nil })
+				t.Fatalf("seed %d: data%d.bin of %s differs in the new repository (%d and %d bytes; restored: %v)", seed, i, host, len(a), len(b), found)
+			}
+		}
+	}
+	// The old provider's copy of its key file, with its password.
+	os.WriteFile(filepath.Join(to, "keys", filepath.Base(oldKeys[0])), oldKey, 0o600)
+	if err := resticAs(to, oldPw, src, "cat", "config"); err == nil {
+		t.Fatalf("seed %d: the old key file and password open the new repository", seed)
+	}
+	os.Remove(filepath.Join(to, "keys", filepath.Base(oldKeys[0])))
+	if err := resticAs(repo, pw, src, "snapshots"); err != nil {
+		t.Fatalf("seed %d: the old repository: %v", seed, err)
+	}
+	if code, out := f.apply(); code != ExitOK {
+		t.Fatalf("seed %d: a second apply: exit %d\n%s", seed, code, out)
+	}
+}
+
 // The example runbook runbooks/backups on a real repository: the
-// backups are verified, the key is rotated, and the run waits for the
+// backups are verified, the key is rotated, the backups are moved to a
+// repository with a master key of its own, and the run waits for the
 // person who updates the backup clients.
 func TestBackupExampleRunbook(t *testing.T) {
 	t.Parallel()
@@ -93,14 +176,22 @@ func TestBackupExampleRunbook(t *testing.T) {
 	}
 	f := newFixture(t, "")
 	os.WriteFile(filepath.Join(f.dir, "main.sw.hcl"), body, 0o644)
-	vars := fmt.Sprintf(`{"repository": %q, "password": %q, "hosts": ["office-nas"]}`, repo, oldPw)
+	to := filepath.Join(t.TempDir(), "new")
+	vars := fmt.Sprintf(`{"repository": %q, "password": %q, "hosts": ["office-nas"], "new_repository": %q}`, repo, oldPw, to)
 	os.WriteFile(filepath.Join(f.dir, "vars.json"), []byte(vars), 0o600)
 	code, out := f.apply("-var-file", filepath.Join(f.dir, "vars.json"))
-	if code != ExitWaiting || !strings.Contains(out, "1 hosts backed up within 26h0m0s, check passed (5% of the data read), 1 files restored and matched") {
+	if code != ExitWaiting || !strings.Contains(out, "1 backup sets of 1 hosts backed up within 26h0m0s, check passed (5% of the data read), 1 files restored and verified") {
 		t.Fatalf("apply: exit %d\n%s", code, out)
 	}
 	if err := resticAs(repo, secretValue(t, f.dir, "restic/office"), src, "snapshots"); err != nil {
 		t.Fatalf("the new password: %v", err)
+	}
+	if err := resticAs(to, secretValue(t, f.dir, "restic/office"), src, "restore", "latest", "--target", t.TempDir()); err != nil {
+		t.Fatalf("the new repository: %v", err)
+	}
+	_, md, _ := f.run("handover", f.dir)
+	if !strings.Contains(md, "Delete the old repository") || !strings.Contains(md, "old master key") {
+		t.Fatalf("the checklist does not say the old repository shares the old master key:\n%s", md)
 	}
 	if err := resticAs(repo, oldPw, src, "snapshots"); err == nil {
 		t.Fatal("the old password still opens the repository")

@@ -3,6 +3,7 @@ package demo
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/go-ldap/ldap/v3"
 	"golang.org/x/crypto/ssh"
@@ -89,5 +90,12 @@ func (l *Lab) Check() ([]Finding, error) {
 	}
 	add("RMM: its API token "+OldRMMToken, l.RMM.Active(OldRMMToken))
 	add("restic: the repository password it knew", l.restic(OldRepoPassword, l.Dir, "cat", "config") == nil)
+	// Where the backups are: the new repository once the switch made it
+	// (the old one waits for a person to delete it, a step of the run).
+	where := l.Repo
+	if _, err := os.Stat(filepath.Join(l.NewRepo, "config")); err == nil {
+		where = l.NewRepo
+	}
+	add("restic: its copy of the old key file, with its password, reads the backups", l.oldKeyOpens(where))
 	return out, nil
 }

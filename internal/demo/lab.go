@@ -47,6 +47,11 @@ type Lab struct {
 	RMM   *rmmlab.Server
 	Graph *graphtest.Server
 	Repo  string
+	// NewRepo is where the backups move (restic_migrate); OldKeyFile the
+	// copy of its key file the old provider kept (named oldKeyName).
+	NewRepo    string
+	OldKeyFile []byte
+	oldKeyName string
 
 	// Seeded: the old provider's AD accounts (DNs), its SCIM users and
 	// Entra objects (ids).
@@ -231,17 +236,46 @@ func (l *Lab) startRestic() error {
 		}
 	}
 	l.Repo = filepath.Join(l.Dir, "restic", "repo")
+	l.NewRepo = filepath.Join(l.Dir, "restic", "new")
 	if err := l.restic(OldRepoPassword, src, "init"); err != nil {
 		return err
 	}
+	// The old provider keeps a copy of its key file.
+	keys, _ := filepath.Glob(filepath.Join(l.Repo, "keys", "*"))
+	if len(keys) != 1 {
+		return fmt.Errorf("the lab repository has %d key files", len(keys))
+	}
+	var err error
+	if l.OldKeyFile, err = os.ReadFile(keys[0]); err != nil {
+		return err
+	}
+	l.oldKeyName = filepath.Base(keys[0])
 	return l.restic(OldRepoPassword, src, "backup", "--host", backupHost, ".")
 }
 
 // restic runs restic on the lab repository with a password.
 func (l *Lab) restic(pw, dir string, args ...string) error {
+	return l.resticOn(l.Repo, pw, dir, args...)
+}
+
+// oldKeyOpens: the old provider's copy of its key file, put in repo, with
+// its password opens it (the file is taken out again).
+func (l *Lab) oldKeyOpens(repo string) bool {
+	f := filepath.Join(repo, "keys", l.oldKeyName)
+	if _, err := os.Stat(f); err == nil {
+		return l.resticOn(repo, OldRepoPassword, l.Dir, "cat", "config") == nil // still there: the old key itself
+	}
+	if os.WriteFile(f, l.OldKeyFile, 0o600) != nil {
+		return false
+	}
+	defer os.Remove(f)
+	return l.resticOn(repo, OldRepoPassword, l.Dir, "cat", "config") == nil
+}
+
+func (l *Lab) resticOn(repo, pw, dir string, args ...string) error {
 	cmd := exec.Command("restic", append([]string{"-q"}, args...)...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "RESTIC_REPOSITORY="+l.Repo, "RESTIC_PASSWORD="+pw, "RESTIC_CACHE_DIR="+filepath.Join(l.Dir, "restic", "cache"))
+	cmd.Env = append(os.Environ(), "RESTIC_REPOSITORY="+repo, "RESTIC_PASSWORD="+pw, "RESTIC_CACHE_DIR="+filepath.Join(l.Dir, "restic", "cache"))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("restic %s: %v: %s", args[0], err, strings.TrimSpace(string(out)))
@@ -292,6 +326,7 @@ func (l *Lab) Values() (vars map[string]any, env []string, err error) {
 		"rmm_old_token_name":             OldRMMToken,
 		"saas_ca_file":                   saasCA,
 		"backup_repository":              l.Repo,
+		"backup_new_repository":          l.NewRepo,
 		"backup_hosts":                   []string{backupHost},
 	}
 	env = []string{

@@ -88,11 +88,6 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			return nil, err
 		}
 		progress("apply: %s", strings.TrimPrefix(lineWith(out, "Apply finished"), "Apply finished "))
-		// The repository key was rotated: the plugin opens it with the new
-		// one from now on (the backups runbook's README says so).
-		if pw, err := Secret(ctx, o.Bin, r.Runbook, "backups/restic/office"); err == nil {
-			env = append(env, "SWITCHOVER_VAR_backup_password="+pw)
-		}
 		people, due, err := waiting(run, r.Runbook)
 		if err != nil {
 			return nil, err

@@ -368,7 +368,8 @@ func TestRotationResumesWithEitherPassword(t *testing.T) {
 		t.Fatal(err)
 	}
 	h = harness(t, repo, map[string]cty.Value{"rotated_password": cty.StringVal(newPw)})
-	if _, err := h.Plan(ctx, "restic_snapshots", nil, nil); err != nil {
+	// Several commands: each after the first uses the rotated password.
+	if _, err := h.Plan(ctx, "restic_verify", map[string]cty.Value{"hosts": strs("h1"), "sample_files": cty.NumberIntVal(1)}, nil); err != nil {
 		t.Fatalf("after the rotation, with the old password configured: %v", err)
 	}
 }

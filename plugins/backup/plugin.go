@@ -179,6 +179,11 @@ func (s *settings) run(ctx context.Context, password string, args ...string) (*r
 func (s *settings) runCall(ctx context.Context, c call) (*result, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !c.exact && c.password == s.configured {
+		// The plugin's password, which may have turned to the rotated
+		// one since the caller read it.
+		c.password = s.password
+	}
 	for attempt := 0; ; attempt++ {
 		r, err := s.runOnce(ctx, c)
 		if err == nil && r.exit != 0 && !c.exact && c.password == s.password && s.rotated != "" && s.rotated != s.password && wrongPassword(r) {

@@ -139,6 +139,9 @@ variable "backup_hosts" {
   description = "Hosts whose backups must be fresh"
   type        = list(string)
 }
+variable "backup_new_repository" {
+  description = "Where the backups move to, a repository with a master key of the new provider's: a path, sftp:..., rest:..."
+}
 
 # --- The systems ------------------------------------------------------------
 
@@ -187,10 +190,11 @@ module "saas" {
 }
 
 module "backups" {
-  source     = "../backups"
-  repository = var.backup_repository
-  password   = var.backup_password
-  hosts      = var.backup_hosts
+  source         = "../backups"
+  new_repository = var.backup_new_repository
+  repository     = var.backup_repository
+  password       = var.backup_password
+  hosts          = var.backup_hosts
 }
 
 # --- What only a person can do ----------------------------------------------

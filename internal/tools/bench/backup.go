@@ -10,9 +10,9 @@ import (
 	"time"
 )
 
-// benchBackup: restic_verify over a repository of sizeMB with a 5% read
-// data subset and 20 test-restored files, against the same restic commands
-// in one shell script (the floor).
+// benchBackup: restic_verify over a repository of sizeMB with a 1/20 read
+// data subset and 20 test-restored files, against a shell script of
+// snapshots, check and one restore --verify (the floor).
 func benchBackup(bin string, sizeMB, runs int) {
 	dir, err := os.MkdirTemp("", "bench-backup-")
 	if err != nil {
@@ -61,19 +61,15 @@ step "backup.restic_verify" "v" {
   files            = [%s]
 }
 `, repo, filepath.Join(dir, "cache"), strings.Join(quoted, ", "))), 0o644)
+	// The floor: what a careful person's script does, snapshots, check
+	// with the same subset, one restore of the files, verified by restic.
 	script := fmt.Sprintf(`set -e
 restic --no-lock --json snapshots >/dev/null
 restic check --read-data-subset=1/20 >/dev/null
-restic --no-lock --json ls latest >/dev/null
 t=$(mktemp -d)
-restic restore latest --target "$t" %s >/dev/null
-for f in %s; do
-  a=$(restic dump latest "$f" | sha256sum | cut -d' ' -f1)
-  b=$(sha256sum "$t$f" | cut -d' ' -f1)
-  [ "$a" = "$b" ]
-done
+restic restore latest --verify --target "$t" %s >/dev/null
 rm -rf "$t"
-`, "--include "+strings.Join(names, " --include "), strings.Join(names, " "))
+`, "--include "+strings.Join(names, " --include "))
 	os.WriteFile(filepath.Join(dir, "floor.sh"), []byte(script), 0o755)
 	measure := func(name string, cmd func() *exec.Cmd) (best, worst time.Duration) {
 		for r := 0; r < runs; r++ {
@@ -99,9 +95,9 @@ rm -rf "$t"
 		c.Env = env
 		return c
 	})
-	fmt.Printf("restic_verify of a %d MB repository: check reading 1/20 of the packs (the same group in every run), %d files test-restored and compared with restic dump;\nbest and worst of %d runs, %d CPUs\n\n", sizeMB, len(names), runs, numCPU())
+	fmt.Printf("restic_verify of a %d MB repository: check reading 1/20 of the packs (the same group in every run), %d files test-restored (restore --verify);\nbest and worst of %d runs, %d CPUs\n\n", sizeMB, len(names), runs, numCPU())
 	fmt.Printf("%-44s %8s %8s\n", "what", "best s", "worst s")
 	fmt.Printf("%-44s %8.2f %8.2f\n", "switchover apply (plan + verify)", sb.Seconds(), sw.Seconds())
-	fmt.Printf("%-44s %8.2f %8.2f\n", "floor: the same restic commands in sh", fb.Seconds(), fw.Seconds())
-	fmt.Printf("\nswitchover / floor: %.2fx\n", sb.Seconds()/fb.Seconds())
+	fmt.Printf("%-44s %8.2f %8.2f\n", "floor: sh, snapshots + check + 1 restore", fb.Seconds(), fw.Seconds())
+	fmt.Printf("\nswitchover / floor: %.2fx (goal: within 2x)\n", sb.Seconds()/fb.Seconds())
 }
