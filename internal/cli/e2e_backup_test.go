@@ -201,7 +201,7 @@ func TestBackupExampleRunbook(t *testing.T) {
 // restServer starts Debian's rclone as a restic REST server with basic
 // auth on loopback and returns its address; the test's end stops it. A
 // port taken between choosing it and rclone's bind is chosen again.
-func restServer(t *testing.T, user, pass string) string {
+func restServer(t *testing.T, user, pass string, extra ...string) string {
 	t.Helper()
 	for try := 0; try < 5; try++ {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -210,7 +210,7 @@ func restServer(t *testing.T, user, pass string) string {
 		}
 		addr := ln.Addr().String()
 		ln.Close()
-		cmd := exec.Command("rclone", "serve", "restic", "--addr", addr, "--user", user, "--pass", pass, "--config", os.DevNull, t.TempDir())
+		cmd := exec.Command("rclone", append([]string{"serve", "restic", "--addr", addr, "--user", user, "--pass", pass, "--config", os.DevNull, t.TempDir()}, extra...)...)
 		var log bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &log, &log
 		if err := cmd.Start(); err != nil {
@@ -240,7 +240,8 @@ func restServer(t *testing.T, user, pass string) string {
 	return ""
 }
 
-// A repository behind a REST server with credentials: restic takes them
+// A repository behind a REST server with credentials, migrated to one that
+// takes no deletion (append-only): restic takes the credentials
 // only in the URL, so the URL is a secret. Given through a sensitive
 // variable, its password appears in no file of the workspace (state,
 // audit trail, saved plan, checklists), in no output of plan, apply,
@@ -261,10 +262,12 @@ func TestBackupRESTRepositoryPasswordStaysSecret(t *testing.T) {
 	}
 	f := newFixture(t, `
 variable "repository" { sensitive = true }
+variable "new_repository" { sensitive = true }
 variable "password" { sensitive = true }
 plugin "backup" {
-  repository = var.repository
-  password   = var.password
+  repository       = var.repository
+  password         = var.password
+  rotated_password = secret("restic/office")
 }
 step "backup.restic_snapshots" "before" {}
 step "backup.restic_verify" "backups" {
@@ -276,9 +279,18 @@ step "backup.restic_rotate_key" "key" {
   new_password = secret("restic/office")
   depends_on   = [step.backups]
 }
+step "backup.restic_migrate" "move" {
+  to           = var.new_repository
+  new_password = secret("restic/office")
+  sample_files = 1
+  depends_on   = [step.key]
+}
 `)
+	// The new repository on a server that takes no deletion (append-only),
+	// with the same credentials.
+	newRepo := "rest:http://backupuser:" + url.QueryEscape(restPw) + "@" + restServer(t, "backupuser", restPw, "--append-only") + "/office-new"
 	vars := filepath.Join(t.TempDir(), "vars.json") // outside the workspace: it is the input
-	os.WriteFile(vars, []byte(fmt.Sprintf(`{"repository": %q, "password": %q}`, repo, repoPw)), 0o600)
+	os.WriteFile(vars, []byte(fmt.Sprintf(`{"repository": %q, "password": %q, "new_repository": %q}`, repo, repoPw, newRepo)), 0o600)
 	var outputs strings.Builder
 	run := func(args ...string) int {
 		code, out, errs := f.run(args...)
@@ -304,6 +316,9 @@ step "backup.restic_rotate_key" "key" {
 	run("handover", f.dir)
 	if err := resticAs(repo, secretValue(t, f.dir, "restic/office"), src, "snapshots"); err != nil {
 		t.Fatalf("the new password does not open the repository: %v", err)
+	}
+	if err := resticAs(newRepo, secretValue(t, f.dir, "restic/office"), src, "restore", "latest", "--target", t.TempDir()); err != nil {
+		t.Fatalf("the migrated repository on the REST server: %v", err)
 	}
 	forms := []string{restPw, url.QueryEscape(restPw), url.PathEscape(restPw), strings.ReplaceAll(restPw, "+", `\u002b`), strings.ReplaceAll(restPw, "+", " ")}
 	check := func(where, text string) {
