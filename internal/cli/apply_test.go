@@ -59,7 +59,11 @@ func (f *fixture) apply(extra ...string) (int, string) {
 
 func (f *fixture) states() map[string]*state.Instance {
 	f.t.Helper()
-	b, err := state.OpenFile(workspace.Path(f.dir))
+	open, _, err := stateOpener(f.dir) // files, or the runbook's backend
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	b, err := open(workspace.Path(f.dir))
 	if err != nil {
 		f.t.Fatal(err)
 	}

@@ -32,7 +32,7 @@ func runAudit(ctx context.Context, env *Env, args []string) int {
 		return code
 	}
 	dir := dirArg(pos)
-	if !workspace.Exists(dir) {
+	if !workspaceExists(dir) {
 		fmt.Fprintf(env.Stderr, "switchover audit: %s has no state yet: nothing was applied there\n", dir)
 		return ExitError
 	}
@@ -90,7 +90,11 @@ func runAudit(ctx context.Context, env *Env, args []string) int {
 // readTrail reads DIR's state and audit trail without taking the lock or
 // writing anything.
 func readTrail(dir string) (*state.Snapshot, []byte, error) {
-	b, err := state.Open(workspace.Path(dir))
+	open, _, err := stateOpener(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := open(workspace.Path(dir))
 	if err != nil {
 		return nil, nil, err
 	}

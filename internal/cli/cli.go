@@ -56,6 +56,7 @@ func init() {
 		{"status", "Show the state of the run: each step's status, attempts, errors", runStatus},
 		{"confirm", "Record that a person did a step that waits for a person", runConfirm},
 		{"unlock", "Remove a state lock left behind", runUnlock},
+		{"state", "Move a workspace's state and audit trail between files and PostgreSQL", runState},
 		{"secrets", "List the secrets, or show one (decrypted)", runSecrets},
 		{"audit", "Verify or show the audit trail", runAudit},
 		{"handover", "The new provider's onboarding checklist; the encrypted handover bundle", runHandover},

@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/switchover/switchover/internal/testing/pglab"
 	"os"
 	"testing"
 
@@ -39,6 +40,14 @@ func TestMain(m *testing.M) {
 	if os.Getenv("SWITCHOVER_TEST_AS_MAIN") == "1" {
 		os.Exit(Main(os.Args[1:], &Env{Stdout: os.Stdout, Stderr: os.Stderr, Stdin: os.Stdin}))
 	}
+	// One PostgreSQL for the package's tests of the pg backend, started
+	// while the plugins are written.
+	pgDone := make(chan error, 1)
+	go func() {
+		var err error
+		pgLab, err = pglab.Start()
+		pgDone <- err
+	}()
 	// One plugin directory for every fixture, written before any test runs.
 	dir, err := os.MkdirTemp("", "switchover-cli-plugins-")
 	if err == nil {
@@ -49,7 +58,12 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	sharedPluginDir = dir
-	testscript.Main(cleanupAfter{m, func() { os.RemoveAll(dir) }}, map[string]func(){
+	if err := <-pgDone; err != nil {
+		// Never a silent skip: CI installs postgresql.
+		fmt.Fprintf(os.Stderr, "cannot start PostgreSQL: %v\n", err)
+		os.Exit(1)
+	}
+	testscript.Main(cleanupAfter{m, func() { os.RemoveAll(dir); pgLab.Stop() }}, map[string]func(){
 		"switchover": func() {
 			os.Exit(Main(os.Args[1:], &Env{Stdout: os.Stdout, Stderr: os.Stderr, Stdin: os.Stdin}))
 		},

@@ -6,7 +6,6 @@ import (
 	"math/rand"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,7 +16,6 @@ import (
 	"github.com/switchover/switchover/internal/secrets"
 	"github.com/switchover/switchover/internal/state"
 	"github.com/switchover/switchover/internal/testing/testplugin"
-	"github.com/switchover/switchover/internal/workspace"
 )
 
 const crashRunbook = `
@@ -138,7 +136,7 @@ func checkCrashScenario(t *testing.T, f *fixture) {
 			recv[fs[1]] = fs[2]
 		}
 	}
-	ws, err := workspace.Open(f.dir)
+	ws, err := openWorkspace(f.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +168,10 @@ func checkCrashScenario(t *testing.T, f *fixture) {
 		}
 	})
 	// The audit trail survived the kills with its chain intact.
-	data, _ := os.ReadFile(filepath.Join(workspace.Path(f.dir), audit.FileName))
+	_, data, err := readTrail(f.dir) // files, or the runbook's backend
+	if err != nil {
+		t.Fatal(err)
+	}
 	var seq int64
 	var hash string
 	ws.State.View(func(s *state.Snapshot) { seq, hash = s.AuditSeq, s.AuditHash })

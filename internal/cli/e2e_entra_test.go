@@ -229,7 +229,7 @@ func TestEntraRunbookUnderGraphsQuirks(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, quirk := range map[string]func(g *graphtest.Server){
-		"tokens expire early": func(g *graphtest.Server) { g.TokenLifetime = 250 * time.Millisecond; g.Latency = 20 * time.Millisecond },
+		"tokens expire early": func(g *graphtest.Server) { g.TokenLifetime = 800 * time.Millisecond; g.Latency = 20 * time.Millisecond },
 		"nextLinks say localhost, pages of 2": func(g *graphtest.Server) {
 			u, _ := url.Parse(g.URL)
 			g.NextLinkHost = "LOCALHOST:" + u.Port()

@@ -95,7 +95,7 @@ func checklistOf(env *Env, verb, dir string) (*handover.Checklist, int) {
 		printDiags(env.Stderr, rb.Files, diags)
 		return nil, ExitError
 	}
-	if !workspace.Exists(dir) {
+	if !workspaceExists(dir) {
 		fmt.Fprintf(env.Stderr, "switchover %s: %s has no state yet: nothing was applied there\n", verb, dir)
 		return nil, ExitError
 	}

@@ -242,7 +242,7 @@ func recordPlan(env *Env, sess *session, c plans.Counts, diags hcl.Diagnostics, 
 	if sess.ws == nil && len(warnings) > 0 {
 		// Something a plugin did that the trail must hold (a host key
 		// trusted on first use): make the workspace to record it.
-		ws, err := workspace.Open(sess.g.Runbook.Dir)
+		ws, err := openWorkspace(sess.g.Runbook.Dir)
 		if err != nil {
 			fmt.Fprintf(env.Stderr, "Note: the plugins' warnings are not recorded in an audit trail: %v\n", err)
 			return

@@ -64,8 +64,8 @@ func openSession(ctx context.Context, env *Env, o sessionOptions, jsonOut bool) 
 	s := &session{ctx: ctx, host: pluginhost.New(pluginhost.Options{Dirs: pluginDirs(o.PluginDir), WorkDir: o.Dir, Notices: env.Stderr})}
 	red := engine.NewRedactor()
 	s.run = &engine.Run{Redactor: red}
-	if hasRunbookFiles(o.Dir) && (o.ForApply || o.NeedWorkspace || workspace.Exists(o.Dir)) {
-		ws, err := workspace.Open(o.Dir)
+	if hasRunbookFiles(o.Dir) && (o.ForApply || o.NeedWorkspace || workspaceExists(o.Dir)) {
+		ws, err := openWorkspace(o.Dir)
 		if err != nil {
 			return s, nil, err
 		}

@@ -19,11 +19,11 @@ import (
 
 // openExisting opens the workspace of a runbook that has been applied.
 func openExisting(env *Env, verb, dir string) (*workspace.Workspace, bool) {
-	if !workspace.Exists(dir) {
+	if !workspaceExists(dir) {
 		fmt.Fprintf(env.Stderr, "switchover %s: %s has no state yet: nothing was applied there (the state lives in %s)\n", verb, dir, workspace.Path(dir))
 		return nil, false
 	}
-	ws, err := workspace.Open(dir)
+	ws, err := openWorkspace(dir)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "switchover %s: %v\n", verb, err)
 		return nil, false

@@ -161,6 +161,7 @@ var fileSchema = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{
 	{Type: "output", LabelNames: []string{"name"}},
 	{Type: "handover"},
 	{Type: "module", LabelNames: []string{"name"}},
+	{Type: "backend", LabelNames: []string{"type"}},
 }}
 
 type loader struct {
@@ -236,8 +237,39 @@ func (l *loader) body(b hcl.Body) {
 			l.handover(blk)
 		case "module":
 			l.module(blk)
+		case "backend":
+			l.backend(blk)
 		}
 	}
+}
+
+var backendSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "workspace", Required: true}, {Name: "connection_env"}}}
+
+// backend is the backend "pg" block (constants only: it is read before
+// variables have values, by every command that opens the state).
+func (l *loader) backend(blk *hcl.Block) {
+	if l.prefix != "" {
+		l.errf(&blk.DefRange, "Backend in a module", "Only the runbook itself says where its state lives; remove the backend block from the module.")
+		return
+	}
+	if l.rb.Backend != nil {
+		l.errf(&blk.DefRange, "Duplicate backend block", "The backend was already declared at %s.", l.rb.Backend.DeclRange)
+		return
+	}
+	if t := blk.Labels[0]; t != "pg" {
+		l.errf(&blk.LabelRanges[0], "Unknown backend", "backend %q: the backends are \"pg\" (PostgreSQL); without a backend block the state is in files in .switchover/.", t)
+		return
+	}
+	content, d := blk.Body.Content(backendSchema)
+	l.diags = append(l.diags, d...)
+	b := &Backend{Type: blk.Labels[0], ConnectionEnv: "SWITCHOVER_PG_URL", DeclRange: blk.DefRange}
+	if a, ok := content.Attributes["workspace"]; ok {
+		b.Workspace, _ = l.literalString(a)
+	}
+	if a, ok := content.Attributes["connection_env"]; ok {
+		b.ConnectionEnv, _ = l.literalString(a)
+	}
+	l.rb.Backend = b
 }
 
 // literalString evaluates a constant string attribute.
@@ -596,4 +628,39 @@ func (l *loader) output(blk *hcl.Block) {
 		o.Sensitive, _ = l.literalBool(a)
 	}
 	l.rb.Outputs = append(l.rb.Outputs, o)
+}
+
+// ReadBackend reads only the backend block of the runbook in dir (nil
+// when it has none): the commands that open the state read it before, or
+// without, the whole runbook.
+func ReadBackend(dir string) (*Backend, hcl.Diagnostics) {
+	files, diags := readDir(dir, nil)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	l := &loader{rb: &Runbook{Dir: dir}}
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	p := hclparse.NewParser()
+	for _, n := range names {
+		var f *hcl.File
+		var d hcl.Diagnostics
+		if strings.HasSuffix(n, SuffixJSON) {
+			f, d = p.ParseJSON(files[n], n)
+		} else {
+			f, d = p.ParseHCL(files[n], n)
+		}
+		if d.HasErrors() {
+			return nil, d
+		}
+		c, _, d := f.Body.PartialContent(&hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{{Type: "backend", LabelNames: []string{"type"}}}})
+		l.diags = append(l.diags, d...)
+		for _, blk := range c.Blocks {
+			l.backend(blk)
+		}
+	}
+	return l.rb.Backend, l.diags
 }

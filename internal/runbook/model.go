@@ -32,6 +32,21 @@ type Runbook struct {
 	Modules []*Module
 	// Handover lists what the new provider must do (handover { item ... }).
 	Handover []*HandoverItem
+	// Backend is where the state, its lock and the audit trail live (nil:
+	// files in .switchover/).
+	Backend *Backend
+}
+
+// Backend is a backend "TYPE" { ... } block: "pg" keeps the workspace in
+// PostgreSQL, for a team.
+type Backend struct {
+	Type string
+	// Workspace names this switchover's rows (a client and runbook).
+	Workspace string
+	// ConnectionEnv is the environment variable with the connection
+	// string (never in the runbook: it holds a password).
+	ConnectionEnv string
+	DeclRange     hcl.Range
 }
 
 // HandoverItem is one task for the new provider in the checklist.

@@ -343,6 +343,10 @@ func readLock(path string) (LockInfo, error) {
 	return li, err
 }
 
+// HolderGone: the lock's holder was a process on this host that is no
+// longer running (its lock may be taken over).
+func HolderGone(li LockInfo) bool { return li.deadOnThisHost() }
+
 func (li LockInfo) deadOnThisHost() bool {
 	host, _ := os.Hostname()
 	if li.Host != host || li.PID <= 0 {
