@@ -56,6 +56,13 @@ type Backend struct {
 	mu   sync.Mutex
 	conn *pgx.Conn // reads and appends
 
+	// auditConn appends the audit trail's lines with synchronous_commit
+	// off: each is the database's when Append returns (a killed
+	// switchover loses none), and Sync makes them survive a crash of the
+	// database's machine, as a file's write and fsync do.
+	auditMu   sync.Mutex
+	auditConn *pgx.Conn
+
 	lockMu   sync.Mutex
 	lockConn *pgx.Conn // the session that holds the advisory lock
 	held     string    // the lock id this backend holds
@@ -402,19 +409,48 @@ func (j journal) ReadAll() ([]byte, error) {
 }
 
 func (j journal) Append(line []byte) error {
-	j.b.mu.Lock()
-	defer j.b.mu.Unlock()
-	if j.b.conn == nil {
-		return errors.New("state backend is closed")
+	b := j.b
+	b.auditMu.Lock()
+	defer b.auditMu.Unlock()
+	ctx := context.Background()
+	if b.auditConn == nil {
+		b.mu.Lock()
+		if b.conn == nil {
+			b.mu.Unlock()
+			return errors.New("state backend is closed")
+		}
+		cfg := b.conn.Config()
+		b.mu.Unlock()
+		conn, err := connect(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		if _, err := conn.Exec(ctx, `SET synchronous_commit = off`); err != nil {
+			conn.Close(ctx)
+			return fmt.Errorf("writing the audit trail to PostgreSQL: %v", plainError(err))
+		}
+		b.auditConn = conn
 	}
-	if _, err := j.b.conn.Exec(context.Background(), `INSERT INTO switchover_audit (workspace, line) VALUES ($1, $2)`, j.b.ws, line); err != nil {
+	if _, err := b.auditConn.Exec(ctx, `INSERT INTO switchover_audit (workspace, line) VALUES ($1, $2)`, b.ws, line); err != nil {
 		return fmt.Errorf("writing the audit trail to PostgreSQL: %v", plainError(err))
 	}
 	return nil
 }
 
-// Sync: every Append was committed.
-func (j journal) Sync() error  { return nil }
+// Sync waits until the database's log is on its disk up to now: a
+// synchronous commit (of a transaction id) flushes every commit before it.
+func (j journal) Sync() error {
+	j.b.mu.Lock()
+	defer j.b.mu.Unlock()
+	if j.b.conn == nil {
+		return errors.New("state backend is closed")
+	}
+	if _, err := j.b.conn.Exec(context.Background(), `SELECT txid_current()`); err != nil {
+		return fmt.Errorf("syncing the audit trail in PostgreSQL: %v", plainError(err))
+	}
+	return nil
+}
+
 func (j journal) Close() error { return nil }
 
 // Close implements state.Backend: the lock goes with its session.
@@ -430,6 +466,12 @@ func (b *Backend) Close() error {
 		b.lockConn = nil
 	}
 	b.lockMu.Unlock()
+	b.auditMu.Lock()
+	if b.auditConn != nil {
+		errs = append(errs, b.auditConn.Close(ctx))
+		b.auditConn = nil
+	}
+	b.auditMu.Unlock()
 	b.mu.Lock()
 	if b.conn != nil {
 		errs = append(errs, b.conn.Close(ctx))

@@ -103,8 +103,8 @@ func Start() (*Server, error) {
 				continue
 			default:
 			}
-			if c, err := net.Dial("tcp", s.Addr()); err == nil {
-				c.Close()
+			// Accepting connections, not only listening ("starting up").
+			if exec.Command(filepath.Join(bin, "pg_isready"), "-q", "-h", "127.0.0.1", "-p", strconv.Itoa(s.Port)).Run() == nil {
 				return s, nil
 			}
 			time.Sleep(50 * time.Millisecond)

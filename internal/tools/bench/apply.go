@@ -11,7 +11,40 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/switchover/switchover/internal/testing/pglab"
 )
+
+// benchApplyPG: the same apply with the state, lock and audit trail in a
+// real PostgreSQL on loopback (a fresh database per run); the best apply
+// phase.
+func benchApplyPG(bin, dir, varFile string, n, runs int) time.Duration {
+	lab, err := pglab.Start()
+	if err != nil {
+		fail(err)
+	}
+	defer lab.Stop()
+	src, _ := os.ReadFile(filepath.Join(dir, "main.sw.hcl"))
+	var best time.Duration
+	for r := 0; r < runs; r++ {
+		db := fmt.Sprintf("bench%d", r)
+		if err := lab.CreateDatabase(db); err != nil {
+			fail(err)
+		}
+		os.Setenv("SWITCHOVER_PG_URL", lab.URL(db))
+		pdir := filepath.Join(dir, fmt.Sprintf("pg%d", r))
+		os.MkdirAll(pdir, 0o755)
+		os.WriteFile(filepath.Join(pdir, "main.sw.hcl"), append(src, []byte("backend \"pg\" {\n  workspace = \"bench\"\n}\n")...), 0o644)
+		_, phase, _, last := applyRun(bin, pdir, varFile, 0)
+		if last.Done != n {
+			fail(fmt.Errorf("apply with pg did %d of %d", last.Done, n))
+		}
+		if best == 0 || phase < best {
+			best = phase
+		}
+	}
+	return best
+}
 
 type event struct {
 	Type    string  `json:"type"`
@@ -89,6 +122,9 @@ func benchApply(bin, dir, varFile string, n, runs int) {
 	}
 	row("apply, whole command (best of runs)", bestWall, n)
 	row("  of which the apply phase", bestPhase, n)
+	pgPhase := benchApplyPG(bin, dir, varFile, n, runs)
+	row("  apply phase with the pg backend (PostgreSQL)", pgPhase, n)
+	fmt.Printf("%-44s %9.2fx (goal: within 2x)\n", "  pg backend / file backend", pgPhase.Seconds()/bestPhase.Seconds())
 	var floor time.Duration
 	for r := 0; r < runs; r++ {
 		if d := applyFloor(dir, n); floor == 0 || d < floor {
