@@ -166,16 +166,32 @@ func (b *Backend) Append(recs []*state.Record) error {
 		}
 		rows[i] = data
 	}
+	held := b.heldID()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.conn == nil {
 		return errors.New("state backend is closed")
 	}
-	_, err := b.conn.Exec(context.Background(), `INSERT INTO switchover_state (workspace, record) SELECT $1, r FROM unnest($2::bytea[]) WITH ORDINALITY AS t(r, n) ORDER BY n`, b.ws, rows)
+	// A lock holder writes only while the lock row is still its own: a
+	// lock taken away (unlock from another machine) fences it at once.
+	tag, err := b.conn.Exec(context.Background(), `INSERT INTO switchover_state (workspace, record) SELECT $1, r FROM unnest($2::bytea[]) WITH ORDINALITY AS t(r, n)
+		WHERE $3 = '' OR EXISTS (SELECT 1 FROM switchover_locks WHERE workspace = $1 AND lock_id = $3) ORDER BY n`, b.ws, rows, held)
 	if err != nil {
 		return fmt.Errorf("writing the state to PostgreSQL: %v", plainError(err))
 	}
+	if tag.RowsAffected() != int64(len(rows)) {
+		return errLockTaken
+	}
 	return nil
+}
+
+var errLockTaken = errors.New("the state lock was taken away (switchover unlock on another machine?): nothing was written")
+
+// heldID is the id of the lock this backend holds ("" for none).
+func (b *Backend) heldID() string {
+	b.lockMu.Lock()
+	defer b.lockMu.Unlock()
+	return b.held
 }
 
 // Records implements state.Backend: what the database holds now.
@@ -431,8 +447,13 @@ func (j journal) Append(line []byte) error {
 		}
 		b.auditConn = conn
 	}
-	if _, err := b.auditConn.Exec(ctx, `INSERT INTO switchover_audit (workspace, line) VALUES ($1, $2)`, b.ws, line); err != nil {
+	tag, err := b.auditConn.Exec(ctx, `INSERT INTO switchover_audit (workspace, line) SELECT $1, $2
+		WHERE $3 = '' OR EXISTS (SELECT 1 FROM switchover_locks WHERE workspace = $1 AND lock_id = $3)`, b.ws, line, b.heldID())
+	if err != nil {
 		return fmt.Errorf("writing the audit trail to PostgreSQL: %v", plainError(err))
+	}
+	if tag.RowsAffected() != 1 {
+		return errLockTaken
 	}
 	return nil
 }

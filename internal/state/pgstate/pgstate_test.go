@@ -146,3 +146,47 @@ func TestBadInput(t *testing.T) {
 		t.Errorf("a newer schema: %v", err)
 	}
 }
+
+// unlock (force) from another machine: the holder's session is ended, the
+// lock row removed, and the workspace can be locked again.
+func TestForceUnlockEndsTheHoldersSession(t *testing.T) {
+	u := database(t)
+	a, err := Open(context.Background(), u, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	held := state.NewLockInfo("apply")
+	held.Host = "laptop-of-a-colleague"
+	if err := a.Lock(held); err != nil {
+		t.Fatal(err)
+	}
+	b, err := Open(context.Background(), u, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if h, locked, err := b.LockHolder(); err != nil || !locked || h.Host != "laptop-of-a-colleague" {
+		t.Fatalf("holder: %+v %v %v", h, locked, err)
+	}
+	if err := b.Unlock("", true); err != nil {
+		t.Fatal(err)
+	}
+	if _, locked, _ := b.LockHolder(); locked {
+		t.Fatal("still locked after unlock")
+	}
+	if err := b.Lock(state.NewLockInfo("apply")); err != nil {
+		t.Fatalf("lock after unlock: %v", err)
+	}
+	// The old holder is fenced: nothing it writes lands.
+	if err := a.Append([]*state.Record{{Kind: state.KindStatus, Address: "step.x", Status: state.Done}}); err == nil || !strings.Contains(err.Error(), "taken away") {
+		t.Fatalf("the old holder's append: %v", err)
+	}
+	j, _ := a.Journal()
+	if err := j.Append([]byte("{}\n")); err == nil {
+		t.Fatal("the old holder's audit line was written")
+	}
+	if recs, _ := b.Records(); len(recs) != 0 {
+		t.Fatalf("%d records landed", len(recs))
+	}
+}
