@@ -126,7 +126,7 @@ step "test.sleepy" "slow" {
 	if won != 1 || lost != 1 || f.count("slept slow") != 1 {
 		t.Fatalf("won %d, lost %d, ran %d times\n%s\n%s", won, lost, f.count("slept slow"), outs[0], outs[1])
 	}
-	if !strings.Contains(status+serr, "An apply is running") || !strings.Contains(status+serr, "apply on ") {
+	if !strings.Contains(status+serr, "An apply is running") || !strings.Contains(status+serr, "apply on ") || !strings.Contains(status+serr, "last heard from") {
 		t.Errorf("status during the apply does not name the holder (exit %d):\n%s%s", scode, status, serr)
 	}
 }

@@ -98,7 +98,11 @@ func runStatus(ctx context.Context, env *Env, args []string) int {
 	}
 	w := env.Stdout
 	if holder, locked := lockHolder(ws); locked {
-		fmt.Fprintf(w, "An apply is running or was cut off: %s %s on %s (pid %d) since %s.\n\n", holder.User, holder.Operation, holder.Host, holder.PID, holder.Since.Local().Format("2006-01-02 15:04:05"))
+		beat := ""
+		if !holder.Heartbeat.IsZero() {
+			beat = fmt.Sprintf(", last heard from %s ago", time.Since(holder.Heartbeat).Round(time.Second))
+		}
+		fmt.Fprintf(w, "An apply is running or was cut off: %s %s on %s (pid %d) since %s%s.\n\n", holder.User, holder.Operation, holder.Host, holder.PID, holder.Since.Local().Format("2006-01-02 15:04:05"), beat)
 	}
 	if len(insts) == 0 {
 		if runID != "" {

@@ -292,6 +292,9 @@ type LockInfo struct {
 	PID       int       `json:"pid"`
 	Operation string    `json:"operation"`
 	Since     time.Time `json:"since"`
+	// Heartbeat: when the holder last said it is alive (a shared
+	// backend's; zero for files).
+	Heartbeat time.Time `json:"heartbeat,omitzero"`
 }
 
 // NewLockInfo describes this process.

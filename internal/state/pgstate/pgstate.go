@@ -228,9 +228,10 @@ func (b *Backend) holder(ctx context.Context, conn *pgx.Conn) (state.LockInfo, b
 	var li state.LockInfo
 	var raw []byte
 	var live bool
-	err := conn.QueryRow(ctx, `SELECT l.holder, EXISTS (SELECT 1 FROM pg_locks p WHERE p.locktype = 'advisory' AND p.granted
+	var beat time.Time
+	err := conn.QueryRow(ctx, `SELECT l.holder, l.heartbeat, EXISTS (SELECT 1 FROM pg_locks p WHERE p.locktype = 'advisory' AND p.granted
 		AND p.classid = ($2::bigint >> 32)::oid AND p.objid = ($2::bigint & 4294967295)::oid AND p.objsubid = 1)
-		FROM switchover_locks l WHERE l.workspace = $1`, b.ws, b.key).Scan(&raw, &live)
+		FROM switchover_locks l WHERE l.workspace = $1`, b.ws, b.key).Scan(&raw, &beat, &live)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return li, false, nil
 	}
@@ -240,6 +241,7 @@ func (b *Backend) holder(ctx context.Context, conn *pgx.Conn) (state.LockInfo, b
 	if err := json.Unmarshal(raw, &li); err != nil {
 		return li, false, err
 	}
+	li.Heartbeat = beat
 	return li, live, nil
 }
 
