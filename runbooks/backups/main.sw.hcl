@@ -31,14 +31,6 @@ plugin "backup" {
   rotated_password = secret("restic/office")
 }
 
-# The new repository; its password is the same secret, made by the
-# rotation before the migration runs.
-plugin "backup" {
-  alias      = "new"
-  repository = var.new_repository
-  password   = secret("restic/office")
-}
-
 step "backup.restic_snapshots" "before" {
   keep_daily  = 7
   keep_weekly = 4
