@@ -261,6 +261,18 @@ func TestVerifyOverSFTP(t *testing.T) {
 	if out := host.MustRun(t, "ls /srv/repo"); !strings.Contains(out, "keys") {
 		t.Fatalf("the repository is not on the host: %q", out)
 	}
+	// Migrated to a new repository on the same host over sftp.
+	newPw := "new-provider-repo-pw"
+	attrs := map[string]cty.Value{"to": cty.StringVal("sftp:root@127.0.0.1:/srv/new"), "new_password": cty.StringVal(newPw), "sample_files": cty.NumberIntVal(1)}
+	if _, err := h.Run(context.Background(), "restic_migrate", attrs); err != nil {
+		t.Fatalf("migrate over sftp: %v", err)
+	}
+	if p, err := h.Plan(context.Background(), "restic_migrate", attrs, nil); err != nil || p.Kind != sdk.NoChange {
+		t.Fatalf("a second plan of the migration over sftp: %+v %v", p, err)
+	}
+	if out := host.MustRun(t, "ls /srv/new"); !strings.Contains(out, "config") {
+		t.Fatalf("the new repository is not on the host: %q", out)
+	}
 }
 
 // The list for the handover, with what a retention policy keeps.
