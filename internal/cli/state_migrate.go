@@ -71,27 +71,11 @@ func migrateState(dir string, srcOpen, dstOpen state.Opener) (int, int, error) {
 			return 0, 0, err
 		}
 	}
-	recs, err := src.Records()
+	recs, trail, _, err := readWorkspace(src)
 	if err != nil {
 		return 0, 0, err
 	}
-	sj, err := src.Journal()
-	if err != nil {
-		return 0, 0, err
-	}
-	trail, err := sj.ReadAll()
-	if err != nil {
-		return 0, 0, err
-	}
-	have, err := dst.Records()
-	if err != nil {
-		return 0, 0, err
-	}
-	dj, err := dst.Journal()
-	if err != nil {
-		return 0, 0, err
-	}
-	dtrail, err := dj.ReadAll()
+	have, dtrail, dj, err := readWorkspace(dst)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -116,28 +100,42 @@ func migrateState(dir string, srcOpen, dstOpen state.Opener) (int, int, error) {
 	if err := dj.Sync(); err != nil {
 		return 0, 0, err
 	}
-	// Read back what the destination holds: the same records, and a chain
-	// that verifies up to the state's anchor.
-	got, err := dst.Records()
+	return len(recs), lines, verifyCopy(dst, len(recs), trail)
+}
+
+// readWorkspace is a backend's records, its audit trail and its journal.
+func readWorkspace(b state.Backend) ([]*state.Record, []byte, audit.Journal, error) {
+	recs, err := b.Records()
 	if err != nil {
-		return 0, 0, err
+		return nil, nil, nil, err
 	}
-	data, err := dj.ReadAll()
+	j, err := b.Journal()
 	if err != nil {
-		return 0, 0, err
+		return nil, nil, nil, err
+	}
+	trail, err := j.ReadAll()
+	return recs, trail, j, err
+}
+
+// verifyCopy reads back what the destination holds: the same records,
+// the same trail, and a chain that verifies up to the state's anchor.
+func verifyCopy(dst state.Backend, n int, trail []byte) error {
+	got, data, _, err := readWorkspace(dst)
+	if err != nil {
+		return err
+	}
+	if len(got) != n || !bytes.Equal(data, trail) {
+		return fmt.Errorf("the copy differs from the source (%d of %d records, %d of %d audit bytes)", len(got), n, len(data), len(trail))
 	}
 	snap := state.NewSnapshot()
 	for _, r := range got {
 		snap.Apply(r)
 	}
-	if len(got) != len(recs) || !bytes.Equal(data, trail) {
-		return 0, 0, fmt.Errorf("the copy differs from the source (%d of %d records, %d of %d audit bytes)", len(got), len(recs), len(data), len(trail))
-	}
 	_, problems := audit.Verify(data, snap.AuditSeq, snap.AuditHash)
 	for _, p := range problems {
 		if !p.PastHead {
-			return 0, 0, fmt.Errorf("the copied audit trail does not verify: line %d: %s", p.Line, p.Message)
+			return fmt.Errorf("the copied audit trail does not verify: line %d: %s", p.Line, p.Message)
 		}
 	}
-	return len(recs), lines, nil
+	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/switchover/switchover/internal/runbook"
 	"github.com/zclconf/go-cty/cty"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
+	"io"
 	"sort"
 	"strings"
 	"time"
@@ -45,57 +46,72 @@ func runStatus(ctx context.Context, env *Env, args []string) int {
 		return ExitError
 	}
 	defer func() { _ = ws.Close() }() // errors of a read-only or already-reported session
-	var insts []*state.Instance
-	var runID string
-	var outputs map[string]*state.RunOutput
+	var v statusView
 	ws.State.View(func(s *state.Snapshot) {
-		insts, runID, outputs = s.SortedInstances(), s.RunID, s.RunOutputs
-		c := make([]*state.Instance, len(insts))
+		insts := s.SortedInstances()
+		v.runID, v.outputs = s.RunID, s.RunOutputs
+		v.insts = make([]*state.Instance, len(insts))
 		for i, in := range insts {
 			x := *in
-			c[i] = &x
+			v.insts[i] = &x
 		}
-		insts = c
 	})
-	counts := map[string]int{} // by the status shown: due_later apart from waiting
-	jsonCounts := map[state.Status]int{}
-	for _, in := range insts {
-		counts[in.Shown()]++
-		jsonCounts[in.Status]++
+	v.counts = map[string]int{} // by the status shown: due_later apart from waiting
+	for _, in := range v.insts {
+		v.counts[in.Shown()]++
 	}
 	if asJSON {
-		var list []map[string]any
-		for _, in := range insts {
-			m := map[string]any{"address": in.Address, "status": in.Status, "attempts": in.Attempts, "summary": in.Summary, "error": in.Error}
-			if !in.StartedAt.IsZero() {
-				m["started_at"] = in.StartedAt
-			}
-			if !in.FinishedAt.IsZero() {
-				m["finished_at"] = in.FinishedAt
-			}
-			if !in.Until.IsZero() {
-				m["until"] = in.Until // waits for this time, not for a person
-				m["due_later"] = true
-			}
-			if len(in.Notes) > 0 {
-				m["notes"] = in.Notes
-			}
-			if in.Confirm != nil {
-				m["confirmed_by"], m["confirmed_at"], m["confirm_note"] = in.Confirm.By, in.Confirm.Time, in.Confirm.Note
-			}
-			list = append(list, m)
-		}
-		outs := map[string]any{}
-		for name, o := range outputs {
-			if o.Sealed != nil {
-				outs[name] = map[string]any{"sensitive": true}
-			} else {
-				outs[name] = map[string]any{"value": o.Value}
-			}
-		}
-		writeJSON(env.Stdout, map[string]any{"format_version": 1, "run": runID, "instances": list, "counts": jsonCounts, "due_later": counts["due_later"], "outputs": outs})
+		statusJSON(env, v)
 		return ExitOK
 	}
+	statusText(env, ws, dir, v)
+	return ExitOK
+}
+
+// statusView is what status shows, read from the state.
+type statusView struct {
+	insts   []*state.Instance
+	runID   string
+	outputs map[string]*state.RunOutput
+	counts  map[string]int
+}
+
+func statusJSON(env *Env, v statusView) {
+	var list []map[string]any
+	jsonCounts := map[state.Status]int{}
+	for _, in := range v.insts {
+		jsonCounts[in.Status]++
+		m := map[string]any{"address": in.Address, "status": in.Status, "attempts": in.Attempts, "summary": in.Summary, "error": in.Error}
+		if !in.StartedAt.IsZero() {
+			m["started_at"] = in.StartedAt
+		}
+		if !in.FinishedAt.IsZero() {
+			m["finished_at"] = in.FinishedAt
+		}
+		if !in.Until.IsZero() {
+			m["until"] = in.Until // waits for this time, not for a person
+			m["due_later"] = true
+		}
+		if len(in.Notes) > 0 {
+			m["notes"] = in.Notes
+		}
+		if in.Confirm != nil {
+			m["confirmed_by"], m["confirmed_at"], m["confirm_note"] = in.Confirm.By, in.Confirm.Time, in.Confirm.Note
+		}
+		list = append(list, m)
+	}
+	outs := map[string]any{}
+	for name, o := range v.outputs {
+		if o.Sealed != nil {
+			outs[name] = map[string]any{"sensitive": true}
+		} else {
+			outs[name] = map[string]any{"value": o.Value}
+		}
+	}
+	writeJSON(env.Stdout, map[string]any{"format_version": 1, "run": v.runID, "instances": list, "counts": jsonCounts, "due_later": v.counts["due_later"], "outputs": outs})
+}
+
+func statusText(env *Env, ws *workspace.Workspace, dir string, v statusView) {
 	w := env.Stdout
 	if holder, locked := lockHolder(ws); locked {
 		beat := ""
@@ -104,38 +120,18 @@ func runStatus(ctx context.Context, env *Env, args []string) int {
 		}
 		fmt.Fprintf(w, "An apply is running or was cut off: %s %s on %s (pid %d) since %s%s.\n\n", holder.User, holder.Operation, holder.Host, holder.PID, holder.Since.Local().Format("2006-01-02 15:04:05"), beat)
 	}
-	if len(insts) == 0 {
-		if runID != "" {
-			fmt.Fprintf(w, "No step has started yet: the last apply (run %s) was cut off or stopped before its first step began (while planning or waiting for approval). Nothing was changed by it; run `switchover apply %s` again.\n", runID, dir)
+	if len(v.insts) == 0 {
+		if v.runID != "" {
+			fmt.Fprintf(w, "No step has started yet: the last apply (run %s) was cut off or stopped before its first step began (while planning or waiting for approval). Nothing was changed by it; run `switchover apply %s` again.\n", v.runID, dir)
 		} else {
 			fmt.Fprintf(w, "No apply has started a step here yet. Run `switchover apply %s`.\n", dir)
 		}
-		return ExitOK
+		return
 	}
-	fmt.Fprintf(w, "%-50s %-9s %8s  %-19s  %s\n", "STEP", "STATUS", "ATTEMPTS", "UPDATED", "SUMMARY / ERROR")
-	var waiting, later []*state.Instance
-	for _, in := range insts {
-		text := termSafe(in.Summary)
-		if in.Error != "" {
-			text = "error: " + termSafe(in.Error)
-		}
-		if in.Confirm != nil && in.Status == state.Done {
-			text = fmt.Sprintf("confirmed by %s at %s", in.Confirm.By, in.Confirm.Time.Local().Format("2006-01-02 15:04"))
-			if in.Confirm.Note != "" {
-				text += ": " + in.Confirm.Note
-			}
-		}
-		fmt.Fprintf(w, "%-50s %-9s %8d  %-19s  %s\n", in.Address, in.Shown(), in.Attempts, stamp(in.UpdatedAt), firstLine(text))
-		if in.WaitsForPerson() {
-			waiting = append(waiting, in)
-		}
-		if in.DueLater() {
-			later = append(later, in)
-		}
-	}
+	waiting, later := statusTable(w, v.insts)
 	var parts []string
 	for _, st := range []string{"done", "running", "failed", "waiting", "due_later", "skipped", "gone", "pending"} {
-		if counts[st] > 0 {
+		if v.counts[st] > 0 {
 			word := st
 			switch st {
 			case "waiting":
@@ -143,26 +139,12 @@ func runStatus(ctx context.Context, env *Env, args []string) int {
 			case "due_later":
 				word = "due later"
 			}
-			parts = append(parts, fmt.Sprintf("%d %s", counts[st], word))
+			parts = append(parts, fmt.Sprintf("%d %s", v.counts[st], word))
 		}
 	}
-	fmt.Fprintf(w, "\n%d step instances recorded: %s.\n", len(insts), strings.Join(parts, ", "))
-	if len(outputs) > 0 {
-		fmt.Fprintln(w, "\nOutputs (as the last apply recorded them):")
-		names := make([]string, 0, len(outputs))
-		for n := range outputs {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		for _, n := range names {
-			o := engine.OutputValue{Name: n, Sensitive: outputs[n].Sealed != nil, Value: cty.NullVal(cty.DynamicPseudoType)}
-			if v, err := ctyjson.Unmarshal(outputs[n].Value, cty.DynamicPseudoType); err == nil {
-				o.Value = v
-			}
-			fmt.Fprintf(w, "  %s = %s\n", n, termSafe(showValue(o)))
-		}
-	}
-	if counts["running"] > 0 {
+	fmt.Fprintf(w, "\n%d step instances recorded: %s.\n", len(v.insts), strings.Join(parts, ", "))
+	statusOutputs(w, v.outputs)
+	if v.counts["running"] > 0 {
 		fmt.Fprintln(w, "Steps marked running were cut off; the next apply asks their plugins to look again before anything is repeated.")
 	}
 	if len(later) > 0 {
@@ -183,7 +165,52 @@ func runStatus(ctx context.Context, env *Env, args []string) int {
 			fmt.Fprintf(w, "  %s: %s\n    switchover confirm '%s' --by \"NAME\" --note \"what was done\"\n", in.Address, firstLine(in.Summary), in.Address)
 		}
 	}
-	return ExitOK
+}
+
+// statusTable prints a line per instance; it returns those waiting for a
+// person and those due later.
+func statusTable(w io.Writer, insts []*state.Instance) (waiting, later []*state.Instance) {
+	fmt.Fprintf(w, "%-50s %-9s %8s  %-19s  %s\n", "STEP", "STATUS", "ATTEMPTS", "UPDATED", "SUMMARY / ERROR")
+	for _, in := range insts {
+		text := termSafe(in.Summary)
+		if in.Error != "" {
+			text = "error: " + termSafe(in.Error)
+		}
+		if in.Confirm != nil && in.Status == state.Done {
+			text = fmt.Sprintf("confirmed by %s at %s", in.Confirm.By, in.Confirm.Time.Local().Format("2006-01-02 15:04"))
+			if in.Confirm.Note != "" {
+				text += ": " + in.Confirm.Note
+			}
+		}
+		fmt.Fprintf(w, "%-50s %-9s %8d  %-19s  %s\n", in.Address, in.Shown(), in.Attempts, stamp(in.UpdatedAt), firstLine(text))
+		if in.WaitsForPerson() {
+			waiting = append(waiting, in)
+		}
+		if in.DueLater() {
+			later = append(later, in)
+		}
+	}
+	return waiting, later
+}
+
+// statusOutputs prints the run's outputs as the last apply recorded them.
+func statusOutputs(w io.Writer, outputs map[string]*state.RunOutput) {
+	if len(outputs) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nOutputs (as the last apply recorded them):")
+	names := make([]string, 0, len(outputs))
+	for n := range outputs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		o := engine.OutputValue{Name: n, Sensitive: outputs[n].Sealed != nil, Value: cty.NullVal(cty.DynamicPseudoType)}
+		if v, err := ctyjson.Unmarshal(outputs[n].Value, cty.DynamicPseudoType); err == nil {
+			o.Value = v
+		}
+		fmt.Fprintf(w, "  %s = %s\n", n, termSafe(showValue(o)))
+	}
 }
 
 func lockHolder(ws *workspace.Workspace) (state.LockInfo, bool) {

@@ -201,13 +201,10 @@ func buildGraph(ctx context.Context, opts Options) (*Graph, hcl.Diagnostics) {
 
 // --- locals ---
 
-func (g *Graph) evalLocals() (map[string]cty.Value, hcl.Diagnostics) {
+// localDeps checks the references of the local values: the locals each
+// one refers to.
+func (g *Graph) localDeps(byName map[string]*runbook.Local) (map[string][]string, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
-	byName := map[string]*runbook.Local{}
-	for _, l := range g.Runbook.Locals {
-		byName[l.Name] = l
-	}
-	// Check references first.
 	deps := map[string][]string{}
 	for _, l := range g.Runbook.Locals {
 		for _, r := range lang.References(l.Expr) {
@@ -229,6 +226,16 @@ func (g *Graph) evalLocals() (map[string]cty.Value, hcl.Diagnostics) {
 			}
 		}
 	}
+	return deps, diags
+}
+
+func (g *Graph) evalLocals() (map[string]cty.Value, hcl.Diagnostics) {
+	byName := map[string]*runbook.Local{}
+	for _, l := range g.Runbook.Locals {
+		byName[l.Name] = l
+	}
+	// Check references first.
+	deps, diags := g.localDeps(byName)
 	out := map[string]cty.Value{}
 	unknown := func() map[string]cty.Value {
 		// Declared, not known: what refers to them is not reported again.
@@ -357,19 +364,24 @@ func attrSchema(attrs []sdk.Attribute) *hcl.BodySchema {
 	return s
 }
 
-func (g *Graph) loadPlugins(ctx context.Context, host Factory) hcl.Diagnostics {
+// pluginUse is a plugin configuration the runbook needs: the plugin's
+// name, and where it is named (for diagnostics).
+type pluginUse struct {
+	name string
+	rng  hcl.Range
+}
+
+// neededPlugins are the plugin configurations of the runbook's blocks and
+// of the steps that use a plugin without a block, in the order met.
+func (g *Graph) neededPlugins() (map[string]pluginUse, []string, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
-	type use struct {
-		name string
-		rng  hcl.Range
-	}
-	needed := map[string]use{}
+	needed := map[string]pluginUse{}
 	var order []string
 	for _, p := range g.Runbook.Plugins {
 		if _, ok := needed[p.Key()]; !ok {
 			order = append(order, p.Key())
 		}
-		needed[p.Key()] = use{p.Name, p.NameRange}
+		needed[p.Key()] = pluginUse{p.Name, p.NameRange}
 	}
 	for _, s := range g.Runbook.Steps {
 		if _, ok := needed[s.PluginKey]; ok {
@@ -384,9 +396,14 @@ func (g *Graph) loadPlugins(ctx context.Context, host Factory) hcl.Diagnostics {
 				"Step %q uses plugin = %s, but no plugin %q block has alias = %q.", stepLabel(s), s.PluginRef(), s.Plugin, strings.TrimPrefix(s.PluginRef(), s.Plugin+".")))
 			continue
 		}
-		needed[s.PluginKey] = use{s.Plugin, s.TypeRange}
+		needed[s.PluginKey] = pluginUse{s.Plugin, s.TypeRange}
 		order = append(order, s.PluginKey)
 	}
+	return needed, order, diags
+}
+
+func (g *Graph) loadPlugins(ctx context.Context, host Factory) hcl.Diagnostics {
+	needed, order, diags := g.neededPlugins()
 	blocks := map[string]*runbook.PluginBlock{}
 	for _, p := range g.Runbook.Plugins {
 		blocks[p.Key()] = p
@@ -532,32 +549,10 @@ func (g *Graph) decodeSteps() hcl.Diagnostics {
 			continue // reported when the plugin failed to start
 		}
 		node.Plugin = pc
-		if pc.Block == nil && pc.Config == cty.DynamicVal {
-			var req []string
-			for _, a := range pc.Schema.Config {
-				if a.Required {
-					req = append(req, a.Name)
-				}
-			}
-			diags = append(diags, errDiag(s.TypeRange.Ptr(), "Missing plugin configuration",
-				"Step %q uses plugin %q, which needs settings (%s): add a plugin %q { ... } block.", stepLabel(s), s.Plugin, strings.Join(req, ", "), s.Plugin))
-		}
-		node.Schema = pc.Schema.Action(s.Action)
-		if node.Schema == nil {
-			var names []string
-			for _, a := range pc.Schema.Actions {
-				names = append(names, a.Name)
-			}
-			diags = append(diags, errDiag(s.TypeRange.Ptr(), "Unknown action",
-				"Plugin %q has no action %q; its actions are %s.%s", s.Plugin, s.Action, strings.Join(names, ", "), didYouMean(s.Action, names)))
+		d, ok := stepSchema(node, pc)
+		diags = append(diags, d...)
+		if !ok {
 			continue
-		}
-		for _, a := range node.Schema.Attributes {
-			for _, m := range runbook.MetaArguments {
-				if a.Name == m {
-					diags = append(diags, errDiag(s.TypeRange.Ptr(), "Plugin schema conflict", "Action %s.%s declares attribute %q, which is a step meta-argument; the plugin must rename it.", s.Plugin, s.Action, a.Name))
-				}
-			}
 		}
 		content, d := s.Config.Content(attrSchema(node.Schema.Attributes))
 		diags = append(diags, d...)
@@ -566,29 +561,8 @@ func (g *Graph) decodeSteps() hcl.Diagnostics {
 		for _, a := range content.Attributes {
 			exprs = append(exprs, a.Expr)
 		}
-		deps := map[string]bool{}
-		for _, r := range lang.References(exprs...) {
-			switch r.Kind {
-			case "var":
-				diags = append(diags, g.checkVarRef(r)...)
-			case "local":
-				diags = append(diags, g.checkLocalRef(r)...)
-			case "each":
-				if s.ForEach == nil {
-					diags = append(diags, errDiag(r.Range.Ptr(), "Reference to each without for_each", "each.key and each.value exist only in a step with for_each."))
-				}
-			case "step":
-				if r.Name == "" {
-					diags = append(diags, errDiag(r.Range.Ptr(), "Invalid step reference", "Refer to a step as step.NAME.outputs.OUTPUT."))
-				} else {
-					deps[r.Name] = true
-				}
-				diags = append(diags, g.checkStepRef(r, s)...)
-			default:
-				diags = append(diags, errDiag(r.Range.Ptr(), "Unknown reference", "%q is not something a step can refer to; use var.NAME, local.NAME, step.NAME or each.key / each.value.%s",
-					r.Kind, didYouMean(r.Kind, []string{"var", "local", "step", "each"})))
-			}
-		}
+		deps, d := g.stepRefs(s, exprs)
+		diags = append(diags, d...)
 		node.refs = keys(deps)
 		for _, tr := range s.DependsOn {
 			if tr.RootName() == "module" {
@@ -607,6 +581,69 @@ func (g *Graph) decodeSteps() hcl.Diagnostics {
 		node.Deps = keys(deps)
 	}
 	return append(diags, g.checkOutputRefs()...)
+}
+
+// stepSchema finds the action of a step in its plugin's schema (false: it
+// has none), and checks the plugin's settings and attribute names.
+func stepSchema(node *StepNode, pc *PluginConfig) (hcl.Diagnostics, bool) {
+	var diags hcl.Diagnostics
+	s := node.Step
+	if pc.Block == nil && pc.Config == cty.DynamicVal {
+		var req []string
+		for _, a := range pc.Schema.Config {
+			if a.Required {
+				req = append(req, a.Name)
+			}
+		}
+		diags = append(diags, errDiag(s.TypeRange.Ptr(), "Missing plugin configuration",
+			"Step %q uses plugin %q, which needs settings (%s): add a plugin %q { ... } block.", stepLabel(s), s.Plugin, strings.Join(req, ", "), s.Plugin))
+	}
+	node.Schema = pc.Schema.Action(s.Action)
+	if node.Schema == nil {
+		var names []string
+		for _, a := range pc.Schema.Actions {
+			names = append(names, a.Name)
+		}
+		return append(diags, errDiag(s.TypeRange.Ptr(), "Unknown action",
+			"Plugin %q has no action %q; its actions are %s.%s", s.Plugin, s.Action, strings.Join(names, ", "), didYouMean(s.Action, names))), false
+	}
+	for _, a := range node.Schema.Attributes {
+		for _, m := range runbook.MetaArguments {
+			if a.Name == m {
+				diags = append(diags, errDiag(s.TypeRange.Ptr(), "Plugin schema conflict", "Action %s.%s declares attribute %q, which is a step meta-argument; the plugin must rename it.", s.Plugin, s.Action, a.Name))
+			}
+		}
+	}
+	return diags, true
+}
+
+// stepRefs checks what a step's expressions refer to: the steps it uses.
+func (g *Graph) stepRefs(s *runbook.Step, exprs []hcl.Expression) (map[string]bool, hcl.Diagnostics) {
+	var diags hcl.Diagnostics
+	deps := map[string]bool{}
+	for _, r := range lang.References(exprs...) {
+		switch r.Kind {
+		case "var":
+			diags = append(diags, g.checkVarRef(r)...)
+		case "local":
+			diags = append(diags, g.checkLocalRef(r)...)
+		case "each":
+			if s.ForEach == nil {
+				diags = append(diags, errDiag(r.Range.Ptr(), "Reference to each without for_each", "each.key and each.value exist only in a step with for_each."))
+			}
+		case "step":
+			if r.Name == "" {
+				diags = append(diags, errDiag(r.Range.Ptr(), "Invalid step reference", "Refer to a step as step.NAME.outputs.OUTPUT."))
+			} else {
+				deps[r.Name] = true
+			}
+			diags = append(diags, g.checkStepRef(r, s)...)
+		default:
+			diags = append(diags, errDiag(r.Range.Ptr(), "Unknown reference", "%q is not something a step can refer to; use var.NAME, local.NAME, step.NAME or each.key / each.value.%s",
+				r.Kind, didYouMean(r.Kind, []string{"var", "local", "step", "each"})))
+		}
+	}
+	return deps, diags
 }
 
 // checkOutputRefs checks what output blocks refer to.
@@ -835,12 +872,10 @@ func (g *Graph) expandNode(n *StepNode, mode Mode, mayDefer bool) hcl.Diagnostic
 	}
 	fe, d := s.ForEach.Value(base)
 	diags = append(diags, d...)
-	if d.HasErrors() {
-		stepVals[s.Name] = cty.DynamicVal
-		return diags
-	}
-	if fe.IsMarked() {
+	if !d.HasErrors() && fe.IsMarked() {
 		diags = append(diags, errDiag(s.ForEach.Range().Ptr(), "Invalid for_each argument", "for_each cannot use a sensitive value: its keys become step addresses, which are shown and stored in clear."))
+	}
+	if diags.HasErrors() {
 		stepVals[s.Name] = cty.DynamicVal
 		return diags
 	}
@@ -858,20 +893,8 @@ func (g *Graph) expandNode(n *StepNode, mode Mode, mayDefer bool) hcl.Diagnostic
 		}
 	}
 	if !known {
-		if mode == ModePlan {
-			stepVals[s.Name] = cty.DynamicVal
-			if mayDefer && g.readsOnly(s.ForEach) {
-				n.pendingReads = true
-				return diags
-			}
-			return append(diags, errDiag(s.ForEach.Range().Ptr(), "Invalid for_each argument", "for_each depends on values known only after apply (another step's outputs, or a variable without a value), so the instances of step %q cannot be determined now. Only the outputs of read-only steps (such as ad.find_accounts) are read while planning.", stepLabel(s)))
-		}
-		// Validate the body once, with each.key and each.value unknown.
-		in := &Instance{Node: n, Address: s.Address() + "[*]", Key: cty.UnknownVal(cty.String)}
-		diags = append(diags, g.evalInstance(in, base, &lang.Each{Key: cty.UnknownVal(cty.String), Value: cty.DynamicVal}, mode)...)
-		n.Instances = []*Instance{in}
 		stepVals[s.Name] = cty.DynamicVal
-		return diags
+		return append(diags, g.unknownForEach(n, base, mode, mayDefer)...)
 	}
 	vals := map[string]cty.Value{}
 	for _, e := range each {
@@ -883,6 +906,23 @@ func (g *Graph) expandNode(n *StepNode, mode Mode, mayDefer bool) hcl.Diagnostic
 	}
 	stepVals[s.Name] = instancesValue(vals, placeholder.Type())
 	return diags
+}
+
+// unknownForEach: a step whose for_each is not known yet. A plan defers
+// it to its reads, or says why it cannot be planned; validation checks its
+// body once, with each.key and each.value unknown.
+func (g *Graph) unknownForEach(n *StepNode, base *hcl.EvalContext, mode Mode, mayDefer bool) hcl.Diagnostics {
+	s := n.Step
+	if mode == ModePlan {
+		if mayDefer && g.readsOnly(s.ForEach) {
+			n.pendingReads = true
+			return nil
+		}
+		return hcl.Diagnostics{errDiag(s.ForEach.Range().Ptr(), "Invalid for_each argument", "for_each depends on values known only after apply (another step's outputs, or a variable without a value), so the instances of step %q cannot be determined now. Only the outputs of read-only steps (such as ad.find_accounts) are read while planning.", stepLabel(s))}
+	}
+	in := &Instance{Node: n, Address: s.Address() + "[*]", Key: cty.UnknownVal(cty.String)}
+	n.Instances = []*Instance{in}
+	return g.evalInstance(in, base, &lang.Each{Key: cty.UnknownVal(cty.String), Value: cty.DynamicVal}, mode)
 }
 
 // refersToReads: one of the steps n's expressions refer to is read-only,
