@@ -57,121 +57,153 @@ func runApply(ctx context.Context, env *Env, args []string) int {
 }
 
 func apply(ctx context.Context, env *Env, o applyOptions) int {
-	var saved *plans.Plan
-	var savedFile *plans.File
-	dir := o.Target
+	op := &applyOp{env: env, o: o, dir: o.Target, out: newProgress(env, o.JSON)}
 	if st, err := os.Stat(o.Target); err == nil && !st.IsDir() {
 		pf, err := plans.Read(o.Target)
 		if err != nil {
 			fmt.Fprintf(env.Stderr, "switchover apply: %v\n", err)
 			return ExitError
 		}
-		savedFile, saved, dir = pf, pf.Plan, pf.Plan.Runbook.Dir
-		p := saved
+		op.savedFile, op.dir = pf, pf.Plan.Runbook.Dir
 		if len(o.Targets) > 0 {
 			fmt.Fprintln(env.Stderr, "switchover apply: -target cannot be used with a saved plan (the plan already has its targets)")
 			return ExitError
 		}
-		o.Targets = p.Targets
+		op.o.Targets = pf.Plan.Targets
 	}
-	out := newProgress(env, o.JSON)
-	fail := func(files map[string]*hcl.File, diags hcl.Diagnostics) int {
-		if o.JSON {
-			out.json(map[string]any{"type": "diagnostics", "diagnostics": toJSONDiags(files, diags)})
-		} else {
-			printDiags(env.Stderr, files, diags)
-		}
-		return ExitError
+	if !hasRunbookFiles(op.dir) {
+		return op.failf("No runbook files", "The directory %s holds no *.sw.hcl or *.sw.json file.", op.dir)
 	}
-	failf := func(summary, format string, a ...any) int {
-		return fail(nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: summary, Detail: fmt.Sprintf(format, a...)}})
-	}
-	if !hasRunbookFiles(dir) {
-		return failf("No runbook files", "The directory %s holds no *.sw.hcl or *.sw.json file.", dir)
-	}
-	sess, diags, err := openSession(ctx, env, sessionOptions{Dir: dir, Vars: o.Vars, PluginDir: o.PluginDir, Targets: o.Targets, ForApply: true, Refresh: o.Refresh}, o.JSON)
+	sess, diags, err := openSession(ctx, env, sessionOptions{Dir: op.dir, Vars: o.Vars, PluginDir: o.PluginDir, Targets: op.o.Targets, ForApply: true, Refresh: o.Refresh}, o.JSON)
 	defer sess.close(env)
+	op.sess = sess
 	if err != nil {
-		return failf("Cannot start the apply", "%v.", err)
+		return op.failf("Cannot start the apply", "%v.", err)
 	}
 	if diags.HasErrors() {
-		return fail(sess.files(), diags)
+		return op.fail(sess.files(), diags)
 	}
-	g, run, ws := sess.g, sess.run, sess.ws
-	ctx = sess.ctx
-	if d := g.Configure(ctx); d.HasErrors() {
-		return fail(sess.files(), append(diags, d...))
+	if d := sess.g.Configure(sess.ctx); d.HasErrors() {
+		return op.fail(sess.files(), append(diags, d...))
 	}
 	var ips []*engine.InstancePlan
-	approval := "auto-approve"
-	if saved != nil {
-		// Authentic first: an edited plan file must not get as far as a
-		// plugin (its private data says what a plugin writes, as root).
-		if err := savedFile.Authenticate(workspace.PlanKey(run.Identity)); err != nil {
-			_ = ws.Audit.Append(audit.EvPlanRefused, "", map[string]any{"file": o.Target, "reason": "not authentic"}) // refused either way
-			return failf("Saved plan cannot be applied", "%v.", err)
-		}
-		if msg := checkSavedPlan(saved, g, sess.stateSerial()); msg != "" {
-			return failf("Saved plan cannot be applied", "%s Make a new plan with: switchover plan -out FILE %s", msg, dir)
-		}
-		if d := g.ExpandReads(ctx, run, !o.Refresh); d.HasErrors() {
-			return fail(sess.files(), d)
-		}
-		if ips, err = g.PlansFrom(saved.Instances, run); err != nil {
-			return failf("Saved plan cannot be applied", "%v.", err)
-		}
-		approval = "saved plan " + o.Target
+	var approval string
+	var code int
+	if op.savedFile != nil {
+		ips, approval, code = op.fromSavedPlan()
 	} else {
-		var d hcl.Diagnostics
-		ips, d = g.Plan(ctx, engine.PlanOptions{Parallelism: o.Parallelism, NoRefresh: !o.Refresh}, run)
-		c := engine.Count(ips)
+		ips, approval, code = op.planAndApprove()
+	}
+	if code != ExitOK {
+		return code
+	}
+	return op.run(ips, approval)
+}
+
+// applyOp is one apply: a saved plan or a new one, approved, then run.
+type applyOp struct {
+	env       *Env
+	o         applyOptions
+	dir       string
+	out       *progress
+	sess      *session
+	savedFile *plans.File
+}
+
+func (op *applyOp) fail(files map[string]*hcl.File, diags hcl.Diagnostics) int {
+	if op.o.JSON {
+		op.out.json(map[string]any{"type": "diagnostics", "diagnostics": toJSONDiags(files, diags)})
+	} else {
+		printDiags(op.env.Stderr, files, diags)
+	}
+	return ExitError
+}
+
+func (op *applyOp) failf(summary, format string, a ...any) int {
+	return op.fail(nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: summary, Detail: fmt.Sprintf(format, a...)}})
+}
+
+// fromSavedPlan: the saved plan's instances, once it proves authentic and
+// still fits the runbook, the state and what the reads find now.
+func (op *applyOp) fromSavedPlan() ([]*engine.InstancePlan, string, int) {
+	g, run, ws, saved := op.sess.g, op.sess.run, op.sess.ws, op.savedFile.Plan
+	// Authentic first: an edited plan file must not get as far as a
+	// plugin (its private data says what a plugin writes, as root).
+	if err := op.savedFile.Authenticate(workspace.PlanKey(run.Identity)); err != nil {
+		_ = ws.Audit.Append(audit.EvPlanRefused, "", map[string]any{"file": op.o.Target, "reason": "not authentic"}) // refused either way
+		return nil, "", op.failf("Saved plan cannot be applied", "%v.", err)
+	}
+	if msg := checkSavedPlan(saved, g, op.sess.stateSerial()); msg != "" {
+		return nil, "", op.failf("Saved plan cannot be applied", "%s Make a new plan with: switchover plan -out FILE %s", msg, op.dir)
+	}
+	if d := g.ExpandReads(op.sess.ctx, run, !op.o.Refresh); d.HasErrors() {
+		return nil, "", op.fail(op.sess.files(), d)
+	}
+	ips, err := g.PlansFrom(saved.Instances, run)
+	if err != nil {
+		return nil, "", op.failf("Saved plan cannot be applied", "%v.", err)
+	}
+	return ips, "saved plan " + op.o.Target, ExitOK
+}
+
+// planAndApprove plans, shows and records the plan, and asks for the
+// approval (unless -auto-approve).
+func (op *applyOp) planAndApprove() ([]*engine.InstancePlan, string, int) {
+	env, o, g, ws := op.env, op.o, op.sess.g, op.sess.ws
+	ips, d := g.Plan(op.sess.ctx, engine.PlanOptions{Parallelism: o.Parallelism, NoRefresh: !o.Refresh}, op.sess.run)
+	c := engine.Count(ips)
+	if !o.JSON {
+		renderPlan(env.Stdout, g, ips, c)
+	}
+	if d.HasErrors() {
+		if len(engine.BlockingFailures(ips)) > 0 {
+			return nil, "", op.fail(op.sess.files(), d)
+		}
+		// Only instances failed to plan whose steps have on_failure =
+		// continue, or some instances of a step whose others planned:
+		// they are recorded as failed and the rest goes on.
 		if !o.JSON {
-			renderPlan(env.Stdout, g, ips, c)
-		}
-		if d.HasErrors() {
-			if len(engine.BlockingFailures(ips)) > 0 {
-				return fail(sess.files(), d)
-			}
-			// Only instances failed to plan whose steps have on_failure =
-			// continue, or some instances of a step whose others planned:
-			// they are recorded as failed and the rest goes on.
-			if !o.JSON {
-				fmt.Fprintln(env.Stderr, "What failed to plan fails alone (on_failure = continue, or other instances of its step were planned): applying the rest; on_failure decides what follows.")
-			}
-		}
-		for _, w := range d {
-			if w.Severity == hcl.DiagWarning {
-				if err := ws.Audit.Append(audit.EvPluginWarning, "", map[string]any{"summary": w.Summary, "detail": w.Detail}); err != nil {
-					return failf("Cannot write the audit trail", "%v. Nothing was applied.", err)
-				}
-			}
-		}
-		if !o.JSON {
-			printDiags(env.Stderr, sess.files(), d)
-		}
-		if err := ws.Audit.Append(audit.EvPlan, "", map[string]any{"change": c.Change, "manual": c.Manual, "no_change": c.NoChange, "skipped": c.Skipped, "runbook_hash": g.Runbook.Hash}); err != nil {
-			return failf("Cannot write the audit trail", "%v. Nothing was applied.", err)
-		}
-		if !o.AutoApprove {
-			if o.JSON {
-				return failf("Approval needed", "With -json, apply needs -auto-approve or a saved plan file.")
-			}
-			fmt.Fprint(env.Stdout, "\nApply this plan? Only 'yes' is accepted: ")
-			answer, _ := bufio.NewReader(env.Stdin).ReadString('\n')
-			if strings.TrimSpace(answer) != "yes" {
-				fmt.Fprintln(env.Stdout, "Apply cancelled; nothing was changed.")
-				if err := ws.Audit.Append(audit.EvApplyDeclined, "", nil); err != nil {
-					fmt.Fprintf(env.Stderr, "switchover apply: cannot write the audit trail: %v\n", err)
-				}
-				return ExitError
-			}
-			approval = "interactive"
+			fmt.Fprintln(env.Stderr, "What failed to plan fails alone (on_failure = continue, or other instances of its step were planned): applying the rest; on_failure decides what follows.")
 		}
 	}
+	for _, w := range d {
+		if w.Severity == hcl.DiagWarning {
+			if err := ws.Audit.Append(audit.EvPluginWarning, "", map[string]any{"summary": w.Summary, "detail": w.Detail}); err != nil {
+				return nil, "", op.failf("Cannot write the audit trail", "%v. Nothing was applied.", err)
+			}
+		}
+	}
+	if !o.JSON {
+		printDiags(env.Stderr, op.sess.files(), d)
+	}
+	if err := ws.Audit.Append(audit.EvPlan, "", map[string]any{"change": c.Change, "manual": c.Manual, "no_change": c.NoChange, "skipped": c.Skipped, "runbook_hash": g.Runbook.Hash}); err != nil {
+		return nil, "", op.failf("Cannot write the audit trail", "%v. Nothing was applied.", err)
+	}
+	if o.AutoApprove {
+		return ips, "auto-approve", ExitOK
+	}
+	if o.JSON {
+		return nil, "", op.failf("Approval needed", "With -json, apply needs -auto-approve or a saved plan file.")
+	}
+	fmt.Fprint(env.Stdout, "\nApply this plan? Only 'yes' is accepted: ")
+	answer, _ := bufio.NewReader(env.Stdin).ReadString('\n')
+	if strings.TrimSpace(answer) != "yes" {
+		fmt.Fprintln(env.Stdout, "Apply cancelled; nothing was changed.")
+		if err := ws.Audit.Append(audit.EvApplyDeclined, "", nil); err != nil {
+			fmt.Fprintf(env.Stderr, "switchover apply: cannot write the audit trail: %v\n", err)
+		}
+		return nil, "", ExitError
+	}
+	return ips, "interactive", ExitOK
+}
+
+// run applies the approved instances and reports.
+func (op *applyOp) run(ips []*engine.InstancePlan, approval string) int {
+	env, out, g, run, ws, ctx := op.env, op.out, op.sess.g, op.sess.run, op.sess.ws, op.sess.ctx
 	// Nothing changes before the approval is in the trail.
 	runID, err := ws.BeginRun(approval, g.Runbook.Hash)
 	if err != nil {
-		return failf("Cannot record the run", "%v. Nothing was applied.", err)
+		return op.failf("Cannot record the run", "%v. Nothing was applied.", err)
 	}
 	stop := make(chan struct{})
 	var stopOnce sync.Once
@@ -183,17 +215,17 @@ func apply(ctx context.Context, env *Env, o applyOptions) int {
 	})
 	defer env.onFirstInterrupt(nil)
 	out.start(len(ips))
-	res := g.Apply(ctx, ips, engine.ApplyOptions{Parallelism: o.Parallelism, Stop: stop, Run: run, Audit: ws.Audit, Events: out.event})
+	res := g.Apply(ctx, ips, engine.ApplyOptions{Parallelism: op.o.Parallelism, Stop: stop, Run: run, Audit: ws.Audit, Events: out.event})
 	out.finish()
 	if err := ws.Audit.Append(audit.EvApplyFinished, "", map[string]any{"run": runID, "done": res.Done, "already_done": res.AlreadyDone, "failed": res.Failed, "skipped": res.Skipped, "waiting": res.Waiting, "not_started": res.NotStarted, "stopped": res.Stopped}); err != nil && res.WriteError == nil {
 		res.WriteError = fmt.Errorf("writing the audit trail: %w", err)
 	}
-	code := out.summary(res, dir)
+	code := out.summary(res, op.dir)
 	if err := out.outputs(g, run); err != nil && res.WriteError == nil {
 		res.WriteError = err
 	}
 	if errors.Is(context.Cause(ctx), workspace.ErrLockLost) {
-		fmt.Fprintf(env.Stderr, "switchover apply: %v. Run `switchover status %s` to see where it stopped.\n", workspace.ErrLockLost, dir)
+		fmt.Fprintf(env.Stderr, "switchover apply: %v. Run `switchover status %s` to see where it stopped.\n", workspace.ErrLockLost, op.dir)
 		return ExitError
 	}
 	if res.WriteError != nil {
