@@ -539,6 +539,50 @@ func (g *sudoGate) feed(w io.WriteCloser, stdin []byte, done <-chan struct{}) {
 	}
 }
 
+// newSession opens a session within connect_timeout. A connection that
+// died between its last use and this one can leave x/crypto/ssh waiting
+// forever for the server's answer (the channel is registered after the
+// read loop dropped every channel, and the write still succeeds): the
+// connection is closed then, and the error says so.
+func (c *conn) newSession(ctx context.Context) (*ssh.Session, error) {
+	type opened struct {
+		s   *ssh.Session
+		err error
+	}
+	ch := make(chan opened, 1)
+	go func() {
+		s, err := c.client.NewSession()
+		ch <- opened{s, err}
+	}()
+	limit := c.p.s.connectTimeout
+	if limit <= 0 {
+		limit = 10 * time.Second
+	}
+	t := time.NewTimer(limit)
+	defer t.Stop()
+	abandon := func() {
+		go func() {
+			if o := <-ch; o.s != nil {
+				o.s.Close()
+			}
+		}()
+	}
+	select {
+	case o := <-ch:
+		if o.err != nil {
+			return nil, fmt.Errorf("%s: cannot open a session: %v", c.t, o.err)
+		}
+		return o.s, nil
+	case <-ctx.Done():
+		abandon()
+		return nil, ctx.Err()
+	case <-t.C:
+		abandon()
+		c.client.Close()
+		return nil, fmt.Errorf("%s: the SSH server did not open a session within %s: the connection is closed", c.t, limit)
+	}
+}
+
 // exec runs a command line as the login user; with a gate, its input goes
 // through the gate.
 func (c *conn) exec(ctx context.Context, cmd string, stdin []byte, g *sudoGate) (*result, error) {
@@ -548,9 +592,9 @@ func (c *conn) exec(ctx context.Context, cmd string, stdin []byte, g *sudoGate) 
 		return nil, ctx.Err()
 	}
 	defer func() { <-c.sem }()
-	sess, err := c.client.NewSession()
+	sess, err := c.newSession(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%s: cannot open a session: %v", c.t, err)
+		return nil, err
 	}
 	defer sess.Close()
 	var out, errb bytes.Buffer

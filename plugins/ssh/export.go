@@ -57,7 +57,7 @@ func openSFTP(ctx context.Context, c *conn) (*sftp.Client, func(), error) {
 	case <-ctx.Done():
 		return nil, nil, ctx.Err()
 	}
-	cl, done, err := openSFTPSession(c, mode)
+	cl, done, err := openSFTPSession(ctx, c, mode)
 	if err != nil {
 		<-c.sem
 		return nil, nil, err
@@ -65,7 +65,7 @@ func openSFTP(ctx context.Context, c *conn) (*sftp.Client, func(), error) {
 	return cl, func() { done(); <-c.sem }, nil
 }
 
-func openSFTPSession(c *conn, mode string) (*sftp.Client, func(), error) {
+func openSFTPSession(ctx context.Context, c *conn, mode string) (*sftp.Client, func(), error) {
 	if mode == "" {
 		cl, err := sftp.NewClient(c.client)
 		if err != nil {
@@ -76,7 +76,7 @@ func openSFTPSession(c *conn, mode string) (*sftp.Client, func(), error) {
 	if mode != "nopasswd" {
 		return nil, nil, fmt.Errorf("%s: export as %s needs sudo without a password (sftp-server runs under sudo)", c.t, c.p.s.user)
 	}
-	sess, err := c.client.NewSession()
+	sess, err := c.newSession(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
