@@ -25,11 +25,7 @@ func TestBackupKeyRotationKilledAndResumed(t *testing.T) {
 	src := t.TempDir()
 	os.WriteFile(filepath.Join(src, "file.txt"), []byte("data\n"), 0o644)
 	template := filepath.Join(t.TempDir(), "repo")
-	for _, args := range [][]string{{"init"}, {"backup", "--host", "h1", "."}} {
-		if err := resticAs(template, oldPw, src, args...); err != nil {
-			t.Fatal(err)
-		}
-	}
+	makeRepo(t, template, oldPw, src, "h1")
 	seed := time.Now().UnixNano()
 	rng := rand.New(rand.NewSource(seed))
 	for scenario := 0; scenario < 2; scenario++ {
@@ -70,6 +66,19 @@ step "backup.restic_verify" "after" {
 	}
 }
 
+// makeRepo makes a restic repository with a snapshot of src for each host.
+func makeRepo(t *testing.T, repo, pw, src string, hosts ...string) {
+	t.Helper()
+	if err := resticAs(repo, pw, src, "init"); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hosts {
+		if err := resticAs(repo, pw, src, "backup", "--host", h, "."); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func resticAs(repo, pw, dir string, args ...string) error {
 	cmd := exec.Command("restic", append([]string{"-q"}, args...)...)
 	cmd.Dir = dir
@@ -97,11 +106,7 @@ func TestBackupMigrationKilledAndResumed(t *testing.T) {
 		os.WriteFile(filepath.Join(src, fmt.Sprintf("data%d.bin", i)), b, 0o644)
 	}
 	repo := filepath.Join(t.TempDir(), "repo")
-	for _, args := range [][]string{{"init"}, {"backup", "--host", "h1", "."}, {"backup", "--host", "h2", "."}} {
-		if err := resticAs(repo, oldPw, src, args...); err != nil {
-			t.Fatal(err)
-		}
-	}
+	makeRepo(t, repo, oldPw, src, "h1", "h2")
 	oldKeys, _ := filepath.Glob(filepath.Join(repo, "keys", "*"))
 	oldKey, _ := os.ReadFile(oldKeys[0])
 	to := filepath.Join(t.TempDir(), "new")
@@ -165,11 +170,7 @@ func TestBackupExampleRunbook(t *testing.T) {
 	src := t.TempDir()
 	os.WriteFile(filepath.Join(src, "file.txt"), []byte("data\n"), 0o644)
 	repo := filepath.Join(t.TempDir(), "repo")
-	for _, args := range [][]string{{"init"}, {"backup", "--host", "office-nas", "."}} {
-		if err := resticAs(repo, oldPw, src, args...); err != nil {
-			t.Fatal(err)
-		}
-	}
+	makeRepo(t, repo, oldPw, src, "office-nas")
 	body, err := os.ReadFile("../../runbooks/backups/main.sw.hcl")
 	if err != nil {
 		t.Fatal(err)
@@ -255,11 +256,7 @@ func TestBackupRESTRepositoryPasswordStaysSecret(t *testing.T) {
 	const repoPw = "old-provider-repo-pw"
 	src := t.TempDir()
 	os.WriteFile(filepath.Join(src, "file.txt"), []byte("data\n"), 0o644)
-	for _, args := range [][]string{{"init"}, {"backup", "--host", "office-nas", "."}} {
-		if err := resticAs(repo, repoPw, src, args...); err != nil {
-			t.Fatal(err)
-		}
-	}
+	makeRepo(t, repo, repoPw, src, "office-nas")
 	f := newFixture(t, `
 variable "repository" { sensitive = true }
 variable "new_repository" { sensitive = true }
