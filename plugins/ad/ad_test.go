@@ -27,7 +27,7 @@ var dc *adlab.DC
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "adplugin-lab-")
 	if err == nil {
-		dc, err = adlab.New(dir)
+		dc, err = adlab.NewWith(dir, adlab.Options{Offline: offlinePlants})
 	}
 	if err != nil {
 		// Never a silent skip: CI installs Samba.

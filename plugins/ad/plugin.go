@@ -51,7 +51,7 @@ func New(version string) *sdk.Plugin {
 	return &sdk.Plugin{
 		Name:        "ad",
 		Version:     version,
-		Description: "Active Directory over LDAP: find the old provider's accounts, disable them, remove their privileged group memberships, reset passwords, rotate krbtgt, read the domain's facts for the handover.",
+		Description: "Active Directory over LDAP: find the old provider's accounts, disable them, remove their privileged group memberships, reset passwords, rotate krbtgt, sweep for and remove the back doors it left, read the domain's facts for the handover.",
 		Config: []sdk.Attribute{
 			{Name: "server", Type: cty.String, Required: true, Description: "The domain controller: host (LDAPS on 636), ldaps://host[:port], or ldap://host[:port] (StartTLS, required). Plain LDAP binds are refused."},
 			{Name: "base_dn", Type: cty.String, Description: "Where searches start (default: the domain, from the rootDSE's defaultNamingContext)."},
@@ -72,6 +72,7 @@ func New(version string) *sdk.Plugin {
 		},
 		Actions: []*sdk.Action{
 			p.findAccounts(), p.disableAccount(), p.resetPassword(), p.removeFromGroups(), p.rotateKrbtgt(), p.inventory(),
+			p.findPersistence(), p.removePersistence(),
 		},
 	}
 }

@@ -7,7 +7,12 @@
 // addresses). Only the LDAP server runs; it listens on LDAPS (636) and on
 // 389 for StartTLS.
 //
-// It needs root and Samba (Debian packages samba and samba-ad-dc).
+// Its schema is extended with msDS-KeyCredentialLink (shadow credentials),
+// as Windows Server 2016 defines it: Samba 4.17's default (2012 R2) schema
+// lacks it.
+//
+// It needs root, Samba and ldb-tools (Debian packages samba, samba-ad-dc
+// and ldb-tools).
 package adlab
 
 import (
@@ -60,9 +65,9 @@ func Available() string {
 	if os.Geteuid() != 0 {
 		return "the AD lab needs root"
 	}
-	for _, p := range []string{"/usr/sbin/samba", "/usr/bin/samba-tool"} {
+	for _, p := range []string{"/usr/sbin/samba", "/usr/bin/samba-tool", "/usr/bin/ldbmodify"} {
 		if _, err := os.Stat(p); err != nil {
-			return p + " is missing (install samba and samba-ad-dc)"
+			return p + " is missing (install samba, samba-ad-dc and ldb-tools)"
 		}
 	}
 	return ""
@@ -84,7 +89,7 @@ func Start(t testing.TB) *DC {
 func templateDir() string {
 	out, _ := exec.Command("samba", "--version").Output()
 	v := strings.NewReplacer(" ", "-", "\n", "").Replace(strings.TrimSpace(string(out)))
-	return filepath.Join(os.TempDir(), "switchover-adlab-v1-"+v)
+	return filepath.Join(os.TempDir(), "switchover-adlab-v2-"+v)
 }
 
 // template provisions the lab domain once (6-10 s), under a file lock so
@@ -126,14 +131,105 @@ func template() (string, error) {
 		"--min-pwd-age=0", "--history-length=0"); err != nil {
 		return "", err
 	}
+	sam := filepath.Join(tmp, "private", "sam.ldb")
+	// Two transactions: a class can name an attribute only once the
+	// schema holding it is loaded again.
+	for _, ldif := range []string{keyCredentialAttrs, keyCredentialClasses} {
+		if err := ldbModify(sam, ldif, "--option=dsdb:schema update allowed=true"); err != nil {
+			return "", fmt.Errorf("extending the schema: %w", err)
+		}
+	}
 	if err := os.WriteFile(filepath.Join(tmp, "ready"), nil, 0o600); err != nil {
 		return "", err
 	}
 	return dir, os.Rename(tmp, dir)
 }
 
+// msDS-KeyCredentialLink and its back link as Windows Server 2016's schema
+// defines them (AD_DS_Attributes__Windows_Server_2016.ldf), and the classes
+// that may hold them (the back link, like every back link, on top).
+const keyCredentialAttrs = `dn: CN=ms-DS-Key-Credential-Link,CN=Schema,CN=Configuration,` + BaseDN + `
+changetype: add
+objectClass: top
+objectClass: attributeSchema
+cn: ms-DS-Key-Credential-Link
+attributeID: 1.2.840.113556.1.4.2328
+attributeSyntax: 2.5.5.7
+isSingleValued: FALSE
+linkID: 2220
+showInAdvancedViewOnly: TRUE
+adminDisplayName: ms-DS-Key-Credential-Link
+oMObjectClass:: KoZIhvcUAQEBCw==
+adminDescription: Contains key material and usage.
+oMSyntax: 127
+searchFlags: 0
+lDAPDisplayName: msDS-KeyCredentialLink
+schemaIDGUID:: D9ZHW5BgskCfNypN6I8wYw==
+attributeSecurityGUID:: pm0CmzwNXEaL7lGZ1xZcug==
+systemOnly: FALSE
+systemFlags: 16
+
+dn: CN=ms-DS-Key-Credential-Link-BL,CN=Schema,CN=Configuration,` + BaseDN + `
+changetype: add
+objectClass: top
+objectClass: attributeSchema
+cn: ms-DS-Key-Credential-Link-BL
+attributeID: 1.2.840.113556.1.4.2329
+attributeSyntax: 2.5.5.1
+isSingleValued: FALSE
+linkID: 2221
+showInAdvancedViewOnly: TRUE
+adminDisplayName: ms-DS-Key-Credential-Link-BL
+oMObjectClass:: KwwCh3McAIVK
+oMSyntax: 127
+searchFlags: 0
+lDAPDisplayName: msDS-KeyCredentialLink-BL
+schemaIDGUID:: iNeKk18i7k6Tua0koVnh2w==
+systemOnly: FALSE
+systemFlags: 17
+`
+
+const keyCredentialClasses = `dn: CN=User,CN=Schema,CN=Configuration,` + BaseDN + `
+changetype: modify
+add: mayContain
+mayContain: msDS-KeyCredentialLink
+
+dn: CN=Computer,CN=Schema,CN=Configuration,` + BaseDN + `
+changetype: modify
+add: mayContain
+mayContain: msDS-KeyCredentialLink
+
+dn: CN=Top,CN=Schema,CN=Configuration,` + BaseDN + `
+changetype: modify
+add: mayContain
+mayContain: msDS-KeyCredentialLink-BL
+`
+
+// ldbModify applies an LDIF to a stopped DC's sam.ldb, as root, through
+// Samba's own modules (they assign SIDs and keep links), but without the
+// LDAP server's refusals (sIDHistory).
+func ldbModify(sam, ldif string, opts ...string) error {
+	cmd := exec.Command("ldbmodify", append([]string{"-H", sam}, opts...)...)
+	cmd.Stdin = strings.NewReader(ldif)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("ldbmodify: %v: %s", err, lastLines(out, 3))
+	}
+	return nil
+}
+
+// Options change a DC before it starts.
+type Options struct {
+	// Offline is LDIF applied to the DC's own copy of the domain before
+	// it starts (with ldbmodify): what Samba refuses over LDAP, such as
+	// an account with sIDHistory.
+	Offline string
+}
+
 // New starts a DC in dir (a copy of the template); Stop ends it.
-func New(dir string) (*DC, error) {
+func New(dir string) (*DC, error) { return NewWith(dir, Options{}) }
+
+// NewWith starts a DC in dir with opts.
+func NewWith(dir string, opts Options) (*DC, error) {
 	if why := Available(); why != "" {
 		return nil, fmt.Errorf("%s", why)
 	}
@@ -142,14 +238,14 @@ func New(dir string) (*DC, error) {
 		return nil, fmt.Errorf("provisioning the lab domain: %w", err)
 	}
 	for attempt := 1; ; attempt++ {
-		d, err := start(dir, tmpl)
+		d, err := start(dir, tmpl, opts)
 		if err == nil || attempt == 5 || !strings.Contains(err.Error(), "address was taken") {
 			return d, err
 		}
 	}
 }
 
-func start(dir, tmpl string) (*DC, error) {
+func start(dir, tmpl string, opts Options) (*DC, error) {
 	d := &DC{Dir: filepath.Join(dir, fmt.Sprintf("dc-%d", mrand.Int63())), Addr: freeAddr()}
 	if err := os.MkdirAll(d.Dir, 0o700); err != nil {
 		return nil, err
@@ -160,6 +256,11 @@ func start(dir, tmpl string) (*DC, error) {
 	for _, s := range []string{"cache", "lock", "pid", "log", "ncalrpc", "tls"} {
 		if err := os.MkdirAll(filepath.Join(d.Dir, s), 0o700); err != nil {
 			return nil, err
+		}
+	}
+	if opts.Offline != "" {
+		if err := ldbModify(filepath.Join(d.Dir, "private", "sam.ldb"), opts.Offline); err != nil {
+			return nil, fmt.Errorf("preparing the DC: %w", err)
 		}
 	}
 	if err := d.writeTLS(); err != nil {
@@ -439,3 +540,17 @@ func EncodePassword(pw string) string {
 	}
 	return string(b)
 }
+
+// AddACE adds an ACE (in SDDL) to an object's DACL with samba-tool dsacl,
+// as an admin of the domain would, on the running DC's own database.
+func (d *DC) AddACE(objectDN, sddl string) error {
+	out, err := exec.Command("samba-tool", "dsacl", "set", "-H", "tdb://"+filepath.Join(d.Dir, "private", "sam.ldb"),
+		"--objectdn="+objectDN, "--sddl="+sddl, "--action=allow").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("samba-tool dsacl set %s on %s: %v: %s", sddl, objectDN, err, lastLines(out, 3))
+	}
+	return nil
+}
+
+// Sysvol is the DC's SYSVOL folder.
+func (d *DC) Sysvol() string { return filepath.Join(d.Dir, "state", "sysvol") }
