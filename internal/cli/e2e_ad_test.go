@@ -164,6 +164,29 @@ func TestADExampleRunbook(t *testing.T) {
 	if err := adlab.AddMember(c, "CN=Domain Admins,"+adlab.UsersDN, dn); err != nil {
 		t.Fatal(err)
 	}
+	// Its back door (DCSync rights for its account, which survive the
+	// account's disabling once it is enabled again by anyone), and a
+	// client group's right to reset passwords (nobody listed it as
+	// trusted: reported, never removed).
+	exSID, err := adlab.SID(c, dn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	helpdesk, err := adlab.AddGroup(c, "helpdesk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	helpdeskSID, err := adlab.SID(c, helpdesk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dcsync := "(OA;;CR;1131f6ad-9c07-11d1-f79f-00c04fc2dcd2;;" + exSID + ")"
+	reset := "(OA;CI;CR;00299570-246d-11d0-a768-00aa006e0529;;" + helpdeskSID + ")"
+	for _, ace := range []string{dcsync, reset} {
+		if err := dc.AddACE(adlab.BaseDN, ace); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// The new provider binds as its own admin: the runbook resets
 	// Administrator's password, and switchover never resets the account
 	// it binds as.
@@ -209,6 +232,16 @@ func TestADExampleRunbook(t *testing.T) {
 	}
 	if !strings.Contains(out, "found 2 accounts in DC=lab,DC=test: ex-oldmsp, ex-oldmsp2") {
 		t.Fatalf("find_accounts did not report the candidate:\n%s", out)
+	}
+	dacl, err := dc.DACL(adlab.BaseDN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(dacl, exSID) || !strings.Contains(dacl, reset) {
+		t.Fatalf("the domain head's DACL after the sweep: the old provider's DCSync right must be gone, the helpdesk's right must stay:\n%s\n%s", dacl, out)
+	}
+	if !strings.Contains(out, "removed the ACE "+dcsync) {
+		t.Fatalf("the apply does not say it removed the DCSync right:\n%s", out)
 	}
 	// Administrator's new password is in the secret store, and works.
 	if err := dc.BindError(adlab.AdminDN, secretValue(t, f.dir, "ad/Administrator")); err != nil {

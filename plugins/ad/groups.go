@@ -274,6 +274,9 @@ func (p *plugin) removeFromGroups() *sdk.Action {
 		if len(removed) > 0 {
 			done = append(done, "removed it from "+strings.Join(removed, ", "))
 		}
+		if len(done) == 0 {
+			done = append(done, "in none of the groups any more (taken out by someone else since the plan)")
+		}
 		return &sdk.ApplyResponse{Summary: acc.name() + ": " + strings.Join(done, "; "), Outputs: outputs(m), Diagnostics: diags}
 	}
 	return goneIsDone(p.action("remove_from_groups",

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -117,7 +118,7 @@ func (p *plugin) findPersistence() *sdk.Action {
 			{Name: "key_credentials", Type: cty.String, Description: "Which shadow credentials are removable: \"privileged\" (default: on admin accounts and the old provider's), \"all\", or \"none\" (report only)."},
 			{Name: "sysvol_path", Type: cty.String, Description: "A path where SYSVOL can be read (a mount of \\\\DC\\SYSVOL, or the DC's own folder): its scripts and scheduled tasks are searched for mentions."},
 			{Name: "mentions", Type: cty.List(cty.String), Description: "Strings that name the old provider's hosts, accounts or tools in scripts and tasks (default: upn_suffix)."},
-			{Name: "since", Type: cty.String, Description: "The switch (RFC 3339; default: now): service accounts whose passwords were set before it are reported."},
+			{Name: "since", Type: cty.String, Description: "When the switch began (RFC 3339; default: 24 hours before the sweep): SPN accounts and krbtgt with passwords set before it are reported."},
 		},
 		[]sdk.Output{
 			{Name: "findings", Type: cty.Map(findingType), Description: "Everything found, by a stable key: kind, object, value, principal, what, whose, removable, remedy."},
@@ -125,7 +126,7 @@ func (p *plugin) findPersistence() *sdk.Action {
 			{Name: "count", Type: cty.Number},
 		},
 		func(ctx context.Context, d *directory, c *ldap.Conn, a sdk.Values) (map[string]cty.Value, string, sdk.Diagnostics, error) {
-			s := &sweep{c: c, d: d, a: a, old: map[string]string{}, oldDN: map[string]string{}, trusted: map[string]bool{}, names: map[string]string{}, since: time.Now()}
+			s := &sweep{c: c, d: d, a: a, old: map[string]string{}, oldDN: map[string]string{}, trusted: map[string]bool{}, names: map[string]string{}, since: time.Now().Add(-24 * time.Hour)}
 			if err := s.prepare(); err != nil {
 				return nil, "", nil, err
 			}
@@ -270,8 +271,9 @@ func (s *sweep) add(f *finding) {
 	s.found = append(s.found, f)
 }
 
-// memberships finds the old provider's principals (groups too) that are
-// direct members of a privileged group, found by SID.
+// memberships finds the old provider's groups and computers that are
+// direct members of a privileged group (its user accounts are
+// ad.remove_from_groups' work, with their primary groups and nesting).
 func (s *sweep) memberships() error {
 	groups, err := findPrivileged(s.c, s.d.info)
 	if err != nil {
@@ -281,6 +283,13 @@ func (s *sweep) memberships() error {
 		for _, m := range g.Members {
 			sid, ok := s.oldDN[strings.ToLower(m)]
 			if !ok {
+				continue
+			}
+			e, err := readObject(s.c, m, "objectClass")
+			if err != nil {
+				return err
+			}
+			if classes := e.GetAttributeValues("objectClass"); !slices.Contains(classes, "group") && !slices.Contains(classes, "computer") {
 				continue
 			}
 			s.add(&finding{Kind: kindMembership, Object: m, Value: g.DN, Principal: sid, Whose: whoseOld, Removable: true,

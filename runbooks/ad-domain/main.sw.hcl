@@ -29,6 +29,36 @@ variable "keep_accounts" {
   type        = list(string)
   default     = []
 }
+variable "old_provider_principals" {
+  description = "The old provider's groups, computers and accounts the UPN suffix does not find (names, DNs or SIDs)"
+  type        = list(string)
+  default     = []
+}
+variable "old_provider_domain_sids" {
+  description = "The old provider's own domain SIDs (S-1-5-21-...), if it ran a domain of its own"
+  type        = list(string)
+  default     = []
+}
+variable "old_provider_mentions" {
+  description = "Host names, share names and tools of the old provider that scripts and tasks in SYSVOL may name (default: the UPN suffix)"
+  type        = list(string)
+  default     = []
+}
+variable "trusted_principals" {
+  description = "Who may keep dangerous rights besides the domain's defaults: the new provider's admins, the client's own (anyone else with such rights is reported)"
+  type        = list(string)
+  default     = []
+}
+variable "sysvol_path" {
+  description = "Where SYSVOL can be read (a mount of \\\\DC\\SYSVOL); null: scripts and tasks are not searched"
+  type        = string
+  default     = null
+}
+variable "switch_started" {
+  description = "When the switch began (RFC 3339): service accounts whose passwords were set before it are reported; null: 24 hours before each sweep"
+  type        = string
+  default     = null
+}
 variable "service_accounts" {
   description = "Service accounts whose passwords the old provider chose (sAMAccountNames)"
   type        = list(string)
@@ -80,6 +110,28 @@ step "ad.reset_password" "service" {
 step "ad.rotate_krbtgt" "krbtgt" {
   wait       = "10h"
   depends_on = [step.administrator]
+}
+
+# Back doors the old provider can leave without an account of its own,
+# read while planning like the accounts: the plan lists each, the old
+# provider's are removed below, and the rest (rights of principals nobody
+# listed, scripts in SYSVOL, old service passwords) are open items of the
+# checklist with the command a person runs.
+step "ad.find_persistence" "backdoors" {
+  principals      = concat(var.old_provider_principals, [for a in step.found.outputs.accounts : a.sid])
+  upn_suffix      = var.old_provider_upn_suffix
+  old_domain_sids = var.old_provider_domain_sids
+  trusted         = var.trusted_principals
+  mentions        = var.old_provider_mentions
+  sysvol_path     = var.sysvol_path
+  since           = var.switch_started
+}
+
+step "ad.remove_persistence" "backdoor" {
+  for_each = step.backdoors.outputs.removable
+  kind     = each.value.kind
+  object   = each.value.object
+  value    = each.value.value
 }
 
 step "core.manual" "service_configs" {

@@ -17,6 +17,7 @@ package adlab
 
 import (
 	"bytes"
+	"encoding/binary"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -554,3 +555,33 @@ func (d *DC) AddACE(objectDN, sddl string) error {
 
 // Sysvol is the DC's SYSVOL folder.
 func (d *DC) Sysvol() string { return filepath.Join(d.Dir, "state", "sysvol") }
+
+// SID is an object's objectSid as a string (S-1-5-21-...).
+func SID(c *ldap.Conn, dn string) (string, error) {
+	r, err := c.Search(ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false, "(objectClass=*)", []string{"objectSid"}, nil))
+	if err != nil || len(r.Entries) == 0 {
+		return "", fmt.Errorf("reading the SID of %s: %v", dn, err)
+	}
+	b := r.Entries[0].GetRawAttributeValue("objectSid")
+	if len(b) < 8 || int(b[1])*4+8 != len(b) {
+		return "", fmt.Errorf("%s has no valid objectSid", dn)
+	}
+	var auth uint64
+	for _, x := range b[2:8] {
+		auth = auth<<8 | uint64(x)
+	}
+	s := fmt.Sprintf("S-%d-%d", b[0], auth)
+	for i := 0; i < int(b[1]); i++ {
+		s += fmt.Sprintf("-%d", binary.LittleEndian.Uint32(b[8+4*i:]))
+	}
+	return s, nil
+}
+
+// DACL is an object's DACL in SDDL as samba-tool dsacl get prints it.
+func (d *DC) DACL(objectDN string) (string, error) {
+	out, err := exec.Command("samba-tool", "dsacl", "get", "-H", "tdb://"+filepath.Join(d.Dir, "private", "sam.ldb"), "--objectdn="+objectDN).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("samba-tool dsacl get %s: %v: %s", objectDN, err, lastLines(out, 3))
+	}
+	return strings.TrimSpace(string(out)), nil
+}
