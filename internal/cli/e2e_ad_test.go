@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand"
 	"os"
@@ -9,6 +10,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/go-ldap/ldap/v3"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/switchover/switchover/internal/testing/adlab"
 )
@@ -246,5 +250,100 @@ func TestADExampleRunbook(t *testing.T) {
 	// Administrator's new password is in the secret store, and works.
 	if err := dc.BindError(adlab.AdminDN, secretValue(t, f.dir, "ad/Administrator")); err != nil {
 		t.Fatalf("Administrator with the new password: %v", err)
+	}
+}
+
+// TestADCrashWhileRemovingBackDoors kills `switchover apply` with SIGKILL
+// at random moments while it rewrites the DACLs of 20 OUs without the old
+// provider's ACEs, and resumes it: every DACL ends exactly as it was before
+// the old provider's ACEs were planted (the client's ACE and the defaults
+// unchanged), never a third thing.
+func TestADCrashWhileRemovingBackDoors(t *testing.T) {
+	t.Parallel()
+	dc := sharedDC(t)
+	c := dc.Admin(t)
+	group, err := adlab.AddGroup(c, "crash-oldmsp-admins")
+	if err != nil {
+		t.Fatal(err)
+	}
+	helpdesk, err := adlab.AddGroup(c, "crash-helpdesk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	groupSID, err := adlab.SID(c, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	helpdeskSID, err := adlab.SID(c, helpdesk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	// The helpdesk's right is on the parent, inherited by each OU; each
+	// OU gets the old provider's ACEs (three: the DC splits GA with CI in
+	// two) with one samba-tool call, four at a time.
+	parent := "OU=crash," + adlab.BaseDN
+	if err := c.Add(&ldap.AddRequest{DN: parent, Attributes: []ldap.Attribute{{Type: "objectClass", Vals: []string{"organizationalUnit"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := dc.AddACE(parent, "(OA;CI;CR;00299570-246d-11d0-a768-00aa006e0529;;"+helpdeskSID+")"); err != nil {
+		t.Fatal(err)
+	}
+	before := map[string][]byte{}
+	var g errgroup.Group
+	g.SetLimit(4)
+	for i := 0; i < n; i++ {
+		ou := fmt.Sprintf("OU=crash-ou-%02d,%s", i, parent)
+		if err := c.Add(&ldap.AddRequest{DN: ou, Attributes: []ldap.Attribute{{Type: "objectClass", Vals: []string{"organizationalUnit"}}}}); err != nil {
+			t.Fatal(err)
+		}
+		sd, err := adlab.RawDACL(c, ou)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before[ou] = sd
+		g.Go(func() error { return dc.AddACE(ou, "(A;CI;GA;;;"+groupSID+")(A;;WD;;;"+groupSID+")") })
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	f := adRunbook(t, dc, `
+step "ad.find_persistence" "sweep" {
+  principals = ["crash-oldmsp-admins"]
+  trusted    = ["crash-helpdesk"]
+}
+step "ad.remove_persistence" "remove" {
+  for_each = step.sweep.outputs.removable
+  kind     = each.value.kind
+  object   = each.value.object
+  value    = each.value.value
+}
+`)
+	seed := time.Now().UnixNano()
+	rng := rand.New(rand.NewSource(seed))
+	// Even rounds are killed counting from the start (plugin start, the
+	// sweep, the plan), odd ones from the first write on: the writes take
+	// a few milliseconds each.
+	round := 0
+	kills, mid := killAndResume(t, f, 8, func() time.Duration {
+		round++
+		if round%2 == 1 {
+			return time.Duration(100+rng.Intn(700)) * time.Millisecond
+		}
+		return time.Duration(rng.Intn(40)) * time.Millisecond
+	})
+	t.Logf("seed %d: %d kills, %d with a step running", seed, kills, mid)
+	for ou, want := range before {
+		got, err := adlab.RawDACL(c, ou)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			dacl, _ := dc.DACL(ou)
+			t.Fatalf("seed %d: %s after the run is not its DACL from before the old provider's ACEs, byte for byte:\n%s", seed, ou, dacl)
+		}
+	}
+	if code, out := f.apply(); code != ExitOK || strings.Contains(out, "started (attempt") || !strings.Contains(out, "0 failed") {
+		t.Fatalf("a second apply: exit %d\n%s", code, out)
 	}
 }

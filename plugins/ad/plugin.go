@@ -164,6 +164,17 @@ type directory struct {
 	conn   *ldap.Conn
 	info   *domainInfo
 	verify chan *ldap.Conn
+	// objects: a lock per object DN whose security descriptor is being
+	// rewritten.
+	objects sync.Map
+}
+
+// lockObject serialises read-modify-writes of one object (by DN).
+func (d *directory) lockObject(dn string) (unlock func()) {
+	m, _ := d.objects.LoadOrStore(strings.ToLower(dn), &sync.Mutex{})
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
 }
 
 func newDirectory(s *settings) *directory {

@@ -87,6 +87,11 @@ func (p *plugin) removePersistence() *sdk.Action {
 		a := req.Attributes
 		kind, dn, value := a.String("kind"), a.String("object"), a.String("value")
 		if kind == kindACE {
+			// One descriptor rewrite at a time per object in this
+			// process: two ACEs of one object removed by parallel
+			// instances would otherwise each write the other's back.
+			unlock := d.lockObject(dn)
+			defer unlock()
 			return applyACE(c, dn, value, req.Private)
 		}
 		return applyValue(c, kind, dn, value)
@@ -124,7 +129,7 @@ func applyACE(c *ldap.Conn, dn, value string, private []byte) *sdk.ApplyResponse
 	if err != nil {
 		return sdk.ApplyError(err)
 	}
-	if len(private) < 4 || !bytes.Equal(private[4:], desc.raw) {
+	if len(private) < 4 || !onlyRemovedSince(private[4:], desc) {
 		return sdk.ApplyError(sdk.Conflict("the security descriptor of %s changed since the plan read it (nothing was written)", dn))
 	}
 	sd, dropped := desc.acl.withoutACEs(func(e *ace) bool { return e.flags&aceInherited == 0 && e.sddl() == value })
@@ -143,6 +148,30 @@ func applyACE(c *ldap.Conn, dn, value string, private []byte) *sdk.ApplyResponse
 			"%s: version %d when read, %d after switchover's one write: another change to its permissions went in within milliseconds of switchover's, and one of the two may have replaced the other. Check its permissions (dsacls \"%s\").", dn, desc.version, after.version, dn))
 	}
 	return resp
+}
+
+// onlyRemovedSince: the descriptor now is the one the plan read, or that
+// one with ACEs removed (by this run's other instances, or by a person);
+// anything added or changed is a conflict, planned again.
+func onlyRemovedSince(planned []byte, now *descriptor) bool {
+	if bytes.Equal(planned, now.raw) {
+		return true
+	}
+	was, err := parseSD(planned)
+	if err != nil || was.control != now.acl.control {
+		return false
+	}
+	i := 0
+	for _, e := range now.acl.aces {
+		for i < len(was.aces) && !bytes.Equal(was.aces[i].raw, e.raw) {
+			i++
+		}
+		if i == len(was.aces) {
+			return false
+		}
+		i++
+	}
+	return true
 }
 
 // planValue plans the removal of one attribute value (or bit).

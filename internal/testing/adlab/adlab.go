@@ -585,3 +585,14 @@ func (d *DC) DACL(objectDN string) (string, error) {
 	}
 	return strings.TrimSpace(string(out)), nil
 }
+
+// RawDACL is an object's security descriptor as the DC sends it when asked
+// for the DACL alone (LDAP_SERVER_SD_FLAGS_OID, DACL_SECURITY_INFORMATION).
+func RawDACL(c *ldap.Conn, dn string) ([]byte, error) {
+	ctl := ldap.NewControlString("1.2.840.113556.1.4.801", true, "\x30\x03\x02\x01\x04")
+	r, err := c.Search(ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false, "(objectClass=*)", []string{"nTSecurityDescriptor"}, []ldap.Control{ctl}))
+	if err != nil || len(r.Entries) == 0 {
+		return nil, fmt.Errorf("reading the DACL of %s: %v", dn, err)
+	}
+	return r.Entries[0].GetRawAttributeValue("nTSecurityDescriptor"), nil
+}
