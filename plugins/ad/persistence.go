@@ -73,7 +73,7 @@ type sweep struct {
 	c        *ldap.Conn
 	d        *directory
 	a        sdk.Values
-	root     *ldap.Entry // the rootDSE
+	root     *ldap.Entry       // the rootDSE
 	old      map[string]string // SID -> name: the old provider's principals
 	oldDN    map[string]string // lowercased DN -> SID, of the same
 	oldDoms  []string          // the old provider's domain SIDs

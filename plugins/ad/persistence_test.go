@@ -2,7 +2,6 @@ package ad
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -32,28 +31,6 @@ objectClass: user
 sAMAccountName: %s
 sIDHistory: %s
 `, legacySam, adlab.UsersDN, legacySam, legacySIDHistor)
-
-// keyCredentialValue is an msDS-KeyCredentialLink value as Whisker or
-// pywhisker write it: a KEYCREDENTIALLINK_BLOB (version 2, entries sorted
-// by identifier) for a device, bound to dn.
-func keyCredentialValue(dn string, device [16]byte, created time.Time) string {
-	blob := binary.LittleEndian.AppendUint32(nil, 0x200)
-	entry := func(id byte, v []byte) {
-		blob = binary.LittleEndian.AppendUint16(blob, uint16(len(v)))
-		blob = append(append(blob, id), v...)
-	}
-	keyID := make([]byte, 32)
-	copy(keyID, "key-of-the-old-provider")
-	entry(0x01, keyID)
-	entry(0x03, []byte("RSA1 public key material of 2048 bits would be here"))
-	entry(0x04, []byte{0x01})
-	entry(0x05, []byte{0x00})
-	entry(0x06, device[:])
-	entry(0x07, []byte{0x01, 0x00})
-	entry(0x09, binary.LittleEndian.AppendUint64(nil, uint64(toFileTime(created))))
-	h := fmt.Sprintf("%X", blob)
-	return fmt.Sprintf("B:%d:%s:%s", len(h), h, dn)
-}
 
 // explicitACEs is an object's DACL as the list of its explicit ACEs' bytes.
 func explicitACEs(t *testing.T, c *ldap.Conn, dn string) []string {
@@ -148,7 +125,7 @@ func TestPersistenceSweepFindsAndRemovesTheOldProvidersBackDoors(t *testing.T) {
 		}
 	})
 	// Shadow credentials on Administrator, and a constrained delegation.
-	shadow := keyCredentialValue(adlab.AdminDN, [16]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}, time.Date(2026, 11, 30, 23, 10, 0, 0, time.UTC))
+	shadow := adlab.KeyCredential(adlab.AdminDN, [16]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}, time.Date(2026, 11, 30, 23, 10, 0, 0, time.UTC))
 	for dn, kv := range map[string][2]string{adlab.AdminDN: {"msDS-KeyCredentialLink", shadow}, syncDN: {"msDS-AllowedToDelegateTo", "cifs/dc1.lab.test"}} {
 		m := ldap.NewModifyRequest(dn, nil)
 		m.Add(kv[0], []string{kv[1]})

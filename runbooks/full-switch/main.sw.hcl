@@ -66,6 +66,11 @@ variable "ad_service_accounts" {
   type        = list(string)
   default     = []
 }
+variable "ad_sysvol_path" {
+  description = "Where SYSVOL can be read, for the scripts and scheduled tasks that name the old provider (null: not searched)"
+  type        = string
+  default     = null
+}
 
 # --- Microsoft 365 / Entra ID (Graph) ---------------------------------------
 
@@ -160,6 +165,7 @@ module "ad" {
   bind_password           = var.ad_bind_password
   old_provider_upn_suffix = var.old_provider_domain
   service_accounts        = var.ad_service_accounts
+  sysvol_path             = var.ad_sysvol_path
 }
 
 module "m365" {

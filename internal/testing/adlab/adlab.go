@@ -17,9 +17,9 @@ package adlab
 
 import (
 	"bytes"
-	"encoding/binary"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/binary"
 	"fmt"
 	"io"
 	mrand "math/rand"
@@ -421,14 +421,17 @@ func (d *DC) Admin(t testing.TB) *ldap.Conn {
 
 // AdminConn is a connection bound as Administrator (with the password the
 // lab starts with), for a lab's setup.
-func (d *DC) AdminConn() (*ldap.Conn, error) {
+func (d *DC) AdminConn() (*ldap.Conn, error) { return d.Conn(AdminDN, AdminPassword) }
+
+// Conn is a connection bound as dn (the caller closes it).
+func (d *DC) Conn(dn, password string) (*ldap.Conn, error) {
 	c, err := d.dial()
 	if err != nil {
 		return nil, err
 	}
-	if err := c.Bind(AdminDN, AdminPassword); err != nil {
+	if err := c.Bind(dn, password); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("binding as Administrator: %v", err)
+		return nil, fmt.Errorf("binding as %s: %v", dn, err)
 	}
 	return c, nil
 }
@@ -595,4 +598,27 @@ func RawDACL(c *ldap.Conn, dn string) ([]byte, error) {
 		return nil, fmt.Errorf("reading the DACL of %s: %v", dn, err)
 	}
 	return r.Entries[0].GetRawAttributeValue("nTSecurityDescriptor"), nil
+}
+
+// KeyCredential is an msDS-KeyCredentialLink value as Whisker or pywhisker
+// plant it (shadow credentials): a KEYCREDENTIALLINK_BLOB, version 2, its
+// entries sorted by identifier ([MS-ADTS] 2.2.20), for a device, bound to
+// dn.
+func KeyCredential(dn string, device [16]byte, created time.Time) string {
+	blob := binary.LittleEndian.AppendUint32(nil, 0x200)
+	entry := func(id byte, v []byte) {
+		blob = binary.LittleEndian.AppendUint16(blob, uint16(len(v)))
+		blob = append(append(blob, id), v...)
+	}
+	keyID := make([]byte, 32)
+	copy(keyID, "key-of-the-old-provider")
+	entry(0x01, keyID)
+	entry(0x03, []byte("RSA1 public key material of 2048 bits would be here"))
+	entry(0x04, []byte{0x01})
+	entry(0x05, []byte{0x00})
+	entry(0x06, device[:])
+	entry(0x07, []byte{0x01, 0x00})
+	entry(0x09, binary.LittleEndian.AppendUint64(nil, uint64(created.UTC().UnixNano()/100+116444736000000000)))
+	h := fmt.Sprintf("%X", blob)
+	return fmt.Sprintf("B:%d:%s:%s", len(h), h, dn)
 }
