@@ -2,7 +2,7 @@ GO ?= go
 BIN := bin/switchover
 PROTO_DIR := plugins/protocol/v1
 
-.PHONY: build test demo demo-down generate lint bench-plan bench-apply bench-ssh bench-ad bench-backup bench-saas bench-entra lab fuzz clean check-generate
+.PHONY: build test demo demo-down generate lint bench-plan bench-apply bench-ssh bench-ad bench-ad-sweep bench-backup bench-saas bench-entra lab fuzz clean check-generate
 
 build:
 	$(GO) build -o $(BIN) ./cmd/switchover
@@ -79,6 +79,9 @@ bench-ssh: build
 BENCH_AD_ACCOUNTS ?= 200
 bench-ad: build
 	$(GO) run ./internal/tools/bench -what ad -accounts $(BENCH_AD_ACCOUNTS) -runs 2 -bin $(BIN)
+
+bench-ad-sweep: build
+	$(GO) run ./internal/tools/bench -what ad-sweep -accounts 1000 -ous 200 -runs 3 -bin $(BIN)
 
 bench-backup: build
 	$(GO) run ./internal/tools/bench -what backup -mb 1024 -runs 3 -bin $(BIN)

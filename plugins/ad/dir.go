@@ -260,8 +260,25 @@ func groupFrom(e *ldap.Entry) *group {
 }
 
 // findPrivileged returns the domain's privileged groups that exist, by
-// SID, plus DnsAdmins (which has no fixed RID, so it is found by name).
+// SID, plus DnsAdmins (which has no fixed RID, so it is found by name),
+// each with the RIDs of the groups that make an account a member by its
+// primary group.
 func findPrivileged(c *ldap.Conn, info *domainInfo) ([]*group, error) {
+	gs, err := privilegedGroupsOnly(c, info)
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range gs {
+		if err := primaryRIDs(c, info, g); err != nil {
+			return nil, err
+		}
+	}
+	return gs, nil
+}
+
+// privilegedGroupsOnly reads the privileged groups (one search), without
+// what is nested in them.
+func privilegedGroupsOnly(c *ldap.Conn, info *domainInfo) ([]*group, error) {
 	var or strings.Builder
 	for _, g := range privilegedGroups {
 		f, _ := sidFilter(g.sid(info.domainSID))
@@ -275,11 +292,7 @@ func findPrivileged(c *ldap.Conn, info *domainInfo) ([]*group, error) {
 	}
 	var gs []*group
 	for _, e := range r.Entries {
-		g := groupFrom(e)
-		if err := primaryRIDs(c, info, g); err != nil {
-			return nil, err
-		}
-		gs = append(gs, g)
+		gs = append(gs, groupFrom(e))
 	}
 	sort.Slice(gs, func(i, j int) bool { return gs[i].SID < gs[j].SID })
 	return gs, nil

@@ -9,10 +9,12 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
 	"github.com/zclconf/go-cty/cty"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/switchover/switchover/plugins/sdk"
 )
@@ -80,8 +82,10 @@ type sweep struct {
 	trusted  map[string]bool
 	names    map[string]string // SID -> name, for messages
 	since    time.Time         // the switch: passwords set before it were known to the old provider
-	found    []*finding
 	warnings sdk.Diagnostics
+
+	mu    sync.Mutex // the kinds are read at the same time, over one connection
+	found []*finding
 }
 
 // Principals every domain grants dangerous rights to by default.
@@ -130,10 +134,15 @@ func (p *plugin) findPersistence() *sdk.Action {
 			if err := s.prepare(); err != nil {
 				return nil, "", nil, err
 			}
+			// The kinds are independent reads: they go out together over
+			// the one connection (go-ldap multiplexes it), so a DC across
+			// a WAN costs one round of latency per page, not per kind.
+			var g errgroup.Group
 			for _, step := range []func() error{s.memberships, s.aces, s.keyCredentials, s.sidHistory, s.delegation, s.sysvol, s.passwords} {
-				if err := step(); err != nil {
-					return nil, "", nil, err
-				}
+				g.Go(step)
+			}
+			if err := g.Wait(); err != nil {
+				return nil, "", nil, err
 			}
 			return s.outputs()
 		})
@@ -247,7 +256,9 @@ func (s *sweep) name(sid string) string {
 	if n, ok := s.old[sid]; ok {
 		return n + " (" + sid + ")"
 	}
+	s.mu.Lock()
 	n, ok := s.names[sid]
+	s.mu.Unlock()
 	if !ok {
 		if f, err := sidFilter(sid); err == nil {
 			r, err := s.c.Search(ldap.NewSearchRequest(s.d.info.domainDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 2, 0, false,
@@ -256,7 +267,9 @@ func (s *sweep) name(sid string) string {
 				n = r.Entries[0].GetAttributeValue("sAMAccountName")
 			}
 		}
+		s.mu.Lock()
 		s.names[sid] = n
+		s.mu.Unlock()
 	}
 	if n == "" {
 		return sid
@@ -268,14 +281,16 @@ func (s *sweep) add(f *finding) {
 	if f.Whose == whoseUnlisted && s.a.Has("report_unlisted") && !s.a.Bool("report_unlisted") {
 		return
 	}
+	s.mu.Lock()
 	s.found = append(s.found, f)
+	s.mu.Unlock()
 }
 
 // memberships finds the old provider's groups and computers that are
 // direct members of a privileged group (its user accounts are
 // ad.remove_from_groups' work, with their primary groups and nesting).
 func (s *sweep) memberships() error {
-	groups, err := findPrivileged(s.c, s.d.info)
+	groups, err := privilegedGroupsOnly(s.c, s.d.info)
 	if err != nil {
 		return err
 	}
@@ -310,25 +325,40 @@ func (s *sweep) aces() error {
 	if config != "" {
 		bases = append(bases, config)
 	}
+	// Five reads at once: three objects by DN, the OUs and the GPOs.
+	var mu sync.Mutex
 	var entries []*ldap.Entry
+	keep := func(es ...*ldap.Entry) {
+		mu.Lock()
+		entries = append(entries, es...)
+		mu.Unlock()
+	}
+	var g errgroup.Group
 	for _, base := range bases {
-		r, err := s.c.Search(ldap.NewSearchRequest(base, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false, "(objectClass=*)",
-			[]string{"nTSecurityDescriptor"}, []ldap.Control{sdFlagsDACL}))
-		if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("reading the security descriptor of %s: %v", base, err)
-		}
-		entries = append(entries, r.Entries...)
+		g.Go(func() error {
+			r, err := s.c.Search(ldap.NewSearchRequest(base, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false, "(objectClass=*)",
+				[]string{"nTSecurityDescriptor"}, []ldap.Control{sdFlagsDACL}))
+			if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("reading the security descriptor of %s: %v", base, err)
+			}
+			keep(r.Entries...)
+			return nil
+		})
 	}
 	for _, f := range []string{"(objectClass=organizationalUnit)", "(objectClass=groupPolicyContainer)"} {
-		es, err := searchAll(s.c, s.d.s, info.domainDN, f, []string{"nTSecurityDescriptor"}, sdFlagsDACL)
-		if err != nil {
+		g.Go(func() error {
+			es, err := searchAll(s.c, s.d.s, info.domainDN, f, []string{"nTSecurityDescriptor"}, sdFlagsDACL)
+			keep(es...)
 			return err
-		}
-		entries = append(entries, es...)
+		})
 	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].DN < entries[j].DN })
 	for _, e := range entries {
 		if err := s.acesOf(e.DN, e.GetRawAttributeValue("nTSecurityDescriptor")); err != nil {
 			return err

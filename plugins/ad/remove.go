@@ -196,8 +196,6 @@ func isSamba(c *ldap.Conn) bool {
 	return err == nil && len(r.Entries) == 1 && strings.Contains(r.Entries[0].GetAttributeValue("vendorName"), "Samba")
 }
 
-var valueAttr = map[string]string{kindKeyCredential: "msDS-KeyCredentialLink", kindSIDHistory: "sIDHistory"}
-
 func readObject(c *ldap.Conn, dn string, attrs ...string) (*ldap.Entry, error) {
 	r, err := c.Search(ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false, "(objectClass=*)", attrs, nil))
 	if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {

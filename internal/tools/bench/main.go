@@ -6,6 +6,8 @@
 //	-what apply: apply with durable checkpoints, total and per step; then the
 //	             same run killed (SIGKILL) at 50% and resumed: the time to get
 //	             past the done half, and the resume's total.
+//	-what ad-sweep: the AD persistence sweep (a plan) against the same reads
+//	             over one LDAPS connection.
 //	-what ssh:   one job (set a password, remove a key) over real sshd hosts:
 //	             switchover, Ansible, and a bare Go floor (as root).
 //	-what saas:  deactivate users on the SCIM server, against a Go loop
@@ -29,9 +31,10 @@ func main() {
 	bin := flag.String("bin", "bin/switchover", "switchover binary")
 	n := flag.Int("n", 10000, "step instances")
 	runs := flag.Int("runs", 3, "runs of each command (the best is shown, and the worst)")
-	what := flag.String("what", "plan", "plan, apply, ssh, ad, backup, saas or entra")
+	what := flag.String("what", "plan", "plan, apply, ssh, ad, ad-sweep, backup, saas or entra")
 	hosts := flag.Int("hosts", 20, "sshd hosts (-what ssh)")
-	accounts := flag.Int("accounts", 1000, "AD accounts (-what ad)")
+	accounts := flag.Int("accounts", 1000, "AD accounts (-what ad, ad-sweep)")
+	ous := flag.Int("ous", 200, "AD OUs (-what ad-sweep)")
 	parallelism := flag.Int("parallelism", 40, "switchover's -parallelism (-what entra)")
 	serverCPUs := flag.String("server-cpus", "", "the SCIM server's CPUs, taskset's list (-what saas-one)")
 	sizeMB := flag.Int("mb", 1024, "repository size in MB (-what backup)")
@@ -81,6 +84,10 @@ func main() {
 	}
 	if *what == "backup" {
 		benchBackup(abs, *sizeMB, *runs)
+		return
+	}
+	if *what == "ad-sweep" {
+		benchADSweep(abs, *accounts, *ous, *runs)
 		return
 	}
 	if *what == "ad" {
