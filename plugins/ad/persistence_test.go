@@ -258,3 +258,56 @@ func TestPersistenceSweepFindsAndRemovesTheOldProvidersBackDoors(t *testing.T) {
 		t.Fatalf("a second sweep: %d removable, want 1 (the sIDHistory Samba keeps): %v", len(removable), removable)
 	}
 }
+
+// What only a person decides is reported with its command: a service
+// account (SPN) and krbtgt with passwords set before the switch, an
+// account whose password never expires; unconstrained delegation on the
+// old provider's account is removed (a compare-and-swap of
+// userAccountControl), on the client's it is only reported.
+func TestPersistenceReportsOldPasswordsAndDelegation(t *testing.T) {
+	ctx := context.Background()
+	c := dc.Admin(t)
+	sqlDN := mustUser(t, c, "svc-legacy-sql", "Legacy-Sql-Pw-1!", map[string][]string{"servicePrincipalName": {"MSSQLSvc/sql1.lab.test:1433"}})
+	neverDN := mustUser(t, c, "svc-never", "Never-Pw-1!", map[string][]string{"userAccountControl": {"66048"}})
+	oldWS := mustUser(t, c, "prev2-jump", "Prev2-Pw-1!", map[string][]string{"userPrincipalName": {"prev2-jump@prev2.example"}})
+	clientWS := mustUser(t, c, "kunde-app", "Kunde-App-Pw-1!", nil)
+	for _, dn := range []string{oldWS, clientWS} {
+		m := ldap.NewModifyRequest(dn, nil)
+		m.Replace("userAccountControl", []string{"524800"}) // NORMAL_ACCOUNT | TRUSTED_FOR_DELEGATION
+		if err := c.Modify(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := harness(t)
+	attrs := map[string]cty.Value{"upn_suffix": str("prev2.example"), "since": str(time.Now().Add(time.Hour).UTC().Format(time.RFC3339))}
+	p, err := h.Plan(ctx, "find_persistence", attrs, nil)
+	if err != nil || p.Diagnostics.HasErrors() {
+		t.Fatalf("sweep: %v %v", err, p.Diagnostics)
+	}
+	got := map[string]cty.Value{}
+	for _, f := range p.Outputs["findings"].AsValueMap() {
+		got[f.GetAttr("kind").AsString()+" "+f.GetAttr("object").AsString()] = f
+	}
+	for key, removable := range map[string]bool{
+		kindSPNPassword + " " + sqlDN: false, kindKrbtgt + " CN=krbtgt," + adlab.UsersDN: false, kindNeverExpires + " " + neverDN: false,
+		kindDelegation + " " + oldWS: true, kindDelegation + " " + clientWS: false,
+	} {
+		f, ok := got[key]
+		if !ok {
+			t.Fatalf("no finding %q in %v", key, p.Outputs["findings"].AsValueMap())
+		}
+		if f.GetAttr("removable").True() != removable || f.GetAttr("remedy").AsString() == "" {
+			t.Fatalf("%s: removable %v, remedy %q; want removable %v and a remedy", key, f.GetAttr("removable").True(), f.GetAttr("remedy").AsString(), removable)
+		}
+	}
+	f := got[kindDelegation+" "+oldWS]
+	if _, err := h.Run(ctx, "remove_persistence", map[string]cty.Value{"kind": f.GetAttr("kind"), "object": f.GetAttr("object"), "value": f.GetAttr("value")}); err != nil {
+		t.Fatal(err)
+	}
+	if uac := attr(t, c, oldWS, "userAccountControl"); uac != "512" {
+		t.Fatalf("the old provider's account after the removal: userAccountControl %s, want 512", uac)
+	}
+	if uac := attr(t, c, clientWS, "userAccountControl"); uac != "524800" {
+		t.Fatalf("the client's account: userAccountControl %s, want 524800 (untouched)", uac)
+	}
+}
