@@ -119,7 +119,7 @@ func (p *plugin) findPersistence() *sdk.Action {
 			{Name: "old_domain_sids", Type: cty.List(cty.String), Description: "The old provider's own domain SIDs (S-1-5-21-...): any SID under them is its."},
 			{Name: "trusted", Type: cty.List(cty.String), Description: "Principals the client trusts with these rights (the new provider, the client's admins) besides the domain's defaults."},
 			{Name: "report_unlisted", Type: cty.Bool, Description: "Report dangerous rights of principals neither the old provider's nor trusted (default true); they are never removed."},
-			{Name: "key_credentials", Type: cty.String, Description: "Which shadow credentials are removable: \"privileged\" (default: on admin accounts and the old provider's), \"all\", or \"none\" (report only)."},
+			{Name: "key_credentials", Type: cty.String, Description: "Which shadow credentials are removable: \"old_provider\" (default: on its accounts), \"privileged\" (also on admin accounts, adminCount = 1 or the built-in Administrator, whose keys the old provider could have planted), \"all\", or \"none\" (report only). The rest are listed for a person with their device and creation time."},
 			{Name: "sysvol_path", Type: cty.String, Description: "A path where SYSVOL can be read (a mount of \\\\DC\\SYSVOL, or the DC's own folder): its scripts and scheduled tasks are searched for mentions."},
 			{Name: "mentions", Type: cty.List(cty.String), Description: "Strings that name the old provider's hosts, accounts or tools in scripts and tasks (default: upn_suffix)."},
 			{Name: "since", Type: cty.String, Description: "When the switch began (RFC 3339; default: 24 hours before the sweep): SPN accounts and krbtgt with passwords set before it are reported."},
@@ -159,9 +159,9 @@ func (s *sweep) prepare() error {
 		s.since = t
 	}
 	switch s.a.String("key_credentials") {
-	case "", "privileged", "all", "none":
+	case "", "old_provider", "privileged", "all", "none":
 	default:
-		return fmt.Errorf("key_credentials = %q: want \"privileged\", \"all\" or \"none\"", s.a.String("key_credentials"))
+		return fmt.Errorf("key_credentials = %q: want \"old_provider\", \"privileged\", \"all\" or \"none\"", s.a.String("key_credentials"))
 	}
 	r, err := s.c.Search(ldap.NewSearchRequest("", ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false, "(objectClass=*)",
 		[]string{"configurationNamingContext", "schemaNamingContext", "vendorName"}, nil))
@@ -419,8 +419,10 @@ func (s *sweep) keyCredentials() error {
 			switch policy {
 			case "all":
 				f.Removable = true
-			case "", "privileged":
+			case "privileged":
 				f.Removable = admin || whose == whoseOld
+			case "", "old_provider":
+				f.Removable = whose == whoseOld
 			}
 			f.Remedy = fmt.Sprintf("If the key is not one of the client's devices (Windows Hello for Business), remove it: Set-ADObject '%s' -Remove @{'msDS-KeyCredentialLink'='%s'}", e.DN, v)
 			s.add(f)

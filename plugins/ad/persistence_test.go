@@ -147,7 +147,7 @@ func TestPersistenceSweepFindsAndRemovesTheOldProvidersBackDoors(t *testing.T) {
 	sweepAttrs := map[string]cty.Value{
 		"principals": cty.ListVal([]cty.Value{str("PrevMSP-Admins")}), "upn_suffix": str(sfx),
 		"old_domain_sids": cty.ListVal([]cty.Value{str(oldProviderDom)}), "trusted": cty.ListVal([]cty.Value{str("Kunde-Helpdesk")}),
-		"sysvol_path": str(dc.Sysvol()),
+		"sysvol_path": str(dc.Sysvol()), "key_credentials": str("privileged"),
 	}
 	sweep := func() (*sdk.PlanResponse, map[string]cty.Value, map[string]cty.Value) {
 		t.Helper()

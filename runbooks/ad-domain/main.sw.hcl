@@ -125,6 +125,9 @@ step "ad.find_persistence" "backdoors" {
   mentions        = var.old_provider_mentions
   sysvol_path     = var.sysvol_path
   since           = var.switch_started
+  # Shadow credentials on admin accounts (Administrator's password the old
+  # provider knew, and a key it planted survives the reset) are removed too.
+  key_credentials = "privileged"
 }
 
 step "ad.remove_persistence" "backdoor" {
