@@ -72,7 +72,7 @@ func New(version string) *sdk.Plugin {
 		},
 		Actions: []*sdk.Action{
 			p.findAccounts(), p.disableAccount(), p.resetPassword(), p.removeFromGroups(), p.rotateKrbtgt(), p.inventory(),
-			p.findPersistence(), p.removePersistence(),
+			p.findPersistence(), p.removePersistence(), p.accessWindow(),
 		},
 	}
 }
