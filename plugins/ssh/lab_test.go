@@ -34,7 +34,8 @@ const (
 	hostJump    = 9
 	hostTarget  = 10
 	hostAuth    = 11
-	labHosts    = 12
+	hostAccess  = 12
+	labHosts    = 13
 )
 
 func TestMain(m *testing.M) {

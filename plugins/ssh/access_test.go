@@ -1,0 +1,112 @@
+package ssh
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/zclconf/go-cty/cty"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/switchover/switchover/plugins/sdk"
+)
+
+func windowVal(name string, start, end, booked time.Time) cty.Value {
+	return cty.ObjectVal(map[string]cty.Value{
+		"name": cty.StringVal(name), "start": cty.StringVal(start.UTC().Format(time.RFC3339)), "end": cty.StringVal(end.UTC().Format(time.RFC3339)),
+		"booked_at": cty.StringVal(booked.UTC().Format(time.RFC3339)), "booked_by": cty.StringVal("Jana Neu (NewMSP)"),
+		"approved_by": cty.StringVal("Max Kunde (client)"), "reason": cty.NullVal(cty.String),
+	})
+}
+
+// A vendor window of a few seconds on a real sshd: the vendor's key logs
+// in and its sudo rule works inside the window; after it, with switchover
+// not running, sshd refuses the key (expiry-time) and sudo the rule
+// (NOTAFTER); the next apply removes both and ends the vendor's sessions.
+func TestAccessWindowOnAHost(t *testing.T) {
+	ctx := context.Background()
+	h := lab.Hosts[hostAccess]
+	h.MustRun(t, "id vendor-erp >/dev/null 2>&1 || useradd -m -s /bin/sh vendor-erp")
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vendor := ssh.PublicKeys(signer)
+	pub := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey()))) + " support@erp-vendor.test"
+	start := time.Now().Add(3 * time.Second).Truncate(time.Second)
+	end := start.Add(5 * time.Second)
+	attrs := map[string]cty.Value{
+		"account": cty.StringVal("vendor-erp"), "public_key": cty.StringVal(pub),
+		"sudo_commands": cty.ListVal([]cty.Value{cty.StringVal("/usr/bin/id")}),
+		"windows":       cty.ListVal([]cty.Value{windowVal("erp-update", start, end, time.Now().Add(-8*24*time.Hour))}),
+	}
+	hs := harness(t, h, 0, nil)
+	var cp []byte
+	step := func(summary string) *sdk.PlanResponse {
+		t.Helper()
+		p, err := hs.Plan(ctx, "access_window", attrs, cp)
+		if err != nil || p.Kind != sdk.Change || !strings.Contains(p.Summary, summary) {
+			t.Fatalf("plan: %v %v %q, want a change %q", err, p.Kind, p.Summary, summary)
+		}
+		r, ev, err := hs.Apply(ctx, "access_window", attrs, p, cp)
+		if err != nil {
+			t.Fatalf("apply: %v", err)
+		}
+		if ev.Last() != nil {
+			cp = ev.Last()
+		}
+		return r.Verify
+	}
+	sudoID := func() string {
+		// The last line: sudo may warn first (the lab host's name does
+		// not resolve).
+		out, _ := h.Run("su -s /bin/sh vendor-erp -c 'sudo -n /usr/bin/id -u' 2>&1")
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		return lines[len(lines)-1]
+	}
+	if v := step(`book "erp-update"`); v.Kind != sdk.Wait || !v.NotBefore.Equal(start) {
+		t.Fatalf("after booking: %v %s", v.Kind, v.NotBefore)
+	}
+	time.Sleep(time.Until(start))
+	if v := step("open vendor-erp on"); v.Kind != sdk.Wait || !v.NotBefore.Equal(end) {
+		t.Fatalf("after opening: %v %s", v.Kind, v.NotBefore)
+	}
+	keys := h.MustRun(t, "cat ~vendor-erp/.ssh/authorized_keys")
+	if !strings.HasPrefix(keys, `expiry-time="`+end.UTC().Format("20060102150405")+`Z" ssh-ed25519 `) {
+		t.Fatalf("authorized_keys in the window:\n%s", keys)
+	}
+	if !sshLogin(t, h, vendor) || sudoID() != "0" {
+		t.Fatalf("in the window: the vendor's login or sudo does not work (sudo: %q)", sudoID())
+	}
+	time.Sleep(time.Until(end) + 1500*time.Millisecond)
+	if sshLogin(t, h, vendor) {
+		t.Fatal("after the window, switchover not running: sshd still takes the vendor's key")
+	}
+	if got := sudoID(); got == "0" {
+		t.Fatalf("after the window, switchover not running: sudo still runs the vendor's rule")
+	}
+	if v := step(`close window "erp-update"`); v.Kind != sdk.NoChange {
+		t.Fatalf("after closing: %v %s", v.Kind, v.Summary)
+	}
+	if out := h.MustRun(t, "cat ~vendor-erp/.ssh/authorized_keys; ls /etc/sudoers.d"); strings.Contains(out, "ssh-ed25519") || strings.Contains(out, "switchover-access") {
+		t.Fatalf("after closing:\n%s", out)
+	}
+}
+
+func sshLogin(t *testing.T, h interface {
+	Login(string, ssh.AuthMethod) (bool, error)
+}, auth ssh.AuthMethod) bool {
+	t.Helper()
+	ok, err := h.Login("vendor-erp", auth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ok
+}
