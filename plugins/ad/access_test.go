@@ -11,6 +11,7 @@ import (
 	"github.com/switchover/switchover/internal/testing/adlab"
 	"github.com/switchover/switchover/internal/testing/smtplab"
 	"github.com/switchover/switchover/plugins/sdk"
+	"github.com/switchover/switchover/plugins/sdk/window"
 )
 
 func windowVal(name string, start, end, booked time.Time, reason string) cty.Value {
@@ -105,13 +106,11 @@ func TestAccessWindowOpensAndClosesByItself(t *testing.T) {
 	for i, want := range []string{"Access window booked", "Access window open now", "Access window closed"} {
 		m := msgs[i]
 		if !strings.HasPrefix(m.Subject, want+": AD account vendor-erp, erp-update") || len(m.To) != 2 ||
-			!strings.Contains(m.Body, "From:        "+stamp(start)) || !strings.Contains(m.Body, "Until:       "+stamp(end)) || !strings.Contains(m.Body, "Approved by: Max Kunde (client)") {
+			!strings.Contains(m.Body, "From:        "+window.Stamp(start)) || !strings.Contains(m.Body, "Until:       "+window.Stamp(end)) || !strings.Contains(m.Body, "Approved by: Max Kunde (client)") {
 			t.Fatalf("notice %d: %+v", i, m)
 		}
 	}
 }
-
-func stamp(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }
 
 // Bad windows are refused with the attribute named, before anything
 // changes; an account with admin rights needs a reason.

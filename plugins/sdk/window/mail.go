@@ -35,8 +35,8 @@ func message(event string, t Target, w Window, from string, to []string, now tim
 	fmt.Fprintf(&b, "From: %s\r\nTo: %s\r\nSubject: %s: %s, %s\r\nDate: %s\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n",
 		from, strings.Join(to, ", "), subject, t.Describe(), w.Name, now.UTC().Format(time.RFC1123Z))
 	fmt.Fprintf(&b, "%s: %s.\r\n\r\n", subject, t.Describe())
-	fmt.Fprintf(&b, "Window:      %s\r\nFrom:        %s\r\nUntil:       %s\r\n", w.Name, stamp(w.Start), stamp(w.End))
-	fmt.Fprintf(&b, "Booked:      %s by %s\r\nApproved by: %s\r\n", stamp(w.BookedAt), w.BookedBy, w.ApprovedBy)
+	fmt.Fprintf(&b, "Window:      %s\r\nFrom:        %s\r\nUntil:       %s\r\n", w.Name, Stamp(w.Start), Stamp(w.End))
+	fmt.Fprintf(&b, "Booked:      %s by %s\r\nApproved by: %s\r\n", Stamp(w.BookedAt), w.BookedBy, w.ApprovedBy)
 	if w.Reason != "" {
 		fmt.Fprintf(&b, "Short notice because: %s\r\n", w.Reason)
 	}

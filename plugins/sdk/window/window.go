@@ -45,6 +45,13 @@ type Access struct {
 	Until time.Time // the end the target enforces (zero: none)
 }
 
+// Unenforced is a Target that cannot end an access by itself (Entra ID has
+// no account expiry): its access is open without an end, the window
+// closes when apply runs at its end, and the plan says so.
+type Unenforced interface {
+	Unenforced() string
+}
+
 // Target is the vendor's access on one system.
 type Target interface {
 	// Describe names it for plans, notices and the checklist.
@@ -148,7 +155,7 @@ func parse(a sdk.Values, now time.Time, cp checkpoint) ([]Window, sdk.Diagnostic
 	for i := 1; i < len(ws); i++ {
 		if ws[i].Start.Before(ws[i-1].End) {
 			diags = append(diags, sdk.AttributeErrorf("windows", "Overlapping access windows", "%q (%s to %s) overlaps %q (%s to %s): one account, one window at a time.",
-				ws[i].Name, stamp(ws[i].Start), stamp(ws[i].End), ws[i-1].Name, stamp(ws[i-1].Start), stamp(ws[i-1].End))...)
+				ws[i].Name, Stamp(ws[i].Start), Stamp(ws[i].End), ws[i-1].Name, Stamp(ws[i-1].Start), Stamp(ws[i-1].End))...)
 		}
 		if ws[i].Name == ws[i-1].Name {
 			diags = append(diags, sdk.AttributeErrorf("windows", "Two windows of one name", "two windows are named %q: name them apart.", ws[i].Name)...)
@@ -194,24 +201,31 @@ func check(w Window, now time.Time, notice, maxLen time.Duration, booked bool) s
 	}
 	switch {
 	case !w.End.After(w.Start):
-		bad("An access window that ends before it starts", "end %s is not after start %s.", stamp(w.End), stamp(w.Start))
+		bad("An access window that ends before it starts", "end %s is not after start %s.", Stamp(w.End), Stamp(w.Start))
 	case w.End.Sub(w.Start) > maxLen:
-		bad("An access window longer than allowed", "%s to %s is %s, longer than max_length %s.", stamp(w.Start), stamp(w.End), w.End.Sub(w.Start), maxLen)
+		bad("An access window longer than allowed", "%s to %s is %s, longer than max_length %s.", Stamp(w.Start), Stamp(w.End), w.End.Sub(w.Start), maxLen)
 	}
 	if !booked && !w.End.After(now) {
-		bad("An access window in the past", "it ended at %s, before it was booked here: book a new window.", stamp(w.End))
+		bad("An access window in the past", "it ended at %s, before it was booked here: book a new window.", Stamp(w.End))
 	}
 	if w.BookedAt.After(now.Add(time.Minute)) {
-		bad("A booking in the future", "booked_at %s is later than now: write when the window was confirmed in writing.", stamp(w.BookedAt))
+		bad("A booking in the future", "booked_at %s is later than now: write when the window was confirmed in writing.", Stamp(w.BookedAt))
 	}
 	if lead := w.Start.Sub(w.BookedAt); lead < notice && w.Reason == "" {
 		bad("An access window booked at short notice", "booked %s before its start (%s to %s), less than the notice of %s: give the reason in the window's reason (it is recorded and sent with the notices).",
-			lead.Round(time.Minute), stamp(w.BookedAt), stamp(w.Start), notice)
+			lead.Round(time.Minute), Stamp(w.BookedAt), Stamp(w.Start), notice)
 	}
 	return diags
 }
 
-func stamp(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }
+// Stamp is how plans and notices write a time: UTC, to the minute (to the
+// second when it has seconds).
+func Stamp(t time.Time) string {
+	if t.Second() != 0 {
+		return t.UTC().Format("2006-01-02 15:04:05 UTC")
+	}
+	return t.UTC().Format("2006-01-02 15:04 UTC")
+}
 
 // due is what is to do now, in order.
 type due struct {
@@ -225,7 +239,7 @@ type due struct {
 
 func (d *due) empty() bool { return len(d.book) == 0 && d.close == nil && d.open == nil }
 
-func decide(ws []Window, cp checkpoint, acc Access, now time.Time) *due {
+func decide(ws []Window, cp checkpoint, acc Access, now time.Time, unenforced bool) *due {
 	d := &due{}
 	for i := range ws {
 		w := &ws[i]
@@ -260,7 +274,7 @@ func decide(ws []Window, cp checkpoint, acc Access, now time.Time) *due {
 	}
 	c := d.current
 	switch {
-	case !acc.Open || acc.Until.IsZero() || !acc.Until.Equal(c.End):
+	case !acc.Open || !unenforced && (acc.Until.IsZero() || !acc.Until.Equal(c.End)):
 		d.open = c
 	case !slices.Contains(cp.Opened, c.Name):
 		d.open, d.notifyOp = c, true
@@ -271,7 +285,7 @@ func decide(ws []Window, cp checkpoint, acc Access, now time.Time) *due {
 func (d *due) summary(t Target) string {
 	var parts []string
 	for _, w := range d.book {
-		parts = append(parts, fmt.Sprintf("book %q (%s to %s)", w.Name, stamp(w.Start), stamp(w.End)))
+		parts = append(parts, fmt.Sprintf("book %q (%s to %s)", w.Name, Stamp(w.Start), Stamp(w.End)))
 	}
 	if d.close != nil {
 		if d.close.Name == "" {
@@ -284,7 +298,7 @@ func (d *due) summary(t Target) string {
 		if d.notifyOp {
 			parts = append(parts, fmt.Sprintf("send the notice that window %q is open", d.open.Name))
 		} else {
-			parts = append(parts, fmt.Sprintf("open %s until %s (window %q, approved by %s)", t.Describe(), stamp(d.open.End), d.open.Name, d.open.ApprovedBy))
+			parts = append(parts, fmt.Sprintf("open %s until %s (window %q, approved by %s)", t.Describe(), Stamp(d.open.End), d.open.Name, d.open.ApprovedBy))
 		}
 	}
 	return strings.Join(parts, "; ")
@@ -296,7 +310,7 @@ func (d *due) outputs(open bool) map[string]cty.Value {
 		cur = d.current.Name
 	}
 	if d.next != nil {
-		next = d.next.Name + " at " + stamp(d.next.Start)
+		next = d.next.Name + " at " + Stamp(d.next.Start)
 	}
 	return map[string]cty.Value{"open": cty.BoolVal(open), "current": cty.StringVal(cur), "next": cty.StringVal(next)}
 }
@@ -338,22 +352,28 @@ func (a *action) plan(ctx context.Context, req *sdk.PlanRequest) *sdk.PlanRespon
 	if diags.HasErrors() {
 		return &sdk.PlanResponse{Diagnostics: diags}
 	}
-	d := decide(ws, cp, acc, time.Now())
+	u, unenforced := t.(Unenforced)
+	d := decide(ws, cp, acc, time.Now(), unenforced)
+	var r *sdk.PlanResponse
 	if !d.empty() {
-		r := sdk.Changef("%s", d.summary(t))
+		r = sdk.Changef("%s", d.summary(t))
 		r.Details = details(ws, req.Attributes)
-		return r
+	} else {
+		r = waitOrDone(t, d, acc)
 	}
-	return waitOrDone(t, d, acc)
+	if unenforced && (d.open != nil || d.current != nil) {
+		r.Diagnostics = append(r.Diagnostics, sdk.Warnf("The target does not end the window by itself", "%s", u.Unenforced()))
+	}
+	return r
 }
 
 func waitOrDone(t Target, d *due, acc Access) *sdk.PlanResponse {
 	var r *sdk.PlanResponse
 	switch {
 	case d.current != nil:
-		r = sdk.Waitf(d.current.End, "%s is open until %s (window %q, approved by %s)", t.Describe(), stamp(d.current.End), d.current.Name, d.current.ApprovedBy)
+		r = sdk.Waitf(d.current.End, "%s is open until %s (window %q, approved by %s)", t.Describe(), Stamp(d.current.End), d.current.Name, d.current.ApprovedBy)
 	case d.next != nil:
-		r = sdk.Waitf(d.next.Start, "%s is closed; window %q opens at %s (booked by %s, approved by %s)", t.Describe(), d.next.Name, stamp(d.next.Start), d.next.BookedBy, d.next.ApprovedBy)
+		r = sdk.Waitf(d.next.Start, "%s is closed; window %q opens at %s (booked by %s, approved by %s)", t.Describe(), d.next.Name, Stamp(d.next.Start), d.next.BookedBy, d.next.ApprovedBy)
 	default:
 		r = sdk.NoChangef("%s is closed; no window is booked ahead", t.Describe())
 	}
@@ -364,7 +384,7 @@ func waitOrDone(t Target, d *due, acc Access) *sdk.PlanResponse {
 func details(ws []Window, a sdk.Values) []string {
 	var out []string
 	for _, w := range ws {
-		line := fmt.Sprintf("window %q: %s to %s, booked %s by %s, approved by %s", w.Name, stamp(w.Start), stamp(w.End), stamp(w.BookedAt), w.BookedBy, w.ApprovedBy)
+		line := fmt.Sprintf("window %q: %s to %s, booked %s by %s, approved by %s", w.Name, Stamp(w.Start), Stamp(w.End), Stamp(w.BookedAt), w.BookedBy, w.ApprovedBy)
 		if w.Reason != "" {
 			line += ", short notice because: " + w.Reason
 		}
@@ -387,7 +407,8 @@ func (a *action) apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events
 		return &sdk.ApplyResponse{Diagnostics: diags}
 	}
 	m := mailerFrom(req.Attributes)
-	d := decide(ws, cp, acc, time.Now())
+	_, unenforced := t.(Unenforced)
+	d := decide(ws, cp, acc, time.Now(), unenforced)
 	var done []string
 	var out sdk.Diagnostics
 	record := func(list *[]string, name string) error {
@@ -437,7 +458,7 @@ func (a *action) apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events
 		if err := record(&cp.Opened, d.open.Name); err != nil {
 			return sdk.ApplyError(err)
 		}
-		done = append(done, fmt.Sprintf("opened %s until %s (window %q)", t.Describe(), stamp(d.open.End), d.open.Name))
+		done = append(done, fmt.Sprintf("opened %s until %s (window %q)", t.Describe(), Stamp(d.open.End), d.open.Name))
 	}
 	return &sdk.ApplyResponse{Summary: strings.Join(done, "; "), Diagnostics: out}
 }

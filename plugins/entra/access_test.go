@@ -1,0 +1,74 @@
+package entra
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/switchover/switchover/internal/testing/graphtest"
+	"github.com/switchover/switchover/plugins/sdk"
+)
+
+func windowVal(name string, start, end, booked time.Time) cty.Value {
+	return cty.ObjectVal(map[string]cty.Value{
+		"name": cty.StringVal(name), "start": cty.StringVal(start.UTC().Format(time.RFC3339)), "end": cty.StringVal(end.UTC().Format(time.RFC3339)),
+		"booked_at": cty.StringVal(booked.UTC().Format(time.RFC3339)), "booked_by": cty.StringVal("Jana Neu (NewMSP)"),
+		"approved_by": cty.StringVal("Max Kunde (client)"), "reason": cty.NullVal(cty.String),
+	})
+}
+
+// A vendor's Entra user in a window: enabled at its start (the plan warns
+// that Entra does not end it by itself), disabled with its sessions
+// revoked at its end; a vendor user with a directory role is refused
+// without admin_reason.
+func TestAccessWindowForAnEntraUser(t *testing.T) {
+	ctx := context.Background()
+	g := graphtest.Start(t)
+	id := g.AddUser("support@erp-vendor.test", "Vendor-Pw-1!", false)
+	g.SyncDisabled(id) // the vendor is off between windows
+	start := time.Now().Add(2 * time.Second).Truncate(time.Second)
+	end := start.Add(3 * time.Second)
+	attrs := map[string]cty.Value{"user": str(id), "windows": cty.ListVal([]cty.Value{windowVal("erp", start, end, time.Now().Add(-8*24*time.Hour))})}
+	h := harness(t, g)
+	var cp []byte
+	step := func(summary string) *sdk.PlanResponse {
+		t.Helper()
+		p, err := h.Plan(ctx, "access_window", attrs, cp)
+		if err != nil || p.Kind != sdk.Change || !strings.Contains(p.Summary, summary) {
+			t.Fatalf("plan: %v %+v, want a change %q", err, p, summary)
+		}
+		r, ev, err := h.Apply(ctx, "access_window", attrs, p, cp)
+		if err != nil {
+			t.Fatalf("apply: %v", err)
+		}
+		if ev.Last() != nil {
+			cp = ev.Last()
+		}
+		return r.Verify
+	}
+	step(`book "erp"`)
+	time.Sleep(time.Until(start))
+	v := step("open Entra user support@erp-vendor.test")
+	if v.Kind != sdk.Wait || g.UserProps(id)["accountEnabled"] != true {
+		t.Fatalf("in the window: %v, enabled %v", v.Kind, g.UserProps(id)["accountEnabled"])
+	}
+	if len(v.Diagnostics) == 0 || !strings.Contains(v.Diagnostics[0].Detail, "no account expiry") {
+		t.Fatalf("the plan does not warn that Entra does not end the window: %+v", v.Diagnostics)
+	}
+	time.Sleep(time.Until(end))
+	before := g.UserProps(id)["signInSessionsValidFromDateTime"]
+	if v := step(`close window "erp"`); v.Kind != sdk.NoChange {
+		t.Fatalf("after closing: %v %s", v.Kind, v.Summary)
+	}
+	if p := g.UserProps(id); p["accountEnabled"] != false || p["signInSessionsValidFromDateTime"] == before {
+		t.Fatalf("after the window: %v", p)
+	}
+	g.AddRole("Global Administrator", "62e90394-69f5-4237-9190-012177145e10", id)
+	later := map[string]cty.Value{"user": str(id), "windows": cty.ListVal([]cty.Value{windowVal("erp2", time.Now().Add(time.Hour), time.Now().Add(2*time.Hour), time.Now().Add(-8*24*time.Hour))})}
+	if _, err := h.Plan(ctx, "access_window", later, nil); err == nil || !strings.Contains(err.Error(), "directory role Global Administrator") {
+		t.Fatalf("a vendor with a directory role: %v", err)
+	}
+}
