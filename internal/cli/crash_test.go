@@ -205,3 +205,24 @@ func (w *watchWriter) String() string {
 	defer w.mu.Unlock()
 	return w.buf.String()
 }
+
+// killAfter starts `switchover apply` and kills it with SIGKILL after d (if
+// it still runs then); it reports whether the kill hit.
+func (f *fixture) killAfter(d time.Duration) bool {
+	f.t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	args := append([]string{"apply", "-auto-approve", "-parallelism", "4", "-plugin-dir", f.pluginDir}, f.extraArgs...)
+	cmd := exec.Command(exe, append(args, f.dir)...)
+	cmd.Env = append(os.Environ(), "SWITCHOVER_TEST_AS_MAIN=1")
+	if err := cmd.Start(); err != nil {
+		f.t.Fatal(err)
+	}
+	timer := time.AfterFunc(d, func() { cmd.Process.Signal(syscall.SIGKILL) })
+	cmd.Wait()
+	timer.Stop()
+	ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled()
+}

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/switchover/switchover/internal/testing/adlab"
+	"github.com/switchover/switchover/internal/testing/smtplab"
 )
 
 // One Samba AD DC for the runbook-level AD tests of this package, started
@@ -345,5 +346,128 @@ step "ad.remove_persistence" "remove" {
 	}
 	if code, out := f.apply(); code != ExitOK || strings.Contains(out, "started (attempt") || !strings.Contains(out, "0 failed") {
 		t.Fatalf("a second apply: exit %d\n%s", code, out)
+	}
+}
+
+// TestADVendorWindowKilledWhileOpeningAndClosing opens a vendor window on
+// 10 AD accounts with `switchover apply` killed (SIGKILL) at random
+// moments, then closes it the same way: after every kill, an enabled
+// account has the window's end in accountExpires (never enabled without
+// an end); in the window the vendor's bind works, after it the DC refuses
+// it with switchover not running; the notices arrive, status and the
+// checklist say where each access stands.
+func TestADVendorWindowKilledWhileOpeningAndClosing(t *testing.T) {
+	t.Parallel()
+	dc := sharedDC(t)
+	c := dc.Admin(t)
+	mail, err := smtplab.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mail.Close()
+	const n = 10
+	var names, dns []string
+	pw := "Vendor-Window-Pw-1!"
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("vendor-w%02d", i)
+		dn, err := adlab.AddUser(c, name, pw, map[string][]string{"userAccountControl": {"514"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		names, dns = append(names, strconv.Quote(name)), append(dns, dn)
+	}
+	end := time.Now().Add(15 * time.Second).Truncate(time.Second).UTC()
+	f := adRunbook(t, dc, fmt.Sprintf(`
+variable "accounts" {
+  default = [%s]
+}
+step "ad.access_window" "vendor" {
+  for_each      = toset(var.accounts)
+  account       = each.value
+  windows = [{
+    name        = "erp-update"
+    start       = %q
+    end         = %q
+    booked_at   = %q
+    booked_by   = "Jana Neu (NewMSP)"
+    approved_by = "Max Kunde (client)"
+  }]
+  smtp_server   = %q
+  smtp_username = %q
+  smtp_password = %q
+  smtp_ca_file  = %q
+  mail_from     = %q
+  mail_to       = ["it@kunde.test", "support@erp-vendor.test"]
+}
+`, strings.Join(names, ", "), time.Now().Add(-time.Minute).UTC().Format(time.RFC3339), end.Format(time.RFC3339),
+		time.Now().Add(-8*24*time.Hour).UTC().Format(time.RFC3339), mail.Addr, smtplab.User, smtplab.Password, mail.CAFile, smtplab.User))
+	// Never enabled without the window's end.
+	check := func(when string) (enabled int) {
+		t.Helper()
+		for _, dn := range dns {
+			uac, err := adlab.Attr(c, dn, "userAccountControl")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if uac[0] == "514" {
+				continue
+			}
+			enabled++
+			exp, _ := adlab.Attr(c, dn, "accountExpires")
+			want := strconv.FormatInt(end.UnixNano()/100+116444736000000000, 10)
+			if len(exp) != 1 || exp[0] != want {
+				t.Fatalf("%s: %s is enabled (userAccountControl %v) with accountExpires %v, want %s (the window's end)", when, dn, uac, exp, want)
+			}
+		}
+		return enabled
+	}
+	seed := time.Now().UnixNano()
+	rng := rand.New(rand.NewSource(seed))
+	killLoop := func(phase string, wantCode int) string {
+		t.Helper()
+		kills := 0
+		for round := 0; round < 6; round++ {
+			if f.killAfter(time.Duration(50+rng.Intn(700)) * time.Millisecond) {
+				kills++
+			}
+			check(fmt.Sprintf("seed %d, %s, after kill %d", seed, phase, round))
+		}
+		t.Logf("seed %d, %s: %d of 6 applies killed", seed, phase, kills)
+		code, out := f.apply()
+		if code != wantCode {
+			t.Fatalf("seed %d, %s: the apply after the kills: exit %d, want %d\n%s", seed, phase, code, wantCode, out)
+		}
+		return out
+	}
+	killLoop("opening", ExitWaiting)
+	if got := check("opened"); got != n {
+		t.Fatalf("%d of %d accounts open in the window", got, n)
+	}
+	if err := dc.BindError(dns[0], pw); err != nil {
+		t.Fatalf("the vendor's bind in the window: %v", err)
+	}
+	if _, st, _ := f.run("status", f.dir); !strings.Contains(st, "is open until "+end.Format("2006-01-02 15:04:05 UTC")+` (window "erp-update", approved by Max Kunde (client))`) {
+		t.Fatalf("status does not say the window is open and until when:\n%s", st)
+	}
+	time.Sleep(time.Until(end) + 1500*time.Millisecond)
+	if err := dc.BindError(dns[0], pw); err == nil || !strings.Contains(err.Error(), "data 701") {
+		t.Fatalf("the vendor's bind after the window, switchover not running: %v, want data 701 (expired)", err)
+	}
+	killLoop("closing", ExitOK)
+	if got := check("closed"); got != 0 {
+		t.Fatalf("%d accounts still enabled after the window was closed", got)
+	}
+	seen := map[string]int{}
+	for _, m := range mail.Messages() {
+		seen[strings.SplitN(m.Subject, ":", 2)[0]]++
+	}
+	for _, what := range []string{"Access window booked", "Access window open now", "Access window closed"} {
+		if seen[what] < n {
+			t.Errorf("%d notices %q, want one per account (%d)", seen[what], what, n)
+		}
+	}
+	_, md, _ := f.run("handover", f.dir)
+	if !strings.Contains(md, "## Vendor access: the standard operating procedure") || !strings.Contains(md, "Verbal agreements do not count") {
+		t.Fatalf("the checklist has no vendor access section:\n%s", md)
 	}
 }

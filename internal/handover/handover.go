@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/switchover/switchover/internal/audit"
@@ -35,7 +36,41 @@ type Checklist struct {
 	Confirmations []Confirmed `json:"confirmations"`
 	Receipts      []Receipt   `json:"receipts"`
 	Warnings      []string    `json:"warnings"`
-	index         map[string]*StepResult
+	// VendorAccess is the standard operating procedure for vendor
+	// access, when the runbook keeps vendor access windows.
+	VendorAccess *VendorAccess `json:"vendor_access,omitempty"`
+	index        map[string]*StepResult
+}
+
+// VendorAccess is the rule the new provider runs vendor accounts by, and
+// where each vendor access stands.
+type VendorAccess struct {
+	Rules    []string     `json:"rules"`
+	Accesses []StepResult `json:"accesses"`
+}
+
+// vendorAccessRules is the new provider's standard operating procedure.
+var vendorAccessRules = []string{
+	"Vendor accounts (the line-of-business software's support) have no admin rights unless absolutely needed; a vendor access with admin rights says why in its runbook (admin_reason).",
+	"Vendor accounts are disabled at all times and enabled only for a supervised support window.",
+	"Every access to a server is time-limited: the system itself ends it at the window's end (accountExpires, expiry-time, NOTAFTER); Entra ID cannot, so apply runs at the end.",
+	"A window is booked at least 7 days ahead and confirmed to the client and the vendor in writing (the notices by mail); an earlier window records why. Verbal agreements do not count.",
+	"Every window, its booking, opening and closing is in the audit trail, with who booked and who approved it.",
+}
+
+// vendorAccess lists the access window steps, if there are any.
+func (c *Checklist) vendorAccess() {
+	var acc []StepResult
+	for _, sys := range c.Systems {
+		for _, s := range sys.Steps {
+			if strings.HasSuffix(s.Action, ".access_window") {
+				acc = append(acc, *s)
+			}
+		}
+	}
+	if len(acc) > 0 {
+		c.VendorAccess = &VendorAccess{Rules: vendorAccessRules, Accesses: acc}
+	}
 }
 
 // RunbookInfo is the header's who and what.
@@ -317,6 +352,7 @@ func (c *Checklist) stepResults(st *state.Snapshot, steps map[string]stepInfo) {
 	for _, n := range order {
 		c.Systems = append(c.Systems, *bySystem[n])
 	}
+	c.vendorAccess()
 }
 
 func (c *Checklist) openItems(rb *runbook.Runbook, st *state.Snapshot, now time.Time) {

@@ -157,6 +157,16 @@ func (c *Checklist) Markdown(w io.Writer) error {
 			mdEvidence(&b, s.Evidence)
 		}
 	}
+	if va := c.VendorAccess; va != nil {
+		b.WriteString("\n## Vendor access: the standard operating procedure\n\n")
+		for _, r := range va.Rules {
+			fmt.Fprintf(&b, "- %s\n", mdEscape(r))
+		}
+		b.WriteString("\n| access | status | where it stands |\n|---|---|---|\n")
+		for _, s := range va.Accesses {
+			fmt.Fprintf(&b, "| `%s` | %s | %s |\n", strings.ReplaceAll(s.Address, "`", "'"), mdEscape(s.Status), mdEscape(s.Result()))
+		}
+	}
 	fmt.Fprintf(&b, "\n## Secrets delivered (%d; values only in the encrypted bundle)\n\n", len(c.Secrets))
 	if len(c.Secrets) > 0 {
 		b.WriteString("| name | set by | created | verified |\n|---|---|---|---|\n")
@@ -233,6 +243,11 @@ details { margin: .3rem 0 .6rem; } summary { cursor: pointer; color: #0969da; } 
 {{range .Steps}}<tr><td><code>{{.Address}}</code></td><td>{{.Action}}</td><td class="status-{{.Status}}">{{.Status}}</td><td>{{.Result}}{{if .Evidence}}<details><summary>evidence</summary><ul class="ev">{{range evidence .Evidence}}<li><strong>{{.Name}}</strong>:{{if .IsTable}}<table class="ev"><tr>{{range .Cols}}<th>{{.}}</th>{{end}}</tr>{{range .Rows}}<tr>{{range .}}<td>{{.}}</td>{{end}}</tr>{{end}}</table>{{if .More}}<em>and {{.More}} more (all in checklist.json)</em>{{end}}{{else if .HasPairs}}<ul>{{range .Pairs}}<li>{{index . 0}}: {{index . 1}}</li>{{end}}</ul>{{else}} {{.Value}}{{end}}</li>{{end}}</ul></details>{{end}}</td></tr>
 {{end}}</table>
 {{end}}
+{{with .C.VendorAccess}}<h2 id="vendor-access">Vendor access: the standard operating procedure</h2>
+<ul>{{range .Rules}}<li>{{.}}</li>{{end}}</ul>
+<table><tr><th>access</th><th>status</th><th>where it stands</th></tr>
+{{range .Accesses}}<tr><td><code>{{.Address}}</code></td><td>{{.Status}}</td><td>{{.Result}}</td></tr>
+{{end}}</table>{{end}}
 <h2 id="secrets">Secrets delivered ({{len .C.Secrets}})</h2>
 <p>Names only: the values are in the encrypted handover bundle.</p>
 {{if .C.Secrets}}<table><tr><th>name</th><th>set by</th><th>created</th><th>verified</th></tr>
