@@ -471,3 +471,30 @@ step "ad.access_window" "vendor" {
 		t.Fatalf("the checklist has no vendor access section:\n%s", md)
 	}
 }
+
+// A window booked at short notice without a reason is refused before
+// anything changes, with the file and line of the windows attribute.
+func TestADVendorWindowRefusedWithFileLine(t *testing.T) {
+	t.Parallel()
+	dc := sharedDC(t)
+	if _, err := adlab.AddUser(dc.Admin(t), "vendor-short", "Vendor-Short-Pw-1!", map[string][]string{"userAccountControl": {"514"}}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now().Add(2 * time.Hour).UTC()
+	f := adRunbook(t, dc, fmt.Sprintf(`
+step "ad.access_window" "vendor" {
+  account = "vendor-short"
+  windows = [{
+    start       = %q
+    end         = %q
+    booked_at   = %q
+    booked_by   = "Jana Neu (NewMSP)"
+    approved_by = "Max Kunde (client)"
+  }]
+}
+`, start.Format(time.RFC3339), start.Add(time.Hour).Format(time.RFC3339), time.Now().UTC().Format(time.RFC3339)))
+	code, out, errs := f.run("plan", f.dir)
+	if code == ExitOK || !strings.Contains(errs, "An access window booked at short notice") || !strings.Contains(errs, "main.sw.hcl:13:13") {
+		t.Fatalf("plan: exit %d\n%s%s", code, out, errs)
+	}
+}

@@ -127,7 +127,7 @@ func TestAccessWindowRefusals(t *testing.T) {
 		want    string
 	}{
 		{"past", []cty.Value{windowVal("w", now.Add(-3*time.Hour), now.Add(-time.Hour), now.Add(-week), "")}, "An access window in the past"},
-		{"too long", []cty.Value{windowVal("w", now.Add(time.Hour), now.Add(20*time.Hour), now.Add(-week), "")}, "longer than max_length 12h0m0s"},
+		{"too long", []cty.Value{windowVal("w", now.Add(time.Hour), now.Add(20*time.Hour), now.Add(-week), "")}, "longer than max_length 12h"},
 		{"short notice", []cty.Value{windowVal("w", now.Add(time.Hour), now.Add(2*time.Hour), now.Add(-time.Hour), "")}, "booked at short notice"},
 		{"overlap", []cty.Value{windowVal("a", now.Add(time.Hour), now.Add(3*time.Hour), now.Add(-week), ""), windowVal("b", now.Add(2*time.Hour), now.Add(4*time.Hour), now.Add(-week), "")}, `"b"`},
 	} {

@@ -203,7 +203,7 @@ func check(w Window, now time.Time, notice, maxLen time.Duration, booked bool) s
 	case !w.End.After(w.Start):
 		bad("An access window that ends before it starts", "end %s is not after start %s.", Stamp(w.End), Stamp(w.Start))
 	case w.End.Sub(w.Start) > maxLen:
-		bad("An access window longer than allowed", "%s to %s is %s, longer than max_length %s.", Stamp(w.Start), Stamp(w.End), w.End.Sub(w.Start), maxLen)
+		bad("An access window longer than allowed", "%s to %s is %s, longer than max_length %s.", Stamp(w.Start), Stamp(w.End), human(w.End.Sub(w.Start)), human(maxLen))
 	}
 	if !booked && !w.End.After(now) {
 		bad("An access window in the past", "it ended at %s, before it was booked here: book a new window.", Stamp(w.End))
@@ -213,9 +213,21 @@ func check(w Window, now time.Time, notice, maxLen time.Duration, booked bool) s
 	}
 	if lead := w.Start.Sub(w.BookedAt); lead < notice && w.Reason == "" {
 		bad("An access window booked at short notice", "booked %s before its start (%s to %s), less than the notice of %s: give the reason in the window's reason (it is recorded and sent with the notices).",
-			lead.Round(time.Minute), Stamp(w.BookedAt), Stamp(w.Start), notice)
+			human(lead), Stamp(w.BookedAt), Stamp(w.Start), human(notice))
 	}
 	return diags
+}
+
+// human writes a duration as people do: "7 days", "2h", "1h30m".
+func human(d time.Duration) string {
+	d = d.Round(time.Minute)
+	if d >= 24*time.Hour && d%(24*time.Hour) == 0 {
+		if d == 24*time.Hour {
+			return "1 day"
+		}
+		return fmt.Sprintf("%d days", d/(24*time.Hour))
+	}
+	return strings.TrimSuffix(strings.TrimSuffix(d.String(), "0s"), "0m")
 }
 
 // Stamp is how plans and notices write a time: UTC, to the minute (to the
