@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"math/rand"
 	"os"
@@ -496,5 +497,55 @@ step "ad.access_window" "vendor" {
 	code, out, errs := f.run("plan", f.dir)
 	if code == ExitOK || !strings.Contains(errs, "An access window booked at short notice") || !strings.Contains(errs, "main.sw.hcl:13:13") {
 		t.Fatalf("plan: exit %d\n%s%s", code, out, errs)
+	}
+}
+
+// The curated runbook runbooks/vendor-access on the lab DC: a window
+// that is open now opens (the vendor binds), the notices go out, and after
+// its end an apply closes it.
+func TestVendorAccessExampleRunbook(t *testing.T) {
+	t.Parallel()
+	dc := sharedDC(t)
+	c := dc.Admin(t)
+	pw := "Vendor-Example-Pw-1!"
+	dn, err := adlab.AddUser(c, "vendor-example", pw, map[string][]string{"userAccountControl": {"514"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mail, err := smtplab.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mail.Close()
+	src, err := os.ReadFile("../../runbooks/vendor-access/main.sw.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, "")
+	os.WriteFile(f.dir+"/main.sw.hcl", src, 0o644)
+	end := time.Now().Add(6 * time.Second).Truncate(time.Second).UTC()
+	vars := map[string]any{
+		"dc": dc.URL(), "ca_file": dc.CAFile, "bind_dn": adlab.AdminDN, "bind_password": adlab.AdminPassword, "vendor_account": "vendor-example",
+		"windows": []map[string]any{{"name": "erp-hotfix", "start": time.Now().Add(-time.Minute).UTC().Format(time.RFC3339), "end": end.Format(time.RFC3339),
+			"booked_at": time.Now().Add(-time.Hour).UTC().Format(time.RFC3339), "booked_by": "Jana Neu (NewMSP)", "approved_by": "Max Kunde (client)",
+			"reason": "the ERP stopped booking invoices"}},
+		"smtp_server": mail.Addr, "smtp_username": smtplab.User, "smtp_password": smtplab.Password, "smtp_ca_file": mail.CAFile,
+		"mail_from": smtplab.User, "mail_to": []string{"it@kunde.test", "support@erp-vendor.test"},
+	}
+	b, _ := json.Marshal(vars)
+	os.WriteFile(f.dir+"/vars.json", b, 0o600)
+	if code, out := f.apply("-var-file", f.dir+"/vars.json"); code != ExitWaiting || dc.BindError(dn, pw) != nil {
+		t.Fatalf("apply in the window: exit %d, want 4 (the window is open until its end); bind %v\n%s", code, dc.BindError(dn, pw), out)
+	}
+	time.Sleep(time.Until(end) + time.Second)
+	if code, out := f.apply("-var-file", f.dir+"/vars.json"); code != ExitOK {
+		t.Fatalf("apply after the window: exit %d\n%s", code, out)
+	}
+	if uac, _ := adlab.Attr(c, dn, "userAccountControl"); uac[0] != "514" {
+		t.Fatalf("after the window: userAccountControl %v", uac)
+	}
+	msgs := mail.Messages()
+	if len(msgs) != 3 || !strings.Contains(msgs[0].Body, "Short notice because: the ERP stopped booking invoices") {
+		t.Fatalf("notices: %+v", msgs)
 	}
 }
