@@ -247,6 +247,7 @@ type due struct {
 	notifyOp bool     // only the "opened" notice is missing
 	current  *Window
 	next     *Window
+	later    []Window // booked after next
 }
 
 func (d *due) empty() bool { return len(d.book) == 0 && d.close == nil && d.open == nil }
@@ -263,6 +264,8 @@ func decide(ws []Window, cp checkpoint, acc Access, now time.Time, unenforced bo
 			d.current = w
 		case now.Before(w.Start) && d.next == nil:
 			d.next = w
+		case now.Before(w.Start):
+			d.later = append(d.later, *w)
 		}
 	}
 	if d.current == nil {
@@ -383,14 +386,30 @@ func waitOrDone(t Target, d *due, acc Access) *sdk.PlanResponse {
 	var r *sdk.PlanResponse
 	switch {
 	case d.current != nil:
-		r = sdk.Waitf(d.current.End, "%s is open until %s (window %q, approved by %s)", t.Describe(), Stamp(d.current.End), d.current.Name, d.current.ApprovedBy)
+		r = sdk.Waitf(d.current.End, "%s is open until %s (window %q, approved by %s)%s", t.Describe(), Stamp(d.current.End), d.current.Name, d.current.ApprovedBy, d.booked())
 	case d.next != nil:
-		r = sdk.Waitf(d.next.Start, "%s is closed; window %q opens at %s (booked by %s, approved by %s)", t.Describe(), d.next.Name, Stamp(d.next.Start), d.next.BookedBy, d.next.ApprovedBy)
+		r = sdk.Waitf(d.next.Start, "%s is closed; window %q opens at %s (booked by %s, approved by %s)%s", t.Describe(), d.next.Name, Stamp(d.next.Start), d.next.BookedBy, d.next.ApprovedBy, d.booked())
 	default:
 		r = sdk.NoChangef("%s is closed; no window is booked ahead", t.Describe())
 	}
 	r.Outputs = d.outputs(acc.Open)
 	return r
+}
+
+// booked lists the windows booked after the next event, for status.
+func (d *due) booked() string {
+	list := d.later
+	if d.current != nil && d.next != nil {
+		list = append([]Window{*d.next}, list...)
+	}
+	if len(list) == 0 {
+		return ""
+	}
+	var parts []string
+	for _, w := range list {
+		parts = append(parts, fmt.Sprintf("%q %s to %s", w.Name, Stamp(w.Start), Stamp(w.End)))
+	}
+	return "; also booked: " + strings.Join(parts, ", ")
 }
 
 func details(ws []Window, a sdk.Values) []string {
