@@ -50,7 +50,9 @@ func (t *accessTarget) setEnabled(ctx context.Context, on bool) error {
 	return t.g.do(ctx, "PATCH", "/users/"+url.PathEscape(t.u.ID), nil, map[string]any{"accountEnabled": on}, nil)
 }
 
-func (t *accessTarget) Open(ctx context.Context, w window.Window) error { return t.setEnabled(ctx, true) }
+func (t *accessTarget) Open(ctx context.Context, w window.Window) error {
+	return t.setEnabled(ctx, true)
+}
 
 // Close disables the user, then revokes its sessions and refresh tokens:
 // a token issued in the window stops working at its next refresh.

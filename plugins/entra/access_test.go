@@ -10,14 +10,11 @@ import (
 
 	"github.com/switchover/switchover/internal/testing/graphtest"
 	"github.com/switchover/switchover/plugins/sdk"
+	"github.com/switchover/switchover/plugins/sdk/window"
 )
 
 func windowVal(name string, start, end, booked time.Time) cty.Value {
-	return cty.ObjectVal(map[string]cty.Value{
-		"name": cty.StringVal(name), "start": cty.StringVal(start.UTC().Format(time.RFC3339)), "end": cty.StringVal(end.UTC().Format(time.RFC3339)),
-		"booked_at": cty.StringVal(booked.UTC().Format(time.RFC3339)), "booked_by": cty.StringVal("Jana Neu (NewMSP)"),
-		"approved_by": cty.StringVal("Max Kunde (client)"), "reason": cty.NullVal(cty.String),
-	})
+	return window.Value(window.Window{Name: name, Start: start, End: end, BookedAt: booked, BookedBy: "Jana Neu (NewMSP)", ApprovedBy: "Max Kunde (client)"})
 }
 
 // A vendor's Entra user in a window: enabled at its start (the plan warns
@@ -36,18 +33,12 @@ func TestAccessWindowForAnEntraUser(t *testing.T) {
 	var cp []byte
 	step := func(summary string) *sdk.PlanResponse {
 		t.Helper()
-		p, err := h.Plan(ctx, "access_window", attrs, cp)
+		p, after, next, err := h.Step(ctx, "access_window", attrs, cp)
 		if err != nil || p.Kind != sdk.Change || !strings.Contains(p.Summary, summary) {
 			t.Fatalf("plan: %v %+v, want a change %q", err, p, summary)
 		}
-		r, ev, err := h.Apply(ctx, "access_window", attrs, p, cp)
-		if err != nil {
-			t.Fatalf("apply: %v", err)
-		}
-		if ev.Last() != nil {
-			cp = ev.Last()
-		}
-		return r.Verify
+		cp = next
+		return after
 	}
 	step(`book "erp"`)
 	time.Sleep(time.Until(start))

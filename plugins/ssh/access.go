@@ -33,7 +33,6 @@ func (t *accessTarget) sudoersFile() string {
 	return "/etc/sudoers.d/switchover-access-" + strings.ReplaceAll(t.user, ".", "_") // sudo skips names with a dot
 }
 
-
 func (p *plugin) accessWindow() *sdk.Action {
 	attrs := withHost(
 		sdk.Attribute{Name: "account", Type: cty.String, Required: true, Description: "The vendor's account on the host (it must exist; it gets no password from switchover)."},

@@ -12,14 +12,11 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/switchover/switchover/plugins/sdk"
+	"github.com/switchover/switchover/plugins/sdk/window"
 )
 
 func windowVal(name string, start, end, booked time.Time) cty.Value {
-	return cty.ObjectVal(map[string]cty.Value{
-		"name": cty.StringVal(name), "start": cty.StringVal(start.UTC().Format(time.RFC3339)), "end": cty.StringVal(end.UTC().Format(time.RFC3339)),
-		"booked_at": cty.StringVal(booked.UTC().Format(time.RFC3339)), "booked_by": cty.StringVal("Jana Neu (NewMSP)"),
-		"approved_by": cty.StringVal("Max Kunde (client)"), "reason": cty.NullVal(cty.String),
-	})
+	return window.Value(window.Window{Name: name, Start: start, End: end, BookedAt: booked, BookedBy: "Jana Neu (NewMSP)", ApprovedBy: "Max Kunde (client)"})
 }
 
 // A vendor window of a few seconds on a real sshd: the vendor's key logs
@@ -51,18 +48,12 @@ func TestAccessWindowOnAHost(t *testing.T) {
 	var cp []byte
 	step := func(summary string) *sdk.PlanResponse {
 		t.Helper()
-		p, err := hs.Plan(ctx, "access_window", attrs, cp)
+		p, after, next, err := hs.Step(ctx, "access_window", attrs, cp)
 		if err != nil || p.Kind != sdk.Change || !strings.Contains(p.Summary, summary) {
 			t.Fatalf("plan: %v %v %q, want a change %q", err, p.Kind, p.Summary, summary)
 		}
-		r, ev, err := hs.Apply(ctx, "access_window", attrs, p, cp)
-		if err != nil {
-			t.Fatalf("apply: %v", err)
-		}
-		if ev.Last() != nil {
-			cp = ev.Last()
-		}
-		return r.Verify
+		cp = next
+		return after
 	}
 	sudoID := func() string {
 		// The last line: sudo may warn first (the lab host's name does

@@ -166,6 +166,28 @@ func (h *Harness) Run(ctx context.Context, action string, set map[string]cty.Val
 	return r, nil
 }
 
+// Step is one apply of an instance as switchover makes it: plan with the
+// checkpoint; if that is a change, apply and take the plan the SDK made
+// after it. It returns the plan, the plan after the apply (the plan
+// itself when it was no change) and the checkpoint to hand the next step.
+func (h *Harness) Step(ctx context.Context, action string, set map[string]cty.Value, checkpoint []byte) (plan, after *sdk.PlanResponse, cp []byte, err error) {
+	p, err := h.Plan(ctx, action, set, checkpoint)
+	if err != nil || p.Kind != sdk.Change {
+		return p, p, checkpoint, err
+	}
+	r, ev, err := h.Apply(ctx, action, set, p, checkpoint)
+	if err != nil {
+		return p, nil, checkpoint, fmt.Errorf("apply of %q: %w", p.Summary, err)
+	}
+	if ev.Last() != nil {
+		checkpoint = ev.Last()
+	}
+	if r.Verify == nil {
+		return p, nil, checkpoint, fmt.Errorf("apply of %q: no plan after it", p.Summary)
+	}
+	return p, r.Verify, checkpoint, nil
+}
+
 // InProcess wraps a plugin so that it behaves as across the wire, without
 // the process: values reach it as they would after gRPC (no cty marks, such
 // as switchover's sensitive mark). Hosts use it in tests.

@@ -76,6 +76,20 @@ var windowType = cty.ObjectWithOptionalAttrs(map[string]cty.Type{
 	"booked_by": cty.String, "approved_by": cty.String, "reason": cty.String,
 }, []string{"name", "reason"})
 
+// Value is w as an element of the windows attribute (for tests, and for
+// code that builds steps).
+func Value(w Window) cty.Value {
+	reason := cty.NullVal(cty.String)
+	if w.Reason != "" {
+		reason = cty.StringVal(w.Reason)
+	}
+	rfc := func(t time.Time) cty.Value { return cty.StringVal(t.UTC().Format(time.RFC3339)) }
+	return cty.ObjectVal(map[string]cty.Value{
+		"name": cty.StringVal(w.Name), "start": rfc(w.Start), "end": rfc(w.End), "booked_at": rfc(w.BookedAt),
+		"booked_by": cty.StringVal(w.BookedBy), "approved_by": cty.StringVal(w.ApprovedBy), "reason": reason,
+	})
+}
+
 // Attributes are the attributes every window action has.
 func Attributes() []sdk.Attribute {
 	return []sdk.Attribute{
