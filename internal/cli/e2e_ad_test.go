@@ -377,7 +377,13 @@ func TestADVendorWindowKilledWhileOpeningAndClosing(t *testing.T) {
 		}
 		names, dns = append(names, strconv.Quote(name)), append(dns, dn)
 	}
-	end := time.Now().Add(15 * time.Second).Truncate(time.Second).UTC()
+	// Time enough for the kills and the apply after them on a loaded
+	// machine (CI runs every package at once): the window must still be
+	// open when the test looks.
+	end := time.Now().Add(45 * time.Second).Truncate(time.Second).UTC()
+	if end.Second() == 0 {
+		end = end.Add(time.Second) // plans write seconds only when there are some
+	}
 	f := adRunbook(t, dc, fmt.Sprintf(`
 variable "accounts" {
   default = [%s]
@@ -523,7 +529,7 @@ func TestVendorAccessExampleRunbook(t *testing.T) {
 	}
 	f := newFixture(t, "")
 	os.WriteFile(f.dir+"/main.sw.hcl", src, 0o644)
-	end := time.Now().Add(6 * time.Second).Truncate(time.Second).UTC()
+	end := time.Now().Add(20 * time.Second).Truncate(time.Second).UTC()
 	vars := map[string]any{
 		"dc": dc.URL(), "ca_file": dc.CAFile, "bind_dn": adlab.AdminDN, "bind_password": adlab.AdminPassword, "vendor_account": "vendor-example",
 		"windows": []map[string]any{{"name": "erp-hotfix", "start": time.Now().Add(-time.Minute).UTC().Format(time.RFC3339), "end": end.Format(time.RFC3339),

@@ -27,7 +27,7 @@ func TestAccessWindowForAnEntraUser(t *testing.T) {
 	id := g.AddUser("support@erp-vendor.test", "Vendor-Pw-1!", false)
 	g.SyncDisabled(id) // the vendor is off between windows
 	start := time.Now().Add(2 * time.Second).Truncate(time.Second)
-	end := start.Add(3 * time.Second)
+	end := start.Add(6 * time.Second)
 	attrs := map[string]cty.Value{"user": str(id), "windows": cty.ListVal([]cty.Value{windowVal("erp", start, end, time.Now().Add(-8*24*time.Hour))})}
 	h := harness(t, g)
 	var cp []byte
