@@ -350,3 +350,69 @@ step "entra.disable_user" "off" {
 		t.Fatal("the user is not disabled")
 	}
 }
+
+// A vendor's Entra window where the vendor signs in with a Temporary
+// Access Pass: Entra makes the pass; switchover keeps it in the secret
+// store as the step's secret (sealed, verified, listed in the checklist)
+// and nowhere in clear: not in the output, the state or the audit trail.
+func TestEntraVendorWindowKeepsTheTemporaryAccessPass(t *testing.T) {
+	t.Parallel()
+	g := graphtest.Start(t)
+	id := g.AddUser("support@erp-vendor.test", "Vendor-Pw-1!", false)
+	g.SyncDisabled(id)
+	vars := entraVars(t, g, "")
+	now := time.Now().UTC()
+	f := newFixture(t, fmt.Sprintf(`
+variable "tenant_id" {}
+variable "client_id" {}
+variable "client_secret" { sensitive = true }
+variable "authority_host" {}
+variable "graph_endpoint" {}
+variable "ca_file" {}
+plugin "entra" {
+  tenant_id                 = var.tenant_id
+  client_id                 = var.client_id
+  client_secret             = var.client_secret
+  authority_host            = var.authority_host
+  graph_endpoint            = var.graph_endpoint
+  unverified_authority_host = true
+  ca_file                   = var.ca_file
+}
+step "entra.access_window" "vendor" {
+  user                  = %q
+  temporary_access_pass = "erp-vendor-tap"
+  windows = [{
+    start       = %q
+    end         = %q
+    booked_at   = %q
+    booked_by   = "Jana Neu (NewMSP)"
+    approved_by = "Max Kunde (client)"
+  }]
+}
+`, id, now.Add(-time.Minute).Format(time.RFC3339), now.Add(time.Hour).Format(time.RFC3339), now.Add(-8*24*time.Hour).Format(time.RFC3339)))
+	f.extraArgs = []string{"-var-file", vars}
+	code, out := f.apply("-var-file", vars)
+	if code != ExitWaiting {
+		t.Fatalf("apply: exit %d, want 4 (open until the end)\n%s", code, out)
+	}
+	tap, _ := g.TemporaryAccessPass(id)
+	if tap == "" || secretValue(t, f.dir, "erp-vendor-tap") != tap {
+		t.Fatalf("the secret store does not hold the Temporary Access Pass Entra made")
+	}
+	_, md, _ := f.run("handover", f.dir)
+	if !strings.Contains(md, "| erp-vendor-tap | `step.vendor` |") {
+		t.Fatalf("the checklist does not list the pass as a secret delivered:\n%s", md)
+	}
+	var all strings.Builder
+	all.WriteString(out + md)
+	filepath.Walk(f.dir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			b, _ := os.ReadFile(p)
+			all.Write(b)
+		}
+		return nil
+	})
+	if strings.Contains(all.String(), tap) {
+		t.Fatal("the Temporary Access Pass is in clear in the output, the checklist or the workspace")
+	}
+}

@@ -652,7 +652,7 @@ func (g *Graph) applyOnce(ctx context.Context, ip *InstancePlan, attrs cty.Value
 	}
 	cctx, cancel := stepContext(ctx, timeout)
 	defer cancel()
-	ev := &applyEvents{g: g, o: o, addr: in.Address}
+	ev := &applyEvents{g: g, o: o, addr: in.Address, module: n.Step.Module}
 	resp, err := n.Plugin.Instance.Apply(cctx, &sdk.ApplyRequest{
 		Action: n.Step.Action, Address: in.Address, Attributes: sdk.NewValues(attrs), Private: ip.Private, Checkpoint: cp,
 	}, ev)
@@ -839,9 +839,19 @@ func diagText(d hcl.Diagnostics) string {
 
 // applyEvents records a plugin's checkpoints durably before acknowledging them.
 type applyEvents struct {
-	g    *Graph
-	o    ApplyOptions
-	addr string
+	g      *Graph
+	o      ApplyOptions
+	addr   string
+	module string
+}
+
+// KeepSecret stores a secret the target made (sdk.SecretKeeper) as a
+// current, verified secret of the step, in its module's namespace.
+func (e *applyEvents) KeepSecret(ctx context.Context, name, value string) error {
+	if e.module != "" {
+		name = e.module + "/" + name
+	}
+	return e.o.Run.keepSecret(name, e.addr, value)
 }
 
 func (e *applyEvents) Checkpoint(ctx context.Context, data []byte) error {

@@ -230,6 +230,31 @@ func (r *Run) SecretResolver(addr string, generate bool) lang.SecretResolver {
 	}
 }
 
+// keepSecret records a secret a target made: redacted from now on, sealed,
+// and current at once (the target made it; there is nothing to verify).
+func (r *Run) keepSecret(name, addr, value string) error {
+	if r == nil || r.State == nil {
+		return fmt.Errorf("no workspace to keep secret %q in", name)
+	}
+	r.Redactor.Add(value)
+	ct, err := secrets.Encrypt([]byte(value), r.Recipients...)
+	if err != nil {
+		return fmt.Errorf("encrypting secret %q: %v", name, err)
+	}
+	for _, rec := range []*state.Record{
+		{Kind: state.KindSecret, Name: name, Address: addr, Ciphertext: ct},
+		{Kind: state.KindSecret, Name: name, Address: addr, Verified: true},
+	} {
+		if err := r.State.Append(rec); err != nil {
+			return fmt.Errorf("recording secret %q: %v", name, err)
+		}
+	}
+	if r.OnSecret != nil {
+		return r.OnSecret(name, addr)
+	}
+	return nil
+}
+
 // pendingSecretsOf lists the secrets an instance is setting.
 func (r *Run) pendingSecretsOf(addr string) []string {
 	var out []string

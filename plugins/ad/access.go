@@ -63,7 +63,7 @@ func (t *accessTarget) State(ctx context.Context) (window.Access, error) {
 
 // Open enables the account and sets its end in one modify, a
 // compare-and-swap of userAccountControl.
-func (t *accessTarget) Open(ctx context.Context, w window.Window) error {
+func (t *accessTarget) Open(ctx context.Context, w window.Window, _ sdk.Events) error {
 	e, err := t.read()
 	if err != nil {
 		return err

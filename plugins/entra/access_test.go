@@ -2,6 +2,7 @@ package entra
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -28,7 +29,8 @@ func TestAccessWindowForAnEntraUser(t *testing.T) {
 	g.SyncDisabled(id) // the vendor is off between windows
 	start := time.Now().Add(2 * time.Second).Truncate(time.Second)
 	end := start.Add(6 * time.Second)
-	attrs := map[string]cty.Value{"user": str(id), "windows": cty.ListVal([]cty.Value{windowVal("erp", start, end, time.Now().Add(-8*24*time.Hour))})}
+	attrs := map[string]cty.Value{"user": str(id), "windows": cty.ListVal([]cty.Value{windowVal("erp", start, end, time.Now().Add(-8*24*time.Hour))}),
+		"temporary_access_pass": str("vendor/erp-tap")}
 	h := harness(t, g)
 	var cp []byte
 	step := func(summary string) *sdk.PlanResponse {
@@ -49,6 +51,15 @@ func TestAccessWindowForAnEntraUser(t *testing.T) {
 	if len(v.Diagnostics) == 0 || !strings.Contains(v.Diagnostics[0].Detail, "no account expiry") {
 		t.Fatalf("the plan does not warn that Entra does not end the window: %+v", v.Diagnostics)
 	}
+	// The vendor's Temporary Access Pass: made for the window, kept as a
+	// secret (the one the target has), never in a plan or an output.
+	code, tap := g.TemporaryAccessPass(id)
+	if code == "" || h.Secrets["vendor/erp-tap"] != code || tap["lifetimeInMinutes"] != float64(10) {
+		t.Fatalf("TAP: %q %v, kept %q", code, tap, h.Secrets["vendor/erp-tap"])
+	}
+	if strings.Contains(fmt.Sprint(v), code) {
+		t.Fatal("the TAP's code is in a plan")
+	}
 	time.Sleep(time.Until(end))
 	before := g.UserProps(id)["signInSessionsValidFromDateTime"]
 	if v := step(`close window "erp"`); v.Kind != sdk.NoChange {
@@ -56,6 +67,9 @@ func TestAccessWindowForAnEntraUser(t *testing.T) {
 	}
 	if p := g.UserProps(id); p["accountEnabled"] != false || p["signInSessionsValidFromDateTime"] == before {
 		t.Fatalf("after the window: %v", p)
+	}
+	if _, tap := g.TemporaryAccessPass(id); tap != nil {
+		t.Fatalf("the TAP outlives the window: %v", tap)
 	}
 	g.AddRole("Global Administrator", "62e90394-69f5-4237-9190-012177145e10", id)
 	later := map[string]cty.Value{"user": str(id), "windows": cty.ListVal([]cty.Value{windowVal("erp2", time.Now().Add(time.Hour), time.Now().Add(2*time.Hour), time.Now().Add(-8*24*time.Hour))})}

@@ -196,6 +196,11 @@ type lastCheckpoint struct {
 	data []byte
 }
 
+// KeepSecret passes a kept secret on.
+func (e *lastCheckpoint) KeepSecret(ctx context.Context, name, value string) error {
+	return KeepSecret(ctx, e.Events, name, value)
+}
+
 func (e *lastCheckpoint) Checkpoint(ctx context.Context, data []byte) error {
 	if err := e.Events.Checkpoint(ctx, data); err != nil {
 		return err

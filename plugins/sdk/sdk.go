@@ -183,6 +183,26 @@ type Events interface {
 	Log(msg string)
 }
 
+// SecretKeeper is implemented by the Events switchover hands Apply: a
+// secret the target made (not one switchover chose with secret(), such as
+// a Temporary Access Pass Entra generates) goes into the workspace's
+// secret store under name (in the step's module), sealed and durable
+// before KeepSecret returns, and into the handover bundle; it never
+// appears in clear anywhere else. Call it as soon as the target answers.
+type SecretKeeper interface {
+	KeepSecret(ctx context.Context, name, value string) error
+}
+
+// KeepSecret keeps value with ev's SecretKeeper; an error when ev has
+// none (an old switchover).
+func KeepSecret(ctx context.Context, ev Events, name, value string) error {
+	k, ok := ev.(SecretKeeper)
+	if !ok {
+		return fmt.Errorf("this switchover cannot keep a secret a target made (%s): update it", name)
+	}
+	return k.KeepSecret(ctx, name, value)
+}
+
 // Provider is the Go interface that both ends of the wire speak: a plugin
 // in-process (*Plugin) and a plugin in another process (the gRPC client).
 type Provider interface {

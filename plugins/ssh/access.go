@@ -137,7 +137,7 @@ func utcStamp(t time.Time) string { return t.UTC().Format("20060102150405") + "Z
 // Open writes the sudo rule (its own end inside) and then the key line
 // with expiry-time: each carries the window's end, so a kill between the
 // two leaves nothing open without an end.
-func (t *accessTarget) Open(ctx context.Context, w window.Window) error {
+func (t *accessTarget) Open(ctx context.Context, w window.Window, _ sdk.Events) error {
 	if len(t.commands) > 0 {
 		rule := fmt.Sprintf("# switchover: vendor access window %q, approved by %s\n%s ALL=(%s) NOTBEFORE=%s NOTAFTER=%s NOPASSWD: %s\n",
 			w.Name, strings.ReplaceAll(w.ApprovedBy, "\n", " "), t.user, t.runas, utcStamp(w.Start), utcStamp(w.End), strings.Join(t.commands, ", "))

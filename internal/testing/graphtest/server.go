@@ -49,6 +49,9 @@ type User struct {
 	Password string
 	// Methods are its authentication methods (each with @odata.type).
 	Methods []map[string]any
+	// TAP is the code of its Temporary Access Pass (Graph shows it only
+	// in the answer that creates it).
+	TAP string
 }
 
 // Server is a running Graph test server.
@@ -1526,7 +1529,18 @@ func (s *Server) authMethods(w http.ResponseWriter, r *http.Request, typ string,
 		graphError(w, 400, "BadRequest", "Unknown segment "+nav)
 		return
 	}
+	const tapType = "#microsoft.graph.temporaryAccessPassAuthenticationMethod"
 	switch {
+	case len(seg) == 4 && r.Method == "POST" && nav == "temporaryAccessPassMethods":
+		s.createTAP(w, r, u)
+	case len(seg) == 4 && r.Method == "GET" && nav == "temporaryAccessPassMethods":
+		var out []map[string]any
+		for _, m := range u.Methods {
+			if m["@odata.type"] == tapType {
+				out = append(out, m)
+			}
+		}
+		writeJSON(w, map[string]any{"value": out})
 	case len(seg) == 4 && r.Method == "GET" && nav == "methods":
 		for _, m := range u.Methods {
 			mt := strings.TrimPrefix(m["@odata.type"].(string), "#microsoft.graph.")
@@ -1558,6 +1572,77 @@ func (s *Server) authMethods(w http.ResponseWriter, r *http.Request, typ string,
 	default:
 		graphError(w, 400, "BadRequest", "Unsupported request: "+r.Method+" "+r.URL.Path)
 	}
+}
+
+// createTAP makes a user's Temporary Access Pass as Entra does: one per
+// user (a new one replaces it), a lifetime of 10 to 43200 minutes, the
+// code in this answer only.
+func (s *Server) createTAP(w http.ResponseWriter, r *http.Request, u *User) {
+	var body map[string]any
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		graphError(w, 400, "BadRequest", "Invalid JSON.")
+		return
+	}
+	for _, b := range s.schema.Check("temporaryAccessPassAuthenticationMethod", body) {
+		s.violate("POST %s: %s", r.URL.Path, b)
+	}
+	minutes, _ := body["lifetimeInMinutes"].(float64)
+	if minutes < 10 || minutes > 43200 {
+		graphError(w, 400, "BadRequest", "lifetimeInMinutes must be between 10 and 43200.")
+		return
+	}
+	start := time.Now().UTC()
+	if v, ok := body["startDateTime"].(string); ok {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			graphError(w, 400, "BadRequest", "Invalid startDateTime.")
+			return
+		}
+		start = t.UTC()
+	}
+	kept := u.Methods[:0]
+	for _, m := range u.Methods {
+		if m["@odata.type"] != "#microsoft.graph.temporaryAccessPassAuthenticationMethod" {
+			kept = append(kept, m)
+		}
+	}
+	b := make([]byte, 6)
+	rand.Read(b)
+	u.TAP = "TAP-" + hex.EncodeToString(b)
+	usable := !time.Now().Before(start)
+	reason := "EnabledByPolicy"
+	if !usable {
+		reason = "NotYetValid"
+	}
+	m := map[string]any{"@odata.type": "#microsoft.graph.temporaryAccessPassAuthenticationMethod", "id": newID(),
+		"createdDateTime": time.Now().UTC().Format(time.RFC3339), "startDateTime": start.Format(time.RFC3339),
+		"lifetimeInMinutes": minutes, "isUsableOnce": body["isUsableOnce"] == true, "isUsable": usable, "methodUsabilityReason": reason}
+	u.Methods = append(kept, m)
+	answer := map[string]any{"temporaryAccessPass": u.TAP}
+	for k, v := range m {
+		answer[k] = v
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(201)
+	json.NewEncoder(w).Encode(answer)
+}
+
+// TemporaryAccessPass is a user's TAP: its code and its properties (nil
+// when it has none).
+func (s *Server) TemporaryAccessPass(userID string) (string, map[string]any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := s.users[userID]
+	for _, m := range u.Methods {
+		if m["@odata.type"] == "#microsoft.graph.temporaryAccessPassAuthenticationMethod" {
+			out := map[string]any{}
+			for k, v := range m {
+				out[k] = v
+			}
+			return u.TAP, out
+		}
+	}
+	return "", nil
 }
 
 func (s *Server) applications(w http.ResponseWriter, r *http.Request, typ string, seg []string, sel []string) {

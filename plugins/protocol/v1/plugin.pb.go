@@ -1097,9 +1097,14 @@ func (*ApplyClientMessage_Request) isApplyClientMessage_Msg() {}
 func (*ApplyClientMessage_Ack) isApplyClientMessage_Msg() {}
 
 type Checkpoint struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
-	Data          []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Seq   uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	Data  []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	// A secret the target made (a Temporary Access Pass), kept in the
+	// workspace's secret store under secret_name before the ack; data is
+	// empty then.
+	SecretName    string `protobuf:"bytes,3,opt,name=secret_name,json=secretName,proto3" json:"secret_name,omitempty"`
+	SecretValue   []byte `protobuf:"bytes,4,opt,name=secret_value,json=secretValue,proto3" json:"secret_value,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1144,6 +1149,20 @@ func (x *Checkpoint) GetSeq() uint64 {
 func (x *Checkpoint) GetData() []byte {
 	if x != nil {
 		return x.Data
+	}
+	return nil
+}
+
+func (x *Checkpoint) GetSecretName() string {
+	if x != nil {
+		return x.SecretName
+	}
+	return ""
+}
+
+func (x *Checkpoint) GetSecretValue() []byte {
+	if x != nil {
+		return x.SecretValue
 	}
 	return nil
 }
@@ -1456,11 +1475,14 @@ const file_plugin_proto_rawDesc = "" +
 	"\x12ApplyClientMessage\x12>\n" +
 	"\arequest\x18\x01 \x01(\v2\".switchover.plugin.v1.ApplyRequestH\x00R\arequest\x127\n" +
 	"\x03ack\x18\x02 \x01(\v2#.switchover.plugin.v1.CheckpointAckH\x00R\x03ackB\x05\n" +
-	"\x03msg\"2\n" +
+	"\x03msg\"v\n" +
 	"\n" +
 	"Checkpoint\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x12\n" +
-	"\x04data\x18\x02 \x01(\fR\x04data\"#\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\x12\x1f\n" +
+	"\vsecret_name\x18\x03 \x01(\tR\n" +
+	"secretName\x12!\n" +
+	"\fsecret_value\x18\x04 \x01(\fR\vsecretValue\"#\n" +
 	"\aLogLine\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\"\x88\x02\n" +
 	"\vApplyResult\x12\x18\n" +

@@ -152,10 +152,24 @@ func (e *serverEvents) send(m *pb.ApplyServerMessage) error {
 }
 
 func (e *serverEvents) Checkpoint(ctx context.Context, data []byte) error {
+	return e.acked(ctx, &pb.Checkpoint{Data: data})
+}
+
+// KeepSecret sends the secret as a checkpoint that carries it, and
+// returns once switchover has stored it.
+func (e *serverEvents) KeepSecret(ctx context.Context, name, value string) error {
+	if name == "" {
+		return errors.New("a kept secret needs a name")
+	}
+	return e.acked(ctx, &pb.Checkpoint{SecretName: name, SecretValue: []byte(value)})
+}
+
+func (e *serverEvents) acked(ctx context.Context, cp *pb.Checkpoint) error {
 	e.mu.Lock()
 	e.seq++
 	seq := e.seq
-	err := e.stream.Send(&pb.ApplyServerMessage{Msg: &pb.ApplyServerMessage_Checkpoint{Checkpoint: &pb.Checkpoint{Seq: seq, Data: data}}})
+	cp.Seq = seq
+	err := e.stream.Send(&pb.ApplyServerMessage{Msg: &pb.ApplyServerMessage_Checkpoint{Checkpoint: cp}})
 	e.mu.Unlock()
 	if err != nil {
 		return err
@@ -271,7 +285,13 @@ func (c *GRPCClient) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Ev
 			ev.Log(msg.Log.Message)
 		case *pb.ApplyServerMessage_Checkpoint:
 			ack := &pb.CheckpointAck{Seq: msg.Checkpoint.Seq}
-			if err := ev.Checkpoint(ctx, msg.Checkpoint.Data); err != nil {
+			var err error
+			if cp := msg.Checkpoint; cp.SecretName != "" {
+				err = sdk.KeepSecret(ctx, ev, cp.SecretName, string(cp.SecretValue))
+			} else {
+				err = ev.Checkpoint(ctx, cp.Data)
+			}
+			if err != nil {
 				ack.Error = err.Error()
 			}
 			if err := stream.Send(&pb.ApplyClientMessage{Msg: &pb.ApplyClientMessage_Ack{Ack: ack}}); err != nil {

@@ -47,6 +47,19 @@ type Events struct {
 	mu          sync.Mutex
 	Checkpoints [][]byte
 	Logs        []string
+	// Secrets are the secrets kept (sdk.SecretKeeper), by name.
+	Secrets map[string]string
+}
+
+// KeepSecret implements sdk.SecretKeeper.
+func (e *Events) KeepSecret(ctx context.Context, name, value string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.Secrets == nil {
+		e.Secrets = map[string]string{}
+	}
+	e.Secrets[name] = value
+	return nil
 }
 
 // Checkpoint implements sdk.Events.
@@ -77,6 +90,8 @@ func (e *Events) Last() []byte {
 // Harness runs one plugin in process.
 type Harness struct {
 	P *sdk.Plugin
+	// Secrets are the secrets every apply kept, by name (the latest).
+	Secrets map[string]string
 }
 
 // Configure sends settings (by name) to the plugin.
@@ -132,6 +147,12 @@ func (h *Harness) Apply(ctx context.Context, action string, set map[string]cty.V
 		req.Private = plan.Private
 	}
 	r, err := h.P.Apply(ctx, req, ev)
+	for k, v := range ev.Secrets {
+		if h.Secrets == nil {
+			h.Secrets = map[string]string{}
+		}
+		h.Secrets[k] = v
+	}
 	if err != nil {
 		return nil, ev, err
 	}

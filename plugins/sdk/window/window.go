@@ -59,8 +59,10 @@ type Target interface {
 	State(ctx context.Context) (Access, error)
 	// Open enables the access with w.End enforced by the target itself,
 	// in one write where the target allows it: never enabled without an
-	// end, whenever the process dies.
-	Open(ctx context.Context, w Window) error
+	// end, whenever the process dies. It is called again, whole, until
+	// the opening is recorded (it must be idempotent); a credential the
+	// target makes for the window goes to sdk.KeepSecret(ctx, ev, ...).
+	Open(ctx context.Context, w Window, ev sdk.Events) error
 	// Close removes what Open added and ends sessions it can; what it
 	// cannot end (a live session, a ticket) is returned for a person.
 	Close(ctx context.Context) (leftForPerson string, err error)
@@ -258,7 +260,7 @@ type due struct {
 	book     []Window // booking notices to send
 	close    *Window  // the access is open outside a window (the last window that was open, or nil)
 	open     *Window  // the window open now, to open (or to send its notice)
-	notifyOp bool     // only the "opened" notice is missing
+	notifyOp bool     // open, but the opening is not recorded (a kill came between)
 	current  *Window
 	next     *Window
 	later    []Window // booked after next
@@ -306,6 +308,8 @@ func decide(ws []Window, cp checkpoint, acc Access, now time.Time, unenforced bo
 	case !acc.Open || !unenforced && (acc.Until.IsZero() || !acc.Until.Equal(c.End)):
 		d.open = c
 	case !slices.Contains(cp.Opened, c.Name):
+		// Open again, whole: a kill may have come between the opening
+		// and its record (and a credential made then is known to nobody).
 		d.open, d.notifyOp = c, true
 	}
 	return d
@@ -325,7 +329,7 @@ func (d *due) summary(t Target) string {
 	}
 	if d.open != nil {
 		if d.notifyOp {
-			parts = append(parts, fmt.Sprintf("send the notice that window %q is open", d.open.Name))
+			parts = append(parts, fmt.Sprintf("finish opening window %q (its opening is not recorded yet) and send its notice", d.open.Name))
 		} else {
 			parts = append(parts, fmt.Sprintf("open %s until %s (window %q, approved by %s)", t.Describe(), Stamp(d.open.End), d.open.Name, d.open.ApprovedBy))
 		}
@@ -492,10 +496,8 @@ func (a *action) apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events
 		}
 	}
 	if d.open != nil {
-		if !d.notifyOp {
-			if err := t.Open(ctx, *d.open); err != nil {
-				return sdk.ApplyError(fmt.Errorf("opening %s: %w", t.Describe(), err))
-			}
+		if err := t.Open(ctx, *d.open, ev); err != nil {
+			return sdk.ApplyError(fmt.Errorf("opening %s: %w", t.Describe(), err))
 		}
 		if err := m.send(ctx, "opened", t, *d.open); err != nil {
 			return sdk.ApplyError(err)

@@ -27,7 +27,7 @@ func TestDecide(t *testing.T) {
 		{"before, opened by hand", t0.Add(-time.Hour), all, Access{Open: true}, "close T: it is open outside any window"},
 		{"in a", t0.Add(time.Hour), all, Access{}, `open T until 2027-01-12 12:00 UTC (window "a"`},
 		{"in a, open without an end", t0.Add(time.Hour), all, Access{Open: true}, `open T until`},
-		{"in a, open, notice owed", t0.Add(time.Hour), all, Access{Open: true, Until: t0.Add(4 * time.Hour)}, `send the notice that window "a" is open`},
+		{"in a, open, notice owed", t0.Add(time.Hour), all, Access{Open: true, Until: t0.Add(4 * time.Hour)}, `finish opening window "a"`},
 		{"after a, still open", t0.Add(5 * time.Hour), checkpoint{Booked: []string{"a", "b"}, Opened: []string{"a"}}, Access{Open: true, Until: t0.Add(4 * time.Hour)}, `close window "a" of T`},
 		{"after a, closed by the target", t0.Add(5 * time.Hour), checkpoint{Booked: []string{"a", "b"}, Opened: []string{"a"}}, Access{}, `close window "a" of T`},
 		{"after a, all done", t0.Add(5 * time.Hour), checkpoint{Booked: []string{"a", "b"}, Opened: []string{"a"}, Closed: []string{"a"}}, Access{}, ""},
