@@ -168,13 +168,17 @@ func parse(a sdk.Values, now time.Time, cp checkpoint) ([]Window, sdk.Diagnostic
 		ws = append(ws, w)
 	}
 	sort.Slice(ws, func(i, j int) bool { return ws[i].Start.Before(ws[j].Start) })
+	names := map[string]bool{}
+	for _, w := range ws {
+		if names[w.Name] {
+			diags = append(diags, sdk.AttributeErrorf("windows", "Two windows of one name", "two windows are named %q: name them apart (the notices and the record go by name).", w.Name)...)
+		}
+		names[w.Name] = true
+	}
 	for i := 1; i < len(ws); i++ {
 		if ws[i].Start.Before(ws[i-1].End) {
 			diags = append(diags, sdk.AttributeErrorf("windows", "Overlapping access windows", "%q (%s to %s) overlaps %q (%s to %s): one account, one window at a time.",
 				ws[i].Name, Stamp(ws[i].Start), Stamp(ws[i].End), ws[i-1].Name, Stamp(ws[i-1].Start), Stamp(ws[i-1].End))...)
-		}
-		if ws[i].Name == ws[i-1].Name {
-			diags = append(diags, sdk.AttributeErrorf("windows", "Two windows of one name", "two windows are named %q: name them apart.", ws[i].Name)...)
 		}
 	}
 	return ws, diags

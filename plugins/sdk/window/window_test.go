@@ -4,6 +4,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/switchover/switchover/plugins/sdk"
+	"github.com/switchover/switchover/plugins/sdk/sdktest"
 )
 
 // What is due, at each moment of two booked windows, for an access that
@@ -47,3 +52,20 @@ func TestDecide(t *testing.T) {
 type fakeTarget struct{ Target }
 
 func (fakeTarget) Describe() string { return "T" }
+
+// Two windows of one name are refused even when others lie between them.
+func TestParseRefusesTwoWindowsOfOneName(t *testing.T) {
+	now := time.Now()
+	w := func(name string, h int) Window {
+		return Window{Name: name, Start: now.Add(time.Duration(h) * time.Hour), End: now.Add(time.Duration(h)*time.Hour + 30*time.Minute),
+			BookedAt: now.Add(-8 * 24 * time.Hour), BookedBy: "a", ApprovedBy: "b"}
+	}
+	obj, err := sdktest.Object(Attributes(), map[string]cty.Value{"windows": cty.ListVal([]cty.Value{Value(w("x", 1)), Value(w("y", 2)), Value(w("x", 3))})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, diags := parse(sdk.NewValues(obj), now, checkpoint{})
+	if err := diags.Err(); err == nil || !strings.Contains(err.Error(), `two windows are named "x"`) {
+		t.Fatalf("%v", err)
+	}
+}
