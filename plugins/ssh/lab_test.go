@@ -35,7 +35,8 @@ const (
 	hostTarget  = 10
 	hostAuth    = 11
 	hostAccess  = 12
-	labHosts    = 13
+	hostPersist = 13
+	labHosts    = 14
 )
 
 func TestMain(m *testing.M) {
