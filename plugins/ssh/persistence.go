@@ -60,7 +60,7 @@ func (p *plugin) findPersistence() *sdk.Action {
 	act := p.action("find_persistence",
 		"Sweeps a host for ways in and jobs the old provider can leave without an account of its own, changing nothing: every account's authorized keys as sshd itself resolves them (sshd -T per account: AuthorizedKeysFile, AuthorizedKeysCommand, Match blocks) with their cert-authority, command= and from= options, TrustedUserCAKeys and AuthorizedPrincipalsFile, host-based authentication (hosts.equiv, shosts.equiv, .shosts, .rhosts); cron (system and users), systemd units and timers, at jobs and rc.local that name the old provider; accounts with UID 0 besides root and with empty passwords; sudo rules from sudoers and every include; remote-access agents (ScreenConnect, AnyDesk, TeamViewer, RMM agents) as services. The old provider's keys are removable with ssh.authorized_keys; the rest are open items with the command to run.",
 		[]sdk.Attribute{
-			{Name: "mentions", Type: cty.List(cty.String), Required: true, Description: "Strings that name the old provider: its domain, hosts, key comments, tools."},
+			{Name: "mentions", Type: cty.List(cty.String), Description: "Strings that name the old provider: its domain, hosts, key comments, tools (without them, jobs and units are not searched)."},
 			{Name: "old_keys", Type: cty.List(cty.String), Description: "Fingerprints (SHA256:...) of the old provider's keys and CAs."},
 		},
 		[]sdk.Output{

@@ -151,10 +151,11 @@ variable "backup_new_repository" {
 # --- The systems ------------------------------------------------------------
 
 module "servers" {
-  source           = "../linux-servers"
-  servers          = var.servers
-  private_key_file = var.ssh_private_key_file
-  known_hosts      = var.ssh_known_hosts
+  source                = "../linux-servers"
+  servers               = var.servers
+  private_key_file      = var.ssh_private_key_file
+  known_hosts           = var.ssh_known_hosts
+  old_provider_mentions = [var.old_provider_domain, "oldmsp"]
 }
 
 module "ad" {
