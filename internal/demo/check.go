@@ -54,6 +54,11 @@ func (l *Lab) Check() ([]Finding, error) {
 			}
 			add(fmt.Sprintf("ssh %s on %s", try.what, h.Name), ok)
 		}
+		cron, err := h.Run("cat /etc/cron.d/monitoring")
+		if err != nil {
+			return nil, err
+		}
+		add("its cron job phoning home on "+h.Name, strings.Contains(cron, OldDomain))
 	}
 
 	for _, try := range []struct{ dn, pw, what string }{

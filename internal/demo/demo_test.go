@@ -80,7 +80,12 @@ func TestDemoEndToEnd(t *testing.T) {
 		}
 	}
 
-	// The client's accounts and the new provider's access are untouched.
+	// The client's accounts, jobs and the new provider's access are untouched.
+	for _, h := range lab.SSH.Hosts {
+		if out, err := h.Run("cat /etc/cron.d/monitoring"); err != nil || !strings.Contains(out, "client-backup") {
+			t.Errorf("%s: the client's cron job: %v %q", h.Name, err, out)
+		}
+	}
 	if !lab.DC.BindWorks(t, "CN=anna,"+adlab.UsersDN, "Anna-Pw-1!") {
 		t.Error("the client's AD user cannot sign in")
 	}

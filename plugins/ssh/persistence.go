@@ -66,6 +66,7 @@ func (p *plugin) findPersistence() *sdk.Action {
 		[]sdk.Output{
 			{Name: "findings", Type: cty.Map(hostFindingType), Description: "Everything found, by a stable key: kind, object, value, what, whose, removable, remedy."},
 			{Name: "old_key_fingerprints", Type: cty.List(cty.String), Description: "The old provider's authorized keys: fingerprints for ssh.authorized_keys' remove."},
+			{Name: "removable", Type: cty.Map(hostFindingType), Description: "The old provider's trusted CAs, cron and rc.local lines and units in /etc/systemd/system: for_each of ssh.remove_persistence."},
 			{Name: "count", Type: cty.Number},
 		}, plan, apply)
 	act.ReadOnly = true
@@ -301,7 +302,7 @@ func (s *hostSweep) keyLine(f sshdFile, kl keyLine, raw string) {
 		desc += " with " + strings.Join(opts, ",")
 	}
 	if f.setting == "trustedusercakeys" {
-		s.add(&hostFinding{Kind: "trusted_ca", Object: f.path, Value: fp, Whose: whose,
+		s.add(&hostFinding{Kind: "trusted_ca", Object: f.path, Value: fp, Whose: whose, Removable: whose == "old_provider",
 			What:   fmt.Sprintf("sshd on %s trusts a user CA (TrustedUserCAKeys %s): %s; every certificate it signs logs in", s.c.t, f.path, desc),
 			Remedy: fmt.Sprintf("If the CA is not the client's, delete its line from %s and reload sshd", f.path)})
 		return
@@ -327,7 +328,7 @@ func (s *hostSweep) lines(parts map[string]string) {
 		for _, l := range nonEmpty(parts[job.section]) {
 			file, rest, _ := strings.Cut(l, ":")
 			line, text, _ := strings.Cut(rest, ":")
-			s.add(&hostFinding{Kind: job.kind, Object: file, Value: line + ":" + strings.TrimSpace(text), Whose: "old_provider",
+			s.add(&hostFinding{Kind: job.kind, Object: file, Value: line + ":" + strings.TrimSpace(text), Whose: "old_provider", Removable: removableFile(job.kind, file),
 				What:   fmt.Sprintf("%s on %s names %q: %s line %s: %s", job.what, s.c.t, s.mentioned(text), file, line, truncate(strings.TrimSpace(text), 160)),
 				Remedy: job.remedy + " (" + file + ")"})
 		}
@@ -390,7 +391,7 @@ func truncate(s string, n int) string {
 }
 
 func (s *hostSweep) outputs() (map[string]cty.Value, string, sdk.Diagnostics, error) {
-	all := map[string]cty.Value{}
+	all, removable := map[string]cty.Value{}, map[string]cty.Value{}
 	var fps []string
 	left := map[string][]*hostFinding{}
 	for _, f := range s.found {
@@ -398,16 +399,23 @@ func (s *hostSweep) outputs() (map[string]cty.Value, string, sdk.Diagnostics, er
 			"kind": cty.StringVal(f.Kind), "object": cty.StringVal(f.Object), "value": cty.StringVal(f.Value), "what": cty.StringVal(f.What),
 			"whose": cty.StringVal(f.Whose), "removable": cty.BoolVal(f.Removable), "remedy": cty.StringVal(f.Remedy),
 		})
-		if f.Removable {
+		switch {
+		case f.Removable && removableKinds[f.Kind]:
+			removable[f.id()] = all[f.id()]
+		case f.Removable:
 			fps = append(fps, f.Value)
-		} else {
+		default:
 			left[f.Kind] = append(left[f.Kind], f)
 		}
 	}
 	sort.Strings(fps)
 	outs := map[string]cty.Value{"findings": cty.MapValEmpty(hostFindingType), "old_key_fingerprints": sdk.StringList(fps), "count": cty.NumberIntVal(int64(len(s.found)))}
+	outs["removable"] = cty.MapValEmpty(hostFindingType)
 	if len(all) > 0 {
 		outs["findings"] = cty.MapVal(all)
+	}
+	if len(removable) > 0 {
+		outs["removable"] = cty.MapVal(removable)
 	}
 	var kinds []string
 	for k := range left {
@@ -428,5 +436,5 @@ func (s *hostSweep) outputs() (map[string]cty.Value, string, sdk.Diagnostics, er
 		}
 		warn = append(warn, sdk.LeftForPerson(fmt.Sprintf("Persistence sweep of %s: %d %s to review", s.c.t, len(fs), strings.ReplaceAll(k, "_", " ")), "%s", strings.TrimSuffix(b.String(), "\n")))
 	}
-	return outs, fmt.Sprintf("%d findings on %s, %d of the old provider's keys to remove", len(s.found), s.c.t, len(fps)), warn, nil
+	return outs, fmt.Sprintf("%d findings on %s, %d of the old provider's keys and %d other items to remove", len(s.found), s.c.t, len(fps), len(removable)), warn, nil
 }

@@ -81,7 +81,7 @@ id guest2 >/dev/null 2>&1 || useradd -M -s /bin/sh guest2; passwd -d guest2 >/de
 	for _, d := range p.Diagnostics {
 		open += d.Summary + "\n" + d.Detail + "\n"
 	}
-	for _, w := range []string{`command="/usr/local/bin/backup",from="10.9.9.9"`, "remote-support.service", "/etc/cron.d/monitor line 1"} {
+	for _, w := range []string{`command="/usr/local/bin/backup",from="10.9.9.9"`, "toor", "anydesk"} {
 		if !strings.Contains(open, w) {
 			t.Errorf("the open items do not show %q:\n%s", w, open)
 		}
@@ -99,5 +99,27 @@ id guest2 >/dev/null 2>&1 || useradd -M -s /bin/sh guest2; passwd -d guest2 >/de
 	}
 	if !adminLogsIn(t, h) {
 		t.Fatal("the admin key no longer logs in")
+	}
+	// The rest of the old provider's: the CA line, the cron line, the
+	// rc.local line and the units, each removed; the client's lines stay.
+	h.MustRun(t, "echo '0 3 * * * root /usr/local/bin/client-backup' >> /etc/cron.d/monitor")
+	removable := p.Outputs["removable"].AsValueMap()
+	kinds := map[string]int{}
+	for id, f := range removable {
+		kinds[f.GetAttr("kind").AsString()]++
+		if _, err := hs.Run(ctx, "remove_persistence", map[string]cty.Value{"kind": f.GetAttr("kind"), "object": f.GetAttr("object"), "value": f.GetAttr("value")}); err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+	}
+	if kinds["trusted_ca"] != 1 || kinds["cron"] != 1 || kinds["rc_local"] != 1 || kinds["systemd_unit"] != 1 {
+		t.Fatalf("removable: %v", kinds)
+	}
+	out := h.MustRun(t, "cat /etc/ssh/user_ca.pub /etc/cron.d/monitor /etc/rc.local; ls /etc/systemd/system")
+	if strings.Contains(out, "oldmsp") || strings.Contains(out, "remote-support.service") || !strings.Contains(out, "client-backup") || !strings.Contains(out, "anydesk.service") {
+		t.Fatalf("after the removals:\n%s", out)
+	}
+	p2, err := hs.Plan(ctx, "find_persistence", attrs, nil)
+	if err != nil || p2.Outputs["removable"].LengthInt() != 0 || p2.Outputs["old_key_fingerprints"].LengthInt() != 0 {
+		t.Fatalf("a second sweep: %v %v", err, p2.Outputs["removable"])
 	}
 }

@@ -58,7 +58,7 @@ func New(version string) *sdk.Plugin {
 			return ""
 		},
 		Actions: []*sdk.Action{
-			p.authorizedKeys(), p.rotatePassword(), p.lockAccount(), p.removeSudo(), p.accessWindow(), p.findPersistence(),
+			p.authorizedKeys(), p.rotatePassword(), p.lockAccount(), p.removeSudo(), p.accessWindow(), p.findPersistence(), p.removePersistence(),
 			p.service(), p.command(), p.export(), p.inventory(),
 		},
 	}

@@ -85,6 +85,20 @@ step "ssh.authorized_keys" "drop_swept_keys" {
   on_failure = continue
 }
 
+# The old provider's trusted CAs, cron and rc.local lines and units the
+# sweep found, on every server.
+step "ssh.remove_persistence" "drop_swept_items" {
+  for_each = merge([
+    for name, s in step.sweep : { for id, f in s.outputs.removable : "${name}: ${id}" => merge(f, { server = name }) }
+  ]...)
+  host       = var.servers[each.value.server].address
+  port       = var.servers[each.value.server].port
+  kind       = each.value.kind
+  object     = each.value.object
+  value      = each.value.value
+  on_failure = continue
+}
+
 step "ssh.remove_sudo" "oldmsp_sudo" {
   for_each   = var.servers
   host       = each.value.address
