@@ -33,6 +33,10 @@ func pubLine(pk ssh.PublicKey, comment string) string {
 	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pk))) + " " + comment + "\n"
 }
 
+// cronFiller is 300 lines of a client's cron file: the file spans many
+// SSH packets.
+var cronFiller = strings.Repeat("0 2 * * * root /usr/local/bin/client-backup --full --verbose --target /srv/backup\n", 300)
+
 // writeCase is one action that writes on the host, with the host's state
 // before and after, as an administrator would read it.
 type writeCase struct {
@@ -43,6 +47,7 @@ type writeCase struct {
 	state  func(t *testing.T, h *sshlab.Host) string // what a person would look at
 	old    string                                    // state before (filled in by the test)
 	new    func(t *testing.T, h *sshlab.Host, s string) bool
+	host   int // the lab host (default: the next cut host)
 }
 
 // TestCutConnectionAtEveryStageLeavesOldOrNew is the kill-at-every-instant
@@ -88,11 +93,19 @@ func TestCutConnectionAtEveryStageLeavesOldOrNew(t *testing.T) {
 			new: func(t *testing.T, h *sshlab.Host, _ string) bool {
 				return sshlab.LoginWorks(t, h, "alice", ssh.Password(newPw))
 			}},
+		{name: "remove_persistence", action: "remove_persistence", host: hostPersist,
+			attrs: map[string]cty.Value{"kind": cty.StringVal("cron"), "object": cty.StringVal("/etc/cron.d/cut"),
+				"value": cty.StringVal("301:*/5 * * * * root curl -s https://rmm.oldmsp.example/ping")},
+			setup: "cat > /etc/cron.d/cut <<'EOF'\n" + cronFiller + "*/5 * * * * root curl -s https://rmm.oldmsp.example/ping\n" + cronFiller + "EOF",
+			state: cat("/etc/cron.d/cut"), new: is(cronFiller + cronFiller)},
 	}
 	ctx := context.Background()
 	for i, wc := range cases {
 		// Each case on its own host, in parallel.
 		h := lab.Hosts[hostCut+i]
+		if wc.host != 0 {
+			h = lab.Hosts[wc.host]
+		}
 		t.Run(wc.name, func(t *testing.T) {
 			t.Parallel()
 			proxy := newCutProxy(t, h.Addr())
