@@ -1,6 +1,8 @@
 package demo
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -38,6 +40,10 @@ func (l *Lab) Check() ([]Finding, error) {
 	if err != nil {
 		return nil, err
 	}
+	certAuth, err := l.oldCACert("root")
+	if err != nil {
+		return nil, err
+	}
 	for _, h := range l.SSH.Hosts {
 		for _, try := range []struct {
 			what, user string
@@ -54,11 +60,17 @@ func (l *Lab) Check() ([]Finding, error) {
 			}
 			add(fmt.Sprintf("ssh %s on %s", try.what, h.Name), ok)
 		}
-		cron, err := h.Run("cat /etc/cron.d/monitoring")
+		cron, err := h.Run("cat /etc/cron.d/monitoring; ls /etc/systemd/system")
 		if err != nil {
 			return nil, err
 		}
 		add("its cron job phoning home on "+h.Name, strings.Contains(cron, OldDomain))
+		add("its agent's timer on "+h.Name, strings.Contains(cron, "oldmsp-agent.timer"))
+		ok, err := h.Login("root", certAuth)
+		if err != nil {
+			return nil, err
+		}
+		add("a certificate of its user CA as root on "+h.Name, ok)
 	}
 
 	for _, try := range []struct{ dn, pw, what string }{
@@ -120,4 +132,27 @@ func (l *Lab) Check() ([]Finding, error) {
 	}
 	add("restic: its copy of the old key file, with its password, reads the backups", l.oldKeyOpens(where))
 	return out, nil
+}
+
+// oldCACert is a login with a fresh key and a certificate for user that
+// the old provider's user CA signs, as it could at any time.
+func (l *Lab) oldCACert(user string) (ssh.AuthMethod, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	signer, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		return nil, err
+	}
+	cert := &ssh.Certificate{Key: signer.PublicKey(), CertType: ssh.UserCert, KeyId: "oldmsp", ValidPrincipals: []string{user},
+		ValidBefore: ssh.CertTimeInfinity, Permissions: ssh.Permissions{Extensions: map[string]string{"permit-pty": ""}}}
+	if err := cert.SignCert(rand.Reader, l.oldCA); err != nil {
+		return nil, err
+	}
+	cs, err := ssh.NewCertSigner(cert, signer)
+	if err != nil {
+		return nil, err
+	}
+	return ssh.PublicKeys(cs), nil
 }

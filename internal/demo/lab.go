@@ -8,6 +8,8 @@
 package demo
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
@@ -18,6 +20,7 @@ import (
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/switchover/switchover/internal/testing/adlab"
 	"github.com/switchover/switchover/internal/testing/graphtest"
@@ -61,8 +64,9 @@ type Lab struct {
 	ADOld       []string
 	ADService   string
 	ADNewAdmin  string
-	ADDCSync    string // the DCSync ACE planted for the old provider's technician
-	ADShadow    string // the shadow credential planted on Administrator
+	ADDCSync    string     // the DCSync ACE planted for the old provider's technician
+	ADShadow    string     // the shadow credential planted on Administrator
+	oldCA       ssh.Signer // the old provider's user CA, trusted by every server's sshd
 	SCIMOld     []string
 	SCIMClient  string
 	GraphOld    []string
@@ -140,14 +144,29 @@ func (l *Lab) startSSH() error {
 	if err != nil {
 		return err
 	}
-	// A job the old provider left on every server: it phones its RMM home.
+	// What the old provider left on every server besides its key: a job
+	// that phones its RMM home, a timer that starts its agent, and its
+	// user CA, trusted by sshd (any certificate it signs logs in as root).
+	_, caKey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return err
+	}
+	if l.oldCA, err = ssh.NewSignerFromKey(caKey); err != nil {
+		return err
+	}
+	caLine := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(l.oldCA.PublicKey()))) + " user-ca@" + OldDomain
 	for _, h := range l.SSH.Hosts {
-		if _, err := h.Run(oldCronJob); err != nil {
+		if _, err := h.Run(oldCronJob + "\n" + oldTimer + "\nprintf '%s\\n' '" + caLine + "' > /etc/ssh/trusted_user_ca_keys"); err != nil {
 			return err
 		}
 	}
 	return nil
 }
+
+// oldTimer plants the old provider's agent as a systemd timer and service.
+const oldTimer = `mkdir -p /etc/systemd/system
+printf '[Unit]\nDescription=oldmsp agent check-in\n[Timer]\nOnBootSec=5min\nOnUnitActiveSec=1h\n[Install]\nWantedBy=timers.target\n' > /etc/systemd/system/oldmsp-agent.timer
+printf '[Service]\nExecStart=/opt/oldmsp/agent --checkin\n' > /etc/systemd/system/oldmsp-agent.service`
 
 // oldCronJob plants /etc/cron.d/monitoring: the old provider's job next
 // to one of the client's.

@@ -217,6 +217,7 @@ PasswordAuthentication %s
 KbdInteractiveAuthentication no
 PermitRootLogin yes
 AuthorizedKeysFile .ssh/authorized_keys
+TrustedUserCAKeys /etc/ssh/trusted_user_ca_keys
 Subsystem sftp internal-sftp
 MaxStartups 100:30:200
 LogLevel VERBOSE
@@ -239,6 +240,8 @@ mount --bind %[1]s/localsbin /usr/local/sbin
 mkdir -p /run/sshd && chmod 755 /run/sshd
 cp %[1]s/sshd_config /etc/ssh/sshd_config
 cp %[1]s/hostkey_ed25519 /etc/ssh/lab_host_key && chmod 600 /etc/ssh/lab_host_key
+# No user CA is trusted yet (a test plants one: sshd reads the file at each login).
+: > /etc/ssh/trusted_user_ca_keys
 # Tests try wrong passwords on purpose: no 2-second delay after each.
 sed -i 's/pam_unix.so nullok/pam_unix.so nullok nodelay/' /etc/pam.d/common-auth
 hostname %[2]s
