@@ -142,7 +142,7 @@ func up(dir, bin string) error {
 	if len(works) > 0 {
 		return fmt.Errorf("the old provider's credentials still work: %s", strings.Join(works, "; "))
 	}
-	say("check: tried the old provider's %d credentials (SSH keys and passwords, AD, Entra, PSA, RMM token, repository password): none works", len(findings))
+	say("check: tried the old provider's %d ways in (SSH keys, passwords and its user CA's certificates; its cron jobs and timers; AD passwords, DCSync rights and shadow credentials; Entra, PSA, RMM token, repository password): none works", len(findings))
 	fmt.Printf(`
 Done in %[1]s. The old provider is out; the new provider's results:
   checklist (Markdown)    %[2]s
