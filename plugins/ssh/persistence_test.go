@@ -32,8 +32,7 @@ func TestPersistenceSweepOfAHost(t *testing.T) {
 	certKey, certFP := newKey("oldmsp-ca")
 	clientKey, _ := newKey("backup@client.example")
 	h.MustRun(t, `set -e
-printf '%s\n' '`+ca+`' > /etc/ssh/user_ca.pub
-echo 'TrustedUserCAKeys /etc/ssh/user_ca.pub' >> /etc/ssh/sshd_config
+printf '%s\n' '`+ca+`' > /etc/ssh/trusted_user_ca_keys
 cat >> /home/alice/.ssh/authorized_keys 2>/dev/null || { mkdir -p /home/alice/.ssh; }
 printf '%s\n%s\n' 'cert-authority,principals="alice" `+certKey+`' 'command="/usr/local/bin/backup",from="10.9.9.9" `+clientKey+`' >> /home/alice/.ssh/authorized_keys
 chown -R alice: /home/alice/.ssh
@@ -114,7 +113,7 @@ id guest2 >/dev/null 2>&1 || useradd -M -s /bin/sh guest2; passwd -d guest2 >/de
 	if kinds["trusted_ca"] != 1 || kinds["cron"] != 1 || kinds["rc_local"] != 1 || kinds["systemd_unit"] != 1 {
 		t.Fatalf("removable: %v", kinds)
 	}
-	out := h.MustRun(t, "cat /etc/ssh/user_ca.pub /etc/cron.d/monitor /etc/rc.local; ls /etc/systemd/system")
+	out := h.MustRun(t, "cat /etc/ssh/trusted_user_ca_keys /etc/cron.d/monitor /etc/rc.local; ls /etc/systemd/system")
 	if strings.Contains(out, "oldmsp") || strings.Contains(out, "remote-support.service") || !strings.Contains(out, "client-backup") || !strings.Contains(out, "anydesk.service") {
 		t.Fatalf("after the removals:\n%s", out)
 	}
