@@ -589,15 +589,11 @@ func (s *sweep) outputs() (map[string]cty.Value, string, sdk.Diagnostics, error)
 // on: each with its object, what it is and the command (the first 20).
 func leftItem(kind string, fs []*finding) sdk.Diagnostic {
 	sort.Slice(fs, func(i, j int) bool { return fs[i].Object+fs[i].Value < fs[j].Object+fs[j].Value })
-	var b strings.Builder
+	items := make([][2]string, len(fs))
 	for i, f := range fs {
-		if i == 20 {
-			fmt.Fprintf(&b, "... and %d more (in the step's findings output)\n", len(fs)-20)
-			break
-		}
-		fmt.Fprintf(&b, "- %s\n  %s\n", f.What, f.Remedy)
+		items[i] = [2]string{f.What, f.Remedy}
 	}
-	return sdk.LeftForPerson(fmt.Sprintf("Persistence sweep: %d %s to review", len(fs), kindTitle[kind]), "%s", strings.TrimSuffix(b.String(), "\n"))
+	return sdk.LeftForPersonList(fmt.Sprintf("Persistence sweep: %d %s to review", len(fs), kindTitle[kind]), items)
 }
 
 var kindTitle = map[string]string{

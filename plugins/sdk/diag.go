@@ -58,6 +58,20 @@ func LeftForPerson(summary, format string, a ...any) Diagnostic {
 	return Diagnostic{Severity: Warning, Summary: summary, Detail: fmt.Sprintf(format, a...), Code: CodeLeftForPerson}
 }
 
+// LeftForPersonList is one open item that lists things a person reviews,
+// each a [what, what to do] pair: the first 20, and how many more.
+func LeftForPersonList(summary string, items [][2]string) Diagnostic {
+	var b strings.Builder
+	for i, it := range items {
+		if i == 20 {
+			fmt.Fprintf(&b, "... and %d more (in the step's outputs)\n", len(items)-20)
+			break
+		}
+		fmt.Fprintf(&b, "- %s\n  %s\n", it[0], it[1])
+	}
+	return LeftForPerson(summary, "%s", strings.TrimSuffix(b.String(), "\n"))
+}
+
 // Conflictf returns an error diagnostic with CodeConflict.
 func Conflictf(format string, a ...any) Diagnostics {
 	return Diagnostics{{Severity: Error, Summary: fmt.Sprintf(format, a...), Code: CodeConflict}}

@@ -426,15 +426,11 @@ func (s *hostSweep) outputs() (map[string]cty.Value, string, sdk.Diagnostics, er
 	for _, k := range kinds {
 		fs := left[k]
 		sort.Slice(fs, func(i, j int) bool { return fs[i].What < fs[j].What })
-		var b strings.Builder
+		items := make([][2]string, len(fs))
 		for i, f := range fs {
-			if i == 20 {
-				fmt.Fprintf(&b, "... and %d more (in the step's findings output)\n", len(fs)-20)
-				break
-			}
-			fmt.Fprintf(&b, "- %s\n  %s\n", f.What, f.Remedy)
+			items[i] = [2]string{f.What, f.Remedy}
 		}
-		warn = append(warn, sdk.LeftForPerson(fmt.Sprintf("Persistence sweep of %s: %d %s to review", s.c.t, len(fs), strings.ReplaceAll(k, "_", " ")), "%s", strings.TrimSuffix(b.String(), "\n")))
+		warn = append(warn, sdk.LeftForPersonList(fmt.Sprintf("Persistence sweep of %s: %d %s to review", s.c.t, len(fs), strings.ReplaceAll(k, "_", " ")), items))
 	}
 	return outs, fmt.Sprintf("%d findings on %s, %d of the old provider's keys and %d other items to remove", len(s.found), s.c.t, len(fps), len(removable)), warn, nil
 }
