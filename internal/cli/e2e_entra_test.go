@@ -15,6 +15,25 @@ import (
 	"github.com/switchover/switchover/internal/workspace"
 )
 
+// entraPluginBlock configures the entra plugin from entraVars' variables.
+const entraPluginBlock = `
+variable "tenant_id" {}
+variable "client_id" {}
+variable "client_secret" { sensitive = true }
+variable "authority_host" {}
+variable "graph_endpoint" {}
+variable "ca_file" {}
+plugin "entra" {
+  tenant_id                 = var.tenant_id
+  client_id                 = var.client_id
+  client_secret             = var.client_secret
+  authority_host            = var.authority_host
+  graph_endpoint            = var.graph_endpoint
+  unverified_authority_host = true
+  ca_file                   = var.ca_file
+}
+`
+
 func entraVars(t *testing.T, g *graphtest.Server, extra string) string {
 	vars := fmt.Sprintf(`{"tenant_id": %q, "client_id": %q, "client_secret": %q, "authority_host": %q, "graph_endpoint": %q, "ca_file": %q%s}`,
 		graphtest.Tenant, graphtest.ClientID, graphtest.ClientSecret, g.URL+"/", g.URL, g.CAFile, extra)
@@ -44,23 +63,8 @@ func TestEntraCrashWhileResetting20Passwords(t *testing.T) {
 	kills, mid := 0, 0
 	for scenario := 0; kills < 8; scenario++ {
 		// Each scenario a fresh workspace resetting the same accounts.
-		f := newFixture(t, `
-variable "tenant_id" {}
-variable "client_id" {}
-variable "client_secret" { sensitive = true }
-variable "authority_host" {}
-variable "graph_endpoint" {}
-variable "ca_file" {}
+		f := newFixture(t, entraPluginBlock+`
 variable "accounts" { type = list(string) }
-plugin "entra" {
-  tenant_id                  = var.tenant_id
-  client_id                  = var.client_id
-  client_secret              = var.client_secret
-  authority_host             = var.authority_host
-  graph_endpoint             = var.graph_endpoint
-  unverified_authority_host  = true
-  ca_file                    = var.ca_file
-}
 step "entra.reset_password" "pw" {
   for_each = toset(var.accounts)
   user     = each.value
@@ -362,22 +366,7 @@ func TestEntraVendorWindowKeepsTheTemporaryAccessPass(t *testing.T) {
 	g.SyncDisabled(id)
 	vars := entraVars(t, g, "")
 	now := time.Now().UTC()
-	f := newFixture(t, fmt.Sprintf(`
-variable "tenant_id" {}
-variable "client_id" {}
-variable "client_secret" { sensitive = true }
-variable "authority_host" {}
-variable "graph_endpoint" {}
-variable "ca_file" {}
-plugin "entra" {
-  tenant_id                 = var.tenant_id
-  client_id                 = var.client_id
-  client_secret             = var.client_secret
-  authority_host            = var.authority_host
-  graph_endpoint            = var.graph_endpoint
-  unverified_authority_host = true
-  ca_file                   = var.ca_file
-}
+	f := newFixture(t, entraPluginBlock+fmt.Sprintf(`
 step "entra.access_window" "vendor" {
   user                  = %q
   temporary_access_pass = "erp-vendor-tap"

@@ -21,16 +21,8 @@ import (
 // Go program doing the same modifies over one LDAPS connection and the
 // same verification binds. Also the plan of the n accounts alone.
 func benchAD(bin string, n, runs int) {
-	dir, err := os.MkdirTemp("", "bench-ad-")
-	if err != nil {
-		fail(err)
-	}
-	defer os.RemoveAll(dir)
-	dc, err := adlab.New(dir)
-	if err != nil {
-		fail(err)
-	}
-	defer dc.Stop()
+	dir, dc, stop := startDC("bench-ad-")
+	defer stop()
 	admin, err := dial(dc)
 	if err != nil {
 		fail(err)
@@ -133,6 +125,20 @@ step "ad.disable_account" "off" {
 	if len(rows) == 3 && rows[2].best > 0 {
 		fmt.Printf("\napply / floor: %.2fx\n", rows[1].best.Seconds()/rows[2].best.Seconds())
 	}
+}
+
+// startDC starts a lab DC in a new temporary directory; stop ends both.
+func startDC(prefix string) (string, *adlab.DC, func()) {
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		fail(err)
+	}
+	dc, err := adlab.New(dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		fail(err)
+	}
+	return dir, dc, func() { dc.Stop(); os.RemoveAll(dir) }
 }
 
 func lastLine(b []byte) string {

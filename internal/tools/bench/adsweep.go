@@ -27,16 +27,8 @@ const sweepPageSize = 500
 // planning) of a domain with n accounts and ous OUs, against a floor: one
 // Go program making the same reads over one LDAPS connection.
 func benchADSweep(bin string, n, ous, runs int) {
-	dir, err := os.MkdirTemp("", "bench-adsweep-")
-	if err != nil {
-		fail(err)
-	}
-	defer os.RemoveAll(dir)
-	dc, err := adlab.New(dir)
-	if err != nil {
-		fail(err)
-	}
-	defer dc.Stop()
+	dir, dc, stop := startDC("bench-adsweep-")
+	defer stop()
 	if err := sweepDomain(dc, n, ous); err != nil {
 		fail(err)
 	}
