@@ -887,12 +887,16 @@ func (x *PlanResponse) GetTargetSensitive() bool {
 }
 
 type ApplyRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Action        string                 `protobuf:"bytes,1,opt,name=action,proto3" json:"action,omitempty"`
-	Address       string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
-	Attributes    *DynamicValue          `protobuf:"bytes,3,opt,name=attributes,proto3" json:"attributes,omitempty"`
-	Private       []byte                 `protobuf:"bytes,4,opt,name=private,proto3" json:"private,omitempty"`
-	Checkpoint    []byte                 `protobuf:"bytes,5,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Action     string                 `protobuf:"bytes,1,opt,name=action,proto3" json:"action,omitempty"`
+	Address    string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	Attributes *DynamicValue          `protobuf:"bytes,3,opt,name=attributes,proto3" json:"attributes,omitempty"`
+	Private    []byte                 `protobuf:"bytes,4,opt,name=private,proto3" json:"private,omitempty"`
+	Checkpoint []byte                 `protobuf:"bytes,5,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	// The engine stores a checkpoint's secret_name/secret_value in its secret
+	// store. An engine that does not set it would take such a checkpoint for
+	// an empty one: the plugin then refuses to keep a secret.
+	KeepsSecrets  bool `protobuf:"varint,6,opt,name=keeps_secrets,json=keepsSecrets,proto3" json:"keeps_secrets,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -960,6 +964,13 @@ func (x *ApplyRequest) GetCheckpoint() []byte {
 		return x.Checkpoint
 	}
 	return nil
+}
+
+func (x *ApplyRequest) GetKeepsSecrets() bool {
+	if x != nil {
+		return x.KeepsSecrets
+	}
+	return false
 }
 
 type CheckpointAck struct {
@@ -1458,7 +1469,7 @@ const file_plugin_proto_rawDesc = "" +
 	"\aoutputs\x18\x06 \x01(\v2\".switchover.plugin.v1.DynamicValueR\aoutputs\x12/\n" +
 	"\x14not_before_unix_nano\x18\a \x01(\x03R\x11notBeforeUnixNano\x12\x16\n" +
 	"\x06target\x18\b \x01(\tR\x06target\x12)\n" +
-	"\x10target_sensitive\x18\t \x01(\bR\x0ftargetSensitive\"\xbe\x01\n" +
+	"\x10target_sensitive\x18\t \x01(\bR\x0ftargetSensitive\"\xe3\x01\n" +
 	"\fApplyRequest\x12\x16\n" +
 	"\x06action\x18\x01 \x01(\tR\x06action\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12B\n" +
@@ -1468,7 +1479,8 @@ const file_plugin_proto_rawDesc = "" +
 	"\aprivate\x18\x04 \x01(\fR\aprivate\x12\x1e\n" +
 	"\n" +
 	"checkpoint\x18\x05 \x01(\fR\n" +
-	"checkpoint\"7\n" +
+	"checkpoint\x12#\n" +
+	"\rkeeps_secrets\x18\x06 \x01(\bR\fkeepsSecrets\"7\n" +
 	"\rCheckpointAck\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x14\n" +
 	"\x05error\x18\x02 \x01(\tR\x05error\"\x94\x01\n" +

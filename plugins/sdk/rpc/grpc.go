@@ -104,7 +104,7 @@ func (s *grpcServer) Apply(stream pb.Plugin_ApplyServer) error {
 	if err != nil {
 		return err
 	}
-	ev := &serverEvents{stream: stream, acks: make(chan *pb.CheckpointAck, 1)}
+	ev := &serverEvents{stream: stream, acks: make(chan *pb.CheckpointAck, 1), keepsSecrets: req.KeepsSecrets}
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
 	recvDone := make(chan struct{})
@@ -138,11 +138,18 @@ func (s *grpcServer) Apply(stream pb.Plugin_ApplyServer) error {
 	return ev.send(&pb.ApplyServerMessage{Msg: &pb.ApplyServerMessage_Result{Result: result}})
 }
 
+// keepsSecrets: the engine's events store kept secrets.
+func keepsSecrets(ev sdk.Events) bool {
+	_, ok := ev.(sdk.SecretKeeper)
+	return ok
+}
+
 type serverEvents struct {
-	mu     sync.Mutex
-	stream pb.Plugin_ApplyServer
-	seq    uint64
-	acks   chan *pb.CheckpointAck
+	mu           sync.Mutex
+	stream       pb.Plugin_ApplyServer
+	seq          uint64
+	acks         chan *pb.CheckpointAck
+	keepsSecrets bool // the engine said it stores kept secrets
 }
 
 func (e *serverEvents) send(m *pb.ApplyServerMessage) error {
@@ -160,6 +167,9 @@ func (e *serverEvents) Checkpoint(ctx context.Context, data []byte) error {
 func (e *serverEvents) KeepSecret(ctx context.Context, name, value string) error {
 	if name == "" {
 		return errors.New("a kept secret needs a name")
+	}
+	if !e.keepsSecrets {
+		return fmt.Errorf("this switchover cannot keep a secret a target made (%s): update it (nothing was sent)", name)
 	}
 	return e.acked(ctx, &pb.Checkpoint{SecretName: name, SecretValue: []byte(value)})
 }
@@ -269,6 +279,7 @@ func (c *GRPCClient) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Ev
 	}
 	if err := stream.Send(&pb.ApplyClientMessage{Msg: &pb.ApplyClientMessage_Request{Request: &pb.ApplyRequest{
 		Action: req.Action, Address: req.Address, Attributes: dv, Private: req.Private, Checkpoint: req.Checkpoint,
+		KeepsSecrets: keepsSecrets(ev),
 	}}}); err != nil {
 		return nil, err
 	}
