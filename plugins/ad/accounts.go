@@ -277,20 +277,15 @@ type targetPrivate struct {
 	PrimaryGroupID uint32 `json:"primary_group_id,omitempty"`
 }
 
-func privateOf(t targetPrivate) []byte {
-	b, _ := json.Marshal(t)
-	return b
-}
-
 // sameObject reads the private data and checks it is about acc. A plan
 // decided during apply (its attributes were not known) read nothing: the
 // compare-and-swap is then against what apply just read.
-func sameObject(private []byte, acc *account) (targetPrivate, error) {
-	var t targetPrivate
-	if len(private) == 0 {
+func sameObject(req *sdk.ApplyRequest, acc *account) (targetPrivate, error) {
+	if len(req.Private) == 0 {
 		return targetPrivate{GUID: acc.GUID, UAC: acc.UAC}, nil
 	}
-	if err := json.Unmarshal(private, &t); err != nil {
+	t, ok := sdk.PrivateOf[targetPrivate](req)
+	if !ok {
 		return t, fmt.Errorf("the plan's data for %s is unreadable: plan again", acc.name())
 	}
 	if !bytes.Equal(t.GUID, acc.GUID) {
@@ -361,7 +356,7 @@ func (p *plugin) disableAccount() *sdk.Action {
 		}
 		r := sdk.Changef("%s", strings.Join(what, ", "))
 		r.Details = append([]string{acc.DN + " (found by " + acc.MatchedBy + ")"}, details...)
-		r.Private = privateOf(targetPrivate{GUID: acc.GUID, UAC: acc.UAC})
+		sdk.SetPrivate(r, targetPrivate{GUID: acc.GUID, UAC: acc.UAC})
 		return r
 	}
 	apply := func(ctx context.Context, d *directory, c *ldap.Conn, req *sdk.ApplyRequest, ev sdk.Events) *sdk.ApplyResponse {
@@ -370,7 +365,7 @@ func (p *plugin) disableAccount() *sdk.Action {
 		if err != nil {
 			return sdk.ApplyError(err)
 		}
-		t, err := sameObject(req.Private, acc)
+		t, err := sameObject(req, acc)
 		if err != nil {
 			return sdk.ApplyError(err)
 		}
@@ -533,7 +528,7 @@ func (p *plugin) resetPassword() *sdk.Action {
 			r.Details = append(r.Details, "must change the password at next logon")
 		}
 
-		r.Private = privateOf(targetPrivate{GUID: acc.GUID})
+		sdk.SetPrivate(r, targetPrivate{GUID: acc.GUID})
 		return r
 	}
 	apply := func(ctx context.Context, d *directory, c *ldap.Conn, req *sdk.ApplyRequest, ev sdk.Events) *sdk.ApplyResponse {
@@ -545,7 +540,7 @@ func (p *plugin) resetPassword() *sdk.Action {
 		if err := notTheBindAccount(d, acc, "reset the password of"); err != nil {
 			return sdk.ApplyError(err)
 		}
-		if _, err := sameObject(req.Private, acc); err != nil {
+		if _, err := sameObject(req, acc); err != nil {
 			return sdk.ApplyError(err)
 		}
 		if err := setPassword(c, acc.DN, acc.name(), a.String("password")); err != nil {

@@ -209,7 +209,7 @@ func (p *plugin) removeFromGroups() *sdk.Action {
 		r := sdk.Changef("%s", strings.Join(what, "; "))
 		r.Details = append(append([]string{acc.DN + " (found by " + acc.MatchedBy + ")"}, details...), left...)
 		r.Diagnostics = diags
-		r.Private = privateOf(targetPrivate{GUID: acc.GUID, Groups: dns, PrimaryGroupID: acc.PrimaryGroupID})
+		sdk.SetPrivate(r, targetPrivate{GUID: acc.GUID, Groups: dns, PrimaryGroupID: acc.PrimaryGroupID})
 		return r
 	}
 	apply := func(ctx context.Context, d *directory, c *ldap.Conn, req *sdk.ApplyRequest, ev sdk.Events) *sdk.ApplyResponse {
@@ -217,7 +217,7 @@ func (p *plugin) removeFromGroups() *sdk.Action {
 		if err != nil {
 			return sdk.ApplyError(err)
 		}
-		t, err := sameObject(req.Private, acc)
+		t, err := sameObject(req, acc)
 		if err != nil {
 			return sdk.ApplyError(err)
 		}

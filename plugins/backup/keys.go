@@ -120,9 +120,6 @@ func (p *plugin) rotateKey() *sdk.Action {
 		addWith  string // the password that opens it, to add the new key with
 	}
 	look := func(ctx context.Context, a sdk.Values, checkpoint []byte) (*view, error) {
-		if err := p.configured(); err != nil {
-			return nil, err
-		}
 		s := p.s
 		newPw := a.String("new_password")
 		v := &view{}
@@ -160,9 +157,6 @@ func (p *plugin) rotateKey() *sdk.Action {
 	plan := func(ctx context.Context, req *sdk.PlanRequest) *sdk.PlanResponse {
 		a := req.Attributes
 		if !a.IsKnown("new_password") {
-			if err := p.configured(); err != nil {
-				return sdk.PlanError(err)
-			}
 			keys, opens, err := p.s.keys(ctx, p.s.currentPassword())
 			if err != nil {
 				return sdk.PlanError(err)
@@ -290,9 +284,6 @@ func (s *settings) addKey(ctx context.Context, with, password string) error {
 
 func (p *plugin) snapshots() *sdk.Action {
 	read := func(ctx context.Context, a sdk.Values) (map[string]cty.Value, string, sdk.Diagnostics, error) {
-		if err := p.configured(); err != nil {
-			return nil, "", nil, err
-		}
 		snaps, err := p.s.snapshots(ctx, p.s.currentPassword())
 		if err != nil {
 			return nil, "", nil, err

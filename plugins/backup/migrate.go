@@ -88,9 +88,6 @@ func (p *plugin) migrate() *sdk.Action {
 	// look: the source's snapshots; whether new_password opens the
 	// destination, and which snapshots it has no copy of yet.
 	look := func(ctx context.Context, a sdk.Values) (src, dst *settings, snaps, todo []snapshot, exists bool, err error) {
-		if err = p.configured(); err != nil {
-			return
-		}
 		src = p.s
 		dst = src.dest(a.String("to"), a.String("new_password"))
 		if dst.repo == src.repo {

@@ -322,11 +322,3 @@ func resticError(r *result) string {
 	}
 	return msg
 }
-
-// configured is a check every action makes first.
-func (p *plugin) configured() error {
-	if p.s == nil {
-		return fmt.Errorf("the backup plugin is not configured")
-	}
-	return nil
-}

@@ -192,9 +192,6 @@ func (s *settings) restoreAndCompare(ctx context.Context, password string, sn sn
 
 func (p *plugin) verify() *sdk.Action {
 	run := func(ctx context.Context, a sdk.Values) (map[string]cty.Value, string, sdk.Diagnostics, error) {
-		if err := p.configured(); err != nil {
-			return nil, "", nil, err
-		}
 		s := p.s
 		maxAge, d := a.Duration("max_age", 26*time.Hour)
 		if err := d.Err(); err != nil {

@@ -17,7 +17,7 @@ import (
 )
 
 type plugin struct {
-	g      *graph
+	g      sdk.Configured[*graph]
 	tenant string
 	notify func(string) // shows the person at the keyboard a message
 }
@@ -27,7 +27,7 @@ func New(version string) *sdk.Plugin { return newPlugin(version, sdk.Notify) }
 
 // newPlugin is the plugin with its way to show a person the device code.
 func newPlugin(version string, notify func(string)) *sdk.Plugin {
-	p := &plugin{notify: notify}
+	p := &plugin{notify: notify, g: sdk.Configured[*graph]{Plugin: "entra"}}
 	return &sdk.Plugin{
 		Name:        "entra",
 		Version:     version,
@@ -109,7 +109,8 @@ func (p *plugin) configure(ctx context.Context, cfg sdk.Values) sdk.Diagnostics 
 			return append(diags, sdk.Diagnostic{Severity: sdk.Error, Summary: "Signing in with a device code failed", Detail: err.Error()})
 		}
 	}
-	p.g, p.tenant = g, s.tenant
+	p.g.Set(g)
+	p.tenant = s.tenant
 	return diags
 }
 
@@ -142,12 +143,7 @@ func checkAuthority(authority string, unverified, noDiscovery bool) sdk.Diagnost
 	return nil
 }
 
-func (p *plugin) graph() (*graph, error) {
-	if p.g == nil {
-		return nil, fmt.Errorf("the entra plugin is not configured")
-	}
-	return p.g, nil
-}
+func (p *plugin) graph() (*graph, error) { return p.g.Get() }
 
 type user struct {
 	ID                              string `json:"id"`
@@ -398,7 +394,7 @@ func (p *plugin) revokeSessions() *sdk.Action {
 				return sdk.NoChangef("the sessions of %s were revoked: valid only from %s", u.UserPrincipalName, u.SignInSessionsValidFromDateTime)
 			}
 			r := sdk.Changef("revoke the sessions of %s (valid from %s now)", u.UserPrincipalName, u.SignInSessionsValidFromDateTime)
-			r.Private, _ = json.Marshal(revokePlan{ID: u.ID, Before: u.SignInSessionsValidFromDateTime})
+			sdk.SetPrivate(r, revokePlan{ID: u.ID, Before: u.SignInSessionsValidFromDateTime})
 			return r
 		},
 		ApplyFunc: func(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) *sdk.ApplyResponse {
@@ -406,8 +402,8 @@ func (p *plugin) revokeSessions() *sdk.Action {
 			if err != nil {
 				return sdk.ApplyError(err)
 			}
-			var rp revokePlan
-			if json.Unmarshal(req.Private, &rp) != nil || rp.ID == "" {
+			rp, ok := sdk.PrivateOf[revokePlan](req)
+			if !ok || rp.ID == "" {
 				// No plan of this version (one saved by an older one):
 				// read the user before the change.
 				u, err := g.mustUser(ctx, req.Attributes.String("user"))
@@ -485,7 +481,7 @@ func (p *plugin) resetPassword() *sdk.Action {
 			if ck.Before != "" || ck.After != "" {
 				r = sdk.Changef("reset the password of %s again: it was changed at %s, after switchover set it", u.UserPrincipalName, u.LastPasswordChangeDateTime)
 			}
-			r.Private, _ = json.Marshal(passwordCheckpoint{Before: u.LastPasswordChangeDateTime})
+			sdk.SetPrivate(r, passwordCheckpoint{Before: u.LastPasswordChangeDateTime})
 			return r
 		},
 		ApplyFunc: func(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) *sdk.ApplyResponse {
@@ -499,8 +495,8 @@ func (p *plugin) resetPassword() *sdk.Action {
 				return sdk.ApplyError(err)
 			}
 			// Before: what the plan saw (a read now may lag behind it).
-			var planned passwordCheckpoint
-			if json.Unmarshal(req.Private, &planned) != nil || laterThan(u.LastPasswordChangeDateTime, planned.Before) {
+			planned, ok := sdk.PrivateOf[passwordCheckpoint](req)
+			if !ok || laterThan(u.LastPasswordChangeDateTime, planned.Before) {
 				planned.Before = u.LastPasswordChangeDateTime
 			}
 			// The evidence is recorded before the write: killed right after

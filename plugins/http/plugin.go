@@ -301,9 +301,6 @@ func truncate(s string) string {
 
 func (p *plugin) request() *sdk.Action {
 	check := func(ctx context.Context, a sdk.Values) (*response, string, error) {
-		if p.client == nil {
-			return nil, "", fmt.Errorf("the http plugin is not configured")
-		}
 		r, err := p.send(ctx, callOf(a.Get("check")))
 		if err != nil {
 			return nil, "", err
@@ -362,9 +359,6 @@ func (p *plugin) request() *sdk.Action {
 	}
 	apply := func(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) *sdk.ApplyResponse {
 		a := req.Attributes
-		if p.client == nil {
-			return sdk.ApplyError(fmt.Errorf("the http plugin is not configured"))
-		}
 		for i, v := range a.Get("apply").AsValueSlice() {
 			c := callOf(v)
 			r, err := p.send(ctx, c)

@@ -17,11 +17,11 @@ import (
 	"github.com/switchover/switchover/plugins/sdk"
 )
 
-type plugin struct{ c *client }
+type plugin struct{ c sdk.Configured[*client] }
 
 // New returns the scim plugin.
 func New(version string) *sdk.Plugin {
-	p := &plugin{}
+	p := &plugin{c: sdk.Configured[*client]{Plugin: "scim"}}
 	return &sdk.Plugin{
 		Name:        "scim",
 		Version:     version,
@@ -38,10 +38,11 @@ func New(version string) *sdk.Plugin {
 		},
 		ConfigureFunc: p.configure,
 		TargetFunc: func(string, sdk.Values) string {
-			if p.c == nil {
+			c, err := p.c.Get()
+			if err != nil {
 				return ""
 			}
-			return "SCIM " + p.c.base.String()
+			return "SCIM " + c.base.String()
 		},
 		Actions: []*sdk.Action{p.findUsers(), p.deactivate(), p.deleteUser(), p.removeMembers(), p.inventory()},
 	}
@@ -70,16 +71,11 @@ func (p *plugin) configure(ctx context.Context, cfg sdk.Values) sdk.Diagnostics 
 	if err != nil {
 		return append(diags, sdk.AttributeErrorf("base_url", "Invalid SCIM settings", "%v", err)...)
 	}
-	p.c = c
+	p.c.Set(c)
 	return diags
 }
 
-func (p *plugin) client() (*client, error) {
-	if p.c == nil {
-		return nil, fmt.Errorf("the scim plugin is not configured")
-	}
-	return p.c, nil
-}
+func (p *plugin) client() (*client, error) { return p.c.Get() }
 
 var foundType = cty.Object(map[string]cty.Type{"id": cty.String, "user_name": cty.String, "display_name": cty.String, "active": cty.Bool, "emails": cty.List(cty.String)})
 
@@ -340,7 +336,7 @@ func (p *plugin) deactivate() *sdk.Action {
 		}
 		r := sdk.Changef("deactivate %s (active = false)", u.UserName)
 		r.Details = []string{fmt.Sprintf("id %s, version %s (%s)", u.ID, orNone(u.Meta.Version), read)}
-		r.Private, _ = json.Marshal(private{ID: u.ID, Version: u.Meta.Version})
+		sdk.SetPrivate(r, private{ID: u.ID, Version: u.Meta.Version})
 		return r
 	}
 	apply := func(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) *sdk.ApplyResponse {
@@ -348,8 +344,7 @@ func (p *plugin) deactivate() *sdk.Action {
 		if err != nil {
 			return sdk.ApplyError(err)
 		}
-		var pv private
-		json.Unmarshal(req.Private, &pv)
+		pv, _ := sdk.PrivateOf[private](req)
 		// What a listing read before this change is not what the verify
 		// after it may take for the user (a saved plan's apply lists again).
 		c.recentlyListed(pv.ID)
@@ -416,7 +411,7 @@ func (p *plugin) deleteUser() *sdk.Action {
 		}
 		r := sdk.Changef("delete %s", u.UserName)
 		r.Details = []string{"id " + u.ID}
-		r.Private, _ = json.Marshal(private{ID: u.ID, Version: u.Meta.Version})
+		sdk.SetPrivate(r, private{ID: u.ID, Version: u.Meta.Version})
 		return r
 	}
 	apply := func(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) *sdk.ApplyResponse {
@@ -424,8 +419,7 @@ func (p *plugin) deleteUser() *sdk.Action {
 		if err != nil {
 			return sdk.ApplyError(err)
 		}
-		var pv private
-		json.Unmarshal(req.Private, &pv)
+		pv, _ := sdk.PrivateOf[private](req)
 		if pv.ID == "" {
 			_, u, _, err := p.findUserFor(ctx, req.Attributes)
 			if err != nil {
@@ -584,7 +578,7 @@ func (p *plugin) removeMembers() *sdk.Action {
 		}
 		r := sdk.Changef("remove %d members from %s", len(remove), g.DisplayName)
 		r.Details = remove
-		r.Private, _ = json.Marshal(private{ID: g.ID, Version: g.Meta.Version, Remove: remove})
+		sdk.SetPrivate(r, private{ID: g.ID, Version: g.Meta.Version, Remove: remove})
 		return r
 	}
 	apply := func(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) *sdk.ApplyResponse {
@@ -596,8 +590,7 @@ func (p *plugin) removeMembers() *sdk.Action {
 		if err != nil {
 			return sdk.ApplyError(err)
 		}
-		var pv private
-		json.Unmarshal(req.Private, &pv)
+		pv, _ := sdk.PrivateOf[private](req)
 		name := req.Attributes.String("group")
 		if pv.ID == "" {
 			// Planned during apply: read the group now.

@@ -72,9 +72,14 @@ func LeftForPersonList(summary string, items [][2]string) Diagnostic {
 	return LeftForPerson(summary, "%s", strings.TrimSuffix(b.String(), "\n"))
 }
 
-// Conflictf returns an error diagnostic with CodeConflict.
-func Conflictf(format string, a ...any) Diagnostics {
-	return Diagnostics{{Severity: Error, Summary: fmt.Sprintf(format, a...), Code: CodeConflict}}
+// Conflict is the ConflictError these diagnostics carry (their wire form:
+// an error with CodeConflict), or nil: the one place a conflict that
+// crossed the plugin boundary becomes an error again.
+func (ds Diagnostics) Conflict() *ConflictError {
+	if !ds.HasCode(CodeConflict) {
+		return nil
+	}
+	return &ConflictError{Msg: ds.Err().Error()}
 }
 
 // HasCode reports whether an error diagnostic has the code.
@@ -167,7 +172,7 @@ func IsNotFound(err error) bool {
 func errDiags(err error) Diagnostics {
 	var ce *ConflictError
 	if errors.As(err, &ce) {
-		return Conflictf("%v", err)
+		return Diagnostics{{Severity: Error, Summary: err.Error(), Code: CodeConflict}}
 	}
 	if IsNotFound(err) {
 		return Diagnostics{{Severity: Error, Summary: err.Error(), Code: CodeNotFound}}

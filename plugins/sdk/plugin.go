@@ -37,6 +37,9 @@ type Plugin struct {
 	Consistency time.Duration
 
 	consistencyWait atomic.Int64 // the plugin block's consistency_wait + 1 (0: not set)
+	// configured: ConfigureFunc succeeded. No action of a plugin with one
+	// runs before: the guard every action would otherwise begin with.
+	configured atomic.Bool
 }
 
 // ConsistencyAttribute is the plugin block setting of a plugin with
@@ -110,7 +113,18 @@ func (p *Plugin) Configure(ctx context.Context, config cty.Value) (diags Diagnos
 		return nil, nil
 	}
 	defer recoverInto(p.Name, "Configure", &err)
-	return p.ConfigureFunc(ctx, NewValues(config)), nil
+	diags = p.ConfigureFunc(ctx, NewValues(config))
+	p.configured.Store(!diags.HasErrors())
+	return diags, nil
+}
+
+// notConfigured is the error of an action called before Configure
+// succeeded (nil once it has).
+func (p *Plugin) notConfigured() Diagnostics {
+	if p.ConfigureFunc == nil || p.configured.Load() {
+		return nil
+	}
+	return Errorf("the %s plugin is not configured", p.Name)
 }
 
 // Plan implements Provider.
@@ -118,6 +132,9 @@ func (p *Plugin) Plan(ctx context.Context, req *PlanRequest) (resp *PlanResponse
 	a := p.action(req.Action)
 	if a == nil || a.PlanFunc == nil {
 		return nil, fmt.Errorf("plugin %q has no action %q", p.Name, req.Action)
+	}
+	if d := p.notConfigured(); d != nil {
+		return &PlanResponse{Diagnostics: d}, nil
 	}
 	defer recoverInto(p.Name, req.Action, &err)
 	resp = a.PlanFunc(ctx, req)
@@ -141,6 +158,9 @@ func (p *Plugin) Apply(ctx context.Context, req *ApplyRequest, ev Events) (resp 
 	a := p.action(req.Action)
 	if a == nil || a.ApplyFunc == nil {
 		return nil, fmt.Errorf("plugin %q has no action %q", p.Name, req.Action)
+	}
+	if d := p.notConfigured(); d != nil {
+		return &ApplyResponse{Diagnostics: d}, nil
 	}
 	defer recoverInto(p.Name, req.Action, &err)
 	cp := &lastCheckpoint{Events: ev, data: req.Checkpoint}

@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/zclconf/go-cty/cty"
@@ -80,5 +81,88 @@ func TestApplyCarriesTheVerifyingPlan(t *testing.T) {
 	resp, _ = p.Apply(ctx, &ApplyRequest{Action: "set", Attributes: attrs(true)}, nopEvents{})
 	if resp.Verify != nil {
 		t.Fatalf("a verifying plan that failed was kept: %+v", resp.Verify)
+	}
+}
+
+// An action of a plugin that takes settings never runs before Configure
+// succeeded: the SDK answers for it, and once Configure failed it still
+// does.
+func TestActionsWaitForConfigure(t *testing.T) {
+	ran := 0
+	fail := true
+	p := &Plugin{Name: "guarded",
+		ConfigureFunc: func(ctx context.Context, cfg Values) Diagnostics {
+			if fail {
+				return Errorf("refused")
+			}
+			return nil
+		},
+		Actions: []*Action{{Name: "a",
+			PlanFunc: func(ctx context.Context, req *PlanRequest) *PlanResponse { ran++; return Changef("x") },
+			ApplyFunc: func(ctx context.Context, req *ApplyRequest, ev Events) *ApplyResponse {
+				ran++
+				return &ApplyResponse{}
+			}}}}
+	ctx := context.Background()
+	check := func(when string, want bool) {
+		t.Helper()
+		r, err := p.Plan(ctx, &PlanRequest{Action: "a"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := p.Apply(ctx, &ApplyRequest{Action: "a"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		refused := strings.Contains(r.Diagnostics.Err().Error()+a.Diagnostics.Err().Error(), "the guarded plugin is not configured")
+		if refused != want {
+			t.Fatalf("%s: refused %v (plan %v, apply %v)", when, refused, r.Diagnostics.Err(), a.Diagnostics.Err())
+		}
+	}
+	check("before Configure", true)
+	if d, _ := p.Configure(ctx, cty.EmptyObjectVal); !d.HasErrors() {
+		t.Fatal("configure should fail")
+	}
+	check("after a failed Configure", true)
+	if ran != 0 {
+		t.Fatalf("the action ran %d times unconfigured", ran)
+	}
+	fail = false
+	if d, _ := p.Configure(ctx, cty.EmptyObjectVal); d.HasErrors() {
+		t.Fatal(d.Err())
+	}
+	r, _ := p.Plan(ctx, &PlanRequest{Action: "a"})
+	if r.Diagnostics.HasErrors() || ran != 1 {
+		t.Fatalf("configured: %v, ran %d", r.Diagnostics.Err(), ran)
+	}
+}
+
+// What a plan keeps for its apply comes back typed; nothing or another
+// shape is not ok.
+func TestPrivateOf(t *testing.T) {
+	type planned struct {
+		ID      string `json:"id"`
+		Version int    `json:"v"`
+	}
+	r := Changef("x")
+	SetPrivate(r, planned{ID: "u1", Version: 3})
+	got, ok := PrivateOf[planned](&ApplyRequest{Private: r.Private})
+	if !ok || got != (planned{ID: "u1", Version: 3}) {
+		t.Fatalf("%+v %v", got, ok)
+	}
+	if _, ok := PrivateOf[planned](&ApplyRequest{}); ok {
+		t.Fatal("no private data is not ok")
+	}
+	if _, ok := PrivateOf[planned](&ApplyRequest{Private: []byte(`["a list"]`)}); ok {
+		t.Fatal("another shape is not ok")
+	}
+	var c Configured[*planned]
+	c.Plugin = "x"
+	if _, err := c.Get(); err == nil || !strings.Contains(err.Error(), "the x plugin is not configured") {
+		t.Fatal(err)
+	}
+	c.Set(&planned{ID: "c"})
+	if v, err := c.Get(); err != nil || v.ID != "c" {
+		t.Fatal(v, err)
 	}
 }

@@ -42,9 +42,6 @@ func (p *plugin) accessWindow() *sdk.Action {
 	)
 	return window.Action("access_window", "an account on a host (its key with expiry-time, a sudo rule with NOTBEFORE/NOTAFTER)", attrs,
 		func(ctx context.Context, a sdk.Values) (window.Target, error) {
-			if p.s == nil {
-				return nil, fmt.Errorf("the ssh plugin is not configured")
-			}
 			user := a.String("account")
 			if !accountName.MatchString(user) {
 				return nil, fmt.Errorf("account %q is not a plain account name", user)

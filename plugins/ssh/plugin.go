@@ -138,9 +138,6 @@ func (p *plugin) action(name, desc string, attrs []sdk.Attribute, outs []sdk.Out
 	return &sdk.Action{
 		Name: name, Description: desc, Attributes: withHost(attrs...), Outputs: outs,
 		PlanFunc: func(ctx context.Context, req *sdk.PlanRequest) *sdk.PlanResponse {
-			if p.s == nil {
-				return &sdk.PlanResponse{Diagnostics: sdk.Errorf("the ssh plugin is not configured")}
-			}
 			if !req.Attributes.AllKnown() {
 				if r := unknownPlan(req.Attributes); r != nil {
 					return r
