@@ -52,13 +52,18 @@ lint:
 		| grep -E ': .*github.com/switchover/switchover/plugins/(core|ssh|ad|entra|scim|http|backup)\b' || true); \
 		if [ -n "$$bad" ]; then echo "a plugin imports another plugin: $$bad"; exit 1; fi
 	@# The engine depends on no plugin and not on the plugin host (arrows point down).
-	@bad=$$($(GO) list -deps ./internal/engine | grep -E 'switchover/(plugins/(core|ssh|ad|entra|scim|http|backup)|internal/(pluginhost|cli))$$' || true); \
+	@bad=$$($(GO) list -deps ./internal/engine | grep -E 'switchover/(plugins/(core|ssh|ad|entra|scim|http|backup)|internal/(pluginhost|cli|operation))$$' || true); \
 		if [ -n "$$bad" ]; then echo "internal/engine depends on: $$bad"; exit 1; fi
+	@# The operations sit between the cli and the engine: they never reach up to the cli.
+	@bad=$$($(GO) list -deps ./internal/operation | grep -E 'switchover/internal/cli$$' || true); \
+		if [ -n "$$bad" ]; then echo "internal/operation depends on: $$bad"; exit 1; fi
 	@# Test labs live under internal/testing/ and never reach the binary.
 	@bad=$$(ls -d internal/*lab internal/graphtest internal/testca internal/testplugin 2>/dev/null || true); \
 		if [ -n "$$bad" ]; then echo "test labs belong under internal/testing/: $$bad"; exit 1; fi
 	@bad=$$($(GO) list -deps ./cmd/switchover | grep 'switchover/internal/testing/' || true); \
 		if [ -n "$$bad" ]; then echo "the switchover binary links test labs: $$bad"; exit 1; fi
+	@# No engine function over 60 lines, no cli or operation function over 80, no engine type with over 25 methods.
+	$(GO) run ./internal/tools/shape internal/engine=60 internal/cli=80 internal/operation=80
 	@# A plugin package is named as its folder.
 	@bad=$$($(GO) list -f '{{.Name}} {{.ImportPath}}' ./plugins/... | awk '{n=split($$2,p,"/"); if ($$1 != p[n] && $$1 != "main" && p[n] != "v1") print}'); \
 		if [ -n "$$bad" ]; then echo "plugin packages must be named as their folders: $$bad"; exit 1; fi

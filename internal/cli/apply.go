@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/switchover/switchover/internal/audit"
 	"io"
 	"os"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/switchover/switchover/internal/engine"
+	"github.com/switchover/switchover/internal/operation"
 	"github.com/switchover/switchover/internal/plans"
 	"github.com/switchover/switchover/internal/workspace"
 )
@@ -57,175 +57,129 @@ func runApply(ctx context.Context, env *Env, args []string) int {
 }
 
 func apply(ctx context.Context, env *Env, o applyOptions) int {
-	op := &applyOp{env: env, o: o, dir: o.Target, out: newProgress(env, o.JSON)}
+	op := &applyView{env: env, o: o, progress: newProgress(env, o.JSON)}
+	dir := o.Target
+	ao := operation.ApplyOptions{AutoApprove: o.AutoApprove, Parallelism: o.Parallelism, Refresh: o.Refresh}
 	if st, err := os.Stat(o.Target); err == nil && !st.IsDir() {
 		pf, err := plans.Read(o.Target)
 		if err != nil {
 			fmt.Fprintf(env.Stderr, "switchover apply: %v\n", err)
 			return ExitError
 		}
-		op.savedFile, op.dir = pf, pf.Plan.Runbook.Dir
 		if len(o.Targets) > 0 {
 			fmt.Fprintln(env.Stderr, "switchover apply: -target cannot be used with a saved plan (the plan already has its targets)")
 			return ExitError
 		}
-		op.o.Targets = pf.Plan.Targets
+		ao.Saved, ao.SavedPath, dir, o.Targets = pf, o.Target, pf.Plan.Runbook.Dir, pf.Plan.Targets
 	}
-	if !hasRunbookFiles(op.dir) {
-		return op.failf("No runbook files", "The directory %s holds no *.sw.hcl or *.sw.json file.", op.dir)
+	if !operation.HasRunbookFiles(dir) {
+		return op.failf("No runbook files", "The directory %s holds no *.sw.hcl or *.sw.json file.", dir)
 	}
-	sess, diags, err := openSession(ctx, env, sessionOptions{Dir: op.dir, Vars: o.Vars, PluginDir: o.PluginDir, Targets: op.o.Targets, ForApply: true, Refresh: o.Refresh}, o.JSON)
-	defer sess.close(env)
-	op.sess = sess
+	sess, diags, err := operation.Open(ctx, operation.SessionOptions{Dir: dir, Vars: o.Vars, PluginDir: o.PluginDir, Targets: o.Targets, ForApply: true, Refresh: o.Refresh, Notices: env.Stderr, Quiet: o.JSON})
+	defer closeSession(env, sess)
+	op.files = sess.Files()
 	if err != nil {
 		return op.failf("Cannot start the apply", "%v.", err)
 	}
 	if diags.HasErrors() {
-		return op.fail(sess.files(), diags)
+		return op.fail(diags)
 	}
-	if d := sess.g.Configure(sess.ctx); d.HasErrors() {
-		return op.fail(sess.files(), append(diags, d...))
+	op.stop = make(chan struct{})
+	ao.Stop = op.stop
+	defer env.onFirstInterrupt(nil)
+	res, err := operation.Apply(sess, ao, op)
+	var failure *operation.Failure
+	switch {
+	case errors.As(err, &failure):
+		return op.fail(append(diags, failure.Diags...))
+	case errors.Is(err, operation.ErrDeclined):
+		fmt.Fprintln(env.Stdout, "Apply cancelled; nothing was changed.")
+		if err != operation.ErrDeclined {
+			fmt.Fprintf(env.Stderr, "switchover apply: %v\n", err)
+		}
+		return ExitError
+	case err != nil:
+		return op.failf("Cannot apply", "%v.", err)
 	}
-	var ips []*engine.InstancePlan
-	var approval string
-	var code int
-	if op.savedFile != nil {
-		ips, approval, code = op.fromSavedPlan()
-	} else {
-		ips, approval, code = op.planAndApprove()
-	}
-	if code != ExitOK {
-		return code
-	}
-	return op.run(ips, approval)
+	return op.report(res, dir)
 }
 
-// applyOp is one apply: a saved plan or a new one, approved, then run.
-type applyOp struct {
-	env       *Env
-	o         applyOptions
-	dir       string
-	out       *progress
-	sess      *session
-	savedFile *plans.File
+// closeSession closes a session, saying when that failed (the next audit
+// verify shows the unanchored lines).
+func closeSession(env *Env, s *operation.Session) {
+	if err := s.Close(); err != nil {
+		fmt.Fprintf(env.Stderr, "switchover: %v\n", err)
+	}
 }
 
-func (op *applyOp) fail(files map[string]*hcl.File, diags hcl.Diagnostics) int {
+// applyView renders one apply (operation.ApplyView): the plan and its
+// approval, progress, the summary and the outputs.
+type applyView struct {
+	*progress
+	env   *Env
+	o     applyOptions
+	files map[string]*hcl.File
+	stop  chan struct{} // closed by the first Ctrl-C once the run started
+}
+
+func (op *applyView) fail(diags hcl.Diagnostics) int {
 	if op.o.JSON {
-		op.out.json(map[string]any{"type": "diagnostics", "diagnostics": toJSONDiags(files, diags)})
+		op.json(map[string]any{"type": "diagnostics", "diagnostics": toJSONDiags(op.files, diags)})
 	} else {
-		printDiags(op.env.Stderr, files, diags)
+		printDiags(op.env.Stderr, op.files, diags)
 	}
 	return ExitError
 }
 
-func (op *applyOp) failf(summary, format string, a ...any) int {
-	return op.fail(nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: summary, Detail: fmt.Sprintf(format, a...)}})
+func (op *applyView) failf(summary, format string, a ...any) int {
+	return op.fail(hcl.Diagnostics{{Severity: hcl.DiagError, Summary: summary, Detail: fmt.Sprintf(format, a...)}})
 }
 
-// fromSavedPlan: the saved plan's instances, once it proves authentic and
-// still fits the runbook, the state and what the reads find now.
-func (op *applyOp) fromSavedPlan() ([]*engine.InstancePlan, string, int) {
-	g, run, ws, saved := op.sess.g, op.sess.run, op.sess.ws, op.savedFile.Plan
-	// Authentic first: an edited plan file must not get as far as a
-	// plugin (its private data says what a plugin writes, as root).
-	if err := op.savedFile.Authenticate(workspace.PlanKey(run.Identity)); err != nil {
-		_ = ws.Audit.Append(audit.EvPlanRefused, "", map[string]any{"file": op.o.Target, "reason": "not authentic"}) // refused either way
-		return nil, "", op.failf("Saved plan cannot be applied", "%v.", err)
+// Plan shows a new plan before its approval.
+func (op *applyView) Plan(g *engine.Graph, p *operation.Planned, blocking bool) {
+	if op.o.JSON {
+		return
 	}
-	if msg := checkSavedPlan(saved, g, op.sess.stateSerial()); msg != "" {
-		return nil, "", op.failf("Saved plan cannot be applied", "%s Make a new plan with: switchover plan -out FILE %s", msg, op.dir)
+	renderPlan(op.env.Stdout, g, p.Instances, p.Counts)
+	if blocking {
+		return
 	}
-	if d := g.ExpandReads(op.sess.ctx, run, !op.o.Refresh); d.HasErrors() {
-		return nil, "", op.fail(op.sess.files(), d)
+	if p.Diags.HasErrors() {
+		fmt.Fprintln(op.env.Stderr, "What failed to plan fails alone (on_failure = continue, or other instances of its step were planned): applying the rest; on_failure decides what follows.")
 	}
-	ips, err := g.PlansFrom(saved.Instances, run)
-	if err != nil {
-		return nil, "", op.failf("Saved plan cannot be applied", "%v.", err)
-	}
-	return ips, "saved plan " + op.o.Target, ExitOK
+	printDiags(op.env.Stderr, op.files, p.Diags)
 }
 
-// planAndApprove plans, shows and records the plan, and asks for the
-// approval (unless -auto-approve).
-func (op *applyOp) planAndApprove() ([]*engine.InstancePlan, string, int) {
-	env, o, g, ws := op.env, op.o, op.sess.g, op.sess.ws
-	ips, d := g.Plan(op.sess.ctx, engine.PlanOptions{Parallelism: o.Parallelism, NoRefresh: !o.Refresh}, op.sess.run)
-	c := engine.Count(ips)
-	if !o.JSON {
-		renderPlan(env.Stdout, g, ips, c)
+// Approve asks on the terminal; only "yes" approves.
+func (op *applyView) Approve() (bool, error) {
+	if op.o.JSON {
+		return false, errors.New("With -json, apply needs -auto-approve or a saved plan file.")
 	}
-	if d.HasErrors() {
-		if len(engine.BlockingFailures(ips)) > 0 {
-			return nil, "", op.fail(op.sess.files(), d)
-		}
-		// Only instances failed to plan whose steps have on_failure =
-		// continue, or some instances of a step whose others planned:
-		// they are recorded as failed and the rest goes on.
-		if !o.JSON {
-			fmt.Fprintln(env.Stderr, "What failed to plan fails alone (on_failure = continue, or other instances of its step were planned): applying the rest; on_failure decides what follows.")
-		}
-	}
-	for _, w := range d {
-		if w.Severity == hcl.DiagWarning {
-			if err := ws.Audit.Append(audit.EvPluginWarning, "", map[string]any{"summary": w.Summary, "detail": w.Detail}); err != nil {
-				return nil, "", op.failf("Cannot write the audit trail", "%v. Nothing was applied.", err)
-			}
-		}
-	}
-	if !o.JSON {
-		printDiags(env.Stderr, op.sess.files(), d)
-	}
-	if err := ws.Audit.Append(audit.EvPlan, "", map[string]any{"change": c.Change, "manual": c.Manual, "no_change": c.NoChange, "skipped": c.Skipped, "runbook_hash": g.Runbook.Hash}); err != nil {
-		return nil, "", op.failf("Cannot write the audit trail", "%v. Nothing was applied.", err)
-	}
-	if o.AutoApprove {
-		return ips, "auto-approve", ExitOK
-	}
-	if o.JSON {
-		return nil, "", op.failf("Approval needed", "With -json, apply needs -auto-approve or a saved plan file.")
-	}
-	fmt.Fprint(env.Stdout, "\nApply this plan? Only 'yes' is accepted: ")
-	answer, _ := bufio.NewReader(env.Stdin).ReadString('\n')
-	if strings.TrimSpace(answer) != "yes" {
-		fmt.Fprintln(env.Stdout, "Apply cancelled; nothing was changed.")
-		if err := ws.Audit.Append(audit.EvApplyDeclined, "", nil); err != nil {
-			fmt.Fprintf(env.Stderr, "switchover apply: cannot write the audit trail: %v\n", err)
-		}
-		return nil, "", ExitError
-	}
-	return ips, "interactive", ExitOK
+	fmt.Fprint(op.env.Stdout, "\nApply this plan? Only 'yes' is accepted: ")
+	answer, _ := bufio.NewReader(op.env.Stdin).ReadString('\n')
+	return strings.TrimSpace(answer) == "yes", nil
 }
 
-// run applies the approved instances and reports.
-func (op *applyOp) run(ips []*engine.InstancePlan, approval string) int {
-	env, out, g, run, ws, ctx := op.env, op.out, op.sess.g, op.sess.run, op.sess.ws, op.sess.ctx
-	// Nothing changes before the approval is in the trail.
-	runID, err := ws.BeginRun(approval, g.Runbook.Hash)
-	if err != nil {
-		return op.failf("Cannot record the run", "%v. Nothing was applied.", err)
-	}
-	stop := make(chan struct{})
-	var stopOnce sync.Once
-	env.onFirstInterrupt(func() {
-		stopOnce.Do(func() {
-			close(stop)
-			out.note("Interrupted: finishing the running steps, then stopping. Ctrl-C again cancels them.")
+// Start shows the run starting; from now on the first Ctrl-C asks it to
+// stop gracefully (before, while planning, it cancels).
+func (op *applyView) Start(total int) {
+	var once sync.Once
+	op.env.onFirstInterrupt(func() {
+		once.Do(func() {
+			close(op.stop)
+			op.note("Interrupted: finishing the running steps, then stopping. Ctrl-C again cancels them.")
 		})
 	})
-	defer env.onFirstInterrupt(nil)
-	out.start(len(ips))
-	res := g.Apply(ctx, ips, engine.ApplyOptions{Parallelism: op.o.Parallelism, Stop: stop, Run: run, Audit: ws.Audit, Events: out.event})
-	out.finish()
-	if err := ws.Audit.Append(audit.EvApplyFinished, "", map[string]any{"run": runID, "done": res.Done, "already_done": res.AlreadyDone, "failed": res.Failed, "skipped": res.Skipped, "waiting": res.Waiting, "not_started": res.NotStarted, "stopped": res.Stopped}); err != nil && res.WriteError == nil {
-		res.WriteError = fmt.Errorf("writing the audit trail: %w", err)
-	}
-	code := out.summary(res, op.dir)
-	if err := out.outputs(g, run); err != nil && res.WriteError == nil {
-		res.WriteError = err
-	}
-	if errors.Is(context.Cause(ctx), workspace.ErrLockLost) {
-		fmt.Fprintf(env.Stderr, "switchover apply: %v. Run `switchover status %s` to see where it stopped.\n", workspace.ErrLockLost, op.dir)
+	op.progress.Start(total)
+}
+
+// report shows how the apply ended and its outputs; it returns the exit code.
+func (op *applyView) report(res *operation.Applied, dir string) int {
+	env := op.env
+	code := op.summary(res.ApplyResult, dir)
+	op.outputs(res)
+	if res.LockLost {
+		fmt.Fprintf(env.Stderr, "switchover apply: %v. Run `switchover status %s` to see where it stopped.\n", workspace.ErrLockLost, dir)
 		return ExitError
 	}
 	if res.WriteError != nil {
@@ -233,35 +187,6 @@ func (op *applyOp) run(ips []*engine.InstancePlan, approval string) int {
 		return ExitError
 	}
 	return code
-}
-
-// checkSavedPlan says why a saved plan no longer fits, or "".
-func checkSavedPlan(p *plans.Plan, g *engine.Graph, serial int) string {
-	if p.Runbook.Hash != g.Runbook.Hash {
-		return "The runbook changed since the plan was made."
-	}
-	if p.StateSerial != serial {
-		return fmt.Sprintf("The state changed since the plan was made (%d records then, %d now): another apply or a confirmation ran.", p.StateSerial, serial)
-	}
-	for name, v := range g.Vars {
-		pv, ok := p.Variables[name]
-		now := planVariable(v)
-		switch {
-		case !ok:
-			return fmt.Sprintf("Variable %q is new since the plan was made.", name)
-		case pv.Sensitive != now.Sensitive:
-			return fmt.Sprintf("Variable %q changed since the plan was made.", name)
-		case pv.Sensitive:
-			clear, _ := v.UnmarkDeep()
-			b, _ := ctyJSON(clear)
-			if !plans.SecretMatches(pv.Hash, b) {
-				return fmt.Sprintf("Sensitive variable %q has another value than when the plan was made (give it the same value again: saved plans never hold sensitive values).", name)
-			}
-		case string(pv.Value) != string(now.Value):
-			return fmt.Sprintf("Variable %q changed since the plan was made.", name)
-		}
-	}
-	return ""
 }
 
 // progress renders apply events: JSON lines, plain lines, or on a terminal
@@ -297,7 +222,7 @@ func (p *progress) json(v any) {
 	p.w().Write(append(b, '\n'))
 }
 
-func (p *progress) start(total int) {
+func (p *progress) Start(total int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.began, p.total = time.Now(), total
@@ -325,7 +250,7 @@ func (p *progress) clearBar() {
 	}
 }
 
-func (p *progress) event(ev engine.Event) {
+func (p *progress) Event(ev engine.Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch ev.Type {
@@ -385,22 +310,20 @@ func (p *progress) drawBar() {
 	fmt.Fprintf(p.env.Stdout, "[%d/%d done, %d running, %d failed, %s]", p.counts["done"], p.total, p.running, p.counts["failed"], time.Since(p.began).Round(100*time.Millisecond))
 }
 
-func (p *progress) finish() {
+func (p *progress) Finish() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.clearBar()
 }
 
-// outputs evaluates the runbook's output blocks from what the steps
-// recorded, keeps them in the state (sensitive ones sealed) and shows them.
-func (p *progress) outputs(g *engine.Graph, run *engine.Run) error {
-	if len(g.Runbook.Outputs) == 0 {
-		return nil
+// outputs shows the runbook's outputs (evaluated and recorded by the
+// operation).
+func (op *applyView) outputs(res *operation.Applied) {
+	p := op.progress
+	if len(res.Outputs) == 0 && len(res.OutputDiags) == 0 {
+		return
 	}
-	outs, diags := g.EvalOutputs(run)
-	if err := run.RecordOutputs(outs); err != nil {
-		return fmt.Errorf("recording the outputs: %w", err)
-	}
+	outs := res.Outputs
 	if p.asJSON {
 		m := map[string]any{}
 		for _, o := range outs {
@@ -412,14 +335,13 @@ func (p *progress) outputs(g *engine.Graph, run *engine.Run) error {
 			m[o.Name] = map[string]any{"value": json.RawMessage(b)}
 		}
 		p.json(map[string]any{"type": "outputs", "outputs": m})
-		return nil
+		return
 	}
-	printDiags(p.env.Stderr, filesOf(g), diags)
+	printDiags(p.env.Stderr, op.files, res.OutputDiags)
 	fmt.Fprintln(p.env.Stdout, "\nOutputs:")
 	for _, o := range outs {
 		fmt.Fprintf(p.env.Stdout, "  %s = %s\n", o.Name, termSafe(showValue(o)))
 	}
-	return nil
 }
 
 // showValue is an output as a person reads it.

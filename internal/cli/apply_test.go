@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"compress/gzip"
+	"github.com/switchover/switchover/internal/operation"
 	"io"
 
 	"filippo.io/age"
@@ -59,7 +60,7 @@ func (f *fixture) apply(extra ...string) (int, string) {
 
 func (f *fixture) states() map[string]*state.Instance {
 	f.t.Helper()
-	open, _, err := stateOpener(f.dir) // files, or the runbook's backend
+	open, _, err := operation.StateOpener(f.dir) // files, or the runbook's backend
 	if err != nil {
 		f.t.Fatal(err)
 	}

@@ -4,10 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/switchover/switchover/internal/operation"
 	"path/filepath"
 
 	"github.com/switchover/switchover/internal/audit"
-	"github.com/switchover/switchover/internal/state"
 	"github.com/switchover/switchover/internal/workspace"
 )
 
@@ -32,11 +32,11 @@ func runAudit(ctx context.Context, env *Env, args []string) int {
 		return code
 	}
 	dir := dirArg(pos)
-	if !workspaceExists(dir) {
+	if !operation.WorkspaceExists(dir) {
 		fmt.Fprintf(env.Stderr, "switchover audit: %s has no state yet: nothing was applied there\n", dir)
 		return ExitError
 	}
-	snap, data, err := readTrail(dir)
+	snap, data, err := operation.ReadTrail(dir)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "switchover audit: %v\n", err)
 		return ExitError
@@ -85,34 +85,4 @@ func runAudit(ctx context.Context, env *Env, args []string) int {
 	}
 	fmt.Fprintf(env.Stdout, "The audit trail verifies: %d entries, unbroken chain, ending at the head recorded in the state.\nHead: seq %d, sha256 %s\n", len(entries), len(entries), last)
 	return ExitOK
-}
-
-// readTrail reads DIR's state and audit trail without taking the lock or
-// writing anything.
-func readTrail(dir string) (*state.Snapshot, []byte, error) {
-	open, _, err := stateOpener(dir)
-	if err != nil {
-		return nil, nil, err
-	}
-	b, err := open(workspace.Path(dir))
-	if err != nil {
-		return nil, nil, err
-	}
-	recs, err := b.Records()
-	var data []byte
-	if err == nil {
-		var j audit.Journal
-		if j, err = b.Journal(); err == nil {
-			data, err = j.ReadAll()
-		}
-	}
-	_ = b.Close() // read only
-	if err != nil {
-		return nil, nil, err
-	}
-	snap := state.NewSnapshot()
-	for _, r := range recs {
-		snap.Apply(r)
-	}
-	return snap, data, nil
 }

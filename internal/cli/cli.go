@@ -11,7 +11,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -222,22 +221,6 @@ func (v varFlag) Set(s string) error {
 func addVarFlags(fs *flag.FlagSet, inputs *[]engine.VarInput) {
 	fs.Var(varFlag{inputs: inputs}, "var", "Set a variable: -var 'NAME=VALUE' (repeatable; later ones win)")
 	fs.Var(varFlag{inputs: inputs, file: true}, "var-file", "Read variables from an HCL or JSON file (repeatable)")
-}
-
-// pluginDirs are the plugin directories in search order: -plugin-dir,
-// SWITCHOVER_PLUGIN_DIR (a list), then the user's config directory.
-func pluginDirs(flagDir string) []string {
-	var dirs []string
-	if flagDir != "" {
-		dirs = append(dirs, flagDir)
-	}
-	if env := os.Getenv("SWITCHOVER_PLUGIN_DIR"); env != "" {
-		dirs = append(dirs, filepath.SplitList(env)...)
-	}
-	if d := pluginhost.DefaultDir(); d != "" {
-		dirs = append(dirs, d)
-	}
-	return dirs
 }
 
 func addPluginDirFlag(fs *flag.FlagSet, dir *string) {

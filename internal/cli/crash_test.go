@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"fmt"
+	"github.com/switchover/switchover/internal/operation"
 	"math/rand"
 	"os"
 	"os/exec"
@@ -136,7 +137,7 @@ func checkCrashScenario(t *testing.T, f *fixture) {
 			recv[fs[1]] = fs[2]
 		}
 	}
-	ws, err := openWorkspace(f.dir)
+	ws, err := operation.OpenWorkspace(f.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +169,7 @@ func checkCrashScenario(t *testing.T, f *fixture) {
 		}
 	})
 	// The audit trail survived the kills with its chain intact.
-	_, data, err := readTrail(f.dir) // files, or the runbook's backend
+	_, data, err := operation.ReadTrail(f.dir) // files, or the runbook's backend
 	if err != nil {
 		t.Fatal(err)
 	}

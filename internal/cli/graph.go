@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"github.com/switchover/switchover/internal/operation"
 	"os"
 	"sort"
 	"strings"
@@ -22,7 +23,7 @@ func runGraph(ctx context.Context, env *Env, args []string) int {
 		return code
 	}
 	o.Dir = dirArg(pos)
-	host := pluginhost.New(pluginhost.Options{Dirs: pluginDirs(o.PluginDir), WorkDir: o.Dir})
+	host := pluginhost.New(pluginhost.Options{Dirs: operation.PluginDirs(o.PluginDir), WorkDir: o.Dir})
 	defer host.Close()
 	g, diags := engine.Build(ctx, engine.Options{Dir: o.Dir, Vars: o.Vars, Plugins: pluginhost.Factory{H: host}, Environ: os.Environ(), Mode: engine.ModeValidate})
 	if diags.HasErrors() {

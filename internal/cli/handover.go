@@ -3,11 +3,11 @@ package cli
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
+	"errors"
 	"fmt"
+	"github.com/switchover/switchover/internal/operation"
 	"io"
 	"os"
 	"path/filepath"
@@ -20,10 +20,7 @@ import (
 	"github.com/switchover/switchover/internal/audit"
 	"github.com/switchover/switchover/internal/fsutil"
 	"github.com/switchover/switchover/internal/handover"
-	"github.com/switchover/switchover/internal/runbook"
 	"github.com/switchover/switchover/internal/secrets"
-	"github.com/switchover/switchover/internal/state"
-	"github.com/switchover/switchover/internal/workspace"
 )
 
 const handoverUsage = `Usage: switchover handover [DIR] [-format md|html|json] [-out FILE]
@@ -90,22 +87,19 @@ func writeOut(env *Env, path string, b []byte, mode os.FileMode) error {
 
 // checklistOf builds DIR's checklist from its runbook, state and trail.
 func checklistOf(env *Env, verb, dir string) (*handover.Checklist, int) {
-	rb, diags := runbook.Load(dir)
-	if diags.HasErrors() {
+	c, rb, diags, err := operation.Checklist(dir)
+	switch {
+	case diags.HasErrors():
 		printDiags(env.Stderr, rb.Files, diags)
 		return nil, ExitError
-	}
-	if !workspaceExists(dir) {
+	case errors.Is(err, operation.ErrNoState):
 		fmt.Fprintf(env.Stderr, "switchover %s: %s has no state yet: nothing was applied there\n", verb, dir)
 		return nil, ExitError
-	}
-	snap, data, err := readTrail(dir)
-	if err != nil {
+	case err != nil:
 		fmt.Fprintf(env.Stderr, "switchover %s: %v\n", verb, err)
 		return nil, ExitError
 	}
-	entries, problems := audit.Verify(data, snap.AuditSeq, snap.AuditHash)
-	return handover.Build(handover.Input{Runbook: rb, State: snap, Audit: entries, Problems: problems, AuditHead: audit.LineHash(data), Now: time.Now()}), ExitOK
+	return c, ExitOK
 }
 
 type multiFlag []string
@@ -169,116 +163,21 @@ func handoverBundle(env *Env, args []string) int {
 		return ExitError
 	}
 	defer func() { _ = ws.Close() }() // errors of an already-reported session
-	// The bundle holds every secret: its making is recorded, under the
-	// lock. Taken first: taking it records what a run cut off left in the
-	// trail, and the bundle's trail and head are read after that.
-	if err := ws.Lock("handover bundle"); err != nil {
-		return fail("%v", err)
+	// The bundle holds every secret: its making is recorded, under the lock.
+	res, diags, err := operation.MakeBundle(ws, dir, out, recipients)
+	if diags.HasErrors() {
+		printDiags(env.Stderr, nil, diags)
+		return ExitError
 	}
-	c, code := checklistOf(env, "handover bundle", dir)
-	if c == nil {
-		return code
+	if errors.Is(err, operation.ErrNoState) {
+		return fail("%s has no state yet: nothing was applied there", dir)
 	}
-	// A bundle write that was killed left its temporary file.
-	fsutil.RemoveStaleTemps(out)
-	parts, err := bundleParts(ws, c, dir)
 	if err != nil {
 		return fail("%v", err)
-	}
-	m := handover.Manifest{Created: time.Now().UTC(), Runbook: c.Runbook.Name, RunbookHash: c.Runbook.Hash, AuditHead: c.Audit.HeadHash}
-	id, err := ws.ExistingIdentity("")
-	if err != nil {
-		return fail("the workspace identity (it signs the bundle): %v", err)
-	}
-	key := workspace.SigningKey(id)
-	signer := handover.Fingerprint(key.Public().(ed25519.PublicKey))
-	b, err := handover.MakeBundle(m, parts, recipients, key)
-	if err != nil {
-		return fail("%v", err)
-	}
-	if err := fsutil.WriteFileAtomic(out, b, 0o600); err != nil {
-		return fail("%v", err)
-	}
-	h := sha256.Sum256(b)
-	sum := hex.EncodeToString(h[:])
-	if err := ws.Audit.Append(audit.EvHandoverMade, "", map[string]any{"bundle_sha256": sum, "recipients": len(recipients), "secrets": len(c.Secrets), "signer": signer}); err != nil {
-		return fail("the bundle is written, but the audit trail could not record it: %v", err)
 	}
 	fmt.Fprintf(env.Stdout, "Wrote %s (%d parts, %d secrets), encrypted to %d key(s).\n  signed by  %s\n  sha256     %s\nRead both out to the new provider (by phone, not in the mail that carries the file). It opens it with:\n  switchover handover open %s -identity KEY -signer %s\n",
-		out, len(parts), len(c.Secrets), len(recipients), signer, sum, filepath.Base(out), signer)
+		out, res.Parts, res.Secrets, len(recipients), res.Signer, res.SHA256, filepath.Base(out), res.Signer)
 	return ExitOK
-}
-
-// bundleParts are the bundle's files: the checklist, the secrets in clear
-// (the bundle is encrypted), the trail and the export manifests.
-func bundleParts(ws *workspace.Workspace, c *handover.Checklist, dir string) ([]handover.Part, error) {
-	var js, html bytes.Buffer
-	if err := c.JSON(&js); err != nil {
-		return nil, err
-	}
-	if err := c.HTML(&html); err != nil {
-		return nil, err
-	}
-	id, err := ws.ExistingIdentity("")
-	if err != nil {
-		return nil, fmt.Errorf("the secrets cannot be decrypted for the bundle: %v", err)
-	}
-	vals := map[string]string{}
-	var decErr error
-	ws.State.View(func(s *state.Snapshot) {
-		for name, sec := range s.Secrets {
-			if sec.Current == nil {
-				continue
-			}
-			pt, err := secrets.Decrypt(sec.Current.Ciphertext, id)
-			if err != nil {
-				decErr = fmt.Errorf("secret %q: %v", name, err)
-				return
-			}
-			vals[name] = string(pt)
-		}
-	})
-	if decErr != nil {
-		return nil, decErr
-	}
-	sb, _ := json.MarshalIndent(vals, "", "  ")
-	_, trail, err := readTrail(dir)
-	if err != nil {
-		return nil, err
-	}
-	parts := []handover.Part{{Name: "checklist.json", Data: js.Bytes()}, {Name: "checklist.html", Data: html.Bytes()},
-		{Name: "secrets.json", Data: sb}, {Name: "audit.jsonl", Data: trail}}
-	// Export manifests (ssh.export's SHA256SUMS), by the step that made them.
-	var manifests []string
-	for _, sys := range c.Systems {
-		for _, st := range sys.Steps {
-			if p, ok := st.Evidence["manifest"].(string); ok && p != "" {
-				manifests = append(manifests, st.Address+"\x00"+p)
-			}
-		}
-	}
-	sort.Strings(manifests)
-	for _, m := range manifests {
-		addr, p, _ := strings.Cut(m, "\x00")
-		if !filepath.IsAbs(p) {
-			p = filepath.Join(dir, p)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return nil, fmt.Errorf("the export manifest of %s: %v", addr, err)
-		}
-		parts = append(parts, handover.Part{Name: "exports/" + safePartName(addr) + "/SHA256SUMS", Data: b})
-	}
-	return parts, nil
-}
-
-func safePartName(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-' {
-			return r
-		}
-		return '_'
-	}, s)
 }
 
 func handoverOpen(env *Env, args []string) int {
@@ -394,42 +293,13 @@ func handoverReceipt(env *Env, args []string) int {
 		fmt.Fprintln(env.Stderr, "switchover handover receipt: give -by NAME and -bundle FILE")
 		return ExitError
 	}
-	f, err := os.Open(bundle)
-	if err != nil {
-		fmt.Fprintf(env.Stderr, "switchover handover receipt: %v\n", err)
-		return ExitError
-	}
-	h := sha256.New()
-	_, err = io.Copy(h, f)
-	_ = f.Close() // read only
-	if err != nil {
-		fmt.Fprintf(env.Stderr, "switchover handover receipt: %v\n", err)
-		return ExitError
-	}
-	sum := hex.EncodeToString(h.Sum(nil))
 	dir := dirArg(pos)
-	_, trail, err := readTrail(dir)
+	r, err := operation.FindBundle(dir, bundle)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "switchover handover receipt: %v\n", err)
 		return ExitError
 	}
-	// Only a bundle this workspace recorded making, not any line that
-	// happens to hold the hash.
-	entries, _ := audit.Verify(trail, 0, "")
-	var made, newest *audit.Entry
-	for i, e := range entries {
-		if e.Event != string(audit.EvHandoverMade) {
-			continue
-		}
-		newest = &entries[i]
-		if e.Fields["bundle_sha256"] == sum {
-			made = &entries[i]
-		}
-	}
-	if made == nil {
-		fmt.Fprintf(env.Stderr, "switchover handover receipt: %s is not a bundle this workspace made (no bundle with sha256 %s is recorded as made)\n", bundle, sum)
-		return ExitError
-	}
+	made, newest, sum := r.Made, r.Newest, r.SHA256
 	fmt.Fprintf(env.Stdout, "It is the bundle made at %s (audit seq %d).\n", made.Time.Local().Format("2006-01-02 15:04:05"), made.Seq)
 	if newest != made {
 		fmt.Fprintf(env.Stderr, "Note: a newer bundle was made since, at %s (audit seq %d): the new provider should have that one.\n", newest.Time.Local().Format("2006-01-02 15:04:05"), newest.Seq)
@@ -439,30 +309,10 @@ func handoverReceipt(env *Env, args []string) int {
 		return ExitError
 	}
 	defer func() { _ = ws.Close() }() // errors of an already-reported session
-	if err := ws.Lock("handover receipt"); err != nil {
+	if err := operation.RecordReceipt(ws, r, by); err != nil {
 		fmt.Fprintf(env.Stderr, "switchover handover receipt: %v\n", err)
-		return ExitError
-	}
-	if err := ws.Audit.Append(audit.EvHandoverReceipt, "", map[string]any{"by": by, "bundle_sha256": sum}); err != nil {
-		fmt.Fprintf(env.Stderr, "switchover handover receipt: writing the audit trail: %v\n", err)
 		return ExitError
 	}
 	fmt.Fprintf(env.Stdout, "Recorded: %s received the bundle %s. The secrets now belong to the new provider.\n", by, sum)
 	return ExitOK
-}
-
-// receivedBy says who received a bundle of this workspace ("" if nobody).
-func receivedBy(dir string) string {
-	_, trail, err := readTrail(dir)
-	if err != nil || !bytes.Contains(trail, []byte(audit.EvHandoverReceipt)) {
-		return ""
-	}
-	entries, _ := audit.Verify(trail, 0, "")
-	by := ""
-	for _, e := range entries {
-		if e.Event == string(audit.EvHandoverReceipt) {
-			by = fmt.Sprintf("%v at %s", e.Fields["by"], e.Time.Local().Format("2006-01-02 15:04"))
-		}
-	}
-	return by
 }

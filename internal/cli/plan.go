@@ -3,21 +3,16 @@ package cli
 import (
 	"context"
 	"fmt"
-	"github.com/switchover/switchover/internal/audit"
-	"github.com/switchover/switchover/internal/version"
+	"github.com/switchover/switchover/internal/operation"
 	"io"
-	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
 
 	"github.com/switchover/switchover/internal/engine"
-	"github.com/switchover/switchover/internal/lang"
 	"github.com/switchover/switchover/internal/plans"
-	"github.com/switchover/switchover/internal/workspace"
 )
 
 type planOptions struct {
@@ -57,13 +52,13 @@ func runPlan(ctx context.Context, env *Env, args []string) int {
 }
 
 func plan(ctx context.Context, env *Env, o planOptions) int {
-	sess, diags, err := openSession(ctx, env, sessionOptions{Dir: o.Dir, Vars: o.Vars, PluginDir: o.PluginDir, Targets: o.Targets, NeedWorkspace: o.Out != "", Refresh: o.Refresh}, o.JSON)
-	defer sess.close(env)
+	sess, diags, err := operation.Open(ctx, operation.SessionOptions{Dir: o.Dir, Vars: o.Vars, PluginDir: o.PluginDir, Targets: o.Targets, NeedWorkspace: o.Out != "", Refresh: o.Refresh, Notices: env.Stderr, Quiet: o.JSON})
+	defer closeSession(env, sess)
 	fail := func(diags hcl.Diagnostics) int {
 		if o.JSON {
-			writeJSON(env.Stdout, map[string]any{"format_version": 1, "errored": true, "diagnostics": toJSONDiags(sess.files(), diags)})
+			writeJSON(env.Stdout, map[string]any{"format_version": 1, "errored": true, "diagnostics": toJSONDiags(sess.Files(), diags)})
 		} else {
-			printDiags(env.Stderr, sess.files(), diags)
+			printDiags(env.Stderr, sess.Files(), diags)
 		}
 		return ExitError
 	}
@@ -73,49 +68,40 @@ func plan(ctx context.Context, env *Env, o planOptions) int {
 	if diags.HasErrors() {
 		return fail(diags)
 	}
-	g := sess.g
-	if d := g.Configure(ctx); d.HasErrors() {
-		return fail(append(diags, d...))
-	} else {
-		diags = append(diags, d...)
+	g := sess.Graph
+	p := operation.Plan(sess, operation.PlanOptions{Parallelism: o.Parallelism, Refresh: o.Refresh})
+	diags = append(diags, p.Diags...)
+	if p.Unconfigured {
+		return fail(diags)
 	}
-	ips, d := g.Plan(ctx, engine.PlanOptions{Parallelism: o.Parallelism, NoRefresh: !o.Refresh}, sess.run)
-	diags = append(diags, d...)
-	c := engine.Count(ips)
 	if o.JSON {
-		writeJSON(env.Stdout, planJSON(g, ips, c, sess.files(), diags))
+		writeJSON(env.Stdout, planJSON(g, p.Instances, p.Counts, sess.Files(), diags))
 	} else {
-		renderPlan(env.Stdout, g, ips, c)
-		printDiags(env.Stderr, sess.files(), diags)
+		renderPlan(env.Stdout, g, p.Instances, p.Counts)
+		printDiags(env.Stderr, sess.Files(), diags)
 	}
 	if diags.HasErrors() {
 		return ExitError
 	}
-	recordPlan(env, sess, c, diags, o.JSON)
+	notes, err := operation.RecordPlan(sess, p)
+	for _, n := range notes {
+		if !o.JSON {
+			fmt.Fprintln(env.Stderr, n)
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "switchover plan: writing the audit trail: %v\n", err)
+	}
 	if o.Out != "" {
-		sp := savedPlan(g, ips, o.Targets)
-		sp.StateSerial = sess.stateSerial()
-		// The plan file is authenticated with a key derived from the
-		// workspace identity (made here on a first plan).
-		id, created, err := sess.ws.Identity()
-		if err != nil {
-			fmt.Fprintf(env.Stderr, "switchover plan: cannot save the plan: workspace identity: %v\n", err)
-			return ExitError
-		}
-		if created && sess.ws.Audit != nil {
-			if err := sess.ws.Audit.Append(audit.EvIdentityCreated, "", map[string]any{"recipient": id.Recipient().String()}); err != nil {
-				fmt.Fprintf(env.Stderr, "switchover plan: writing the audit trail: %v\n", err)
-				return ExitError
-			}
-		}
-		if err := plans.Write(o.Out, sp, workspace.PlanKey(id)); err != nil {
-			fmt.Fprintf(env.Stderr, "switchover plan: cannot save the plan: %v\n", err)
+		if err := operation.SavePlan(sess, p, o.Out, o.Targets); err != nil {
+			fmt.Fprintf(env.Stderr, "switchover plan: %v\n", err)
 			return ExitError
 		}
 		if !o.JSON {
 			fmt.Fprintf(env.Stdout, "\nSaved the plan to %s. Apply exactly this plan with: switchover apply %s\n", o.Out, o.Out)
 		}
 	}
+	c := p.Counts
 	if o.DetailedExitCode && (c.Change > 0 || c.Manual > 0 || c.Wait > 0) {
 		return ExitChanges
 	}
@@ -187,84 +173,4 @@ func planJSON(g *engine.Graph, ips []*engine.InstancePlan, c plans.Counts, files
 	}
 }
 
-func savedPlan(g *engine.Graph, ips []*engine.InstancePlan, targets []string) *plans.Plan {
-	p := &plans.Plan{
-		FormatVersion:     plans.FormatVersion,
-		SwitchoverVersion: version.Version,
-		CreatedAt:         time.Now().UTC(),
-		Runbook:           plans.RunbookRef{Name: g.Runbook.Meta.Name, Dir: absDir(g.Runbook.Dir), Hash: g.Runbook.Hash},
-		Variables:         map[string]plans.Variable{},
-		Targets:           targets,
-	}
-	for name, v := range g.Vars {
-		p.Variables[name] = planVariable(v)
-	}
-	for _, ip := range ips {
-		p.Instances = append(p.Instances, ip.Entry())
-	}
-	return p
-}
-
-// planVariable stores a value, or for a sensitive one (marked anywhere
-// inside) only its salted hash.
-func planVariable(v cty.Value) plans.Variable {
-	sensitive := v.HasMark(lang.SensitiveMark) || v.ContainsMarked()
-	clear, _ := v.UnmarkDeep()
-	b, err := ctyJSON(clear)
-	if err != nil {
-		b = []byte(`null`)
-	}
-	if sensitive {
-		return plans.Variable{Sensitive: true, Hash: plans.HashSecret(b)}
-	}
-	return plans.Variable{Value: b}
-}
-
-func absDir(d string) string {
-	if a, err := filepath.Abs(d); err == nil {
-		return a
-	}
-	return d
-}
-
 func ctyJSON(v cty.Value) ([]byte, error) { return ctyjson.Marshal(v, cty.DynamicPseudoType) }
-
-// recordPlan writes the plan into the audit trail of a runbook that has a
-// workspace. It needs the lock only for a moment; while an apply holds it,
-// the plan stays read-only and says so.
-func recordPlan(env *Env, sess *session, c plans.Counts, diags hcl.Diagnostics, quiet bool) {
-	var warnings hcl.Diagnostics
-	for _, d := range diags {
-		if d.Severity == hcl.DiagWarning {
-			warnings = append(warnings, d)
-		}
-	}
-	if sess.ws == nil && len(warnings) > 0 {
-		// Something a plugin did that the trail must hold (a host key
-		// trusted on first use): make the workspace to record it.
-		ws, err := openWorkspace(sess.g.Runbook.Dir)
-		if err != nil {
-			fmt.Fprintf(env.Stderr, "Note: the plugins' warnings are not recorded in an audit trail: %v\n", err)
-			return
-		}
-		sess.ws = ws
-	}
-	if sess.ws == nil {
-		return
-	}
-	if err := sess.ws.Lock("plan"); err != nil {
-		if !quiet {
-			fmt.Fprintf(env.Stderr, "Note: this plan is not recorded in the audit trail: %v\n", err)
-		}
-		return
-	}
-	for _, w := range warnings {
-		if err := sess.ws.Audit.Append(audit.EvPluginWarning, "", map[string]any{"summary": w.Summary, "detail": w.Detail}); err != nil {
-			fmt.Fprintf(env.Stderr, "switchover plan: writing the audit trail: %v\n", err)
-		}
-	}
-	if err := sess.ws.Audit.Append(audit.EvPlan, "", map[string]any{"change": c.Change, "manual": c.Manual, "no_change": c.NoChange,
-		"skipped": c.Skipped, "runbook_hash": sess.g.Runbook.Hash, "standalone": true}); err != nil {
-		fmt.Fprintf(env.Stderr, "switchover plan: writing the audit trail: %v\n", err)
-	}
-}

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"github.com/switchover/switchover/internal/operation"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2/ext/typeexpr"
@@ -21,7 +22,7 @@ func runPlugins(ctx context.Context, env *Env, args []string) int {
 	if !ok {
 		return code
 	}
-	host := pluginhost.New(pluginhost.Options{Dirs: pluginDirs(dir)})
+	host := pluginhost.New(pluginhost.Options{Dirs: operation.PluginDirs(dir)})
 	defer host.Close()
 	found := host.List()
 	if len(pos) == 1 {

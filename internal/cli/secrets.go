@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/switchover/switchover/internal/audit"
+	"github.com/switchover/switchover/internal/operation"
 	"sort"
 
 	"github.com/switchover/switchover/internal/secrets"
@@ -144,7 +145,7 @@ func secretsShow(env *Env, args []string) int {
 		fmt.Fprintf(env.Stderr, "switchover secrets show: cannot record the reading in the audit trail (%v); the secret is not shown\n", err)
 		return ExitError
 	}
-	if by := receivedBy(dir); by != "" {
+	if by := operation.ReceivedBy(dir); by != "" {
 		fmt.Fprintf(env.Stderr, "Warning: the new provider received the handover bundle (%s): this secret now belongs to it; the reading is in the audit trail.\n", by)
 	}
 	fmt.Fprintln(env.Stdout, string(pt))

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/switchover/switchover/internal/operation"
 
 	"github.com/switchover/switchover/internal/audit"
 	"github.com/switchover/switchover/internal/state"
@@ -28,7 +29,7 @@ func runState(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintf(env.Stderr, "switchover state migrate: %v\n", err)
 		return ExitError
 	}
-	pgOpen, b, err := stateOpener(dir)
+	pgOpen, b, err := operation.StateOpener(dir)
 	if err != nil {
 		return fail(err)
 	}

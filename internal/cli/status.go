@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/switchover/switchover/internal/audit"
 	"github.com/switchover/switchover/internal/engine"
+	"github.com/switchover/switchover/internal/operation"
 	"github.com/switchover/switchover/internal/runbook"
 	"github.com/zclconf/go-cty/cty"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
@@ -20,11 +21,11 @@ import (
 
 // openExisting opens the workspace of a runbook that has been applied.
 func openExisting(env *Env, verb, dir string) (*workspace.Workspace, bool) {
-	if !workspaceExists(dir) {
+	if !operation.WorkspaceExists(dir) {
 		fmt.Fprintf(env.Stderr, "switchover %s: %s has no state yet: nothing was applied there (the state lives in %s)\n", verb, dir, workspace.Path(dir))
 		return nil, false
 	}
-	ws, err := openWorkspace(dir)
+	ws, err := operation.OpenWorkspace(dir)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "switchover %s: %v\n", verb, err)
 		return nil, false
@@ -270,36 +271,7 @@ func runConfirm(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintf(env.Stderr, "switchover confirm: %v\n", err)
 		return ExitError
 	}
-	in := ws.State.Instance(addr)
-	if in != nil && in.Status == state.Waiting && !in.Until.IsZero() {
-		fmt.Fprintf(env.Stderr, "switchover confirm: %s waits until %s, not for a person: apply again after that time\n", addr, in.Until.Local().Format("2006-01-02 15:04 MST"))
-		return ExitError
-	}
-	if in == nil || in.Status != state.Waiting {
-		var waiting []string
-		ws.State.View(func(s *state.Snapshot) {
-			for _, x := range s.SortedInstances() {
-				if x.Status == state.Waiting && x.Until.IsZero() {
-					waiting = append(waiting, x.Address)
-				}
-			}
-		})
-		what := "is not in the state"
-		if in != nil {
-			what = "is " + string(in.Status) + ", not waiting for a person"
-		}
-		list := "nothing waits for a person"
-		if len(waiting) > 0 {
-			list = "waiting: " + strings.Join(waiting, ", ")
-		}
-		fmt.Fprintf(env.Stderr, "switchover confirm: %s %s (%s)\n", addr, what, list)
-		return ExitError
-	}
-	if in.Confirm != nil {
-		fmt.Fprintf(env.Stderr, "switchover confirm: %s was already confirmed by %s at %s; run apply to continue past it\n", addr, in.Confirm.By, stamp(in.Confirm.Time))
-		return ExitError
-	}
-	if err := ws.Confirm(addr, by, note); err != nil {
+	if err := operation.Confirm(ws, addr, by, note); err != nil {
 		fmt.Fprintf(env.Stderr, "switchover confirm: %v\n", err)
 		return ExitError
 	}

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"github.com/switchover/switchover/internal/operation"
 	"os"
 
 	"github.com/hashicorp/hcl/v2"
@@ -33,7 +34,7 @@ func runValidate(ctx context.Context, env *Env, args []string) int {
 }
 
 func validate(ctx context.Context, env *Env, o validateOptions) int {
-	host := pluginhost.New(pluginhost.Options{Dirs: pluginDirs(o.PluginDir), WorkDir: o.Dir})
+	host := pluginhost.New(pluginhost.Options{Dirs: operation.PluginDirs(o.PluginDir), WorkDir: o.Dir})
 	defer host.Close()
 	g, diags := engine.Build(ctx, engine.Options{Dir: o.Dir, Vars: o.Vars, Plugins: pluginhost.Factory{H: host}, Environ: os.Environ(), Mode: engine.ModeValidate})
 	files := filesOf(g)

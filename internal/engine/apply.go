@@ -46,6 +46,9 @@ type ApplyOptions struct {
 	Audit *audit.Log
 	// Events receives progress; it is called from several goroutines.
 	Events func(Event)
+	// Hooks hear every transition too, after the state and before the
+	// audit trail and progress.
+	Hooks []Hook
 }
 
 // ApplyResult counts the outcome.
@@ -97,15 +100,22 @@ type result struct {
 	out outcome
 }
 
-// Apply walks the instances in dependency order, up to Parallelism at once.
-func (g *Graph) Apply(ctx context.Context, plans []*InstancePlan, o ApplyOptions) ApplyResult {
+// Apply walks a plan's instances in dependency order, up to Parallelism at
+// once. The graph is not changed: the walk keeps its own state.
+func (g *Graph) Apply(ctx context.Context, p *Planned, o ApplyOptions) ApplyResult {
 	if o.Parallelism < 1 {
 		o.Parallelism = 1
 	}
 	if o.Events == nil {
 		o.Events = func(Event) {}
 	}
-	w := g.newWalk(plans, o)
+	a := &applyWalk{g: g, o: o, exp: p.exp, run: o.Run, ts: &transitions{red: g.Redactor}}
+	a.ts.hooks = append([]Hook{stateHook(o.Run.State)}, o.Hooks...)
+	if o.Audit != nil {
+		a.ts.hooks = append(a.ts.hooks, auditHook(o.Audit))
+	}
+	a.ts.hooks = append(a.ts.hooks, progressHook(o.Events))
+	w := a.newWalk(p.Instances)
 	// Take the roots first: releasing one can settle it at once (all done
 	// before) and release its dependents, which must not be released twice.
 	var roots []*nodeRun
@@ -122,17 +132,26 @@ func (g *Graph) Apply(ctx context.Context, plans []*InstancePlan, o ApplyOptions
 	w.res.Stopped = stopping || ctx.Err() != nil
 	// Every result recorded is durable before the apply reports it.
 	if err := o.Run.State.Flush(); err != nil {
-		g.keepWriteError(fmt.Errorf("writing the state: %w", err))
+		a.ts.keep(fmt.Errorf("writing the state: %w", err))
 	}
-	g.writeMu.Lock()
-	w.res.WriteError = g.writeErr
-	g.writeMu.Unlock()
+	w.res.WriteError = a.ts.err()
 	return w.res
+}
+
+// applyWalk is one apply's state: the graph it walks is shared and not
+// changed; the plan's expansion, the run and the transition point are its
+// own.
+type applyWalk struct {
+	g   *Graph
+	o   ApplyOptions
+	exp *expansion
+	run *Run
+	ts  *transitions
 }
 
 // walk is one apply's scheduling state; only Apply's goroutine touches it.
 type walk struct {
-	g      *Graph
+	a      *applyWalk
 	o      ApplyOptions
 	runs   map[string]*nodeRun
 	byNode map[*nodeRun][]*InstancePlan
@@ -140,9 +159,9 @@ type walk struct {
 	res    ApplyResult
 }
 
-func (g *Graph) newWalk(plans []*InstancePlan, o ApplyOptions) *walk {
-	w := &walk{g: g, o: o, runs: map[string]*nodeRun{}, byNode: map[*nodeRun][]*InstancePlan{}}
-	for _, n := range g.Order {
+func (a *applyWalk) newWalk(plans []*InstancePlan) *walk {
+	w := &walk{a: a, o: a.o, runs: map[string]*nodeRun{}, byNode: map[*nodeRun][]*InstancePlan{}}
+	for _, n := range a.g.Order {
 		if n.Targeted {
 			w.runs[n.Step.Name] = &nodeRun{node: n}
 		}
@@ -176,7 +195,7 @@ func (w *walk) schedule(ctx context.Context) bool {
 			w.ready = w.ready[1:]
 			running++
 			go func(r result) {
-				r.out = w.g.applyInstance(ctx, r.ip, r.nr, w.o)
+				r.out = w.a.applyInstance(ctx, r.ip, r.nr)
 				results <- r
 			}(r)
 		}
@@ -213,7 +232,7 @@ func (w *walk) leaveRest() {
 		if w.res.Halted {
 			why = "the run halted after a step failed"
 		}
-		w.o.Events(Event{Type: "not_started", Time: time.Now(), Address: r.ip.Instance.Address, Summary: why})
+		w.a.ts.to(&Transition{Status: NotStarted, Address: r.ip.Instance.Address, Summary: why})
 		r.out = outNotStarted
 		w.finish(r)
 	}
@@ -278,7 +297,7 @@ func (w *walk) settle(nr *nodeRun) {
 // release queues a node's instances, or settles them at once when a
 // dependency failed or waits for a person.
 func (w *walk) release(nr *nodeRun) {
-	g, o := w.g, w.o
+	a := w.a
 	ips := w.byNode[nr]
 	if len(ips) == 0 {
 		// A for_each over nothing: settle through a zero-instance node.
@@ -290,12 +309,10 @@ func (w *walk) release(nr *nodeRun) {
 		r := result{ip: ip, nr: nr}
 		switch {
 		case ip.Action == plans.Gone:
-			g.recordOrKeep(o, &state.Record{Kind: state.KindStatus, Address: ip.Instance.Address, Status: state.Gone, Summary: ip.Summary})
-			o.Events(Event{Type: "gone", Time: time.Now(), Address: ip.Instance.Address, Summary: ip.Summary})
-			g.auditf(o, audit.EvStepGone, ip.Instance.Address, map[string]any{"summary": ip.Summary})
+			a.ts.to(&Transition{Status: Gone, Address: ip.Instance.Address, Summary: ip.Summary})
 			r.out = outGone
 			w.finish(r)
-		case ip.Action == plans.Done && g.readChanged(ip, o.Run):
+		case ip.Action == plans.Done && a.readChanged(ip):
 			// A read-only step read something new: recorded, so that what
 			// later steps are evaluated with at apply is this read.
 			w.ready = append(w.ready, r)
@@ -304,13 +321,11 @@ func (w *walk) release(nr *nodeRun) {
 			w.finish(r)
 		case nr.failed != "":
 			why := "skipped: it depends on " + nr.failed + ", which failed"
-			g.recordOrKeep(o, &state.Record{Kind: state.KindStatus, Address: ip.Instance.Address, Status: state.Skipped, Summary: why})
-			o.Events(Event{Type: "skipped", Time: time.Now(), Address: ip.Instance.Address, Summary: why})
-			g.auditf(o, audit.EvStepSkipped, ip.Instance.Address, map[string]any{"reason": why})
+			a.ts.to(&Transition{Status: Skipped, Address: ip.Instance.Address, Summary: why})
 			r.out = outSkipped
 			w.finish(r)
 		case nr.waitsFor != "":
-			o.Events(Event{Type: "not_started", Time: time.Now(), Address: ip.Instance.Address, Summary: "waits for " + nr.waitsFor + " (a person)"})
+			a.ts.to(&Transition{Status: NotStarted, Address: ip.Instance.Address, Summary: "waits for " + nr.waitsFor + " (a person)"})
 			r.out = outNotStarted
 			w.finish(r)
 		default:
@@ -319,106 +334,58 @@ func (w *walk) release(nr *nodeRun) {
 	}
 }
 
-func (g *Graph) record(o ApplyOptions, recs ...*state.Record) error {
-	for _, r := range recs {
-		r.Summary, r.Error = g.Redactor.String(r.Summary), g.Redactor.String(r.Error)
-	}
-	return o.Run.State.Append(recs...)
-}
-
-// recordLater records without waiting for the disk (state.AppendLater).
-func (g *Graph) recordLater(o ApplyOptions, recs ...*state.Record) {
-	for _, r := range recs {
-		r.Summary, r.Error = g.Redactor.String(r.Summary), g.Redactor.String(r.Error)
-	}
-	o.Run.State.AppendLater(recs...)
-}
-
-func (g *Graph) auditf(o ApplyOptions, event audit.Event, addr string, fields map[string]any) {
-	if o.Audit == nil {
-		return
-	}
-	for k, v := range fields {
-		if s, ok := v.(string); ok {
-			fields[k] = g.Redactor.String(s)
-		}
-	}
-	if err := o.Audit.Append(event, addr, fields); err != nil {
-		g.keepWriteError(fmt.Errorf("writing the audit trail (%s %s): %w", event, addr, err))
-	}
-}
-
-// keepWriteError keeps the first error of a write the walk cannot stop for
-// (an audit entry, a skipped step's record); Apply reports it.
-func (g *Graph) keepWriteError(err error) {
-	g.writeMu.Lock()
-	defer g.writeMu.Unlock()
-	if g.writeErr == nil {
-		g.writeErr = err
-	}
-}
-
-// recordOrKeep records, keeping the error for the result.
-func (g *Graph) recordOrKeep(o ApplyOptions, recs ...*state.Record) {
-	if err := g.record(o, recs...); err != nil {
-		g.keepWriteError(fmt.Errorf("writing the state: %w", err))
-	}
-}
-
 // applyInstance takes one instance to done, failed, waiting or skipped.
-func (g *Graph) applyInstance(ctx context.Context, ip *InstancePlan, nr *nodeRun, o ApplyOptions) outcome {
+func (a *applyWalk) applyInstance(ctx context.Context, ip *InstancePlan, nr *nodeRun) outcome {
 	in := ip.Instance
 	addr := in.Address
 	if ip.Action == plans.Failed {
-		return g.failStep(o, addr, 0, "it could not be planned: "+ip.Error)
+		return a.failStep(addr, 0, "it could not be planned: "+ip.Error)
 	}
 	attrs := in.Attrs
 	disabled := ip.Action == plans.Skipped
 	if !attrs.IsWhollyKnown() || ip.Action == plans.Deferred {
 		var err error
-		if attrs, disabled, err = g.applyAttrs(in, nr, o); err != nil {
-			return g.failStep(o, addr, 0, err.Error())
+		if attrs, disabled, err = a.applyAttrs(in, nr); err != nil {
+			return a.failStep(addr, 0, err.Error())
 		}
 	}
 	switch {
 	case disabled:
-		why := "skipped: its `when` condition is false"
-		g.recordOrKeep(o, &state.Record{Kind: state.KindStatus, Address: addr, Status: state.Skipped, Summary: why})
-		o.Events(Event{Type: "skipped", Time: time.Now(), Address: addr, Summary: why})
+		a.ts.to(&Transition{Status: Disabled, Address: addr, Summary: "skipped: its `when` condition is false"})
 		return outDisabled
 	case ip.Action == plans.Done:
-		return g.recordAgain(ip, o)
+		return a.recordAgain(ip)
 	case ip.Action == plans.Manual:
-		return g.waitForPerson(ip, o)
+		return a.waitForPerson(ip)
 	case ip.Action == plans.Wait:
 		// Due by now? The plugin knows; a saved plan may be hours old.
-		np, err := g.replan(ctx, ip, attrs, o)
+		np, err := a.replan(ctx, ip, attrs)
 		if err != nil {
-			return g.failStep(o, addr, 0, "planning again: "+g.Redactor.String(err.Error()))
+			return a.failStep(addr, 0, "planning again: "+err.Error())
 		}
 		if np.Action == plans.Wait {
-			return g.waitLater(o, addr, np.Summary, np.NotBefore, np.Notes)
+			return a.waitLater(addr, np.Summary, np.NotBefore, np.Notes)
 		}
 		ip = np
 	}
 	attempt := 0
-	if prev := o.Run.Instance(addr); prev != nil {
+	if prev := a.run.Instance(addr); prev != nil {
 		attempt = prev.Attempts
 	}
 	if ip.Action == plans.NoChange {
-		return g.markDone(o, addr, attempt, in.Node, finished{summary: "no change needed: " + ip.Summary, outs: g.noChangeOutputs(ctx, ip, attrs, o), target: ip.Target, notes: ip.Notes})
+		return a.markDone(addr, attempt, in.Node, finished{summary: "no change needed: " + ip.Summary, outs: a.noChangeOutputs(ctx, ip, attrs), target: ip.Target, notes: ip.Notes})
 	}
-	return g.applyWithRetries(ctx, ip, attrs, attempt, o)
+	return a.applyWithRetries(ctx, ip, attrs, attempt)
 }
 
 // recordAgain records a done instance again: looking at it again found
 // something the state does not hold (readChanged).
-func (g *Graph) recordAgain(ip *InstancePlan, o ApplyOptions) outcome {
+func (a *applyWalk) recordAgain(ip *InstancePlan) outcome {
 	in := ip.Instance
-	st := o.Run.Instance(in.Address)
+	st := a.run.Instance(in.Address)
 	outs := ip.Outputs
 	if outs == nil && !in.Node.Schema.ReadOnly {
-		if v, ok := o.Run.Outputs(in.Address, in.Node.Schema.Outputs); ok {
+		if v, ok := a.run.Outputs(in.Address, in.Node.Schema.Outputs); ok {
 			outs = v.AsValueMap()
 		}
 	}
@@ -430,35 +397,33 @@ func (g *Graph) recordAgain(ip *InstancePlan, o ApplyOptions) outcome {
 	if in.Node.Schema.ReadOnly {
 		summary = ip.Summary
 	}
-	return g.markDone(o, in.Address, st.Attempts, in.Node, finished{summary: summary, outs: outs, target: target, notes: ip.Notes})
+	return a.markDone(in.Address, st.Attempts, in.Node, finished{summary: summary, outs: outs, target: target, notes: ip.Notes})
 }
 
 // waitForPerson records a step for a person as waiting, or as done once a
 // person confirmed it.
-func (g *Graph) waitForPerson(ip *InstancePlan, o ApplyOptions) outcome {
+func (a *applyWalk) waitForPerson(ip *InstancePlan) outcome {
 	addr := ip.Instance.Address
-	if st := o.Run.Instance(addr); st != nil && st.Confirm != nil {
+	if st := a.run.Instance(addr); st != nil && st.Confirm != nil {
 		sum := "confirmed by " + st.Confirm.By
 		if st.Confirm.Note != "" {
 			sum += ": " + st.Confirm.Note
 		}
-		return g.markDone(o, addr, st.Attempts, ip.Instance.Node, finished{summary: sum})
+		return a.markDone(addr, st.Attempts, ip.Instance.Node, finished{summary: sum})
 	}
-	g.recordOrKeep(o, &state.Record{Kind: state.KindStatus, Address: addr, Status: state.Waiting, Summary: ip.Summary})
-	o.Events(Event{Type: "waiting", Time: time.Now(), Address: addr, Summary: ip.Summary})
-	g.auditf(o, audit.EvStepWaiting, addr, map[string]any{"summary": ip.Summary})
+	a.ts.to(&Transition{Status: WaitingForPerson, Address: addr, Summary: ip.Summary})
 	return outWaiting
 }
 
 // noChangeOutputs are the outputs of an instance with nothing to do: its
 // plan's, or (a saved plan does not keep outputs) a look again.
-func (g *Graph) noChangeOutputs(ctx context.Context, ip *InstancePlan, attrs cty.Value, o ApplyOptions) map[string]cty.Value {
+func (a *applyWalk) noChangeOutputs(ctx context.Context, ip *InstancePlan, attrs cty.Value) map[string]cty.Value {
 	in := ip.Instance
 	if ip.Outputs != nil || len(in.Node.Schema.Outputs) == 0 {
 		return ip.Outputs
 	}
-	cp, _ := o.Run.Checkpoint(in.Address)
-	r, err := g.planCall(ctx, in, attrs, cp, in.Node.timeout(DefaultPlanTimeout))
+	cp, _ := a.run.Checkpoint(in.Address)
+	r, err := a.g.planCall(ctx, in, attrs, cp, in.Node.timeout(DefaultPlanTimeout))
 	if err != nil || r.Kind != sdk.NoChange {
 		return nil
 	}
@@ -468,7 +433,8 @@ func (g *Graph) noChangeOutputs(ctx context.Context, ip *InstancePlan, attrs cty
 // readChanged: looking again at a done instance found what the state
 // does not hold: a read-only step read other outputs, or the plugin warns
 // of something else now (the checklist lists what the state holds).
-func (g *Graph) readChanged(ip *InstancePlan, run *Run) bool {
+func (a *applyWalk) readChanged(ip *InstancePlan) bool {
+	run := a.run
 	st := run.Instance(ip.Instance.Address)
 	if st == nil || st.Confirm != nil {
 		return false
@@ -501,34 +467,26 @@ func (e *laterError) Error() string { return e.summary }
 
 // waitLater records an instance as waiting until a time the plugin gave:
 // its dependents wait with it, and a later apply goes on.
-func (g *Graph) waitLater(o ApplyOptions, addr, summary string, until time.Time, notes []state.Note) outcome {
-	g.recordOrKeep(o, &state.Record{Kind: state.KindStatus, Address: addr, Status: state.Waiting, Summary: summary, Until: until, Notes: notes})
-	o.Events(Event{Type: "waiting", Time: time.Now(), Address: addr, Summary: summary, Until: &until})
-	g.auditf(o, audit.EvStepWaiting, addr, map[string]any{"summary": summary, "until": until})
+func (a *applyWalk) waitLater(addr, summary string, until time.Time, notes []state.Note) outcome {
+	a.ts.to(&Transition{Status: DueLater, Address: addr, Summary: summary, Until: until, Notes: notes})
 	return outLater
 }
 
 // failStep records an instance as failed, durably and in the trail.
-func (g *Graph) failStep(o ApplyOptions, addr string, attempt int, err string) outcome {
-	err = g.Redactor.String(err)
-	if rerr := g.record(o, &state.Record{Kind: state.KindStatus, Address: addr, Status: state.Failed, Attempt: attempt, Error: err}); rerr != nil {
-		err += "; recording the failure also failed: " + rerr.Error()
-	}
-	o.Events(Event{Type: "failed", Time: time.Now(), Address: addr, Attempt: attempt, Error: err})
-	g.auditf(o, audit.EvStepFailed, addr, map[string]any{"error": err, "attempt": attempt})
+func (a *applyWalk) failStep(addr string, attempt int, err string) outcome {
+	a.ts.to(&Transition{Status: Failed, Address: addr, Attempt: attempt, Error: err})
 	return outFailed
 }
 
 // applyWithRetries applies an instance with its retries, planning it again
 // (up to MaxReplans, not counted as retries) when its Apply reports a
 // conflict.
-func (g *Graph) applyWithRetries(ctx context.Context, ip *InstancePlan, attrs cty.Value, attempt int, o ApplyOptions) outcome {
+func (a *applyWalk) applyWithRetries(ctx context.Context, ip *InstancePlan, attrs cty.Value, attempt int) outcome {
 	in := ip.Instance
 	addr := in.Address
 	step := in.Node.Step
-	fail := func(attempt int, err string) outcome { return g.failStep(o, addr, attempt, err) }
 	if ip.Action == plans.Drift {
-		g.auditf(o, audit.EvDriftFound, addr, map[string]any{"summary": ip.Summary})
+		a.ts.to(&Transition{Status: Drift, Address: addr, Summary: ip.Summary})
 	}
 	tries := 1
 	var backoff time.Duration
@@ -541,26 +499,24 @@ func (g *Graph) applyWithRetries(ctx context.Context, ip *InstancePlan, attrs ct
 		attempt++
 		// Durable before the plugin is called: a crash from here on is seen
 		// as "running", and the next apply asks the plugin to look again.
-		if err := g.record(o, &state.Record{Kind: state.KindStatus, Address: addr, Status: state.Running, Attempt: attempt}); err != nil {
-			return fail(attempt, "cannot record the start: "+err.Error())
+		if err := a.ts.to(&Transition{Status: Running, Address: addr, Attempt: attempt, Action: step.Plugin + "." + step.Action}); err != nil {
+			return a.failStep(addr, attempt, err.Error())
 		}
-		o.Events(Event{Type: "started", Time: time.Now(), Address: addr, Attempt: attempt})
-		g.auditf(o, audit.EvStepStarted, addr, map[string]any{"attempt": attempt, "action": step.Plugin + "." + step.Action})
-		fin, err := g.applyOnce(ctx, ip, attrs, o)
+		fin, err := a.applyOnce(ctx, ip, attrs)
 		if err == nil {
-			return g.markDone(o, addr, attempt, in.Node, fin)
+			return a.markDone(addr, attempt, in.Node, fin)
 		}
 		var later *laterError
 		if errors.As(err, &later) {
-			return g.waitLater(o, addr, later.summary, later.until, later.notes)
+			return a.waitLater(addr, later.summary, later.until, later.notes)
 		}
-		lastErr = g.Redactor.String(err.Error())
-		var conflict *ConflictError
+		lastErr = a.g.Redactor.String(err.Error())
+		var conflict *sdk.ConflictError
 		if errors.As(err, &conflict) && replans < MaxReplans && ctx.Err() == nil {
 			// Not a retry: the object changed under the plan.
 			replans++
 			try--
-			np, out, ok := g.planAgain(ctx, ip, attrs, attempt, lastErr, o)
+			np, out, ok := a.planAgain(ctx, ip, attrs, attempt, lastErr)
 			if !ok {
 				return out
 			}
@@ -574,29 +530,28 @@ func (g *Graph) applyWithRetries(ctx context.Context, ip *InstancePlan, attrs ct
 			break
 		}
 		wait := backoff << (try - 1)
-		o.Events(Event{Type: "retry", Time: time.Now(), Address: addr, Attempt: attempt, Error: lastErr, Summary: fmt.Sprintf("retrying in %s", wait)})
+		a.ts.to(&Transition{Status: Retry, Address: addr, Attempt: attempt, Error: lastErr, Summary: fmt.Sprintf("retrying in %s", wait)})
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
 		}
 	}
-	return fail(attempt, lastErr)
+	return a.failStep(addr, attempt, lastErr)
 }
 
 // planAgain plans an instance again after its Apply found the object
 // changed under the plan (an earlier step of this run, or someone else):
 // the new plan to apply, or (ok false) the outcome when there is nothing
 // left to apply or the plan failed.
-func (g *Graph) planAgain(ctx context.Context, ip *InstancePlan, attrs cty.Value, attempt int, why string, o ApplyOptions) (*InstancePlan, outcome, bool) {
+func (a *applyWalk) planAgain(ctx context.Context, ip *InstancePlan, attrs cty.Value, attempt int, why string) (*InstancePlan, outcome, bool) {
 	addr := ip.Instance.Address
-	np, err := g.replan(ctx, ip, attrs, o)
+	np, err := a.replan(ctx, ip, attrs)
 	if err != nil {
-		return nil, g.failStep(o, addr, attempt, why+"; planning again: "+g.Redactor.String(err.Error())), false
+		return nil, a.failStep(addr, attempt, why+"; planning again: "+err.Error()), false
 	}
-	o.Events(Event{Type: "log", Time: time.Now(), Address: addr, Summary: g.Redactor.String("planned again: " + why)})
-	g.auditf(o, audit.EvStepReplanned, addr, map[string]any{"reason": why, "summary": np.Summary})
+	a.ts.to(&Transition{Status: Replanned, Address: addr, Error: why, Summary: np.Summary})
 	if np.Action == plans.NoChange {
-		return nil, g.markDone(o, addr, attempt, ip.Instance.Node, finished{summary: "no change needed after planning again: " + np.Summary, outs: np.Outputs, target: np.Target, notes: np.Notes}), false
+		return nil, a.markDone(addr, attempt, ip.Instance.Node, finished{summary: "no change needed after planning again: " + np.Summary, outs: np.Outputs, target: np.Target, notes: np.Notes}), false
 	}
 	return np, 0, true
 }
@@ -606,10 +561,11 @@ func (g *Graph) planAgain(ctx context.Context, ip *InstancePlan, attrs cty.Value
 const MaxReplans = 3
 
 // replan asks the plugin for a fresh plan of an instance (after a conflict).
-func (g *Graph) replan(ctx context.Context, ip *InstancePlan, attrs cty.Value, o ApplyOptions) (*InstancePlan, error) {
+func (a *applyWalk) replan(ctx context.Context, ip *InstancePlan, attrs cty.Value) (*InstancePlan, error) {
+	g := a.g
 	in := ip.Instance
 	n := in.Node
-	cp, err := o.Run.Checkpoint(in.Address)
+	cp, err := a.run.Checkpoint(in.Address)
 	if err != nil {
 		return nil, err
 	}
@@ -642,24 +598,25 @@ type finished struct {
 
 // applyOnce calls Apply, then verifies with a fresh Plan that no change
 // remains.
-func (g *Graph) applyOnce(ctx context.Context, ip *InstancePlan, attrs cty.Value, o ApplyOptions) (finished, error) {
+func (a *applyWalk) applyOnce(ctx context.Context, ip *InstancePlan, attrs cty.Value) (finished, error) {
+	g := a.g
 	in := ip.Instance
 	n := in.Node
 	timeout := n.timeout(DefaultApplyTimeout)
-	cp, err := o.Run.Checkpoint(in.Address)
+	cp, err := a.run.Checkpoint(in.Address)
 	if err != nil {
 		return finished{}, err
 	}
 	cctx, cancel := stepContext(ctx, timeout)
 	defer cancel()
-	ev := &applyEvents{g: g, o: o, addr: in.Address, module: n.Step.Module}
+	ev := &applyEvents{a: a, addr: in.Address, module: n.Step.Module}
 	resp, err := n.Plugin.Instance.Apply(cctx, &sdk.ApplyRequest{
 		Action: n.Step.Action, Address: in.Address, Attributes: sdk.NewValues(attrs), Private: ip.Private, Checkpoint: cp,
 	}, ev)
 	if err == nil {
-		g.auditWarnings(o, in.Address, resp.Diagnostics)
-		if resp.Diagnostics.HasCode(sdk.CodeConflict) {
-			return finished{}, &ConflictError{Msg: resp.Diagnostics.Err().Error()}
+		a.warnings(in.Address, resp.Diagnostics)
+		if c := resp.Diagnostics.Conflict(); c != nil {
+			return finished{}, c
 		}
 		err = resp.Diagnostics.Err()
 	}
@@ -668,11 +625,11 @@ func (g *Graph) applyOnce(ctx context.Context, ip *InstancePlan, attrs cty.Value
 		// the step's timeout.
 		return finished{}, timeoutError(cctx, err, timeout)
 	}
-	verify, reads, err := g.verifyPlan(ctx, ip, attrs, resp, o)
+	verify, reads, err := a.verifyPlan(ctx, ip, attrs, resp)
 	if err != nil {
 		return finished{}, err
 	}
-	g.auditWarnings(o, in.Address, verify.Diagnostics)
+	a.warnings(in.Address, verify.Diagnostics)
 	if err := verify.Diagnostics.Err(); err != nil {
 		return finished{}, fmt.Errorf("verifying after apply: %v", err)
 	}
@@ -706,17 +663,17 @@ func (g *Graph) applyOnce(ctx context.Context, ip *InstancePlan, attrs cty.Value
 // checkpoint, again for a while when its target reads from lagging
 // replicas); else it is asked, with the latest checkpoint (recorded in the
 // state before the plugin heard it was).
-func (g *Graph) verifyPlan(ctx context.Context, ip *InstancePlan, attrs cty.Value, resp *sdk.ApplyResponse, o ApplyOptions) (*sdk.PlanResponse, int, error) {
+func (a *applyWalk) verifyPlan(ctx context.Context, ip *InstancePlan, attrs cty.Value, resp *sdk.ApplyResponse) (*sdk.PlanResponse, int, error) {
 	if resp.Verify != nil {
 		return resp.Verify, resp.VerifyReads, nil
 	}
 	in := ip.Instance
-	latest, err := o.Run.Checkpoint(in.Address)
+	latest, err := a.run.Checkpoint(in.Address)
 	if err != nil {
 		return nil, 0, err
 	}
 	timeout := in.Node.timeout(DefaultApplyTimeout)
-	verify, err := g.planCall(ctx, in, attrs, latest, timeout)
+	verify, err := a.g.planCall(ctx, in, attrs, latest, timeout)
 	if err != nil {
 		return nil, 0, fmt.Errorf("verifying after apply: %w", err)
 	}
@@ -737,73 +694,51 @@ func (g *Graph) planCall(ctx context.Context, in *Instance, attrs cty.Value, che
 	return resp, nil
 }
 
-func (g *Graph) markDone(o ApplyOptions, addr string, attempt int, n *StepNode, fin finished) outcome {
-	outs, summary := fin.outs, fin.summary
+func (a *applyWalk) markDone(addr string, attempt int, n *StepNode, fin finished) outcome {
+	outs := fin.outs
 	sensitive := map[string]bool{}
 	for _, out := range n.Schema.Outputs {
 		sensitive[out.Name] = out.Sensitive
 		if outs != nil && out.Sensitive {
 			if v, ok := outs[out.Name]; ok {
-				g.Redactor.AddValue(v.Mark(lang.SensitiveMark))
+				a.g.Redactor.AddValue(v.Mark(lang.SensitiveMark))
 			}
 		}
 	}
-	clear, sealed, err := o.Run.encodeOutputs(outs, sensitive)
+	clear, sealed, err := a.run.encodeOutputs(outs, sensitive)
 	if err != nil {
-		return g.failDone(o, addr, attempt, "cannot record outputs: "+err.Error())
+		return a.failStep(addr, attempt, "cannot record outputs: "+err.Error())
 	}
-	recs := []*state.Record{{Kind: state.KindStatus, Address: addr, Status: state.Done, Attempt: attempt, Summary: summary, Outputs: clear, SealedOutputs: sealed, Target: g.Redactor.String(fin.target), Notes: fin.notes}}
-	names := o.Run.pendingSecretsOf(addr)
-	for _, name := range names {
-		recs = append(recs, &state.Record{Kind: state.KindSecret, Name: name, Address: addr, Verified: true})
-	}
-	// Not waited for: the next record waited for (the next step's start, or
-	// the end of the apply) carries it to the disk, in order. A crash before
-	// that leaves the step "running", and the next apply looks again.
-	g.recordLater(o, recs...)
-	o.Events(Event{Type: "done", Time: time.Now(), Address: addr, Attempt: attempt, Summary: g.Redactor.String(summary)})
-	fields := map[string]any{"summary": summary, "attempt": attempt}
-	if fin.reads > 1 {
-		// The target answered from a stale replica: the verify looked again.
-		fields["verify_reads"] = fin.reads
-	}
-	g.auditf(o, audit.EvStepDone, addr, fields)
-	for _, name := range names {
-		g.auditf(o, audit.EvSecretVerified, addr, map[string]any{"name": name})
-	}
+	a.ts.to(&Transition{Status: Done, Address: addr, Attempt: attempt, Summary: fin.summary, Outputs: clear, SealedOutputs: sealed,
+		Target: fin.target, Notes: fin.notes, Secrets: a.run.pendingSecretsOf(addr), Reads: fin.reads})
 	return outDone
 }
 
-// auditWarnings records what a plugin warns about (such as a host key
-// trusted on first use) in the audit trail.
-func (g *Graph) auditWarnings(o ApplyOptions, addr string, ds sdk.Diagnostics) {
+// warnings tells what a plugin warns about (such as a host key trusted on
+// first use) to the audit trail and the progress view.
+func (a *applyWalk) warnings(addr string, ds sdk.Diagnostics) {
 	for _, d := range ds {
 		if d.Severity == sdk.Warning {
-			g.auditf(o, audit.EvPluginWarning, addr, map[string]any{"summary": d.Summary, "detail": d.Detail})
-			o.Events(Event{Type: "log", Time: time.Now(), Address: addr, Summary: g.Redactor.String(d.Summary + ": " + d.Detail)})
+			a.ts.to(&Transition{Status: Warning, Address: addr, Summary: d.Summary, Detail: d.Detail})
 		}
 	}
-}
-
-func (g *Graph) failDone(o ApplyOptions, addr string, attempt int, err string) outcome {
-	o.Events(Event{Type: "failed", Time: time.Now(), Address: addr, Attempt: attempt, Error: err})
-	return outFailed
 }
 
 // applyAttrs evaluates an instance's attributes again for apply: with the
 // recorded outputs of the steps it depends on (all finished by now) and with
 // secrets resolved (generated and stored when new).
-func (g *Graph) applyAttrs(in *Instance, nr *nodeRun, o ApplyOptions) (cty.Value, bool, error) {
+func (a *applyWalk) applyAttrs(in *Instance, nr *nodeRun) (cty.Value, bool, error) {
+	g := a.g
 	nr.scopeOnce.Do(func() {
 		steps := map[string]cty.Value{}
 		for _, d := range nr.node.Deps {
-			steps[d] = g.recordedStepValue(g.Steps[d], o.Run)
+			steps[d] = g.recordedStepValue(g.Steps[d], a.run, a.exp)
 		}
 		scope := *g.scope
 		scope.Steps = steps
 		nr.scope = scope.EvalContext(nil)
 	})
-	v, when, d := g.evalStepInstance(in.Node, nr.scope, in.each, o.Run.SecretResolver(in.Address, true))
+	v, when, d := g.evalStepInstance(in.Node, nr.scope, in.each, a.run.SecretResolver(in.Address, true))
 	switch {
 	case when == whenFalse:
 		// Skipped: its attributes do not matter (and may not evaluate).
@@ -839,8 +774,7 @@ func diagText(d hcl.Diagnostics) string {
 
 // applyEvents records a plugin's checkpoints durably before acknowledging them.
 type applyEvents struct {
-	g      *Graph
-	o      ApplyOptions
+	a      *applyWalk
 	addr   string
 	module string
 }
@@ -851,17 +785,17 @@ func (e *applyEvents) KeepSecret(ctx context.Context, name, value string) error 
 	if e.module != "" {
 		name = e.module + "/" + name
 	}
-	return e.o.Run.keepSecret(name, e.addr, value)
+	return e.a.run.keepSecret(name, e.addr, value)
 }
 
 func (e *applyEvents) Checkpoint(ctx context.Context, data []byte) error {
-	stored, sealed, err := e.o.Run.seal(data)
+	stored, sealed, err := e.a.run.seal(data)
 	if err != nil {
 		return err
 	}
-	return e.o.Run.State.Append(&state.Record{Kind: state.KindCheckpoint, Address: e.addr, Data: stored, Sealed: sealed})
+	return e.a.run.State.Append(&state.Record{Kind: state.KindCheckpoint, Address: e.addr, Data: stored, Sealed: sealed})
 }
 
 func (e *applyEvents) Log(msg string) {
-	e.o.Events(Event{Type: "log", Time: time.Now(), Address: e.addr, Summary: e.g.Redactor.String(msg)})
+	e.a.ts.to(&Transition{Status: Log, Address: e.addr, Summary: msg})
 }

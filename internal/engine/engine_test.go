@@ -26,7 +26,7 @@ type notFound struct{ name string }
 func (e *notFound) Error() string        { return fmt.Sprintf("no plugin named %q", e.name) }
 func (e *notFound) PluginNotFound() bool { return true }
 
-func (f inProcess) Start(name, key string) (sdk.Provider, error) {
+func (f inProcess) Start(name, key string) (Provider, error) {
 	mk, ok := f[name]
 	if !ok {
 		return nil, &notFound{name}

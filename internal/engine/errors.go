@@ -10,12 +10,6 @@ import (
 // ErrStepTimeout is the cause of a plugin call cut off by the step's timeout.
 var ErrStepTimeout = errors.New("step timeout")
 
-// ConflictError: the plugin's Apply found the object changed since its plan
-// read it and changed nothing (sdk.CodeConflict); the engine plans again.
-type ConflictError struct{ Msg string }
-
-func (e *ConflictError) Error() string { return e.Msg }
-
 // stepContext bounds a plugin call by the step's timeout. The deadline is
 // not handed to gRPC as a deadline: then the plugin's side could cancel the
 // stream first, and the error that arrives ("RST_STREAM ... CANCEL") would

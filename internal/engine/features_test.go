@@ -135,11 +135,11 @@ step "core.noop" "after" {
 	if got := g.Steps["after"].Deps; len(got) != 1 || got[0] != "per_name" {
 		t.Errorf("implicit dependency = %v", got)
 	}
-	plans, diags := g.Plan(context.Background(), PlanOptions{Parallelism: 4}, nil)
+	planned, diags := g.Plan(context.Background(), PlanOptions{Parallelism: 4}, nil)
 	if diags.HasErrors() {
 		t.Fatal(describe(diags))
 	}
-	c := Count(plans)
+	c := Count(planned.Instances)
 	if c.Change != 5 || c.Skipped != 1 {
 		t.Errorf("counts = %+v; want 5 changes and 1 skipped", c)
 	}
@@ -217,9 +217,9 @@ step "core.manual" "leaky_manual" {
 }
 `})
 	g := build(t, dir, Options{Mode: ModePlan})
-	plans, diags := g.Plan(context.Background(), PlanOptions{Parallelism: 2}, nil)
+	planned, diags := g.Plan(context.Background(), PlanOptions{Parallelism: 2}, nil)
 	all := describe(diags)
-	for _, p := range plans {
+	for _, p := range planned.Instances {
 		all += p.Summary + strings.Join(p.Details, "\n")
 	}
 	for _, canary := range []string{"canary-Hunter2-xyz", "canary-Other-abc"} {
@@ -268,7 +268,8 @@ step "core.assert" "a" {
 	defer m.Close()
 	m.Append(&state.Record{Kind: state.KindStatus, Address: "step.n", Status: state.Running, Attempt: 1},
 		&state.Record{Kind: state.KindCheckpoint, Address: "step.n", Data: []byte("applied")})
-	ips, diags := g.Plan(context.Background(), PlanOptions{Parallelism: 3}, &Run{State: m, Redactor: g.Redactor})
+	planned, diags := g.Plan(context.Background(), PlanOptions{Parallelism: 3}, &Run{State: m, Redactor: g.Redactor})
+	ips := planned.Instances
 	if diags.HasErrors() {
 		t.Fatal(describe(diags))
 	}

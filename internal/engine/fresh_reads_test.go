@@ -119,7 +119,7 @@ func (r *freshRun) graph(refresh bool) *Graph {
 }
 
 // plan returns "address=kind" of every instance, sorted, and the plans.
-func (r *freshRun) plan(refresh bool) (*Graph, []*InstancePlan, string) {
+func (r *freshRun) plan(refresh bool) (*Graph, *Planned, string) {
 	r.t.Helper()
 	g := r.graph(refresh)
 	ips, diags := g.Plan(context.Background(), PlanOptions{Parallelism: 4, NoRefresh: !refresh}, &Run{State: r.state, Redactor: g.Redactor})
@@ -127,14 +127,14 @@ func (r *freshRun) plan(refresh bool) (*Graph, []*InstancePlan, string) {
 		r.t.Fatal(describe(diags))
 	}
 	var got []string
-	for _, p := range ips {
+	for _, p := range ips.Instances {
 		got = append(got, p.Instance.Address+"="+p.Action.String())
 	}
 	sort.Strings(got)
 	return g, ips, strings.Join(got, " ")
 }
 
-func (r *freshRun) apply(g *Graph, ips []*InstancePlan) ApplyResult {
+func (r *freshRun) apply(g *Graph, ips *Planned) ApplyResult {
 	r.t.Helper()
 	res := g.Apply(context.Background(), ips, ApplyOptions{Parallelism: 4, Run: &Run{State: r.state, Redactor: g.Redactor}})
 	if res.Failed > 0 || res.WriteError != nil {
@@ -191,7 +191,7 @@ step "dir.disable" "off" {
 	if want := `step.found=done step.off["tech1"]=done step.off["tech2"]=done step.off["tech4"]=change`; got != want {
 		t.Fatalf("plan after a late account:\n%s\nwant\n%s", got, want)
 	}
-	if c := Count(ips); c.Change != 1 {
+	if c := Count(ips.Instances); c.Change != 1 {
 		t.Fatalf("counts: %+v", c)
 	}
 	// -refresh=false trusts the recorded read (and so does not see it).
@@ -213,27 +213,28 @@ step "dir.disable" "off" {
 	if want := `step.found=done step.off["tech1"]=gone step.off["tech2"]=done step.off["tech4"]=done`; got != want {
 		t.Fatalf("plan after a deletion:\n%s\nwant\n%s", got, want)
 	}
-	if c := Count(ips); c.Change != 0 || c.Gone != 1 {
+	if c := Count(ips.Instances); c.Change != 0 || c.Gone != 1 {
 		t.Fatalf("a gone object is no change: %+v", c)
 	}
 	// A saved plan keeps what its read found: rebuilt from its entries at
 	// apply (the read again finds the same), it has the gone instance; when
 	// the read moved since, it is refused.
 	var entries []plans.Instance
-	for _, p := range ips {
+	for _, p := range ips.Instances {
 		entries = append(entries, p.Entry())
 	}
+	// One graph, two walks: the graph is configuration, each walk's reads
+	// are its own.
 	g2 := r.graph(true)
-	if d := g2.ExpandReads(context.Background(), &Run{State: m, Redactor: g2.Redactor}, false); d.HasErrors() {
+	saved, d, err := g2.Saved(context.Background(), entries, &Run{State: m, Redactor: g2.Redactor}, false)
+	if d.HasErrors() {
 		t.Fatal(describe(d))
 	}
-	if saved, err := g2.PlansFrom(entries, &Run{State: m, Redactor: g2.Redactor}); err != nil || Count(saved).Gone != 1 {
+	if err != nil || Count(saved.Instances).Gone != 1 {
 		t.Fatalf("saved plan with a gone instance: %v", err)
 	}
 	tn.set("tech9", true)
-	g3 := r.graph(true)
-	g3.ExpandReads(context.Background(), &Run{State: m, Redactor: g3.Redactor}, false)
-	if _, err := g3.PlansFrom(entries, &Run{State: m, Redactor: g3.Redactor}); err == nil || !strings.Contains(err.Error(), "tech9") {
+	if _, _, err := g2.Saved(context.Background(), entries, &Run{State: m, Redactor: g2.Redactor}, false); err == nil || !strings.Contains(err.Error(), "tech9") {
 		t.Fatalf("a saved plan whose read moved since: %v", err)
 	}
 	tn.remove("tech9")
@@ -264,7 +265,7 @@ step "dir.disable" "off" {
 	}
 	r.apply(g, ips)
 	_, ips, _ = r.plan(true)
-	if c := Count(ips); c.Change != 0 || c.Gone != 0 || c.Failed != 0 {
+	if c := Count(ips.Instances); c.Change != 0 || c.Gone != 0 || c.Failed != 0 {
 		t.Fatalf("final plan not clean: %+v", c)
 	}
 	// A disable of an account that is not there, outside a read: done.

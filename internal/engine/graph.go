@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/ext/typeexpr"
@@ -27,7 +26,19 @@ import (
 // block's alias), one process each. pluginhost.Factory is the real one;
 // tests use plugins in process.
 type Factory interface {
-	Start(name, key string) (sdk.Provider, error)
+	Start(name, key string) (Provider, error)
+}
+
+// Provider is one started plugin as the engine calls it: the host side of
+// the plugin boundary, owned here. pluginhost's instances (over gRPC) and
+// sdktest's in-process plugins satisfy it; a plugin's author writes an
+// sdk.Plugin and never sees it. Every Plan call goes through planCall,
+// and a conflict comes back as one error, *sdk.ConflictError.
+type Provider interface {
+	Schema(ctx context.Context) (*sdk.Schema, error)
+	Configure(ctx context.Context, config cty.Value) (sdk.Diagnostics, error)
+	Plan(ctx context.Context, req *sdk.PlanRequest) (*sdk.PlanResponse, error)
+	Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) (*sdk.ApplyResponse, error)
 }
 
 // Mode says how much Build may assume.
@@ -65,7 +76,11 @@ type Options struct {
 	Redactor *Redactor
 }
 
-// Graph is a runbook with its values resolved and its steps expanded.
+// Graph is a runbook with its values resolved and its steps expanded as
+// far as they can be before plugins are configured: the configuration,
+// never changed once Build returns (as Terraform's graph is). A plan walk
+// and an apply walk keep what they find (fresh reads, plans, outcomes) in
+// their own state: Plan's Planned, Apply's applyWalk.
 type Graph struct {
 	Runbook   *runbook.Runbook
 	Vars      map[string]cty.Value
@@ -73,23 +88,14 @@ type Graph struct {
 	Plugins   map[string]*PluginConfig
 	Steps     map[string]*StepNode
 	Order     []*StepNode // dependencies first
-	Instances []*Instance // in Order
-	// Gone are the recorded instances whose keys the fresh reads no longer
-	// yield (ExpandReads): planned as plans.Gone, recorded by apply.
-	Gone     []*Instance
-	Redactor *Redactor
-	DAG      *dag.Graph
+	Instances []*Instance // in Order; a step fed by reads has its instances per plan
+	Redactor  *Redactor
+	DAG       *dag.Graph
 
 	scope *lang.Scope
 	opts  Options
-	// stepVals are the steps' values as expansion saw them.
-	stepVals map[string]cty.Value
-	// readPlans are the plans of read-only instances that ExpandReads
-	// made (Plan does not ask again).
-	readPlans map[string]*InstancePlan
-
-	writeMu  sync.Mutex
-	writeErr error
+	// built is Build's expansion; each walk starts from a copy.
+	built *expansion
 }
 
 // PluginConfig is one configured plugin instance (a plugin block, or the
@@ -101,7 +107,7 @@ type PluginConfig struct {
 	Attrs    hcl.Attributes
 	Schema   *sdk.Schema
 	Config   cty.Value
-	Instance sdk.Provider
+	Instance Provider
 }
 
 // StepNode is a step with its action schema and decoded attributes.
@@ -113,14 +119,11 @@ type StepNode struct {
 	Deps   []string
 	// refs are the steps its expressions (for_each, when, attributes)
 	// refer to: Deps without depends_on.
-	refs      []string
+	refs []string
+	// Instances are Build's (none for a step expanded from fresh reads:
+	// each plan has its own, Planned).
 	Instances []*Instance
 	Targeted  bool
-	// pendingReads: its for_each waits for read-only steps, read once
-	// plugins are configured (ExpandReads).
-	pendingReads bool
-	// fromReads: ExpandReads expanded it, from what the reads found.
-	fromReads bool
 }
 
 // Instance is one expanded step instance.
@@ -134,7 +137,7 @@ type Instance struct {
 	// Deferred says why the plugin cannot plan it yet (empty when it can).
 	Deferred string
 	// Gone: recorded in the state, but the reads it is expanded from no
-	// longer yield its key (Graph.Gone).
+	// longer yield its key.
 	Gone bool
 
 	each *lang.Each
@@ -183,27 +186,39 @@ func buildGraph(ctx context.Context, opts Options) (*Graph, hcl.Diagnostics) {
 	for _, v := range vars {
 		g.Redactor.AddValue(v)
 	}
-	g.Locals, d = g.evalLocals()
+	b := &builder{g: g}
+	g.Locals, d = b.evalLocals()
 	diags = append(diags, d...)
 	g.scope.Locals = g.Locals
-	diags = append(diags, g.loadPlugins(ctx, opts.Plugins)...)
-	diags = append(diags, g.decodeSteps()...)
+	diags = append(diags, b.loadPlugins(ctx, opts.Plugins)...)
+	diags = append(diags, b.decodeSteps()...)
 	if diags.HasErrors() {
 		return g, diags
 	}
-	diags = append(diags, g.order(opts.Targets)...)
+	diags = append(diags, b.order(opts.Targets)...)
 	if diags.HasErrors() {
 		return g, diags
 	}
-	diags = append(diags, g.expand(opts.Mode)...)
+	e := newExpansion(g, opts.Mode)
+	diags = append(diags, e.expandAll()...)
+	g.built = e
+	g.Instances = e.instances
+	for _, n := range g.Order {
+		n.Instances = e.of(n)
+	}
 	return g, diags
 }
+
+// builder resolves a runbook into a Graph (Build): locals, plugins, steps
+// and their order. Once it is done, the graph is not changed again.
+type builder struct{ g *Graph }
 
 // --- locals ---
 
 // localDeps checks the references of the local values: the locals each
 // one refers to.
-func (g *Graph) localDeps(byName map[string]*runbook.Local) (map[string][]string, hcl.Diagnostics) {
+func (b *builder) localDeps(byName map[string]*runbook.Local) (map[string][]string, hcl.Diagnostics) {
+	g := b.g
 	var diags hcl.Diagnostics
 	deps := map[string][]string{}
 	for _, l := range g.Runbook.Locals {
@@ -216,7 +231,7 @@ func (g *Graph) localDeps(byName map[string]*runbook.Local) (map[string][]string
 					deps[l.Name] = append(deps[l.Name], r.Name)
 				}
 			case "var":
-				diags = append(diags, g.checkVarRef(r)...)
+				diags = append(diags, b.checkVarRef(r)...)
 			default:
 				if l.Var != nil {
 					diags = append(diags, errDiag(r.Range.Ptr(), "Invalid reference in module input", "A module input (here %s of module.%s) can refer to var.NAME and local.NAME, not to %s: the module's variables are known before any step runs.", l.Var.Name, l.Module, r.Kind))
@@ -229,13 +244,14 @@ func (g *Graph) localDeps(byName map[string]*runbook.Local) (map[string][]string
 	return deps, diags
 }
 
-func (g *Graph) evalLocals() (map[string]cty.Value, hcl.Diagnostics) {
+func (b *builder) evalLocals() (map[string]cty.Value, hcl.Diagnostics) {
+	g := b.g
 	byName := map[string]*runbook.Local{}
 	for _, l := range g.Runbook.Locals {
 		byName[l.Name] = l
 	}
 	// Check references first.
-	deps, diags := g.localDeps(byName)
+	deps, diags := b.localDeps(byName)
 	out := map[string]cty.Value{}
 	unknown := func() map[string]cty.Value {
 		// Declared, not known: what refers to them is not reported again.
@@ -265,7 +281,7 @@ func (g *Graph) evalLocals() (map[string]cty.Value, hcl.Diagnostics) {
 		l := byName[name]
 		g.scope.Locals = out
 		if l.Var != nil {
-			v, d := g.moduleVar(l)
+			v, d := b.moduleVar(l)
 			diags = append(diags, d...)
 			out[name] = v
 			continue
@@ -283,7 +299,8 @@ func (g *Graph) evalLocals() (map[string]cty.Value, hcl.Diagnostics) {
 // moduleVar is the value of a module's variable: the module block's input
 // (evaluated in the runbook that uses the module) or the default, of the
 // variable's type, sensitive when declared so, validated.
-func (g *Graph) moduleVar(l *runbook.Local) (cty.Value, hcl.Diagnostics) {
+func (b *builder) moduleVar(l *runbook.Local) (cty.Value, hcl.Diagnostics) {
+	g := b.g
 	v := l.Var
 	val := v.Default
 	if l.Expr != nil {
@@ -340,14 +357,16 @@ func didYouMean(name string, candidates []string) string {
 	return ""
 }
 
-func (g *Graph) checkVarRef(r lang.Ref) hcl.Diagnostics {
+func (b *builder) checkVarRef(r lang.Ref) hcl.Diagnostics {
+	g := b.g
 	if _, ok := g.Vars[r.Name]; ok {
 		return nil
 	}
 	return hcl.Diagnostics{errDiag(r.Range.Ptr(), "Reference to undeclared input variable", "No variable %q is declared. Declare it with variable %q { ... }.%s", r.Name, r.Name, didYouMean(r.Name, keys(g.Vars)))}
 }
 
-func (g *Graph) checkLocalRef(r lang.Ref) hcl.Diagnostics {
+func (b *builder) checkLocalRef(r lang.Ref) hcl.Diagnostics {
+	g := b.g
 	if _, ok := g.Locals[r.Name]; ok {
 		return nil
 	}
@@ -373,7 +392,8 @@ type pluginUse struct {
 
 // neededPlugins are the plugin configurations of the runbook's blocks and
 // of the steps that use a plugin without a block, in the order met.
-func (g *Graph) neededPlugins() (map[string]pluginUse, []string, hcl.Diagnostics) {
+func (b *builder) neededPlugins() (map[string]pluginUse, []string, hcl.Diagnostics) {
+	g := b.g
 	var diags hcl.Diagnostics
 	needed := map[string]pluginUse{}
 	var order []string
@@ -402,8 +422,9 @@ func (g *Graph) neededPlugins() (map[string]pluginUse, []string, hcl.Diagnostics
 	return needed, order, diags
 }
 
-func (g *Graph) loadPlugins(ctx context.Context, host Factory) hcl.Diagnostics {
-	needed, order, diags := g.neededPlugins()
+func (b *builder) loadPlugins(ctx context.Context, host Factory) hcl.Diagnostics {
+	g := b.g
+	needed, order, diags := b.neededPlugins()
 	blocks := map[string]*runbook.PluginBlock{}
 	for _, p := range g.Runbook.Plugins {
 		blocks[p.Key()] = p
@@ -430,13 +451,14 @@ func (g *Graph) loadPlugins(ctx context.Context, host Factory) hcl.Diagnostics {
 			continue
 		}
 		pc := &PluginConfig{Key: key, Name: u.name, Block: blocks[key], Schema: schema, Instance: in}
-		diags = append(diags, g.decodePluginConfig(pc)...)
+		diags = append(diags, b.decodePluginConfig(pc)...)
 		g.Plugins[key] = pc
 	}
 	return diags
 }
 
-func (g *Graph) decodePluginConfig(pc *PluginConfig) hcl.Diagnostics {
+func (b *builder) decodePluginConfig(pc *PluginConfig) hcl.Diagnostics {
+	g := b.g
 	var diags hcl.Diagnostics
 	if pc.Block == nil {
 		var req []string
@@ -460,9 +482,9 @@ func (g *Graph) decodePluginConfig(pc *PluginConfig) hcl.Diagnostics {
 		for _, r := range lang.References(a.Expr) {
 			switch r.Kind {
 			case "var":
-				diags = append(diags, g.checkVarRef(r)...)
+				diags = append(diags, b.checkVarRef(r)...)
 			case "local":
-				diags = append(diags, g.checkLocalRef(r)...)
+				diags = append(diags, b.checkLocalRef(r)...)
 			default:
 				diags = append(diags, errDiag(r.Range.Ptr(), "Invalid reference in plugin configuration", "A plugin block can refer to var.NAME and local.NAME, not to %s.", r.Kind))
 			}
@@ -539,7 +561,8 @@ func typeName(t cty.Type) string {
 
 // --- steps ---
 
-func (g *Graph) decodeSteps() hcl.Diagnostics {
+func (b *builder) decodeSteps() hcl.Diagnostics {
+	g := b.g
 	var diags hcl.Diagnostics
 	for _, s := range g.Runbook.Steps {
 		node := &StepNode{Step: s}
@@ -561,12 +584,12 @@ func (g *Graph) decodeSteps() hcl.Diagnostics {
 		for _, a := range content.Attributes {
 			exprs = append(exprs, a.Expr)
 		}
-		deps, d := g.stepRefs(s, exprs)
+		deps, d := b.stepRefs(s, exprs)
 		diags = append(diags, d...)
 		node.refs = keys(deps)
 		for _, tr := range s.DependsOn {
 			if tr.RootName() == "module" {
-				names, d := g.moduleSteps(tr, s)
+				names, d := b.moduleSteps(tr, s)
 				diags = append(diags, d...)
 				for _, n := range names {
 					deps[n] = true
@@ -575,12 +598,12 @@ func (g *Graph) decodeSteps() hcl.Diagnostics {
 			}
 			name, _ := stepNameOf(tr)
 			r := lang.Ref{Kind: "step", Name: name, Range: tr.SourceRange()}
-			diags = append(diags, g.checkStepRef(r, s)...)
+			diags = append(diags, b.checkStepRef(r, s)...)
 			deps[name] = true
 		}
 		node.Deps = keys(deps)
 	}
-	return append(diags, g.checkOutputRefs()...)
+	return append(diags, b.checkOutputRefs()...)
 }
 
 // stepSchema finds the action of a step in its plugin's schema (false: it
@@ -618,15 +641,15 @@ func stepSchema(node *StepNode, pc *PluginConfig) (hcl.Diagnostics, bool) {
 }
 
 // stepRefs checks what a step's expressions refer to: the steps it uses.
-func (g *Graph) stepRefs(s *runbook.Step, exprs []hcl.Expression) (map[string]bool, hcl.Diagnostics) {
+func (b *builder) stepRefs(s *runbook.Step, exprs []hcl.Expression) (map[string]bool, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
 	deps := map[string]bool{}
 	for _, r := range lang.References(exprs...) {
 		switch r.Kind {
 		case "var":
-			diags = append(diags, g.checkVarRef(r)...)
+			diags = append(diags, b.checkVarRef(r)...)
 		case "local":
-			diags = append(diags, g.checkLocalRef(r)...)
+			diags = append(diags, b.checkLocalRef(r)...)
 		case "each":
 			if s.ForEach == nil {
 				diags = append(diags, errDiag(r.Range.Ptr(), "Reference to each without for_each", "each.key and each.value exist only in a step with for_each."))
@@ -637,7 +660,7 @@ func (g *Graph) stepRefs(s *runbook.Step, exprs []hcl.Expression) (map[string]bo
 			} else {
 				deps[r.Name] = true
 			}
-			diags = append(diags, g.checkStepRef(r, s)...)
+			diags = append(diags, b.checkStepRef(r, s)...)
 		default:
 			diags = append(diags, errDiag(r.Range.Ptr(), "Unknown reference", "%q is not something a step can refer to; use var.NAME, local.NAME, step.NAME or each.key / each.value.%s",
 				r.Kind, didYouMean(r.Kind, []string{"var", "local", "step", "each"})))
@@ -647,15 +670,16 @@ func (g *Graph) stepRefs(s *runbook.Step, exprs []hcl.Expression) (map[string]bo
 }
 
 // checkOutputRefs checks what output blocks refer to.
-func (g *Graph) checkOutputRefs() hcl.Diagnostics {
+func (b *builder) checkOutputRefs() hcl.Diagnostics {
+	g := b.g
 	var diags hcl.Diagnostics
 	for _, o := range g.Runbook.Outputs {
 		for _, r := range lang.References(o.Value) {
 			switch r.Kind {
 			case "var":
-				diags = append(diags, g.checkVarRef(r)...)
+				diags = append(diags, b.checkVarRef(r)...)
 			case "local":
-				diags = append(diags, g.checkLocalRef(r)...)
+				diags = append(diags, b.checkLocalRef(r)...)
 			case "step":
 				if g.Steps[r.Name] == nil {
 					diags = append(diags, errDiag(r.Range.Ptr(), "Reference to undeclared step", "Output %q refers to step %q, which is not declared.%s", o.Name, r.Name, didYouMean(r.Name, keys(g.Steps))))
@@ -680,7 +704,8 @@ func stepNameOf(tr hcl.Traversal) (string, bool) {
 
 // moduleSteps are the steps of the module a depends_on entry names
 // (module.NAME: its steps, those of the modules it uses included).
-func (g *Graph) moduleSteps(tr hcl.Traversal, from *runbook.Step) ([]string, hcl.Diagnostics) {
+func (b *builder) moduleSteps(tr hcl.Traversal, from *runbook.Step) ([]string, hcl.Diagnostics) {
+	g := b.g
 	path, _ := stepNameOf(tr)
 	var names []string
 	for _, s := range g.Runbook.Steps {
@@ -736,7 +761,8 @@ func splitPath(path string) (parent, name string) {
 	return "", path
 }
 
-func (g *Graph) checkStepRef(r lang.Ref, from *runbook.Step) hcl.Diagnostics {
+func (b *builder) checkStepRef(r lang.Ref, from *runbook.Step) hcl.Diagnostics {
+	g := b.g
 	if r.Name == "" {
 		return nil
 	}
@@ -767,7 +793,8 @@ func stepLabel(s *runbook.Step) string {
 }
 
 // order builds the dependency graph, reports cycles and marks targets.
-func (g *Graph) order(targets []string) hcl.Diagnostics {
+func (b *builder) order(targets []string) hcl.Diagnostics {
+	g := b.g
 	var diags hcl.Diagnostics
 	dg := dag.New()
 	for _, s := range g.Runbook.Steps {
@@ -805,232 +832,6 @@ func (g *Graph) order(targets []string) hcl.Diagnostics {
 		n.Targeted = len(targets) == 0 || closure[name]
 		g.Order = append(g.Order, n)
 	}
-	return diags
-}
-
-// --- expansion ---
-
-// outputsPlaceholder is a step instance's outputs before it has run:
-// unknown values of the declared types.
-func outputsPlaceholder(as *sdk.ActionSchema) cty.Value {
-	m := map[string]cty.Value{}
-	for _, o := range as.Outputs {
-		v := cty.UnknownVal(o.Type)
-		if o.Sensitive {
-			v = v.Mark(lang.SensitiveMark)
-		}
-		m[o.Name] = v
-	}
-	return cty.ObjectVal(map[string]cty.Value{"outputs": cty.ObjectVal(m)})
-}
-
-func (g *Graph) expand(mode Mode) hcl.Diagnostics {
-	var diags hcl.Diagnostics
-	g.stepVals = map[string]cty.Value{}
-	for _, n := range g.Order {
-		diags = append(diags, g.expandNode(n, mode, true)...)
-	}
-	g.collectInstances()
-	return diags
-}
-
-// collectInstances lists the targeted nodes' instances, in order.
-func (g *Graph) collectInstances() {
-	g.Instances = nil
-	for _, n := range g.Order {
-		if n.Targeted {
-			g.Instances = append(g.Instances, n.Instances...)
-		}
-	}
-}
-
-// expandNode makes a node's instances, with the step values known so far
-// (g.stepVals), and records the node's own value there. In a plan, a
-// for_each over the outputs of read-only steps (read only once plugins are
-// configured) is left pending when mayDefer, for ExpandReads.
-func (g *Graph) expandNode(n *StepNode, mode Mode, mayDefer bool) hcl.Diagnostics {
-	var diags hcl.Diagnostics
-	s := n.Step
-	stepVals := g.stepVals
-	g.scope.Steps = stepVals
-	base := g.scope.EvalContext(nil)
-	placeholder := outputsPlaceholder(n.Schema)
-	n.pendingReads = false
-	n.Instances = nil
-	if mode == ModePlan && mayDefer && g.opts.FreshReads && g.refersToReads(n) {
-		// Expanded by ExpandReads, from what its reads find now.
-		n.pendingReads = true
-		stepVals[s.Name] = cty.DynamicVal
-		return nil
-	}
-	if s.ForEach == nil {
-		in := &Instance{Node: n, Address: s.Address()}
-		diags = append(diags, g.evalInstance(in, base, nil, mode)...)
-		n.Instances = []*Instance{in}
-		stepVals[s.Name] = g.instanceValue(n, in.Address, placeholder)
-		return diags
-	}
-	fe, d := s.ForEach.Value(base)
-	diags = append(diags, d...)
-	if !d.HasErrors() && fe.IsMarked() {
-		diags = append(diags, errDiag(s.ForEach.Range().Ptr(), "Invalid for_each argument", "for_each cannot use a sensitive value: its keys become step addresses, which are shown and stored in clear."))
-	}
-	if diags.HasErrors() {
-		stepVals[s.Name] = cty.DynamicVal
-		return diags
-	}
-	var each []lang.Each
-	known := fe.IsKnown()
-	if known {
-		// One iteration (a cty set is sorted on each) yields the
-		// instances and says whether every key is known.
-		each, d = forEachElems(fe, s.ForEach.Range())
-		diags = append(diags, d...)
-		for _, e := range each {
-			if !e.Key.IsKnown() {
-				known = false
-			}
-		}
-	}
-	if !known {
-		stepVals[s.Name] = cty.DynamicVal
-		return append(diags, g.unknownForEach(n, base, mode, mayDefer)...)
-	}
-	vals := map[string]cty.Value{}
-	for _, e := range each {
-		k := e.Key.AsString()
-		in := &Instance{Node: n, Key: e.Key, Address: fmt.Sprintf("%s[%q]", s.Address(), k)}
-		diags = append(diags, g.evalInstance(in, base, &lang.Each{Key: e.Key, Value: e.Value}, mode)...)
-		n.Instances = append(n.Instances, in)
-		vals[k] = g.instanceValue(n, in.Address, placeholder)
-	}
-	stepVals[s.Name] = instancesValue(vals, placeholder.Type())
-	return diags
-}
-
-// unknownForEach: a step whose for_each is not known yet. A plan defers
-// it to its reads, or says why it cannot be planned; validation checks its
-// body once, with each.key and each.value unknown.
-func (g *Graph) unknownForEach(n *StepNode, base *hcl.EvalContext, mode Mode, mayDefer bool) hcl.Diagnostics {
-	s := n.Step
-	if mode == ModePlan {
-		if mayDefer && g.readsOnly(s.ForEach) {
-			n.pendingReads = true
-			return nil
-		}
-		return hcl.Diagnostics{errDiag(s.ForEach.Range().Ptr(), "Invalid for_each argument", "for_each depends on values known only after apply (another step's outputs, or a variable without a value), so the instances of step %q cannot be determined now. Only the outputs of read-only steps (such as ad.find_accounts) are read while planning.", stepLabel(s))}
-	}
-	in := &Instance{Node: n, Address: s.Address() + "[*]", Key: cty.UnknownVal(cty.String)}
-	n.Instances = []*Instance{in}
-	return g.evalInstance(in, base, &lang.Each{Key: cty.UnknownVal(cty.String), Value: cty.DynamicVal}, mode)
-}
-
-// refersToReads: one of the steps n's expressions refer to is read-only,
-// or is itself expanded from reads.
-func (g *Graph) refersToReads(n *StepNode) bool {
-	for _, name := range n.refs {
-		if m := g.Steps[name]; m != nil && m.Schema != nil && (m.Schema.ReadOnly || m.pendingReads) {
-			return true
-		}
-	}
-	return false
-}
-
-// readsOnly: every step the expression refers to is read-only, or itself
-// waits for such reads (and at least one step is referred to).
-func (g *Graph) readsOnly(expr hcl.Expression) bool {
-	steps := 0
-	for _, r := range lang.References(expr) {
-		if r.Kind != "step" {
-			continue
-		}
-		n := g.Steps[r.Name]
-		if n == nil || !(n.Schema.ReadOnly || n.pendingReads) {
-			return false
-		}
-		steps++
-	}
-	return steps > 0
-}
-
-// instanceValue is {outputs = ...} of an instance: its recorded outputs when
-// it has finished, else the placeholder.
-func (g *Graph) instanceValue(n *StepNode, addr string, placeholder cty.Value) cty.Value {
-	if g.opts.KnownOutputs != nil {
-		if outs, ok := g.opts.KnownOutputs(addr, n.Schema.Outputs); ok {
-			return cty.ObjectVal(map[string]cty.Value{"outputs": outs})
-		}
-	}
-	return placeholder
-}
-
-// instancesValue is the value of a step with for_each: a map when every
-// instance has the same type, else an object (known outputs may differ in
-// type from the placeholders).
-func instancesValue(vals map[string]cty.Value, placeholderType cty.Type) cty.Value {
-	if len(vals) == 0 {
-		return cty.MapValEmpty(placeholderType)
-	}
-	var ty cty.Type
-	same := true
-	for _, v := range vals {
-		if ty == cty.NilType {
-			ty = v.Type()
-		} else if !ty.Equals(v.Type()) {
-			same = false
-			break
-		}
-	}
-	if same {
-		return cty.MapVal(vals)
-	}
-	return cty.ObjectVal(vals)
-}
-
-func forEachElems(fe cty.Value, rng hcl.Range) ([]lang.Each, hcl.Diagnostics) {
-	ty := fe.Type()
-	if fe.IsNull() {
-		return nil, hcl.Diagnostics{errDiag(rng.Ptr(), "Invalid for_each argument", "for_each is null; it takes a map or a set of strings.")}
-	}
-	switch {
-	case ty.IsMapType() || ty.IsObjectType():
-		var out []lang.Each
-		for it := fe.ElementIterator(); it.Next(); {
-			k, v := it.Element()
-			out = append(out, lang.Each{Key: k, Value: v})
-		}
-		return out, nil
-	case ty.IsSetType():
-		if !ty.ElementType().Equals(cty.String) {
-			return nil, hcl.Diagnostics{errDiag(rng.Ptr(), "Invalid for_each argument", "for_each takes a set of strings; this set holds %s.", ty.ElementType().FriendlyName())}
-		}
-		var out []lang.Each
-		for it := fe.ElementIterator(); it.Next(); {
-			_, v := it.Element()
-			if v.IsNull() {
-				return nil, hcl.Diagnostics{errDiag(rng.Ptr(), "Invalid for_each argument", "for_each sets cannot contain null.")}
-			}
-			out = append(out, lang.Each{Key: v, Value: v})
-		}
-		return out, nil
-	case ty.IsListType() || ty.IsTupleType():
-		return nil, hcl.Diagnostics{errDiag(rng.Ptr(), "Invalid for_each argument", "for_each takes a map or a set of strings, not a list: a list's positions would become instance keys and shift when it changes. Convert it with toset(...).")}
-	}
-	return nil, hcl.Diagnostics{errDiag(rng.Ptr(), "Invalid for_each argument", "for_each takes a map or a set of strings, not %s.", ty.FriendlyName())}
-}
-
-func (g *Graph) evalInstance(in *Instance, base *hcl.EvalContext, each *lang.Each, mode Mode) hcl.Diagnostics {
-	if each != nil {
-		in.each = each
-	}
-	attrs, when, diags := g.evalStepInstance(in.Node, base, each, g.opts.Secrets(in.Address))
-	switch when {
-	case whenUnknown:
-		in.Deferred = "its `when` condition depends on values known only after earlier steps ran"
-	case whenFalse:
-		in.Disabled = true
-	}
-	in.Attrs = attrs
 	return diags
 }
 

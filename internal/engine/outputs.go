@@ -22,14 +22,19 @@ type OutputValue struct {
 // EvalOutputs evaluates the runbook's output blocks against the recorded
 // outputs of the finished steps. An output that refers to a step that did
 // not finish is null, with a warning.
-func (g *Graph) EvalOutputs(run *Run) ([]OutputValue, hcl.Diagnostics) {
+// p is the plan the apply walked (nil: Build's instances).
+func (g *Graph) EvalOutputs(run *Run, p *Planned) ([]OutputValue, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
+	e := g.built
+	if p != nil {
+		e = p.exp
+	}
 	steps := map[string]cty.Value{}
 	for name, n := range g.Steps {
 		if n.Schema == nil {
 			continue
 		}
-		steps[name] = g.recordedStepValue(n, run)
+		steps[name] = g.recordedStepValue(n, run, e)
 	}
 	scope := *g.scope
 	scope.Steps = steps
@@ -64,8 +69,8 @@ func (g *Graph) EvalOutputs(run *Run) ([]OutputValue, hcl.Diagnostics) {
 }
 
 // recordedStepValue is {outputs = ...} of a step from the state (a map by
-// key with for_each).
-func (g *Graph) recordedStepValue(n *StepNode, run *Run) cty.Value {
+// key with for_each), its instances those of the walk's expansion e.
+func (g *Graph) recordedStepValue(n *StepNode, run *Run, e *expansion) cty.Value {
 	value := func(addr string) cty.Value {
 		if v, ok := run.Outputs(addr, n.Schema.Outputs); ok {
 			return cty.ObjectVal(map[string]cty.Value{"outputs": v})
@@ -76,7 +81,7 @@ func (g *Graph) recordedStepValue(n *StepNode, run *Run) cty.Value {
 		return value(n.Step.Address())
 	}
 	vals := map[string]cty.Value{}
-	for _, in := range n.Instances {
+	for _, in := range e.of(n) {
 		vals[in.KeyString()] = value(in.Address)
 	}
 	return instancesValue(vals, cty.DynamicPseudoType)

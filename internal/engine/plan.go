@@ -55,39 +55,62 @@ func (p *InstancePlan) Entry() plans.Instance {
 	}
 }
 
-// PlansFrom rebuilds the instance plans from a saved plan's entries, with
-// the state of run (which apply has checked is the state the plan saw).
-func (g *Graph) PlansFrom(entries []plans.Instance, run *Run) ([]*InstancePlan, error) {
-	byAddr := make(map[string]plans.Instance, len(entries))
-	for _, e := range entries {
-		byAddr[e.Address] = e
+// Planned is what one plan walk found: an instance plan per instance (the
+// gone ones last), and the expansion they belong to (the instances fresh
+// reads yielded). Apply walks it; the graph stays as Build made it.
+type Planned struct {
+	Instances []*InstancePlan
+	exp       *expansion
+}
+
+// Saved is a saved plan's walk: the reads are read again (unless
+// noRefresh), and the plan's entries must be exactly the instances they
+// yield now, with the state of run (which apply has checked is the state
+// the plan saw).
+func (g *Graph) Saved(ctx context.Context, entries []plans.Instance, run *Run, noRefresh bool) (*Planned, hcl.Diagnostics, error) {
+	e := g.built.clone()
+	if d := e.expandReads(ctx, run, noRefresh); d.HasErrors() {
+		return nil, d, nil
 	}
-	all := append(append(make([]*Instance, 0, len(g.Instances)+len(g.Gone)), g.Instances...), g.Gone...)
+	ips, err := e.fromEntries(entries, run)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &Planned{Instances: ips, exp: e}, nil, nil
+}
+
+// fromEntries rebuilds the instance plans from a saved plan's entries.
+func (e *expansion) fromEntries(entries []plans.Instance, run *Run) ([]*InstancePlan, error) {
+	byAddr := make(map[string]plans.Instance, len(entries))
+	for _, en := range entries {
+		byAddr[en.Address] = en
+	}
+	all := append(append(make([]*Instance, 0, len(e.instances)+len(e.gone)), e.instances...), e.gone...)
 	out := make([]*InstancePlan, 0, len(all))
 	if len(entries) != len(all) {
 		have := map[string]bool{}
 		for _, in := range all {
 			have[in.Address] = true
 		}
-		for _, e := range entries {
-			if !have[e.Address] {
-				return nil, fmt.Errorf("the plan has %s, which the runbook no longer yields (a step read while planning found other objects)", e.Address)
+		for _, en := range entries {
+			if !have[en.Address] {
+				return nil, fmt.Errorf("the plan has %s, which the runbook no longer yields (a step read while planning found other objects)", en.Address)
 			}
 		}
 	}
 	for _, in := range all {
-		e, ok := byAddr[in.Address]
+		en, ok := byAddr[in.Address]
 		if !ok {
 			return nil, fmt.Errorf("the plan has no entry for %s (a step read while planning found other objects since, or the runbook changed)", in.Address)
 		}
-		if e.Kind == plans.Invalid {
+		if en.Kind == plans.Invalid {
 			return nil, fmt.Errorf("the plan entry of %s has no action", in.Address)
 		}
-		if (e.Kind == plans.Gone) != in.Gone {
-			return nil, fmt.Errorf("the plan says %s is %s, but a step read now finds otherwise", in.Address, e.Kind)
+		if (en.Kind == plans.Gone) != in.Gone {
+			return nil, fmt.Errorf("the plan says %s is %s, but a step read now finds otherwise", in.Address, en.Kind)
 		}
-		ip := &InstancePlan{Instance: in, Action: e.Kind, Summary: e.Summary, Details: e.Details, Private: e.Private}
-		if rp := g.readPlans[in.Address]; rp != nil {
+		ip := &InstancePlan{Instance: in, Action: en.Kind, Summary: en.Summary, Details: en.Details, Private: en.Private}
+		if rp := e.readPlans[in.Address]; rp != nil {
 			// Read again at apply: what later steps see is what it reads now.
 			ip.Outputs = rp.Outputs
 		}
@@ -137,7 +160,7 @@ func (g *Graph) Configure(ctx context.Context) hcl.Diagnostics {
 	for _, n := range g.Order {
 		// Every targeted step's plugin: one expanded from reads has its
 		// instances only once the reads ran.
-		if n.Targeted && n.Plugin != nil && (len(n.Instances) > 0 || n.pendingReads) {
+		if n.Targeted && n.Plugin != nil && (len(n.Instances) > 0 || g.built.pending(n)) {
 			used[n.Plugin.Key] = true
 		}
 	}
@@ -196,14 +219,15 @@ type PlanOptions struct {
 // Plan asks every instance's plugin to observe the world, up to parallelism
 // at once. run (may be nil) gives the state: done instances are observed
 // too (unless NoRefresh), and every instance gets its last checkpoint.
-func (g *Graph) Plan(ctx context.Context, o PlanOptions, run *Run) ([]*InstancePlan, hcl.Diagnostics) {
+func (g *Graph) Plan(ctx context.Context, o PlanOptions, run *Run) (*Planned, hcl.Diagnostics) {
 	parallelism := o.Parallelism
 	if parallelism < 1 {
 		parallelism = 1
 	}
-	readDiags := g.ExpandReads(ctx, run, o.NoRefresh)
-	out := make([]*InstancePlan, len(g.Instances))
-	diagsAt := make([]hcl.Diagnostics, len(g.Instances))
+	e := g.built.clone()
+	readDiags := e.expandReads(ctx, run, o.NoRefresh)
+	out := make([]*InstancePlan, len(e.instances))
+	diagsAt := make([]hcl.Diagnostics, len(e.instances))
 	jobs := make(chan int)
 	var wg sync.WaitGroup
 	for w := 0; w < parallelism; w++ {
@@ -211,15 +235,15 @@ func (g *Graph) Plan(ctx context.Context, o PlanOptions, run *Run) ([]*InstanceP
 		go func() {
 			defer wg.Done()
 			for i := range jobs {
-				if p, ok := g.readPlans[g.Instances[i].Address]; ok {
+				if p, ok := e.readPlans[e.instances[i].Address]; ok {
 					out[i] = p // read while expanding
 					continue
 				}
-				out[i], diagsAt[i] = g.planInstance(ctx, g.Instances[i], run, o.NoRefresh)
+				out[i], diagsAt[i] = g.planInstance(ctx, e.instances[i], run, o.NoRefresh)
 			}
 		}()
 	}
-	for i := range g.Instances {
+	for i := range e.instances {
 		jobs <- i
 	}
 	close(jobs)
@@ -228,10 +252,10 @@ func (g *Graph) Plan(ctx context.Context, o PlanOptions, run *Run) ([]*InstanceP
 	for _, d := range diagsAt {
 		diags = append(diags, d...)
 	}
-	for _, in := range g.Gone {
+	for _, in := range e.gone {
 		out = append(out, g.gonePlan(in, run))
 	}
-	return out, diags
+	return &Planned{Instances: out, exp: e}, diags
 }
 
 func (g *Graph) planInstance(ctx context.Context, in *Instance, run *Run, noRefresh bool) (*InstancePlan, hcl.Diagnostics) {

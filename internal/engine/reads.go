@@ -14,50 +14,48 @@ import (
 	"github.com/switchover/switchover/internal/state"
 )
 
-// ExpandReads reads the read-only steps (ad.find_accounts, ssh.inventory)
+// expandReads reads the read-only steps (ad.find_accounts, ssh.inventory)
 // that other steps refer to, and expands those steps with what was read,
 // like Terraform reads a data source while planning. Read-only steps are
 // read on every plan, done or not (with Options.FreshReads): an account
 // added since the last apply is a new instance, and an instance whose key
-// the read no longer yields is gone (Gone). Plugins must be configured.
-// Plan calls it; an apply of a saved plan calls it before PlansFrom, and a
-// read that changed since the plan then shows as instances the plan does
-// not have.
-func (g *Graph) ExpandReads(ctx context.Context, run *Run, noRefresh bool) hcl.Diagnostics {
+// the read no longer yields is gone. Plugins must be configured. A plan
+// walk calls it on its own expansion; so does an apply of a saved plan,
+// and a read that changed since the plan then shows as instances the plan
+// does not have.
+func (e *expansion) expandReads(ctx context.Context, run *Run, noRefresh bool) hcl.Diagnostics {
 	var diags hcl.Diagnostics
-	pending := false
-	for _, n := range g.Order {
-		if n.pendingReads {
-			pending = true
+	pending := map[*StepNode]bool{}
+	for _, n := range e.g.Order {
+		if e.pending(n) {
+			pending[n] = true
 		}
 	}
-	if !pending {
+	if len(pending) == 0 {
 		return nil
 	}
-	if g.readPlans == nil {
-		g.readPlans = map[string]*InstancePlan{}
-	}
+	e.readPlans = map[string]*InstancePlan{}
 	failed := map[string]bool{} // steps whose read failed, and what depends on them
-	for _, n := range g.Order {
-		if n.pendingReads {
+	for _, n := range e.g.Order {
+		if pending[n] {
 			if dependsOnFailed(n, failed) {
 				failed[n.Step.Name] = true
-				g.stepVals[n.Step.Name] = cty.DynamicVal
+				e.stepVals[n.Step.Name] = cty.DynamicVal
 				continue
 			}
-			diags = append(diags, g.expandNode(n, ModePlan, false)...)
-			n.fromReads = true
+			diags = append(diags, e.expandNode(n, false)...)
+			e.node(n).fromReads = true
 		}
-		if n.Schema.ReadOnly && g.feedsPending(n) {
-			d := g.read(ctx, n, run, noRefresh)
+		if n.Schema.ReadOnly && e.feedsPending(n, pending) {
+			d := e.read(ctx, n, run, noRefresh)
 			diags = append(diags, d...)
 			if d.HasErrors() {
 				failed[n.Step.Name] = true
 			}
 		}
 	}
-	g.collectInstances()
-	g.Gone = g.goneInstances(run)
+	e.collectInstances()
+	e.gone = e.goneInstances(run)
 	return diags
 }
 
@@ -71,9 +69,9 @@ func dependsOnFailed(n *StepNode, failed map[string]bool) bool {
 }
 
 // feedsPending: a step expanded from reads refers to n.
-func (g *Graph) feedsPending(n *StepNode) bool {
-	for _, m := range g.Order {
-		if m.pendingReads && contains(m.refs, n.Step.Name) {
+func (e *expansion) feedsPending(n *StepNode, pending map[*StepNode]bool) bool {
+	for _, m := range e.g.Order {
+		if pending[m] && contains(m.refs, n.Step.Name) {
 			return true
 		}
 	}
@@ -81,9 +79,10 @@ func (g *Graph) feedsPending(n *StepNode) bool {
 }
 
 // feedsForEach: a step expanded from reads has a for_each that refers to n.
-func (g *Graph) feedsForEach(n *StepNode) bool {
-	for _, m := range g.Order {
-		if !m.pendingReads || m.Step.ForEach == nil {
+func (e *expansion) feedsForEach(n *StepNode) bool {
+	for _, m := range e.g.Order {
+		ni := e.nodes[m]
+		if ni == nil || !ni.pendingReads || m.Step.ForEach == nil {
 			continue
 		}
 		for _, r := range lang.References(m.Step.ForEach) {
@@ -108,21 +107,22 @@ func contains(list []string, s string) bool {
 // node's value for the expansions after it. An instance that cannot be
 // read yet (its attributes wait for earlier steps) leaves the value
 // unknown: an error only when a for_each needs it.
-func (g *Graph) read(ctx context.Context, n *StepNode, run *Run, noRefresh bool) hcl.Diagnostics {
+func (e *expansion) read(ctx context.Context, n *StepNode, run *Run, noRefresh bool) hcl.Diagnostics {
 	var diags hcl.Diagnostics
+	g := e.g
 	placeholder := outputsPlaceholder(n.Schema)
 	vals := map[string]cty.Value{}
-	for _, in := range n.Instances {
+	for _, in := range e.of(n) {
 		if in.Deferred != "" || !in.Attrs.IsWhollyKnown() {
-			if g.feedsForEach(n) {
+			if e.feedsForEach(n) {
 				diags = append(diags, errDiag(n.Step.DeclRange.Ptr(), "Cannot read a step while planning", "%s is read while planning (a later for_each uses its outputs), but its attributes are known only after apply.", in.Address))
 			}
-			g.stepVals[n.Step.Name] = placeholderValue(n, placeholder)
+			e.stepVals[n.Step.Name] = placeholderValue(n, placeholder)
 			return diags
 		}
 		p, d := g.planInstance(ctx, in, run, noRefresh)
 		diags = append(diags, d...)
-		g.readPlans[in.Address] = p
+		e.readPlans[in.Address] = p
 		if p.Action != plans.NoChange && p.Action != plans.Done {
 			if !d.HasErrors() {
 				diags = append(diags, errDiag(n.Step.DeclRange.Ptr(), "A read-only step wants a change", "%s.%s is declared read-only, but its plan for %s is %s: %s.", n.Step.Plugin, n.Step.Action, in.Address, p.Action, p.Summary))
@@ -140,12 +140,12 @@ func (g *Graph) read(ctx context.Context, n *StepNode, run *Run, noRefresh bool)
 			}
 		}
 		if in.Key == cty.NilVal {
-			g.stepVals[n.Step.Name] = v
+			e.stepVals[n.Step.Name] = v
 			return diags
 		}
 		vals[in.Key.AsString()] = v
 	}
-	g.stepVals[n.Step.Name] = instancesValue(vals, placeholder.Type())
+	e.stepVals[n.Step.Name] = instancesValue(vals, placeholder.Type())
 	return diags
 }
 
@@ -178,17 +178,18 @@ func outputsObject(n *StepNode, outs map[string]cty.Value) cty.Value {
 // reads whose keys the reads no longer yield (the object was deleted, or
 // no longer matches): shown as gone, recorded by apply, never an error.
 // One recorded as gone already is not listed again.
-func (g *Graph) goneInstances(run *Run) []*Instance {
+func (e *expansion) goneInstances(run *Run) []*Instance {
 	if run == nil || run.State == nil {
 		return nil
 	}
 	var out []*Instance
-	for _, n := range g.Order {
-		if !n.fromReads || !n.Targeted || n.Step.ForEach == nil {
+	for _, n := range e.g.Order {
+		ni := e.nodes[n]
+		if ni == nil || !ni.fromReads || !n.Targeted || n.Step.ForEach == nil {
 			continue
 		}
-		have := make(map[string]bool, len(n.Instances))
-		for _, in := range n.Instances {
+		have := make(map[string]bool, len(ni.instances))
+		for _, in := range ni.instances {
 			have[in.Address] = true
 		}
 		prefix := n.Step.Address() + "["

@@ -63,7 +63,8 @@ step "core.noop" "then" {
 	if d := g.Configure(context.Background()); d.HasErrors() {
 		t.Fatal(describe(d))
 	}
-	ips, diags := g.Plan(context.Background(), PlanOptions{Parallelism: 2}, &Run{Redactor: g.Redactor})
+	planned, diags := g.Plan(context.Background(), PlanOptions{Parallelism: 2}, &Run{Redactor: g.Redactor})
+	ips := planned.Instances
 	if diags.HasErrors() {
 		t.Fatal(describe(diags))
 	}
@@ -75,7 +76,19 @@ step "core.noop" "then" {
 	if strings.Join(got, " ") != want {
 		t.Fatalf("plan:\n%s\nwant\n%s", strings.Join(got, " "), want)
 	}
-	if m := attr(instance(t, g, `step.each["old2"]`), "message"); m != "disable CN=old2" {
+	var old2 *Instance
+	for _, p := range ips {
+		if p.Instance.Address == `step.each["old2"]` {
+			old2 = p.Instance
+		}
+	}
+	if old2 == nil {
+		t.Fatal(`the plan has no step.each["old2"]`)
+	}
+	if len(g.Steps["each"].Instances) != 0 {
+		t.Fatal("the plan walk changed the graph: step.each has instances of its own")
+	}
+	if m := attr(old2, "message"); m != "disable CN=old2" {
 		t.Fatalf("each.value: %q", m)
 	}
 	if reads.Load() != 1 {

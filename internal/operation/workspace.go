@@ -1,4 +1,9 @@
-package cli
+// Package operation is what switchover does for a person, between the cli
+// (flags and views) and the engine (the walks): a session (a runbook with
+// its workspace and plugins), plan, apply, confirm. The checks of a run
+// (a saved plan's authenticity and freshness), its approval and its
+// records in the audit trail live here, once, whatever renders them.
+package operation
 
 import (
 	"context"
@@ -12,11 +17,11 @@ import (
 	"github.com/switchover/switchover/internal/workspace"
 )
 
-// stateOpener is where the runbook in dir keeps its state: files in
+// StateOpener is where the runbook in dir keeps its state: files in
 // .switchover/, or the backend its backend block names (PostgreSQL, with
 // the connection string from the environment). The workspace directory
 // keeps what is this machine's either way (the identity, the signing key).
-func stateOpener(dir string) (state.Opener, *runbook.Backend, error) {
+func StateOpener(dir string) (state.Opener, *runbook.Backend, error) {
 	b, diags := runbook.ReadBackend(dir)
 	if diags.HasErrors() {
 		return nil, nil, fmt.Errorf("the runbook's backend block: %s", strings.TrimSpace(diags.Error()))
@@ -33,18 +38,18 @@ func stateOpener(dir string) (state.Opener, *runbook.Backend, error) {
 	}, b, nil
 }
 
-// openWorkspace opens the workspace of the runbook in dir with its backend.
-func openWorkspace(dir string) (*workspace.Workspace, error) {
-	open, _, err := stateOpener(dir)
+// OpenWorkspace opens the workspace of the runbook in dir with its backend.
+func OpenWorkspace(dir string) (*workspace.Workspace, error) {
+	open, _, err := StateOpener(dir)
 	if err != nil {
 		return nil, err
 	}
 	return workspace.OpenWith(dir, open)
 }
 
-// workspaceExists: the runbook has state to read (in files here, or in a
+// WorkspaceExists: the runbook has state to read (in files here, or in a
 // shared backend, which another machine may have written).
-func workspaceExists(dir string) bool {
+func WorkspaceExists(dir string) bool {
 	if workspace.Exists(dir) {
 		return true
 	}

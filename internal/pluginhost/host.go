@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/switchover/switchover/internal/engine"
 	"github.com/switchover/switchover/internal/termtext"
 	"github.com/switchover/switchover/plugins/sdk"
 	"github.com/switchover/switchover/plugins/sdk/rpc"
@@ -307,7 +308,7 @@ func (h *Host) Start(name, key string) (*Instance, error) {
 type Factory struct{ H *Host }
 
 // Start implements engine.Factory.
-func (f Factory) Start(name, key string) (sdk.Provider, error) {
+func (f Factory) Start(name, key string) (engine.Provider, error) {
 	in, err := f.H.Start(name, key)
 	if err != nil {
 		return nil, err
