@@ -38,7 +38,7 @@ ERRCHECK := github.com/kisielk/errcheck@v1.30.0
 # errcheck covers the packages that write state, secrets and the audit trail;
 # .ci/errcheck-excludes.txt lists what is deliberately not checked (terminal
 # output, closing what was only read).
-ERRCHECK_PKGS := ./internal/cli/... ./internal/engine/... ./internal/workspace/... ./internal/audit/... ./internal/secrets/... ./internal/plans/... ./internal/state/
+ERRCHECK_PKGS := ./internal/cli/... ./internal/operation/... ./internal/engine/... ./internal/workspace/... ./internal/audit/... ./internal/secrets/... ./internal/plans/... ./internal/state/
 
 lint:
 	$(GO) vet ./...

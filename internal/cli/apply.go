@@ -153,7 +153,7 @@ func (op *applyView) Plan(g *engine.Graph, p *operation.Planned, blocking bool) 
 // Approve asks on the terminal; only "yes" approves.
 func (op *applyView) Approve() (bool, error) {
 	if op.o.JSON {
-		return false, errors.New("With -json, apply needs -auto-approve or a saved plan file.")
+		return false, errors.New("with -json, apply needs -auto-approve or a saved plan file")
 	}
 	fmt.Fprint(op.env.Stdout, "\nApply this plan? Only 'yes' is accepted: ")
 	answer, _ := bufio.NewReader(op.env.Stdin).ReadString('\n')

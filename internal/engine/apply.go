@@ -499,7 +499,7 @@ func (a *applyWalk) applyWithRetries(ctx context.Context, ip *InstancePlan, attr
 		attempt++
 		// Durable before the plugin is called: a crash from here on is seen
 		// as "running", and the next apply asks the plugin to look again.
-		if err := a.ts.to(&Transition{Status: Running, Address: addr, Attempt: attempt, Action: step.Plugin + "." + step.Action}); err != nil {
+		if err := a.ts.start(&Transition{Address: addr, Attempt: attempt, Action: step.Plugin + "." + step.Action}); err != nil {
 			return a.failStep(addr, attempt, err.Error())
 		}
 		fin, err := a.applyOnce(ctx, ip, attrs)

@@ -76,9 +76,20 @@ type transitions struct {
 	writeErr error
 }
 
-// to redacts a transition and tells every hook. Only a Running that did
-// not become durable returns an error: the step must not start.
-func (ts *transitions) to(t *Transition) error {
+// to redacts a transition and tells every hook; what a hook could not
+// write is kept for the result.
+func (ts *transitions) to(t *Transition) {
+	_ = ts.tell(t) // only Running returns an error (start)
+}
+
+// start tells a Running transition: an error when it did not become
+// durable, and then the step must not start (and nobody heard of it).
+func (ts *transitions) start(t *Transition) error {
+	t.Status = Running
+	return ts.tell(t)
+}
+
+func (ts *transitions) tell(t *Transition) error {
 	if t.Time.IsZero() {
 		t.Time = time.Now()
 	}

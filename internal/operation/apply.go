@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -62,6 +63,14 @@ var ErrDeclined = errors.New("apply declined")
 type Failure struct{ Diags hcl.Diagnostics }
 
 func (f *Failure) Error() string { return f.Diags.Error() }
+
+// capitalized is a sentence made of an error's text.
+func capitalized(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
 
 func failf(summary, format string, a ...any) *Failure {
 	return &Failure{Diags: hcl.Diagnostics{{Severity: hcl.DiagError, Summary: summary, Detail: fmt.Sprintf(format, a...)}}}
@@ -132,7 +141,7 @@ func planAndApprove(s *Session, o ApplyOptions, v ApplyView) (*engine.Planned, s
 	}
 	ok, err := v.Approve()
 	if err != nil {
-		return nil, "", failf("Approval needed", "%v", err)
+		return nil, "", failf("Approval needed", "%s.", capitalized(err.Error()))
 	}
 	if !ok {
 		if err := s.WS.Audit.Append(audit.EvApplyDeclined, "", nil); err != nil {

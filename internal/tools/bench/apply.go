@@ -144,6 +144,33 @@ func benchApply(bin, dir, varFile string, n, runs int) {
 	row("resume: until the first step of the rest", firstNew, 0)
 	row(fmt.Sprintf("resume: whole command (%d left, %d done before)", last.Done, last.Already), wall, last.Done)
 	row("  of which the apply phase", phase, last.Done)
+	applyScale(bin, dir)
+}
+
+// applyScale: the apply phase and the floor from 1,000 to 50,000
+// instances (one run each): the cost per instance stays flat when the
+// apply is linear.
+func applyScale(bin, dir string) {
+	fmt.Printf("\n%-12s %12s %16s %12s %16s %8s\n", "instances", "apply (s)", "per instance", "floor (s)", "per instance", "ratio")
+	for _, n := range []int{1000, 10000, 50000} {
+		varFile := filepath.Join(dir, fmt.Sprintf("keys-%d.json", n))
+		keys := make([]string, n)
+		for i := range keys {
+			keys[i] = fmt.Sprintf("k%05d", i)
+		}
+		b, _ := json.Marshal(map[string]any{"keys": keys})
+		if err := os.WriteFile(varFile, b, 0o644); err != nil {
+			fail(err)
+		}
+		os.RemoveAll(filepath.Join(dir, ".switchover"))
+		_, phase, _, last := applyRun(bin, dir, varFile, 0)
+		if last.Done != n {
+			fail(fmt.Errorf("apply did %d of %d", last.Done, n))
+		}
+		floor := applyFloor(dir, n)
+		fmt.Printf("%-12d %12.2f %13.3f ms %12.2f %13.3f ms %7.2fx\n", n, phase.Seconds(), phase.Seconds()*1000/float64(n),
+			floor.Seconds(), floor.Seconds()*1000/float64(n), phase.Seconds()/floor.Seconds())
+	}
 }
 
 // applyFloor is what durability costs at the least: n instances, 10 at a
