@@ -2,8 +2,6 @@ package ad
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"slices"
 	"sort"
@@ -40,35 +38,13 @@ const (
 
 // Whose a finding is.
 const (
-	whoseOld      = "old_provider"
-	whoseUnlisted = "unlisted"
-	whoseAny      = "any"
+	whoseOld      = sdk.WhoseOldProvider
+	whoseUnlisted = sdk.WhoseUnlisted
+	whoseAny      = sdk.WhoseAny
 )
 
-var findingType = cty.Object(map[string]cty.Type{
-	"kind": cty.String, "object": cty.String, "value": cty.String, "principal": cty.String,
-	"what": cty.String, "whose": cty.String, "removable": cty.Bool, "remedy": cty.String,
-})
-
-type finding struct {
-	Kind, Object, Value, Principal, What, Whose, Remedy string
-	Removable                                           bool
-}
-
-// id is the finding's key in the outputs: readable, stable across plans
-// (the same thing found again has the same key), unique.
-func (f *finding) id() string {
-	h := sha256.Sum256([]byte(f.Kind + "\x00" + f.Object + "\x00" + f.Value))
-	return f.Kind + " " + cnOf(f.Object) + " " + hex.EncodeToString(h[:4])
-}
-
-func (f *finding) value() cty.Value {
-	return cty.ObjectVal(map[string]cty.Value{
-		"kind": cty.StringVal(f.Kind), "object": cty.StringVal(f.Object), "value": cty.StringVal(f.Value),
-		"principal": cty.StringVal(f.Principal), "what": cty.StringVal(f.What), "whose": cty.StringVal(f.Whose),
-		"removable": cty.BoolVal(f.Removable), "remedy": cty.StringVal(f.Remedy),
-	})
-}
+// finding is the SDK's: every sweep's outputs have one shape.
+type finding = sdk.Finding
 
 // sweep is one run of the sweep: who is whom, and what it found.
 type sweep struct {
@@ -85,7 +61,7 @@ type sweep struct {
 	warnings sdk.Diagnostics
 
 	mu    sync.Mutex // the kinds are read at the same time, over one connection
-	found []*finding
+	found sdk.Findings
 }
 
 // Principals every domain grants dangerous rights to by default.
@@ -124,11 +100,7 @@ func (p *plugin) findPersistence() *sdk.Action {
 			{Name: "mentions", Type: cty.List(cty.String), Description: "Strings that name the old provider's hosts, accounts or tools in scripts and tasks (default: upn_suffix)."},
 			{Name: "since", Type: cty.String, Description: "When the switch began (RFC 3339; default: 24 hours before the sweep): SPN accounts and krbtgt with passwords set before it are reported."},
 		},
-		[]sdk.Output{
-			{Name: "findings", Type: cty.Map(findingType), Description: "Everything found, by a stable key: kind, object, value, principal, what, whose, removable, remedy."},
-			{Name: "removable", Type: cty.Map(findingType), Description: "The findings ad.remove_persistence removes: the old provider's (for_each over it)."},
-			{Name: "count", Type: cty.Number},
-		},
+		sdk.FindingOutputs,
 		func(ctx context.Context, d *directory, c *ldap.Conn, a sdk.Values) (map[string]cty.Value, string, sdk.Diagnostics, error) {
 			s := &sweep{c: c, d: d, a: a, old: map[string]string{}, oldDN: map[string]string{}, trusted: map[string]bool{}, names: map[string]string{}, since: time.Now().Add(-24 * time.Hour)}
 			if err := s.prepare(); err != nil {
@@ -282,7 +254,7 @@ func (s *sweep) add(f *finding) {
 		return
 	}
 	s.mu.Lock()
-	s.found = append(s.found, f)
+	s.found.Add(f)
 	s.mu.Unlock()
 }
 
@@ -555,45 +527,10 @@ func (s *sweep) passwords() error {
 // outputs: every finding by key, the removable ones apart, and one
 // open item per kind for what is left to a person.
 func (s *sweep) outputs() (map[string]cty.Value, string, sdk.Diagnostics, error) {
-	all, removable := map[string]cty.Value{}, map[string]cty.Value{}
-	left := map[string][]*finding{}
-	for _, f := range s.found {
-		id := f.id()
-		all[id] = f.value()
-		if f.Removable {
-			removable[id] = f.value()
-		} else {
-			left[f.Kind] = append(left[f.Kind], f)
-		}
-	}
-	outs := map[string]cty.Value{"findings": cty.MapValEmpty(findingType), "removable": cty.MapValEmpty(findingType), "count": cty.NumberIntVal(int64(len(s.found)))}
-	if len(all) > 0 {
-		outs["findings"] = cty.MapVal(all)
-	}
-	if len(removable) > 0 {
-		outs["removable"] = cty.MapVal(removable)
-	}
-	kinds := make([]string, 0, len(left))
-	for k := range left {
-		kinds = append(kinds, k)
-	}
-	sort.Strings(kinds)
-	for _, k := range kinds {
-		s.warnings = append(s.warnings, leftItem(k, left[k]))
-	}
-	summary := fmt.Sprintf("%d findings, %d the old provider's to remove, %d for a person", len(s.found), len(removable), len(s.found)-len(removable))
-	return outs, summary, s.warnings, nil
-}
-
-// leftItem is one open item for the findings of a kind a person decides
-// on: each with its object, what it is and the command (the first 20).
-func leftItem(kind string, fs []*finding) sdk.Diagnostic {
-	sort.Slice(fs, func(i, j int) bool { return fs[i].Object+fs[i].Value < fs[j].Object+fs[j].Value })
-	items := make([][2]string, len(fs))
-	for i, f := range fs {
-		items[i] = [2]string{f.What, f.Remedy}
-	}
-	return sdk.LeftForPersonList(fmt.Sprintf("Persistence sweep: %d %s to review", len(fs), kindTitle[kind]), items)
+	s.found.Titles = kindTitle
+	s.found.Label = func(f *finding) string { return cnOf(f.Object) }
+	outs, summary, items := s.found.Outputs()
+	return outs, summary, append(s.warnings, items...), nil
 }
 
 var kindTitle = map[string]string{

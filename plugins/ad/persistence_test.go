@@ -201,7 +201,7 @@ func TestPersistenceSweepFindsAndRemovesTheOldProvidersBackDoors(t *testing.T) {
 			t.Errorf("the open items do not say %q:\n%s", w, open)
 		}
 	}
-	if k := all[(&finding{Kind: kindKeyCredential, Object: adlab.AdminDN, Value: shadow}).id()]; k.IsNull() || !strings.Contains(k.GetAttr("what").AsString(), "device 04030201-0605-0807-090a-0b0c0d0e0f10, created 2026-11-30T23:10:00Z") {
+	if k := all[(&finding{Kind: kindKeyCredential, Object: adlab.AdminDN, Value: shadow}).Key(cnOf(adlab.AdminDN))]; k.IsNull() || !strings.Contains(k.GetAttr("what").AsString(), "device 04030201-0605-0807-090a-0b0c0d0e0f10, created 2026-11-30T23:10:00Z") {
 		t.Fatalf("the shadow credential is not described with its device and time: %#v", k)
 	}
 

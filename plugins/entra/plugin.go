@@ -53,7 +53,7 @@ func newPlugin(version string, notify func(string)) *sdk.Plugin {
 			}
 			return "Entra tenant " + p.tenant
 		},
-		Actions: []*sdk.Action{p.findUsers(), p.disableUser(), p.revokeSessions(), p.resetPassword(), p.removeRoles(), p.removeGuests(), p.removeServicePrincipals(), p.removeAuthMethods(), p.removeGroups(), p.appCredentials(), p.inventory(), p.accessWindow()},
+		Actions: []*sdk.Action{p.findUsers(), p.disableUser(), p.revokeSessions(), p.resetPassword(), p.removeRoles(), p.removeGuests(), p.removeServicePrincipals(), p.removeAuthMethods(), p.removeGroups(), p.appCredentials(), p.inventory(), p.accessWindow(), p.findPersistence(), p.removePersistence()},
 		// Graph answers reads from replicas: a read right after a write may
 		// show the old value for seconds (a minute at worst).
 		Consistency: 60 * time.Second,

@@ -52,6 +52,10 @@ type User struct {
 	// TAP is the code of its Temporary Access Pass (Graph shows it only
 	// in the answer that creates it).
 	TAP string
+	// Rules are its inbox rules (messageRule).
+	Rules []map[string]any
+	// NoMailbox: it has no Exchange Online mailbox.
+	NoMailbox bool
 }
 
 // Server is a running Graph test server.
@@ -115,7 +119,9 @@ type Server struct {
 	tokenReqs  int
 	devices    map[string]*deviceSignIn // device code sign-ins by device code
 	skus       []map[string]any
-	policies   []map[string]any // Conditional Access
+	policies   []map[string]any          // Conditional Access
+	partners   []map[string]any          // cross-tenant access partner configurations
+	federated  map[string]map[string]any // federation configuration by domain
 	requests   int
 	batches    int
 	throttled  int
@@ -523,9 +529,12 @@ func (s *Server) copyView() directory {
 	d := directory{users: map[string]*User{}, order: append([]string(nil), s.order...), roles: copyRoles(s.roles), groups: copyRoles(s.groups),
 		sps: copyObjects(s.sps), spOrder: append([]string(nil), s.spOrder...), grants: copyObjects(s.grants), assigns: map[string][]map[string]any{}, apps: copyObjects(s.apps)}
 	for id, u := range s.users {
-		c := &User{Props: deepCopy(u.Props).(map[string]any), Password: u.Password}
+		c := &User{Props: deepCopy(u.Props).(map[string]any), Password: u.Password, NoMailbox: u.NoMailbox}
 		for _, m := range u.Methods {
 			c.Methods = append(c.Methods, deepCopy(m).(map[string]any))
+		}
+		for _, m := range u.Rules {
+			c.Rules = append(c.Rules, deepCopy(m).(map[string]any))
 		}
 		d.users[id] = c
 	}
@@ -930,7 +939,7 @@ func (s *Server) graph(w http.ResponseWriter, r *http.Request, seg []string) {
 		graphError(w, 400, "BadRequest", "Resource not found for the segment '"+seg[0]+"'.")
 		return
 	}
-	if seg[0] == "identity" || seg[0] == "roleManagement" {
+	if seg[0] == "identity" || seg[0] == "roleManagement" || seg[0] == "policies" {
 		// A singleton: the type is where its navigations lead; after a
 		// collection comes a key.
 		collection := false
@@ -952,6 +961,9 @@ func (s *Server) graph(w http.ResponseWriter, r *http.Request, seg []string) {
 	sel := splitList(q.Get("$select"))
 	for _, b := range s.schema.Properties(typ, sel...) {
 		s.violate("$select: %s", b)
+	}
+	if s.persistence(w, r, typ, seg) {
+		return
 	}
 	switch {
 	case seg[0] == "users" && len(seg) == 1 && r.Method == "GET":
@@ -1035,15 +1047,6 @@ func (s *Server) graph(w http.ResponseWriter, r *http.Request, seg []string) {
 		s.servicePrincipals(w, r, typ, seg, sel)
 	case seg[0] == "oauth2PermissionGrants":
 		s.permissionGrants(w, r, typ, seg)
-	case seg[0] == "domains" && len(seg) == 1 && r.Method == "GET":
-		d := map[string]any{"id": "client.example", "isVerified": true, "isDefault": true, "isInitial": false, "isRoot": true, "isAdminManaged": true, "authenticationType": "Managed"}
-		i := map[string]any{"id": "client.onmicrosoft.com", "isVerified": true, "isDefault": false, "isInitial": true, "isRoot": true, "isAdminManaged": true, "authenticationType": "Managed"}
-		for _, e := range []map[string]any{d, i} {
-			for _, b := range s.schema.Check(typ, e) {
-				s.violate("answer: %s", b)
-			}
-		}
-		writeJSON(w, map[string]any{"value": []map[string]any{d, i}})
 	case seg[0] == "directoryRoles" && len(seg) == 1 && r.Method == "GET":
 		s.listRoles(w, r, typ)
 	case seg[0] == "directoryRoles" && len(seg) == 5 && seg[2] == "members" && seg[4] == "$ref" && r.Method == "DELETE":

@@ -20,9 +20,12 @@ var (
 		"authentication", "authenticationMethod", "phoneAuthenticationMethod", "emailAuthenticationMethod", "microsoftAuthenticatorAuthenticationMethod",
 		"softwareOathAuthenticationMethod", "fido2AuthenticationMethod", "temporaryAccessPassAuthenticationMethod", "passwordAuthenticationMethod", "group",
 		"application", "passwordCredential", "keyCredential", "signInActivity", "subscribedSku", "policyDeletableItem", "conditionalAccessPolicy",
-		"conditionalAccessRoot", "identityContainer", "roleManagement", "rbacApplication", "unifiedRoleAssignment", "unifiedRoleDefinition"}
-	enums      = []string{"conditionalAccessPolicyState"}
-	singletons = []string{"identity", "roleManagement"}
+		"conditionalAccessRoot", "identityContainer", "roleManagement", "rbacApplication", "unifiedRoleAssignment", "unifiedRoleDefinition",
+		"mailFolder", "messageRule", "messageRuleActions", "messageRulePredicates", "recipient", "emailAddress",
+		"conditionalAccessConditionSet", "conditionalAccessUsers", "policyRoot", "policyBase", "crossTenantAccessPolicy",
+		"crossTenantAccessPolicyConfigurationPartner", "crossTenantAccessPolicyInboundTrust", "internalDomainFederation", "samlOrWsFedProvider", "identityProviderBase"}
+	enums      = []string{"conditionalAccessPolicyState", "importance", "authenticationProtocol"}
+	singletons = []string{"identity", "roleManagement", "policies"}
 	actions    = []string{"revokeSignInSessions", "removePassword"}
 	sets       = []string{"users", "directoryRoles", "servicePrincipals", "oauth2PermissionGrants", "domains", "groups", "applications", "subscribedSkus"}
 )

@@ -1,0 +1,499 @@
+package entra
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/switchover/switchover/plugins/sdk"
+)
+
+// The Microsoft 365 persistence sweep: what a departing admin leaves to
+// keep a way in, or a copy of the mail, once its accounts are disabled.
+// CISA's Untitled Goose Tool, ScubaGear and CrowdStrike's CRT look for
+// these; they report. The sweep knows whose each is (the runbook names
+// the old provider), and entra.remove_persistence removes the old
+// provider's.
+
+// Finding kinds.
+const (
+	kindInboxRule   = "inbox_rule"
+	kindConsent     = "consent"
+	kindCAExclusion = "ca_exclusion"
+	kindPartner     = "cross_tenant_partner"
+	kindTAP         = "temporary_access_pass"
+	kindFederation  = "federated_domain"
+)
+
+var m365Titles = map[string]string{
+	kindInboxRule: "inbox rule(s) forwarding mail outside the client's domains", kindConsent: "consent(s) the old provider's accounts gave",
+	kindCAExclusion: "Conditional Access exclusion(s)", kindPartner: "cross-tenant access partner setting(s)",
+	kindTAP: "Temporary Access Pass(es)", kindFederation: "federated domain(s)",
+}
+
+// sweepParallel bounds the mailboxes read at once (the dispatcher sends
+// them as $batch requests).
+const sweepParallel = 40
+
+// m365Sweep is one run of the sweep: who is whom, and what it found.
+type m365Sweep struct {
+	g       *graph
+	a       sdk.Values
+	domains []string          // the old provider's mail domains, lowercased
+	old     map[string]string // id -> UPN of the old provider's accounts (and groups named by id)
+	tenants map[string]bool
+	client  map[string]bool // the client's domains
+	users   []user
+	fedDoms []string // the tenant's federated domains
+
+	mu       sync.Mutex
+	found    sdk.Findings
+	warnings sdk.Diagnostics
+}
+
+func (s *m365Sweep) add(f *sdk.Finding) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.found.Add(f)
+}
+
+func (s *m365Sweep) warn(d sdk.Diagnostic) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.warnings = append(s.warnings, d)
+}
+
+func (p *plugin) findPersistence() *sdk.Action {
+	return sdk.ReadOnlyAction("find_persistence",
+		"Finds what the old provider can keep in Microsoft 365 without an account, changing nothing: inbox rules forwarding mail outside the client's domains, consents its accounts gave, Conditional Access exclusions naming them, a cross-tenant partner setting for its tenant, Temporary Access Passes on its accounts, federated domains; what Graph cannot read (mailbox forwarding, FullAccess and SendAs, partner relationships) is an open item with the Exchange Online PowerShell lines.",
+		[]sdk.Attribute{
+			{Name: "domains", Type: cty.List(cty.String), Required: true, Description: "The old provider's domains: its accounts' UPNs and mail, and forwarding to them, are its."},
+			{Name: "accounts", Type: cty.List(cty.String), Description: "More of its accounts and groups, by id or UPN (such as entra.find_users' ids)."},
+			{Name: "tenant_ids", Type: cty.List(cty.String), Description: "The old provider's tenant ID(s): a cross-tenant partner setting for one is its."},
+			{Name: "client_domains", Type: cty.List(cty.String), Description: "The client's mail domains (default: the tenant's verified domains): forwarding inside them is not a finding."},
+			{Name: "mailboxes", Type: cty.List(cty.String), Description: "The mailboxes (UPNs) whose inbox rules are read (default: every enabled member user)."},
+		},
+		sdk.FindingOutputs,
+		func(ctx context.Context, a sdk.Values) (map[string]cty.Value, string, sdk.Diagnostics, error) {
+			g, err := p.graph()
+			if err != nil {
+				return nil, "", nil, err
+			}
+			s := &m365Sweep{g: g, a: a, old: map[string]string{}, tenants: map[string]bool{}, client: map[string]bool{}}
+			if err := s.prepare(ctx); err != nil {
+				return nil, "", nil, err
+			}
+			for _, read := range []func(context.Context) error{s.inboxRules, s.consents, s.caExclusions, s.partners, s.taps, s.federation} {
+				if err := read(ctx); err != nil {
+					return nil, "", nil, err
+				}
+			}
+			s.warn(exchangeItem(s.domains))
+			s.found.Titles = m365Titles
+			s.found.Label = func(f *sdk.Finding) string { return f.Principal }
+			outs, summary, items := s.found.Outputs()
+			return outs, summary, append(s.warnings, items...), nil
+		})
+}
+
+// prepare reads the tenant's domains and users, and who is the old
+// provider's.
+func (s *m365Sweep) prepare(ctx context.Context) error {
+	for _, d := range s.a.Strings("domains") {
+		s.domains = append(s.domains, strings.ToLower(strings.TrimPrefix(strings.TrimSpace(d), "@")))
+	}
+	if len(s.domains) == 0 {
+		return fmt.Errorf("give domains: the old provider's domains")
+	}
+	for _, t := range s.a.Strings("tenant_ids") {
+		s.tenants[strings.ToLower(t)] = true
+	}
+	type domain struct {
+		ID                 string `json:"id"`
+		IsVerified         bool   `json:"isVerified"`
+		AuthenticationType string `json:"authenticationType"`
+	}
+	doms, err := listOf[domain](ctx, s.g, "/domains", nil)
+	if err != nil {
+		return err
+	}
+	for _, d := range doms {
+		if d.AuthenticationType == "Federated" {
+			s.fedDoms = append(s.fedDoms, d.ID)
+		}
+		if d.IsVerified && !s.a.Has("client_domains") {
+			s.client[strings.ToLower(d.ID)] = true
+		}
+	}
+	for _, d := range s.a.Strings("client_domains") {
+		s.client[strings.ToLower(strings.TrimPrefix(d, "@"))] = true
+	}
+	if s.users, err = listOf[user](ctx, s.g, "/users?$select="+userSelect+"&$top=999", nil); err != nil {
+		return err
+	}
+	named := map[string]bool{}
+	for _, k := range s.a.Strings("accounts") {
+		named[strings.ToLower(k)] = true
+	}
+	for _, u := range s.users {
+		if named[strings.ToLower(u.ID)] || named[strings.ToLower(u.UserPrincipalName)] || s.oldAddress(u.UserPrincipalName) || s.oldAddress(u.Mail) {
+			s.old[u.ID] = u.UserPrincipalName
+			delete(named, strings.ToLower(u.ID))
+			delete(named, strings.ToLower(u.UserPrincipalName))
+		}
+	}
+	for k := range named {
+		// A group, or an object not listed as a user: by its id.
+		s.old[k] = k
+	}
+	return nil
+}
+
+// oldAddress: an address in one of the old provider's domains.
+func (s *m365Sweep) oldAddress(addr string) bool {
+	return domainIn(addr, s.domains)
+}
+
+func domainIn(addr string, domains []string) bool {
+	at := strings.LastIndexByte(addr, '@')
+	if at < 0 {
+		return false
+	}
+	d := strings.ToLower(addr[at+1:])
+	for _, x := range domains {
+		if d == x || strings.HasSuffix(d, "."+x) {
+			return true
+		}
+	}
+	return false
+}
+
+// external: an address outside the client's domains.
+func (s *m365Sweep) external(addr string) bool {
+	at := strings.LastIndexByte(addr, '@')
+	return at < 0 || !s.client[strings.ToLower(addr[at+1:])]
+}
+
+type recipient struct {
+	EmailAddress struct {
+		Address string `json:"address"`
+	} `json:"emailAddress"`
+}
+
+type messageRule struct {
+	ID          string `json:"id"`
+	DisplayName string `json:"displayName"`
+	IsEnabled   bool   `json:"isEnabled"`
+	Actions     struct {
+		ForwardTo             []recipient `json:"forwardTo"`
+		ForwardAsAttachmentTo []recipient `json:"forwardAsAttachmentTo"`
+		RedirectTo            []recipient `json:"redirectTo"`
+	} `json:"actions"`
+}
+
+// targets are where a rule sends mail, each with how.
+func (r messageRule) targets() [][2]string {
+	var out [][2]string
+	for _, x := range []struct {
+		how  string
+		list []recipient
+	}{{"forwards", r.Actions.ForwardTo}, {"forwards as an attachment", r.Actions.ForwardAsAttachmentTo}, {"redirects", r.Actions.RedirectTo}} {
+		for _, rc := range x.list {
+			out = append(out, [2]string{x.how, rc.EmailAddress.Address})
+		}
+	}
+	return out
+}
+
+func rulesPath(userID string) string {
+	return "/users/" + url.PathEscape(userID) + "/mailFolders/inbox/messageRules"
+}
+
+// inboxRules reads the inbox rules of every mailbox, sweepParallel at
+// once: a rule that sends mail outside the client's domains is a finding,
+// the old provider's when it sends to its domains or sits in its mailbox.
+func (s *m365Sweep) inboxRules(ctx context.Context) error {
+	boxes, err := s.mailboxes()
+	if err != nil {
+		return err
+	}
+	sem := make(chan struct{}, sweepParallel)
+	errs := make(chan error, len(boxes))
+	var wg sync.WaitGroup
+	for _, u := range boxes {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(u user) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			errs <- s.rulesOf(ctx, u)
+		}(u)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mailboxes are the users whose rules are read.
+func (s *m365Sweep) mailboxes() ([]user, error) {
+	if !s.a.Has("mailboxes") {
+		var out []user
+		for _, u := range s.users {
+			if u.UserType != "Guest" && (u.AccountEnabled == nil || *u.AccountEnabled) {
+				out = append(out, u)
+			}
+		}
+		return out, nil
+	}
+	byUPN := map[string]user{}
+	for _, u := range s.users {
+		byUPN[strings.ToLower(u.UserPrincipalName)] = u
+	}
+	var out []user
+	for _, m := range s.a.Strings("mailboxes") {
+		u, ok := byUPN[strings.ToLower(m)]
+		if !ok {
+			return nil, sdk.NotFound("mailbox %s in the tenant", m)
+		}
+		out = append(out, u)
+	}
+	return out, nil
+}
+
+func (s *m365Sweep) rulesOf(ctx context.Context, u user) error {
+	rules, err := listOf[messageRule](ctx, s.g, rulesPath(u.ID), nil)
+	var ge *graphError
+	if errors.As(err, &ge) && (ge.Code == "MailboxNotEnabledForRESTAPI" || ge.Code == "ResourceNotFound") {
+		return nil // no mailbox in Exchange Online
+	}
+	if err != nil {
+		return err
+	}
+	_, mine := s.old[u.ID]
+	for _, r := range rules {
+		for _, t := range r.targets() {
+			if !s.external(t[1]) {
+				continue
+			}
+			f := &sdk.Finding{Kind: kindInboxRule, Object: u.ID, Value: r.ID, Principal: u.UserPrincipalName, Whose: sdk.WhoseUnlisted,
+				What: fmt.Sprintf("inbox rule %q of %s %s every matching message to %s", r.DisplayName, u.UserPrincipalName, t[0], t[1])}
+			if !r.IsEnabled {
+				f.What += " (disabled now)"
+			}
+			if mine || s.oldAddress(t[1]) {
+				f.Whose, f.Removable = sdk.WhoseOldProvider, true
+			} else {
+				f.Remedy = fmt.Sprintf("Ask %s whether the forwarding is theirs; else: Remove-InboxRule -Mailbox '%s' -Identity '%s'", u.UserPrincipalName, u.UserPrincipalName, r.DisplayName)
+			}
+			s.add(f)
+			break // one finding per rule: removing it removes every target
+		}
+	}
+	return nil
+}
+
+type permissionGrant struct {
+	ID          string `json:"id"`
+	ClientID    string `json:"clientId"`
+	ConsentType string `json:"consentType"`
+	PrincipalID string `json:"principalId"`
+	Scope       string `json:"scope"`
+}
+
+// consents: delegated permissions the old provider's accounts consented
+// to for themselves (an app keeps using them after the account is
+// disabled only through a refresh token, but a re-enabled account or a
+// token issued before the revoke does).
+func (s *m365Sweep) consents(ctx context.Context) error {
+	grants, err := listOf[permissionGrant](ctx, s.g, "/oauth2PermissionGrants", nil)
+	if err != nil {
+		return err
+	}
+	for _, gr := range grants {
+		upn, ok := s.old[gr.PrincipalID]
+		if gr.ConsentType != "Principal" || !ok {
+			continue
+		}
+		s.add(&sdk.Finding{Kind: kindConsent, Object: gr.ID, Value: gr.Scope, Principal: upn, Whose: sdk.WhoseOldProvider, Removable: true,
+			What: fmt.Sprintf("%s consented for the app (service principal %s) to: %s", upn, gr.ClientID, strings.TrimSpace(gr.Scope))})
+	}
+	return nil
+}
+
+type caPolicy struct {
+	ID               string         `json:"id"`
+	DisplayName      string         `json:"displayName"`
+	State            string         `json:"state"`
+	ModifiedDateTime string         `json:"modifiedDateTime"`
+	Conditions       map[string]any `json:"conditions"`
+}
+
+// excluded are a policy's excludeUsers or excludeGroups.
+func (p caPolicy) excluded(list string) []string {
+	users, _ := p.Conditions["users"].(map[string]any)
+	raw, _ := users[list].([]any)
+	out := make([]string, 0, len(raw))
+	for _, x := range raw {
+		if s, ok := x.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+const policiesPath = "/identity/conditionalAccess/policies"
+
+// caExclusions: a Conditional Access policy that exempts the old
+// provider's accounts or groups keeps them out of MFA or a block.
+func (s *m365Sweep) caExclusions(ctx context.Context) error {
+	pols, err := listOf[caPolicy](ctx, s.g, policiesPath, nil)
+	if st := statusOf(err); st == http.StatusForbidden || st == http.StatusUnauthorized {
+		s.warn(sdk.LeftForPerson("Conditional Access policies not read", "The app may not read them (it needs Policy.Read.All): check each policy's excluded users and groups in the Entra admin center (Protection > Conditional Access) for the old provider's accounts."))
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, p := range pols {
+		for _, list := range []string{"excludeUsers", "excludeGroups"} {
+			for _, id := range p.excluded(list) {
+				name, ok := s.old[strings.ToLower(id)]
+				if !ok {
+					name, ok = s.old[id]
+				}
+				if !ok {
+					continue
+				}
+				s.add(&sdk.Finding{Kind: kindCAExclusion, Object: p.ID, Value: list + ":" + id, Principal: name, Whose: sdk.WhoseOldProvider, Removable: true,
+					What: fmt.Sprintf("Conditional Access policy %q (%s) does not apply to %s (%s)", p.DisplayName, p.State, name, list)})
+			}
+		}
+	}
+	return nil
+}
+
+const partnersPath = "/policies/crossTenantAccessPolicy/partners"
+
+type partner struct {
+	TenantID     string `json:"tenantId"`
+	InboundTrust *struct {
+		IsMfaAccepted             bool `json:"isMfaAccepted"`
+		IsCompliantDeviceAccepted bool `json:"isCompliantDeviceAccepted"`
+	} `json:"inboundTrust"`
+}
+
+// partners: a cross-tenant setting for the old provider's tenant (trusting
+// its MFA or devices, letting its users in as B2B) outlives its guests.
+func (s *m365Sweep) partners(ctx context.Context) error {
+	if len(s.tenants) == 0 {
+		return nil
+	}
+	ps, err := listOf[partner](ctx, s.g, partnersPath, nil)
+	if st := statusOf(err); st == http.StatusForbidden {
+		s.warn(sdk.LeftForPerson("Cross-tenant access settings not read", "The app may not read them (Policy.Read.All): in the Entra admin center, External Identities > Cross-tenant access settings, remove the organization of the old provider's tenant."))
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, p := range ps {
+		if !s.tenants[strings.ToLower(p.TenantID)] {
+			continue
+		}
+		trust := "no inbound trust"
+		if t := p.InboundTrust; t != nil && (t.IsMfaAccepted || t.IsCompliantDeviceAccepted) {
+			trust = fmt.Sprintf("trusts its MFA (%v) and compliant devices (%v)", t.IsMfaAccepted, t.IsCompliantDeviceAccepted)
+		}
+		s.add(&sdk.Finding{Kind: kindPartner, Object: p.TenantID, Principal: "tenant " + p.TenantID, Whose: sdk.WhoseOldProvider, Removable: true,
+			What: fmt.Sprintf("a cross-tenant access partner setting for the old provider's tenant %s (%s)", p.TenantID, trust)})
+	}
+	return nil
+}
+
+// taps: a Temporary Access Pass on an account of the old provider signs
+// it in without its password or MFA.
+func (s *m365Sweep) taps(ctx context.Context) error {
+	ids := make([]string, 0, len(s.old))
+	for id := range s.old {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		if !guidLike.MatchString(id) {
+			continue // named by UPN only: not a user of this tenant
+		}
+		ms, err := listOf[method](ctx, s.g, tapPath(id), nil)
+		if statusOf(err) == http.StatusNotFound {
+			continue // a group, or deleted
+		}
+		if err != nil {
+			return err
+		}
+		for _, m := range ms {
+			s.add(&sdk.Finding{Kind: kindTAP, Object: id, Value: m.ID, Principal: s.old[id], Whose: sdk.WhoseOldProvider, Removable: true,
+				What: fmt.Sprintf("%s has a Temporary Access Pass (method %s): it signs in without password or MFA", s.old[id], m.ID)})
+		}
+	}
+	return nil
+}
+
+var guidLike = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+func tapPath(userID string) string {
+	return "/users/" + url.PathEscape(userID) + "/authentication/temporaryAccessPassMethods"
+}
+
+type federation struct {
+	IssuerURI        string `json:"issuerUri"`
+	PassiveSignInURI string `json:"passiveSignInUri"`
+}
+
+// federation: a domain federated to an identity provider signs its users
+// in there. Unfederating moves every user's sign-in, so it is never
+// automatic: an open item, the old provider's when its IdP names its
+// domains.
+func (s *m365Sweep) federation(ctx context.Context) error {
+	for _, d := range s.fedDoms {
+		fs, err := listOf[federation](ctx, s.g, "/domains/"+url.PathEscape(d)+"/federationConfiguration", nil)
+		if err != nil {
+			return err
+		}
+		for _, f := range fs {
+			whose := sdk.WhoseUnlisted
+			for _, od := range s.domains {
+				if strings.Contains(strings.ToLower(f.IssuerURI+" "+f.PassiveSignInURI), od) {
+					whose = sdk.WhoseOldProvider
+				}
+			}
+			s.add(&sdk.Finding{Kind: kindFederation, Object: d, Value: f.IssuerURI, Principal: d, Whose: whose,
+				What: fmt.Sprintf("%s is federated: its users sign in at %s (issuer %s)", d, f.PassiveSignInURI, f.IssuerURI),
+				Remedy: fmt.Sprintf("Plan the move of every %s user's sign-in first (password hash sync, or the new IdP), then: Update-MgDomain -DomainId '%s' -AuthenticationType Managed (Microsoft Graph PowerShell)", d, d)})
+		}
+	}
+	return nil
+}
+
+// exchangeItem is what Graph cannot read: one open item with the
+// Exchange Online PowerShell lines (Connect-ExchangeOnline first).
+func exchangeItem(domains []string) sdk.Diagnostic {
+	like := "*@" + domains[0]
+	return sdk.LeftForPersonList("Persistence sweep: Exchange Online settings Graph cannot read", [][2]string{
+		{"Mailbox forwarding (ForwardingSmtpAddress, ForwardingAddress) on any mailbox", "Get-Mailbox -ResultSize Unlimited | Where-Object { $_.ForwardingSmtpAddress -or $_.ForwardingAddress } | Format-Table Name,ForwardingSmtpAddress,ForwardingAddress,DeliverToMailboxAndForward; clear with Set-Mailbox NAME -ForwardingSmtpAddress $null -ForwardingAddress $null"},
+		{"FullAccess on mailboxes for the old provider's accounts", fmt.Sprintf("Get-Mailbox -ResultSize Unlimited | Get-MailboxPermission | Where-Object { -not $_.IsInherited -and $_.User -like '%s' }; remove with Remove-MailboxPermission -Identity NAME -User USER -AccessRights FullAccess", like)},
+		{"SendAs for the old provider's accounts", fmt.Sprintf("Get-RecipientPermission -ResultSize Unlimited | Where-Object { $_.Trustee -like '%s' }; remove with Remove-RecipientPermission -Identity NAME -Trustee USER -AccessRights SendAs", like)},
+		{"Partner relationships (delegated admin, GDAP) of the old provider", "Microsoft 365 admin center > Settings > Partner relationships (https://admin.microsoft.com/#/partners): remove its roles and end the relationship"},
+	})
+}
