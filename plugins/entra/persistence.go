@@ -479,7 +479,7 @@ func (s *m365Sweep) federation(ctx context.Context) error {
 				}
 			}
 			s.add(&sdk.Finding{Kind: kindFederation, Object: d, Value: f.IssuerURI, Principal: d, Whose: whose,
-				What: fmt.Sprintf("%s is federated: its users sign in at %s (issuer %s)", d, f.PassiveSignInURI, f.IssuerURI),
+				What:   fmt.Sprintf("%s is federated: its users sign in at %s (issuer %s)", d, f.PassiveSignInURI, f.IssuerURI),
 				Remedy: fmt.Sprintf("Plan the move of every %s user's sign-in first (password hash sync, or the new IdP), then: Update-MgDomain -DomainId '%s' -AuthenticationType Managed (Microsoft Graph PowerShell)", d, d)})
 		}
 	}

@@ -63,7 +63,9 @@ func TestM365PersistenceSweep(t *testing.T) {
 		t.Fatalf("removable:\n%v\nwant\n%v", have, want)
 	}
 	for _, w := range want {
-		if !slices.ContainsFunc(have, func(h got) bool { return h.kind == w.kind && h.object == w.object && (w.value == "" || h.value == w.value) }) {
+		if !slices.ContainsFunc(have, func(h got) bool {
+			return h.kind == w.kind && h.object == w.object && (w.value == "" || h.value == w.value)
+		}) {
 			t.Errorf("not removable: %v (have %v)", w, have)
 		}
 	}
