@@ -113,6 +113,11 @@ func (l *Lab) Check() ([]Finding, error) {
 	add("Entra: its secret on the HR app", len(l.Graph.Credentials(l.GraphApp)) > 0)
 	sp, _ := l.Graph.ServicePrincipalExists(l.GraphSP)
 	add("Entra: its RMM app in the tenant", sp)
+	add("Entra: anna's mail forwarded to it by an inbox rule", slices.Contains(l.Graph.MessageRules(l.GraphClient), l.GraphRule))
+	add("Entra: its admin's consent for an app to read mail", l.Graph.GrantExists(l.GraphConsent))
+	excluded, _ := l.Graph.PolicyUsers(l.GraphPolicy)["excludeUsers"].([]any)
+	add("Entra: its admin excluded from the MFA policy", slices.Contains(excluded, any(l.GraphOld[0])))
+	add("Entra: the cross-tenant setting trusting its tenant's MFA", slices.Contains(l.Graph.Partners(), OldTenant))
 	add("Entra: the break-glass password it knew", l.Graph.Password(l.GraphBG) == OldBreakGlass)
 
 	for _, id := range l.SCIMOld {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -71,8 +72,8 @@ func TestDemoEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(after) != 38 {
-		t.Fatalf("%d ways in tried, want 38 (README says so)", len(after))
+	if len(after) != 42 {
+		t.Fatalf("%d ways in tried, want 42 (README says so)", len(after))
 	}
 	for _, f := range after {
 		if f.Works {
@@ -94,6 +95,12 @@ func TestDemoEndToEnd(t *testing.T) {
 	}
 	if lab.Graph.UserProps(lab.GraphClient)["accountEnabled"] != true || !lab.RMM.Active("backup-agent") {
 		t.Error("the client's Entra user or the RMM's other token was touched")
+	}
+	if excluded, _ := lab.Graph.PolicyUsers(lab.GraphPolicy)["excludeUsers"].([]any); !slices.Equal(excluded, []any{lab.GraphBG}) {
+		t.Errorf("the MFA policy's exclusions: %v, want only the client's break-glass account", excluded)
+	}
+	if rules := lab.Graph.MessageRules(lab.GraphClient); len(rules) != 1 {
+		t.Errorf("anna's own inbox rule is gone, or the old provider's stays: %v", rules)
 	}
 	// The new credentials work and are the ones in the bundle's store.
 	ctx := context.Background()

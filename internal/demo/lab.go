@@ -74,6 +74,11 @@ type Lab struct {
 	GraphBG     string
 	GraphApp    string
 	GraphSP     string
+	// What the old provider left in Microsoft 365 besides its accounts: a
+	// forwarding rule in anna's inbox, a consent its admin gave, its
+	// admin excluded from the MFA policy, a partner setting trusting its
+	// tenant.
+	GraphRule, GraphConsent, GraphPolicy string
 }
 
 // Start starts every part of the lab in dir at once and seeds it;
@@ -285,6 +290,13 @@ func (l *Lab) startGraph() error {
 	g.AddRole("Global Administrator", "62e90394-69f5-4237-9190-012177145e10", admin, l.GraphClient)
 	l.GraphSP = g.AddServicePrincipal("OldMSP RMM", OldTenant, "Directory.ReadWrite.All", 1)
 	l.GraphApp = g.AddApplication("Acme HR app", []string{"OldMSP sync secret"}, nil)
+	g.VerifiedDomains = []string{"acme.example"}
+	l.GraphRule = g.AddMessageRule(l.GraphClient, graphtest.ForwardRule("Archive", "archive@"+OldDomain, false))
+	g.AddMessageRule(l.GraphClient, graphtest.ForwardRule("Team", "team@acme.example", false)) // the client's own
+	reader := g.AddServicePrincipal("Mail Reader", graphtest.Tenant, "", 0)
+	l.GraphConsent = g.AddUserConsent(admin, reader, "Mail.Read offline_access")
+	l.GraphPolicy = g.AddConditionalAccessPolicyFor("Require MFA for everyone", map[string]any{"includeUsers": []any{"All"}, "excludeUsers": []any{admin, l.GraphBG}})
+	g.AddPartner(OldTenant, true)
 	return nil
 }
 

@@ -1,7 +1,11 @@
 # The old MSP leaves a Microsoft 365 tenant: find its users and guests,
 # take them out of the directory roles, end their sessions, disable them,
-# and reset the passwords of the accounts it knew. The partner
-# relationships (GDAP/DAP) are removed by a person in the admin center.
+# and reset the passwords of the accounts it knew. The persistence sweep
+# removes what it could keep without an account (inbox rules forwarding
+# mail to it, consents, Conditional Access exclusions, a cross-tenant
+# trust, Temporary Access Passes) and lists the rest for a person. The
+# partner relationships (GDAP/DAP) are removed by a person in the admin
+# center.
 # Values to fill in are in m365.vars.json.example; the secret goes in
 # SWITCHOVER_VAR_client_secret.
 
@@ -103,6 +107,23 @@ step "entra.remove_guests" "guests" {
   domains    = var.old_provider_domains
   delete     = false
   depends_on = [step.disable]
+}
+
+# Read while planning: what the old provider keeps without an account. Its
+# findings are removed below; the rest (a user forwarding to a private
+# address, a federated domain, what only Exchange PowerShell reads) are
+# open items of the checklist with the command a person runs.
+step "entra.find_persistence" "backdoors" {
+  domains    = var.old_provider_domains
+  accounts   = [for u in step.oldmsp.outputs.users : u.id]
+  tenant_ids = var.old_provider_tenant_ids
+}
+
+step "entra.remove_persistence" "backdoor" {
+  for_each = step.backdoors.outputs.removable
+  kind     = each.value.kind
+  object   = each.value.object
+  value    = each.value.value
 }
 
 step "entra.remove_service_principals" "apps" {

@@ -284,10 +284,15 @@ func (s *Server) FederateDomain(domain, issuer, signIn string) {
 func (s *Server) domains(w http.ResponseWriter, r *http.Request, typ string, seg []string) {
 	switch {
 	case len(seg) == 1 && r.Method == "GET":
-		out := []map[string]any{
-			{"id": "client.example", "isVerified": true, "isDefault": true, "isInitial": false, "isRoot": true, "isAdminManaged": true, "authenticationType": "Managed"},
-			{"id": "client.onmicrosoft.com", "isVerified": true, "isDefault": false, "isInitial": true, "isRoot": true, "isAdminManaged": true, "authenticationType": "Managed"},
+		verified := s.VerifiedDomains
+		if verified == nil {
+			verified = []string{"client.example"}
 		}
+		var out []map[string]any
+		for i, d := range verified {
+			out = append(out, map[string]any{"id": d, "isVerified": true, "isDefault": i == 0, "isInitial": false, "isRoot": true, "isAdminManaged": true, "authenticationType": "Managed"})
+		}
+		out = append(out, map[string]any{"id": "client.onmicrosoft.com", "isVerified": true, "isDefault": false, "isInitial": true, "isRoot": true, "isAdminManaged": true, "authenticationType": "Managed"})
 		names := make([]string, 0, len(s.federated))
 		for d := range s.federated {
 			names = append(names, d)

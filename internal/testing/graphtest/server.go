@@ -93,6 +93,9 @@ type Server struct {
 	// NextLinkHost spells the host of @odata.nextLink otherwise than the
 	// client asked (localhost for 127.0.0.1, another case, :443).
 	NextLinkHost string
+	// VerifiedDomains are the tenant's custom domains (default
+	// client.example), besides client.onmicrosoft.com.
+	VerifiedDomains []string
 	// Redirect answers every Graph GET with 307 to this origin (such as
 	// http://127.0.0.1:PORT of a decoy).
 	Redirect      string
