@@ -82,6 +82,10 @@ func main() {
 		benchEntra(abs, *accounts, *runs, *parallelism)
 		return
 	}
+	if *what == "entra-rules" {
+		benchInboxRules(abs, 2000, *runs)
+		return
+	}
 	if *what == "backup" {
 		benchBackup(abs, *sizeMB, *runs)
 		return
