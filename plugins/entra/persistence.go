@@ -31,12 +31,17 @@ const (
 	kindPartner     = "cross_tenant_partner"
 	kindTAP         = "temporary_access_pass"
 	kindFederation  = "federated_domain"
+	kindAppOwner    = "app_owner"
+	kindFedCred     = "federated_credential"
+	kindSPSecret    = "sp_secret"
 )
 
 var m365Titles = map[string]string{
 	kindInboxRule: "inbox rule(s) forwarding mail outside the client's domains", kindConsent: "consent(s) the old provider's accounts gave",
 	kindCAExclusion: "Conditional Access exclusion(s)", kindPartner: "cross-tenant access partner setting(s)",
 	kindTAP: "Temporary Access Pass(es)", kindFederation: "federated domain(s)",
+	kindAppOwner: "app or service principal owner(s)", kindFedCred: "federated identity credential(s) on app registrations",
+	kindSPSecret: "client secret(s) on service principals",
 }
 
 // sweepParallel bounds the mailboxes read at once (the dispatcher sends
@@ -91,7 +96,7 @@ func (p *plugin) findPersistence() *sdk.Action {
 			if err := s.prepare(ctx); err != nil {
 				return nil, "", nil, err
 			}
-			for _, read := range []func(context.Context) error{s.inboxRules, s.consents, s.caExclusions, s.partners, s.taps, s.federation} {
+			for _, read := range []func(context.Context) error{s.inboxRules, s.consents, s.caExclusions, s.partners, s.taps, s.federation, s.apps} {
 				if err := read(ctx); err != nil {
 					return nil, "", nil, err
 				}
@@ -155,6 +160,23 @@ func (s *m365Sweep) prepare(ctx context.Context) error {
 		s.old[k] = k
 	}
 	return nil
+}
+
+// mentions: text that names the old provider (one of its domains, or
+// their first label: "oldmsp" of oldmsp.example) or its tenant.
+func (s *m365Sweep) mentions(text string) bool {
+	text = strings.ToLower(text)
+	for _, d := range s.domains {
+		if strings.Contains(text, d) || strings.Contains(text, strings.SplitN(d, ".", 2)[0]) {
+			return true
+		}
+	}
+	for t := range s.tenants {
+		if strings.Contains(text, t) {
+			return true
+		}
+	}
+	return false
 }
 
 // oldAddress: an address in one of the old provider's domains.
@@ -496,4 +518,92 @@ func exchangeItem(domains []string) sdk.Diagnostic {
 		{"SendAs for the old provider's accounts", fmt.Sprintf("Get-RecipientPermission -ResultSize Unlimited | Where-Object { $_.Trustee -like '%s' }; remove with Remove-RecipientPermission -Identity NAME -Trustee USER -AccessRights SendAs", like)},
 		{"Partner relationships (delegated admin, GDAP) of the old provider", "Microsoft 365 admin center > Settings > Partner relationships (https://admin.microsoft.com/#/partners): remove its roles and end the relationship"},
 	})
+}
+
+type ficred struct {
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Issuer  string `json:"issuer"`
+	Subject string `json:"subject"`
+}
+
+type spSecrets struct {
+	servicePrincipal
+	PasswordCredentials []struct {
+		KeyID       string `json:"keyId"`
+		DisplayName string `json:"displayName"`
+	} `json:"passwordCredentials"`
+}
+
+// apps: who owns the tenant's app registrations and service principals
+// (an owner adds a secret and signs in as the app), the external tokens an
+// app trusts (federated identity credentials: a workload elsewhere signs
+// in as it, no secret needed), and client secrets put on a service
+// principal rather than its application (rare, and not shown where
+// secrets are usually looked at).
+func (s *m365Sweep) apps(ctx context.Context) error {
+	apps, err := listOf[servicePrincipal](ctx, s.g, "/applications?$select=id,appId,displayName", nil)
+	if err != nil {
+		return err
+	}
+	sps, err := listOf[spSecrets](ctx, s.g, "/servicePrincipals?$select=id,appId,displayName,appOwnerOrganizationId,passwordCredentials", nil)
+	if err != nil {
+		return err
+	}
+	for _, a := range apps {
+		if err := s.owners(ctx, "applications", a.ID, "app registration "+a.DisplayName); err != nil {
+			return err
+		}
+		fics, err := listOf[ficred](ctx, s.g, "/applications/"+url.PathEscape(a.ID)+"/federatedIdentityCredentials", nil)
+		if err != nil {
+			return notFoundIsGone(err)
+		}
+		for _, f := range fics {
+			fd := &sdk.Finding{Kind: kindFedCred, Object: a.ID, Value: f.ID, Principal: a.DisplayName, Whose: sdk.WhoseUnlisted,
+				What:   fmt.Sprintf("app registration %q trusts tokens of %s for %s (federated credential %q): that workload signs in as the app without a secret", a.DisplayName, f.Issuer, f.Subject, f.Name),
+				Remedy: fmt.Sprintf("If it is not the client's: Remove-MgApplicationFederatedIdentityCredential -ApplicationId '%s' -FederatedIdentityCredentialId '%s'", a.ID, f.ID)}
+			if s.mentions(f.Issuer + " " + f.Subject + " " + f.Name) {
+				fd.Whose, fd.Removable, fd.Remedy = sdk.WhoseOldProvider, true, ""
+			}
+			s.add(fd)
+		}
+	}
+	for _, sp := range sps {
+		if strings.EqualFold(sp.AppOwnerOrganizationID, microsoftTenant) || s.tenants[strings.ToLower(sp.AppOwnerOrganizationID)] {
+			continue // Microsoft's own; the old provider's apps go whole (remove_service_principals)
+		}
+		if err := s.owners(ctx, "servicePrincipals", sp.ID, "service principal "+sp.DisplayName); err != nil {
+			return err
+		}
+		for _, c := range sp.PasswordCredentials {
+			f := &sdk.Finding{Kind: kindSPSecret, Object: sp.ID, Value: c.KeyID, Principal: sp.DisplayName, Whose: sdk.WhoseUnlisted,
+				What:   fmt.Sprintf("service principal %q has a client secret %q (keyId %s) of its own", sp.DisplayName, c.DisplayName, c.KeyID),
+				Remedy: fmt.Sprintf("If nobody at the client made it: Remove-MgServicePrincipalPassword -ServicePrincipalId '%s' -KeyId '%s'", sp.ID, c.KeyID)}
+			if s.mentions(c.DisplayName) {
+				f.Whose, f.Removable, f.Remedy = sdk.WhoseOldProvider, true, ""
+			}
+			s.add(f)
+		}
+	}
+	return nil
+}
+
+// owners: the old provider's accounts among an object's owners.
+func (s *m365Sweep) owners(ctx context.Context, set, id, what string) error {
+	type owner struct {
+		ID string `json:"id"`
+	}
+	list, err := listOf[owner](ctx, s.g, "/"+set+"/"+url.PathEscape(id)+"/owners?$select=id", nil)
+	if err != nil {
+		return notFoundIsGone(err)
+	}
+	for _, o := range list {
+		upn, ok := s.old[o.ID]
+		if !ok {
+			continue
+		}
+		s.add(&sdk.Finding{Kind: kindAppOwner, Object: set + "/" + id, Value: o.ID, Principal: upn, Whose: sdk.WhoseOldProvider, Removable: true,
+			What: fmt.Sprintf("%s owns %s: it can add a secret and sign in as the app", upn, what)})
+	}
+	return nil
 }

@@ -36,11 +36,11 @@ func (p *plugin) removePersistence() *sdk.Action {
 		return g, r, err
 	}
 	return &sdk.Action{Name: "remove_persistence", GoneIsDone: true,
-		Description: "Removes one finding of entra.find_persistence (for_each over its removable output): an inbox rule, a consent, a Conditional Access exclusion (the policy written back as read, without it), a cross-tenant partner setting, a Temporary Access Pass.",
+		Description: "Removes one finding of entra.find_persistence (for_each over its removable output): an inbox rule, a consent, a Conditional Access exclusion (the policy written back as read, without it), a cross-tenant partner setting, a Temporary Access Pass, an owner of an app or service principal, a federated identity credential, a service principal's client secret.",
 		Attributes: []sdk.Attribute{
-			{Name: "kind", Type: cty.String, Required: true, Description: "inbox_rule, consent, ca_exclusion, cross_tenant_partner or temporary_access_pass (the finding's kind)."},
-			{Name: "object", Type: cty.String, Required: true, Description: "The finding's object: the mailbox's user id, the grant's id, the policy's id, the tenant id, the user id."},
-			{Name: "value", Type: cty.String, Description: "The finding's value: the rule's id, the scope, excludeUsers:ID or excludeGroups:ID, the method's id."},
+			{Name: "kind", Type: cty.String, Required: true, Description: "inbox_rule, consent, ca_exclusion, cross_tenant_partner, temporary_access_pass, app_owner, federated_credential or sp_secret (the finding's kind)."},
+			{Name: "object", Type: cty.String, Required: true, Description: "The finding's object: the mailbox's user id, the grant's id, the policy's id, the tenant id, the user id, applications/ID or servicePrincipals/ID, the application's id, the service principal's id."},
+			{Name: "value", Type: cty.String, Description: "The finding's value: the rule's id, the scope, excludeUsers:ID or excludeGroups:ID, the method's id, the owner's id, the credential's id, the secret's keyId."},
 		},
 		PlanFunc: func(ctx context.Context, req *sdk.PlanRequest) *sdk.PlanResponse {
 			_, r, err := get(req.Attributes)
@@ -110,8 +110,51 @@ func (p *plugin) removalOf(g *graph, kind, object, value string) (*removal, erro
 			}, remove: del(tapPath(object) + "/" + url.PathEscape(value))}, nil
 	case kindCAExclusion:
 		return p.caRemoval(g, object, value)
+	case kindAppOwner:
+		set, id, _ := strings.Cut(object, "/")
+		if set != "applications" && set != "servicePrincipals" {
+			return nil, fmt.Errorf("object %q: applications/ID or servicePrincipals/ID", object)
+		}
+		path := "/" + set + "/" + url.PathEscape(id) + "/owners"
+		return &removal{what: fmt.Sprintf("owner %s of %s", value, object),
+			look: func(ctx context.Context) (bool, any, error) {
+				type owner struct {
+					ID string `json:"id"`
+				}
+				list, err := listOf[owner](ctx, g, path+"?$select=id", nil)
+				return hasID(list, func(o owner) string { return o.ID }, value), nil, notFoundIsGone(err)
+			}, remove: del(path + "/" + url.PathEscape(value) + "/$ref")}, nil
+	case kindFedCred:
+		path := "/applications/" + url.PathEscape(object) + "/federatedIdentityCredentials"
+		return &removal{what: fmt.Sprintf("federated identity credential %s of application %s", value, object),
+			look: func(ctx context.Context) (bool, any, error) {
+				fs, err := listOf[ficred](ctx, g, path, nil)
+				return hasID(fs, func(f ficred) string { return f.ID }, value), nil, notFoundIsGone(err)
+			}, remove: del(path + "/" + url.PathEscape(value))}, nil
+	case kindSPSecret:
+		return &removal{what: fmt.Sprintf("client secret %s of service principal %s", value, object),
+			look: func(ctx context.Context) (bool, any, error) {
+				sps, err := listOf[spSecrets](ctx, g, "/servicePrincipals?$select=id,passwordCredentials", nil)
+				for _, sp := range sps {
+					if sp.ID == object {
+						for _, c := range sp.PasswordCredentials {
+							if c.KeyID == value {
+								return true, nil, nil
+							}
+						}
+					}
+				}
+				return false, nil, err
+			},
+			remove: func(ctx context.Context, _ []byte) error {
+				err := g.do(ctx, "POST", "/servicePrincipals/"+url.PathEscape(object)+"/removePassword", nil, map[string]string{"keyId": value}, nil)
+				if statusOf(err) == http.StatusNotFound {
+					return sdk.NotFound("client secret %s of service principal %s", value, object)
+				}
+				return err
+			}}, nil
 	}
-	return nil, sdk.AttributeErrorf("kind", "Invalid kind", "kind %q: inbox_rule, consent, ca_exclusion, cross_tenant_partner or temporary_access_pass (federated domains are never removed by switchover)", kind).Err()
+	return nil, sdk.AttributeErrorf("kind", "Invalid kind", "kind %q: inbox_rule, consent, ca_exclusion, cross_tenant_partner, temporary_access_pass, app_owner, federated_credential or sp_secret (federated domains are never removed by switchover)", kind).Err()
 }
 
 func hasID[T any](list []T, id func(T) string, want string) bool {

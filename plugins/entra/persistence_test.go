@@ -44,6 +44,14 @@ func TestM365PersistenceSweep(t *testing.T) {
 	g.AddAuthMethod(tech, "temporaryAccessPassAuthenticationMethod", map[string]any{"lifetimeInMinutes": float64(60), "isUsableOnce": false})
 	g.AddAuthMethod(anna, "temporaryAccessPassAuthenticationMethod", map[string]any{"lifetimeInMinutes": float64(60), "isUsableOnce": true})
 	g.FederateDomain("legacy.client.example", "http://sts.oldmsp.example/adfs/services/trust", "https://sts.oldmsp.example/adfs/ls/")
+	hr := g.AddApplication("Acme HR", nil, nil)
+	g.AddOwner(hr, tech)
+	g.AddOwner(hr, anna)
+	deploy := g.AddFederatedCredential(hr, "deploy", "https://token.actions.githubusercontent.com", "repo:oldmsp/hr-deploy:ref:refs/heads/main")
+	site := g.AddFederatedCredential(hr, "site", "https://token.actions.githubusercontent.com", "repo:acme/site:environment:prod")
+	g.AddOwner(app, tech)
+	spSecret := g.AddSPPassword(app, "oldmsp automation")
+	otherSecret := g.AddSPPassword(app, "reporting export")
 	h := harness(t, g)
 
 	sweep := map[string]cty.Value{"domains": cty.ListVal([]cty.Value{str("oldmsp.example")}), "tenant_ids": cty.ListVal([]cty.Value{str(oldTenant)})}
@@ -58,7 +66,8 @@ func TestM365PersistenceSweep(t *testing.T) {
 		have = append(have, got{f.GetAttr("kind").AsString(), f.GetAttr("object").AsString(), f.GetAttr("value").AsString()})
 	}
 	want := []got{{kindInboxRule, anna, toOld}, {kindInboxRule, tech, fromOld}, {kindConsent, consent, "Mail.Read offline_access"},
-		{kindCAExclusion, policy, "excludeUsers:" + tech}, {kindPartner, oldTenant, ""}, {kindTAP, tech, ""}}
+		{kindCAExclusion, policy, "excludeUsers:" + tech}, {kindPartner, oldTenant, ""}, {kindTAP, tech, ""},
+		{kindAppOwner, "applications/" + hr, tech}, {kindAppOwner, "servicePrincipals/" + app, tech}, {kindFedCred, hr, deploy}, {kindSPSecret, app, spSecret}}
 	if len(have) != len(want) {
 		t.Fatalf("removable:\n%v\nwant\n%v", have, want)
 	}
@@ -75,7 +84,7 @@ func TestM365PersistenceSweep(t *testing.T) {
 			open += d.Summary + "\n" + d.Detail + "\n"
 		}
 	}
-	for _, w := range []string{"bob.private@mail.example", "Remove-InboxRule -Mailbox 'bob@client.example' -Identity 'Home'", "legacy.client.example is federated",
+	for _, w := range []string{"bob.private@mail.example", "repo:acme/site:environment:prod", "reporting export", "Remove-InboxRule -Mailbox 'bob@client.example' -Identity 'Home'", "legacy.client.example is federated",
 		"Update-MgDomain -DomainId 'legacy.client.example' -AuthenticationType Managed", "ForwardingSmtpAddress", "Get-RecipientPermission", "Partner relationships"} {
 		if !strings.Contains(open, w) {
 			t.Errorf("the open items do not say %q:\n%s", w, open)
@@ -113,6 +122,18 @@ func TestM365PersistenceSweep(t *testing.T) {
 	}
 	if m := g.AuthMethods(tech); slices.Contains(m, "temporaryAccessPassAuthenticationMethod") {
 		t.Errorf("the technician keeps a TAP: %v", m)
+	}
+	if o := g.Owners(hr); !slices.Equal(o, []string{anna}) {
+		t.Errorf("the HR app's owners: %v", o)
+	}
+	if o := g.Owners(app); len(o) != 0 {
+		t.Errorf("the service principal's owners: %v", o)
+	}
+	if f := g.FederatedCredentials(hr); !slices.Equal(f, []string{site}) {
+		t.Errorf("the HR app's federated credentials: %v", f)
+	}
+	if p := g.SPPasswords(app); !slices.Equal(p, []string{otherSecret}) {
+		t.Errorf("the service principal's secrets: %v", p)
 	}
 	if m := g.AuthMethods(anna); !slices.Contains(m, "temporaryAccessPassAuthenticationMethod") {
 		t.Errorf("anna's TAP is gone: %v", m)

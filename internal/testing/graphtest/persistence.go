@@ -336,6 +336,8 @@ func (s *Server) persistence(w http.ResponseWriter, r *http.Request, typ string,
 		s.partnerConfigs(w, r, typ, seg)
 	case seg[0] == "domains":
 		s.domains(w, r, typ, seg)
+	case (seg[0] == "applications" || seg[0] == "servicePrincipals") && len(seg) >= 3 && (seg[2] == "owners" || seg[2] == "federatedIdentityCredentials" || (seg[2] == "removePassword" && seg[0] == "servicePrincipals")):
+		s.appObjects(w, r, typ, seg)
 	default:
 		return false
 	}
@@ -362,4 +364,144 @@ func (s *Server) GrantExists(id string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.grants[id] != nil
+}
+
+// AddOwner makes a user an owner of an application or a service
+// principal (by its id).
+func (s *Server) AddOwner(objectID, userID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.owners == nil {
+		s.owners = map[string][]string{}
+	}
+	s.owners[objectID] = append(s.owners[objectID], userID)
+}
+
+// Owners are the owners of an application or a service principal.
+func (s *Server) Owners(objectID string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.owners[objectID]...)
+}
+
+// AddFederatedCredential trusts tokens of an external issuer for a
+// subject on an application; it returns the credential's id.
+func (s *Server) AddFederatedCredential(appID, name, issuer, subject string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fics == nil {
+		s.fics = map[string][]map[string]any{}
+	}
+	id := newID()
+	f := map[string]any{"id": id, "name": name, "issuer": issuer, "subject": subject, "audiences": []any{"api://AzureADTokenExchange"}}
+	for _, b := range s.schema.Check("federatedIdentityCredential", f) {
+		s.violate("AddFederatedCredential: %s", b)
+	}
+	s.fics[appID] = append(s.fics[appID], f)
+	return id
+}
+
+// FederatedCredentials are the ids of an application's federated
+// identity credentials.
+func (s *Server) FederatedCredentials(appID string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, f := range s.fics[appID] {
+		out = append(out, f["id"].(string))
+	}
+	return out
+}
+
+// AddSPPassword adds a client secret to a service principal (not its
+// application); it returns its keyId.
+func (s *Server) AddSPPassword(spID, displayName string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := newID()
+	sp := s.sps[spID]
+	list, _ := sp["passwordCredentials"].([]any)
+	sp["passwordCredentials"] = append(list, map[string]any{"keyId": id, "displayName": displayName, "hint": "xyz", "startDateTime": "2025-01-01T00:00:00Z", "endDateTime": "2027-01-01T00:00:00Z"})
+	return id
+}
+
+// SPPasswords are the keyIds of a service principal's client secrets.
+func (s *Server) SPPasswords(spID string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	list, _ := s.sps[spID]["passwordCredentials"].([]any)
+	for _, c := range list {
+		out = append(out, c.(map[string]any)["keyId"].(string))
+	}
+	return out
+}
+
+// appObjects serves applications/{id}/owners and servicePrincipals/{id}/owners
+// (GET, DELETE .../owners/{uid}/$ref), applications/{id}/federatedIdentityCredentials
+// (GET, DELETE .../{fid}) and servicePrincipals/{id}/removePassword.
+func (s *Server) appObjects(w http.ResponseWriter, r *http.Request, typ string, seg []string) {
+	exists := (seg[0] == "applications" && s.apps[seg[1]] != nil) || (seg[0] == "servicePrincipals" && s.sps[seg[1]] != nil)
+	if !exists {
+		graphError(w, 404, "Request_ResourceNotFound", "Resource '"+seg[1]+"' does not exist or one of its queried reference-property objects are not present.")
+		return
+	}
+	if seg[2] != "removePassword" {
+		if err := s.schema.Navigation(typ, seg[2]); err != nil {
+			s.violate("%s %s: %v", r.Method, r.URL.Path, err)
+		}
+	}
+	switch {
+	case seg[2] == "owners" && len(seg) == 3 && r.Method == "GET":
+		out := []map[string]any{}
+		for _, uid := range s.owners[seg[1]] {
+			if u := s.users[uid]; u != nil {
+				out = append(out, map[string]any{"@odata.type": "#microsoft.graph.user", "id": uid, "userPrincipalName": u.Props["userPrincipalName"]})
+			}
+		}
+		writeJSON(w, map[string]any{"value": out})
+	case seg[2] == "owners" && len(seg) == 5 && seg[4] == "$ref" && r.Method == "DELETE":
+		list := s.owners[seg[1]]
+		if !remove(&list, seg[3]) {
+			graphError(w, 404, "Request_ResourceNotFound", "The owner is not an owner of the object.")
+			return
+		}
+		s.owners[seg[1]] = list
+		w.WriteHeader(204)
+	case seg[2] == "federatedIdentityCredentials" && len(seg) == 3 && r.Method == "GET":
+		out := s.fics[seg[1]]
+		if out == nil {
+			out = []map[string]any{}
+		}
+		writeJSON(w, map[string]any{"value": out})
+	case seg[2] == "federatedIdentityCredentials" && len(seg) == 4 && r.Method == "DELETE":
+		for i, f := range s.fics[seg[1]] {
+			if f["id"] == seg[3] {
+				s.fics[seg[1]] = append(s.fics[seg[1]][:i], s.fics[seg[1]][i+1:]...)
+				w.WriteHeader(204)
+				return
+			}
+		}
+		graphError(w, 404, "Request_ResourceNotFound", "No such federated identity credential.")
+	case seg[2] == "removePassword" && len(seg) == 3 && r.Method == "POST":
+		if err := s.schema.Action(typ, "removePassword"); err != nil {
+			s.violate("POST %s: %v", r.URL.Path, err)
+		}
+		var body struct {
+			KeyID string `json:"keyId"`
+		}
+		json.NewDecoder(r.Body).Decode(&body)
+		sp := s.sps[seg[1]]
+		list, _ := sp["passwordCredentials"].([]any)
+		for i, c := range list {
+			if c.(map[string]any)["keyId"] == body.KeyID {
+				sp["passwordCredentials"] = append(list[:i:i], list[i+1:]...)
+				w.WriteHeader(204)
+				return
+			}
+		}
+		graphError(w, 404, "Request_ResourceNotFound", "No password credential with keyId "+body.KeyID+".")
+	default:
+		graphError(w, 400, "BadRequest", "Unsupported request: "+r.Method+" "+r.URL.Path)
+	}
 }

@@ -122,9 +122,11 @@ type Server struct {
 	tokenReqs  int
 	devices    map[string]*deviceSignIn // device code sign-ins by device code
 	skus       []map[string]any
-	policies   []map[string]any          // Conditional Access
-	partners   []map[string]any          // cross-tenant access partner configurations
-	federated  map[string]map[string]any // federation configuration by domain
+	policies   []map[string]any            // Conditional Access
+	partners   []map[string]any            // cross-tenant access partner configurations
+	owners     map[string][]string         // owners of applications and service principals
+	fics       map[string][]map[string]any // federated identity credentials by application
+	federated  map[string]map[string]any   // federation configuration by domain
 	requests   int
 	batches    int
 	throttled  int

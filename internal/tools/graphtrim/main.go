@@ -23,7 +23,8 @@ var (
 		"conditionalAccessRoot", "identityContainer", "roleManagement", "rbacApplication", "unifiedRoleAssignment", "unifiedRoleDefinition",
 		"mailFolder", "messageRule", "messageRuleActions", "messageRulePredicates", "recipient", "emailAddress",
 		"conditionalAccessConditionSet", "conditionalAccessUsers", "policyRoot", "policyBase", "crossTenantAccessPolicy",
-		"crossTenantAccessPolicyConfigurationPartner", "crossTenantAccessPolicyInboundTrust", "internalDomainFederation", "samlOrWsFedProvider", "identityProviderBase"}
+		"crossTenantAccessPolicyConfigurationPartner", "crossTenantAccessPolicyInboundTrust", "internalDomainFederation", "samlOrWsFedProvider", "identityProviderBase",
+		"federatedIdentityCredential"}
 	enums      = []string{"conditionalAccessPolicyState", "importance", "authenticationProtocol"}
 	singletons = []string{"identity", "roleManagement", "policies"}
 	actions    = []string{"revokeSignInSessions", "removePassword"}
