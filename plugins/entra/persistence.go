@@ -34,6 +34,8 @@ const (
 	kindAppOwner    = "app_owner"
 	kindFedCred     = "federated_credential"
 	kindSPSecret    = "sp_secret"
+	kindPIMEligible = "pim_eligible"
+	kindPIMActive   = "pim_active"
 )
 
 var m365Titles = map[string]string{
@@ -41,7 +43,7 @@ var m365Titles = map[string]string{
 	kindCAExclusion: "Conditional Access exclusion(s)", kindPartner: "cross-tenant access partner setting(s)",
 	kindTAP: "Temporary Access Pass(es)", kindFederation: "federated domain(s)",
 	kindAppOwner: "app or service principal owner(s)", kindFedCred: "federated identity credential(s) on app registrations",
-	kindSPSecret: "client secret(s) on service principals",
+	kindSPSecret: "client secret(s) on service principals", kindPIMEligible: "PIM role eligibilit(ies)", kindPIMActive: "PIM active role assignment(s)",
 }
 
 // sweepParallel bounds the mailboxes read at once (the dispatcher sends
@@ -96,7 +98,7 @@ func (p *plugin) findPersistence() *sdk.Action {
 			if err := s.prepare(ctx); err != nil {
 				return nil, "", nil, err
 			}
-			for _, read := range []func(context.Context) error{s.inboxRules, s.consents, s.caExclusions, s.partners, s.taps, s.federation, s.apps} {
+			for _, read := range []func(context.Context) error{s.inboxRules, s.consents, s.caExclusions, s.partners, s.taps, s.federation, s.apps, s.pim} {
 				if err := read(ctx); err != nil {
 					return nil, "", nil, err
 				}
@@ -604,6 +606,60 @@ func (s *m365Sweep) owners(ctx context.Context, set, id, what string) error {
 		}
 		s.add(&sdk.Finding{Kind: kindAppOwner, Object: set + "/" + id, Value: o.ID, Principal: upn, Whose: sdk.WhoseOldProvider, Removable: true,
 			What: fmt.Sprintf("%s owns %s: it can add a secret and sign in as the app", upn, what)})
+	}
+	return nil
+}
+
+type roleSchedule struct {
+	ID               string `json:"id"`
+	PrincipalID      string `json:"principalId"`
+	RoleDefinitionID string `json:"roleDefinitionId"`
+	DirectoryScopeID string `json:"directoryScopeId"`
+}
+
+// pimKinds are the PIM schedules and the request that removes one.
+var pimKinds = []struct{ kind, schedules, requests, what string }{
+	{kindPIMEligible, "roleEligibilitySchedules", "roleEligibilityScheduleRequests", "is eligible for"},
+	{kindPIMActive, "roleAssignmentSchedules", "roleAssignmentScheduleRequests", "has an active PIM assignment of"},
+}
+
+// pim: a role the old provider's account may activate whenever it wants
+// (eligible), or holds through PIM, outlives a removal of its direct role
+// members.
+func (s *m365Sweep) pim(ctx context.Context) error {
+	type def struct {
+		ID          string `json:"id"`
+		DisplayName string `json:"displayName"`
+	}
+	defs, err := listOf[def](ctx, s.g, "/roleManagement/directory/roleDefinitions", nil)
+	if err != nil {
+		return err
+	}
+	names := map[string]string{}
+	for _, d := range defs {
+		names[d.ID] = d.DisplayName
+	}
+	for _, k := range pimKinds {
+		scs, err := listOf[roleSchedule](ctx, s.g, "/roleManagement/directory/"+k.schedules, nil)
+		if st := statusOf(err); st == http.StatusForbidden || st == http.StatusBadRequest {
+			s.warn(sdk.LeftForPerson("PIM schedules not read", "The tenant has no Entra ID P2, or the app may not read them (RoleEligibilitySchedule.Read.Directory): check Privileged Identity Management > Microsoft Entra roles for the old provider's accounts."))
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		for _, sc := range scs {
+			upn, ok := s.old[sc.PrincipalID]
+			if !ok {
+				continue
+			}
+			role := names[sc.RoleDefinitionID]
+			if role == "" {
+				role = sc.RoleDefinitionID
+			}
+			s.add(&sdk.Finding{Kind: k.kind, Object: sc.PrincipalID, Value: sc.RoleDefinitionID + "@" + sc.DirectoryScopeID, Principal: upn, Whose: sdk.WhoseOldProvider, Removable: true,
+				What: fmt.Sprintf("%s %s %s (scope %s)", upn, k.what, role, sc.DirectoryScopeID)})
+		}
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package entra
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -38,9 +39,9 @@ func (p *plugin) removePersistence() *sdk.Action {
 	return &sdk.Action{Name: "remove_persistence", GoneIsDone: true,
 		Description: "Removes one finding of entra.find_persistence (for_each over its removable output): an inbox rule, a consent, a Conditional Access exclusion (the policy written back as read, without it), a cross-tenant partner setting, a Temporary Access Pass, an owner of an app or service principal, a federated identity credential, a service principal's client secret.",
 		Attributes: []sdk.Attribute{
-			{Name: "kind", Type: cty.String, Required: true, Description: "inbox_rule, consent, ca_exclusion, cross_tenant_partner, temporary_access_pass, app_owner, federated_credential or sp_secret (the finding's kind)."},
+			{Name: "kind", Type: cty.String, Required: true, Description: "inbox_rule, consent, ca_exclusion, cross_tenant_partner, temporary_access_pass, app_owner, federated_credential, sp_secret, pim_eligible or pim_active (the finding's kind)."},
 			{Name: "object", Type: cty.String, Required: true, Description: "The finding's object: the mailbox's user id, the grant's id, the policy's id, the tenant id, the user id, applications/ID or servicePrincipals/ID, the application's id, the service principal's id."},
-			{Name: "value", Type: cty.String, Description: "The finding's value: the rule's id, the scope, excludeUsers:ID or excludeGroups:ID, the method's id, the owner's id, the credential's id, the secret's keyId."},
+			{Name: "value", Type: cty.String, Description: "The finding's value: the rule's id, the scope, excludeUsers:ID or excludeGroups:ID, the method's id, the owner's id, the credential's id, the secret's keyId, ROLE_DEFINITION_ID@SCOPE."},
 		},
 		PlanFunc: func(ctx context.Context, req *sdk.PlanRequest) *sdk.PlanResponse {
 			_, r, err := get(req.Attributes)
@@ -110,6 +111,8 @@ func (p *plugin) removalOf(g *graph, kind, object, value string) (*removal, erro
 			}, remove: del(tapPath(object) + "/" + url.PathEscape(value))}, nil
 	case kindCAExclusion:
 		return p.caRemoval(g, object, value)
+	case kindPIMEligible, kindPIMActive:
+		return pimRemoval(g, kind, object, value)
 	case kindAppOwner:
 		set, id, _ := strings.Cut(object, "/")
 		if set != "applications" && set != "servicePrincipals" {
@@ -154,7 +157,7 @@ func (p *plugin) removalOf(g *graph, kind, object, value string) (*removal, erro
 				return err
 			}}, nil
 	}
-	return nil, sdk.AttributeErrorf("kind", "Invalid kind", "kind %q: inbox_rule, consent, ca_exclusion, cross_tenant_partner, temporary_access_pass, app_owner, federated_credential or sp_secret (federated domains are never removed by switchover)", kind).Err()
+	return nil, sdk.AttributeErrorf("kind", "Invalid kind", "kind %q: inbox_rule, consent, ca_exclusion, cross_tenant_partner, temporary_access_pass, app_owner, federated_credential, sp_secret, pim_eligible or pim_active (federated domains are never removed by switchover)", kind).Err()
 }
 
 func hasID[T any](list []T, id func(T) string, want string) bool {
@@ -240,5 +243,33 @@ func (p *plugin) caRemoval(g *graph, policyID, value string) (*removal, error) {
 			}
 			users[list] = kept
 			return g.do(ctx, "PATCH", path, nil, map[string]any{"conditions": pol.Conditions}, nil)
+		}}, nil
+}
+
+// pimRemoval removes a PIM schedule with an adminRemove request.
+func pimRemoval(g *graph, kind, principal, value string) (*removal, error) {
+	roleDef, scope, ok := strings.Cut(value, "@")
+	if !ok {
+		return nil, fmt.Errorf("value %q: ROLE_DEFINITION_ID@SCOPE", value)
+	}
+	k := pimKinds[0]
+	if kind == kindPIMActive {
+		k = pimKinds[1]
+	}
+	return &removal{what: fmt.Sprintf("the %s schedule of role %s (scope %s) of %s", strings.TrimPrefix(kind, "pim_"), roleDef, scope, principal),
+		look: func(ctx context.Context) (bool, any, error) {
+			q := url.Values{"$filter": {"principalId eq " + quoteOData(principal)}}
+			scs, err := listOf[roleSchedule](ctx, g, "/roleManagement/directory/"+k.schedules+"?"+q.Encode(), nil)
+			return hasID(scs, func(sc roleSchedule) string { return sc.RoleDefinitionID + "@" + sc.DirectoryScopeID }, value), nil, err
+		},
+		remove: func(ctx context.Context, _ []byte) error {
+			body := map[string]any{"action": "adminRemove", "principalId": principal, "roleDefinitionId": roleDef, "directoryScopeId": scope,
+				"justification": "switchover: the previous IT provider leaves the tenant"}
+			err := g.do(ctx, "POST", "/roleManagement/directory/"+k.requests, nil, body, nil)
+			var ge *graphError
+			if errors.As(err, &ge) && ge.Code == "RoleAssignmentDoesNotExist" {
+				return sdk.NotFound("the %s schedule of role %s of %s", strings.TrimPrefix(kind, "pim_"), roleDef, principal)
+			}
+			return err
 		}}, nil
 }

@@ -52,6 +52,11 @@ func TestM365PersistenceSweep(t *testing.T) {
 	g.AddOwner(app, tech)
 	spSecret := g.AddSPPassword(app, "oldmsp automation")
 	otherSecret := g.AddSPPassword(app, "reporting export")
+	const globalAdmin = "62e90394-69f5-4237-9190-012177145e10"
+	g.AddRole("Global Administrator", globalAdmin)
+	g.AddRoleSchedule(tech, globalAdmin, true)
+	g.AddRoleSchedule(tech, globalAdmin, false)
+	annaPIM := g.AddRoleSchedule(anna, globalAdmin, true)
 	h := harness(t, g)
 
 	sweep := map[string]cty.Value{"domains": cty.ListVal([]cty.Value{str("oldmsp.example")}), "tenant_ids": cty.ListVal([]cty.Value{str(oldTenant)})}
@@ -67,7 +72,8 @@ func TestM365PersistenceSweep(t *testing.T) {
 	}
 	want := []got{{kindInboxRule, anna, toOld}, {kindInboxRule, tech, fromOld}, {kindConsent, consent, "Mail.Read offline_access"},
 		{kindCAExclusion, policy, "excludeUsers:" + tech}, {kindPartner, oldTenant, ""}, {kindTAP, tech, ""},
-		{kindAppOwner, "applications/" + hr, tech}, {kindAppOwner, "servicePrincipals/" + app, tech}, {kindFedCred, hr, deploy}, {kindSPSecret, app, spSecret}}
+		{kindAppOwner, "applications/" + hr, tech}, {kindAppOwner, "servicePrincipals/" + app, tech}, {kindFedCred, hr, deploy}, {kindSPSecret, app, spSecret},
+		{kindPIMEligible, tech, globalAdmin + "@/"}, {kindPIMActive, tech, globalAdmin + "@/"}}
 	if len(have) != len(want) {
 		t.Fatalf("removable:\n%v\nwant\n%v", have, want)
 	}
@@ -122,6 +128,9 @@ func TestM365PersistenceSweep(t *testing.T) {
 	}
 	if m := g.AuthMethods(tech); slices.Contains(m, "temporaryAccessPassAuthenticationMethod") {
 		t.Errorf("the technician keeps a TAP: %v", m)
+	}
+	if len(g.RoleSchedules(tech, true)) != 0 || len(g.RoleSchedules(tech, false)) != 0 || !slices.Equal(g.RoleSchedules(anna, true), []string{annaPIM}) {
+		t.Errorf("PIM: the technician keeps a schedule, or anna lost hers")
 	}
 	if o := g.Owners(hr); !slices.Equal(o, []string{anna}) {
 		t.Errorf("the HR app's owners: %v", o)

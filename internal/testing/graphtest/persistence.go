@@ -336,6 +336,8 @@ func (s *Server) persistence(w http.ResponseWriter, r *http.Request, typ string,
 		s.partnerConfigs(w, r, typ, seg)
 	case seg[0] == "domains":
 		s.domains(w, r, typ, seg)
+	case seg[0] == "roleManagement" && len(seg) == 3 && strings.Contains(seg[2], "Schedule"):
+		s.roleSchedules(w, r, typ, seg)
 	case (seg[0] == "applications" || seg[0] == "servicePrincipals") && len(seg) >= 3 && (seg[2] == "owners" || seg[2] == "federatedIdentityCredentials" || (seg[2] == "removePassword" && seg[0] == "servicePrincipals")):
 		s.appObjects(w, r, typ, seg)
 	default:
@@ -501,6 +503,99 @@ func (s *Server) appObjects(w http.ResponseWriter, r *http.Request, typ string, 
 			}
 		}
 		graphError(w, 404, "Request_ResourceNotFound", "No password credential with keyId "+body.KeyID+".")
+	default:
+		graphError(w, 400, "BadRequest", "Unsupported request: "+r.Method+" "+r.URL.Path)
+	}
+}
+
+// AddRoleSchedule gives a principal a PIM schedule of a role (its
+// definition's id) at the tenant: eligible (it may activate the role when
+// it wants) or an active assignment; it returns the schedule's id.
+func (s *Server) AddRoleSchedule(principalID, roleDefinitionID string, eligible bool) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := newID()
+	typ := "unifiedRoleAssignmentSchedule"
+	sc := map[string]any{"id": id, "principalId": principalID, "roleDefinitionId": roleDefinitionID, "directoryScopeId": "/", "status": "Provisioned",
+		"memberType": "Direct", "createdUsing": id, "createdDateTime": "2025-03-01T10:00:00Z", "scheduleInfo": map[string]any{"startDateTime": "2025-03-01T10:00:00Z"}}
+	if eligible {
+		typ = "unifiedRoleEligibilitySchedule"
+		s.eligible = append(s.eligible, sc)
+	} else {
+		sc["assignmentType"] = "Assigned"
+		s.activeSchedules = append(s.activeSchedules, sc)
+	}
+	for _, b := range s.schema.Check(typ, sc) {
+		s.violate("AddRoleSchedule: %s", b)
+	}
+	return id
+}
+
+// RoleSchedules are the ids of the PIM schedules (eligible, or active) of
+// a principal.
+func (s *Server) RoleSchedules(principalID string, eligible bool) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	list := s.activeSchedules
+	if eligible {
+		list = s.eligible
+	}
+	var out []string
+	for _, sc := range list {
+		if sc["principalId"] == principalID {
+			out = append(out, sc["id"].(string))
+		}
+	}
+	return out
+}
+
+// roleSchedules serves roleManagement/directory/role{Eligibility,Assignment}Schedules
+// (GET, $filter on principalId) and the ...ScheduleRequests that remove
+// one (POST, action adminRemove).
+func (s *Server) roleSchedules(w http.ResponseWriter, r *http.Request, typ string, seg []string) {
+	list := &s.activeSchedules
+	if strings.HasPrefix(seg[2], "roleEligibility") {
+		list = &s.eligible
+	}
+	switch {
+	case strings.HasSuffix(seg[2], "Schedules") && len(seg) == 3 && r.Method == "GET":
+		match, _, err := s.compileFilter(typ, r.URL.Query().Get("$filter"))
+		if err != nil {
+			graphError(w, 400, "Request_UnsupportedQuery", err.Error())
+			return
+		}
+		var out []map[string]any
+		for _, sc := range *list {
+			if match(sc) {
+				out = append(out, sc)
+			}
+		}
+		s.list(w, typ, out)
+	case strings.HasSuffix(seg[2], "ScheduleRequests") && len(seg) == 3 && r.Method == "POST":
+		var body map[string]any
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			graphError(w, 400, "BadRequest", "Invalid JSON.")
+			return
+		}
+		for _, b := range s.schema.Check(typ, body) {
+			s.violate("POST %s: %s", r.URL.Path, b)
+		}
+		if body["action"] != "adminRemove" {
+			graphError(w, 400, "BadRequest", "Only adminRemove is served here.")
+			return
+		}
+		for i, sc := range *list {
+			if sc["principalId"] == body["principalId"] && sc["roleDefinitionId"] == body["roleDefinitionId"] && sc["directoryScopeId"] == body["directoryScopeId"] {
+				*list = append((*list)[:i], (*list)[i+1:]...)
+				answer := map[string]any{"id": newID(), "status": "Revoked", "action": "adminRemove", "principalId": body["principalId"],
+					"roleDefinitionId": body["roleDefinitionId"], "directoryScopeId": body["directoryScopeId"], "createdDateTime": time.Now().UTC().Format(time.RFC3339)}
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(201)
+				json.NewEncoder(w).Encode(answer)
+				return
+			}
+		}
+		graphError(w, 400, "RoleAssignmentDoesNotExist", "The Role assignment does not exist.")
 	default:
 		graphError(w, 400, "BadRequest", "Unsupported request: "+r.Method+" "+r.URL.Path)
 	}

@@ -104,35 +104,37 @@ type Server struct {
 	// Stale makes reads lag writes, as Graph's replicas do: a GET sees
 	// the directory as it was Stale ago (a write is visible to reads only
 	// Stale after it was made, a deleted user is still listed until then).
-	Stale      time.Duration
-	history    []stamped // the directory before each write of the last Stale
-	srv        *httptest.Server
-	schema     *Schema
-	mu         sync.Mutex
-	users      map[string]*User
-	order      []string
-	roles      map[string]*role
-	sps        map[string]map[string]any // service principals
-	spOrder    []string
-	grants     map[string]map[string]any   // oauth2PermissionGrants
-	assigns    map[string][]map[string]any // appRoleAssignments by service principal
-	groups     map[string]*role            // groups (id, displayName, members)
-	apps       map[string]map[string]any   // application registrations
-	tokens     map[string]time.Time        // when each expires (zero: never)
-	tokenReqs  int
-	devices    map[string]*deviceSignIn // device code sign-ins by device code
-	skus       []map[string]any
-	policies   []map[string]any            // Conditional Access
-	partners   []map[string]any            // cross-tenant access partner configurations
-	owners     map[string][]string         // owners of applications and service principals
-	fics       map[string][]map[string]any // federated identity credentials by application
-	federated  map[string]map[string]any   // federation configuration by domain
-	requests   int
-	batches    int
-	throttled  int
-	bucket     float64 // RateLimit's bucket, and when it was filled
-	bucketAt   time.Time
-	violations []string
+	Stale     time.Duration
+	history   []stamped // the directory before each write of the last Stale
+	srv       *httptest.Server
+	schema    *Schema
+	mu        sync.Mutex
+	users     map[string]*User
+	order     []string
+	roles     map[string]*role
+	sps       map[string]map[string]any // service principals
+	spOrder   []string
+	grants    map[string]map[string]any   // oauth2PermissionGrants
+	assigns   map[string][]map[string]any // appRoleAssignments by service principal
+	groups    map[string]*role            // groups (id, displayName, members)
+	apps      map[string]map[string]any   // application registrations
+	tokens    map[string]time.Time        // when each expires (zero: never)
+	tokenReqs int
+	devices   map[string]*deviceSignIn // device code sign-ins by device code
+	skus      []map[string]any
+	policies  []map[string]any            // Conditional Access
+	partners  []map[string]any            // cross-tenant access partner configurations
+	owners    map[string][]string         // owners of applications and service principals
+	fics      map[string][]map[string]any // federated identity credentials by application
+	// PIM: eligible and active role schedules
+	eligible, activeSchedules []map[string]any
+	federated                 map[string]map[string]any // federation configuration by domain
+	requests                  int
+	batches                   int
+	throttled                 int
+	bucket                    float64 // RateLimit's bucket, and when it was filled
+	bucketAt                  time.Time
+	violations                []string
 }
 
 type role struct {

@@ -24,8 +24,9 @@ var (
 		"mailFolder", "messageRule", "messageRuleActions", "messageRulePredicates", "recipient", "emailAddress",
 		"conditionalAccessConditionSet", "conditionalAccessUsers", "policyRoot", "policyBase", "crossTenantAccessPolicy",
 		"crossTenantAccessPolicyConfigurationPartner", "crossTenantAccessPolicyInboundTrust", "internalDomainFederation", "samlOrWsFedProvider", "identityProviderBase",
-		"federatedIdentityCredential"}
-	enums      = []string{"conditionalAccessPolicyState", "importance", "authenticationProtocol"}
+		"federatedIdentityCredential", "unifiedRoleScheduleBase", "unifiedRoleEligibilitySchedule", "unifiedRoleAssignmentSchedule", "request",
+		"unifiedRoleEligibilityScheduleRequest", "unifiedRoleAssignmentScheduleRequest", "requestSchedule"}
+	enums      = []string{"conditionalAccessPolicyState", "importance", "authenticationProtocol", "unifiedRoleScheduleRequestActions"}
 	singletons = []string{"identity", "roleManagement", "policies"}
 	actions    = []string{"revokeSignInSessions", "removePassword"}
 	sets       = []string{"users", "directoryRoles", "servicePrincipals", "oauth2PermissionGrants", "domains", "groups", "applications", "subscribedSkus"}
