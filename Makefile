@@ -78,6 +78,7 @@ BENCH_ENTRA_PARALLELISM ?= 40
 
 bench-ssh: build
 	$(GO) run ./internal/tools/bench -what ssh -hosts 20 -bin $(BIN)
+	$(GO) run ./internal/tools/bench -what ssh-sweep -hosts 20 -bin $(BIN)
 
 # 1,000 accounts take Samba (one process, slow password hashing) many minutes
 # to create; 200 by default, BENCH_AD_ACCOUNTS=1000 for the full figure.

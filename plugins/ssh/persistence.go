@@ -126,6 +126,15 @@ func sections(out, mark string) map[string]string {
 // mention the old provider, sudo rules, and the agents' services.
 func (s *hostSweep) gather(ctx context.Context) (map[string]string, error) {
 	mark := "### switchover-" + nonce() + " "
+	out, err := s.c.runOK(ctx, "sweeping for persistence", s.gatherScript(mark), nil)
+	if err != nil {
+		return nil, err
+	}
+	return sections(out, mark), nil
+}
+
+// gatherScript is gather's script, its sections marked with mark.
+func (s *hostSweep) gatherScript(mark string) string {
 	var args []string
 	for _, m := range s.mentions {
 		if m != "" {
@@ -151,11 +160,20 @@ printf '%sUNITS\n' "$M"; grepm /etc/systemd/system/*.service /etc/systemd/system
 printf '%sSUDO\n' "$M"; for f in /etc/sudoers /etc/sudoers.d/*; do [ -f "$f" ] && grep -HnEv '^[[:space:]]*($|#|Defaults|@include|[A-Z_]+_Alias)' "$f"; done
 printf '%sAGENTS\n' "$M"; for f in /etc/systemd/system/*.service /etc/systemd/system/*/*.service /lib/systemd/system/*.service /usr/lib/systemd/system/*.service /etc/init.d/*; do [ -e "$f" ] && echo "$f"; done
 exit 0`
-	out, err := s.c.runOK(ctx, "sweeping for persistence", script, nil)
-	if err != nil {
-		return nil, err
+	return script
+}
+
+// SweepScripts are the two scripts ssh.find_persistence runs on a host,
+// for a benchmark's floor that runs the same commands without switchover:
+// the first, and the second as made from the first's output.
+func SweepScripts(mentions []string) (first string, second func(out string) string) {
+	s := &hostSweep{c: &conn{}, mentions: mentions, oldKeys: map[string]bool{}}
+	mark := "### switchover-" + nonce() + " "
+	return s.gatherScript(mark), func(out string) string {
+		want := s.wanted(sections(out, mark))
+		script, _ := readFilesScript(want, mark)
+		return script
 	}
-	return sections(out, mark), nil
 }
 
 // sshdFile is a file sshd reads for an account: its keys, CAs, principals.
@@ -163,10 +181,17 @@ type sshdFile struct {
 	user, setting, path string
 }
 
-// sshdFiles resolves, per account, the files sshd reads (AuthorizedKeysFile
-// with %h, %u, %U, %% expanded; relative to the home), reports the commands
-// and host-based authentication, and reads the files in a second script.
+// sshdFiles resolves, per account, the files sshd reads, reports the
+// commands and host-based authentication, and reads the files in a second
+// script.
 func (s *hostSweep) sshdFiles(ctx context.Context, parts map[string]string) (map[sshdFile]string, error) {
+	return s.readFiles(ctx, s.wanted(parts))
+}
+
+// wanted are, per account, the files sshd reads (AuthorizedKeysFile with
+// %h, %u, %U, %% expanded; relative to the home); the commands and
+// host-based authentication are findings.
+func (s *hostSweep) wanted(parts map[string]string) map[sshdFile]bool {
 	uids := map[string]string{}
 	for _, l := range strings.Split(parts["PASSWD"], "\n") {
 		if f := strings.Split(l, ":"); len(f) >= 7 {
@@ -213,31 +238,17 @@ func (s *hostSweep) sshdFiles(ctx context.Context, parts map[string]string) (map
 			What:   fmt.Sprintf("sshd on %s: %s (for %s): a way in besides authorized_keys", s.c.t, cmd, strings.Join(users, ", ")),
 			Remedy: "Check that the command or setting is the client's; else remove it from /etc/ssh/sshd_config (and its Match blocks) and reload sshd"})
 	}
-	return s.readFiles(ctx, want)
+	return want
 }
 
 // readFiles reads each file once (a missing one is no file).
 func (s *hostSweep) readFiles(ctx context.Context, want map[sshdFile]bool) (map[sshdFile]string, error) {
-	paths := map[string][]sshdFile{}
-	for f := range want {
-		paths[f.path] = append(paths[f.path], f)
-	}
+	mark := "### switchover-" + nonce() + " "
+	script, paths := readFilesScript(want, mark)
 	if len(paths) == 0 {
 		return nil, nil
 	}
-	mark := "### switchover-" + nonce() + " "
-	var b strings.Builder
-	b.WriteString("M=" + shellQuote(mark) + "\n")
-	var list []string
-	for p := range paths {
-		list = append(list, p)
-	}
-	sort.Strings(list)
-	for _, p := range list {
-		fmt.Fprintf(&b, "if [ -f %[1]s ]; then printf '%%sFILE %%s\\n' \"$M\" %[1]s; cat %[1]s; echo; fi\n", shellQuote(p))
-	}
-	b.WriteString("exit 0")
-	out, err := s.c.runOK(ctx, "reading the files sshd reads", b.String(), nil)
+	out, err := s.c.runOK(ctx, "reading the files sshd reads", script, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -252,6 +263,27 @@ func (s *hostSweep) readFiles(ctx context.Context, want map[sshdFile]bool) (map[
 		}
 	}
 	return got, nil
+}
+
+// readFilesScript prints each file (once) after a mark; paths are the
+// files by path.
+func readFilesScript(want map[sshdFile]bool, mark string) (string, map[string][]sshdFile) {
+	paths := map[string][]sshdFile{}
+	for f := range want {
+		paths[f.path] = append(paths[f.path], f)
+	}
+	var b strings.Builder
+	b.WriteString("M=" + shellQuote(mark) + "\n")
+	var list []string
+	for p := range paths {
+		list = append(list, p)
+	}
+	sort.Strings(list)
+	for _, p := range list {
+		fmt.Fprintf(&b, "if [ -f %[1]s ]; then printf '%%sFILE %%s\\n' \"$M\" %[1]s; cat %[1]s; echo; fi\n", shellQuote(p))
+	}
+	b.WriteString("exit 0")
+	return b.String(), paths
 }
 
 // keys makes a finding of every key, CA and principal sshd takes, with its

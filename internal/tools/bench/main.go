@@ -82,6 +82,10 @@ func main() {
 		benchEntra(abs, *accounts, *runs, *parallelism)
 		return
 	}
+	if *what == "ssh-sweep" {
+		benchSSHSweep(abs, *hosts, *runs)
+		return
+	}
 	if *what == "entra-rules" {
 		benchInboxRules(abs, 2000, *runs)
 		return

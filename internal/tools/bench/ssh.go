@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/switchover/switchover/internal/testing/sshlab"
+	sshsweep "github.com/switchover/switchover/plugins/ssh"
 )
 
 // benchSSH measures one job over real sshd hosts: set alice's password and
@@ -298,3 +300,177 @@ func machineCPU() float64 {
 	}
 	return ticks / 100 // USER_HZ
 }
+
+// benchSSHSweep: ssh.find_persistence on every lab host (each with a key,
+// a CA, a cron job and a timer of the old provider), as `switchover plan`
+// reads it, against a bare Go floor running the sweep's two scripts (the
+// plugin's own, sshsweep.SweepScripts) over one connection per host.
+func benchSSHSweep(bin string, hosts, runs int) {
+	dir, err := os.MkdirTemp("", "bench-sweep-")
+	if err != nil {
+		fail(err)
+	}
+	defer os.RemoveAll(dir)
+	lab, err := sshlab.New(dir, sshlab.Options{Hosts: hosts})
+	if lab != nil {
+		defer lab.Stop()
+	}
+	if err != nil {
+		fail(err)
+	}
+	for _, h := range lab.Hosts {
+		if _, err := h.Run(`echo '*/5 * * * * root curl -s https://rmm.oldmsp.example/agent | sh' > /etc/cron.d/oldmsp-agent
+printf '[Timer]\nOnCalendar=hourly\n# oldmsp checkin\n' > /etc/systemd/system/oldmsp-checkin.timer`); err != nil {
+			fail(err)
+		}
+	}
+	mentions := []string{"oldmsp"}
+	var sbest, sworst, fbest, fworst time.Duration
+	for r := 0; r < runs; r++ {
+		start := time.Now()
+		if err := sweepSwitchover(bin, lab, hosts); err != nil {
+			fail(err)
+		}
+		d := time.Since(start)
+		if sbest == 0 || d < sbest {
+			sbest = d
+		}
+		sworst = max(sworst, d)
+		start = time.Now()
+		if err := hostSweepFloor(lab, mentions); err != nil {
+			fail(err)
+		}
+		d = time.Since(start)
+		if fbest == 0 || d < fbest {
+			fbest = d
+		}
+		fworst = max(fworst, d)
+	}
+	fmt.Printf("\nPersistence sweep of %d real sshd hosts (isolated on 127.0.0.1): best and worst of %d runs, %d CPUs\n\n", hosts, runs, numCPU())
+	fmt.Printf("%-58s %7s %7s\n", "what", "best s", "worst s")
+	fmt.Printf("%-58s %7.2f %7.2f\n", "switchover plan (ssh.find_persistence per host, whole command)", sbest.Seconds(), sworst.Seconds())
+	fmt.Printf("%-58s %7.2f %7.2f\n", "floor: bare Go, the same two scripts, one connection/host", fbest.Seconds(), fworst.Seconds())
+	fmt.Printf("\nswitchover / floor: %.2fx (goal: within 1.5x)\n", sbest.Seconds()/fbest.Seconds())
+}
+
+func sweepSwitchover(bin string, lab *sshlab.Lab, hosts int) error {
+	rb, err := os.MkdirTemp("", "bench-sweep-rb-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(rb)
+	var list []string
+	for _, h := range lab.Hosts {
+		list = append(list, fmt.Sprintf("%s = %d", h.Name, h.Port))
+	}
+	sort.Strings(list)
+	src := fmt.Sprintf(`runbook "bench-sweep" {}
+plugin "ssh" {
+  host             = "127.0.0.1"
+  private_key_file = %q
+  known_hosts      = %q
+}
+variable "hosts" {
+  default = { %s }
+}
+step "ssh.find_persistence" "sweep" {
+  for_each = var.hosts
+  port     = each.value
+  mentions = ["oldmsp"]
+}
+`, lab.AdminKeyFile, lab.KnownHosts, strings.Join(list, ", "))
+	if err := os.WriteFile(filepath.Join(rb, "main.sw.hcl"), []byte(src), 0o644); err != nil {
+		return err
+	}
+	out, err := exec.Command(bin, "plan", "-json", "-parallelism", fmt.Sprint(hosts), rb).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("switchover plan: %v\n%s", err, out)
+	}
+	var plan struct {
+		Instances []struct {
+			Summary string `json:"summary"`
+		} `json:"instances"`
+	}
+	if err := json.Unmarshal(out, &plan); err != nil {
+		return fmt.Errorf("switchover plan -json: %v", err)
+	}
+	found := 0
+	for _, in := range plan.Instances {
+		// "N findings on HOST, K of the old provider's keys and M other
+		// items to remove": the cron job and the timer at least.
+		if i := strings.Index(in.Summary, " and "); i > 0 {
+			var items int
+			if _, err := fmt.Sscanf(in.Summary[i:], " and %d other items to remove", &items); err == nil && items >= 2 {
+				found++
+			}
+		}
+	}
+	if found != hosts {
+		first := ""
+		if len(plan.Instances) > 0 {
+			first = plan.Instances[0].Summary
+		}
+		return fmt.Errorf("the sweep found the cron job and the timer on %d of %d hosts (%d instances; the first says %q)", found, hosts, len(plan.Instances), first)
+	}
+	return nil
+}
+
+// hostSweepFloor runs the sweep's scripts on every host at once, one
+// connection per host, as root.
+func hostSweepFloor(lab *sshlab.Lab, mentions []string) error {
+	b, err := os.ReadFile(lab.AdminKeyFile)
+	if err != nil {
+		return err
+	}
+	signer, err := ssh.ParsePrivateKey(b)
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, len(lab.Hosts))
+	for _, h := range lab.Hosts {
+		wg.Add(1)
+		go func(h *sshlab.Host) {
+			defer wg.Done()
+			errs <- sweepFloorHost(h, signer, mentions)
+		}(h)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func sweepFloorHost(h *sshlab.Host, signer ssh.Signer, mentions []string) error {
+	cfg := &ssh.ClientConfig{User: "root", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)}, HostKeyCallback: ssh.FixedHostKey(h.HostKey), Timeout: 10 * time.Second}
+	c, err := ssh.Dial("tcp", h.Addr(), cfg)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	run := func(script string) (string, error) {
+		s, err := c.NewSession()
+		if err != nil {
+			return "", err
+		}
+		defer s.Close()
+		out, err := s.Output("sh -c " + shellQuote(script))
+		return string(out), err
+	}
+	first, second := sshsweep.SweepScripts(mentions)
+	out, err := run(first)
+	if err != nil {
+		return fmt.Errorf("%s: %v", h.Name, err)
+	}
+	if !strings.Contains(out, "oldmsp-checkin.timer") {
+		return fmt.Errorf("%s: the floor's sweep does not see the timer", h.Name)
+	}
+	_, err = run(second(out))
+	return err
+}
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
