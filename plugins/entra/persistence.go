@@ -365,10 +365,18 @@ type caPolicy struct {
 	Conditions       map[string]any `json:"conditions"`
 }
 
-// excluded are a policy's excludeUsers or excludeGroups.
+// condition is the condition a list is in: users, or locations.
+func condition(list string) string {
+	if list == "excludeLocations" {
+		return "locations"
+	}
+	return "users"
+}
+
+// excluded are a policy's excludeUsers, excludeGroups or excludeLocations.
 func (p caPolicy) excluded(list string) []string {
-	users, _ := p.Conditions["users"].(map[string]any)
-	raw, _ := users[list].([]any)
+	cond, _ := p.Conditions[condition(list)].(map[string]any)
+	raw, _ := cond[list].([]any)
 	out := make([]string, 0, len(raw))
 	for _, x := range raw {
 		if s, ok := x.(string); ok {
@@ -380,8 +388,37 @@ func (p caPolicy) excluded(list string) []string {
 
 const policiesPath = "/identity/conditionalAccess/policies"
 
+type namedLocation struct {
+	ID          string `json:"id"`
+	DisplayName string `json:"displayName"`
+	IPRanges    []struct {
+		CIDRAddress string `json:"cidrAddress"`
+	} `json:"ipRanges"`
+}
+
+// oldLocations are the named locations whose names name the old provider
+// (its office's IP range, trusted): a policy excluding one lets it in
+// from there without MFA.
+func (s *m365Sweep) oldLocations(ctx context.Context) (map[string]string, error) {
+	locs, err := listOf[namedLocation](ctx, s.g, "/identity/conditionalAccess/namedLocations", nil)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, l := range locs {
+		if s.mentions(l.DisplayName) {
+			var ranges []string
+			for _, r := range l.IPRanges {
+				ranges = append(ranges, r.CIDRAddress)
+			}
+			out[l.ID] = fmt.Sprintf("named location %q (%s)", l.DisplayName, strings.Join(ranges, ", "))
+		}
+	}
+	return out, nil
+}
+
 // caExclusions: a Conditional Access policy that exempts the old
-// provider's accounts or groups keeps them out of MFA or a block.
+// provider's accounts, groups or network keeps them out of MFA or a block.
 func (s *m365Sweep) caExclusions(ctx context.Context) error {
 	pols, err := listOf[caPolicy](ctx, s.g, policiesPath, nil)
 	if st := statusOf(err); st == http.StatusForbidden || st == http.StatusUnauthorized {
@@ -391,12 +428,19 @@ func (s *m365Sweep) caExclusions(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	locs, err := s.oldLocations(ctx)
+	if err != nil {
+		return err
+	}
 	for _, p := range pols {
-		for _, list := range []string{"excludeUsers", "excludeGroups"} {
+		for _, list := range []string{"excludeUsers", "excludeGroups", "excludeLocations"} {
 			for _, id := range p.excluded(list) {
 				name, ok := s.old[strings.ToLower(id)]
 				if !ok {
 					name, ok = s.old[id]
+				}
+				if list == "excludeLocations" {
+					name, ok = locs[id]
 				}
 				if !ok {
 					continue

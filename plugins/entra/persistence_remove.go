@@ -41,7 +41,7 @@ func (p *plugin) removePersistence() *sdk.Action {
 		Attributes: []sdk.Attribute{
 			{Name: "kind", Type: cty.String, Required: true, Description: "inbox_rule, consent, ca_exclusion, cross_tenant_partner, temporary_access_pass, app_owner, federated_credential, sp_secret, pim_eligible or pim_active (the finding's kind)."},
 			{Name: "object", Type: cty.String, Required: true, Description: "The finding's object: the mailbox's user id, the grant's id, the policy's id, the tenant id, the user id, applications/ID or servicePrincipals/ID, the application's id, the service principal's id."},
-			{Name: "value", Type: cty.String, Description: "The finding's value: the rule's id, the scope, excludeUsers:ID or excludeGroups:ID, the method's id, the owner's id, the credential's id, the secret's keyId, ROLE_DEFINITION_ID@SCOPE."},
+			{Name: "value", Type: cty.String, Description: "The finding's value: the rule's id, the scope, excludeUsers:ID, excludeGroups:ID or excludeLocations:ID, the method's id, the owner's id, the credential's id, the secret's keyId, ROLE_DEFINITION_ID@SCOPE."},
 		},
 		PlanFunc: func(ctx context.Context, req *sdk.PlanRequest) *sdk.PlanResponse {
 			_, r, err := get(req.Attributes)
@@ -194,8 +194,8 @@ var policyLocks sync.Map
 // the version the plan read (else a conflict: planned again).
 func (p *plugin) caRemoval(g *graph, policyID, value string) (*removal, error) {
 	list, id, ok := strings.Cut(value, ":")
-	if !ok || (list != "excludeUsers" && list != "excludeGroups") {
-		return nil, fmt.Errorf("value %q: excludeUsers:ID or excludeGroups:ID", value)
+	if !ok || (list != "excludeUsers" && list != "excludeGroups" && list != "excludeLocations") {
+		return nil, fmt.Errorf("value %q: excludeUsers:ID, excludeGroups:ID or excludeLocations:ID", value)
 	}
 	path := policiesPath + "/" + url.PathEscape(policyID)
 	read := func(ctx context.Context) (*caPolicy, error) {
@@ -231,7 +231,7 @@ func (p *plugin) caRemoval(g *graph, policyID, value string) (*removal, error) {
 			if pp, ok := sdk.PrivateOf[caPlan](&sdk.ApplyRequest{Private: planned}); ok && pp.Modified != pol.ModifiedDateTime {
 				return sdk.Conflict("Conditional Access policy %s changed since the plan read it (nothing was written)", policyID)
 			}
-			users, _ := pol.Conditions["users"].(map[string]any)
+			cond, _ := pol.Conditions[condition(list)].(map[string]any)
 			var kept []any
 			for _, x := range pol.excluded(list) {
 				if !strings.EqualFold(x, id) {
@@ -241,7 +241,7 @@ func (p *plugin) caRemoval(g *graph, policyID, value string) (*removal, error) {
 			if kept == nil {
 				kept = []any{}
 			}
-			users[list] = kept
+			cond[list] = kept
 			return g.do(ctx, "PATCH", path, nil, map[string]any{"conditions": pol.Conditions}, nil)
 		}}, nil
 }

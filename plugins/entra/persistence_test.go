@@ -39,6 +39,9 @@ func TestM365PersistenceSweep(t *testing.T) {
 	clientConsent := g.AddUserConsent(anna, app, "User.Read")
 	helpdesk := g.AddGroup("Client Helpdesk")
 	policy := g.AddConditionalAccessPolicyFor("Require MFA", map[string]any{"includeUsers": []any{"All"}, "excludeUsers": []any{tech, anna}, "excludeGroups": []any{helpdesk}})
+	oldOffice := g.AddNamedLocation("OldMSP office", "203.0.113.0/24", true)
+	hq := g.AddNamedLocation("Client HQ", "198.51.100.0/24", true)
+	g.SetPolicyLocations(policy, oldOffice, hq)
 	g.AddPartner(oldTenant, true)
 	g.AddPartner("12121212-3434-5656-7878-909090909090", false)
 	g.AddAuthMethod(tech, "temporaryAccessPassAuthenticationMethod", map[string]any{"lifetimeInMinutes": float64(60), "isUsableOnce": false})
@@ -71,7 +74,7 @@ func TestM365PersistenceSweep(t *testing.T) {
 		have = append(have, got{f.GetAttr("kind").AsString(), f.GetAttr("object").AsString(), f.GetAttr("value").AsString()})
 	}
 	want := []got{{kindInboxRule, anna, toOld}, {kindInboxRule, tech, fromOld}, {kindConsent, consent, "Mail.Read offline_access"},
-		{kindCAExclusion, policy, "excludeUsers:" + tech}, {kindPartner, oldTenant, ""}, {kindTAP, tech, ""},
+		{kindCAExclusion, policy, "excludeUsers:" + tech}, {kindCAExclusion, policy, "excludeLocations:" + oldOffice}, {kindPartner, oldTenant, ""}, {kindTAP, tech, ""},
 		{kindAppOwner, "applications/" + hr, tech}, {kindAppOwner, "servicePrincipals/" + app, tech}, {kindFedCred, hr, deploy}, {kindSPSecret, app, spSecret},
 		{kindPIMEligible, tech, globalAdmin + "@/"}, {kindPIMActive, tech, globalAdmin + "@/"}}
 	if len(have) != len(want) {
@@ -120,7 +123,7 @@ func TestM365PersistenceSweep(t *testing.T) {
 	if !slices.Equal(users["excludeUsers"].([]any), []any{anna}) || !slices.Equal(users["excludeGroups"].([]any), []any{helpdesk}) || !slices.Equal(users["includeUsers"].([]any), []any{"All"}) {
 		t.Errorf("the policy's users condition: %v", users)
 	}
-	if c := g.PolicyConditions(policy); !slices.Equal(c["clientAppTypes"].([]any), []any{"all"}) {
+	if c := g.PolicyConditions(policy); !slices.Equal(c["clientAppTypes"].([]any), []any{"all"}) || !slices.Equal(c["locations"].(map[string]any)["excludeLocations"].([]any), []any{hq}) {
 		t.Errorf("the policy lost its other conditions: %v", c)
 	}
 	if p := g.Partners(); !slices.Equal(p, []string{"12121212-3434-5656-7878-909090909090"}) {

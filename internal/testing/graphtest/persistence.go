@@ -332,6 +332,8 @@ func (s *Server) persistence(w http.ResponseWriter, r *http.Request, typ string,
 		s.messageRules(w, r, "user", seg)
 	case seg[0] == "identity" && len(seg) == 4 && seg[1] == "conditionalAccess" && seg[2] == "policies":
 		s.onePolicy(w, r, typ, seg[3])
+	case seg[0] == "identity" && len(seg) == 3 && seg[1] == "conditionalAccess" && seg[2] == "namedLocations" && r.Method == "GET":
+		s.list(w, typ, s.locations)
 	case seg[0] == "policies" && len(seg) >= 3 && seg[1] == "crossTenantAccessPolicy" && seg[2] == "partners":
 		s.partnerConfigs(w, r, typ, seg)
 	case seg[0] == "domains":
@@ -598,5 +600,39 @@ func (s *Server) roleSchedules(w http.ResponseWriter, r *http.Request, typ strin
 		graphError(w, 400, "RoleAssignmentDoesNotExist", "The Role assignment does not exist.")
 	default:
 		graphError(w, 400, "BadRequest", "Unsupported request: "+r.Method+" "+r.URL.Path)
+	}
+}
+
+// AddNamedLocation adds an IP named location (one CIDR range), trusted or
+// not; it returns its id.
+func (s *Server) AddNamedLocation(name, cidr string, trusted bool) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := newID()
+	l := map[string]any{"@odata.type": "#microsoft.graph.ipNamedLocation", "id": id, "displayName": name, "isTrusted": trusted,
+		"createdDateTime": "2025-03-01T10:00:00Z", "ipRanges": []any{map[string]any{"@odata.type": "#microsoft.graph.iPv4CidrRange", "cidrAddress": cidr}}}
+	for _, b := range s.schema.Check("namedLocation", l) {
+		s.violate("AddNamedLocation: %s", b)
+	}
+	s.locations = append(s.locations, l)
+	return id
+}
+
+// SetPolicyLocations gives a policy a locations condition: every location
+// but those excluded.
+func (s *Server) SetPolicyLocations(policyID string, exclude ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ex := []any{}
+	for _, e := range exclude {
+		ex = append(ex, e)
+	}
+	for _, p := range s.policies {
+		if p["id"] == policyID {
+			p["conditions"].(map[string]any)["locations"] = map[string]any{"includeLocations": []any{"All"}, "excludeLocations": ex}
+			for _, b := range s.schema.Check("conditionalAccessPolicy", p) {
+				s.violate("SetPolicyLocations: %s", b)
+			}
+		}
 	}
 }

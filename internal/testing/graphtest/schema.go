@@ -132,6 +132,16 @@ func (s *Schema) property(typ, name string) (csdlProp, bool, bool) {
 	return csdlProp{}, false, false
 }
 
+// derives: typ is base or derives from it.
+func (s *Schema) derives(typ, base string) bool {
+	for t := s.types[typ]; t != nil; t = s.types[short(t.BaseType)] {
+		if t.Name == base {
+			return true
+		}
+	}
+	return false
+}
+
 // NavigationType checks a navigation property of a type and returns the
 // type it leads to (of one item, for a collection).
 func (s *Schema) NavigationType(typ, name string) (string, error) {
@@ -182,6 +192,15 @@ func (s *Schema) Properties(typ string, names ...string) []string {
 // a type: every property must exist with a value of its type.
 func (s *Schema) Check(typ string, obj map[string]any) []string {
 	var bad []string
+	if ot, ok := obj["@odata.type"].(string); ok {
+		// A derived type (#microsoft.graph.iPv4CidrRange for an ipRange)
+		// has the properties of its own type.
+		derived := strings.TrimPrefix(ot, "#microsoft.graph.")
+		if !s.derives(derived, typ) {
+			return []string{fmt.Sprintf("%s is not a %s", ot, typ)}
+		}
+		typ = derived
+	}
 	keys := make([]string, 0, len(obj))
 	for k := range obj {
 		keys = append(keys, k)

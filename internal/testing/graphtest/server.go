@@ -126,6 +126,7 @@ type Server struct {
 	partners  []map[string]any            // cross-tenant access partner configurations
 	owners    map[string][]string         // owners of applications and service principals
 	fics      map[string][]map[string]any // federated identity credentials by application
+	locations []map[string]any            // Conditional Access named locations
 	// PIM: eligible and active role schedules
 	eligible, activeSchedules []map[string]any
 	federated                 map[string]map[string]any // federation configuration by domain

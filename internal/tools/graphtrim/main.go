@@ -25,7 +25,8 @@ var (
 		"conditionalAccessConditionSet", "conditionalAccessUsers", "policyRoot", "policyBase", "crossTenantAccessPolicy",
 		"crossTenantAccessPolicyConfigurationPartner", "crossTenantAccessPolicyInboundTrust", "internalDomainFederation", "samlOrWsFedProvider", "identityProviderBase",
 		"federatedIdentityCredential", "unifiedRoleScheduleBase", "unifiedRoleEligibilitySchedule", "unifiedRoleAssignmentSchedule", "request",
-		"unifiedRoleEligibilityScheduleRequest", "unifiedRoleAssignmentScheduleRequest", "requestSchedule"}
+		"unifiedRoleEligibilityScheduleRequest", "unifiedRoleAssignmentScheduleRequest", "requestSchedule",
+		"conditionalAccessLocations", "namedLocation", "ipNamedLocation", "ipRange", "iPv4CidrRange"}
 	enums      = []string{"conditionalAccessPolicyState", "importance", "authenticationProtocol", "unifiedRoleScheduleRequestActions"}
 	singletons = []string{"identity", "roleManagement", "policies"}
 	actions    = []string{"revokeSignInSessions", "removePassword"}
