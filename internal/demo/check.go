@@ -110,6 +110,7 @@ func (l *Lab) Check() ([]Finding, error) {
 		phone = phone || m == "phoneAuthenticationMethod"
 	}
 	add("Entra: its phone as the admin's MFA method", phone)
+	add("Entra: a Temporary Access Pass on its admin", slices.Contains(l.Graph.AuthMethods(l.GraphOld[0]), "temporaryAccessPassAuthenticationMethod"))
 	add("Entra: its secret on the HR app", len(l.Graph.Credentials(l.GraphApp)) > 0)
 	sp, _ := l.Graph.ServicePrincipalExists(l.GraphSP)
 	add("Entra: its RMM app in the tenant", sp)
@@ -118,6 +119,13 @@ func (l *Lab) Check() ([]Finding, error) {
 	excluded, _ := l.Graph.PolicyUsers(l.GraphPolicy)["excludeUsers"].([]any)
 	add("Entra: its admin excluded from the MFA policy", slices.Contains(excluded, any(l.GraphOld[0])))
 	add("Entra: the cross-tenant setting trusting its tenant's MFA", slices.Contains(l.Graph.Partners(), OldTenant))
+	add("Entra: its admin as an owner of the HR app", slices.Contains(l.Graph.Owners(l.GraphApp), l.GraphOld[0]))
+	add("Entra: its pipeline's federated credential on the HR app", slices.Contains(l.Graph.FederatedCredentials(l.GraphApp), l.GraphFIC))
+	add("Entra: its secret on the mail reader's service principal", slices.Contains(l.Graph.SPPasswords(l.GraphReader), l.GraphSPSecret))
+	add("Entra: its admin eligible for Global Administrator (PIM)", len(l.Graph.RoleSchedules(l.GraphOld[0], true)) > 0)
+	locs, _ := l.Graph.PolicyConditions(l.GraphPolicy)["locations"].(map[string]any)
+	exLocs, _ := locs["excludeLocations"].([]any)
+	add("Entra: its office network excluded from the MFA policy", slices.Contains(exLocs, any(l.GraphOffice)))
 	add("Entra: the break-glass password it knew", l.Graph.Password(l.GraphBG) == OldBreakGlass)
 
 	for _, id := range l.SCIMOld {

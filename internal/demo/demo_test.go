@@ -72,8 +72,8 @@ func TestDemoEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(after) != 42 {
-		t.Fatalf("%d ways in tried, want 42 (README says so)", len(after))
+	if len(after) != 48 {
+		t.Fatalf("%d ways in tried, want 48 (README says so)", len(after))
 	}
 	for _, f := range after {
 		if f.Works {

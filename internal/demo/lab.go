@@ -79,6 +79,11 @@ type Lab struct {
 	// admin excluded from the MFA policy, a partner setting trusting its
 	// tenant.
 	GraphRule, GraphConsent, GraphPolicy string
+	// ...and its admin among the HR app's owners, a federated credential
+	// for its pipeline on that app, a secret on the mail reader's service
+	// principal, a PIM eligibility for Global Administrator, its office
+	// excluded from the MFA policy.
+	GraphFIC, GraphSPSecret, GraphOffice, GraphReader string
 }
 
 // Start starts every part of the lab in dir at once and seeds it;
@@ -297,6 +302,14 @@ func (l *Lab) startGraph() error {
 	l.GraphConsent = g.AddUserConsent(admin, reader, "Mail.Read offline_access")
 	l.GraphPolicy = g.AddConditionalAccessPolicyFor("Require MFA for everyone", map[string]any{"includeUsers": []any{"All"}, "excludeUsers": []any{admin, l.GraphBG}})
 	g.AddPartner(OldTenant, true)
+	l.GraphReader = reader
+	g.AddOwner(l.GraphApp, admin)
+	l.GraphFIC = g.AddFederatedCredential(l.GraphApp, "deploy", "https://token.actions.githubusercontent.com", "repo:oldmsp/acme-hr:ref:refs/heads/main")
+	l.GraphSPSecret = g.AddSPPassword(reader, "oldmsp automation")
+	g.AddRoleSchedule(admin, "62e90394-69f5-4237-9190-012177145e10", true)
+	g.AddAuthMethod(admin, "temporaryAccessPassAuthenticationMethod", map[string]any{"lifetimeInMinutes": float64(480), "isUsableOnce": false})
+	l.GraphOffice = g.AddNamedLocation("OldMSP office", "203.0.113.0/24", true)
+	g.SetPolicyLocations(l.GraphPolicy, l.GraphOffice)
 	return nil
 }
 
