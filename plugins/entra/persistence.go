@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/zclconf/go-cty/cty"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/switchover/switchover/plugins/sdk"
 )
@@ -249,26 +250,12 @@ func (s *m365Sweep) inboxRules(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sem := make(chan struct{}, sweepParallel)
-	errs := make(chan error, len(boxes))
-	var wg sync.WaitGroup
+	eg, ctx := errgroup.WithContext(ctx)
+	eg.SetLimit(sweepParallel)
 	for _, u := range boxes {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(u user) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			errs <- s.rulesOf(ctx, u)
-		}(u)
+		eg.Go(func() error { return s.rulesOf(ctx, u) })
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return eg.Wait()
 }
 
 // mailboxes are the users whose rules are read.

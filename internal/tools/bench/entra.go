@@ -124,22 +124,34 @@ func entraExpiringTokens(bin, rb, dir string, n, par int, ref time.Duration) {
 		lifetime, wall.Seconds(), wall.Seconds()/ref.Seconds(), g.TokenRequests(), int(wall/lifetime), bound, verdict, g.Expired())
 }
 
-func entraSwitchover(bin, rb string, g *graphtest.Server, par int) time.Duration {
-	os.RemoveAll(filepath.Join(rb, ".switchover"))
-	os.WriteFile(filepath.Join(rb, "main.sw.hcl"), []byte(`runbook "bench-entra" {}
-variable "client_secret" { sensitive = true }
+// entraBlock configures the entra plugin for the test server (the
+// variables come from entraVarFile).
+const entraBlock = `variable "client_secret" { sensitive = true }
 variable "url" {}
 variable "ca_file" {}
 plugin "entra" {
-  tenant_id                  = "`+graphtest.Tenant+`"
-  client_id                  = "`+graphtest.ClientID+`"
+  tenant_id                  = "` + graphtest.Tenant + `"
+  client_id                  = "` + graphtest.ClientID + `"
   client_secret              = var.client_secret
   authority_host             = "${var.url}/"
   graph_endpoint             = var.url
   unverified_authority_host  = true
   ca_file                    = var.ca_file
 }
-step "entra.find_users" "old" {
+`
+
+// entraVarFile writes the variables of entraBlock for g.
+func entraVarFile(rb string, g *graphtest.Server) string {
+	vars := filepath.Join(rb, "vars.json")
+	b, _ := json.Marshal(map[string]string{"client_secret": graphtest.ClientSecret, "url": g.URL, "ca_file": g.CAFile})
+	os.WriteFile(vars, b, 0o600)
+	return vars
+}
+
+func entraSwitchover(bin, rb string, g *graphtest.Server, par int) time.Duration {
+	os.RemoveAll(filepath.Join(rb, ".switchover"))
+	os.WriteFile(filepath.Join(rb, "main.sw.hcl"), []byte(`runbook "bench-entra" {}
+`+entraBlock+`step "entra.find_users" "old" {
   domains = ["oldmsp.example"]
 }
 step "entra.disable_user" "off" {
@@ -151,9 +163,7 @@ step "entra.revoke_sessions" "sessions" {
   user     = each.value.id
 }
 `), 0o644)
-	vars := filepath.Join(rb, "vars.json")
-	b, _ := json.Marshal(map[string]string{"client_secret": graphtest.ClientSecret, "url": g.URL, "ca_file": g.CAFile})
-	os.WriteFile(vars, b, 0o600)
+	vars := entraVarFile(rb, g)
 	cmd := exec.Command(bin, "apply", "-auto-approve", "-parallelism", strconv.Itoa(par), "-var-file", vars, rb)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		fail(fmt.Errorf("switchover: %v\n%s", err, lastLine(out)))
@@ -371,19 +381,7 @@ func benchInboxRules(bin string, n, runs int) {
 func inboxSweep(bin, rb string, g *graphtest.Server) int {
 	os.RemoveAll(filepath.Join(rb, ".switchover"))
 	os.WriteFile(filepath.Join(rb, "main.sw.hcl"), []byte(`runbook "bench-rules" {}
-variable "client_secret" { sensitive = true }
-variable "url" {}
-variable "ca_file" {}
-plugin "entra" {
-  tenant_id                  = "`+graphtest.Tenant+`"
-  client_id                  = "`+graphtest.ClientID+`"
-  client_secret              = var.client_secret
-  authority_host             = "${var.url}/"
-  graph_endpoint             = var.url
-  unverified_authority_host  = true
-  ca_file                    = var.ca_file
-}
-step "entra.find_persistence" "sweep" {
+`+entraBlock+`step "entra.find_persistence" "sweep" {
   domains = ["oldmsp.example"]
 }
 step "core.noop" "each" {
@@ -391,9 +389,7 @@ step "core.noop" "each" {
   message  = each.key
 }
 `), 0o644)
-	vars := filepath.Join(rb, "vars.json")
-	b, _ := json.Marshal(map[string]string{"client_secret": graphtest.ClientSecret, "url": g.URL, "ca_file": g.CAFile})
-	os.WriteFile(vars, b, 0o600)
+	vars := entraVarFile(rb, g)
 	out, err := exec.Command(bin, "plan", "-json", "-var-file", vars, rb).CombinedOutput()
 	if err != nil {
 		fail(fmt.Errorf("switchover plan: %v\n%s", err, lastLine(out)))

@@ -123,18 +123,15 @@ func firstLine(s string) string {
 // ownCPU is the CPU time of switchover and its plugins in the last run.
 var ownCPU time.Duration
 
-func switchoverSSH(bin string, lab *sshlab.Lab) error {
-	rb, err := os.MkdirTemp("", "bench-ssh-rb-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(rb)
+// labBlock is a runbook's head for the lab: the ssh plugin and
+// var.hosts, name = port.
+func labBlock(lab *sshlab.Lab) string {
 	var hosts []string
 	for _, h := range lab.Hosts {
 		hosts = append(hosts, fmt.Sprintf("%s = %d", h.Name, h.Port))
 	}
 	sort.Strings(hosts)
-	src := fmt.Sprintf(`runbook "bench" {}
+	return fmt.Sprintf(`runbook "bench" {}
 plugin "ssh" {
   host             = "127.0.0.1"
   private_key_file = %q
@@ -143,6 +140,16 @@ plugin "ssh" {
 variable "hosts" {
   default = { %s }
 }
+`, lab.AdminKeyFile, lab.KnownHosts, strings.Join(hosts, ", "))
+}
+
+func switchoverSSH(bin string, lab *sshlab.Lab) error {
+	rb, err := os.MkdirTemp("", "bench-ssh-rb-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(rb)
+	src := labBlock(lab) + `
 step "ssh.rotate_password" "alice" {
   for_each = var.hosts
   port     = each.value
@@ -155,7 +162,7 @@ step "ssh.authorized_keys" "drop" {
   user     = "root"
   remove   = { comment_matches = "^oldmsp@" }
 }
-`, lab.AdminKeyFile, lab.KnownHosts, strings.Join(hosts, ", "))
+`
 	if err := os.WriteFile(filepath.Join(rb, "main.sw.hcl"), []byte(src), 0o644); err != nil {
 		return err
 	}
@@ -359,26 +366,13 @@ func sweepSwitchover(bin string, lab *sshlab.Lab, hosts int) error {
 		return err
 	}
 	defer os.RemoveAll(rb)
-	var list []string
-	for _, h := range lab.Hosts {
-		list = append(list, fmt.Sprintf("%s = %d", h.Name, h.Port))
-	}
-	sort.Strings(list)
-	src := fmt.Sprintf(`runbook "bench-sweep" {}
-plugin "ssh" {
-  host             = "127.0.0.1"
-  private_key_file = %q
-  known_hosts      = %q
-}
-variable "hosts" {
-  default = { %s }
-}
+	src := labBlock(lab) + `
 step "ssh.find_persistence" "sweep" {
   for_each = var.hosts
   port     = each.value
   mentions = ["oldmsp"]
 }
-`, lab.AdminKeyFile, lab.KnownHosts, strings.Join(list, ", "))
+`
 	if err := os.WriteFile(filepath.Join(rb, "main.sw.hcl"), []byte(src), 0o644); err != nil {
 		return err
 	}
