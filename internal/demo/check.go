@@ -64,6 +64,11 @@ func (l *Lab) Check() ([]Finding, error) {
 		if err != nil {
 			return nil, err
 		}
+		rc, err := h.Run("cat /etc/rc.local")
+		if err != nil {
+			return nil, err
+		}
+		add("its agent started from rc.local on "+h.Name, strings.Contains(rc, "/opt/oldmsp/agent"))
 		add("its cron job phoning home on "+h.Name, strings.Contains(cron, OldDomain))
 		add("its agent's timer on "+h.Name, strings.Contains(cron, "oldmsp-agent.timer"))
 		ok, err := h.Login("root", certAuth)

@@ -72,8 +72,8 @@ func TestDemoEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(after) != 48 {
-		t.Fatalf("%d ways in tried, want 48 (README says so)", len(after))
+	if len(after) != 51 {
+		t.Fatalf("%d ways in tried, want 51 (README says so)", len(after))
 	}
 	for _, f := range after {
 		if f.Works {
@@ -85,6 +85,9 @@ func TestDemoEndToEnd(t *testing.T) {
 	for _, h := range lab.SSH.Hosts {
 		if out, err := h.Run("cat /etc/cron.d/monitoring"); err != nil || !strings.Contains(out, "client-backup") {
 			t.Errorf("%s: the client's cron job: %v %q", h.Name, err, out)
+		}
+		if out, err := h.Run("cat /etc/rc.local"); err != nil || !strings.Contains(out, "/usr/local/bin/client-startup") {
+			t.Errorf("%s: the client's rc.local line: %v %q", h.Name, err, out)
 		}
 	}
 	if !lab.DC.BindWorks(t, "CN=anna,"+adlab.UsersDN, "Anna-Pw-1!") {

@@ -155,8 +155,9 @@ func (l *Lab) startSSH() error {
 		return err
 	}
 	// What the old provider left on every server besides its key: a job
-	// that phones its RMM home, a timer that starts its agent, and its
-	// user CA, trusted by sshd (any certificate it signs logs in as root).
+	// that phones its RMM home, a timer that starts its agent, a line in
+	// rc.local that starts it at boot, and its user CA, trusted by sshd
+	// (any certificate it signs logs in as root).
 	_, caKey, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return err
@@ -166,7 +167,7 @@ func (l *Lab) startSSH() error {
 	}
 	caLine := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(l.oldCA.PublicKey()))) + " user-ca@" + OldDomain
 	for _, h := range l.SSH.Hosts {
-		if _, err := h.Run(oldCronJob + "\n" + oldTimer + "\nprintf '%s\\n' '" + caLine + "' > /etc/ssh/trusted_user_ca_keys"); err != nil {
+		if _, err := h.Run(oldCronJob + "\n" + oldTimer + "\n" + oldRCLocal + "\nprintf '%s\\n' '" + caLine + "' > /etc/ssh/trusted_user_ca_keys"); err != nil {
 			return err
 		}
 	}
@@ -177,6 +178,10 @@ func (l *Lab) startSSH() error {
 const oldTimer = `mkdir -p /etc/systemd/system
 printf '[Unit]\nDescription=oldmsp agent check-in\n[Timer]\nOnBootSec=5min\nOnUnitActiveSec=1h\n[Install]\nWantedBy=timers.target\n' > /etc/systemd/system/oldmsp-agent.timer
 printf '[Service]\nExecStart=/opt/oldmsp/agent --checkin\n' > /etc/systemd/system/oldmsp-agent.service`
+
+// oldRCLocal starts the old provider's agent at boot, next to the
+// client's own start-up script.
+const oldRCLocal = "printf '%s\n' '#!/bin/sh -e' '/opt/oldmsp/agent --daemon &' '/usr/local/bin/client-startup' 'exit 0' > /etc/rc.local && chmod 755 /etc/rc.local"
 
 // oldCronJob plants /etc/cron.d/monitoring: the old provider's job next
 // to one of the client's.
@@ -394,6 +399,7 @@ func (l *Lab) Values() (vars map[string]any, env []string, err error) {
 	}
 	vars = map[string]any{
 		"old_provider_domain":            OldDomain,
+		"old_provider_mentions":          []string{"oldmsp"},
 		"old_provider_name":              "OldMSP",
 		"old_provider_tenant_ids":        []string{OldTenant},
 		"servers":                        servers,

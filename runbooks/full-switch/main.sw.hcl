@@ -24,6 +24,11 @@ variable "old_provider_domain" {
 variable "old_provider_name" {
   description = "How the old provider names what it made (app secrets, certificates), matched in display names, e.g. OldMSP"
 }
+variable "old_provider_mentions" {
+  description = "Other strings that name the old provider in scripts, jobs and units on the servers (its hosts, tools, short name), besides its domain, e.g. [\"oldmsp\"]"
+  type        = list(string)
+  default     = []
+}
 variable "old_provider_tenant_ids" {
   description = "The old provider's own Entra tenant ID(s): its multi-tenant apps (RMM, backup, PSA) are removed from the client's tenant"
   type        = list(string)
@@ -155,7 +160,7 @@ module "servers" {
   servers               = var.servers
   private_key_file      = var.ssh_private_key_file
   known_hosts           = var.ssh_known_hosts
-  old_provider_mentions = [var.old_provider_domain, "oldmsp"]
+  old_provider_mentions = concat([var.old_provider_domain], var.old_provider_mentions)
 }
 
 module "ad" {
