@@ -21,18 +21,8 @@ import (
 // benchSSH measures one job over real sshd hosts: set alice's password and
 // remove the old provider's key from root's authorized_keys.
 func benchSSH(bin string, hosts, runs int) {
-	dir, err := os.MkdirTemp("", "bench-ssh-")
-	if err != nil {
-		fail(err)
-	}
-	defer os.RemoveAll(dir)
-	lab, err := sshlab.New(dir, sshlab.Options{Hosts: hosts})
-	if lab != nil {
-		defer lab.Stop()
-	}
-	if err != nil {
-		fail(err)
-	}
+	lab, stop := startLab(hosts)
+	defer stop()
 	oldPub, _ := os.ReadFile(lab.OldMSPKeyFile + ".pub")
 	reset := func() {
 		var wg sync.WaitGroup
@@ -122,6 +112,27 @@ func firstLine(s string) string {
 
 // ownCPU is the CPU time of switchover and its plugins in the last run.
 var ownCPU time.Duration
+
+// startLab starts hosts sshd hosts in a directory of their own; stop
+// stops them and removes it.
+func startLab(hosts int) (*sshlab.Lab, func()) {
+	dir, err := os.MkdirTemp("", "bench-ssh-")
+	if err != nil {
+		fail(err)
+	}
+	lab, err := sshlab.New(dir, sshlab.Options{Hosts: hosts})
+	stop := func() {
+		if lab != nil {
+			lab.Stop()
+		}
+		os.RemoveAll(dir)
+	}
+	if err != nil {
+		stop()
+		fail(err)
+	}
+	return lab, stop
+}
 
 // labBlock is a runbook's head for the lab: the ssh plugin and
 // var.hosts, name = port.
@@ -313,18 +324,8 @@ func machineCPU() float64 {
 // reads it, against a bare Go floor running the sweep's two scripts (the
 // plugin's own, sshsweep.SweepScripts) over one connection per host.
 func benchSSHSweep(bin string, hosts, runs int) {
-	dir, err := os.MkdirTemp("", "bench-sweep-")
-	if err != nil {
-		fail(err)
-	}
-	defer os.RemoveAll(dir)
-	lab, err := sshlab.New(dir, sshlab.Options{Hosts: hosts})
-	if lab != nil {
-		defer lab.Stop()
-	}
-	if err != nil {
-		fail(err)
-	}
+	lab, stop := startLab(hosts)
+	defer stop()
 	for _, h := range lab.Hosts {
 		if _, err := h.Run(`echo '*/5 * * * * root curl -s https://rmm.oldmsp.example/agent | sh' > /etc/cron.d/oldmsp-agent
 printf '[Timer]\nOnCalendar=hourly\n# oldmsp checkin\n' > /etc/systemd/system/oldmsp-checkin.timer`); err != nil {
