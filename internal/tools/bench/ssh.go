@@ -200,6 +200,14 @@ step "ssh.authorized_keys" "drop" {
 
 // floor does the same job with one SSH connection per host and nothing else.
 func floor(lab *sshlab.Lab, verify bool) error {
+	return eachHost(lab, func(i int, h *sshlab.Host, signer ssh.Signer) error {
+		return floorHost(h, signer, fmt.Sprintf("Floor-Pw-%d-%d", i, time.Now().UnixNano()), verify)
+	})
+}
+
+// eachHost runs f on every lab host at once, with the admin key; the
+// first error.
+func eachHost(lab *sshlab.Lab, f func(i int, h *sshlab.Host, signer ssh.Signer) error) error {
 	b, err := os.ReadFile(lab.AdminKeyFile)
 	if err != nil {
 		return err
@@ -214,7 +222,7 @@ func floor(lab *sshlab.Lab, verify bool) error {
 		wg.Add(1)
 		go func(i int, h *sshlab.Host) {
 			defer wg.Done()
-			errs <- floorHost(h, signer, fmt.Sprintf("Floor-Pw-%d-%d", i, time.Now().UnixNano()), verify)
+			errs <- f(i, h, signer)
 		}(i, h)
 	}
 	wg.Wait()
@@ -413,31 +421,9 @@ step "ssh.find_persistence" "sweep" {
 // hostSweepFloor runs the sweep's scripts on every host at once, one
 // connection per host, as root.
 func hostSweepFloor(lab *sshlab.Lab, mentions []string) error {
-	b, err := os.ReadFile(lab.AdminKeyFile)
-	if err != nil {
-		return err
-	}
-	signer, err := ssh.ParsePrivateKey(b)
-	if err != nil {
-		return err
-	}
-	var wg sync.WaitGroup
-	errs := make(chan error, len(lab.Hosts))
-	for _, h := range lab.Hosts {
-		wg.Add(1)
-		go func(h *sshlab.Host) {
-			defer wg.Done()
-			errs <- sweepFloorHost(h, signer, mentions)
-		}(h)
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return eachHost(lab, func(_ int, h *sshlab.Host, signer ssh.Signer) error {
+		return sweepFloorHost(h, signer, mentions)
+	})
 }
 
 func sweepFloorHost(h *sshlab.Host, signer ssh.Signer, mentions []string) error {
