@@ -17,7 +17,7 @@ import (
 // re-executing it. The engine and the plugin host depend on none of them.
 func registerBuiltins() {
 	v := version.Version
-	pluginhost.RegisterBuiltin("core", func() sdk.Provider { return core.New(v) })
+	pluginhost.RegisterInProcess("core", func() sdk.Provider { return core.New(v) })
 	pluginhost.RegisterBuiltin("ssh", func() sdk.Provider { return sshplugin.New(v) })
 	pluginhost.RegisterBuiltin("ad", func() sdk.Provider { return adplugin.New(v) })
 	pluginhost.RegisterBuiltin("backup", func() sdk.Provider { return backupplugin.New(v) })

@@ -26,7 +26,7 @@ import (
 // this test binary as `switchover` in a subprocess, exactly as main does.
 func TestMain(m *testing.M) {
 	// The catalogue main registers (cmd/switchover/builtins.go).
-	pluginhost.RegisterBuiltin("core", func() sdk.Provider { return core.New("test") })
+	pluginhost.RegisterInProcess("core", func() sdk.Provider { return core.New("test") })
 	pluginhost.RegisterBuiltin("ssh", func() sdk.Provider { return sshplugin.New("test") })
 	pluginhost.RegisterBuiltin("ad", func() sdk.Provider { return adplugin.New("test") })
 	pluginhost.RegisterBuiltin("backup", func() sdk.Provider { return backupplugin.New("test") })

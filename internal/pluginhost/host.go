@@ -48,6 +48,20 @@ var Builtins = map[string]func() sdk.Provider{}
 // re-execute themselves as plugins).
 func RegisterBuiltin(name string, mk func() sdk.Provider) { Builtins[name] = mk }
 
+// inProcess are the built-ins that run inside switchover.
+var inProcess = map[string]bool{}
+
+// RegisterInProcess adds a built-in plugin that runs inside switchover
+// (see local): one that touches no system and holds no secret, as
+// Terraform's own builtin provider does. Every plugin that works on a
+// system runs in a process of its own: a crash, a hang or a compromised
+// library there is not switchover's, and a target's credentials live
+// only in the process that uses them.
+func RegisterInProcess(name string, mk func() sdk.Provider) {
+	RegisterBuiltin(name, mk)
+	inProcess[name] = true
+}
+
 // ServeBuiltinIfRequested serves a built-in plugin when args ask for one
 // (args[1] == ServeArg) and reports whether it did. main calls it first.
 func ServeBuiltinIfRequested(args []string) bool {
@@ -90,6 +104,11 @@ type Options struct {
 	// ConfigureTimeout bounds Configure calls, in which a plugin may wait
 	// for a person to sign in (default 15m, the life of a device code).
 	ConfigureTimeout time.Duration
+	// Isolate runs every built-in in a process of its own, those
+	// registered to run in process too (default: set when
+	// SWITCHOVER_PLUGIN_PROCESSES is "all"): for measuring the transport,
+	// and for a look at any plugin's process.
+	Isolate bool
 	// Notices receives the notices of plugins (sdk.Notify), a line each,
 	// as "PLUGIN: message"; nil drops them.
 	Notices io.Writer
@@ -122,6 +141,9 @@ func New(opts Options) *Host {
 		if d, err := time.ParseDuration(os.Getenv("SWITCHOVER_PLUGIN_START_TIMEOUT")); err == nil && d > 0 {
 			opts.StartTimeout = d
 		}
+	}
+	if os.Getenv("SWITCHOVER_PLUGIN_PROCESSES") == "all" {
+		opts.Isolate = true
 	}
 	if opts.CallTimeout == 0 {
 		opts.CallTimeout = 2 * time.Minute
@@ -259,6 +281,11 @@ func (h *Host) Start(name, key string) (*Instance, error) {
 	if err != nil {
 		return nil, err
 	}
+	if f.Builtin && inProcess[name] && !h.opts.Isolate {
+		in := &Instance{Name: name, Key: key, Found: f, remote: local{Builtins[name]()}, stderr: newTail(20), host: h}
+		h.live[key] = in
+		return in, nil
+	}
 	var cmd *exec.Cmd
 	if f.Builtin {
 		if h.opts.Exe == "" {
@@ -321,7 +348,9 @@ func (h *Host) Close() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for k, in := range h.live {
-		in.client.Kill()
+		if in.client != nil {
+			in.client.Kill()
+		}
 		delete(h.live, k)
 	}
 	if h.socketDir != "" {
@@ -333,7 +362,7 @@ func (h *Host) Close() {
 type Instance struct {
 	Name, Key string
 	Found     Found
-	client    *plugin.Client
+	client    *plugin.Client // nil: in process
 	remote    sdk.Provider
 	stderr    *tail
 	host      *Host
@@ -403,7 +432,7 @@ func (in *Instance) callError(ctx context.Context, call string, err error) error
 		return &CallError{Kind: CallCanceled, Msg: fmt.Sprintf("%s: %s cancelled", in.what(), call), Err: context.Cause(ctx)}
 	}
 	st, isStatus := status.FromError(err)
-	if isStatus && st.Code() == codes.Unavailable || in.client.Exited() {
+	if in.client != nil && (isStatus && st.Code() == codes.Unavailable || in.client.Exited()) {
 		// The process may still be on its way out; give it a moment so that
 		// its last words are in the tail.
 		for i := 0; i < 20 && !in.client.Exited(); i++ {

@@ -2,6 +2,7 @@ package pluginhost
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,7 +23,8 @@ import (
 const testPluginArg = "__test-plugin"
 
 func TestMain(m *testing.M) {
-	RegisterBuiltin("core", func() sdk.Provider { return core.New("test") })
+	RegisterInProcess("core", func() sdk.Provider { return core.New("test") })
+	RegisterInProcess("fragile", fragile)
 	if ServeBuiltinIfRequested(os.Args) {
 		return
 	}
@@ -94,13 +96,26 @@ func (r *recordEvents) Checkpoint(ctx context.Context, data []byte) error {
 }
 func (r *recordEvents) Log(msg string) { r.logs = append(r.logs, msg) }
 
-func TestBuiltinCoreAcrossProcessBoundary(t *testing.T) {
-	h := New(Options{})
-	defer h.Close()
-	in, err := h.Start("core", "core")
-	if err != nil {
-		t.Fatal(err)
+// Core runs inside switchover, and in a process of its own when every
+// plugin is isolated: the same calls give the same answers both ways.
+func TestBuiltinCoreInProcessAndAcrossProcessBoundary(t *testing.T) {
+	for _, isolate := range []bool{false, true} {
+		t.Run(fmt.Sprintf("isolate=%v", isolate), func(t *testing.T) {
+			h := New(Options{Isolate: isolate})
+			defer h.Close()
+			in, err := h.Start("core", "core")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (in.client != nil) != isolate {
+				t.Fatalf("core has a process: %v; isolated: %v", in.client != nil, isolate)
+			}
+			coreAnswers(t, in)
+		})
 	}
+}
+
+func coreAnswers(t *testing.T, in *Instance) {
 	s, err := in.Schema(context.Background())
 	if err != nil {
 		t.Fatal(err)
