@@ -60,6 +60,14 @@ type Log struct {
 	seq   int64
 	last  string // hash of the last line
 	actor string
+
+	written     int64  // the last line written (seq)
+	writtenHash string // and its hash
+	// A LinesJournal's lines wait in queue for the flush goroutine.
+	queue    []queuedLine
+	flushing bool
+	idle     sync.Cond // flushing ended
+	err      error     // a batch failed: the trail is stopped
 }
 
 var genesis = hex.EncodeToString(make([]byte, 32))
@@ -71,6 +79,7 @@ func New(j Journal, actor string) (*Log, error) {
 		return nil, err
 	}
 	l := &Log{j: j, last: genesis, actor: actor}
+	l.idle.L = &l.mu
 	for len(data) > 0 {
 		i := bytes.IndexByte(data, '\n')
 		if i < 0 {
@@ -84,6 +93,7 @@ func New(j Journal, actor string) (*Log, error) {
 		l.last = hashLine(line)
 		data = data[i+1:]
 	}
+	l.written, l.writtenHash = l.seq, l.last
 	return l, nil
 }
 
@@ -203,38 +213,123 @@ func hashLine(line []byte) string {
 
 // Append writes one entry. It is written to the file at once (a killed
 // process loses nothing); Sync makes it survive a power loss.
+//
+// A journal that takes several lines at once (LinesJournal: one INSERT
+// for a database) gets the lines of concurrent Appends together, in their
+// order, as a group commit does; each Append still returns only once its
+// line is written. A batch that cannot be written stops the trail: every
+// later Append fails with its error (the chain would have a hole).
 func (l *Log) Append(event Event, address string, fields map[string]any) error {
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	if l.err != nil {
+		l.mu.Unlock()
+		return l.err
+	}
 	e := Entry{Seq: l.seq + 1, Time: time.Now().UTC(), Event: string(event), Actor: l.actor, Address: address, Fields: fields, Prev: l.last}
 	b, err := json.Marshal(e)
 	if err != nil {
+		l.mu.Unlock()
 		return err
 	}
 	b = append(b, '\n')
-	if err := l.j.Append(b); err != nil {
-		return fmt.Errorf("writing the audit trail: %w", err)
+	lj, batched := l.j.(LinesJournal)
+	if !batched {
+		defer l.mu.Unlock()
+		if err := l.j.Append(b); err != nil {
+			return fmt.Errorf("writing the audit trail: %w", err)
+		}
+		l.seq, l.last = e.Seq, hashLine(b)
+		l.written, l.writtenHash = l.seq, l.last
+		return nil
 	}
+	done := make(chan error, 1)
 	l.seq, l.last = e.Seq, hashLine(b)
-	return nil
+	l.queue = append(l.queue, queuedLine{line: b, seq: e.Seq, hash: l.last, done: done})
+	if !l.flushing {
+		l.flushing = true
+		go l.flush(lj)
+	}
+	l.mu.Unlock()
+	return <-done
 }
 
-// Head returns the last seq and line hash.
+// LinesJournal is a Journal that appends several lines at once, in order,
+// all or none.
+type LinesJournal interface {
+	AppendLines(lines [][]byte) error
+}
+
+type queuedLine struct {
+	line []byte
+	seq  int64
+	hash string
+	done chan error
+}
+
+// flush writes what is queued, a batch at a time, until nothing is.
+func (l *Log) flush(lj LinesJournal) {
+	for {
+		l.mu.Lock()
+		batch, err := l.queue, l.err
+		l.queue = nil
+		if len(batch) == 0 {
+			l.flushing = false
+			l.idle.Broadcast()
+			l.mu.Unlock()
+			return
+		}
+		l.mu.Unlock()
+		if err == nil {
+			lines := make([][]byte, len(batch))
+			for i, q := range batch {
+				lines[i] = q.line
+			}
+			if err = lj.AppendLines(lines); err != nil {
+				err = fmt.Errorf("writing the audit trail: %w", err)
+			}
+		}
+		l.mu.Lock()
+		if err != nil && l.err == nil {
+			l.err = err
+		}
+		if err == nil {
+			last := batch[len(batch)-1]
+			l.written, l.writtenHash = last.seq, last.hash
+		}
+		l.mu.Unlock()
+		for _, q := range batch {
+			q.done <- err
+		}
+	}
+}
+
+// Head returns the seq and line hash of the last line written.
 func (l *Log) Head() (int64, string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.seq, l.last
+	return l.written, l.writtenHash
 }
 
-// Sync flushes the journal to disk.
+// Sync flushes the journal to disk, once no line is waiting to be written.
 func (l *Log) Sync() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	for l.flushing {
+		l.idle.Wait()
+	}
+	if l.err != nil {
+		return l.err
+	}
 	return l.j.Sync()
 }
 
 // Close syncs and closes.
 func (l *Log) Close() error {
+	l.mu.Lock()
+	for l.flushing {
+		l.idle.Wait()
+	}
+	l.mu.Unlock()
 	return l.j.Close()
 }
 

@@ -67,6 +67,28 @@ func (g guardedJournal) Append(line []byte) error {
 	return g.Journal.Append(line)
 }
 
+// guardedLines is a guardedJournal whose journal takes lines together.
+type guardedLines struct {
+	guardedJournal
+	lines audit.LinesJournal
+}
+
+func (g guardedLines) AppendLines(lines [][]byte) error {
+	if g.lost.Load() {
+		return ErrLockLost
+	}
+	return g.lines.AppendLines(lines)
+}
+
+// guard fences j's appends with the session's lock.
+func guard(j audit.Journal, lost *atomic.Bool) audit.Journal {
+	g := guardedJournal{Journal: j, lost: lost}
+	if lj, ok := j.(audit.LinesJournal); ok {
+		return guardedLines{g, lj}
+	}
+	return g
+}
+
 // Path returns the workspace directory of a runbook directory.
 func Path(runbookDir string) string { return filepath.Join(runbookDir, DirName) }
 
@@ -125,7 +147,7 @@ func (w *Workspace) Lock(op string) error {
 	j, err := w.backend.Journal()
 	var a *audit.Log
 	if err == nil {
-		a, err = audit.New(guardedJournal{Journal: j, lost: &w.lost}, Actor())
+		a, err = audit.New(guard(j, &w.lost), Actor())
 	}
 	if err != nil {
 		w.lock = nil

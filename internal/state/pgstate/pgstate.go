@@ -427,6 +427,12 @@ func (j journal) ReadAll() ([]byte, error) {
 }
 
 func (j journal) Append(line []byte) error {
+	return j.AppendLines([][]byte{line})
+}
+
+// AppendLines implements audit.LinesJournal: the lines of concurrent
+// Appends in one statement, in their order.
+func (j journal) AppendLines(lines [][]byte) error {
 	b := j.b
 	b.auditMu.Lock()
 	defer b.auditMu.Unlock()
@@ -449,12 +455,12 @@ func (j journal) Append(line []byte) error {
 		}
 		b.auditConn = conn
 	}
-	tag, err := b.auditConn.Exec(ctx, `INSERT INTO switchover_audit (workspace, line) SELECT $1, $2
-		WHERE $3 = '' OR EXISTS (SELECT 1 FROM switchover_locks WHERE workspace = $1 AND lock_id = $3)`, b.ws, line, b.heldID())
+	tag, err := b.auditConn.Exec(ctx, `INSERT INTO switchover_audit (workspace, line) SELECT $1, l FROM unnest($2::bytea[]) WITH ORDINALITY AS t(l, n)
+		WHERE $3 = '' OR EXISTS (SELECT 1 FROM switchover_locks WHERE workspace = $1 AND lock_id = $3) ORDER BY n`, b.ws, lines, b.heldID())
 	if err != nil {
 		return fmt.Errorf("writing the audit trail to PostgreSQL: %v", plainError(err))
 	}
-	if tag.RowsAffected() != 1 {
+	if tag.RowsAffected() != int64(len(lines)) {
 		return errLockTaken
 	}
 	return nil

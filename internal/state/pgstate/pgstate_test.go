@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
+	"github.com/switchover/switchover/internal/audit"
 	"github.com/switchover/switchover/internal/state"
 	"github.com/switchover/switchover/internal/testing/pglab"
 )
@@ -189,4 +191,75 @@ func TestForceUnlockEndsTheHoldersSession(t *testing.T) {
 	if recs, _ := b.Records(); len(recs) != 0 {
 		t.Fatalf("%d records landed", len(recs))
 	}
+}
+
+// The audit lines of parallel steps go to the database together, in the
+// order of the chain: 200 lines from 20 goroutines verify as one trail
+// from another connection, in fewer statements than lines.
+func TestParallelAuditLinesShareStatements(t *testing.T) {
+	u := database(t)
+	a, err := Open(context.Background(), u, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if err := a.Lock(state.NewLockInfo("apply")); err != nil {
+		t.Fatal(err)
+	}
+	j, err := a.Journal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted := &countingJournal{Journal: j, lines: j.(audit.LinesJournal)}
+	l, err := audit.New(counted, "tester@host")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for w := 0; w < 20; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 10; i++ {
+				if err := l.Append("step_done", fmt.Sprintf("step.s[%d]", w), map[string]any{"i": i}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := l.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	seq, head := l.Head()
+	b, err := Open(context.Background(), u, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	jb, _ := b.Journal()
+	data, err := jb.ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if entries, problems := audit.Verify(data, seq, head); len(entries) != 200 || len(problems) != 0 {
+		t.Fatalf("%d entries, problems %v", len(entries), problems)
+	}
+	if n := counted.statements.Load(); n >= 200 {
+		t.Fatalf("200 lines took %d statements", n)
+	} else {
+		t.Logf("200 lines in %d statements", n)
+	}
+}
+
+type countingJournal struct {
+	audit.Journal
+	lines      audit.LinesJournal
+	statements atomic.Int64
+}
+
+func (c *countingJournal) AppendLines(lines [][]byte) error {
+	c.statements.Add(1)
+	return c.lines.AppendLines(lines)
 }
