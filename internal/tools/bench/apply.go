@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -46,6 +47,26 @@ func benchApplyPG(bin, dir, varFile string, n, runs int) time.Duration {
 	return best
 }
 
+// benchApplyIsolated: the same apply with the core plugin in a process of
+// its own (as every plugin that works on a system runs), over gRPC; the
+// best apply phase.
+func benchApplyIsolated(bin, dir, varFile string, n, runs int) time.Duration {
+	os.Setenv("SWITCHOVER_PLUGIN_PROCESSES", "all")
+	defer os.Unsetenv("SWITCHOVER_PLUGIN_PROCESSES")
+	var best time.Duration
+	for r := 0; r < runs; r++ {
+		os.RemoveAll(filepath.Join(dir, ".switchover"))
+		_, phase, _, last := applyRun(bin, dir, varFile, 0)
+		if last.Done != n {
+			fail(fmt.Errorf("apply with the plugin in a process did %d of %d", last.Done, n))
+		}
+		if best == 0 || phase < best {
+			best = phase
+		}
+	}
+	return best
+}
+
 type event struct {
 	Type    string  `json:"type"`
 	Elapsed float64 `json:"elapsed_seconds"`
@@ -69,9 +90,22 @@ func applyRun(bin, dir, varFile string, killAt int) (wall, phase, firstNew time.
 	sc := bufio.NewScanner(stdout)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	done := 0
+	// The type is looked for, not parsed, but in the last event: the
+	// measuring process takes next to no CPU from the measured one.
+	started, isDone, finished := []byte(`"type":"started"`), []byte(`"type":"done"`), []byte(`"type":"apply_finished"`)
 	for sc.Scan() {
+		line := sc.Bytes()
 		var ev event
-		if json.Unmarshal(sc.Bytes(), &ev) != nil {
+		switch {
+		case bytes.Contains(line, started):
+			ev.Type = "started"
+		case bytes.Contains(line, isDone):
+			ev.Type = "done"
+		case bytes.Contains(line, finished):
+			if json.Unmarshal(line, &ev) != nil {
+				continue
+			}
+		default:
 			continue
 		}
 		if (ev.Type == "started" || ev.Type == "done") && firstNew == 0 {
@@ -132,7 +166,10 @@ func benchApply(bin, dir, varFile string, n, runs int) {
 		}
 	}
 	row("floor: bare Go, the same 3 records, fsync, group commit", floor, n)
-	fmt.Printf("%-44s %9.2fx\n", "apply phase / floor", bestPhase.Seconds()/floor.Seconds())
+	fmt.Printf("%-44s %9.2fx (goal: within 2x)\n", "apply phase / floor", bestPhase.Seconds()/floor.Seconds())
+	isolated := benchApplyIsolated(bin, dir, varFile, n, runs)
+	row("  apply phase, core in a plugin process (gRPC)", isolated, n)
+	fmt.Printf("%-44s %9.2fx (the process boundary: %.0f µs per instance)\n", "  plugin process / floor", isolated.Seconds()/floor.Seconds(), (isolated-bestPhase).Seconds()*1e6/float64(n))
 
 	os.RemoveAll(filepath.Join(dir, ".switchover"))
 	killWall, _, _, _ := applyRun(bin, dir, varFile, n/2)
@@ -144,13 +181,13 @@ func benchApply(bin, dir, varFile string, n, runs int) {
 	row("resume: until the first step of the rest", firstNew, 0)
 	row(fmt.Sprintf("resume: whole command (%d left, %d done before)", last.Done, last.Already), wall, last.Done)
 	row("  of which the apply phase", phase, last.Done)
-	applyScale(bin, dir)
+	applyScale(bin, dir, runs)
 }
 
 // applyScale: the apply phase and the floor from 1,000 to 50,000
-// instances (one run each): the cost per instance stays flat when the
-// apply is linear.
-func applyScale(bin, dir string) {
+// instances (the best of runs each, taken in turns): the cost per
+// instance stays flat when the apply is linear.
+func applyScale(bin, dir string, runs int) {
 	fmt.Printf("\n%-12s %12s %16s %12s %16s %8s\n", "instances", "apply (s)", "per instance", "floor (s)", "per instance", "ratio")
 	for _, n := range []int{1000, 10000, 50000} {
 		varFile := filepath.Join(dir, fmt.Sprintf("keys-%d.json", n))
@@ -162,12 +199,21 @@ func applyScale(bin, dir string) {
 		if err := os.WriteFile(varFile, b, 0o644); err != nil {
 			fail(err)
 		}
-		os.RemoveAll(filepath.Join(dir, ".switchover"))
-		_, phase, _, last := applyRun(bin, dir, varFile, 0)
-		if last.Done != n {
-			fail(fmt.Errorf("apply did %d of %d", last.Done, n))
+		var phase, floor time.Duration
+		for r := 0; r < runs; r++ {
+			os.RemoveAll(filepath.Join(dir, ".switchover"))
+			_, p, _, last := applyRun(bin, dir, varFile, 0)
+			if last.Done != n {
+				fail(fmt.Errorf("apply did %d of %d", last.Done, n))
+			}
+			f := applyFloor(dir, n)
+			if r == 0 || p < phase {
+				phase = p
+			}
+			if r == 0 || f < floor {
+				floor = f
+			}
 		}
-		floor := applyFloor(dir, n)
 		fmt.Printf("%-12d %12.2f %13.3f ms %12.2f %13.3f ms %7.2fx\n", n, phase.Seconds(), phase.Seconds()*1000/float64(n),
 			floor.Seconds(), floor.Seconds()*1000/float64(n), phase.Seconds()/floor.Seconds())
 	}
