@@ -56,7 +56,9 @@ var inProcess = map[string]bool{}
 // Terraform's own builtin provider does. Every plugin that works on a
 // system runs in a process of its own: a crash, a hang or a compromised
 // library there is not switchover's, and a target's credentials live
-// only in the process that uses them.
+// only in the process that uses them. A plugin run in process sends no
+// notices (sdk.Notify writes to a plugin process's stderr, which the host
+// reads).
 func RegisterInProcess(name string, mk func() sdk.Provider) {
 	RegisterBuiltin(name, mk)
 	inProcess[name] = true
