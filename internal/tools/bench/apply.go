@@ -36,7 +36,7 @@ func benchApplyPG(bin, dir, varFile string, n, runs int) time.Duration {
 		pdir := filepath.Join(dir, fmt.Sprintf("pg%d", r))
 		os.MkdirAll(pdir, 0o755)
 		os.WriteFile(filepath.Join(pdir, "main.sw.hcl"), append(src, []byte("backend \"pg\" {\n  workspace = \"bench\"\n}\n")...), 0o644)
-		_, phase, _, last := applyRun(bin, pdir, varFile, 0)
+		_, phase, last := applyTimed(bin, pdir, varFile)
 		if last.Done != n {
 			fail(fmt.Errorf("apply with pg did %d of %d", last.Done, n))
 		}
@@ -56,7 +56,7 @@ func benchApplyIsolated(bin, dir, varFile string, n, runs int) time.Duration {
 	var best time.Duration
 	for r := 0; r < runs; r++ {
 		os.RemoveAll(filepath.Join(dir, ".switchover"))
-		_, phase, _, last := applyRun(bin, dir, varFile, 0)
+		_, phase, last := applyTimed(bin, dir, varFile)
 		if last.Done != n {
 			fail(fmt.Errorf("apply with the plugin in a process did %d of %d", last.Done, n))
 		}
@@ -74,10 +74,41 @@ type event struct {
 	Already int     `json:"already_done"`
 }
 
-// applyRun runs `switchover apply -json` and reads its events. killAt > 0
-// kills it with SIGKILL once that many instances are done. It returns the
-// wall time, the apply phase (from the final event), the time from the
-// start until the first event of a step that runs now, and the final event.
+// applyTimed runs `switchover apply -json` with its events going to a
+// file, read once it has ended: nothing but switchover runs while it is
+// measured (a reader of a pipe would take CPU from it at every line). It
+// returns the wall time, the apply phase and the final event.
+func applyTimed(bin, dir, varFile string) (wall, phase time.Duration, last event) {
+	os.RemoveAll(filepath.Join(dir, ".switchover", "lock.json"))
+	out, err := os.CreateTemp("", "switchover-bench-*.jsonl")
+	if err != nil {
+		fail(err)
+	}
+	defer os.Remove(out.Name())
+	defer out.Close()
+	cmd := exec.Command(bin, "apply", "-auto-approve", "-json", "-var-file", varFile, dir)
+	cmd.Stdout, cmd.Stderr = out, os.Stderr
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		fail(fmt.Errorf("apply: %v", err))
+	}
+	wall = time.Since(start)
+	b, err := os.ReadFile(out.Name())
+	if err != nil {
+		fail(err)
+	}
+	b = bytes.TrimRight(b, "\n")
+	if err := json.Unmarshal(b[bytes.LastIndexByte(b, '\n')+1:], &last); err != nil || last.Type != "apply_finished" {
+		fail(fmt.Errorf("apply: no final event (%v)", err))
+	}
+	return wall, time.Duration(last.Elapsed * float64(time.Second)), last
+}
+
+// applyRun runs `switchover apply -json` and reads its events as they
+// come. killAt > 0 kills it with SIGKILL once that many instances are
+// done. It returns the wall time, the apply phase (from the final event),
+// the time from the start until the first event of a step that runs now,
+// and the final event.
 func applyRun(bin, dir, varFile string, killAt int) (wall, phase, firstNew time.Duration, last event) {
 	os.RemoveAll(filepath.Join(dir, ".switchover", "lock.json"))
 	cmd := exec.Command(bin, "apply", "-auto-approve", "-json", "-var-file", varFile, dir)
@@ -146,7 +177,7 @@ func benchApply(bin, dir, varFile string, n, runs int) {
 	var bestWall, bestPhase time.Duration
 	for r := 0; r < runs; r++ {
 		os.RemoveAll(filepath.Join(dir, ".switchover"))
-		wall, phase, _, last := applyRun(bin, dir, varFile, 0)
+		wall, phase, last := applyTimed(bin, dir, varFile)
 		if last.Done != n {
 			fail(fmt.Errorf("apply did %d of %d", last.Done, n))
 		}
@@ -202,7 +233,7 @@ func applyScale(bin, dir string, runs int) {
 		var phase, floor time.Duration
 		for r := 0; r < runs; r++ {
 			os.RemoveAll(filepath.Join(dir, ".switchover"))
-			_, p, _, last := applyRun(bin, dir, varFile, 0)
+			_, p, last := applyTimed(bin, dir, varFile)
 			if last.Done != n {
 				fail(fmt.Errorf("apply did %d of %d", last.Done, n))
 			}
