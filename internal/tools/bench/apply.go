@@ -36,13 +36,8 @@ func benchApplyPG(bin, dir, varFile string, n, runs int) time.Duration {
 		pdir := filepath.Join(dir, fmt.Sprintf("pg%d", r))
 		os.MkdirAll(pdir, 0o755)
 		os.WriteFile(filepath.Join(pdir, "main.sw.hcl"), append(src, []byte("backend \"pg\" {\n  workspace = \"bench\"\n}\n")...), 0o644)
-		_, phase, last := applyTimed(bin, pdir, varFile)
-		if last.Done != n {
-			fail(fmt.Errorf("apply with pg did %d of %d", last.Done, n))
-		}
-		if best == 0 || phase < best {
-			best = phase
-		}
+		_, phase := applyFresh(bin, pdir, varFile, n, "apply with pg")
+		least(&best, phase)
 	}
 	return best
 }
@@ -55,16 +50,28 @@ func benchApplyIsolated(bin, dir, varFile string, n, runs int) time.Duration {
 	defer os.Unsetenv("SWITCHOVER_PLUGIN_PROCESSES")
 	var best time.Duration
 	for r := 0; r < runs; r++ {
-		os.RemoveAll(filepath.Join(dir, ".switchover"))
-		_, phase, last := applyTimed(bin, dir, varFile)
-		if last.Done != n {
-			fail(fmt.Errorf("apply with the plugin in a process did %d of %d", last.Done, n))
-		}
-		if best == 0 || phase < best {
-			best = phase
-		}
+		_, phase := applyFresh(bin, dir, varFile, n, "apply with the plugin in a process")
+		least(&best, phase)
 	}
 	return best
+}
+
+// applyFresh is applyTimed on a new workspace, which must do all n
+// instances.
+func applyFresh(bin, dir, varFile string, n int, what string) (wall, phase time.Duration) {
+	os.RemoveAll(filepath.Join(dir, ".switchover"))
+	wall, phase, last := applyTimed(bin, dir, varFile)
+	if last.Done != n {
+		fail(fmt.Errorf("%s did %d of %d", what, last.Done, n))
+	}
+	return wall, phase
+}
+
+// least keeps the shortest duration in *best (zero: none yet).
+func least(best *time.Duration, d time.Duration) {
+	if *best == 0 || d < *best {
+		*best = d
+	}
 }
 
 type event struct {
@@ -176,11 +183,7 @@ func benchApply(bin, dir, varFile string, n, runs int) {
 	}
 	var bestWall, bestPhase time.Duration
 	for r := 0; r < runs; r++ {
-		os.RemoveAll(filepath.Join(dir, ".switchover"))
-		wall, phase, last := applyTimed(bin, dir, varFile)
-		if last.Done != n {
-			fail(fmt.Errorf("apply did %d of %d", last.Done, n))
-		}
+		wall, phase := applyFresh(bin, dir, varFile, n, "apply")
 		if bestWall == 0 || wall < bestWall {
 			bestWall, bestPhase = wall, phase
 		}
@@ -192,9 +195,7 @@ func benchApply(bin, dir, varFile string, n, runs int) {
 	fmt.Printf("%-44s %9.2fx (goal: within 2x)\n", "  pg backend / file backend", pgPhase.Seconds()/bestPhase.Seconds())
 	var floor time.Duration
 	for r := 0; r < runs; r++ {
-		if d := applyFloor(dir, n); floor == 0 || d < floor {
-			floor = d
-		}
+		least(&floor, applyFloor(dir, n))
 	}
 	row("floor: bare Go, the same 3 records, fsync, group commit", floor, n)
 	fmt.Printf("%-44s %9.2fx (goal: within 2x)\n", "apply phase / floor", bestPhase.Seconds()/floor.Seconds())
@@ -232,18 +233,9 @@ func applyScale(bin, dir string, runs int) {
 		}
 		var phase, floor time.Duration
 		for r := 0; r < runs; r++ {
-			os.RemoveAll(filepath.Join(dir, ".switchover"))
-			_, p, last := applyTimed(bin, dir, varFile)
-			if last.Done != n {
-				fail(fmt.Errorf("apply did %d of %d", last.Done, n))
-			}
-			f := applyFloor(dir, n)
-			if r == 0 || p < phase {
-				phase = p
-			}
-			if r == 0 || f < floor {
-				floor = f
-			}
+			_, p := applyFresh(bin, dir, varFile, n, "apply")
+			least(&phase, p)
+			least(&floor, applyFloor(dir, n))
 		}
 		fmt.Printf("%-12d %12.2f %13.3f ms %12.2f %13.3f ms %7.2fx\n", n, phase.Seconds(), phase.Seconds()*1000/float64(n),
 			floor.Seconds(), floor.Seconds()*1000/float64(n), phase.Seconds()/floor.Seconds())
